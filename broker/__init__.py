@@ -1,0 +1,4 @@
+"""The live broker: queues, claims, chat relay, persistence.
+
+Uses :mod:`routing`, never the reverse.
+"""

@@ -1,0 +1,29 @@
+"""Defaults in one place (after arq's ``constants.py``): every tunable has its name here."""
+
+from __future__ import annotations
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///homework-help.db"
+DEFAULT_REDIS_PREFIX = "hh"
+
+# Queue behaviour
+GRACE_SECONDS = 120.0  # a dropped student keeps their place, a lost tutor keeps the session
+PRIORITY_HEAD_START_S = 120.0  # one priority step counts as having waited this much longer
+DEFAULT_TUTOR_CAPACITY = 2  # concurrent sessions per tutor unless the vendor says otherwise
+ETA_WINDOW_S = 900.0  # accept rate is measured over this trailing window
+ETA_FALLBACK_S = 120.0  # estimated handling time per request when there is no history
+
+# Chat
+CHAT_MAX_CHARS = 2000
+CHAT_RATE_MESSAGES = 10  # messages per sender ...
+CHAT_RATE_WINDOW_S = 10.0  # ... per this many seconds
+TOPIC_MAX_CHARS = 200
+STAFF_PUSH_INTERVAL_S = 1.0
+
+# Retention
+MESSAGE_RETENTION_DAYS = 0  # 0 = message bodies are relayed, never stored
+METADATA_RETENTION_DAYS = 3 * 365  # three school years
+
+# Payloads
+MAX_EVENT_BYTES = 16 * 1024

@@ -1,0 +1,119 @@
+"""Typed settings read once from the environment (see the README's configuration table)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from broker import constants as C
+from broker.errors import ConfigError
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs platforms hand out (``postgres://``) and pick the async drivers."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        url = "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = C.DEFAULT_HOST
+    port: int = C.DEFAULT_PORT
+    database_url: str = C.DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    redis_prefix: str = C.DEFAULT_REDIS_PREFIX
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    pseudonym_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    catalog_path: Path | None = None  # None: the shipped district catalog
+    demo: bool = False
+    log_level: str = "INFO"
+    grace_seconds: float = C.GRACE_SECONDS
+    chat_max_chars: int = C.CHAT_MAX_CHARS
+    chat_rate_messages: int = C.CHAT_RATE_MESSAGES
+    chat_rate_window_s: float = C.CHAT_RATE_WINDOW_S
+    message_retention_days: int = C.MESSAGE_RETENTION_DAYS
+    metadata_retention_days: int = C.METADATA_RETENTION_DAYS
+    frame_ancestors: str = "'self' https://*.schoology.com"
+    lti_platforms: str | None = None  # JSON text or a path to a JSON file
+    public_url: str | None = None  # e.g. https://help.example.org, for LTI configuration
+    show_first_name_to_tutors: bool = False
+
+    @property
+    def uses_redis(self) -> bool:
+        return bool(self.redis_url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        catalog = env.get("HH_CATALOG")
+        secret = env.get("HH_SECRET_KEY") or defaults.secret_key
+        return cls(
+            host=env.get("HH_HOST", C.DEFAULT_HOST),
+            port=_int(env, "PORT", C.DEFAULT_PORT),
+            database_url=normalise_database_url(env.get("DATABASE_URL") or C.DEFAULT_DATABASE_URL),
+            redis_url=env.get("REDIS_URL") or None,
+            redis_prefix=env.get("HH_REDIS_PREFIX", C.DEFAULT_REDIS_PREFIX),
+            secret_key=secret,
+            pseudonym_secret=env.get("HH_PSEUDONYM_SECRET") or secret,
+            catalog_path=Path(catalog) if catalog else None,
+            demo=_bool(env, "HH_DEMO", False),
+            log_level=env.get("HH_LOG_LEVEL", "INFO").upper(),
+            grace_seconds=_float(env, "HH_GRACE_SECONDS", C.GRACE_SECONDS),
+            chat_max_chars=_int(env, "HH_CHAT_MAX_CHARS", C.CHAT_MAX_CHARS),
+            chat_rate_messages=_int(env, "HH_CHAT_RATE_MESSAGES", C.CHAT_RATE_MESSAGES),
+            chat_rate_window_s=_float(env, "HH_CHAT_RATE_WINDOW_S", C.CHAT_RATE_WINDOW_S),
+            message_retention_days=_int(
+                env, "HH_MESSAGE_RETENTION_DAYS", C.MESSAGE_RETENTION_DAYS
+            ),
+            metadata_retention_days=_int(
+                env, "HH_METADATA_RETENTION_DAYS", C.METADATA_RETENTION_DAYS
+            ),
+            frame_ancestors=env.get("HH_FRAME_ANCESTORS", defaults.frame_ancestors),
+            lti_platforms=env.get("HH_LTI_PLATFORMS") or None,
+            public_url=env.get("HH_PUBLIC_URL") or None,
+            show_first_name_to_tutors=_bool(env, "HH_SHOW_FIRST_NAME", False),
+        )

@@ -1,0 +1,78 @@
+"""Signed, expiring identity tokens for socket.io connections and cookies.
+
+A token is ``base64url(json payload) . base64url(HMAC-SHA256)`` keyed with the district's
+secret. It proves who the caller is and in which role; it carries no personal data beyond
+the ids the broker already uses (pseudonym, tutor id). Verification is constant-time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from broker.errors import Unauthenticated
+
+ROLES = frozenset({"student", "tutor", "staff", "teacher"})
+DEFAULT_TTL_S = 12 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is on the other end of a connection.
+
+    ``subject`` is the student's pseudonym, a tutor's or staff member's account id.
+    ``claims`` holds role-specific facts (a student's school, grade and locale; a tutor's
+    vendor and languages; a staff member's scope).
+    """
+
+    role: str
+    subject: str
+    claims: dict[str, Any] = field(default_factory=dict)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret: str, body: str) -> str:
+    return _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
+
+
+def issue(secret: str, identity: Identity, ttl_s: float = DEFAULT_TTL_S) -> str:
+    payload = {
+        "r": identity.role,
+        "s": identity.subject,
+        "c": identity.claims,
+        "exp": int(time.time() + ttl_s),
+    }
+    body = _b64(orjson.dumps(payload))
+    return f"{body}.{_mac(secret, body)}"
+
+
+def verify(secret: str, token: object) -> Identity:
+    """Return the identity in a valid, unexpired token; raise :class:`Unauthenticated`."""
+    if not isinstance(token, str) or token.count(".") != 1 or len(token) > 8192:
+        raise Unauthenticated("missing or malformed token")
+    body, mac = token.split(".")
+    if not hmac.compare_digest(mac, _mac(secret, body)):
+        raise Unauthenticated("bad token signature")
+    try:
+        payload = orjson.loads(_unb64(body))
+        role, subject, claims, exp = payload["r"], payload["s"], payload["c"], payload["exp"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Unauthenticated("malformed token") from exc
+    if not isinstance(exp, int) or exp < time.time():
+        raise Unauthenticated("token expired")
+    if role not in ROLES or not isinstance(subject, str) or not isinstance(claims, dict):
+        raise Unauthenticated("malformed token")
+    return Identity(role=role, subject=subject, claims=claims)

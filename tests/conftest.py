@@ -1,0 +1,70 @@
+"""Shared fixtures: a fresh database per test over SQLite and PostgreSQL, a Redis key prefix.
+
+Modelled on encode/databases' tests: fixtures are parametrised over backends so one suite
+asserts identical behaviour on each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import PG_ADMIN_URL, REDIS_URL, asyncpg_dsn, need, unique
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'hh.db'}"
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A throw-away PostgreSQL database, created for this test and dropped after it."""
+    need(PG_ADMIN_URL, 5432, "PostgreSQL")
+    import asyncpg
+
+    name = unique("hh_test")
+    admin = await asyncpg.connect(asyncpg_dsn(PG_ADMIN_URL))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = asyncpg_dsn(PG_ADMIN_URL).rsplit("/", 1)[0]
+    yield f"postgresql+asyncpg://{base.split('://', 1)[1]}/{name}"
+    admin = await asyncpg.connect(asyncpg_dsn(PG_ADMIN_URL))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    need(REDIS_URL, 6379, "Redis")
+    yield REDIS_URL
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix unique to this test; its keys are deleted afterwards."""
+    import redis.asyncio as aioredis
+
+    prefix = unique("hhtest")
+    yield prefix
+    client = aioredis.from_url(redis_url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

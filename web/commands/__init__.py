@@ -1,0 +1,1 @@
+"""Subcommands of ``homework-help``; see :mod:`web.cli`."""
