@@ -38,11 +38,11 @@ def estimate_wait_s(
     """Seconds until the student at 1-based ``position`` is likely to be accepted.
 
     ``0`` for a position of 0 or less (not waiting); ``None`` when nothing moves the queue
-    (no recent accepts and no tutor available). Negative or non-finite inputs count as 0.
+    (no recent accepts and no tutor available). Negative or NaN inputs count as 0.
     """
     if position <= 0:
         return 0
-    rate = accepts_per_s if math.isfinite(accepts_per_s) and accepts_per_s > 0 else 0.0
+    rate = accepts_per_s if accepts_per_s > 0 else 0.0  # also NaN -> 0.0
     if tutors_available > 0 and fallback_handle_s > 0:
         rate = max(rate, tutors_available / fallback_handle_s)
     if rate <= 0:

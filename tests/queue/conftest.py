@@ -1,0 +1,99 @@
+"""The queue suite runs once per backend with identical assertions.
+
+``queue`` is one backend; ``queues`` is several handles on the same shared state (for
+Redis: separate ``RedisQueue`` instances with their own connection pools, as several
+broker processes would have; in-process there is only ever one); ``lose_state`` returns a
+handle on the state after a crash (a fresh process, or a Redis that lost its keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from broker.queue.base import QueueBackend, QueuedRequest, queue_key
+from broker.queue.memory import MemoryQueue
+
+HANDLES = 5
+
+
+def req(
+    request_id: str,
+    enqueued_at: float,
+    priority: int = 0,
+    *,
+    vendor: str = "acme",
+    language: str = "en",
+    subject: str = "math",
+    topic: str = "",
+) -> QueuedRequest:
+    """A queued request with plausible fields; only id, time, priority and queue vary."""
+    return QueuedRequest(
+        id=request_id,
+        queue=queue_key(vendor, language),
+        vendor=vendor,
+        language=language,
+        subject=subject,
+        grade_band="6-8",
+        school_kind="middle",
+        student=f"stu-{request_id}",
+        enqueued_at=enqueued_at,
+        priority=priority,
+        topic=topic,
+    )
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> tuple[str, str, str]:
+    """``(kind, redis url, key prefix)``; a sync fixture so that it may pull the async
+    Redis fixtures with ``getfixturevalue`` (which cannot run inside a running loop)."""
+    if request.param == "memory":
+        return ("memory", "", "")
+    url = str(request.getfixturevalue("redis_url"))
+    prefix = str(request.getfixturevalue("redis_prefix"))
+    return ("redis", url, prefix)
+
+
+@pytest.fixture
+async def queues(backend: tuple[str, str, str]) -> AsyncIterator[list[QueueBackend]]:
+    kind, url, prefix = backend
+    if kind == "memory":
+        memory = MemoryQueue()
+        await memory.start()
+        yield [memory] * HANDLES
+        await memory.close()
+        return
+    from broker.queue.redis_backend import RedisQueue
+
+    handles: list[QueueBackend] = [RedisQueue(url, prefix) for _ in range(HANDLES)]
+    for handle in handles:
+        await handle.start()
+    yield handles
+    for handle in handles:
+        await handle.close()
+
+
+@pytest.fixture
+async def queue(queues: list[QueueBackend]) -> QueueBackend:
+    return queues[0]
+
+
+@pytest.fixture
+async def lose_state(
+    backend: tuple[str, str, str], queue: QueueBackend
+) -> Callable[[], Awaitable[QueueBackend]]:
+    """Simulate losing the queue state: a new process (memory) or FLUSH of the prefix (Redis)."""
+    kind, _, prefix = backend
+
+    async def lose() -> QueueBackend:
+        if kind == "memory":
+            return MemoryQueue()
+        from broker.queue.redis_backend import RedisQueue
+
+        assert isinstance(queue, RedisQueue)
+        client = queue._redis  # as FLUSHALL would, but only this test's keys
+        await client.delete(*[k async for k in client.scan_iter(match=f"{prefix}*")])
+        return queue
+
+    return lose
