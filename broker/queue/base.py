@@ -68,7 +68,11 @@ class QueueBackend(abc.ABC):
 
     @abc.abstractmethod
     async def enqueue(self, request: QueuedRequest) -> int:
-        """Add a request; return its 1-based position in its queue. Idempotent per id."""
+        """Add a request; return its 1-based position in its queue.
+
+        Idempotent per id: an id already queued keeps its place and its stored fields, and
+        the call returns its current position.
+        """
 
     @abc.abstractmethod
     async def remove(self, request_id: str) -> QueuedRequest | None:
@@ -93,7 +97,11 @@ class QueueBackend(abc.ABC):
 
     @abc.abstractmethod
     async def requeue(self, request: QueuedRequest) -> int:
-        """Put a request back with its original ``enqueued_at``; return its position."""
+        """Put a request back with its original ``enqueued_at``; return its position.
+
+        Its score is computed from ``enqueued_at`` and ``priority`` as on enqueue, so it goes
+        back to the place it had (ahead of everything enqueued after it). Idempotent per id.
+        """
 
     @abc.abstractmethod
     async def get(self, request_id: str) -> QueuedRequest | None:
