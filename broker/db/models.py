@@ -1,0 +1,198 @@
+"""The broker's tables: SQLAlchemy 2 declarative models on one :data:`metadata`.
+
+The schema is owned by Alembic (``broker/migrations``); these models are its mirror and a
+test asserts the initial migration and the models do not differ. Constraint names follow
+:data:`NAMING_CONVENTION` so later migrations can refer to them on both databases.
+
+Defaults are given twice on purpose: ``default=`` for the ORM and ``server_default=`` so
+bulk inserts that skip a column (COPY, raw SQL) get the same value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    false,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from broker.db.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+EMPTY = text("''")
+ZERO = text("0")
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class SchoolRow(Base):
+    """A school of the directory (from ``schools.csv`` or a OneRoster bundle)."""
+
+    __tablename__ = "schools"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str] = mapped_column(String(16))
+    low_grade: Mapped[int] = mapped_column(SmallInteger)
+    high_grade: Mapped[int] = mapped_column(SmallInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+
+
+class StudentRow(Base):
+    """A rostered student; ``groups`` is a comma-separated subset of SWD,EL,RFEP."""
+
+    __tablename__ = "students"
+
+    sis_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    school_id: Mapped[str] = mapped_column(String(64), ForeignKey("schools.id"), index=True)
+    grade: Mapped[int] = mapped_column(SmallInteger)
+    groups: Mapped[str] = mapped_column(String(32), default="", server_default=EMPTY)
+    given_name: Mapped[str] = mapped_column(String(100), default="", server_default=EMPTY)
+    family_name: Mapped[str] = mapped_column(String(100), default="", server_default=EMPTY)
+
+
+class HelpRequestRow(Base):
+    """One help request through its lifecycle (requested, unmet | queued, accepted, ...).
+
+    ``student`` is a pseudonym; ``school_id`` has no foreign key because a request may name
+    a school the directory does not know (that is itself unmet-demand information).
+    """
+
+    __tablename__ = "help_requests"
+    __table_args__ = (Index("ix_help_requests_status_queued_at", "status", "queued_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    student: Mapped[str] = mapped_column(String(64), index=True)
+    school_id: Mapped[str | None] = mapped_column(String(64))
+    school_kind: Mapped[str | None] = mapped_column(String(32))
+    grade: Mapped[int | None] = mapped_column(SmallInteger)
+    groups: Mapped[str] = mapped_column(String(32), default="", server_default=EMPTY)
+    language: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(64))
+    vendor: Mapped[str | None] = mapped_column(String(32))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    overflow: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    first_choice_unmet: Mapped[str | None] = mapped_column(String(40))
+    unmet_reason: Mapped[str | None] = mapped_column(String(40))
+    unmet_detail: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=ZERO)
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    close_reason: Mapped[str | None] = mapped_column(String(32))
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class TutoringSessionRow(Base):
+    """A matched session: who, when, how much was said, how it ended (never the text)."""
+
+    __tablename__ = "tutoring_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(32), ForeignKey("help_requests.id"), index=True)
+    student: Mapped[str] = mapped_column(String(64), index=True)
+    vendor: Mapped[str] = mapped_column(String(32))
+    tutor_id: Mapped[str] = mapped_column(String(64), index=True)
+    language: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(64))
+    school_id: Mapped[str | None] = mapped_column(String(64))
+    school_kind: Mapped[str | None] = mapped_column(String(32))
+    grade: Mapped[int | None] = mapped_column(SmallInteger)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    tutored_subject: Mapped[str | None] = mapped_column(String(64))
+    resolved: Mapped[bool | None] = mapped_column(Boolean)
+    messages_student: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
+    messages_tutor: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
+    chars_student: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
+    chars_tutor: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
+    first_response_s: Mapped[float | None] = mapped_column(Float)
+    rating_helped: Mapped[bool | None] = mapped_column(Boolean)
+    rating_stars: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class ChatMessageRow(Base):
+    """A chat message body, stored only when the district turns on retention."""
+
+    __tablename__ = "chat_messages"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("tutoring_sessions.id", ondelete="CASCADE"), index=True
+    )
+    sender: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class UserRow(Base):
+    """A tutor or staff account (students never have one: the LMS launch is their login)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    vendor_id: Mapped[str | None] = mapped_column(String(32))
+    languages: Mapped[str] = mapped_column(String(64), default="", server_default=EMPTY)
+    scope: Mapped[str | None] = mapped_column(String(16))
+    scope_id: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditLogRow(Base):
+    """One audited action (who did what to which subject, through which endpoint)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(
+        Integer().with_variant(BigInteger(), "postgresql"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(64), index=True)
+    endpoint: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(String(500), default="", server_default=EMPTY)
+
+
+schools = SchoolRow.__table__
+students = StudentRow.__table__
+help_requests = HelpRequestRow.__table__
+tutoring_sessions = TutoringSessionRow.__table__
+chat_messages = ChatMessageRow.__table__
+users = UserRow.__table__
+audit_log = AuditLogRow.__table__
