@@ -1,0 +1,77 @@
+"""The tool's own RSA signing key and the public key set served at ``/lti/jwks.json``.
+
+Source, in order: ``HH_LTI_PRIVATE_KEY`` (a PEM private key; production), else a key generated
+once and persisted (mode 0600) at ``./var/lti_tool_key.pem`` so it survives restarts in
+development. The key id is the RFC 7638 thumbprint, so it changes only when the key does.
+The launch flow does not sign anything yet; the key set is what a platform expects to find
+for later services (deep-linking responses, grade passback).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from joserfc.jwk import RSAKey
+
+from broker.errors import ConfigError
+
+log = logging.getLogger("web.lti")
+
+ENV_VAR = "HH_LTI_PRIVATE_KEY"
+DEFAULT_KEY_PATH = Path("var") / "lti_tool_key.pem"
+
+
+class ToolKeys:
+    """The tool's private key (never served) and its public JWKS."""
+
+    def __init__(self, key: RSAKey) -> None:
+        if not key.is_private:
+            raise ConfigError("the LTI tool key must be a private RSA key")
+        self.kid = key.thumbprint()
+        self.key = RSAKey.import_key(
+            key.as_pem(private=True), {"kid": self.kid, "use": "sig", "alg": "RS256"}
+        )
+
+    def public_jwks(self) -> dict[str, Any]:
+        public = self.key.as_dict(private=False)
+        return {"keys": [public]}
+
+
+def _generate_pem() -> bytes:
+    key = RSAKey.generate_key(2048, private=True)
+    return key.as_pem(private=True)
+
+
+def load_tool_keys(
+    env: Mapping[str, str] | None = None, path: Path | None = None
+) -> ToolKeys:
+    """Load the tool key from the environment, else from (or into) the persisted dev file."""
+    env = os.environ if env is None else env
+    pem = env.get(ENV_VAR, "").strip()
+    if pem:
+        try:
+            return ToolKeys(RSAKey.import_key(pem.replace("\\n", "\n")))
+        except Exception as exc:
+            raise ConfigError(f"{ENV_VAR} is not a PEM RSA private key") from exc
+    path = path or DEFAULT_KEY_PATH
+    if path.is_file():
+        try:
+            return ToolKeys(RSAKey.import_key(path.read_bytes()))
+        except Exception as exc:
+            raise ConfigError(f"{path} is not a PEM RSA private key") from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = _generate_pem()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    log.warning("generated a development LTI tool key at %s; set %s in production", path, ENV_VAR)
+    return ToolKeys(RSAKey.import_key(data))
+
+
+def public_pem(keys: ToolKeys) -> str:
+    """The public key as PEM, for platforms that ask for a pasted key instead of a JWKS URL."""
+    return keys.key.as_pem(private=False).decode()
