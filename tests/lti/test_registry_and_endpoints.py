@@ -1,0 +1,152 @@
+"""Registrations from settings, the tool's JWKS and configuration, and the embedding headers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from broker.errors import ConfigError
+from broker.settings import Settings
+from tests.lti.conftest import LtiEnv
+from web.lti import frame_ancestors_middleware
+from web.lti.errors import UnknownClient, UnknownIssuer
+from web.lti.registry import (
+    SCHOOLOGY_AUTH_URL,
+    SCHOOLOGY_ISSUER,
+    SCHOOLOGY_JWKS_URL,
+    Registry,
+    parse_platforms,
+)
+from web.lti.tool_keys import load_tool_keys
+
+SCHOOLOGY = {
+    "name": "Schoology",
+    "issuer": SCHOOLOGY_ISSUER,
+    "client_id": "7654321",
+    "deployment_ids": ["7654321-1-abc"],
+    "auth_login_url": SCHOOLOGY_AUTH_URL,
+    "jwks_url": SCHOOLOGY_JWKS_URL,
+}
+
+
+def test_platforms_from_json_text_file_and_wrapper(tmp_path: Path) -> None:
+    second = {**SCHOOLOGY, "client_id": "999", "deployment_ids": "999-1"}
+    [one] = parse_platforms(json.dumps([SCHOOLOGY]))
+    assert one.issuer == "https://schoology.schoology.com"
+    assert one.deployment_ids == frozenset({"7654321-1-abc"})
+    assert one.auth_origin == "https://lti-service.svc.schoology.com"
+    path = tmp_path / "platforms.json"
+    path.write_text(json.dumps({"platforms": [SCHOOLOGY, second]}))
+    registry = Registry(parse_platforms(str(path)))
+    assert len(registry) == 2
+    assert registry.find(SCHOOLOGY_ISSUER, "999").deployment_ids == frozenset({"999-1"})
+    with pytest.raises(UnknownClient):
+        registry.find(SCHOOLOGY_ISSUER)  # two registrations, no client id: ambiguous
+    with pytest.raises(UnknownIssuer):
+        registry.find("https://schoology.schoology.com/")  # exact match only
+    assert parse_platforms(None) == [] and parse_platforms("  ") == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not json and not a file",
+        "[{}]",
+        json.dumps([{**SCHOOLOGY, "deployment_ids": []}]),
+        json.dumps([{**SCHOOLOGY, "jwks_url": "ftp://x"}]),
+        json.dumps({"platforms": "x"}),
+    ],
+)
+def test_bad_platform_config_is_a_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_platforms(bad)
+
+
+def test_tool_key_from_env_or_persisted_file(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "key.pem"
+    first = load_tool_keys({}, path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_tool_keys({}, path).kid == first.kid  # survives a restart
+    pem = path.read_text()
+    assert load_tool_keys({"HH_LTI_PRIVATE_KEY": pem}, tmp_path / "unused.pem").kid == first.kid
+    assert not (tmp_path / "unused.pem").exists()
+    with pytest.raises(ConfigError):
+        load_tool_keys({"HH_LTI_PRIVATE_KEY": "garbage"}, path)
+
+
+async def test_jwks_is_public_only(env: LtiEnv) -> None:
+    response = await env.client.get("/lti/jwks.json")
+    assert response.status == 200
+    [key] = (await response.json())["keys"]
+    assert key["kty"] == "RSA" and key["alg"] == "RS256" and key["kid"]
+    assert "d" not in key and "p" not in key
+
+
+async def test_config_uses_the_request_host_or_public_url(
+    env: LtiEnv, make_env: Callable[..., Awaitable[LtiEnv]]
+) -> None:
+    body = await (await env.client.get("/lti/config.json")).json()
+    assert body["oidc_initiation_url"] == env.base + "/lti/login"
+    assert body["redirect_uris"] == [env.base + "/lti/launch"]
+    assert body["jwks_url"] == env.base + "/lti/jwks.json"
+    assert body["target_link_uri"] == env.base + "/lti/launch"
+    assert body["custom_parameters"] == {"student_id": "$com.schoology.User.uniqueId"}
+    assert set(body["optional_custom_parameters"]) == {"grade", "school_id"}
+    public = await make_env(
+        settings=Settings(secret_key="s", public_url="https://help.example.org/")
+    )
+    body = await (await public.client.get("/lti/config.json")).json()
+    assert body["login_url"] == "https://help.example.org/lti/login"
+
+
+async def test_frame_ancestors_on_html_and_never_x_frame_options(env: LtiEnv) -> None:
+    for path in ("/demo/lms", "/lti/login"):  # a page and an error page
+        response = await env.client.get(path)
+        assert response.content_type == "text/html"
+        csp = response.headers["Content-Security-Policy"]
+        assert csp == "frame-ancestors 'self' https://*.schoology.com"
+        assert "X-Frame-Options" not in response.headers
+    jwks = await env.client.get("/lti/jwks.json")
+    assert "Content-Security-Policy" not in jwks.headers
+
+
+async def test_middleware_merges_csp_and_strips_x_frame_options(
+    aiohttp_client: Callable[..., Awaitable[Any]],
+) -> None:
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(
+            text="<p>hi</p>",
+            content_type="text/html",
+            headers={
+                "X-Frame-Options": "DENY",
+                "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+            },
+        )
+
+    async def missing(request: web.Request) -> web.Response:
+        raise web.HTTPNotFound(headers={"X-Frame-Options": "DENY"})
+
+    settings = Settings(frame_ancestors="'self' https://district.schoology.com")
+    app = web.Application(middlewares=[frame_ancestors_middleware(settings)])
+    app.router.add_get("/", page)
+    app.router.add_get("/missing", missing)
+    client = await aiohttp_client(app)
+    response = await client.get("/")
+    assert response.headers["Content-Security-Policy"] == (
+        "default-src 'self'; frame-ancestors 'self' https://district.schoology.com"
+    )
+    assert "X-Frame-Options" not in response.headers
+    response = await client.get("/missing")
+    assert response.status == 404 and "X-Frame-Options" not in response.headers
+
+
+async def test_demo_lms_lists_students_instructor_and_admin(env: LtiEnv) -> None:
+    body = await (await env.client.get("/demo/lms")).text()
+    assert body.count("data-login=") == 7
+    assert "lti_storage_target=_parent" in body
+    assert "Kenji Watanabe" in body and "Pat Rivera" in body and "Jordan Lee" in body
