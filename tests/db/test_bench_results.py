@@ -1,0 +1,34 @@
+"""The roster benchmark rewrites only its own section of bench/RESULTS.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.roster_import import SECTION, update_results
+
+FIGURES = {
+    "students": 10,
+    "bundle_mib": 0.1,
+    "sqlite": {"parse_s": 1, "write_s": 2, "total_s": 3, "peak_rss_mib": 100},
+    "postgres": None,
+}
+
+
+def test_only_the_roster_section_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "RESULTS.md"
+    path.write_text(
+        "# Results\n\n## Routing\n\nfast\n\n## Roster import\n\nold\n\n## Broker\n\nok\n"
+    )
+    update_results(FIGURES, path)
+    text = path.read_text()
+    assert "old" not in text and "## Routing\n\nfast\n" in text and "## Broker\n\nok\n" in text
+    assert text.count(SECTION) == 1 and "| sqlite | 1 | 2 | 3 | 100 | yes |" in text
+    update_results(FIGURES, path)
+    assert path.read_text() == text
+
+
+def test_section_is_appended_when_missing(tmp_path: Path) -> None:
+    path = tmp_path / "RESULTS.md"
+    update_results(FIGURES, path)
+    assert path.read_text().startswith("# Benchmark results\n\n## Roster import\n")
+    assert "| postgres | - | - | - | - | not reachable |" in path.read_text()
