@@ -1,0 +1,613 @@
+"""Staff statistics over what the broker records: waits, service level, demand, usage.
+
+Every figure here is computed from ``help_requests`` and ``tutoring_sessions`` with
+SQLAlchemy Core, so the same code runs on SQLite and PostgreSQL. The database does the
+filtering, joining and grouping; Python does only what SQLite cannot (percentiles, and
+converting UTC hour buckets to the district's local time), over already-narrow columns.
+
+Definitions (also in ``docs/stats.md``):
+
+* **Queued request**: a request that was routed to a vendor queue (``queued_at`` set).
+  Unmet requests are never queued.
+* **Accepted request**: a queued request that has at least one tutoring session. A request
+  that was requeued after its first session counts once, at its *first* acceptance.
+* **Wait**: for an accepted request, first session's ``accepted_at`` minus the request's
+  ``queued_at``, in seconds. Requests still waiting are excluded.
+* **Gave up**: a queued request never accepted whose status is ``cancelled`` (the student
+  left the line), ``abandoned`` (the student disconnected) or ``expired`` (the broker's
+  maximum wait). Its *time to give up* is ``closed_at - queued_at``.
+* **Service level at T**: accepted requests whose wait is at most T seconds, divided by
+  accepted plus gave-up requests (so every give-up counts against, however early).
+  Requests still waiting are in neither count.
+* **Unmet**: a request no vendor could serve (status ``unmet``), with its reason.
+* **Served by overflow**: a request whose first-choice vendor could not serve it
+  (``first_choice_unmet`` set) and which another vendor's queue took instead. It is not
+  unmet demand and is reported apart from it.
+* **Group usage**: a student belongs to a group (SWD, EL, RFEP) when the group is in the
+  ``groups`` snapshot of one of their requests. *Students using* counts distinct students
+  with at least one session in the period.
+
+All filters (:class:`Filters`) apply to the *request*: a session is in the period when its
+request's ``requested_at`` is. Test traffic (``is_test``) is excluded unless asked for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from broker.db.models import help_requests, schools, students, tutoring_sessions
+
+UTC = dt.UTC
+DISTRICT_TZ = ZoneInfo("America/Los_Angeles")
+#: Student groups the district reports on, in its report's order ("All" comes first).
+GROUPS: tuple[str, ...] = ("SWD", "EL", "RFEP")
+GAVE_UP_STATUSES: tuple[str, ...] = ("abandoned", "cancelled", "expired")
+STATUSES: tuple[str, ...] = (
+    "requested",
+    "unmet",
+    "queued",
+    "accepted",
+    "ended",
+    "cancelled",
+    "abandoned",
+    "expired",
+)
+#: Wait histogram buckets: ``[from_s, to_s)`` in seconds; the last one is open-ended.
+WAIT_BUCKETS: tuple[tuple[str, float, float | None], ...] = (
+    ("0-30s", 0.0, 30.0),
+    ("30-60s", 30.0, 60.0),
+    ("1-2 min", 60.0, 120.0),
+    ("2-5 min", 120.0, 300.0),
+    ("5-10 min", 300.0, 600.0),
+    ("10-20 min", 600.0, 1200.0),
+    ("20+ min", 1200.0, None),
+)
+PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
+DAYS: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_PARTITION = 10_000
+
+r = help_requests
+s = tutoring_sessions
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What to count. ``start``/``end`` bound ``requested_at`` as ``[start, end)`` (aware)."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    school_id: str | None = None
+    region: str | None = None
+    vendor: str | None = None
+    language: str | None = None
+    grade: int | None = None
+    include_test: bool = False
+
+    def with_(self, **changes: Any) -> Filters:
+        return replace(self, **changes)
+
+
+def _conditions(f: Filters) -> list[sa.ColumnElement[bool]]:
+    """WHERE clauses on ``help_requests`` for ``f``."""
+    where: list[sa.ColumnElement[bool]] = []
+    if f.start is not None:
+        where.append(r.c.requested_at >= f.start)
+    if f.end is not None:
+        where.append(r.c.requested_at < f.end)
+    if f.school_id is not None:
+        where.append(r.c.school_id == f.school_id)
+    if f.region is not None:
+        where.append(r.c.school_id.in_(sa.select(schools.c.id).where(schools.c.region == f.region)))
+    if f.vendor is not None:
+        where.append(r.c.vendor == f.vendor)
+    if f.language is not None:
+        where.append(r.c.language == f.language)
+    if f.grade is not None:
+        where.append(r.c.grade == f.grade)
+    if not f.include_test:
+        where.append(r.c.is_test == sa.false())
+    return where
+
+
+# -- portable SQL helpers -----------------------------------------------------------------
+def _seconds(dialect: str, later: Any, earlier: Any) -> sa.ColumnElement[float]:
+    """``later - earlier`` in (fractional) seconds, as a float, on either database."""
+    if dialect == "postgresql":
+        return sa.cast(sa.extract("epoch", later - earlier), sa.Float)
+    # SQLite stores UTCDateTime as naive UTC text, which julianday() reads.
+    return sa.cast((sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0, sa.Float)
+
+
+def _utc_hour(dialect: str, column: Any) -> sa.ColumnElement[str]:
+    """The UTC hour a timestamp falls in, as text ``YYYY-MM-DDTHH`` (exact, no rounding)."""
+    if dialect == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24')
+    return sa.func.strftime("%Y-%m-%dT%H", column)
+
+
+def _parse_utc_hour(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+
+
+def _first_acceptance() -> sa.Subquery:
+    """One row per accepted request: its first session's ``accepted_at``."""
+    return (
+        sa.select(s.c.request_id, sa.func.min(s.c.accepted_at).label("first_accepted"))
+        .group_by(s.c.request_id)
+        .subquery("first_acceptance")
+    )
+
+
+# -- plain statistics ---------------------------------------------------------------------
+def percentile(sorted_values: Sequence[float], p: float) -> float | None:
+    """The ``p``-th percentile (0-100) by linear interpolation between closest ranks.
+
+    Same definition as PostgreSQL's ``percentile_cont`` and NumPy's default: rank
+    ``(n - 1) * p / 100``, interpolated. ``None`` for no values.
+    """
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    rank = (n - 1) * p / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, n - 1)
+    fraction = rank - low
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
+
+
+def _r(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def describe(values: Iterable[float]) -> dict[str, Any]:
+    """count, mean, p50/p90/p95/p99 and max of wait seconds (rounded to milliseconds)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    out: dict[str, Any] = {
+        "count": n,
+        "mean_s": _r(sum(ordered) / n) if n else None,
+    }
+    for p in PERCENTILES:
+        out[f"p{p}_s"] = _r(percentile(ordered, p))
+    out["max_s"] = _r(ordered[-1]) if n else None
+    return out
+
+
+def histogram(values: Iterable[float]) -> list[dict[str, Any]]:
+    """Counts per :data:`WAIT_BUCKETS` bucket (``from_s`` inclusive, ``to_s`` exclusive)."""
+    counts = [0] * len(WAIT_BUCKETS)
+    for value in values:
+        for i, (_label, low, high) in enumerate(WAIT_BUCKETS):
+            if value >= low and (high is None or value < high):
+                counts[i] += 1
+                break
+        else:  # a negative wait (clock skew between processes): count it as no wait
+            counts[0] += 1
+    return [
+        {"bucket": label, "from_s": low, "to_s": high, "count": counts[i]}
+        for i, (label, low, high) in enumerate(WAIT_BUCKETS)
+    ]
+
+
+def _ranked(counter: Counter[Any]) -> list[dict[str, Any]]:
+    """``[{"key", "count"}]``, most first, ties by key (``None`` keys last)."""
+    items = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0] is None, str(kv[0])))
+    return [{"key": key, "count": count} for key, count in items]
+
+
+# -- queued outcomes (shared by waits and service level) -------------------------------------
+@dataclass(slots=True)
+class _Outcomes:
+    accepted: list[float]
+    gave_up: dict[str, list[float]]
+    still_waiting: int
+
+
+async def _queued_outcomes(conn: AsyncConnection, f: Filters) -> _Outcomes:
+    """Stream (status, wait, give-up time) of every queued request matching ``f``."""
+    dialect = conn.dialect.name
+    first = _first_acceptance()
+    stmt = (
+        sa.select(
+            r.c.status,
+            _seconds(dialect, first.c.first_accepted, r.c.queued_at).label("wait_s"),
+            _seconds(dialect, r.c.closed_at, r.c.queued_at).label("gave_up_s"),
+        )
+        .select_from(r.outerjoin(first, first.c.request_id == r.c.id))
+        .where(r.c.queued_at.is_not(None), *_conditions(f))
+    )
+    out = _Outcomes(accepted=[], gave_up={k: [] for k in GAVE_UP_STATUSES}, still_waiting=0)
+    result = await conn.stream(stmt)
+    async for partition in result.partitions(_PARTITION):
+        for status, wait_s, gave_up_s in partition:
+            if wait_s is not None:
+                out.accepted.append(round(float(wait_s), 3))
+            elif status in out.gave_up:
+                out.gave_up[status].append(round(float(gave_up_s or 0.0), 3))
+            elif status == "queued":
+                out.still_waiting += 1
+    return out
+
+
+async def waits(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
+    """Wait-time distribution of accepted requests, and times to give up.
+
+    Returns ``count, mean_s, p50_s, p90_s, p95_s, p99_s, max_s, histogram`` for accepted
+    requests, ``gave_up`` (per status: the same statistics of the time to give up, without
+    histogram; plus ``total``) and ``still_waiting`` (queued now, excluded from the rest).
+    """
+    async with engine.connect() as conn:
+        o = await _queued_outcomes(conn, f)
+    out = describe(o.accepted)
+    out["histogram"] = histogram(o.accepted)
+    gave_up: dict[str, Any] = {status: describe(v) for status, v in o.gave_up.items()}
+    gave_up["total"] = sum(len(v) for v in o.gave_up.values())
+    out["gave_up"] = gave_up
+    out["still_waiting"] = o.still_waiting
+    return out
+
+
+async def service_level(
+    engine: AsyncEngine, f: Filters, threshold_s: float = 60.0
+) -> dict[str, Any]:
+    """Share of queued requests accepted within ``threshold_s`` seconds (inclusive).
+
+    ``share`` is ``within / (accepted + gave_up)``; ``None`` when nothing was decided.
+    """
+    async with engine.connect() as conn:
+        o = await _queued_outcomes(conn, f)
+    within = sum(1 for w in o.accepted if w <= threshold_s)
+    gave_up = sum(len(v) for v in o.gave_up.values())
+    gave_up_within = sum(1 for v in o.gave_up.values() for w in v if w <= threshold_s)
+    decided = len(o.accepted) + gave_up
+    return {
+        "threshold_s": threshold_s,
+        "within": within,
+        "accepted": len(o.accepted),
+        "accepted_later": len(o.accepted) - within,
+        "gave_up": gave_up,
+        "gave_up_within": gave_up_within,
+        "denominator": decided,
+        "share": _r(within / decided, 4) if decided else None,
+        "still_waiting": o.still_waiting,
+    }
+
+
+# -- hour of week ----------------------------------------------------------------------------
+async def _per_utc_hour(
+    conn: AsyncConnection, column: Any, joined: Any, where: Sequence[Any]
+) -> list[tuple[dt.datetime, int]]:
+    hour = _utc_hour(conn.dialect.name, column).label("hour")
+    stmt = sa.select(hour, sa.func.count()).select_from(joined).where(*where).group_by(hour)
+    rows = (await conn.execute(stmt)).all()
+    return [(_parse_utc_hour(str(h)), int(n)) for h, n in rows if h is not None]
+
+
+async def heatmap(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -> dict[str, Any]:
+    """Sessions started (accepted) per hour of week, in the district's local time.
+
+    ``cells[d][h]`` counts sessions whose ``accepted_at`` falls on weekday ``d`` (0 =
+    Monday) at local hour ``h``. Counted per UTC hour in SQL, then each hour is moved to
+    local time, so daylight-saving changes land in the right cell.
+    """
+    cells = [[0] * 24 for _ in range(7)]
+    async with engine.connect() as conn:
+        hours = await _per_utc_hour(
+            conn, s.c.accepted_at, s.join(r, r.c.id == s.c.request_id), _conditions(f)
+        )
+    for when, n in hours:
+        local = when.astimezone(tz)
+        cells[local.weekday()][local.hour] += n
+    return {
+        "timezone": tz.key,
+        "days": list(DAYS),
+        "hours": list(range(24)),
+        "cells": cells,
+        "total": sum(map(sum, cells)),
+        "peak": _peak(cells),
+    }
+
+
+def _peak(cells: list[list[int]]) -> dict[str, Any] | None:
+    """The busiest cell (the earliest in the week on a tie), or ``None`` if all are empty."""
+    best = max(
+        ((n, -d, -h) for d, row in enumerate(cells) for h, n in enumerate(row)), default=None
+    )
+    if best is None or best[0] == 0:
+        return None
+    n, d, h = best
+    return {"day": DAYS[-d], "hour": -h, "sessions": n}
+
+
+# -- unmet demand ----------------------------------------------------------------------------
+async def unmet(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -> dict[str, Any]:
+    """Unmet requests by reason, language, grade, school and local hour of day; overflow apart.
+
+    ``by_school`` names the school from the directory (``name`` is ``None`` for a school
+    the directory does not know). ``overflow`` counts requests served by a vendor other
+    than their first choice, by the first choice's reason and language, and how many of
+    them were accepted.
+    """
+    where = [*_conditions(f)]
+    unmet_where = [r.c.status == "unmet", *where]
+    async with engine.connect() as conn:
+        dims: dict[str, Counter[Any]] = {}
+        for name, column in (
+            ("by_reason", r.c.unmet_reason),
+            ("by_language", r.c.language),
+            ("by_grade", r.c.grade),
+        ):
+            rows = await conn.execute(
+                sa.select(column, sa.func.count()).where(*unmet_where).group_by(column)
+            )
+            dims[name] = Counter({key: int(n) for key, n in rows})
+        school_rows = (
+            await conn.execute(
+                sa.select(r.c.school_id, schools.c.name, sa.func.count())
+                .select_from(r.outerjoin(schools, schools.c.id == r.c.school_id))
+                .where(*unmet_where)
+                .group_by(r.c.school_id, schools.c.name)
+            )
+        ).all()
+        hours = await _per_utc_hour(conn, r.c.requested_at, r, unmet_where)
+        first = _first_acceptance()
+        overflow_rows = (
+            await conn.execute(
+                sa.select(
+                    r.c.first_choice_unmet,
+                    r.c.language,
+                    r.c.vendor,
+                    sa.func.count(),
+                    sa.func.count(first.c.request_id),
+                )
+                .select_from(r.outerjoin(first, first.c.request_id == r.c.id))
+                .where(r.c.first_choice_unmet.is_not(None), *where)
+                .group_by(r.c.first_choice_unmet, r.c.language, r.c.vendor)
+            )
+        ).all()
+    by_hour = [0] * 24
+    for when, n in hours:
+        by_hour[when.astimezone(tz).hour] += n
+    names = {school_id: name for school_id, name, _n in school_rows}
+    by_school = _ranked(Counter({school_id: int(n) for school_id, _name, n in school_rows}))
+    for item in by_school:
+        item["name"] = names.get(item["key"])
+    ov_reason: Counter[Any] = Counter()
+    ov_language: Counter[Any] = Counter()
+    ov_vendor: Counter[Any] = Counter()
+    ov_accepted = 0
+    for reason, language, vendor, n, accepted in overflow_rows:
+        ov_reason[reason] += int(n)
+        ov_language[language] += int(n)
+        ov_vendor[vendor] += int(n)
+        ov_accepted += int(accepted)
+    return {
+        "total": sum(dims["by_reason"].values()),
+        "by_reason": _ranked(dims["by_reason"]),
+        "by_language": _ranked(dims["by_language"]),
+        "by_grade": _ranked(dims["by_grade"]),
+        "by_school": by_school,
+        "by_hour": by_hour,
+        "timezone": tz.key,
+        "overflow": {
+            "total": sum(ov_reason.values()),
+            "accepted": ov_accepted,
+            "by_first_choice_reason": _ranked(ov_reason),
+            "by_language": _ranked(ov_language),
+            "by_vendor": _ranked(ov_vendor),
+        },
+    }
+
+
+# -- usage by student group ------------------------------------------------------------------
+def _flags(groups: str | None) -> set[str]:
+    return {g.strip().upper() for g in (groups or "").split(",") if g.strip()}
+
+
+async def enrolled_by_group(conn: AsyncConnection, f: Filters) -> dict[str, int]:
+    """Rostered students per group (``All`` included), restricted by school/region/grade."""
+    st = students
+    where: list[sa.ColumnElement[bool]] = []
+    if f.school_id is not None:
+        where.append(st.c.school_id == f.school_id)
+    if f.region is not None:
+        where.append(
+            st.c.school_id.in_(sa.select(schools.c.id).where(schools.c.region == f.region))
+        )
+    if f.grade is not None:
+        where.append(st.c.grade == f.grade)
+    rows = await conn.execute(
+        sa.select(st.c.groups, sa.func.count()).where(*where).group_by(st.c.groups)
+    )
+    counts = dict.fromkeys(("All", *GROUPS), 0)
+    for groups, n in rows:
+        counts["All"] += int(n)
+        for flag in _flags(groups) & set(GROUPS):
+            counts[flag] += int(n)
+    return counts
+
+
+async def group_usage(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
+    """Students using homework help and their sessions, per group, against enrolment.
+
+    Per group (``All``, SWD, EL, RFEP): ``students_using`` (distinct students with a
+    session), ``sessions``, ``sessions_per_student``, ``students_requesting`` (distinct
+    students with any request, met or not), and ``enrolled`` / ``pct_of_enrolled`` from the
+    ``students`` roster (``None`` when the roster is empty). Enrolment is today's roster,
+    narrowed by school, region and grade only.
+    """
+    async with engine.connect() as conn:
+        used = await conn.execute(
+            sa.select(r.c.student, r.c.groups, sa.func.count(s.c.id))
+            .select_from(r.join(s, s.c.request_id == r.c.id))
+            .where(*_conditions(f))
+            .group_by(r.c.student, r.c.groups)
+        )
+        students_using: dict[str, set[str]] = defaultdict(set)
+        sessions: Counter[str] = Counter()
+        for student, groups, n in used:
+            for group in ("All", *sorted(_flags(groups) & set(GROUPS))):
+                students_using[group].add(student)
+                sessions[group] += int(n)
+        asked = await conn.execute(
+            sa.select(r.c.student, r.c.groups).where(*_conditions(f)).distinct()
+        )
+        requesting: dict[str, set[str]] = defaultdict(set)
+        for student, groups in asked:
+            for group in ("All", *(_flags(groups) & set(GROUPS))):
+                requesting[group].add(student)
+        enrolled = await enrolled_by_group(conn, f)
+    rows = []
+    for group in ("All", *GROUPS):
+        using = len(students_using[group])
+        roster = enrolled[group] if enrolled["All"] else None
+        rows.append(
+            {
+                "group": group,
+                "enrolled": roster,
+                "students_using": using,
+                "pct_of_enrolled": _r(100.0 * using / roster, 2) if roster else None,
+                "sessions": sessions[group],
+                "sessions_per_student": _r(sessions[group] / using, 2) if using else None,
+                "students_requesting": len(requesting[group]),
+            }
+        )
+    return {"groups": rows}
+
+
+# -- vendor capacity -------------------------------------------------------------------------
+async def vendor_capacity(
+    engine: AsyncEngine, f: Filters, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Per vendor: sessions, tutor-hours in session, distinct tutors, average concurrency.
+
+    ``tutor_hours`` sums ``ended_at - accepted_at`` of ended sessions (open sessions are
+    counted in ``sessions`` but not in hours). ``avg_concurrent`` is tutor-hours divided by
+    the period's hours: the mean number of sessions in progress at any moment. The period
+    is ``[start, end)`` of the filters, an open end clipped to ``now``; without dates, from
+    the first acceptance to the last end in the data.
+    """
+    now = now or dt.datetime.now(UTC)
+    async with engine.connect() as conn:
+        secs = _seconds(conn.dialect.name, s.c.ended_at, s.c.accepted_at)
+        rows = (
+            await conn.execute(
+                sa.select(
+                    s.c.vendor,
+                    sa.func.count(),
+                    sa.func.count(s.c.ended_at),
+                    sa.func.coalesce(sa.func.sum(secs), 0.0),
+                    sa.func.count(sa.distinct(s.c.tutor_id)),
+                    sa.func.min(s.c.accepted_at),
+                    sa.func.max(sa.func.coalesce(s.c.ended_at, s.c.accepted_at)),
+                )
+                .select_from(s.join(r, r.c.id == s.c.request_id))
+                .where(*_conditions(f))
+                .group_by(s.c.vendor)
+            )
+        ).all()
+    first = min((_aware(row[5]) for row in rows if row[5] is not None), default=None)
+    last = max((_aware(row[6]) for row in rows if row[6] is not None), default=None)
+    start = f.start or first
+    end = min(f.end, now) if f.end is not None else (last if f.start is None else now)
+    hours = (end - start).total_seconds() / 3600.0 if start and end and end > start else 0.0
+    vendors = []
+    for vendor, n, ended, seconds, tutors, _first, _last in sorted(rows, key=lambda x: x[0]):
+        tutor_hours = float(seconds or 0.0) / 3600.0
+        vendors.append(
+            {
+                "vendor": vendor,
+                "sessions": int(n),
+                "ended_sessions": int(ended),
+                "tutor_hours": _r(tutor_hours, 2),
+                "distinct_tutors": int(tutors),
+                "avg_session_min": _r(tutor_hours * 60.0 / ended, 2) if ended else None,
+                "avg_concurrent": _r(tutor_hours / hours, 3) if hours else None,
+            }
+        )
+    return {
+        "period": {
+            "from": start.isoformat() if start else None,
+            "to": end.isoformat() if end else None,
+            "hours": _r(hours, 2),
+        },
+        "vendors": vendors,
+    }
+
+
+def _aware(value: Any) -> dt.datetime:
+    """Aggregates (min/max) may come back as text on SQLite, without the column type."""
+    when = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+# -- summary -------------------------------------------------------------------------------------
+async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
+    """Totals over the period.
+
+    ``requests`` (all), ``by_status`` (current status of each), ``unmet``, ``queued``
+    (ever queued), ``accepted`` (queued and given at least one session), ``gave_up``,
+    ``waiting_now``, ``in_session_now``, ``overflowed``, ``sessions``, ``unique_students``
+    (distinct students with a request), ``students_served`` (with a session) and
+    ``sessions_per_student`` (sessions / students served: the district's "averaging N
+    sessions each").
+    """
+    where = _conditions(f)
+    async with engine.connect() as conn:
+        by_status_rows = await conn.execute(
+            sa.select(
+                r.c.status,
+                sa.func.count(),
+                sa.func.count(r.c.queued_at),
+                sa.func.count(r.c.first_choice_unmet),
+            )
+            .where(*where)
+            .group_by(r.c.status)
+        )
+        by_status: Counter[str] = Counter()
+        queued = overflowed = 0
+        for status, n, q, o in by_status_rows:
+            by_status[str(status)] += int(n)
+            queued += int(q)
+            overflowed += int(o)
+        sessions_row = (
+            await conn.execute(
+                sa.select(
+                    sa.func.count(s.c.id),
+                    sa.func.count(sa.distinct(s.c.request_id)),
+                    sa.func.count(sa.distinct(r.c.student)),
+                )
+                .select_from(s.join(r, r.c.id == s.c.request_id))
+                .where(*where)
+            )
+        ).one()
+        unique_students = int(
+            (
+                await conn.execute(sa.select(sa.func.count(sa.distinct(r.c.student))).where(*where))
+            ).scalar_one()
+        )
+    sessions, accepted, served = (int(v) for v in sessions_row)
+    return {
+        "requests": sum(by_status.values()),
+        "by_status": {status: by_status.get(status, 0) for status in STATUSES},
+        "unmet": by_status.get("unmet", 0),
+        "queued": queued,
+        "accepted": accepted,
+        "gave_up": sum(by_status.get(k, 0) for k in GAVE_UP_STATUSES),
+        "waiting_now": by_status.get("queued", 0),
+        "in_session_now": by_status.get("accepted", 0),
+        "overflowed": overflowed,
+        "sessions": sessions,
+        "unique_students": unique_students,
+        "students_served": served,
+        "sessions_per_student": _r(sessions / served, 2) if served else None,
+    }
