@@ -18,7 +18,7 @@ installed; an unlisted deployment is refused.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,8 +137,8 @@ class Registry:
             )
         self._by_key[key] = registration
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._by_key.values())
+    def __iter__(self) -> Iterator[PlatformRegistration]:
+        return iter(list(self._by_key.values()))
 
     def __len__(self) -> int:
         return len(self._by_key)

@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from broker.settings import Settings
 from i18n import gettext_for, negotiate
@@ -330,7 +331,7 @@ async def config(request: web.Request) -> web.Response:
     return web.json_response(tool_configuration(tool.base_url(request)))
 
 
-def frame_ancestors_middleware(settings: Settings) -> Callable[..., Any]:
+def frame_ancestors_middleware(settings: Settings) -> Middleware:
     """Middleware: ``Content-Security-Policy: frame-ancestors <settings.frame_ancestors>`` on
     every HTML response (merged into an existing CSP), and never ``X-Frame-Options``."""
     directive = f"frame-ancestors {settings.frame_ancestors.strip()}"
