@@ -16,7 +16,8 @@ What is read:
   * a school's span is derived from its students' grades (lowest, highest);
   * its kind from the name for the kinds a span cannot show (``... Virtual Academy`` ->
     virtual academy; ``Continuation`` / ``Options`` -> options), else from the span
-    with ``derive_kind``;
+    with :func:`routing.school_csv.derive_kind`; a ``kind`` column takes the same values
+    and aliases as ``schools.csv`` (:func:`routing.school_csv.parse_kind`);
   * its region from its parent org when that parent is a region ("local" org, or a
     district that itself has a parent): the region name (East, North, South, West) found
     in the parent's name, else the parent's name cut to 16 characters.
@@ -47,6 +48,7 @@ from dataclasses import dataclass, field
 
 from routing.errors import DataFileError, DuplicateIdError, UnknownGradeError
 from routing.grades import parse_grade
+from routing.school_csv import derive_kind, parse_kind
 from routing.schools import Region, School, SchoolDirectory, SchoolKind, Student, StudentGroup
 
 ORGS = "orgs.csv"
@@ -58,11 +60,6 @@ _FALSE = frozenset({"false", "0", "no", "n", "f", ""})
 _GROUP_COLUMNS = (("swd", StudentGroup.SWD), ("el", StudentGroup.EL), ("rfep", StudentGroup.RFEP))
 _OPTIONS_NAME = re.compile(r"\b(continuation|options)\b", re.IGNORECASE)
 _VIRTUAL_NAME = re.compile(r"\bvirtual\s+academy\b", re.IGNORECASE)
-_KIND_ALIASES = {
-    "continuation": SchoolKind.OPTIONS,
-    "virtual": SchoolKind.VIRTUAL_ACADEMY,
-    "virtual academy": SchoolKind.VIRTUAL_ACADEMY,
-}
 REGION_MAX = 16
 # The directory's column sizes: longer values are bad rows, not silent truncation.
 ID_MAX = 64
@@ -212,18 +209,16 @@ def _parse_orgs(table: _Table) -> dict[str, _Org]:
             _limit(table, line, "sourcedId", sourced_id, ID_MAX)
         low = _cell(row, c_low)
         high = _cell(row, c_high)
-        kind_text = _cell(row, c_kind).lower().replace("-", "_")
+        kind_text = _cell(row, c_kind)
         kind: SchoolKind | None = None
         if kind_text:
-            kind = _KIND_ALIASES.get(kind_text.replace("_", " "))
-            if kind is None:
-                try:
-                    kind = SchoolKind(kind_text)
-                except ValueError:
-                    choices = ", ".join(k.value for k in SchoolKind)
-                    raise table.error(
-                        f"unknown kind {kind_text!r} (use one of {choices})", line, "kind"
-                    ) from None
+            try:
+                kind = parse_kind(kind_text)
+            except ValueError:
+                choices = ", ".join(k.value for k in SchoolKind)
+                raise table.error(
+                    f"unknown kind {kind_text!r} (use one of {choices})", line, "kind"
+                ) from None
         orgs[sourced_id] = _Org(
             name=name,
             type=org_type,
@@ -341,23 +336,7 @@ def _kind(org: _Org, low: int, high: int) -> SchoolKind:
         return SchoolKind.VIRTUAL_ACADEMY
     if _OPTIONS_NAME.search(org.name):
         return SchoolKind.OPTIONS
-    try:
-        from routing.school_csv import derive_kind
-    except ImportError:  # pragma: no cover - until routing/school_csv.py exists
-        return _derive_kind(low, high)
-    kind: SchoolKind = derive_kind(low, high)
-    return kind
-
-
-def _derive_kind(low: int, high: int) -> SchoolKind:
-    """Fallback for ``routing.school_csv.derive_kind``: the district's span names."""
-    if high <= 6:
-        return SchoolKind.ELEMENTARY  # K-5, K-6 (and TK/PK-5)
-    if low >= 9:
-        return SchoolKind.HIGH  # 9-12
-    if low >= 5 and high <= 8:
-        return SchoolKind.MIDDLE  # 6-8 (7-8, 5-8)
-    return SchoolKind.SPAN  # K-8, K-12, 6-12, 8-12
+    return derive_kind(low, high)
 
 
 def parse_oneroster(files: Mapping[str, Iterable[str]]) -> Roster:

@@ -9,6 +9,7 @@ import pytest
 
 from routing.errors import DataFileError, DuplicateIdError
 from routing.oneroster import parse_oneroster
+from routing.school_csv import parse_schools_csv
 from routing.schools import SchoolKind, StudentGroup
 
 DEMO = Path(__file__).resolve().parents[2] / "broker" / "data" / "demo"
@@ -118,6 +119,8 @@ def test_demo_bundle_derives_exactly_the_demo_schools_csv() -> None:
         assert got == (row["name"], row["region"], row["kind"])
         assert label.get(school.low_grade, str(school.low_grade)) == row["low_grade"]
         assert label.get(school.high_grade, str(school.high_grade)) == row["high_grade"]
+    from_csv = parse_schools_csv((DEMO / "schools.csv").read_text(encoding="utf-8"))
+    assert set(from_csv) == set(roster.schools.values())
     kinds = {s.kind for s in roster.schools.values()}
     assert kinds == set(SchoolKind)
     assert {s.region for s in roster.schools.values()} == {"East", "North", "South", "West"}

@@ -11,9 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
+import broker
 from broker.settings import Settings
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "broker" / "data" / "demo"
+DEMO_DIR = Path(broker.__file__).resolve().parent / "data" / "demo"
 DEMO_BUNDLE = DEMO_DIR / "oneroster"
 DEMO_ID_PREFIX = "demo-"
 
