@@ -74,23 +74,15 @@ async def migrate(settings: Settings, revision: str = "head") -> None:
         await engine.dispose()
 
 
-def _create_and_stamp(connection: Connection) -> None:
-    from broker.db.models import metadata
-
-    metadata.create_all(connection)
-    script = ScriptDirectory.from_config(alembic_config())
-    MigrationContext.configure(connection).stamp(script, "head")
-
-
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create every table straight from the models and stamp the head revision.
+    """Bring the fresh database behind ``engine`` to head: the per-test helper.
 
-    A fast path for fresh, throw-away test databases (no migration scripts run); a later
-    :func:`migrate` finds the database at head and does nothing. Production uses
-    :func:`migrate`. The two give the same schema: a test compares both with the models.
+    It simply runs the migrations on the given engine (no new engine, no settings): every
+    revision, including ones models cannot express (triggers), so a test database is
+    exactly a production one. Fast enough per test (about 40 ms on SQLite, 100 ms on
+    PostgreSQL for the initial schema).
     """
-    async with engine.begin() as conn:
-        await conn.run_sync(_create_and_stamp)
+    await migrate_engine(engine)
 
 
 def _current(connection: Connection) -> str | None:

@@ -1,9 +1,8 @@
 """Persistence: async engines, the models, and their column types.
 
 ``create_engine(url)`` / ``session_factory(engine)`` make connections; the schema is
-applied with :func:`broker.migrate.migrate` (Alembic) or, in tests that want speed,
-:func:`create_schema` (``metadata.create_all`` plus stamping the Alembic head, so a later
-``migrate`` is a no-op; for fresh throw-away databases only).
+applied with :func:`broker.migrate.migrate` (Alembic, from settings) or, in tests,
+:func:`create_schema` (the same migrations on an engine you already have).
 """
 
 from __future__ import annotations
@@ -26,11 +25,8 @@ from broker.db.types import UTCDateTime
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create every table from the models and stamp the Alembic head (fresh test databases).
-
-    Faster than :func:`broker.migrate.migrate` (no migration scripts run); see
-    :func:`broker.migrate.create_schema`.
-    """
+    """Run the Alembic migrations to head on ``engine`` (see
+    :func:`broker.migrate.create_schema`); a later ``migrate`` is a no-op."""
     from broker.migrate import create_schema as _create_schema
 
     await _create_schema(engine)
