@@ -1,0 +1,92 @@
+"""Retention: delete session metadata and chat messages the district no longer keeps.
+
+What :func:`purge_engine` deletes, in one transaction:
+
+* **chat messages** older than ``message_retention_days``; when that setting is ``0`` (the
+  default: message bodies are relayed, never stored) *every* stored message is deleted, so
+  turning retention off also clears what an earlier setting kept;
+* **sessions** that *ended* before ``now - metadata_retention_days`` (with their messages);
+* **help requests** decided before that cutoff (``requested_at``) that are closed (any
+  status but ``queued`` / ``accepted``) and no longer have a session.
+
+It never deletes an open request or session, the roster, the accounts or the audit log.
+``metadata_retention_days <= 0`` keeps metadata forever (no accidental "delete all").
+It is **idempotent**: a second run with the same clock deletes nothing. It returns the
+counts ``{"messages", "sessions", "requests"}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broker.db.engine import create_engine
+from broker.db.models import metadata
+from broker.settings import Settings
+
+OPEN_STATUSES = ("queued", "accepted")
+requests_t = metadata.tables["help_requests"]
+sessions_t = metadata.tables["tutoring_sessions"]
+messages_t = metadata.tables["chat_messages"]
+
+
+def cutoffs(settings: Settings, now: dt.datetime) -> tuple[dt.datetime | None, dt.datetime]:
+    """(metadata cutoff or None to keep forever, message cutoff)."""
+    meta = (
+        now - dt.timedelta(days=settings.metadata_retention_days)
+        if settings.metadata_retention_days > 0
+        else None
+    )
+    messages = now - dt.timedelta(days=max(settings.message_retention_days, 0))
+    return meta, messages
+
+
+async def purge_engine(
+    engine: AsyncEngine, settings: Settings, now: dt.datetime | None = None
+) -> dict[str, int]:
+    """Delete what is past retention on ``engine``'s database; return the counts."""
+    now = now or dt.datetime.now(dt.UTC)
+    meta_cutoff, message_cutoff = cutoffs(settings, now)
+    counts = {"messages": 0, "sessions": 0, "requests": 0}
+    async with engine.begin() as conn:
+        expired_sessions = None
+        if meta_cutoff is not None:
+            expired_sessions = sa.select(sessions_t.c.id).where(
+                sessions_t.c.ended_at.is_not(None), sessions_t.c.ended_at < meta_cutoff
+            )
+        old_messages: sa.ColumnElement[bool] = messages_t.c.at < message_cutoff
+        if settings.message_retention_days <= 0:
+            old_messages = sa.true()
+        if expired_sessions is not None:
+            old_messages = sa.or_(old_messages, messages_t.c.session_id.in_(expired_sessions))
+        result = await conn.execute(messages_t.delete().where(old_messages))
+        counts["messages"] = int(result.rowcount or 0)
+        if expired_sessions is None or meta_cutoff is None:
+            return counts
+        result = await conn.execute(
+            sessions_t.delete().where(
+                sessions_t.c.ended_at.is_not(None), sessions_t.c.ended_at < meta_cutoff
+            )
+        )
+        counts["sessions"] = int(result.rowcount or 0)
+        has_session = sa.exists().where(sessions_t.c.request_id == requests_t.c.id)
+        result = await conn.execute(
+            requests_t.delete().where(
+                requests_t.c.requested_at < meta_cutoff,
+                requests_t.c.status.not_in(OPEN_STATUSES),
+                ~has_session,
+            )
+        )
+        counts["requests"] = int(result.rowcount or 0)
+    return counts
+
+
+async def purge(settings: Settings, now: dt.datetime | None = None) -> dict[str, int]:
+    """Purge ``settings.database_url`` (for ``homework-help purge`` and the scheduler)."""
+    engine = create_engine(settings.database_url)
+    try:
+        return await purge_engine(engine, settings, now)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,119 @@
+"""A district's data requests about one student (by pseudonym): export and delete.
+
+* :func:`export_student` returns everything the broker holds about a pseudonym: help
+  requests, tutoring-session metadata, retained chat messages (only when the district
+  turned message retention on) and the audit entries that name the pseudonym.
+* :func:`delete_student` removes the student's chat messages, sessions and requests **in
+  one transaction** together with one audit entry recording the deletion and its counts
+  (the audit log keeps the fact of the deletion, not the data; earlier audit entries
+  naming the pseudonym stay, being the record of who saw what). It refuses with
+  :class:`~broker.errors.Conflict` while the student has a queued request or an open
+  session, so live queue state never points at deleted rows; a second delete finds nothing
+  and deletes nothing (but is audited too).
+
+The roster (``students``) is keyed by the district's SIS id, which the pseudonym cannot be
+turned back into; roster records are the district's SIS data and are corrected there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broker import audit
+from broker.db.models import metadata
+from broker.errors import Conflict
+from broker.tokens import Identity
+
+OPEN_STATUSES = ("queued", "accepted")
+requests_t = metadata.tables["help_requests"]
+sessions_t = metadata.tables["tutoring_sessions"]
+messages_t = metadata.tables["chat_messages"]
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in dict(row).items()}
+
+
+async def export_student(engine: AsyncEngine, pseudonym: str) -> dict[str, Any]:
+    """Everything held about ``pseudonym``, JSON-ready (datetimes as ISO 8601 text)."""
+    async with engine.connect() as conn:
+        reqs = (
+            await conn.execute(
+                sa.select(requests_t)
+                .where(requests_t.c.student == pseudonym)
+                .order_by(requests_t.c.requested_at, requests_t.c.id)
+            )
+        ).mappings().all()
+        sess = (
+            await conn.execute(
+                sa.select(sessions_t)
+                .where(sessions_t.c.student == pseudonym)
+                .order_by(sessions_t.c.accepted_at, sessions_t.c.id)
+            )
+        ).mappings().all()
+        msgs = (
+            await conn.execute(
+                sa.select(messages_t)
+                .join(sessions_t, sessions_t.c.id == messages_t.c.session_id)
+                .where(sessions_t.c.student == pseudonym)
+                .order_by(messages_t.c.at, messages_t.c.id)
+            )
+        ).mappings().all()
+        entries = await audit.entries(conn, subject=pseudonym)
+    return {
+        "pseudonym": pseudonym,
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(),
+        "help_requests": [_plain(r) for r in reqs],
+        "tutoring_sessions": [_plain(s) for s in sess],
+        "chat_messages": [_plain(m) for m in msgs],
+        "audit_entries": [_plain(e) for e in entries],
+    }
+
+
+async def delete_student(
+    engine: AsyncEngine, pseudonym: str, actor: Identity, endpoint: str
+) -> dict[str, int]:
+    """Delete the student's messages, sessions and requests with one audit entry, atomically."""
+    own_sessions = sa.select(sessions_t.c.id).where(sessions_t.c.student == pseudonym)
+    async with engine.begin() as conn:
+        open_requests = (
+            await conn.execute(
+                sa.select(sa.func.count()).where(
+                    requests_t.c.student == pseudonym, requests_t.c.status.in_(OPEN_STATUSES)
+                )
+            )
+        ).scalar_one()
+        open_sessions = (
+            await conn.execute(
+                sa.select(sa.func.count()).where(
+                    sessions_t.c.student == pseudonym, sessions_t.c.ended_at.is_(None)
+                )
+            )
+        ).scalar_one()
+        if open_requests or open_sessions:
+            raise Conflict(
+                "the student has a request or session in progress; try again once it ends"
+            )
+        counts = {
+            "messages": (
+                await conn.execute(
+                    messages_t.delete().where(messages_t.c.session_id.in_(own_sessions))
+                )
+            ).rowcount
+            or 0,
+            "sessions": (
+                await conn.execute(sessions_t.delete().where(sessions_t.c.student == pseudonym))
+            ).rowcount
+            or 0,
+            "requests": (
+                await conn.execute(requests_t.delete().where(requests_t.c.student == pseudonym))
+            ).rowcount
+            or 0,
+        }
+        detail = ", ".join(f"{k}={v}" for k, v in counts.items())
+        await audit.record(conn, actor, "student.delete", pseudonym, endpoint, detail)
+    return {k: int(v) for k, v in counts.items()}
