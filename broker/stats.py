@@ -446,25 +446,21 @@ async def group_usage(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     narrowed by school, region and grade only.
     """
     async with engine.connect() as conn:
-        used = await conn.execute(
+        rows_seen = await conn.execute(
             sa.select(r.c.student, r.c.groups, sa.func.count(s.c.id))
-            .select_from(r.join(s, s.c.request_id == r.c.id))
+            .select_from(r.outerjoin(s, s.c.request_id == r.c.id))
             .where(*_conditions(f))
             .group_by(r.c.student, r.c.groups)
         )
         students_using: dict[str, set[str]] = defaultdict(set)
-        sessions: Counter[str] = Counter()
-        for student, groups, n in used:
-            for group in ("All", *sorted(_flags(groups) & set(GROUPS))):
-                students_using[group].add(student)
-                sessions[group] += int(n)
-        asked = await conn.execute(
-            sa.select(r.c.student, r.c.groups).where(*_conditions(f)).distinct()
-        )
         requesting: dict[str, set[str]] = defaultdict(set)
-        for student, groups in asked:
+        sessions: Counter[str] = Counter()
+        for student, groups, n in rows_seen:
             for group in ("All", *(_flags(groups) & set(GROUPS))):
                 requesting[group].add(student)
+                if n:
+                    students_using[group].add(student)
+                    sessions[group] += int(n)
         enrolled = await enrolled_by_group(conn, f)
     rows = []
     for group in ("All", *GROUPS):

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import stats
-from broker.db.engine import create_engine
 from broker.stats import Filters
-from tests.broker.conftest import prepare_database
-from tests.stats.seed import EVIL_SCHOOL, seed
+from tests.stats.seed import EVIL_SCHOOL
 
 PT = stats.DISTRICT_TZ
 JAN = Filters(
     start=dt.datetime(2024, 1, 8, tzinfo=PT).astimezone(dt.UTC),
     end=dt.datetime(2024, 1, 15, tzinfo=PT).astimezone(dt.UTC),
 )
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await prepare_database(database_url)
-    eng = create_engine(database_url)
-    await seed(eng)
-    yield eng
-    await eng.dispose()
 
 
 async def test_waits_percentiles_histogram_and_give_ups(engine: AsyncEngine) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,11 +12,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import stats
-from broker.db.engine import create_engine
 from broker.errors import NotAllowed
 from broker.tokens import Identity
-from tests.broker.conftest import prepare_database
-from tests.stats.seed import EVIL_SCHOOL, seed
+from tests.stats.seed import EVIL_SCHOOL
 from web.problems import problem_middleware
 from web.stats_api import QUERIES, safe_cell, scoped_filters, setup_stats_api
 
@@ -40,15 +37,6 @@ def identify(request: web.Request) -> Identity | None:
 
 async def identify_async(request: web.Request) -> Identity | None:
     return identify(request)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await prepare_database(database_url)
-    eng = create_engine(database_url)
-    await seed(eng)
-    yield eng
-    await eng.dispose()
 
 
 @pytest.fixture
