@@ -11,6 +11,8 @@ DEFAULT_REDIS_PREFIX = "hh"
 GRACE_SECONDS = 120.0  # a dropped student keeps their place, a lost tutor keeps the session
 PRIORITY_HEAD_START_S = 120.0  # one priority step counts as having waited this much longer
 DEFAULT_TUTOR_CAPACITY = 2  # concurrent sessions per tutor unless the vendor says otherwise
+QUEUE_MAX_WAIT_S = 2 * 3600.0  # a request still waiting after this expires
+SESSION_IDLE_S = 20 * 60.0  # a session with no message for this long times out
 ETA_WINDOW_S = 900.0  # accept rate is measured over this trailing window
 ETA_FALLBACK_S = 120.0  # estimated handling time per request when there is no history
 
@@ -26,4 +28,4 @@ MESSAGE_RETENTION_DAYS = 0  # 0 = message bodies are relayed, never stored
 METADATA_RETENTION_DAYS = 3 * 365  # three school years
 
 # Payloads
-MAX_EVENT_BYTES = 16 * 1024
+MAX_EVENT_BYTES = 1024 * 1024  # transport limit; fields have their own, much smaller, limits

@@ -64,6 +64,8 @@ class Settings:
     demo: bool = False
     log_level: str = "INFO"
     grace_seconds: float = C.GRACE_SECONDS
+    queue_max_wait_s: float = C.QUEUE_MAX_WAIT_S
+    session_idle_s: float = C.SESSION_IDLE_S
     chat_max_chars: int = C.CHAT_MAX_CHARS
     chat_rate_messages: int = C.CHAT_RATE_MESSAGES
     chat_rate_window_s: float = C.CHAT_RATE_WINDOW_S
@@ -103,6 +105,8 @@ class Settings:
             demo=_bool(env, "HH_DEMO", False),
             log_level=env.get("HH_LOG_LEVEL", "INFO").upper(),
             grace_seconds=_float(env, "HH_GRACE_SECONDS", C.GRACE_SECONDS),
+            queue_max_wait_s=_float(env, "HH_QUEUE_MAX_WAIT_S", C.QUEUE_MAX_WAIT_S),
+            session_idle_s=_float(env, "HH_SESSION_IDLE_S", C.SESSION_IDLE_S),
             chat_max_chars=_int(env, "HH_CHAT_MAX_CHARS", C.CHAT_MAX_CHARS),
             chat_rate_messages=_int(env, "HH_CHAT_RATE_MESSAGES", C.CHAT_RATE_MESSAGES),
             chat_rate_window_s=_float(env, "HH_CHAT_RATE_WINDOW_S", C.CHAT_RATE_WINDOW_S),

@@ -41,8 +41,12 @@ async def postgres_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest) -> str:
-    """Each test using this runs once on SQLite and once on PostgreSQL."""
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs once on SQLite and once on PostgreSQL.
+
+    A plain (sync) fixture: pytest-asyncio cannot resolve async fixtures by name from
+    inside an async fixture.
+    """
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("postgres_url"))

@@ -1,25 +1,81 @@
-"""The aiohttp application factory (after aiohttp-demos' ``init_app`` with ``cleanup_ctx``)."""
+"""The aiohttp application factory (after aiohttp-demos' ``init_app`` with ``cleanup_ctx``).
+
+Start-up order: database engine, school directory and catalog, queue and live state,
+broker (which rebuilds lost queue state from the database), then socket.io handlers are
+bound. Shutdown runs the same contexts in reverse.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from broker.catalog_source import load_catalog
+from broker.db.engine import create_engine, session_factory
+from broker.directory import load_school_directory_from
+from broker.lifecycle_store import LifecycleStore
+from broker.live.factory import make_live
+from broker.queue.factory import make_queue
+from broker.service import Broker
 from broker.settings import Settings
+from web.problems import problem_middleware
+from web.sio import SioNotifier, SocketGateway, create_server
 
 log = logging.getLogger(__name__)
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+BROKER: web.AppKey[Broker] = web.AppKey("broker", Broker)
+GATEWAY: web.AppKey[SocketGateway] = web.AppKey("gateway", SocketGateway)
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+    broker = request.app.get(BROKER)
+    return web.json_response({"ok": broker is not None})
+
+
+async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    engine = create_engine(settings.database_url)
+    catalog = load_catalog(settings)
+    directory = await load_school_directory_from(session_factory(engine))
+    gateway = app[GATEWAY]
+    broker = Broker(
+        settings,
+        catalog,
+        directory,
+        make_queue(settings),
+        make_live(settings),
+        LifecycleStore(engine),
+        SioNotifier(gateway.sio),
+    )
+    await broker.start()
+    app[BROKER] = broker
+    gateway.attach(broker)
+    log.info(
+        "broker ready: %d schools, %s, %s",
+        len(directory),
+        "redis" if settings.redis_url else "in-process queue",
+        settings.database_url.split("://", 1)[0],
+    )
+    yield
+    await gateway.detach()
+    await broker.stop()
+    await engine.dispose()
 
 
 def init_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[problem_middleware])
     app[SETTINGS] = settings
+    sio = create_server(settings)
+    sio.attach(app)
+    app[GATEWAY] = SocketGateway(sio, settings)
     app.router.add_get("/healthz", health)
+    if settings.demo:
+        from web.demo_tokens import setup_demo_tokens
+
+        setup_demo_tokens(app)
+    app.cleanup_ctx.append(broker_ctx)
     return app

@@ -45,6 +45,7 @@ from redis.typing import EncodableT, FieldT
 
 from broker.errors import AlreadyTaken, BrokerError, OverCapacity
 from broker.queue.base import QueueBackend, QueuedRequest
+from broker.redis_pool import open_redis
 
 # KEYS: req, where, names.  ARGV: zset prefix, id, score, json, queue.  -> 1-based position.
 # Idempotent: an id already queued (in any queue) is left where it is.
@@ -131,7 +132,7 @@ class RedisQueue(QueueBackend):
     """Queue state in Redis, shared by every broker process using the same ``prefix``."""
 
     def __init__(self, url: str, prefix: str) -> None:
-        self._redis: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+        self._redis: aioredis.Redis = open_redis(url, decode_responses=True)
         base = f"{prefix}:q:"
         self._zprefix = base + "z:"
         self._req = base + "req"

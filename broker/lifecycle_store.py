@@ -1,0 +1,197 @@
+"""Persistence of the request and session lifecycle.
+
+One method per state change, each one transaction, so the hot path writes the database
+exactly once per change (requested+queued or unmet, accepted, ended / cancelled /
+abandoned / expired, requeued). Message bodies are written only when the district turned
+on retention. Everything here survives a restart; the queues are rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broker.db.models import Base
+
+UTC = dt.UTC
+OPEN_STATUSES = ("queued", "accepted")
+
+
+def _tables() -> tuple[sa.Table, sa.Table, sa.Table]:
+    tables = Base.metadata.tables
+    return tables["help_requests"], tables["tutoring_sessions"], tables["chat_messages"]
+
+
+def at(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, UTC)
+
+
+def epoch(value: dt.datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+class LifecycleStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.requests, self.sessions, self.messages = _tables()
+
+    async def record_request(self, row: dict[str, Any]) -> None:
+        """Insert a request already decided: status ``queued`` or ``unmet``."""
+        async with self.engine.begin() as conn:
+            await conn.execute(self.requests.insert().values(**row))
+
+    async def close_request(
+        self, request_id: str, status: str, when: float, reason: str | None = None
+    ) -> bool:
+        """Move a queued request to cancelled / abandoned / expired. False if not queued."""
+        r = self.requests
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                r.update()
+                .where(r.c.id == request_id, r.c.status == "queued")
+                .values(status=status, closed_at=at(when), close_reason=reason or status)
+            )
+        return bool(result.rowcount)
+
+    async def start_session(self, row: dict[str, Any]) -> None:
+        """Insert the session and mark its request accepted, in one transaction."""
+        r = self.requests
+        async with self.engine.begin() as conn:
+            await conn.execute(self.sessions.insert().values(**row))
+            await conn.execute(
+                r.update()
+                .where(r.c.id == row["request_id"])
+                .values(status="accepted", accepted_at=row["accepted_at"])
+            )
+
+    async def end_session(
+        self, session_id: str, request_id: str, values: dict[str, Any], *, requeue: bool
+    ) -> None:
+        """Close the session; its request ends too, or goes back to ``queued`` on requeue.
+
+        A requeued request keeps its original ``queued_at`` so it regains its place.
+        """
+        r = self.requests
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                self.sessions.update().where(self.sessions.c.id == session_id).values(**values)
+            )
+            if requeue:
+                update = {"status": "queued", "accepted_at": None}
+            else:
+                update = {
+                    "status": "ended",
+                    "closed_at": values["ended_at"],
+                    "close_reason": values["end_reason"],
+                }
+            await conn.execute(r.update().where(r.c.id == request_id).values(**update))
+
+    async def rate(self, session_id: str, student: str, helped: bool | None, stars: int) -> bool:
+        """Store a rating of an ended session by its own student. False if not theirs/ended."""
+        s = self.sessions
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                s.update()
+                .where(s.c.id == session_id, s.c.student == student, s.c.ended_at.is_not(None))
+                .values(rating_helped=helped, rating_stars=stars)
+            )
+        return bool(result.rowcount)
+
+    async def store_message(
+        self, message_id: str, session_id: str, sender: str, text: str, when: float
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                self.messages.insert().values(
+                    id=message_id, session_id=session_id, sender=sender, text=text, at=at(when)
+                )
+            )
+
+    async def purge_messages(self, older_than: float) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                self.messages.delete().where(self.messages.c.at < at(older_than))
+            )
+        return int(result.rowcount or 0)
+
+    async def open_request_of(self, student: str) -> dict[str, Any] | None:
+        """The student's queued or accepted request, if any (newest first)."""
+        r = self.requests
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        sa.select(r)
+                        .where(r.c.student == student, r.c.status.in_(OPEN_STATUSES))
+                        .order_by(r.c.requested_at.desc())
+                        .limit(1)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    async def queued_requests(self) -> Sequence[dict[str, Any]]:
+        r = self.requests
+        async with self.engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        sa.select(r).where(r.c.status == "queued").order_by(r.c.queued_at, r.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(row) for row in rows]
+
+    async def open_sessions(self) -> Sequence[dict[str, Any]]:
+        s, r = self.sessions, self.requests
+        async with self.engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        sa.select(s, r.c.priority, r.c.queue, r.c.groups)
+                        .join(r, r.c.id == s.c.request_id)
+                        .where(s.c.ended_at.is_(None))
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(row) for row in rows]
+
+    async def request(self, request_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        sa.select(self.requests).where(self.requests.c.id == request_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    async def session(self, session_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        sa.select(self.sessions).where(self.sessions.c.id == session_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None

@@ -1,0 +1,31 @@
+"""How the broker reaches people, without knowing about socket.io (the edge implements it).
+
+Every method addresses a *person* (all their connections, in whichever process) or the
+tutors watching a queue, so a deployment of several processes delivers to the right
+sockets through the socket.io message manager.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Notifier(Protocol):
+    async def to_student(self, student: str, event: str, data: dict[str, Any]) -> None: ...
+
+    async def to_tutor(self, tutor_id: str, event: str, data: dict[str, Any]) -> None: ...
+
+    async def to_queue_watchers(self, queue: str, event: str, data: dict[str, Any]) -> None: ...
+
+
+class NullNotifier:
+    """Delivers nothing; for commands and tests that drive the broker without sockets."""
+
+    async def to_student(self, student: str, event: str, data: dict[str, Any]) -> None:
+        return None
+
+    async def to_tutor(self, tutor_id: str, event: str, data: dict[str, Any]) -> None:
+        return None
+
+    async def to_queue_watchers(self, queue: str, event: str, data: dict[str, Any]) -> None:
+        return None

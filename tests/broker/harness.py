@@ -1,0 +1,123 @@
+"""Real servers and real socket.io clients for the broker's end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from aiohttp.test_utils import TestServer
+
+from broker import tokens
+from broker.settings import Settings
+from web.app import BROKER, init_app
+
+SECRET = "test-secret"
+
+
+@dataclass
+class Client:
+    """A socket.io client that records every server push for the test to await."""
+
+    sio: socketio.AsyncClient
+    namespace: str
+    events: dict[str, asyncio.Queue[Any]] = field(
+        default_factory=lambda: collections.defaultdict(asyncio.Queue)
+    )
+
+    async def call(self, event: str, data: Any = None, timeout: float = 10) -> Any:
+        return await self.sio.call(event, data, namespace=self.namespace, timeout=timeout)
+
+    async def next(self, event: str, timeout: float = 10) -> Any:
+        return await asyncio.wait_for(self.events[event].get(), timeout)
+
+    async def until(self, event: str, predicate: Any, timeout: float = 10) -> Any:
+        async def wait() -> Any:
+            while True:
+                item = await self.events[event].get()
+                if predicate(item):
+                    return item
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    def drain(self, event: str) -> list[Any]:
+        out = []
+        q = self.events[event]
+        while not q.empty():
+            out.append(q.get_nowait())
+        return out
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+class Server:
+    """One broker process (an aiohttp app on a real TCP port)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.test_server: TestServer | None = None
+
+    async def start(self) -> Server:
+        self.test_server = TestServer(init_app(self.settings), host="127.0.0.1")
+        await self.test_server.start_server()
+        return self
+
+    async def stop(self) -> None:
+        if self.test_server is not None:
+            await self.test_server.close()
+            self.test_server = None
+
+    @property
+    def url(self) -> str:
+        assert self.test_server is not None
+        return f"http://127.0.0.1:{self.test_server.port}"
+
+    @property
+    def broker(self) -> Any:
+        assert self.test_server is not None
+        return self.test_server.app[BROKER]
+
+    async def connect(
+        self, namespace: str, identity: tokens.Identity | None, token: str | None = None
+    ) -> Client:
+        sio = socketio.AsyncClient(reconnection=False)
+        client = Client(sio, namespace)
+
+        async def record(event: str, *args: Any) -> None:
+            client.events[event].put_nowait(args[0] if args else None)
+
+        sio.on("*", record, namespace=namespace)
+        if token is None and identity is not None:
+            token = tokens.issue(SECRET, identity)
+        await sio.connect(
+            self.url,
+            namespaces=[namespace],
+            transports=["websocket"],
+            auth={"token": token},
+            wait_timeout=10,
+        )
+        return client
+
+
+def student(
+    pseudonym: str, school_id: str | None, grade: int | None, **claims: Any
+) -> tokens.Identity:
+    return tokens.Identity(
+        "student", pseudonym, {"school_id": school_id, "grade": grade, "groups": [], **claims}
+    )
+
+
+def tutor(
+    tutor_id: str, vendor: str, languages: list[str], name: str = "Ms. Tutor"
+) -> tokens.Identity:
+    return tokens.Identity(
+        "tutor", tutor_id, {"vendor": vendor, "languages": languages, "display_name": name}
+    )
+
+
+def staff(scope: str = "district", scope_id: str | None = None) -> tokens.Identity:
+    return tokens.Identity("staff", "staff-1", {"scope": scope, "scope_id": scope_id})

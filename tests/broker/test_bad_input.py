@@ -1,0 +1,135 @@
+"""Bad input on every event: a typed error ack, nothing changes, everything keeps working."""
+
+from __future__ import annotations
+
+import pytest
+import socketio
+
+from broker import tokens
+from tests.broker.conftest import fetch_all
+from tests.broker.harness import SECRET, Server, student, tutor
+
+HUGE = "x" * 100_000
+
+STUDENT_CASES = [
+    ("help:request", None, "invalid_payload"),
+    ("help:request", "math", "invalid_payload"),
+    ("help:request", [], "invalid_payload"),
+    ("help:request", {}, "invalid_payload"),
+    ("help:request", {"subject": 7, "language": "en"}, "invalid_payload"),
+    ("help:request", {"subject": "math", "language": None}, "invalid_payload"),
+    ("help:request", {"subject": "math", "language": "en", "topic": HUGE}, "invalid_payload"),
+    ("help:request", {"subject": HUGE, "language": "en"}, "invalid_payload"),
+    ("help:request", {"subject": "math", "language": "en", "grade": {"x": 1}}, "invalid_payload"),
+    ("help:cancel", {}, "invalid_payload"),
+    ("help:cancel", {"request_id": 12}, "invalid_payload"),
+    ("help:cancel", {"request_id": "nope"}, "not_found"),
+    ("help:cancel", {"request_id": "../../etc"}, "invalid_payload"),
+    ("chat:send", {"session_id": "nope", "text": "hi"}, "not_found"),
+    ("chat:send", {"session_id": "nope"}, "invalid_payload"),
+    ("chat:send", {"session_id": "nope", "text": HUGE}, "invalid_payload"),
+    ("session:end", {"session_id": "nope"}, "not_found"),
+    ("session:rate", {"session_id": "nope", "stars": 9}, "invalid_payload"),
+    ("session:rate", {"session_id": "nope", "stars": 4}, "not_found"),
+    ("session:rate", {"session_id": "nope", "stars": True}, "invalid_payload"),
+]
+
+TUTOR_CASES = [
+    ("tutor:status", {"status": "asleep"}, "invalid_payload"),
+    ("tutor:status", {"status": ["available"]}, "invalid_payload"),
+    ("help:accept", {}, "invalid_payload"),
+    ("help:accept", {"request_id": "0" * 32}, "already_taken"),
+    ("help:accept", {"request_id": HUGE}, "invalid_payload"),
+    ("chat:send", {"session_id": "nope", "text": "hi"}, "not_found"),
+    ("session:end", {"session_id": None}, "invalid_payload"),
+]
+
+
+@pytest.mark.parametrize(("event", "payload", "code"), STUDENT_CASES)
+async def test_student_bad_input(
+    server: Server, clients: list, event: str, payload: object, code: str
+) -> None:
+    kid = await server.connect("/student", student("s-bad", "elem", 3))
+    clients.append(kid)
+    ack = await kid.call(event, payload)
+    assert ack["ok"] is False, ack
+    assert ack["error"]["code"] == code and ack["error"]["message"]
+    # the connection and the process keep working, and nothing was recorded
+    ok = await kid.call("help:request", {"subject": "math", "language": "en"})
+    assert ok["ok"], ok
+    rows = await fetch_all(server.settings.database_url, "select status from help_requests")
+    assert [r["status"] for r in rows] == ["queued"]
+
+
+@pytest.mark.parametrize(("event", "payload", "code"), TUTOR_CASES)
+async def test_tutor_bad_input(
+    server: Server, clients: list, event: str, payload: object, code: str
+) -> None:
+    t = await server.connect("/tutor", tutor("t-bad", "paper", ["en"]))
+    clients.append(t)
+    ack = await t.call(event, payload)
+    assert ack["ok"] is False, ack
+    assert ack["error"]["code"] == code
+    assert (await t.call("tutor:status", {"status": "available"}))["ok"]
+
+
+async def test_another_students_session_is_not_reachable(server: Server, clients: list) -> None:
+    owner = await server.connect("/student", student("s-own", "elem", 3))
+    intruder = await server.connect("/student", student("s-int", "elem", 3))
+    t = await server.connect("/tutor", tutor("t-own", "paper", ["en"]))
+    clients += [owner, intruder, t]
+    rid = (await owner.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    assert (await intruder.call("help:cancel", {"request_id": rid}))["error"]["code"] == "not_found"
+    sid = (await t.call("help:accept", {"request_id": rid}))["session"]["session_id"]
+    for event, payload in [
+        ("chat:send", {"session_id": sid, "text": "let me in"}),
+        ("session:end", {"session_id": sid}),
+        ("chat:typing", {"session_id": sid}),
+    ]:
+        ack = await intruder.call(event, payload)
+        assert ack["error"]["code"] == "not_found", (event, ack)
+    assert intruder.drain("chat:message") == []
+    assert (await owner.call("chat:send", {"session_id": sid, "text": "still mine"}))["ok"]
+
+
+async def test_chat_is_rate_limited_per_sender(start_server, clients: list) -> None:
+    server = await start_server(chat_rate_messages=3, chat_rate_window_s=60.0)
+    kid = await server.connect("/student", student("s-rl", "elem", 3))
+    t = await server.connect("/tutor", tutor("t-rl", "paper", ["en"]))
+    clients += [kid, t]
+    rid = (await kid.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    sid = (await t.call("help:accept", {"request_id": rid}))["session"]["session_id"]
+    acks = [await kid.call("chat:send", {"session_id": sid, "text": f"m{i}"}) for i in range(4)]
+    assert [a["ok"] for a in acks] == [True, True, True, False]
+    assert acks[3]["error"]["code"] == "rate_limited"
+    assert (await t.call("chat:send", {"session_id": sid, "text": "tutor not limited"}))["ok"]
+
+
+@pytest.mark.parametrize(
+    ("namespace", "identity"),
+    [
+        ("/tutor", tokens.Identity("student", "s-x", {})),
+        ("/student", tokens.Identity("tutor", "t-x", {"vendor": "paper", "languages": ["en"]})),
+        ("/staff", tokens.Identity("student", "s-x", {})),
+    ],
+)
+async def test_wrong_role_is_refused(
+    server: Server, namespace: str, identity: tokens.Identity
+) -> None:
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await server.connect(namespace, identity)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [None, "", "garbage", "a.b", tokens.issue("other-secret", tokens.Identity("student", "s", {}))],
+)
+async def test_bad_tokens_are_refused(server: Server, token: str | None) -> None:
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await server.connect("/student", None, token=token if token is not None else "")
+
+
+async def test_expired_token_is_refused(server: Server) -> None:
+    token = tokens.issue(SECRET, tokens.Identity("student", "s", {}), ttl_s=-5)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await server.connect("/student", None, token=token)

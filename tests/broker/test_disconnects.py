@@ -1,0 +1,134 @@
+"""Grace periods, reconnection, and restarts rebuilding the queue from the database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.broker.conftest import fetch_all
+from tests.broker.harness import student, tutor
+
+GRACE = 1.0
+
+
+async def _status(server, rid: str) -> str:
+    [row] = await fetch_all(
+        server.settings.database_url, "select status from help_requests where id = :id", id=rid
+    )
+    return str(row["status"])
+
+
+async def test_student_keeps_place_within_grace(start_server, clients: list) -> None:
+    server = await start_server(grace_seconds=GRACE)
+    a = await server.connect("/student", student("s-a", "elem", 2))
+    b = await server.connect("/student", student("s-b", "elem", 2))
+    clients += [a, b]
+    rid_a = (await a.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    await b.call("help:request", {"subject": "math", "language": "en"})
+    await a.close()
+    await asyncio.sleep(GRACE / 3)
+    back = await server.connect("/student", student("s-a", "elem", 2))
+    clients.append(back)
+    state = await back.next("session:state")
+    assert state["request"]["id"] == rid_a and state["request"]["position"] == 1
+    await asyncio.sleep(GRACE * 2)
+    assert await _status(server, rid_a) == "queued"
+
+
+async def test_student_gone_past_grace_is_abandoned(start_server, clients: list) -> None:
+    server = await start_server(grace_seconds=GRACE)
+    a = await server.connect("/student", student("s-gone", "elem", 2))
+    b = await server.connect("/student", student("s-stay", "elem", 2))
+    clients += [a, b]
+    rid = (await a.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    await b.call("help:request", {"subject": "math", "language": "en"})
+    await a.close()
+    await b.until("queue:position", lambda m: m["position"] == 1, timeout=GRACE * 6)
+    assert await _status(server, rid) == "abandoned"
+
+
+async def test_reconnect_mid_session_gets_session_state(start_server, clients: list) -> None:
+    server = await start_server(grace_seconds=GRACE)
+    kid = await server.connect("/student", student("s-mid", "elem", 2))
+    t = await server.connect("/tutor", tutor("t-mid", "paper", ["en"]))
+    clients += [kid, t]
+    rid = (await kid.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    sid = (await t.call("help:accept", {"request_id": rid}))["session"]["session_id"]
+    await kid.close()
+    kid2 = await server.connect("/student", student("s-mid", "elem", 2))
+    t2 = await server.connect("/tutor", tutor("t-mid", "paper", ["en"]))
+    clients += [kid2, t2]
+    state = await kid2.next("session:state")
+    assert state["session"]["session_id"] == sid
+    tstate = await t2.next("tutor:state")
+    assert [s["session_id"] for s in tstate["sessions"]] == [sid]
+    assert (await kid2.call("chat:send", {"session_id": sid, "text": "back"}))["ok"]
+    assert (await t.next("chat:message"))["text"] == "back"
+
+
+async def test_lost_tutor_puts_request_back_at_head(start_server, clients: list) -> None:
+    server = await start_server(grace_seconds=GRACE)
+    kid = await server.connect("/student", student("s-lt", "elem", 2))
+    later = await server.connect("/student", student("s-later", "elem", 2))
+    t = await server.connect("/tutor", tutor("t-lost", "paper", ["en"]))
+    clients += [kid, later, t]
+    rid = (await kid.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    sid = (await t.call("help:accept", {"request_id": rid}))["session"]["session_id"]
+    await later.call("help:request", {"subject": "math", "language": "en"})
+    await t.close()
+    ended = await kid.until("session:ended", lambda e: e["session_id"] == sid, timeout=GRACE * 6)
+    assert ended["reason"] == "tutor_lost" and ended["requeued"] is True
+    position = await kid.until("queue:position", lambda m: m["request_id"] == rid)
+    assert position["position"] == 1
+    assert await server.broker.queue.position(rid) == 1
+    assert await _status(server, rid) == "queued"
+    [session] = await fetch_all(
+        server.settings.database_url,
+        "select end_reason from tutoring_sessions where id = :id",
+        id=sid,
+    )
+    assert session["end_reason"] == "tutor_lost"
+
+
+async def test_restart_rebuilds_queue_in_order(stack_settings, start_server, clients: list) -> None:
+    server = await start_server()
+    kids = [await server.connect("/student", student(f"s-rs{i}", "elem", 4)) for i in range(4)]
+    clients += kids
+    ids = [
+        (await k.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+        for k in kids
+    ]
+    for k in kids:
+        await k.close()
+    await server.stop()
+    if stack_settings.redis_url:
+        # Redis loses its data too: the database alone must bring the queue back.
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(stack_settings.redis_url)
+        keys = [k async for k in client.scan_iter(match=f"{stack_settings.redis_prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+    again = await start_server()
+    snapshot = await again.broker.queue.snapshot("paper:en")
+    assert [q.id for q in snapshot] == ids
+
+
+async def test_redis_losing_data_while_running_is_rebuilt(stack_settings, start_server) -> None:
+    if not stack_settings.redis_url:
+        return  # only meaningful with Redis
+    server = await start_server(grace_seconds=GRACE)
+    kid = await server.connect("/student", student("s-fl", "elem", 4))
+    rid = (await kid.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(stack_settings.redis_url)
+    keys = [k async for k in client.scan_iter(match=f"{stack_settings.redis_prefix}*")]
+    await client.delete(*keys)
+    await client.aclose()
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if await server.broker.queue.position(rid) == 1:
+            break
+    assert await server.broker.queue.position(rid) == 1
+    await kid.close()

@@ -1,0 +1,42 @@
+"""Claims under contention: 50 tutors, 20 requests, one or two broker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+from tests.broker.conftest import fetch_all
+from tests.broker.harness import student, tutor
+
+
+async def test_50_tutors_race_for_20_requests(stack_settings, start_server, clients: list) -> None:
+    first = await start_server()
+    # on the scaled stack the tutors are split over two broker processes
+    second = await start_server() if stack_settings.redis_url else first
+    kids = [await first.connect("/student", student(f"s-r{i}", "elem", 3)) for i in range(20)]
+    tutors = [
+        await (first if i % 2 else second).connect("/tutor", tutor(f"t-r{i}", "paper", ["en"]))
+        for i in range(50)
+    ]
+    clients += kids + tutors
+    ids = []
+    for kid in kids:
+        ack = await kid.call("help:request", {"subject": "math", "language": "en"})
+        ids.append(ack["request"]["id"])
+
+    async def grab(t, rid):
+        return t, rid, await t.call("help:accept", {"request_id": rid}, timeout=30)
+
+    attempts = [grab(t, rid) for t in tutors for rid in ids]
+    results = await asyncio.gather(*attempts)
+    won = [(t, rid) for t, rid, ack in results if ack["ok"]]
+    codes = collections.Counter(ack["error"]["code"] for _, _, ack in results if not ack["ok"])
+    assert set(codes) <= {"already_taken", "over_capacity"}
+    per_request = collections.Counter(rid for _, rid in won)
+    assert sorted(per_request) == sorted(ids) and set(per_request.values()) == {1}
+    per_tutor = collections.Counter(id(t) for t, _ in won)
+    assert max(per_tutor.values()) <= 2
+    rows = await fetch_all(stack_settings.database_url, "select request_id from tutoring_sessions")
+    assert sorted(r["request_id"] for r in rows) == sorted(ids)
+    for kid in kids:
+        await kid.next("session:started")

@@ -1,0 +1,294 @@
+"""socket.io wiring: three namespaces, auth on connect, one typed ack per event.
+
+Every handler answers ``{"ok": true, ...}`` or ``{"ok": false, "error": {"code",
+"message"}}``; a bad payload or an unexpected exception is logged and answered, never
+propagated, so one bad event cannot break the connection or the process.
+
+People are addressed through personal rooms: ``s:<pseudonym>`` in ``/student``,
+``t:<tutor id>`` in ``/tutor``; tutors also join ``q:<vendor>:<language>`` for each queue
+they may take from. With ``REDIS_URL`` the socket.io Redis manager carries emits to
+whichever process holds the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+
+from broker import tokens
+from broker.constants import MAX_EVENT_BYTES, STAFF_PUSH_INTERVAL_S
+from broker.errors import BrokerError, NotAllowed
+from broker.service import Broker, Tutor, student_subject, tutor_subject
+from broker.settings import Settings
+from web import jsonlib
+from web import payloads as p
+
+log = logging.getLogger(__name__)
+
+NAMESPACE_ROLES = {
+    "/student": frozenset({"student"}),
+    "/tutor": frozenset({"tutor"}),
+    "/staff": frozenset({"staff", "teacher"}),
+}
+
+Handler = Callable[[tokens.Identity, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(slots=True)
+class Connection:
+    namespace: str
+    identity: tokens.Identity
+
+
+class SioNotifier:
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+
+    async def to_student(self, student: str, event: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(event, data, to=f"s:{student}", namespace="/student")
+
+    async def to_tutor(self, tutor_id: str, event: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(event, data, to=f"t:{tutor_id}", namespace="/tutor")
+
+    async def to_queue_watchers(self, queue: str, event: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(event, data, to=f"q:{queue}", namespace="/tutor")
+
+
+def create_server(settings: Settings) -> socketio.AsyncServer:
+    manager = None
+    if settings.redis_url:
+        manager = socketio.AsyncRedisManager(
+            settings.redis_url, channel=f"{settings.redis_prefix}:socketio"
+        )
+    return socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        json=jsonlib,
+        transports=["websocket"],
+        max_http_buffer_size=MAX_EVENT_BYTES,
+        cors_allowed_origins=[],
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+class SocketGateway:
+    """Binds a :class:`Broker` to a socket.io server."""
+
+    def __init__(self, sio: socketio.AsyncServer, settings: Settings) -> None:
+        self.sio = sio
+        self.settings = settings
+        self.broker: Broker | None = None
+        self.connections: dict[str, Connection] = {}
+        self._staff_task: asyncio.Task[None] | None = None
+        self._last_staff: dict[str, Any] = {}
+        for namespace in NAMESPACE_ROLES:
+            sio.on("connect", self._connect_handler(namespace), namespace=namespace)
+            sio.on("disconnect", self._disconnect_handler(namespace), namespace=namespace)
+        self._register("/student", "help:request", self.help_request)
+        self._register("/student", "help:cancel", self.help_cancel)
+        self._register("/student", "session:rate", self.session_rate)
+        self._register("/student", "session:state", self.student_state)
+        self._register("/tutor", "tutor:status", self.tutor_status)
+        self._register("/tutor", "help:accept", self.help_accept)
+        self._register("/tutor", "tutor:state", self.tutor_state)
+        for namespace in ("/student", "/tutor"):
+            self._register(namespace, "chat:send", self.chat_send)
+            self._register(namespace, "chat:typing", self.chat_typing)
+            self._register(namespace, "session:end", self.session_end)
+        self._register("/staff", "staff:live", self.staff_live)
+
+    # -- plumbing -----------------------------------------------------------------------
+    def attach(self, broker: Broker) -> None:
+        self.broker = broker
+        broker.local_subjects = self.local_subjects
+        self._staff_task = asyncio.create_task(self._staff_loop(), name="staff-push")
+
+    async def detach(self) -> None:
+        if self._staff_task is not None:
+            self._staff_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._staff_task
+        self.broker = None
+
+    def local_subjects(self) -> list[str]:
+        subjects = set()
+        for conn in self.connections.values():
+            if conn.namespace == "/student":
+                subjects.add(student_subject(conn.identity.subject))
+            elif conn.namespace == "/tutor":
+                subjects.add(tutor_subject(conn.identity.subject))
+        return list(subjects)
+
+    @property
+    def _broker(self) -> Broker:
+        if self.broker is None:
+            raise BrokerError("the broker is starting; try again")
+        return self.broker
+
+    def _register(self, namespace: str, event: str, handler: Handler) -> None:
+        async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
+            conn = self.connections.get(sid)
+            if conn is None or conn.namespace != namespace:
+                return _error("unauthenticated", "not connected")
+            try:
+                result = await handler(conn.identity, p.obj(data if data is not None else {}))
+            except BrokerError as exc:
+                log.info("%s %s refused for %s: %s", namespace, event, sid, exc.code)
+                return {"ok": False, "error": exc.as_dict()}
+            except Exception:
+                log.exception("%s %s failed for %s", namespace, event, sid)
+                return _error("internal", "something went wrong; please try again")
+            return {"ok": True, **(result or {})}
+
+        self.sio.on(event, on_event, namespace=namespace)
+
+    def _connect_handler(
+        self, namespace: str
+    ) -> Callable[[str, dict[str, Any], Any], Awaitable[None]]:
+        async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+            token = auth.get("token") if isinstance(auth, dict) else None
+            try:
+                identity = tokens.verify(self.settings.secret_key, token)
+                if identity.role not in NAMESPACE_ROLES[namespace]:
+                    raise NotAllowed(f"a {identity.role} cannot connect to {namespace}")
+            except BrokerError as exc:
+                log.info("refused %s connection: %s", namespace, exc.message)
+                raise socketio.exceptions.ConnectionRefusedError(exc.as_dict()) from None
+            self.connections[sid] = Connection(namespace, identity)
+            await self._joined(sid, namespace, identity)
+
+        return connect
+
+    def _disconnect_handler(self, namespace: str) -> Callable[..., Awaitable[None]]:
+        async def disconnect(sid: str, *_: Any) -> None:
+            self.connections.pop(sid, None)
+
+        return disconnect
+
+    async def _joined(self, sid: str, namespace: str, identity: tokens.Identity) -> None:
+        broker = self.broker
+        if namespace == "/student":
+            await self.sio.enter_room(sid, f"s:{identity.subject}", namespace=namespace)
+            if broker is not None:
+                state = await broker.student_state(identity)
+                await self.sio.emit("session:state", state, to=sid, namespace=namespace)
+        elif namespace == "/tutor":
+            tutor = Tutor.from_identity(identity)
+            await self.sio.enter_room(sid, f"t:{tutor.id}", namespace=namespace)
+            for queue in tutor.queues():
+                await self.sio.enter_room(sid, f"q:{queue}", namespace=namespace)
+            if broker is not None:
+                state = await broker.tutor_state(tutor)
+                await self.sio.emit("tutor:state", state, to=sid, namespace=namespace)
+                for snapshot in state["queues"]:
+                    await self.sio.emit("queue:snapshot", snapshot, to=sid, namespace=namespace)
+        else:
+            await self.sio.enter_room(sid, "staff", namespace=namespace)
+            if broker is not None:
+                figures = await broker.live_figures(_staff_vendor(identity))
+                await self.sio.emit("staff:live", figures, to=sid, namespace=namespace)
+
+    async def _staff_loop(self) -> None:
+        """Push live figures to this process's staff at most once a second, when changed."""
+        while True:
+            await asyncio.sleep(STAFF_PUSH_INTERVAL_S)
+            broker = self.broker
+            staff = [(sid, c) for sid, c in self.connections.items() if c.namespace == "/staff"]
+            if broker is None or not staff:
+                continue
+            try:
+                cache: dict[str | None, dict[str, Any]] = {}
+                for sid, conn in staff:
+                    vendor = _staff_vendor(conn.identity)
+                    if vendor not in cache:
+                        cache[vendor] = await broker.live_figures(vendor)
+                    figures = cache[vendor]
+                    comparable = {k: v for k, v in figures.items() if k != "at"}
+                    if self._last_staff.get(sid) != comparable:
+                        self._last_staff[sid] = comparable
+                        await self.sio.emit("staff:live", figures, to=sid, namespace="/staff")
+                for sid in set(self._last_staff) - {sid for sid, _ in staff}:
+                    self._last_staff.pop(sid, None)
+            except Exception:
+                log.exception("staff push failed; will retry")
+
+    # -- student events -----------------------------------------------------------------
+    async def help_request(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+        request = await self._broker.request_help(
+            who,
+            subject=p.text(data, "subject", max_len=64),
+            language=p.text(data, "language", max_len=64),
+            topic=p.text(data, "topic", required=False, max_len=200),
+            grade=p.grade(data),
+        )
+        return {"request": request}
+
+    async def help_cancel(self, who: tokens.Identity, data: dict[str, Any]) -> None:
+        await self._broker.cancel(who, p.ident(data, "request_id"))
+
+    async def session_rate(self, who: tokens.Identity, data: dict[str, Any]) -> None:
+        await self._broker.rate(
+            who,
+            p.ident(data, "session_id"),
+            p.boolean(data, "helped"),
+            p.integer(data, "stars", 1, 5),
+        )
+
+    async def student_state(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+        return await self._broker.student_state(who)
+
+    # -- tutor events -------------------------------------------------------------------
+    async def tutor_status(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+        return await self._broker.set_status(
+            Tutor.from_identity(who), p.text(data, "status", max_len=16)
+        )
+
+    async def help_accept(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+        session = await self._broker.accept(Tutor.from_identity(who), p.ident(data, "request_id"))
+        return {"session": session}
+
+    async def tutor_state(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+        return await self._broker.tutor_state(Tutor.from_identity(who))
+
+    # -- shared events ------------------------------------------------------------------
+    async def chat_send(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+        message = await self._broker.send(
+            who,
+            p.ident(data, "session_id"),
+            p.text(data, "text", max_len=self.settings.chat_max_chars),
+        )
+        return {"message": message}
+
+    async def chat_typing(self, who: tokens.Identity, data: dict[str, Any]) -> None:
+        await self._broker.typing(who, p.ident(data, "session_id"))
+
+    async def session_end(self, who: tokens.Identity, data: dict[str, Any]) -> None:
+        await self._broker.end(
+            who,
+            p.ident(data, "session_id"),
+            outcome=p.text(data, "outcome", required=False, max_len=32) or None,
+            tutored_subject=p.text(data, "tutored_subject", required=False, max_len=64) or None,
+            resolved=p.boolean(data, "resolved"),
+        )
+
+    # -- staff events -------------------------------------------------------------------
+    async def staff_live(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+        return {"figures": await self._broker.live_figures(_staff_vendor(who))}
+
+
+def _staff_vendor(identity: tokens.Identity) -> str | None:
+    """The vendor a vendor manager is limited to ("" matches no queue); None: every vendor."""
+    if identity.claims.get("scope") == "vendor":
+        return str(identity.claims.get("scope_id") or "")
+    return None
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
