@@ -6,10 +6,10 @@ Endpoints: ``summary``, ``waits``, ``service-level``, ``heatmap``, ``unmet``, ``
 ``grade``, ``t`` (service-level seconds) and ``format`` (``json`` or ``csv``). A bad
 parameter is a 400 problem body whose ``parameter`` names it.
 
-Who may look: staff (and teachers) with a ``scope`` claim. ``district`` sees everything;
-``school`` is held to its own school and ``vendor`` to its own vendor (see
-:func:`scoped_filters`). The caller's identity comes from an injected ``identify``
-callable, so this module does not depend on how sign-in is done.
+Who may look: staff with a ``scope`` claim, and teachers (held to their own school, as
+``web.auth.scope_of`` says). ``district`` sees everything; ``school`` is held to its own
+school and ``vendor`` to its own vendor (see :func:`scoped_filters`). The caller's identity
+comes from an injected ``identify`` callable (by default ``web.auth``'s signed-in staff).
 """
 
 from __future__ import annotations
@@ -68,14 +68,25 @@ def scoped_filters(claims: Mapping[str, Any], filters: stats.Filters) -> stats.F
     return filters.with_(**{field: scope_id})
 
 
-async def _identity(request: web.Request, identify: Identify) -> Identity:
+async def signed_in_staff(request: web.Request) -> Identity:
+    """The default ``identify``: the session cookie's staff or teacher (``web.auth``)."""
+    from web.auth import authorise
+
+    return await authorise(request, STAFF_ROLES)
+
+
+async def _scope_claims(request: web.Request, identify: Identify) -> dict[str, Any]:
+    """``{"scope", "scope_id"}`` of the caller; 401 for no one, 403 for non-staff."""
+    from web.auth import scope_of
+
     found = identify(request)
     identity = await found if inspect.isawaitable(found) else found
     if identity is None:
         raise Unauthenticated("sign in as district, school or vendor staff")
     if not isinstance(identity, Identity) or identity.role not in STAFF_ROLES:
         raise NotAllowed("statistics are for staff")
-    return identity
+    scope, scope_id = scope_of(identity)  # a teacher is held to their own school
+    return {"scope": scope, "scope_id": scope_id}
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -268,9 +279,9 @@ def make_handler(
     query_fn = QUERIES[name]
 
     async def handler(request: web.Request) -> web.Response:
-        identity = await _identity(request, identify)
+        claims = await _scope_claims(request, identify)
         filters, threshold, fmt = parse_params(request.query, tz)
-        filters = scoped_filters(identity.claims, filters)
+        filters = scoped_filters(claims, filters)
         data = await query_fn(engine_getter(), filters, threshold, tz)
         headers = {"Cache-Control": "private, no-store"}
         if fmt == "csv":
@@ -294,7 +305,7 @@ def make_handler(
 def setup_stats_api(
     app: web.Application,
     engine_getter: EngineGetter,
-    identify: Identify,
+    identify: Identify = signed_in_staff,
     *,
     tz: ZoneInfo = stats.DISTRICT_TZ,
     prefix: str = PREFIX,
@@ -303,7 +314,9 @@ def setup_stats_api(
 
     ``engine_getter()`` returns the broker's :class:`AsyncEngine` at request time (so it
     may be created later, in a cleanup context). ``identify(request)`` returns the caller's
-    :class:`~broker.tokens.Identity` or ``None`` (sync or async). Errors are raised as
+    :class:`~broker.tokens.Identity` or ``None`` (sync or async), or raises
+    :class:`~broker.errors.BrokerError`; by default the signed-in staff member or teacher
+    of ``web.auth`` (disabled accounts refused). Errors are raised as
     :class:`~broker.errors.BrokerError`, so the app's problem middleware must be installed.
     """
     for name in QUERIES:

@@ -11,8 +11,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker import stats
+from broker import stats, tokens
 from broker.errors import NotAllowed
+from broker.settings import Settings
 from broker.tokens import Identity
 from tests.stats.seed import EVIL_SCHOOL
 from web.problems import problem_middleware
@@ -169,3 +170,27 @@ async def test_sync_identify_and_engine_read_late(engine: AsyncEngine, aiohttp_c
     holder["engine"] = engine
     status, body = await get(client, "groups")
     assert status == 200 and body["groups"][0]["students_using"] == 6
+
+
+async def test_default_identify_reads_the_signed_in_cookie(
+    engine: AsyncEngine, aiohttp_client: Any
+) -> None:
+    from web.app import SETTINGS
+    from web.auth import COOKIE
+
+    settings = Settings(secret_key="k" * 32)
+    app = web.Application(middlewares=[problem_middleware])
+    app[SETTINGS] = settings
+    setup_stats_api(app, lambda: engine)
+    client = await aiohttp_client(app)
+    resp = await client.get("/api/stats/summary")
+    assert resp.status == 401
+    teacher = Identity("teacher", "t1", {"school_id": "hs"})  # a teacher: their school only
+    cookie = {COOKIE: tokens.issue(settings.secret_key, teacher)}
+    resp = await client.get("/api/stats/summary", cookies=cookie)
+    assert resp.status == 200 and (await resp.json())["requests"] == 8
+    tutor = Identity("tutor", "t2", {"vendor": "paper"})
+    resp = await client.get(
+        "/api/stats/summary", cookies={COOKIE: tokens.issue(settings.secret_key, tutor)}
+    )
+    assert resp.status == 403
