@@ -63,7 +63,7 @@ async def purge_engine(
             old_messages = sa.or_(old_messages, messages_t.c.session_id.in_(expired_sessions))
         result = await conn.execute(messages_t.delete().where(old_messages))
         counts["messages"] = int(result.rowcount or 0)
-        if expired_sessions is None or meta_cutoff is None:
+        if meta_cutoff is None:
             return counts
         result = await conn.execute(
             sessions_t.delete().where(
