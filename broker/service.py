@@ -181,6 +181,8 @@ class Broker:
             student=row["student"],
             enqueued_at=epoch(row["queued_at"]) or 0.0,
             priority=int(row["priority"] or 0),
+            school_id=row["school_id"] or "",
+            grade=row["grade"],
         )
 
     def _live_from_row(self, row: dict[str, Any], now: float) -> LiveSession:
@@ -354,6 +356,8 @@ class Broker:
             enqueued_at=now,
             priority=row["priority"],
             topic=topic,
+            school_id=school_id or "",
+            grade=grade_value,
         )
         await self.live.touch([student_subject(student.subject)], now)
         position = await self.queue.enqueue(queued)
@@ -495,6 +499,8 @@ class Broker:
                     "language": claimed.language,
                     "subject": claimed.subject,
                     "school_kind": claimed.school_kind or None,
+                    "school_id": claimed.school_id or None,
+                    "grade": claimed.grade,
                     "queued_at": at(claimed.enqueued_at),
                     "accepted_at": at(now),
                 }

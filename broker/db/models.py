@@ -86,7 +86,7 @@ class HelpRequestRow(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     student: Mapped[str] = mapped_column(String(64), index=True)
-    school_id: Mapped[str | None] = mapped_column(String(64))
+    school_id: Mapped[str | None] = mapped_column(String(64), index=True)
     school_kind: Mapped[str | None] = mapped_column(String(32))
     grade: Mapped[int | None] = mapped_column(SmallInteger)
     groups: Mapped[str] = mapped_column(String(32), default="", server_default=EMPTY)

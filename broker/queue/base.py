@@ -40,6 +40,9 @@ class QueuedRequest:
     enqueued_at: float  # epoch seconds
     priority: int = 0
     topic: str = ""
+    # For the session record only; never part of what tutors see (broker.views filters).
+    school_id: str = ""
+    grade: int | None = None
 
     @property
     def score(self) -> float:

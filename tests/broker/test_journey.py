@@ -68,6 +68,7 @@ async def test_request_accept_chat_end_is_recorded(server: Server, clients: list
     assert req["accepted_at"] is not None and req["closed_at"] is not None
     [row] = await fetch_all(url, "select * from tutoring_sessions where id = :id", id=session_id)
     assert row["tutor_id"] == "t-1" and row["end_reason"] == "tutor"
+    assert (row["school_id"], row["grade"], row["school_kind"]) == ("elem", 3, "elementary")
     assert (row["messages_student"], row["messages_tutor"]) == (2, 2)
     assert row["chars_tutor"] == len("hola") + len("1/2 + 1/4")
     assert row["first_response_s"] is not None and row["first_response_s"] >= 0
