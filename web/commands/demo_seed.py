@@ -17,6 +17,19 @@ from broker.settings import Settings
 DEMO_DIR = Path(broker.__file__).resolve().parent / "data" / "demo"
 DEMO_BUNDLE = DEMO_DIR / "oneroster"
 DEMO_ID_PREFIX = "demo-"
+DEMO_PASSWORD = "demo-password-123"  # demo accounts only; printed by `make run`
+DEMO_ACCOUNTS: tuple[dict[str, object], ...] = (
+    {"username": "paper-tutor", "role": "tutor", "display_name": "Ms. Rivera (Paper)",
+     "vendor": "paper", "languages": ("en", "es", "zh", "fr")},
+    {"username": "paper-tutor-2", "role": "tutor", "display_name": "Mr. Chen (Paper)",
+     "vendor": "paper", "languages": ("en", "zh")},
+    {"username": "tutorcom-tutor", "role": "tutor", "display_name": "Mr. Okafor (Tutor.com)",
+     "vendor": "tutorcom", "languages": ("en", "es")},
+    {"username": "district-staff", "role": "staff", "display_name": "Tutoring Services",
+     "scope": "district"},
+    {"username": "paper-manager", "role": "staff", "display_name": "Paper.co manager",
+     "scope": "vendor", "scope_id": "paper"},
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -51,12 +64,30 @@ async def seed(settings: Settings, *, force: bool = False) -> tuple[int, int]:
                     "demo-seed would replace them (use --force)"
                 )
         result = await import_roster_into(engine, DEMO_BUNDLE)
+        await add_demo_accounts(engine, settings)
     finally:
         await engine.dispose()
     return result.schools, result.students
 
 
+async def add_demo_accounts(engine: object, settings: Settings) -> None:
+    """Create the demo tutor and staff accounts that do not exist yet (idempotent)."""
+    from broker.accounts import Accounts, UsernameTaken
+    from broker.catalog_source import load_catalog
+
+    accounts = Accounts(engine, load_catalog(settings))  # type: ignore[arg-type]
+    for spec in DEMO_ACCOUNTS:
+        fields = dict(spec)
+        username = str(fields.pop("username"))
+        try:
+            await accounts.add(username, DEMO_PASSWORD, **fields)  # type: ignore[arg-type]
+        except UsernameTaken:
+            continue
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     schools, students = await seed(settings, force=args.force)
     print(f"demo district loaded: {schools} schools, {students} students", file=sys.stdout)
+    names = ", ".join(str(a["username"]) for a in DEMO_ACCOUNTS)
+    print(f"demo accounts: {names} (password {DEMO_PASSWORD})", file=sys.stdout)
     return 0

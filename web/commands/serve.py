@@ -15,6 +15,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=run)
 
 
+def demo_banner(settings: Settings) -> str:
+    from web.app import demo_base_url
+    from web.commands.demo_seed import DEMO_ACCOUNTS, DEMO_PASSWORD
+
+    base = demo_base_url(settings)
+    tutors = ", ".join(str(a["username"]) for a in DEMO_ACCOUNTS if a["role"] == "tutor")
+    staff = ", ".join(str(a["username"]) for a in DEMO_ACCOUNTS if a["role"] == "staff")
+    return "\n".join(
+        [
+            "",
+            "homework-help demo district is running:",
+            f"  demo LMS (students launch the widget): {base}/demo/lms",
+            f"  tutor console:   {base}/tutor   (sign in as {tutors})",
+            f"  staff dashboard: {base}/staff   (sign in as {staff})",
+            f"  demo password:   {DEMO_PASSWORD}",
+            "Open the demo LMS and the tutor console in two windows to play a whole session.",
+            "",
+        ]
+    )
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
@@ -28,5 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - optional speed-up
         pass
+    if settings.demo:
+        print(demo_banner(settings), flush=True)
     web.run_app(init_app(settings), host=settings.host, port=settings.port, print=None)
     return 0
