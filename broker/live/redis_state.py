@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from broker.live.base import LiveSession, LiveState, MessageStamp, TutorPresence
 from broker.redis_pool import open_redis
 
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
