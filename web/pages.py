@@ -1,0 +1,272 @@
+"""The three pages people use: the student widget, the tutor console, the staff dashboard.
+
+Routes added by :func:`setup_pages`:
+
+=======  =======================  ===========================================================
+GET      ``/widget``              student chat widget (framed by Schoology after the launch)
+GET      ``/tutor``               tutor console
+GET      ``/staff``               staff dashboard
+GET      ``/static/...``          CSS, the pages' scripts and the vendored libraries
+GET      ``/i18n/{locale}.json``  a locale's messages for the scripts (:mod:`web.i18n_js`)
+=======  =======================  ===========================================================
+
+Every page is a Jinja2 template translated through :mod:`i18n` (``?lang=``, then the
+student's launch locale, then ``Accept-Language``), with its configuration in a
+``<script type="application/json" id="hh-config">`` block (no inline script) and a strict
+Content-Security-Policy: everything from the broker's own origin, socket.io included.
+
+How a student's socket.io token reaches the widget (see ``docs/frontend.md``): the LTI
+launch handler calls :func:`student_launch_response`, which signs the student's
+:class:`~broker.tokens.Identity` into the ``hh_student`` cookie *and* puts it in the
+redirect's fragment (``/widget#token=...``), because a cookie set inside a cross-site
+iframe may be refused by the browser. The widget page renders the cookie's token into its
+configuration when the cookie came back; otherwise its script takes the fragment (and
+removes it from the address bar). Tutors and staff get short-lived tokens from
+``GET /api/token`` (their sign-in cookie) or, in demo mode, from ``POST /demo/token``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import web
+
+from broker import tokens
+from broker.errors import Unauthenticated
+from i18n import negotiate, translator
+from web.i18n_js import setup_i18n_js
+from web.lti.routes import accept_language
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+STATIC_PREFIX = "/static"
+
+STUDENT_COOKIE = "hh_student"
+STUDENT_COOKIE_TTL_S = 4 * 3600
+
+VENDOR = {
+    "socketio": f"{STATIC_PREFIX}/vendor/socket.io-client-4.8.3/socket.io.min.js",
+    "uplot_js": f"{STATIC_PREFIX}/vendor/uplot-1.6.32/uPlot.iife.min.js",
+    "uplot_css": f"{STATIC_PREFIX}/vendor/uplot-1.6.32/uPlot.min.css",
+}
+AXE_JS = STATIC / "vendor" / "axe-core-4.11.1" / "axe.min.js"  # for the browser tests
+
+
+# -- rendering -----------------------------------------------------------------------------
+@lru_cache(maxsize=16)
+def _env(locale: str) -> jinja2.Environment:
+    """A Jinja2 environment with ``gettext``/``_``/``{% trans %}`` bound to ``locale``."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    translations = translator(locale)
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def csp(frame_ancestors: str) -> str:
+    """The pages' Content-Security-Policy: nothing but the broker's own origin."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "media-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            f"frame-ancestors {frame_ancestors}",
+        ]
+    )
+
+
+def page_locale(request: web.Request, hint: str | None = None) -> str:
+    """``?lang=``, else ``hint`` (the student's launch locale), else ``Accept-Language``."""
+    asked = request.query.get("lang")
+    if asked and len(asked) <= 35:
+        return negotiate(asked)
+    return negotiate(hint or accept_language(request))
+
+
+def render(
+    request: web.Request,
+    template: str,
+    locale: str,
+    config: dict[str, Any],
+    *,
+    frame_ancestors: str = "'none'",
+    **context: Any,
+) -> web.Response:
+    config = {"locale": locale, "i18n_url": f"/i18n/{locale}.json", **config}
+    html = (
+        _env(locale)
+        .get_template(template)
+        .render(lang=locale, config=config, vendor=VENDOR, static=STATIC_PREFIX, **context)
+    )
+    return web.Response(
+        text=html,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Content-Security-Policy": csp(frame_ancestors),
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+            "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
+        },
+    )
+
+
+def _settings(app: web.Application) -> Any:
+    from web.app import SETTINGS
+
+    return app[SETTINGS]
+
+
+def _catalog(app: web.Application) -> Any:
+    from web.app import BROKER
+
+    broker = app.get(BROKER)
+    return broker.catalog if broker is not None else None
+
+
+def subjects_of(app: web.Application) -> list[dict[str, str]]:
+    catalog = _catalog(app)
+    if catalog is None:
+        return []
+    return [{"id": sid, "label": label} for sid, label in catalog.subjects]
+
+
+def vendors_of(app: web.Application) -> list[dict[str, Any]]:
+    catalog = _catalog(app)
+    if catalog is None:
+        return []
+    return [
+        {"id": v.id, "name": v.name, "languages": list(v.languages)}
+        for v in catalog.on_demand_vendors
+    ]
+
+
+# -- the student widget ----------------------------------------------------------------------
+def student_from_cookie(request: web.Request) -> tuple[str, tokens.Identity] | None:
+    """(token, identity) from a valid ``hh_student`` cookie with a student token."""
+    raw = request.cookies.get(STUDENT_COOKIE)
+    if not raw:
+        return None
+    try:
+        identity = tokens.verify(_settings(request.app).secret_key, raw)
+    except Unauthenticated:
+        return None
+    if identity.role != "student":
+        return None
+    return raw, identity
+
+
+def _given_name(identity: tokens.Identity) -> str:
+    name = identity.claims.get("given_name")
+    return name.strip()[:60] if isinstance(name, str) else ""
+
+
+async def widget(request: web.Request) -> web.Response:
+    settings = _settings(request.app)
+    found = student_from_cookie(request)
+    config: dict[str, Any] = {
+        "token": None,
+        "given_name": "",
+        "catalog_url": "/api/catalog",
+        "subjects": subjects_of(request.app),
+        "languages": sorted({lang for v in vendors_of(request.app) for lang in v["languages"]}),
+        "max_chars": settings.chat_max_chars,
+    }
+    hint = None
+    if found is not None:
+        token, identity = found
+        config["token"] = token
+        config["given_name"] = _given_name(identity)
+        claimed = identity.claims.get("locale")
+        hint = claimed if isinstance(claimed, str) else None
+    locale = page_locale(request, hint)
+    return render(request, "widget.html", locale, config, frame_ancestors=settings.frame_ancestors)
+
+
+def _secure(request: web.Request) -> bool:
+    public = _settings(request.app).public_url or ""
+    return request.secure or public.startswith("https://")
+
+
+def student_launch_response(
+    request: web.Request,
+    identity: tokens.Identity,
+    locale: str | None = None,
+    ttl_s: float = STUDENT_COOKIE_TTL_S,
+) -> web.HTTPSeeOther:
+    """What the LTI launch answers for a student: a 303 to the widget carrying their token.
+
+    The token travels twice: in the ``hh_student`` cookie (``HttpOnly``, ``Path=/widget``;
+    ``SameSite=None; Secure; Partitioned`` over https, so it survives inside Schoology's
+    iframe where the browser allows partitioned cookies) and in the URL fragment, which the
+    browser never sends to a server and the widget's script erases from the address bar.
+    Return (not raise) the result from the launch handler.
+    """
+    settings = _settings(request.app)
+    token = tokens.issue(settings.secret_key, identity, ttl_s)
+    location = "/widget"
+    if locale:
+        location += "?lang=" + quote(negotiate(locale))
+    response = web.HTTPSeeOther(location + "#token=" + quote(token, safe=""))
+    secure = _secure(request)
+    # Written by hand: http.cookies on Python < 3.14 rejects the Partitioned attribute
+    # (aiohttp's set_cookie raises even for partitioned=False).
+    attributes = f"Max-Age={int(ttl_s)}; Path=/widget; HttpOnly; " + (
+        "Secure; SameSite=None; Partitioned" if secure else "SameSite=Lax"
+    )
+    response.headers.add("Set-Cookie", f"{STUDENT_COOKIE}={token}; {attributes}")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# -- tutor console and staff dashboard -------------------------------------------------------
+def _signin_config(request: web.Request, page: str) -> dict[str, Any]:
+    settings = _settings(request.app)
+    return {
+        "demo": bool(settings.demo),
+        "token_url": "/api/token",
+        "demo_token_url": "/demo/token" if settings.demo else None,
+        "login_url": "/login?next=" + quote(page, safe="/"),
+        "vendors": vendors_of(request.app),
+        "subjects": subjects_of(request.app),
+    }
+
+
+async def tutor(request: web.Request) -> web.Response:
+    locale = page_locale(request)
+    return render(request, "tutor.html", locale, _signin_config(request, "/tutor"))
+
+
+async def staff(request: web.Request) -> web.Response:
+    locale = page_locale(request)
+    config = _signin_config(request, "/staff")
+    config["stats_url"] = "/api/stats"
+    return render(request, "staff.html", locale, config)
+
+
+def setup_pages(app: web.Application) -> None:
+    """Mount the pages, their static files and the scripts' translation endpoint."""
+    app.router.add_get("/widget", widget)
+    app.router.add_get("/tutor", tutor)
+    app.router.add_get("/staff", staff)
+    app.router.add_static(STATIC_PREFIX, STATIC, follow_symlinks=False)
+    setup_i18n_js(app)

@@ -1,0 +1,150 @@
+// Helpers shared by the three pages: configuration, safe DOM building, socket.io calls,
+// tokens for tutors and staff, and error texts. No innerHTML anywhere: text is text.
+import { t } from "./i18n.js";
+
+export function config() {
+  const block = document.getElementById("hh-config");
+  return block ? JSON.parse(block.textContent) : {};
+}
+
+export const $ = (id) => document.getElementById(id);
+
+// el("li", {class: "msg", "aria-label": "..."}, child, "text", ...): children are nodes or
+// strings (inserted as text nodes, never parsed as HTML).
+export function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "text") node.textContent = value;
+    else if (key === "hidden") node.hidden = true;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function say(node, text) {
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+// Every event goes with an acknowledgement; a lost ack reads as a "timeout" error.
+export async function call(socket, event, data, timeoutMs = 10000) {
+  try {
+    return await socket.timeout(timeoutMs).emitWithAck(event, data || {});
+  } catch (_) {
+    return { ok: false, error: { code: "timeout", message: "no answer" } };
+  }
+}
+
+export function errorText(error) {
+  const code = error && error.code;
+  switch (code) {
+    case "invalid_payload": return t("Please check what you typed and try again.");
+    case "conflict": return t("You already have a request open.");
+    case "not_found": return t("That chat or request no longer exists.");
+    case "already_taken": return t("Another tutor has already taken this request.");
+    case "over_capacity": return t("You already have as many chats open as you can take.");
+    case "not_allowed": return t("You are not allowed to do that.");
+    case "rate_limited": return t("You are sending messages too fast. Wait a moment.");
+    case "unauthenticated": return t("Your sign-in has expired. Please sign in again.");
+    case "timeout": return t("The server did not answer. Check your connection and try again.");
+    default: return t("Something went wrong. Please try again.");
+  }
+}
+
+// Socket.io connection with the token asked for at every (re)connection, so short-lived
+// tokens from /api/token keep working across reconnects.
+export function connect(namespace, getToken) {
+  return window.io(namespace, {
+    transports: ["websocket"],
+    auth: (cb) => {
+      Promise.resolve(getToken()).then((token) => cb({ token }), () => cb({ token: null }));
+    },
+  });
+}
+
+// Tutors and staff: the sign-in cookie's socket token (GET /api/token), else a demo token
+// kept in this tab's sessionStorage.
+export function tokenSource(cfg, storageKey) {
+  async function fromSignIn() {
+    if (!cfg.token_url) return null;
+    try {
+      const response = await fetch(cfg.token_url, {
+        credentials: "same-origin", headers: { Accept: "application/json" },
+      });
+      if (!response.ok) return null;
+      const body = await response.json();
+      return typeof body.token === "string" ? body.token : null;
+    } catch (_) {
+      return null;
+    }
+  }
+  function stored() {
+    try { return sessionStorage.getItem(storageKey); } catch (_) { return null; }
+  }
+  return {
+    async get() {
+      return stored() || (await fromSignIn());
+    },
+    async demo(body) {
+      const response = await fetch(cfg.demo_token_url, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(body),
+      });
+      if (!response.ok) throw new Error(String(response.status));
+      const { token } = await response.json();
+      try { sessionStorage.setItem(storageKey, token); } catch (_) { /* private mode */ }
+      return token;
+    },
+    forget() {
+      try { sessionStorage.removeItem(storageKey); } catch (_) { /* private mode */ }
+    },
+  };
+}
+
+// The unverified claims of a token, for display only (the server verifies it).
+export function claimsOf(token) {
+  try {
+    const body = token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(atob(body), (c) => c.charCodeAt(0));
+    const payload = JSON.parse(new TextDecoder().decode(bytes));
+    return payload.c || {};
+  } catch (_) {
+    return {};
+  }
+}
+
+export function fillSelect(select, options, selected) {
+  select.replaceChildren(...options.map(({ value, label }) =>
+    el("option", { value, selected: value === selected }, label)));
+}
+
+// Insert one chat message into an <ol> in seq order (text only; `extra` is an optional node
+// such as a read-aloud button placed in the message's header).
+export function insertMessage(list, message, { mine, who, timeText, extra }) {
+  const meta = el("div", { class: "meta" },
+    el("span", { class: "who" }, who),
+    el("time", { datetime: message.at || "" }, timeText));
+  if (extra) meta.append(extra);
+  const item = el("div", { class: `msg ${mine ? "from-me" : "from-other"}`, "data-seq": message.seq },
+    meta, el("p", { class: "text" }, message.text));
+  const later = Array.from(list.children).find((li) => Number(li.dataset.seq) > message.seq);
+  list.insertBefore(item, later || null);
+  list.scrollTop = list.scrollHeight;
+  return item;
+}
+
+// Enter sends, Shift+Enter starts a new line.
+export function enterSends(textarea, form) {
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+}

@@ -1,0 +1,288 @@
+// Staff dashboard: live figures (/staff namespace, staff:live) and history from
+// GET /api/stats/* (docs/stats.md), drawn with the vendored uPlot, each chart with a table
+// view and a CSV download. No figure is ever invented: missing data says so.
+import { t, loadCatalog, fmtDuration, fmtNumber, fmtTime, languageName } from "./i18n.js";
+import { $, el, say, call, connect, claimsOf, config, tokenSource } from "./common.js";
+
+const cfg = config();
+await loadCatalog(cfg.i18n_url, cfg.locale);
+const tokens = tokenSource(cfg, "hh_staff_token");
+const vendorNames = Object.fromEntries((cfg.vendors || []).map((v) => [v.id, v.name]));
+let currentToken = null;
+
+// -- live --------------------------------------------------------------------------------
+function queueName(key) {
+  const [vendor, language] = String(key).split(":");
+  return t("{vendor}, {language}", { vendor: vendorNames[vendor] || vendor, language: languageName(language || "") });
+}
+
+function showLive(f) {
+  if (!f) return;
+  $("live-queued").textContent = fmtNumber(f.queued);
+  $("live-longest").textContent = fmtDuration(f.longest_wait_s);
+  $("live-available").textContent = fmtNumber(f.tutors_available);
+  $("live-busy").textContent = fmtNumber(f.tutors_busy);
+  $("live-away").textContent = fmtNumber(f.tutors_away);
+  const rows = (f.queues || []).map((q) => el("tr", {},
+    el("th", { scope: "row" }, queueName(q.queue)),
+    el("td", { class: "num" }, fmtNumber(q.queued)),
+    el("td", { class: "num" }, fmtDuration(q.longest_wait_s))));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 3, class: "empty" }, t("Nobody is waiting."))));
+  $("live-queues").replaceChildren(...rows);
+  $("live-at").textContent = t("Updated at {time}", { time: fmtTime(f.at) });
+}
+
+// -- history -----------------------------------------------------------------------------
+const isoDay = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+
+function defaults() {
+  const today = new Date();
+  const tomorrow = new Date(today.getFullYear(), today.getMonth(), today.getDate() + 1);
+  const weekAgo = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6);
+  $("f-from").value = isoDay(weekAgo);
+  $("f-to").value = isoDay(tomorrow);
+  const languages = new Set((cfg.vendors || []).flatMap((v) => v.languages));
+  for (const code of languages) $("f-language").append(el("option", { value: code }, languageName(code)));
+}
+
+function query(extra) {
+  const params = new URLSearchParams();
+  for (const [key, value] of new FormData($("filters"))) if (value) params.set(key, String(value));
+  for (const [key, value] of Object.entries(extra || {})) params.set(key, value);
+  return params.toString();
+}
+
+class StatsError extends Error {
+  constructor(status) { super(String(status)); this.status = status; }
+}
+
+async function getStats(name) {
+  const response = await fetch(`${cfg.stats_url}/${name}?${query()}`, {
+    credentials: "same-origin",
+    headers: { Accept: "application/json", ...(currentToken ? { Authorization: `Bearer ${currentToken}` } : {}) },
+  });
+  if (!response.ok) throw new StatsError(response.status);
+  return response.json();
+}
+
+// A CSV link that works with the sign-in cookie as a plain link, and with the bearer token
+// when clicked (fetched, then saved from a blob).
+function csvLink(name) {
+  const href = `${cfg.stats_url}/${name}?${query({ format: "csv" })}`;
+  const link = el("a", { href, download: `stats-${name}.csv` }, t("Download CSV"));
+  link.addEventListener("click", async (event) => {
+    if (!currentToken) return;
+    event.preventDefault();
+    const response = await fetch(href, { credentials: "same-origin", headers: { Authorization: `Bearer ${currentToken}` } });
+    if (!response.ok) { say($("history-state"), t("The download failed.")); return; }
+    const url = URL.createObjectURL(await response.blob());
+    const save = el("a", { href: url, download: `stats-${name}.csv` });
+    document.body.append(save);
+    save.click();
+    save.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  });
+  return link;
+}
+
+function table(caption, header, rows) {
+  return el("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": caption }, el("table", {},
+    el("caption", { class: "visually-hidden" }, caption),
+    el("thead", {}, el("tr", {}, ...header.map((h, i) => el("th", { scope: "col", class: i ? "num" : null }, h)))),
+    el("tbody", {}, ...(rows.length ? rows.map((row) => el("tr", {},
+      ...row.map((cell, i) => (i ? el("td", { class: "num" }, cell) : el("th", { scope: "row" }, cell)))))
+      : [el("tr", {}, el("td", { colspan: header.length, class: "empty" }, t("No data for these filters.")))]))));
+}
+
+function barChart(holder, caption, labels, values) {
+  holder.setAttribute("role", "img");
+  holder.setAttribute("aria-label", t("{chart}: bar chart; the same figures are in the table below.", { chart: caption }));
+  if (!window.uPlot || !labels.length || !values.some((v) => v)) {
+    holder.replaceChildren(el("p", { class: "empty" }, t("No data for these filters.")));
+    return;
+  }
+  const width = Math.max(260, Math.min(holder.clientWidth || 320, 720));
+  const opts = {
+    width, height: 220, legend: { show: false }, cursor: { show: false }, select: { show: false },
+    scales: { x: { time: false, range: [-0.6, labels.length - 0.4] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+    axes: [
+      { stroke: "#1f2937", grid: { show: false }, splits: () => labels.map((_, i) => i), values: (u, splits) => splits.map((i) => labels[i] ?? "") },
+      { stroke: "#1f2937", grid: { stroke: "#e5e7eb" } },
+    ],
+    series: [{}, { label: caption, fill: "#1d4ed8", stroke: "#1e3a8a", width: 1, points: { show: false },
+      paths: window.uPlot.paths.bars({ size: [0.7, 80] }) }],
+  };
+  holder.replaceChildren();
+  new window.uPlot(opts, [labels.map((_, i) => i), values], holder);
+}
+
+function figure(name, caption, build) {
+  const plot = el("div", { class: "chart-plot" });
+  const details = el("details", {}, el("summary", {}, t("Table view")));
+  const fig = el("figure", { class: "chart", "data-stats": name },
+    el("figcaption", {}, caption), plot, details,
+    el("div", { class: "chart-tools" }, csvLink(name)));
+  $("charts").append(fig);
+  build(plot, details);
+  return fig;
+}
+
+function kpi(label, value) {
+  return el("div", { class: "kpi" }, el("span", { class: "label" }, label), el("span", { class: "value" }, value));
+}
+
+const REASONS = {
+  language_unsupported: () => t("Language not offered"),
+  grade_unsupported: () => t("Grade not served"),
+  subject_unsupported: () => t("Subject not served"),
+  outside_hours: () => t("Outside hours"),
+  school_unknown_grade_ambiguous: () => t("Unknown school, grade 6-8"),
+  no_vendor: () => t("No vendor for the school"),
+  invalid_grade: () => t("Invalid grade"),
+  invalid_language: () => t("Invalid language"),
+};
+const reasonName = (key) => (REASONS[key] ? REASONS[key]() : key);
+
+async function loadHistory() {
+  const stateNote = $("history-state");
+  say(stateNote, t("Loading…"));
+  $("charts").replaceChildren();
+  $("summary").hidden = true;
+  $("charts").hidden = true;
+  let data;
+  try {
+    const names = ["summary", "waits", "service-level", "heatmap", "unmet", "groups", "vendors"];
+    const results = await Promise.all(names.map(getStats));
+    data = Object.fromEntries(names.map((n, i) => [n, results[i]]));
+  } catch (error) {
+    const status = error instanceof StatsError ? error.status : 0;
+    if (status === 404) say(stateNote, t("No data: history statistics are not available on this server yet."));
+    else if (status === 401 || status === 403) say(stateNote, t("No data: sign in with a staff account that may see these statistics."));
+    else if (status === 400) say(stateNote, t("No data: check the filters (dates must be in order)."));
+    else say(stateNote, t("No data: the statistics could not be loaded. Try again later."));
+    return;
+  }
+  say(stateNote, data.summary.requests ? "" : t("No data for these filters."));
+  const s = data.summary;
+  const sl = data["service-level"];
+  $("summary").replaceChildren(
+    kpi(t("Requests"), fmtNumber(s.requests)),
+    kpi(t("Sessions"), fmtNumber(s.sessions)),
+    kpi(t("Students served"), fmtNumber(s.students_served)),
+    kpi(t("Unmet requests"), fmtNumber(s.unmet)),
+    kpi(t("Answered within {time}", { time: fmtDuration(sl.threshold_s) }),
+      sl.share === null ? "–" : fmtNumber(sl.share, { style: "percent", maximumFractionDigits: 1 })));
+  $("summary").hidden = false;
+  $("charts").hidden = false;
+
+  const w = data.waits;
+  figure("waits", t("Wait before a tutor accepted"), (plot, details) => {
+    barChart(plot, t("Wait before a tutor accepted"), w.histogram.map((b) => b.bucket), w.histogram.map((b) => b.count));
+    details.append(table(t("Wait percentiles"), [t("Statistic"), t("Value")], [
+      [t("Accepted requests"), fmtNumber(w.count)],
+      [t("Average"), fmtDuration(w.mean_s)], [t("Median (p50)"), fmtDuration(w.p50_s)],
+      [t("90th percentile"), fmtDuration(w.p90_s)], [t("95th percentile"), fmtDuration(w.p95_s)],
+      [t("99th percentile"), fmtDuration(w.p99_s)], [t("Longest"), fmtDuration(w.max_s)],
+      [t("Gave up while waiting"), fmtNumber(w.gave_up.total)], [t("Still waiting"), fmtNumber(w.still_waiting)],
+    ]));
+    details.append(table(t("Wait distribution"), [t("Wait"), t("Requests")], w.histogram.map((b) => [b.bucket, fmtNumber(b.count)])));
+  });
+
+  figure("service-level", t("Service level"), (plot, details) => {
+    barChart(plot, t("Service level"), [t("Within"), t("Later"), t("Gave up")], [sl.within, sl.accepted_later, sl.gave_up]);
+    details.append(table(t("Service level"), [t("Statistic"), t("Value")], [
+      [t("Threshold"), fmtDuration(sl.threshold_s)], [t("Accepted within"), fmtNumber(sl.within)],
+      [t("Accepted later"), fmtNumber(sl.accepted_later)], [t("Gave up"), fmtNumber(sl.gave_up)],
+      [t("Share within"), sl.share === null ? "–" : fmtNumber(sl.share, { style: "percent", maximumFractionDigits: 1 })],
+    ]));
+  });
+
+  const h = data.heatmap;
+  figure("heatmap", t("Sessions by hour of the week ({zone})", { zone: h.timezone }), (plot, details) => {
+    const max = Math.max(0, ...h.cells.flat());
+    const level = (n) => (n && max ? Math.min(5, 1 + Math.floor((4 * n) / max)) : 0);
+    plot.replaceChildren(el("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": t("Sessions by day and hour") }, el("table", { class: "heat" },
+      el("caption", { class: "visually-hidden" }, t("Sessions by day and hour")),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, t("Day")), ...h.hours.map((hr) => el("th", { scope: "col" }, String(hr))))),
+      el("tbody", {}, ...h.days.map((day, d) => el("tr", {}, el("th", { scope: "row" }, day),
+        ...h.cells[d].map((n) => el("td", { class: `heat-${level(n)}` }, n ? String(n) : ""))))))));
+    details.append(table(t("Busiest hour"), [t("Statistic"), t("Value")], [
+      [t("Sessions"), fmtNumber(h.total)],
+      [t("Busiest hour"), h.peak ? `${h.peak.day} ${String(h.peak.hour).padStart(2, "0")}:00 (${h.peak.sessions})` : "–"],
+    ]));
+  });
+
+  const u = data.unmet;
+  figure("unmet", t("Unmet demand by reason"), (plot, details) => {
+    barChart(plot, t("Unmet demand by reason"), u.by_reason.map((i) => reasonName(i.key)), u.by_reason.map((i) => i.count));
+    details.append(
+      table(t("Unmet demand by reason"), [t("Reason"), t("Requests")], u.by_reason.map((i) => [reasonName(i.key), fmtNumber(i.count)])),
+      table(t("Unmet demand by language"), [t("Language"), t("Requests")], u.by_language.map((i) => [languageName(i.key), fmtNumber(i.count)])),
+      table(t("Unmet demand by grade"), [t("Grade"), t("Requests")], u.by_grade.map((i) => [String(i.key ?? "–"), fmtNumber(i.count)])),
+      table(t("Unmet demand by school"), [t("School"), t("Requests")], u.by_school.map((i) => [i.name || String(i.key ?? "–"), fmtNumber(i.count)])));
+  });
+
+  const g = data.groups.groups;
+  figure("groups", t("Usage by student group (% of enrolled)"), (plot, details) => {
+    barChart(plot, t("Usage by student group (% of enrolled)"), g.map((r) => r.group), g.map((r) => r.pct_of_enrolled || 0));
+    details.append(table(t("Usage by student group"), [t("Group"), t("Enrolled"), t("Students using"), t("% of enrolled"), t("Sessions")],
+      g.map((r) => [r.group, fmtNumber(r.enrolled), fmtNumber(r.students_using),
+        r.pct_of_enrolled === null ? "–" : fmtNumber(r.pct_of_enrolled / 100, { style: "percent", maximumFractionDigits: 2 }),
+        fmtNumber(r.sessions)])));
+  });
+
+  const v = data.vendors.vendors;
+  figure("vendors", t("Vendor capacity used"), (plot, details) => {
+    barChart(plot, t("Tutor hours by vendor"), v.map((r) => vendorNames[r.vendor] || r.vendor), v.map((r) => r.tutor_hours || 0));
+    details.append(table(t("Vendor capacity used"), [t("Vendor"), t("Sessions"), t("Tutor hours"), t("Tutors"), t("Average chat (min)")],
+      v.map((r) => [vendorNames[r.vendor] || r.vendor, fmtNumber(r.sessions), fmtNumber(r.tutor_hours),
+        fmtNumber(r.distinct_tutors), fmtNumber(r.avg_session_min)])));
+  });
+}
+
+$("filters").addEventListener("submit", (event) => { event.preventDefault(); loadHistory(); });
+
+// -- start -------------------------------------------------------------------------------
+async function start() {
+  currentToken = await tokens.get();
+  if (!currentToken) {
+    $("signin").hidden = false;
+    const demo = $("demo-staff");
+    if (demo) {
+      demo.addEventListener("click", async () => {
+        try { await tokens.demo({ role: "staff" }); $("signin").hidden = true; start(); } catch (_) {
+          say($("banner"), t("Could not start the demo."));
+        }
+      });
+    }
+    return;
+  }
+  const claims = claimsOf(currentToken);
+  const scope = claims.scope === "district" ? t("district") : `${claims.scope || ""} ${claims.scope_id || ""}`.trim();
+  say($("who"), t("Signed in: {scope} staff", { scope }));
+  $("dashboard").hidden = false;
+  defaults();
+  let first = true;
+  const socket = connect("/staff", async () => {
+    if (first) { first = false; return currentToken; }
+    currentToken = (await tokens.get()) || currentToken;
+    return currentToken;
+  });
+  socket.on("connect", async () => {
+    say($("banner"), "");
+    const ack = await call(socket, "staff:live", {});
+    if (ack.ok) showLive(ack.figures);
+  });
+  socket.on("disconnect", (reason) => {
+    if (reason !== "io client disconnect") say($("banner"), t("Connection lost. Reconnecting…"));
+  });
+  socket.on("connect_error", (error) => {
+    const code = error && error.data && error.data.code;
+    say($("banner"), code === "unauthenticated" || code === "not_allowed"
+      ? t("Your sign-in has expired. Please sign in again.") : t("Connection lost. Reconnecting…"));
+  });
+  socket.on("staff:live", showLive);
+  loadHistory();
+}
+
+start();

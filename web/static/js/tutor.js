@@ -1,0 +1,439 @@
+// Tutor console: status, the live queues of the tutor's vendor and languages, accept,
+// several chats as tabs, end with an outcome. Speaks the /tutor namespace of docs/protocol.md.
+import { t, loadCatalog, fmtTime, fmtDuration, languageName } from "./i18n.js";
+import {
+  $, el, say, call, connect, errorText, claimsOf, fillSelect, config, tokenSource,
+  insertMessage, enterSends,
+} from "./common.js";
+
+const cfg = config();
+await loadCatalog(cfg.i18n_url, cfg.locale);
+
+const BASE_TITLE = document.title;
+const tokens = tokenSource(cfg, "hh_tutor_token");
+const vendorNames = Object.fromEntries((cfg.vendors || []).map((v) => [v.id, v.name]));
+const subjectLabels = Object.fromEntries((cfg.subjects || []).map((s) => [s.id, s.label]));
+const state = {
+  status: "away", capacity: null, queues: new Map(), known: new Set(), firstSnapshot: new Set(),
+  chats: new Map(), selected: null, studentNo: 0, socket: null,
+};
+
+const subjectName = (id) => (subjectLabels[id] ? t(subjectLabels[id]) : id || "");
+const gradeBand = (band) => band ? t("grades {band}", { band }) : "";
+
+// -- sound and title badge: "(students waiting + unread messages) Tutor console" -------------------------------------------------------------------
+let audio = null;
+function unlockAudio() {
+  const Context = window.AudioContext || window.webkitAudioContext;
+  if (!audio && Context) audio = new Context();
+  if (audio && audio.state === "suspended") audio.resume();
+}
+document.addEventListener("click", unlockAudio, { capture: true });
+document.addEventListener("keydown", unlockAudio, { capture: true });
+
+function beep() {
+  if (!audio || audio.state !== "running") return;
+  const now = audio.currentTime;
+  const osc = audio.createOscillator();
+  const gain = audio.createGain();
+  osc.type = "sine";
+  osc.frequency.setValueAtTime(880, now);
+  osc.frequency.setValueAtTime(1175, now + 0.12);
+  gain.gain.setValueAtTime(0.0001, now);
+  gain.gain.exponentialRampToValueAtTime(0.25, now + 0.02);
+  gain.gain.exponentialRampToValueAtTime(0.0001, now + 0.3);
+  osc.connect(gain).connect(audio.destination);
+  osc.start(now);
+  osc.stop(now + 0.32);
+}
+
+function updateTitle() {
+  const unread = Array.from(state.chats.values()).reduce((n, c) => n + c.unread, 0);
+  const waiting = Array.from(state.queues.values()).reduce((n, q) => n + q.total, 0);
+  const badge = waiting + unread;
+  document.title = badge ? `(${badge}) ${BASE_TITLE}` : BASE_TITLE;
+}
+
+// -- sign-in -----------------------------------------------------------------------------
+function showSignIn() {
+  $("signin").hidden = false;
+  $("console").hidden = true;
+  $("status-box").hidden = true;
+  const vendorSelect = $("demo-vendor");
+  if (!vendorSelect) return;
+  const renderLanguages = () => {
+    const vendor = (cfg.vendors || []).find((v) => v.id === vendorSelect.value);
+    const box = $("demo-languages");
+    box.replaceChildren(box.querySelector("legend"));
+    for (const code of (vendor ? vendor.languages : [])) {
+      const input = el("input", { type: "checkbox", name: "language", value: code, checked: true });
+      box.append(el("label", { class: "choice" }, input, " ", languageName(code)));
+    }
+  };
+  vendorSelect.addEventListener("change", renderLanguages);
+  renderLanguages();
+  $("demo-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const languages = Array.from(document.querySelectorAll("#demo-languages input:checked")).map((i) => i.value);
+    const name = $("demo-name").value.trim() || t("Demo tutor");
+    const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40) || "tutor";
+    try {
+      await tokens.demo({
+        role: "tutor", vendor: vendorSelect.value, languages, display_name: name,
+        id: `demo-${vendorSelect.value}-${slug}`,
+      });
+      start();
+    } catch (_) {
+      say($("demo-error"), t("Could not start the demo. Check the choices and try again."));
+    }
+  });
+}
+
+$("sign-out").addEventListener("click", () => {
+  tokens.forget();
+  if (state.socket) state.socket.disconnect();
+  location.assign(cfg.login_url);
+});
+
+// -- status ------------------------------------------------------------------------------
+function showStatus(status) {
+  state.status = status;
+  const label = $("status-label");
+  label.textContent = status === "available" ? t("Available") : t("Away");
+  label.className = `status-pill ${status}`;
+  $("status-toggle").textContent = status === "available" ? t("Go away") : t("Become available");
+}
+
+$("status-toggle").addEventListener("click", async () => {
+  const next = state.status === "available" ? "away" : "available";
+  const ack = await call(state.socket, "tutor:status", { status: next });
+  if (ack.ok) showStatus(ack.status || next);
+  else say($("queue-note"), errorText(ack.error));
+});
+
+// -- queues ------------------------------------------------------------------------------
+function queueTitle(key) {
+  const [vendor, language] = key.split(":");
+  return t("{vendor}, {language}", { vendor: vendorNames[vendor] || vendor, language: languageName(language) });
+}
+
+function waitedNow(request, receivedAt) {
+  return request.waited_s + (Date.now() - receivedAt) / 1000;
+}
+
+function renderQueues() {
+  const focusedId = document.activeElement && document.activeElement.dataset
+    ? document.activeElement.dataset.requestId : null;
+  const holder = $("queues");
+  const sections = [];
+  let total = 0;
+  for (const [key, snap] of Array.from(state.queues.entries()).sort()) {
+    total += snap.total;
+    const items = snap.requests.map((r) => {
+      const accept = el("button", { type: "button", class: "primary", "data-request-id": r.id }, t("Accept"));
+      accept.addEventListener("click", () => accept_(r.id, accept));
+      const topic = r.topic ? el("span", { class: "topic" }, `“${r.topic}”`) : null;
+      return el("li", { class: "queue-item" },
+        el("div", { class: "what" },
+          el("strong", {}, subjectName(r.subject)), " ",
+          el("span", { class: "tag" }, gradeBand(r.grade_band)),
+          el("span", { class: "tag" }, languageName(r.language)),
+          el("br"), topic),
+        el("span", { class: "waited", "data-waited": r.waited_s, "data-at": snap.receivedAt,
+          "aria-label": t("waiting for {time}", { time: fmtDuration(waitedNow(r, snap.receivedAt)) }) },
+        fmtDuration(waitedNow(r, snap.receivedAt))),
+        accept);
+    });
+    const body = items.length ? el("ol", { class: "queue-list" }, ...items)
+      : el("p", { class: "empty" }, t("Nobody is waiting."));
+    sections.push(el("section", { class: "queue" },
+      el("h3", {}, queueTitle(key), " ", el("span", { class: "tag" }, t("{n} waiting", { n: snap.total }))), body));
+  }
+  holder.replaceChildren(...sections);
+  if (!sections.length) holder.append(el("p", { class: "empty" }, t("No queues for your vendor and languages.")));
+  $("queue-count").textContent = String(total);
+  $("queue-count").hidden = !total;
+  if (focusedId) {
+    const again = holder.querySelector(`[data-request-id="${CSS.escape(focusedId)}"]`);
+    if (again) again.focus();
+  }
+}
+
+setInterval(() => {
+  for (const node of document.querySelectorAll(".waited")) {
+    const seconds = Number(node.dataset.waited) + (Date.now() - Number(node.dataset.at)) / 1000;
+    node.textContent = fmtDuration(seconds);
+  }
+}, 1000);
+
+function onSnapshot(snap) {
+  const receivedAt = Date.now();
+  const first = !state.firstSnapshot.has(snap.queue);
+  state.firstSnapshot.add(snap.queue);
+  let fresh = 0;
+  for (const r of snap.requests) {
+    if (!state.known.has(r.id)) {
+      state.known.add(r.id);
+      if (!first) fresh += 1;
+    }
+  }
+  state.queues.set(snap.queue, { ...snap, receivedAt });
+  renderQueues();
+  updateTitle();
+  if (fresh) {
+    beep();
+    say($("queue-note"), t("A new student is waiting."));
+  }
+}
+
+async function accept_(requestId, button) {
+  button.disabled = true;
+  const ack = await call(state.socket, "help:accept", { request_id: requestId });
+  button.disabled = false;
+  if (ack.ok) {
+    openChat(ack.session, true);
+    say($("queue-note"), "");
+  } else {
+    say($("queue-note"), errorText(ack.error));
+  }
+}
+
+// -- chats as tabs -----------------------------------------------------------------------
+function tabLabel(chat) {
+  const label = [t("Student {n}", { n: chat.no }), subjectName(chat.session.subject)];
+  return label.join(" · ");
+}
+
+function renderTab(chat) {
+  chat.tab.replaceChildren(tabLabel(chat));
+  if (chat.unread) {
+    chat.tab.append(" ", el("span", { class: "badge", "aria-label": t("{n} unread", { n: chat.unread }) }, String(chat.unread)));
+  }
+}
+
+function select(id, focus = false) {
+  state.selected = id;
+  for (const [sid, chat] of state.chats) {
+    const on = sid === id;
+    chat.tab.setAttribute("aria-selected", on ? "true" : "false");
+    chat.tab.tabIndex = on ? 0 : -1;
+    chat.panel.hidden = !on;
+    if (on) {
+      chat.unread = 0;
+      renderTab(chat);
+      if (focus) chat.box.focus();
+    }
+  }
+  $("no-chats").hidden = state.chats.size > 0;
+  updateTitle();
+}
+
+function openChat(session, focus) {
+  const id = session.session_id;
+  if (state.chats.has(id)) { select(id, focus); return; }
+  state.studentNo += 1;
+  const chat = { session, no: state.studentNo, unread: 0, seen: new Set(), ended: false };
+  const tabId = `tab-${id}`;
+  const panelId = `panel-${id}`;
+  chat.tab = el("button", { type: "button", role: "tab", id: tabId, "aria-controls": panelId, class: "secondary" });
+  chat.tab.addEventListener("click", () => select(id, true));
+  chat.tab.addEventListener("keydown", (event) => {
+    const ids = Array.from(state.chats.keys());
+    const i = ids.indexOf(id);
+    if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+      const next = ids[(i + (event.key === "ArrowRight" ? 1 : ids.length - 1)) % ids.length];
+      select(next);
+      state.chats.get(next).tab.focus();
+      event.preventDefault();
+    }
+  });
+  const student = session.student || {};
+  const facts = el("p", { class: "hint" },
+    [gradeBand(student.grade_band), student.school_kind ? t("school: {kind}", { kind: student.school_kind }) : "",
+      languageName(session.language), subjectName(session.subject)].filter(Boolean).join(" · "));
+  const topic = session.topic ? el("p", {}, el("strong", {}, t("Working on:")), " ", session.topic) : null;
+  chat.list = el("div", { class: "messages", role: "log", "aria-live": "polite", "aria-label": t("Messages") });
+  chat.typing = el("p", { class: "typing", "aria-live": "polite" });
+  chat.box = el("textarea", { id: `msg-${id}`, rows: 2, maxlength: 2000 });
+  chat.error = el("p", { class: "error", role: "alert", hidden: true });
+  const sendForm = el("form", { class: "send" },
+    el("label", { for: `msg-${id}`, class: "visually-hidden" }, t("Message to the student")),
+    chat.box,
+    el("div", { class: "send-actions" }, el("button", { type: "submit", class: "primary" }, t("Send"))),
+    chat.error);
+  enterSends(chat.box, sendForm);
+  sendForm.addEventListener("submit", (event) => { event.preventDefault(); send(chat); });
+  chat.lastTyping = 0;
+  chat.box.addEventListener("input", () => {
+    if (Date.now() - chat.lastTyping < 2500 || chat.ended) return;
+    chat.lastTyping = Date.now();
+    state.socket.emit("chat:typing", { session_id: id }, () => {});
+  });
+  chat.endForm = endForm(chat);
+  chat.panel = el("div", { role: "tabpanel", id: panelId, "aria-labelledby": tabId, tabindex: 0 },
+    facts, topic, chat.list, chat.typing, sendForm, chat.endForm);
+  renderTab(chat);
+  state.chats.set(id, chat);
+  $("tabs").append(chat.tab);
+  $("panels").append(chat.panel);
+  insertSystem(chat, t("You accepted this request. Say hello!"));
+  if (focus || !state.selected) select(id, focus);
+  else { chat.panel.hidden = true; chat.tab.setAttribute("aria-selected", "false"); chat.tab.tabIndex = -1; }
+}
+
+const OUTCOMES = [
+  ["homework_help", () => t("Helped with homework")],
+  ["concept_explained", () => t("Explained a concept")],
+  ["test_prep", () => t("Test preparation")],
+  ["student_left", () => t("Student left")],
+  ["not_homework", () => t("Not a homework question")],
+];
+
+function endForm(chat) {
+  const id = chat.session.session_id;
+  const subject = el("select", { id: `subj-${id}` });
+  fillSelect(subject, (cfg.subjects || []).map((s) => ({ value: s.id, label: t(s.label) })), chat.session.subject);
+  const outcome = el("select", { id: `outcome-${id}` });
+  fillSelect(outcome, OUTCOMES.map(([value, label]) => ({ value, label: label() })), "homework_help");
+  const radio = (value, label) => el("label", { class: "choice" },
+    el("input", { type: "radio", name: `resolved-${id}`, value, checked: value === "yes" }), " ", label);
+  const form = el("form", { class: "end-form card" },
+    el("h3", {}, t("End this chat")),
+    el("div", { class: "field" }, el("label", { for: `subj-${id}` }, t("Subject actually tutored")), subject),
+    el("div", { class: "field" }, el("label", { for: `outcome-${id}` }, t("Outcome")), outcome),
+    el("fieldset", {}, el("legend", {}, t("Was the question resolved?")), radio("yes", t("Yes")), radio("no", t("No"))),
+    el("button", { type: "submit", class: "danger" }, t("End chat")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const resolved = form.querySelector(`input[name="resolved-${id}"]:checked`);
+    const payload = { session_id: id, outcome: outcome.value, resolved: resolved ? resolved.value === "yes" : undefined };
+    if (subject.value) payload.tutored_subject = subject.value;
+    const ack = await call(state.socket, "session:end", payload);
+    if (ack.ok || ack.error.code === "not_found") closeChat(id, t("Chat ended and saved."));
+    else say(chat.error, errorText(ack.error));
+  });
+  return form;
+}
+
+function closeChat(id, note) {
+  const chat = state.chats.get(id);
+  if (!chat) return;
+  chat.tab.remove();
+  chat.panel.remove();
+  state.chats.delete(id);
+  state.selected = null;
+  const next = state.chats.keys().next();
+  if (!next.done) select(next.value);
+  else { $("no-chats").hidden = false; updateTitle(); }
+  say($("queue-note"), note);
+}
+
+function insertSystem(chat, text) {
+  chat.list.append(el("div", { class: "msg from-system" }, el("p", { class: "text" }, text)));
+}
+
+function addMessage(data) {
+  const chat = state.chats.get(data.session_id);
+  if (!chat || chat.seen.has(data.id)) return;
+  chat.seen.add(data.id);
+  const mine = data.from === "tutor";
+  insertMessage(chat.list, data, {
+    mine, who: mine ? t("You") : t("Student {n}", { n: chat.no }), timeText: fmtTime(data.at),
+  });
+  if (!mine) {
+    chat.typing.textContent = "";
+    if (state.selected !== data.session_id || document.hidden) {
+      chat.unread += 1;
+      renderTab(chat);
+      updateTitle();
+    }
+  }
+}
+
+async function send(chat) {
+  const text = chat.box.value.trim();
+  if (!text || chat.ended) return;
+  const ack = await call(state.socket, "chat:send", { session_id: chat.session.session_id, text });
+  if (ack.ok) {
+    chat.box.value = "";
+    chat.lastTyping = 0;
+    say(chat.error, "");
+    addMessage(ack.message);
+  } else {
+    say(chat.error, errorText(ack.error));
+  }
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && state.selected) select(state.selected);
+});
+
+// -- the connection ------------------------------------------------------------------------
+function onState(data) {
+  if (!data || data.ok === false) return;
+  state.capacity = data.capacity;
+  showStatus(data.status || "away");
+  for (const session of data.sessions || []) openChat(session, false);
+  for (const snap of data.queues || []) onSnapshot(snap);
+}
+
+async function start() {
+  const token = await tokens.get();
+  if (!token) { showSignIn(); return; }
+  const claims = claimsOf(token);
+  $("signin").hidden = true;
+  $("console").hidden = false;
+  $("status-box").hidden = false;
+  say($("who"), t("{name}, {vendor}", {
+    name: claims.display_name || t("Tutor"), vendor: vendorNames[claims.vendor] || claims.vendor || "",
+  }));
+  showStatus("away");
+  renderQueues();
+  let first = true;
+  const socket = connect("/tutor", () => (first ? token : tokens.get()));
+  state.socket = socket;
+  socket.on("connect", () => { first = false; say($("banner"), ""); });
+  socket.on("disconnect", (reason) => {
+    if (reason !== "io client disconnect") say($("banner"), t("Connection lost. Reconnecting…"));
+  });
+  socket.on("connect_error", (error) => {
+    const code = error && error.data && error.data.code;
+    if (code === "unauthenticated" || code === "not_allowed") {
+      tokens.forget();
+      socket.disconnect();
+      say($("banner"), t("Your sign-in has expired. Please sign in again."));
+      showSignIn();
+    } else {
+      say($("banner"), t("Connection lost. Reconnecting…"));
+    }
+  });
+  socket.on("tutor:state", onState);
+  socket.on("queue:snapshot", onSnapshot);
+  socket.on("chat:message", addMessage);
+  socket.on("chat:typing", (data) => {
+    const chat = state.chats.get(data.session_id);
+    if (!chat || data.from === "tutor") return;
+    chat.typing.textContent = t("The student is typing…");
+    clearTimeout(chat.typingTimer);
+    chat.typingTimer = setTimeout(() => { chat.typing.textContent = ""; }, 4000);
+  });
+  socket.on("session:ended", (data) => {
+    const chat = state.chats.get(data.session_id);
+    if (!chat) return;
+    chat.ended = true;
+    const why = data.reason === "student" ? t("The student ended the chat.")
+      : data.reason === "timeout" ? t("The chat ended after a long silence.")
+      : t("The chat has ended.");
+    insertSystem(chat, why);
+    chat.box.disabled = true;
+    // The broker takes an outcome only with the tutor's own session:end, so a chat the
+    // student (or a timeout) ended can only be closed here.
+    const close = el("button", { type: "button", class: "secondary" }, t("Close this chat"));
+    close.addEventListener("click", () => closeChat(data.session_id, ""));
+    chat.endForm.replaceWith(close);
+    chat.endForm = close;
+    if (state.selected !== data.session_id) { chat.unread += 1; renderTab(chat); updateTitle(); }
+  });
+}
+
+start();

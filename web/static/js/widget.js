@@ -1,0 +1,442 @@
+// Student widget: ask for help, wait in line, chat, rate. Speaks the /student namespace of
+// docs/protocol.md. Chat text is only ever set with textContent.
+import { t, loadCatalog, getLocale, fmtTime, fmtWait, languageName } from "./i18n.js";
+import {
+  $, el, say, call, connect, errorText, claimsOf, fillSelect, config, insertMessage, enterSends,
+} from "./common.js";
+
+const cfg = config();
+await loadCatalog(cfg.i18n_url, cfg.locale);
+
+const VIEWS = ["view-start", "view-waiting", "view-unmet", "view-chat", "view-rate"];
+const TOKEN_KEY = "hh_student_token";
+const state = {
+  view: null, request: null, session: null, endedSession: null, seen: new Set(),
+  subjects: [], needGrade: false, lastTyping: 0, typingTimer: null,
+};
+
+// -- token: server-rendered from the hh_student cookie, else the launch's #token= fragment --
+function takeToken() {
+  if (cfg.token) return cfg.token;
+  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (match) {
+    const token = decodeURIComponent(match[1]);
+    try { sessionStorage.setItem(TOKEN_KEY, token); } catch (_) { /* private mode */ }
+    history.replaceState(null, "", location.pathname + location.search);
+    return token;
+  }
+  try { return sessionStorage.getItem(TOKEN_KEY); } catch (_) { return null; }
+}
+
+const token = takeToken();
+const claims = token ? claimsOf(token) : {};
+
+function showView(id, { focus = true } = {}) {
+  state.view = id;
+  for (const view of VIEWS) $(view).hidden = view !== id;
+  if (focus) {
+    const heading = $(id).querySelector("h2");
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+}
+
+// -- speech: read aloud (speechSynthesis) and dictation (SpeechRecognition) -----------------
+const synth = "speechSynthesis" in window ? window.speechSynthesis : null;
+const Recognition = window.SpeechRecognition || window.webkitSpeechRecognition || null;
+const autoRead = $("auto-read");
+if (!synth) autoRead.closest("label").hidden = true;
+try { autoRead.checked = localStorage.getItem("hh_auto_read") === "1"; } catch (_) { /* */ }
+autoRead.addEventListener("change", () => {
+  try { localStorage.setItem("hh_auto_read", autoRead.checked ? "1" : "0"); } catch (_) { /* */ }
+});
+
+function helpLanguage() {
+  return (state.session && state.session.language) || $("language").value || getLocale();
+}
+
+function speak(text) {
+  if (!synth) return;
+  synth.cancel();
+  const utterance = new SpeechSynthesisUtterance(text);
+  utterance.lang = helpLanguage();
+  synth.speak(utterance);
+}
+
+let recognition = null;
+if (Recognition) {
+  const button = $("dictate");
+  button.hidden = false;
+  button.addEventListener("click", () => {
+    if (recognition) { recognition.stop(); return; }
+    recognition = new Recognition();
+    recognition.lang = helpLanguage();
+    recognition.interimResults = false;
+    recognition.onresult = (event) => {
+      const said = Array.from(event.results).map((r) => r[0].transcript).join(" ").trim();
+      const box = $("message");
+      box.value = box.value ? `${box.value} ${said}` : said;
+      box.focus();
+    };
+    recognition.onerror = () => say($("send-error"), t("Dictation is not available right now. Please type instead."));
+    recognition.onend = () => { recognition = null; button.setAttribute("aria-pressed", "false"); };
+    button.setAttribute("aria-pressed", "true");
+    recognition.start();
+  });
+}
+
+// -- the request form --------------------------------------------------------------------
+function subjectLabel(id) {
+  const found = state.subjects.find((s) => s.id === id);
+  return found ? t(found.label) : id;
+}
+
+async function loadChoices() {
+  let subjects = [];
+  let languages = null;
+  try {
+    const response = await fetch(cfg.catalog_url, {
+      credentials: "same-origin", headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+    });
+    if (response.ok) {
+      const body = await response.json();
+      subjects = Array.isArray(body.subjects) ? body.subjects : [];
+      languages = Array.isArray(body.languages_for_student) ? body.languages_for_student : null;
+    }
+  } catch (_) { /* degrade below */ }
+  // Degrade when /api/catalog is missing or failed: the broker's own subject list (rendered
+  // into the page), else a free-text subject; every on-demand language.
+  if (!subjects.length) subjects = cfg.subjects || [];
+  if (languages === null || !Array.isArray(languages)) languages = cfg.languages || [];
+  state.subjects = subjects;
+  if (subjects.length) {
+    fillSelect($("subject"), [{ value: "", label: t("Choose a subject") },
+      ...subjects.map((s) => ({ value: s.id, label: t(s.label) }))], "");
+  } else {
+    const input = el("input", { id: "subject", name: "subject", type: "text", maxlength: 64, required: true, autocomplete: "off" });
+    $("subject").replaceWith(input);
+    $("catalog-note").hidden = false;
+  }
+  const mine = getLocale().split("-")[0];
+  const preferred = languages.includes(mine) ? mine : languages[0];
+  fillSelect($("language"), languages.map((code) => ({ value: code, label: languageName(code) })), preferred);
+  return languages;
+}
+
+$("request-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const subject = $("subject").value.trim();
+  const language = $("language").value;
+  if (!subject) {
+    say($("form-error"), t("Choose a subject first."));
+    $("subject").focus();
+    return;
+  }
+  if (!language) {
+    say($("form-error"), t("Choose a language first."));
+    return;
+  }
+  say($("form-error"), "");
+  const payload = { subject, language };
+  const topic = $("topic").value.trim();
+  if (topic) payload.topic = topic.slice(0, 200);
+  if (state.needGrade) payload.grade = $("grade").value;
+  $("ask").disabled = true;
+  const ack = await call(socket, "help:request", payload);
+  $("ask").disabled = false;
+  if (ack.ok) {
+    say($("start-notice"), "");
+    enterWaiting(ack.request);
+  } else if (ack.error.code === "unmet") {
+    showUnmet((ack.error.detail || {}).reason, language);
+  } else if (ack.error.code === "conflict") {
+    applyState(await call(socket, "session:state", {}));
+  } else {
+    say($("form-error"), errorText(ack.error));
+  }
+});
+
+// -- waiting -----------------------------------------------------------------------------
+function showPosition(position, eta) {
+  $("queue-position").textContent = position === 1
+    ? t("You are next in line.")
+    : t("You are number {position} in line.", { position });
+  let etaText;
+  if (eta === null || eta === undefined) etaText = t("We can't estimate the wait yet. A tutor will be with you as soon as one is free.");
+  else if (eta < 60) etaText = t("Estimated wait: less than a minute.");
+  else etaText = t("Estimated wait: about {time}.", { time: fmtWait(eta) });
+  $("queue-eta").textContent = etaText;
+}
+
+function enterWaiting(request) {
+  const wasWaiting = state.view === "view-waiting";
+  state.request = request;
+  showView("view-waiting", { focus: !wasWaiting });
+  showPosition(request.position, request.eta_s);
+}
+
+$("cancel").addEventListener("click", async () => {
+  if (!state.request) return;
+  const ack = await call(socket, "help:cancel", { request_id: state.request.id });
+  if (ack.ok || ack.error.code === "not_found") {
+    state.request = null;
+    say($("start-notice"), t("Your request was cancelled."));
+    showView("view-start");
+  } else {
+    say($("queue-eta"), errorText(ack.error));
+  }
+});
+
+// -- unmet demand, in the student's words ---------------------------------------------------
+function unmetTexts(reason, language) {
+  const lang = languageName(language || "");
+  switch (reason) {
+    case "language_unsupported":
+      return [t("Our tutors for your school can't help in {language} right now.", { language: lang }),
+        t("Choose another language from the list and ask again. Your teacher can also help you find support in {language}.", { language: lang })];
+    case "grade_unsupported":
+      return [t("Live tutors are not available for your grade."),
+        t("Ask your teacher about tutoring at your school, after school or on Saturdays.")];
+    case "subject_unsupported":
+      return [t("Live tutors can't help with this subject."),
+        t("Choose a related subject (for example Math instead of Calculus) or ask your teacher.")];
+    case "outside_hours":
+      return [t("Live tutors are not available at this time."),
+        t("Please try again later, or write down your question and ask your teacher.")];
+    case "school_unknown_grade_ambiguous":
+      return [t("We need to know your grade to find the right tutor."),
+        t("Choose your grade and ask again.")];
+    case "no_vendor":
+      return [t("Homework Help does not have a tutoring service for your school yet."),
+        t("Ask your teacher or school counselor about other tutoring options.")];
+    default:
+      return [t("No tutor can help with this request right now."),
+        t("Change your request and try again, or ask your teacher for help.")];
+  }
+}
+
+function showUnmet(reason, language) {
+  const [what, instead] = unmetTexts(reason, language);
+  if (reason === "school_unknown_grade_ambiguous") {
+    state.needGrade = true;
+    $("grade-field").hidden = false;
+    say($("start-notice"), `${what} ${instead}`);
+    showView("view-start", { focus: false });
+    $("grade").focus();
+    return;
+  }
+  $("unmet-reason").textContent = what;
+  $("unmet-advice").textContent = instead;
+  showView("view-unmet");
+}
+
+$("unmet-back").addEventListener("click", () => showView("view-start"));
+
+// -- chat --------------------------------------------------------------------------------
+function tutorName() {
+  return (state.session && state.session.tutor && state.session.tutor.display_name) || t("Your tutor");
+}
+
+function addSystem(text) {
+  $("messages").append(el("div", { class: "msg from-system" }, el("p", { class: "text" }, text)));
+}
+
+function addMessage(message) {
+  if (!state.session || message.session_id !== state.session.session_id) return;
+  if (state.seen.has(message.id)) return;
+  state.seen.add(message.id);
+  const mine = message.from === "student";
+  let extra = null;
+  if (!mine && synth) {
+    extra = el("button", { type: "button", class: "secondary read-aloud", "aria-label": t("Read this message aloud") }, t("Read aloud"));
+    extra.addEventListener("click", () => speak(message.text));
+  }
+  insertMessage($("messages"), message, {
+    mine, who: mine ? t("You") : tutorName(), timeText: fmtTime(message.at), extra,
+  });
+  if (!mine) {
+    $("typing").textContent = "";
+    if (autoRead.checked) speak(message.text);
+  }
+}
+
+function enterChat(session) {
+  const fresh = !state.session || state.session.session_id !== session.session_id;
+  state.request = null;
+  state.session = { ...(state.session || {}), ...session };
+  $("chat-title").textContent = t("{tutor} from {vendor}", {
+    tutor: tutorName(), vendor: session.vendor_name || session.vendor || "",
+  });
+  if (fresh) {
+    $("messages").replaceChildren();
+    state.seen.clear();
+    addSystem(t("You are chatting with {tutor}. Say hello and describe your question.", { tutor: tutorName() }));
+  }
+  const wasChat = state.view === "view-chat";
+  showView("view-chat", { focus: false });
+  if (!wasChat) $("message").focus();
+}
+
+enterSends($("message"), $("send-form"));
+
+$("message").addEventListener("input", () => {
+  const now = Date.now();
+  if (!state.session || now - state.lastTyping < 2500) return;
+  state.lastTyping = now;
+  socket.emit("chat:typing", { session_id: state.session.session_id }, () => {});
+});
+
+$("send-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const box = $("message");
+  const text = box.value.trim();
+  if (!text || !state.session) return;
+  const ack = await call(socket, "chat:send", { session_id: state.session.session_id, text });
+  if (ack.ok) {
+    box.value = "";
+    state.lastTyping = 0;
+    say($("send-error"), "");
+    addMessage(ack.message);
+  } else {
+    say($("send-error"), errorText(ack.error));
+  }
+  box.focus();
+});
+
+$("end").addEventListener("click", async () => {
+  if (!state.session) return;
+  const ack = await call(socket, "session:end", { session_id: state.session.session_id });
+  if (ack.ok) showRating("student");
+  else say($("send-error"), errorText(ack.error));
+});
+
+// -- rating ------------------------------------------------------------------------------
+function endedText(reason) {
+  switch (reason) {
+    case "student": return t("You ended the chat.");
+    case "tutor": return t("Your tutor ended the chat.");
+    case "timeout": return t("The chat ended because nobody wrote for a while.");
+    case "tutor_lost": return t("Your tutor was disconnected.");
+    default: return "";
+  }
+}
+
+function showRating(reason) {
+  if (state.session) state.endedSession = state.session;
+  state.session = null;
+  state.request = null;
+  if (synth) synth.cancel();
+  $("ended-reason").textContent = endedText(reason);
+  $("rate-form").hidden = false;
+  $("rate-form").reset();
+  $("rate-thanks").hidden = true;
+  showView("view-rate");
+}
+
+$("rate-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const stars = Number(form.get("stars"));
+  if (!stars) {
+    say($("rate-error"), t("Choose from 1 to 5 stars."));
+    return;
+  }
+  const payload = { session_id: state.endedSession && state.endedSession.session_id, stars };
+  const helped = form.get("helped");
+  if (helped) payload.helped = helped === "yes";
+  const ack = await call(socket, "session:rate", payload);
+  if (ack.ok) {
+    say($("rate-error"), "");
+    $("rate-form").hidden = true;
+    $("rate-thanks").hidden = false;
+    $("again").focus();
+  } else {
+    say($("rate-error"), errorText(ack.error));
+  }
+});
+
+$("again").addEventListener("click", () => {
+  state.endedSession = null;
+  say($("start-notice"), "");
+  showView("view-start");
+});
+
+// -- the connection ------------------------------------------------------------------------
+function applyState(data) {
+  if (!data || data.ok === false) return;
+  if (data.session) enterChat(data.session);
+  else if (data.request) enterWaiting(data.request);
+  else if (state.view === "view-chat" && state.session) showRating(null);
+  else if (state.view === "view-waiting") {
+    state.request = null;
+    say($("start-notice"), t("Your request is no longer waiting. You can ask again."));
+    showView("view-start");
+  } else if (!state.view) showView("view-start", { focus: false });
+}
+
+function banner(text) {
+  say($("banner"), text);
+}
+
+if (!token) {
+  $("no-token").hidden = false;
+  showView("view-start", { focus: false });
+  $("request-form").hidden = true;
+}
+
+const name = cfg.given_name || claims.given_name;
+if (name) say($("greeting"), t("Hi, {name}!", { name }));
+
+const languages = token ? await loadChoices() : [];
+const socket = connect("/student", () => token);
+if (token && !languages.length) showUnmet("no_vendor");
+
+socket.on("connect", () => banner(""));
+socket.on("disconnect", (reason) => {
+  if (reason !== "io client disconnect") banner(t("Connection lost. Reconnecting…"));
+});
+socket.on("connect_error", (error) => {
+  const code = error && error.data && error.data.code;
+  if (code === "unauthenticated" || code === "not_allowed") {
+    banner(t("Your Homework Help link has expired. Please open it again from your course."));
+  } else {
+    banner(t("Connection lost. Reconnecting…"));
+  }
+});
+socket.on("session:state", applyState);
+socket.on("queue:position", (data) => {
+  if (state.request && data.request_id === state.request.id) {
+    state.request = { ...state.request, ...data };
+    if (state.view !== "view-waiting") showView("view-waiting");
+    showPosition(data.position, data.eta_s);
+  }
+});
+socket.on("request:closed", (data) => {
+  if (!state.request || data.request_id !== state.request.id) return;
+  state.request = null;
+  const texts = {
+    cancelled: t("Your request was cancelled."),
+    expired: t("No tutor was free in time. Please try again."),
+    abandoned: t("Your request was closed because you left the page."),
+  };
+  say($("start-notice"), texts[data.status] || t("Your request is no longer waiting. You can ask again."));
+  showView("view-start");
+});
+socket.on("session:started", (session) => enterChat(session));
+socket.on("chat:message", addMessage);
+socket.on("chat:typing", (data) => {
+  if (!state.session || data.session_id !== state.session.session_id || data.from === "student") return;
+  $("typing").textContent = t("{name} is typing…", { name: tutorName() });
+  clearTimeout(state.typingTimer);
+  state.typingTimer = setTimeout(() => { $("typing").textContent = ""; }, 4000);
+});
+socket.on("session:ended", (data) => {
+  if (!state.session || data.session_id !== state.session.session_id) return;
+  if (data.requeued) {
+    addSystem(t("Your tutor was disconnected. You are back at the front of the line."));
+    state.session = null;
+    call(socket, "session:state", {}).then(applyState);
+    return;
+  }
+  showRating(data.reason);
+});
