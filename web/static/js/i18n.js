@@ -63,7 +63,7 @@ export function fmtDuration(seconds) {
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return shortUnit(s, "second");
   const m = Math.floor(s / 60);
-  if (m < 60) return `${shortUnit(m, "minute")} ${shortUnit(s % 60, "second")}`;
+  if (m < 60) return s % 60 ? `${shortUnit(m, "minute")} ${shortUnit(s % 60, "second")}` : shortUnit(m, "minute");
   return `${shortUnit(Math.floor(m / 60), "hour")} ${shortUnit(m % 60, "minute")}`;
 }
 
