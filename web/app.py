@@ -20,8 +20,15 @@ from broker.live.factory import make_live
 from broker.queue.factory import make_queue
 from broker.service import Broker
 from broker.settings import Settings
+from web.auth import setup_auth
+from web.catalog_api import setup_catalog_api
+from web.launch import on_launch
+from web.lti import frame_ancestors_middleware, setup_lti
+from web.pages import setup_pages
 from web.problems import problem_middleware
 from web.sio import SioNotifier, SocketGateway, create_server
+from web.staff_api import setup_staff_api
+from web.stats_api import setup_stats_api
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +72,36 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
+def demo_base_url(settings: Settings) -> str:
+    """Where the server reaches itself (the demo platform's JWKS is fetched over HTTP)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
 def init_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
-    app = web.Application(client_max_size=64 * 1024, middlewares=[problem_middleware])
+    app = web.Application(
+        client_max_size=64 * 1024,
+        middlewares=[frame_ancestors_middleware(settings), problem_middleware],
+    )
     app[SETTINGS] = settings
     sio = create_server(settings)
     sio.attach(app)
     app[GATEWAY] = SocketGateway(sio, settings)
     app.router.add_get("/healthz", health)
+    app.cleanup_ctx.append(broker_ctx)  # first: the routes below need the broker's engine
+    setup_lti(app, settings, on_launch)
+    setup_auth(app)
+    setup_staff_api(app)
+    setup_stats_api(app, lambda: app[BROKER].store.engine)
+    setup_catalog_api(app)
+    setup_pages(app)
     if settings.demo:
+        from web.demo_platform import setup_demo_platform
         from web.demo_tokens import setup_demo_tokens
 
         setup_demo_tokens(app)
-    app.cleanup_ctx.append(broker_ctx)
+        setup_demo_platform(app, settings, demo_base_url(settings))
     return app

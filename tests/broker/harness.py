@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,12 @@ from broker.settings import Settings
 from web.app import BROKER, init_app
 
 SECRET = "test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -58,11 +65,15 @@ class Server:
     """One broker process (an aiohttp app on a real TCP port)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        self.settings = settings.with_(port=free_port())
         self.test_server: TestServer | None = None
 
     async def start(self) -> Server:
-        self.test_server = TestServer(init_app(self.settings), host="127.0.0.1")
+        # The demo platform's keys are fetched over HTTP from settings.port, so the server
+        # listens exactly there.
+        self.test_server = TestServer(
+            init_app(self.settings), host="127.0.0.1", port=self.settings.port
+        )
         await self.test_server.start_server()
         return self
 

@@ -1,0 +1,90 @@
+"""From a Schoology launch to a routed request: the test platform signs a real LTI 1.3
+launch, the tool validates it, the widget receives a token, and the student's socket.io
+request is routed by the roster's school and grade (never by anything the client claims).
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from urllib.parse import unquote
+
+import aiohttp
+
+from broker import tokens
+from broker.pseudonym import pseudonym
+from tests.broker.conftest import StartServer
+from tests.broker.harness import SECRET, Server
+from web.demo_platform import DEMO_ISSUER, DEMO_PLATFORM
+from web.demo_tokens import DEMO_ISSUER as DEMO_TOKEN_ISSUER
+
+
+def _form(html: str) -> tuple[str, dict[str, str]]:
+    action = re.search(r'<form[^>]*action="([^"]*)"', html)
+    assert action, html
+    fields = {
+        unescape(n): unescape(v)
+        for n, v in re.findall(r'<input type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', html)
+    }
+    return unescape(action.group(1)), fields
+
+
+async def launch(server: Server, user_id: str, locale: str = "es-US") -> aiohttp.ClientResponse:
+    platform = server.test_server.app[DEMO_PLATFORM]  # type: ignore[union-attr]
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=[server.url])
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        login_url = platform.login_initiation_url(user_id, locale=locale, storage=False)
+        async with http.get(login_url) as page:  # login -> platform authorize (auto-post)
+            assert page.status == 200, await page.text()
+            action, fields = _form(await page.text())
+        async with http.post(action, data=fields, allow_redirects=False) as done:
+            await done.read()
+            return done
+
+
+async def test_student_launch_reaches_a_routed_request(
+    stack_settings, start_server: StartServer, clients: list
+) -> None:
+    from web.commands.demo_seed import seed
+
+    await seed(stack_settings)  # the demo roster the demo platform's students come from
+    server = await start_server(demo=True)
+    platform = server.test_server.app[DEMO_PLATFORM]  # type: ignore[union-attr]
+    kid = next(u for u in platform.users.values() if u.kind == "student" and u.grade in ("7", "07"))
+
+    done = await launch(server, kid.id)
+    assert done.status == 303
+    location = done.headers["Location"]
+    assert location.startswith("/widget") and "#token=" in location
+    token = unquote(location.split("#token=", 1)[1])
+    identity = tokens.verify(SECRET, token)
+    assert identity.role == "student"
+    assert identity.subject == pseudonym(SECRET, DEMO_ISSUER, kid.id)
+    assert DEMO_ISSUER == DEMO_TOKEN_ISSUER  # demo tokens and launches agree on pseudonyms
+    assert identity.claims["school_id"] == kid.school_id and identity.claims["grade"] == 7
+    assert kid.id not in token  # the LMS id never travels in the widget's token
+
+    student = await server.connect("/student", None, token=token)
+    clients.append(student)
+    ack = await student.call("help:request", {"subject": "math", "language": "es"})
+    assert ack["ok"], ack
+    school = server.broker.directory.get(kid.school_id)
+    expected = "paper" if school.high_grade <= 8 else "tutorcom"
+    assert ack["request"]["vendor"] == expected
+
+
+async def test_instructor_launch_signs_in_to_the_dashboard(
+    stack_settings, start_server: StartServer
+) -> None:
+    from web.commands.demo_seed import seed
+
+    await seed(stack_settings)
+    server = await start_server(demo=True)
+    platform = server.test_server.app[DEMO_PLATFORM]  # type: ignore[union-attr]
+    teacher = next(u for u in platform.users.values() if u.kind == "teacher")
+    done = await launch(server, teacher.id)
+    assert done.status == 303 and done.headers["Location"] == "/staff"
+    cookie = done.cookies["hh_session"]
+    identity = tokens.verify(SECRET, cookie.value)
+    assert identity.role == "teacher" and identity.claims["scope"] == "school"
+    assert identity.subject.startswith("lti-") and teacher.id not in identity.subject
