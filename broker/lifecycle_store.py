@@ -105,6 +105,24 @@ class LifecycleStore:
             )
         return bool(result.rowcount)
 
+    async def set_outcome(
+        self,
+        session_id: str,
+        tutor_id: str,
+        outcome: str | None,
+        tutored_subject: str | None,
+        resolved: bool | None,
+    ) -> bool:
+        """The tutor's account of an ended session of theirs. False if not theirs/ended."""
+        s = self.sessions
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                s.update()
+                .where(s.c.id == session_id, s.c.tutor_id == tutor_id, s.c.ended_at.is_not(None))
+                .values(outcome=outcome, tutored_subject=tutored_subject, resolved=resolved)
+            )
+        return bool(result.rowcount)
+
     async def store_message(
         self, message_id: str, session_id: str, sender: str, text: str, when: float
     ) -> None:

@@ -589,6 +589,20 @@ class Broker:
         if not ended:
             raise NotFound("no such open session of yours")
 
+    async def record_outcome(
+        self,
+        tutor: Tutor,
+        session_id: str,
+        outcome: str | None,
+        tutored_subject: str | None,
+        resolved: bool | None,
+    ) -> None:
+        """Record how an ended session went (when the student ended it before the tutor)."""
+        if not await self.store.set_outcome(
+            session_id, tutor.id, outcome, tutored_subject, resolved
+        ):
+            raise NotFound("no such ended session of yours")
+
     async def _end(
         self,
         session_id: str,

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from broker import tokens
 from broker.catalog_source import load_catalog
 from broker.db.engine import create_engine, session_factory
 from broker.directory import load_school_directory_from
@@ -28,13 +29,22 @@ from web.pages import setup_pages
 from web.problems import problem_middleware
 from web.sio import SioNotifier, SocketGateway, create_server
 from web.staff_api import setup_staff_api
-from web.stats_api import setup_stats_api
+from web.stats_api import setup_stats_api, signed_in_staff
 
 log = logging.getLogger(__name__)
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 BROKER: web.AppKey[Broker] = web.AppKey("broker", Broker)
 GATEWAY: web.AppKey[SocketGateway] = web.AppKey("gateway", SocketGateway)
+
+
+async def staff_caller(request: web.Request) -> tokens.Identity:
+    """Who calls a staff API: a bearer socket token (the dashboard already holds one; it lives
+    five minutes) or else the signed-in session cookie (which re-checks the account)."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return tokens.verify(request.app[SETTINGS].secret_key, header[len("Bearer ") :])
+    return await signed_in_staff(request)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -95,7 +105,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     setup_lti(app, settings, on_launch)
     setup_auth(app)
     setup_staff_api(app)
-    setup_stats_api(app, lambda: app[BROKER].store.engine)
+    setup_stats_api(app, lambda: app[BROKER].store.engine, staff_caller)
     setup_catalog_api(app)
     setup_pages(app)
     if settings.demo:

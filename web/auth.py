@@ -387,7 +387,7 @@ async def me(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@require("tutor", "staff")
+@require("tutor", "staff", "teacher")
 async def socket_token(request: web.Request) -> web.StreamResponse:
     """A short-lived socket.io token with the session's identity, refreshed from the account."""
     identity: tokens.Identity = request[IDENTITY]

@@ -98,6 +98,7 @@ class SocketGateway:
         self._register("/tutor", "tutor:status", self.tutor_status)
         self._register("/tutor", "help:accept", self.help_accept)
         self._register("/tutor", "tutor:state", self.tutor_state)
+        self._register("/tutor", "session:outcome", self.session_outcome)
         for namespace in ("/student", "/tutor"):
             self._register(namespace, "chat:send", self.chat_send)
             self._register(namespace, "chat:typing", self.chat_typing)
@@ -272,6 +273,15 @@ class SocketGateway:
     async def session_end(self, who: tokens.Identity, data: dict[str, Any]) -> None:
         await self._broker.end(
             who,
+            p.ident(data, "session_id"),
+            outcome=p.text(data, "outcome", required=False, max_len=32) or None,
+            tutored_subject=p.text(data, "tutored_subject", required=False, max_len=64) or None,
+            resolved=p.boolean(data, "resolved"),
+        )
+
+    async def session_outcome(self, who: tokens.Identity, data: dict[str, Any]) -> None:
+        await self._broker.record_outcome(
+            Tutor.from_identity(who),
             p.ident(data, "session_id"),
             outcome=p.text(data, "outcome", required=False, max_len=32) or None,
             tutored_subject=p.text(data, "tutored_subject", required=False, max_len=64) or None,

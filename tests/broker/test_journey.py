@@ -178,3 +178,32 @@ async def test_staff_get_live_figures(server: Server, clients: list) -> None:
     clients.append(vendor_manager)
     only_paper = await vendor_manager.call("staff:live", {})
     assert only_paper["figures"]["queued"] == 0 and only_paper["figures"]["tutors_available"] == 0
+
+
+async def test_tutor_records_outcome_after_the_student_ends(server: Server, clients: list) -> None:
+    kid = await server.connect("/student", student("s-out", "elem", 4))
+    t = await server.connect("/tutor", tutor("t-out", PAPER, ["en"]))
+    other = await server.connect("/tutor", tutor("t-other", PAPER, ["en"]))
+    clients += [kid, t, other]
+    rid = (await kid.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    sid = (await t.call("help:accept", {"request_id": rid}))["session"]["session_id"]
+    outcome = {
+        "session_id": sid,
+        "outcome": "resolved",
+        "tutored_subject": "geometry",
+        "resolved": True,
+    }
+    early = await t.call("session:outcome", outcome)
+    assert early["error"]["code"] == "not_found"  # not ended yet: session:end carries it
+    assert (await kid.call("session:end", {"session_id": sid}))["ok"]
+    assert (await t.next("session:ended"))["reason"] == "student"
+    assert (await other.call("session:outcome", outcome))["error"]["code"] == "not_found"
+    assert (await t.call("session:outcome", outcome))["ok"]
+    [row] = await fetch_all(
+        server.settings.database_url, "select * from tutoring_sessions where id = :id", id=sid
+    )
+    assert (row["end_reason"], row["tutored_subject"], row["outcome"]) == (
+        "student",
+        "geometry",
+        "resolved",
+    )
