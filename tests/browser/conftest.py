@@ -21,15 +21,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from broker import tokens
 from broker.settings import Settings
 from tests.broker.conftest import prepare_database
-from tests.broker.harness import SECRET
-from web.app import BROKER, init_app
-from web.pages import setup_pages
+from tests.broker.harness import SECRET, free_port
+from web.app import init_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -59,27 +57,6 @@ def _need_browser() -> None:
         pytest.skip(message)
 
 
-def _bearer_identity(request: web.Request) -> tokens.Identity | None:
-    """Who calls /api/stats in these tests: the dashboard's bearer socket token."""
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        return None
-    return tokens.verify(SECRET, header[len("Bearer ") :])
-
-
-def _mount_optional_apis(app: web.Application) -> None:
-    """The catalog and statistics endpoints the pages read, if web.app does not mount them yet."""
-    paths = {r.canonical for r in app.router.resources()}
-    if "/api/catalog" not in paths:
-        from web.catalog_api import setup_catalog_api
-
-        setup_catalog_api(app)
-    if "/api/stats/summary" not in paths:
-        from web.stats_api import setup_stats_api
-
-        setup_stats_api(app, lambda: app[BROKER].store.engine, _bearer_identity)
-
-
 @dataclass
 class Broker:
     """One broker on a real TCP port, with the pages mounted as web/app.py will."""
@@ -87,13 +64,11 @@ class Broker:
     settings: Settings
     test_server: TestServer | None = None
 
-    async def start(self, with_apis: bool = True) -> Broker:
+    async def start(self) -> Broker:
+        # The demo platform's keys are fetched over HTTP from settings.port: listen there.
+        self.settings = self.settings.with_(port=free_port())
         app = init_app(self.settings)
-        if "/widget" not in {r.canonical for r in app.router.resources()}:
-            setup_pages(app)
-        if with_apis:
-            _mount_optional_apis(app)
-        self.test_server = TestServer(app, host="127.0.0.1")
+        self.test_server = TestServer(app, host="127.0.0.1", port=self.settings.port)
         await self.test_server.start_server()
         return self
 
