@@ -308,7 +308,9 @@ function endForm(chat) {
     const resolved = form.querySelector(`input[name="resolved-${id}"]:checked`);
     const payload = { session_id: id, outcome: outcome.value, resolved: resolved ? resolved.value === "yes" : undefined };
     if (subject.value) payload.tutored_subject = subject.value;
-    const ack = await call(state.socket, "session:end", payload);
+    // Still open: end it with the outcome. Already ended by the student or a timeout:
+    // record the outcome of the ended session.
+    const ack = await call(state.socket, chat.ended ? "session:outcome" : "session:end", payload);
     if (ack.ok || ack.error.code === "not_found") closeChat(id, t("Chat ended and saved."));
     else say(chat.error, errorText(ack.error));
   });
@@ -426,12 +428,9 @@ async function start() {
       : t("The chat has ended.");
     insertSystem(chat, why);
     chat.box.disabled = true;
-    // The broker takes an outcome only with the tutor's own session:end, so a chat the
-    // student (or a timeout) ended can only be closed here.
-    const close = el("button", { type: "button", class: "secondary" }, t("Close this chat"));
-    close.addEventListener("click", () => closeChat(data.session_id, ""));
-    chat.endForm.replaceWith(close);
-    chat.endForm = close;
+    // The tutor can still record how it went (session:outcome); the form stays.
+    const submit = chat.endForm.querySelector("button[type=submit]");
+    if (submit) submit.textContent = t("Save and close");
     if (state.selected !== data.session_id) { chat.unread += 1; renderTab(chat); updateTitle(); }
   });
 }

@@ -1,0 +1,57 @@
+"""When the student ends a chat first, the tutor console still records how it went."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.broker.conftest import fetch_all
+from tests.browser.conftest import Broker, Watch, assert_clean, open_page
+
+pytestmark = pytest.mark.browser
+
+
+async def test_tutor_saves_outcome_after_student_ends(
+    live_broker: Broker, browser: Any, sqlite_url: str
+) -> None:
+    from playwright.async_api import expect
+
+    watch = Watch()
+    token = live_broker.student_token("stu-leo", "elem", 4, given_name="Leo")
+    student_ctx = await browser.new_context(viewport={"width": 420, "height": 860})
+    student = await open_page(student_ctx, f"{live_broker.url}/widget#token={token}", watch)
+    await student.select_option("#subject", "math")
+    await student.click("#ask")
+    await expect(student.locator("#view-waiting")).to_be_visible()
+
+    tutor_ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    tutor = await open_page(tutor_ctx, f"{live_broker.url}/tutor", watch)
+    await tutor.select_option("#demo-vendor", "paper")
+    await tutor.click("#demo-form button[type=submit]")
+    await expect(tutor.locator("#console")).to_be_visible()
+    await tutor.click("#status-toggle")
+    await tutor.locator(".queue-item").first.get_by_role("button", name="Accept").click()
+    await expect(student.locator("#view-chat")).to_be_visible()
+
+    await student.click("#end")
+    panel = tutor.get_by_role("tabpanel")
+    await expect(panel).to_contain_text("The student ended the chat.")
+    save = panel.get_by_role("button", name="Save and close")
+    await expect(save).to_be_visible()
+    await panel.locator("select[id^=subj-]").select_option("geometry")
+    await panel.get_by_label("No").check()
+    await save.click()
+    await expect(tutor.get_by_role("tab")).to_have_count(0)
+    [row] = await fetch_all(
+        sqlite_url, "SELECT end_reason, tutored_subject, outcome, resolved FROM tutoring_sessions"
+    )
+    assert (row["end_reason"], row["tutored_subject"], row["outcome"]) == (
+        "student",
+        "geometry",
+        "homework_help",
+    )
+    assert not row["resolved"]
+    for ctx in (student_ctx, tutor_ctx):
+        await ctx.close()
+    assert_clean(watch)
