@@ -358,6 +358,7 @@ class Broker:
             topic=topic,
             school_id=school_id or "",
             grade=grade_value,
+            first_name=self._first_name(claims),
         )
         await self.live.touch([student_subject(student.subject)], now)
         position = await self.queue.enqueue(queued)
@@ -735,6 +736,13 @@ class Broker:
         }
 
     # -- helpers ------------------------------------------------------------------------
+    def _first_name(self, claims: dict[str, Any]) -> str:
+        """The first name tutors may see: only with HH_SHOW_FIRST_NAME, first word only."""
+        if not self.settings.show_first_name_to_tutors:
+            return ""
+        words = str(claims.get("given_name") or "").split()
+        return words[0][:40] if words else ""
+
     def _capacity(self, vendor_id: str) -> int:
         vendor = self.catalog.vendor(vendor_id)
         return vendor.capacity if vendor is not None else 0

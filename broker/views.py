@@ -1,7 +1,8 @@
 """What each audience may see of a request or session (the privacy boundary in one place).
 
 Tutors see a pseudonym, grade band, school kind, language, subject and how long the
-student has waited: never an LMS id, name or email, exact school or exact grade.
+student has waited (and the first name only where the district turned HH_SHOW_FIRST_NAME
+on): never an LMS id, full name or email, exact school or exact grade.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def iso(epoch: float) -> str:
 
 
 def tutor_request_view(request: QueuedRequest, now: float) -> dict[str, Any]:
-    return {
+    view: dict[str, Any] = {
         "id": request.id,
         "student": request.student,
         "grade_band": request.grade_band,
@@ -29,6 +30,9 @@ def tutor_request_view(request: QueuedRequest, now: float) -> dict[str, Any]:
         "waited_s": max(0, int(now - request.enqueued_at)),
         "priority": request.priority,
     }
+    if request.first_name:  # only when the district turned HH_SHOW_FIRST_NAME on
+        view["first_name"] = request.first_name
+    return view
 
 
 def session_view(session: LiveSession, vendor_name: str, for_role: str) -> dict[str, Any]:
@@ -45,6 +49,7 @@ def session_view(session: LiveSession, vendor_name: str, for_role: str) -> dict[
     if for_role == "tutor":
         view["student"] = {
             "pseudonym": session.student,
+            "first_name": session.request.get("first_name", ""),
             "grade_band": session.request.get("grade_band", ""),
             "school_kind": session.request.get("school_kind", ""),
         }

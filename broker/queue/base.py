@@ -43,6 +43,8 @@ class QueuedRequest:
     # For the session record only; never part of what tutors see (broker.views filters).
     school_id: str = ""
     grade: int | None = None
+    # Set only when the district shows tutors first names (HH_SHOW_FIRST_NAME; off by default).
+    first_name: str = ""
 
     @property
     def score(self) -> float:

@@ -207,3 +207,17 @@ async def test_tutor_records_outcome_after_the_student_ends(server: Server, clie
         "geometry",
         "resolved",
     )
+
+
+async def test_first_name_is_shown_to_tutors_only_when_the_district_allows(
+    start_server, clients: list
+) -> None:
+    server = await start_server(show_first_name_to_tutors=True)
+    kid = await server.connect("/student", student("s-fn", "elem", 3, given_name="Ana María"))
+    t = await server.connect("/tutor", tutor("t-fn", PAPER, ["en"]))
+    clients += [kid, t]
+    rid = (await kid.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    snap = await t.until("queue:snapshot", lambda s: s["total"] == 1)
+    assert snap["requests"][0]["first_name"] == "Ana"  # the first word only, never the surname
+    accepted = await t.call("help:accept", {"request_id": rid})
+    assert accepted["session"]["student"]["first_name"] == "Ana"
