@@ -15,6 +15,7 @@ keywords are gettext's plus ``t`` (the scripts' ``t("...")``) and ``N_`` (Python
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -42,12 +43,13 @@ def pybabel(*args: str) -> None:
 
 
 def extract(out: Path = POT) -> None:
-    pybabel(
-        "extract", "-F", str(CFG), *KEYWORDS, *HEADER, "--sort-by-file", "-o", str(out), str(ROOT)
-    )
-    # Paths relative to the repository root, so the .pot does not depend on the checkout.
-    text = out.read_text(encoding="utf-8").replace(f"{ROOT}/", "")
-    out.write_text(text, encoding="utf-8")
+    # Run from the repository root on ".", so locations are relative paths *before* Babel
+    # wraps its location comments: the .pot must not depend on where the checkout lives.
+    with contextlib.chdir(ROOT):
+        pybabel(
+            "extract", "-F", str(CFG), *KEYWORDS, *HEADER, "--sort-by-file",
+            "-o", str(out.resolve()), ".",
+        )
 
 
 def locales() -> list[str]:
