@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from broker.constants import TOPIC_MAX_CHARS
+from broker.constants import QUEUE_PUSH_COALESCE_S, TOPIC_MAX_CHARS
 from broker.errors import (
     AlreadyTaken,
     Conflict,
@@ -660,14 +660,19 @@ class Broker:
 
     # -- queue pushes -------------------------------------------------------------------
     def push_queue(self, name: str) -> None:
-        """Schedule a push of positions and the tutors' snapshot for one queue (coalesced)."""
+        """Schedule a push of positions and the tutors' snapshot for one queue.
+
+        Coalesced: every change to a queue within ``QUEUE_PUSH_COALESCE_S`` makes one push,
+        which reads the queue once and emits only positions or estimates that changed, so a
+        burst of requests and cancels costs one pass over the queue, not one per change.
+        """
         if name in self._pending_pushes:
             return
         self._pending_pushes.add(name)
         self._spawn(self._push_queue(name), f"push:{name}")
 
     async def _push_queue(self, name: str) -> None:
-        await asyncio.sleep(0)
+        await asyncio.sleep(QUEUE_PUSH_COALESCE_S)
         self._pending_pushes.discard(name)
         now = self.clock()
         waiting = await self.queue.snapshot(name)
