@@ -39,25 +39,51 @@ def epoch(value: dt.datetime | None) -> float | None:
 
 
 class LifecycleStore:
+    """The hot-path statements are built once; each call only binds its parameters."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.requests, self.sessions, self.messages = _tables()
+        r = self.requests
+        self._insert_request = r.insert()
+        self._close_request = (
+            r.update()
+            .where(r.c.id == sa.bindparam("rid"), r.c.status == "queued")
+            .values(
+                status=sa.bindparam("new_status"),
+                closed_at=sa.bindparam("when", type_=r.c.closed_at.type),
+                close_reason=sa.bindparam("reason"),
+            )
+        )
+        self._open_request_of = (
+            sa.select(r)
+            .where(
+                r.c.student == sa.bindparam("student"),
+                # or_ rather than in_: no "expanding" parameter to post-compile per call
+                sa.or_(*(r.c.status == status for status in OPEN_STATUSES)),
+            )
+            .order_by(r.c.requested_at.desc())
+            .limit(1)
+        )
 
     async def record_request(self, row: dict[str, Any]) -> None:
         """Insert a request already decided: status ``queued`` or ``unmet``."""
         async with self.engine.begin() as conn:
-            await conn.execute(self.requests.insert().values(**row))
+            await conn.execute(self._insert_request, row)
 
     async def close_request(
         self, request_id: str, status: str, when: float, reason: str | None = None
     ) -> bool:
         """Move a queued request to cancelled / abandoned / expired. False if not queued."""
-        r = self.requests
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                r.update()
-                .where(r.c.id == request_id, r.c.status == "queued")
-                .values(status=status, closed_at=at(when), close_reason=reason or status)
+                self._close_request,
+                {
+                    "rid": request_id,
+                    "new_status": status,
+                    "when": at(when),
+                    "reason": reason or status,
+                },
             )
         return bool(result.rowcount)
 
