@@ -24,6 +24,7 @@ import socketio
 from broker import tokens
 from broker.constants import MAX_EVENT_BYTES, STAFF_PUSH_INTERVAL_S
 from broker.errors import BrokerError, NotAllowed
+from broker.redis_pool import open_redis
 from broker.service import Broker, Tutor, student_subject, tutor_subject
 from broker.settings import Settings
 from web import jsonlib
@@ -60,10 +61,24 @@ class SioNotifier:
         await self.sio.emit(event, data, to=f"q:{queue}", namespace="/tutor")
 
 
+class BoundedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """socket.io's Redis manager on the broker's bounded, waiting connection pool.
+
+    Upstream opens Redis with redis-py's default pool, which raises "Too many connections"
+    under a burst of emits; the manager then logs, reconnects and, after a second failure,
+    drops the emit. A pool that waits for a free connection queues the burst instead.
+    """
+
+    def _redis_connect(self) -> None:
+        self.redis = open_redis(self.redis_url)
+        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self.connected = True
+
+
 def create_server(settings: Settings) -> socketio.AsyncServer:
     manager = None
     if settings.redis_url:
-        manager = socketio.AsyncRedisManager(
+        manager = BoundedRedisManager(
             settings.redis_url, channel=f"{settings.redis_prefix}:socketio"
         )
     return socketio.AsyncServer(
