@@ -155,7 +155,9 @@ class Broker:
         if not await self.live.has_state():
             rows = await self.store.open_sessions()
             sessions = [self._live_from_row(row, now) for row in rows]
-            await self.live.rebuild(sessions)
+            holds = {s.student: s.request_id for s in sessions}
+            holds.update({r["student"]: r["id"] for r in await self.store.queued_requests()})
+            await self.live.rebuild(sessions, holds)
             log.info("rebuilt %d open sessions from the database", len(sessions))
         if not await self.queue.has_state():
             queued = [self._queued_from_row(row) for row in await self.store.queued_requests()]
@@ -282,16 +284,28 @@ class Broker:
         grade: str | int | None = None,
     ) -> dict[str, Any]:
         """Route, record and queue a request; raise :class:`Unmet` (recorded) if none can serve."""
-        claims = student.claims
         if len(topic) > TOPIC_MAX_CHARS:
             raise InvalidPayload(f"topic is longer than {TOPIC_MAX_CHARS} characters")
-        existing = await self.store.open_request_of(student.subject)
-        if existing is not None:
-            raise Conflict(
-                "you already have an open request",
-                request_id=existing["id"],
-                status=existing["status"],
-            )
+        request_id = new_id()
+        held = await self.live.hold_student(student.subject, request_id)
+        if held is not None:
+            raise Conflict("you already have an open request", request_id=held)
+        try:
+            return await self._request_help(student, request_id, subject, language, topic, grade)
+        except BaseException:
+            await self.live.release_student(student.subject, request_id)
+            raise
+
+    async def _request_help(
+        self,
+        student: Identity,
+        request_id: str,
+        subject: str,
+        language: str,
+        topic: str,
+        grade: str | int | None,
+    ) -> dict[str, Any]:
+        claims = student.claims
         school_id = claims.get("school_id") or None
         effective_grade = claims.get("grade") if claims.get("grade") is not None else grade
         now = self.clock()
@@ -308,7 +322,6 @@ class Broker:
         )
         school = self.directory.get(school_id)
         grade_value = _grade_or_none(effective_grade)
-        request_id = new_id()
         row: dict[str, Any] = {
             "id": request_id,
             "student": student.subject,
@@ -388,6 +401,7 @@ class Broker:
         if removed is None:
             return False
         await self.store.close_request(request_id, status, now, reason)
+        await self.live.release_student(removed.student, request_id)
         self._last_position.pop(request_id, None)
         await self.notifier.to_student(
             removed.student,
@@ -654,6 +668,7 @@ class Broker:
             )
             self.push_queue(request.queue)
         else:
+            await self.live.release_student(session.student, session.request_id)
             await self.notifier.to_student(session.student, "session:ended", event)
         log.info("session %s ended (%s)", session.id, reason)
         return True

@@ -110,10 +110,23 @@ class LiveState(abc.ABC):
     async def close_session(self, session_id: str) -> LiveSession | None:
         """Remove and return the session (at-most-once, see the module docstring)."""
 
+    # -- one open request per student ---------------------------------------------------
+    @abc.abstractmethod
+    async def hold_student(self, student: str, request_id: str) -> str | None:
+        """Atomically record ``request_id`` as the student's open request.
+
+        Returns ``None`` when it was recorded, else the request id the student already holds
+        (whichever process recorded it), so a student never holds two places in line.
+        """
+
+    @abc.abstractmethod
+    async def release_student(self, student: str, request_id: str) -> None:
+        """Forget the student's open request, only if it is still ``request_id``."""
+
     @abc.abstractmethod
     async def has_state(self) -> bool:
         """Whether the sessions were loaded (and not lost since)."""
 
     @abc.abstractmethod
-    async def rebuild(self, sessions: list[LiveSession]) -> None:
-        """Replace all open sessions (from the database) and mark the state as built."""
+    async def rebuild(self, sessions: list[LiveSession], holds: dict[str, str]) -> None:
+        """Replace all open sessions and student holds (from the database); mark as built."""

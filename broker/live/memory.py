@@ -12,6 +12,7 @@ class MemoryLiveState(LiveState):
         self._seen: dict[str, float] = {}
         self._tutors: dict[str, TutorPresence] = {}
         self._sessions: dict[str, LiveSession] = {}
+        self._holds: dict[str, str] = {}
         self._built = False
 
     async def touch(self, subjects: list[str], now: float) -> None:
@@ -63,9 +64,18 @@ class MemoryLiveState(LiveState):
     async def close_session(self, session_id: str) -> LiveSession | None:
         return self._sessions.pop(session_id, None)
 
+    async def hold_student(self, student: str, request_id: str) -> str | None:
+        held = self._holds.setdefault(student, request_id)
+        return None if held == request_id else held
+
+    async def release_student(self, student: str, request_id: str) -> None:
+        if self._holds.get(student) == request_id:
+            del self._holds[student]
+
     async def has_state(self) -> bool:
         return self._built
 
-    async def rebuild(self, sessions: list[LiveSession]) -> None:
+    async def rebuild(self, sessions: list[LiveSession], holds: dict[str, str]) -> None:
         self._sessions = {s.id: dataclasses.replace(s) for s in sessions}
+        self._holds = dict(holds)
         self._built = True

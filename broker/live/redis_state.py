@@ -49,12 +49,21 @@ return data
 """
 
 
+_RELEASE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
 class RedisLiveState(LiveState):
     def __init__(self, url: str, prefix: str) -> None:
         self._redis: aioredis.Redis = open_redis(url)
         self._p = f"{prefix}:live:"
         self._record = self._redis.register_script(_RECORD)
         self._close = self._redis.register_script(_CLOSE)
+        self._release = self._redis.register_script(_RELEASE)
 
     def _k(self, name: str) -> str:
         return self._p + name
@@ -144,15 +153,30 @@ class RedisLiveState(LiveState):
         raw = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
         return self._session(raw)
 
+    async def hold_student(self, student: str, request_id: str) -> str | None:
+        if await self._redis.hsetnx(self._k("holds"), student, request_id):
+            return None
+        held = await self._redis.hget(self._k("holds"), student)
+        if held is None:  # released in between: try once more
+            return None if await self._redis.hsetnx(self._k("holds"), student, request_id) else ""
+        text = _text(held)
+        return None if text == request_id else text
+
+    async def release_student(self, student: str, request_id: str) -> None:
+        await self._release(keys=[self._k("holds")], args=[student, request_id])
+
     async def has_state(self) -> bool:
         return bool(await self._redis.exists(self._k("built")))
 
-    async def rebuild(self, sessions: list[LiveSession]) -> None:
+    async def rebuild(self, sessions: list[LiveSession], holds: dict[str, str]) -> None:
         old = await self._redis.smembers(self._k("sessions"))
         async with self._redis.pipeline(transaction=True) as pipe:
             for sid in old:
                 pipe.delete(self._k("s:" + _text(sid)))
             pipe.delete(self._k("sessions"))
+            pipe.delete(self._k("holds"))
+            if holds:
+                pipe.hset(self._k("holds"), mapping=holds)  # type: ignore[arg-type]
             for session in sessions:
                 pipe.hset(self._k("s:" + session.id), mapping=self._fields(session))
                 pipe.sadd(self._k("sessions"), session.id)

@@ -40,3 +40,48 @@ async def test_50_tutors_race_for_20_requests(stack_settings, start_server, clie
     assert sorted(r["request_id"] for r in rows) == sorted(ids)
     for kid in kids:
         await kid.next("session:started")
+
+
+async def test_a_student_never_holds_two_places(
+    stack_settings, start_server, clients: list
+) -> None:
+    first = await start_server()
+    second = await start_server() if stack_settings.redis_url else first
+    tabs = [await srv.connect("/student", student("s-twice", "elem", 3)) for srv in (first, second)]
+    clients += tabs
+    acks = await asyncio.gather(
+        *(tab.call("help:request", {"subject": "math", "language": "en"}) for tab in tabs)
+    )
+    assert sorted(a["ok"] for a in acks) == [False, True]
+    won = next(a for a in acks if a["ok"])["request"]["id"]
+    lost = next(a for a in acks if not a["ok"])
+    assert lost["error"]["code"] == "conflict" and lost["error"]["detail"]["request_id"] == won
+    rows = await fetch_all(stack_settings.database_url, "select id from help_requests")
+    assert [r["id"] for r in rows] == [won]
+    # cancelled, the student may ask again
+    assert (await tabs[0].call("help:cancel", {"request_id": won}))["ok"] or (
+        await tabs[1].call("help:cancel", {"request_id": won})
+    )["ok"]
+    again = await tabs[0].call("help:request", {"subject": "math", "language": "en"})
+    assert again["ok"], again
+
+
+async def test_the_hold_survives_a_restart(stack_settings, start_server, clients: list) -> None:
+    server = await start_server()
+    tab = await server.connect("/student", student("s-hold", "elem", 3))
+    rid = (await tab.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    await tab.close()
+    await server.stop()
+    if stack_settings.redis_url:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(stack_settings.redis_url)
+        keys = [k async for k in client.scan_iter(match=f"{stack_settings.redis_prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+    again = await start_server()
+    tab = await again.connect("/student", student("s-hold", "elem", 3))
+    clients.append(tab)
+    ack = await tab.call("help:request", {"subject": "math", "language": "en"})
+    assert ack["error"]["code"] == "conflict" and ack["error"]["detail"]["request_id"] == rid
