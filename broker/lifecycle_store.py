@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.db.models import Base
+from broker.group_commit import GroupCommitter
 
 UTC = dt.UTC
 OPEN_STATUSES = ("queued", "accepted")
@@ -38,14 +39,59 @@ def epoch(value: dt.datetime | None) -> float | None:
     return value.timestamp()
 
 
+SESSION_END_FIELDS = (
+    "ended_at",
+    "end_reason",
+    "outcome",
+    "tutored_subject",
+    "resolved",
+    "messages_student",
+    "messages_tutor",
+    "chars_student",
+    "chars_tutor",
+    "first_response_s",
+)
+
+
+def _bound(table: sa.Table, names: Sequence[str]) -> dict[str, Any]:
+    """SET clause of bind parameters ``v_<column>`` (column names are reserved for VALUES)."""
+    return {n: sa.bindparam("v_" + n, type_=table.c[n].type) for n in names}
+
+
+def _params(values: dict[str, Any]) -> dict[str, Any]:
+    return {"v_" + k: v for k, v in values.items()}
+
+
 class LifecycleStore:
-    """The hot-path statements are built once; each call only binds its parameters."""
+    """The hot-path statements are built once; each call only binds its parameters, and the
+    state-change writes go through one :class:`GroupCommitter`, so concurrent changes share
+    a transaction while each caller still returns only after its own commit."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.writer = GroupCommitter(engine)
         self.requests, self.sessions, self.messages = _tables()
-        r = self.requests
+        r, s = self.requests, self.sessions
         self._insert_request = r.insert()
+        self._insert_session = s.insert()
+        self._accept_request = (
+            r.update()
+            .where(r.c.id == sa.bindparam("rid"))
+            .values(status="accepted", **_bound(r, ["accepted_at"]))
+        )
+        self._end_session = (
+            s.update().where(s.c.id == sa.bindparam("sid")).values(**_bound(s, SESSION_END_FIELDS))
+        )
+        self._end_request = (
+            r.update()
+            .where(r.c.id == sa.bindparam("rid"))
+            .values(status="ended", **_bound(r, ["closed_at", "close_reason"]))
+        )
+        self._requeue_request = (
+            r.update()
+            .where(r.c.id == sa.bindparam("rid"))
+            .values(status="queued", accepted_at=None)
+        )
         self._close_request = (
             r.update()
             .where(r.c.id == sa.bindparam("rid"), r.c.status == "queued")
@@ -66,37 +112,38 @@ class LifecycleStore:
             .limit(1)
         )
 
+    async def close(self) -> None:
+        """Finish pending writes."""
+        await self.writer.close()
+
     async def record_request(self, row: dict[str, Any]) -> None:
         """Insert a request already decided: status ``queued`` or ``unmet``."""
-        async with self.engine.begin() as conn:
-            await conn.execute(self._insert_request, row)
+        await self.writer.write([(self._insert_request, row)])
 
     async def close_request(
         self, request_id: str, status: str, when: float, reason: str | None = None
     ) -> bool:
         """Move a queued request to cancelled / abandoned / expired. False if not queued."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                self._close_request,
-                {
-                    "rid": request_id,
-                    "new_status": status,
-                    "when": at(when),
-                    "reason": reason or status,
-                },
-            )
-        return bool(result.rowcount)
+        params = {
+            "rid": request_id,
+            "new_status": status,
+            "when": at(when),
+            "reason": reason or status,
+        }
+        [count] = await self.writer.write([(self._close_request, params)])
+        return bool(count)
 
     async def start_session(self, row: dict[str, Any]) -> None:
         """Insert the session and mark its request accepted, in one transaction."""
-        r = self.requests
-        async with self.engine.begin() as conn:
-            await conn.execute(self.sessions.insert().values(**row))
-            await conn.execute(
-                r.update()
-                .where(r.c.id == row["request_id"])
-                .values(status="accepted", accepted_at=row["accepted_at"])
-            )
+        await self.writer.write(
+            [
+                (self._insert_session, row),
+                (
+                    self._accept_request,
+                    {"rid": row["request_id"], "v_accepted_at": row["accepted_at"]},
+                ),
+            ]
+        )
 
     async def end_session(
         self, session_id: str, request_id: str, values: dict[str, Any], *, requeue: bool
@@ -105,20 +152,13 @@ class LifecycleStore:
 
         A requeued request keeps its original ``queued_at`` so it regains its place.
         """
-        r = self.requests
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                self.sessions.update().where(self.sessions.c.id == session_id).values(**values)
-            )
-            if requeue:
-                update = {"status": "queued", "accepted_at": None}
-            else:
-                update = {
-                    "status": "ended",
-                    "closed_at": values["ended_at"],
-                    "close_reason": values["end_reason"],
-                }
-            await conn.execute(r.update().where(r.c.id == request_id).values(**update))
+        end = (self._end_session, {"sid": session_id, **_params(values)})
+        if requeue:
+            then = (self._requeue_request, {"rid": request_id})
+        else:
+            closed = {"closed_at": values["ended_at"], "close_reason": values["end_reason"]}
+            then = (self._end_request, {"rid": request_id, **_params(closed)})
+        await self.writer.write([end, then])
 
     async def rate(self, session_id: str, student: str, helped: bool | None, stars: int) -> bool:
         """Store a rating of an ended session by its own student. False if not theirs/ended."""

@@ -146,6 +146,7 @@ class Broker:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
         await self.queue.close()
         await self.live.close()
 
