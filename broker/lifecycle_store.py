@@ -199,13 +199,6 @@ class LifecycleStore:
                 )
             )
 
-    async def purge_messages(self, older_than: float) -> int:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                self.messages.delete().where(self.messages.c.at < at(older_than))
-            )
-        return int(result.rowcount or 0)
-
     async def open_request_of(self, student: str) -> dict[str, Any] | None:
         """The student's queued or accepted request, if any (newest first)."""
         r = self.requests
@@ -253,29 +246,3 @@ class LifecycleStore:
                 .all()
             )
         return [dict(row) for row in rows]
-
-    async def request(self, request_id: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        sa.select(self.requests).where(self.requests.c.id == request_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return dict(row) if row else None
-
-    async def session(self, session_id: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        sa.select(self.sessions).where(self.sessions.c.id == session_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return dict(row) if row else None

@@ -16,16 +16,3 @@ class Notifier(Protocol):
     async def to_tutor(self, tutor_id: str, event: str, data: dict[str, Any]) -> None: ...
 
     async def to_queue_watchers(self, queue: str, event: str, data: dict[str, Any]) -> None: ...
-
-
-class NullNotifier:
-    """Delivers nothing; for commands and tests that drive the broker without sockets."""
-
-    async def to_student(self, student: str, event: str, data: dict[str, Any]) -> None:
-        return None
-
-    async def to_tutor(self, tutor_id: str, event: str, data: dict[str, Any]) -> None:
-        return None
-
-    async def to_queue_watchers(self, queue: str, event: str, data: dict[str, Any]) -> None:
-        return None
