@@ -144,7 +144,8 @@ class ChatMessageRow(Base):
 
     __tablename__ = "chat_messages"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # The relayed message id: "<session id>.<sequence number>".
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
     session_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("tutoring_sessions.id", ondelete="CASCADE"), index=True
     )

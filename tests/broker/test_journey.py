@@ -221,3 +221,24 @@ async def test_first_name_is_shown_to_tutors_only_when_the_district_allows(
     assert snap["requests"][0]["first_name"] == "Ana"  # the first word only, never the surname
     accepted = await t.call("help:accept", {"request_id": rid})
     assert accepted["session"]["student"]["first_name"] == "Ana"
+
+
+async def test_message_bodies_are_stored_only_when_the_district_turns_on_retention(
+    start_server, clients: list
+) -> None:
+    server = await start_server(message_retention_days=30)
+    kid = await server.connect("/student", student("s-ret", "elem", 3))
+    t = await server.connect("/tutor", tutor("t-ret", PAPER, ["en"]))
+    clients += [kid, t]
+    rid = (await kid.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    sid = (await t.call("help:accept", {"request_id": rid}))["session"]["session_id"]
+    assert (await kid.call("chat:send", {"session_id": sid, "text": "what is 3/4?"}))["ok"]
+    assert (await t.call("chat:send", {"session_id": sid, "text": "three quarters"}))["ok"]
+    rows = await fetch_all(
+        server.settings.database_url,
+        "select session_id, sender, text from chat_messages order by at, id",
+    )
+    assert [(r["session_id"], r["sender"], r["text"]) for r in rows] == [
+        (sid, "student", "what is 3/4?"),
+        (sid, "tutor", "three quarters"),
+    ]
