@@ -54,8 +54,8 @@ bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.routing
 	$(BIN)/python -m bench.broker
 
-demo-data:
-	$(PY) scripts/make_demo_district.py
+demo-data: $(STAMP)
+	$(BIN)/python scripts/make_demo_district.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache homework-help.db

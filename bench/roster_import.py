@@ -32,16 +32,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from routing.grades import grade_code
+from routing.oneroster import ORGS_HEADER, USERS_HEADER
+
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Roster import"
 GOAL_SECONDS = 60.0
 GOAL_MIB = 1024.0
 PG_ADMIN = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 SPANS = [(0, 5)] * 14 + [(0, 6), (0, 8), (0, 8), (6, 8), (6, 8), (6, 8), (9, 12), (9, 12)]
-
-
-def _code(grade: int) -> str:
-    return "KG" if grade == 0 else f"{grade:02d}"
 
 
 def generate(folder: Path, students: int, schools: int = 457, seed: int = 1) -> None:
@@ -52,17 +51,7 @@ def generate(folder: Path, students: int, schools: int = 457, seed: int = 1) -> 
     spans = [SPANS[i % len(SPANS)] for i in range(schools)]
     with (folder / "orgs.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(
-            [
-                "sourcedId",
-                "status",
-                "dateLastModified",
-                "name",
-                "type",
-                "identifier",
-                "parentSourcedId",
-            ]
-        )
+        w.writerow(ORGS_HEADER)
         w.writerow(["dist", "active", "", "Bench Unified", "district", "", ""])
         for r in regions:
             w.writerow([f"reg-{r}", "active", "", f"Local District {r}", "local", "", "dist"])
@@ -83,28 +72,7 @@ def generate(folder: Path, students: int, schools: int = 457, seed: int = 1) -> 
         (folder / "demographics.csv").open("w", newline="") as fd,
     ):
         wu, wd = csv.writer(fu), csv.writer(fd)
-        wu.writerow(
-            [
-                "sourcedId",
-                "status",
-                "dateLastModified",
-                "enabledUser",
-                "orgSourcedIds",
-                "role",
-                "username",
-                "userIds",
-                "givenName",
-                "familyName",
-                "middleName",
-                "identifier",
-                "email",
-                "sms",
-                "phone",
-                "agentSourcedIds",
-                "grades",
-                "password",
-            ]
-        )
+        wu.writerow(USERS_HEADER)
         wd.writerow(
             ["sourcedId", "status", "dateLastModified", "birthDate", "sex", "swd", "el", "rfep"]
         )
@@ -131,7 +99,7 @@ def generate(folder: Path, students: int, schools: int = 457, seed: int = 1) -> 
                     "",
                     "",
                     "",
-                    _code(grade),
+                    grade_code(grade),
                     "",
                 ]
             )

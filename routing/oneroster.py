@@ -55,6 +55,16 @@ ORGS = "orgs.csv"
 USERS = "users.csv"
 DEMOGRAPHICS = "demographics.csv"
 
+#: OneRoster v1.1 bulk CSV columns, in the standard's order (for writers of bundles).
+ORGS_HEADER = (
+    "sourcedId", "status", "dateLastModified", "name", "type", "identifier", "parentSourcedId",
+)
+USERS_HEADER = (
+    "sourcedId", "status", "dateLastModified", "enabledUser", "orgSourcedIds", "role",
+    "username", "userIds", "givenName", "familyName", "middleName", "identifier", "email",
+    "sms", "phone", "agentSourcedIds", "grades", "password",
+)
+
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f", ""})
 _GROUP_COLUMNS = (("swd", StudentGroup.SWD), ("el", StudentGroup.EL), ("rfep", StudentGroup.RFEP))

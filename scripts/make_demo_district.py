@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the demo district shipped in ``broker/data/demo/`` (deterministic, stdlib only).
+"""Generate the demo district shipped in ``broker/data/demo/`` (deterministic).
 
 Writes:
 - ``schools.csv`` (id,name,region,low_grade,high_grade,kind): 41 schools over the regions
@@ -24,7 +24,11 @@ from __future__ import annotations
 import csv
 import random
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+
+from routing.grades import grade_code
+from routing.oneroster import ORGS_HEADER, USERS_HEADER
 
 SEED = 20240801
 MODIFIED = "2024-08-01T00:00:00.000Z"
@@ -142,35 +146,6 @@ FAMILY = [
     "Singh",
 ]
 
-ORGS_HEADER = [
-    "sourcedId",
-    "status",
-    "dateLastModified",
-    "name",
-    "type",
-    "identifier",
-    "parentSourcedId",
-]
-USERS_HEADER = [
-    "sourcedId",
-    "status",
-    "dateLastModified",
-    "enabledUser",
-    "orgSourcedIds",
-    "role",
-    "username",
-    "userIds",
-    "givenName",
-    "familyName",
-    "middleName",
-    "identifier",
-    "email",
-    "sms",
-    "phone",
-    "agentSourcedIds",
-    "grades",
-    "password",
-]
 DEMOGRAPHICS_HEADER = [
     "sourcedId",
     "status",
@@ -194,15 +169,12 @@ DEMOGRAPHICS_HEADER = [
 ]
 
 
-def grade_code(grade: int) -> str:
-    return "KG" if grade == 0 else f"{grade:02d}"
-
 
 def grade_label(grade: int) -> str:
     return "K" if grade == 0 else str(grade)
 
 
-def _write(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def _write(path: Path, header: Sequence[str], rows: list[list[str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
