@@ -18,6 +18,19 @@ from web.app import BROKER, init_app
 SECRET = "test-secret"
 
 
+async def forget_redis(settings: Settings) -> None:
+    """Make Redis lose this test's data, as a flushed or restarted Redis would."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(settings.redis_url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.broker.conftest import fetch_all
-from tests.broker.harness import student, tutor
+from tests.broker.harness import forget_redis, student, tutor
 
 GRACE = 1.0
 
@@ -102,13 +102,7 @@ async def test_restart_rebuilds_queue_in_order(stack_settings, start_server, cli
     await server.stop()
     if stack_settings.redis_url:
         # Redis loses its data too: the database alone must bring the queue back.
-        import redis.asyncio as aioredis
-
-        client = aioredis.from_url(stack_settings.redis_url)
-        keys = [k async for k in client.scan_iter(match=f"{stack_settings.redis_prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await forget_redis(stack_settings)
     again = await start_server()
     snapshot = await again.broker.queue.snapshot("paper:en")
     assert [q.id for q in snapshot] == ids
@@ -120,12 +114,7 @@ async def test_redis_losing_data_while_running_is_rebuilt(stack_settings, start_
     server = await start_server(grace_seconds=GRACE)
     kid = await server.connect("/student", student("s-fl", "elem", 4))
     rid = (await kid.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(stack_settings.redis_url)
-    keys = [k async for k in client.scan_iter(match=f"{stack_settings.redis_prefix}*")]
-    await client.delete(*keys)
-    await client.aclose()
+    await forget_redis(stack_settings)
     for _ in range(50):
         await asyncio.sleep(0.1)
         if await server.broker.queue.position(rid) == 1:

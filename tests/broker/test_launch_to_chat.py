@@ -5,8 +5,6 @@ request is routed by the roster's school and grade (never by anything the client
 
 from __future__ import annotations
 
-import re
-from html import unescape
 from urllib.parse import unquote
 
 import aiohttp
@@ -15,18 +13,9 @@ from broker import tokens
 from broker.pseudonym import pseudonym
 from tests.broker.conftest import StartServer
 from tests.broker.harness import SECRET, Server
+from tests.lti.conftest import form_fields
 from web.demo_platform import DEMO_ISSUER, DEMO_PLATFORM
 from web.demo_tokens import DEMO_ISSUER as DEMO_TOKEN_ISSUER
-
-
-def _form(html: str) -> tuple[str, dict[str, str]]:
-    action = re.search(r'<form[^>]*action="([^"]*)"', html)
-    assert action, html
-    fields = {
-        unescape(n): unescape(v)
-        for n, v in re.findall(r'<input type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', html)
-    }
-    return unescape(action.group(1)), fields
 
 
 async def launch(server: Server, user_id: str, locale: str = "es-US") -> aiohttp.ClientResponse:
@@ -36,7 +25,7 @@ async def launch(server: Server, user_id: str, locale: str = "es-US") -> aiohttp
         login_url = platform.login_initiation_url(user_id, locale=locale, storage=False)
         async with http.get(login_url) as page:  # login -> platform authorize (auto-post)
             assert page.status == 200, await page.text()
-            action, fields = _form(await page.text())
+            action, fields = form_fields(await page.text())
         async with http.post(action, data=fields, allow_redirects=False) as done:
             await done.read()
             return done

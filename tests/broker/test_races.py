@@ -6,7 +6,7 @@ import asyncio
 import collections
 
 from tests.broker.conftest import fetch_all
-from tests.broker.harness import student, tutor
+from tests.broker.harness import forget_redis, student, tutor
 
 
 async def test_50_tutors_race_for_20_requests(stack_settings, start_server, clients: list) -> None:
@@ -73,13 +73,7 @@ async def test_the_hold_survives_a_restart(stack_settings, start_server, clients
     await tab.close()
     await server.stop()
     if stack_settings.redis_url:
-        import redis.asyncio as aioredis
-
-        client = aioredis.from_url(stack_settings.redis_url)
-        keys = [k async for k in client.scan_iter(match=f"{stack_settings.redis_prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await forget_redis(stack_settings)
     again = await start_server()
     tab = await again.connect("/student", student("s-hold", "elem", 3))
     clients.append(tab)
