@@ -21,7 +21,7 @@ from broker.live.factory import make_live
 from broker.queue.factory import make_queue
 from broker.service import Broker
 from broker.settings import Settings
-from web.auth import setup_auth
+from web.auth import bearer_identity, setup_auth
 from web.catalog_api import setup_catalog_api
 from web.launch import on_launch
 from web.lti import frame_ancestors_middleware, setup_lti
@@ -41,10 +41,7 @@ GATEWAY: web.AppKey[SocketGateway] = web.AppKey("gateway", SocketGateway)
 async def staff_caller(request: web.Request) -> tokens.Identity:
     """Who calls a staff API: a bearer socket token (the dashboard already holds one; it lives
     five minutes) or else the signed-in session cookie (which re-checks the account)."""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return tokens.verify(request.app[SETTINGS].secret_key, header[len("Bearer ") :])
-    return await signed_in_staff(request)
+    return bearer_identity(request) or await signed_in_staff(request)
 
 
 async def health(request: web.Request) -> web.Response:

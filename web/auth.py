@@ -150,6 +150,17 @@ def current_identity(request: web.Request) -> tokens.Identity:
     return tokens.verify(_settings(request.app).secret_key, token)
 
 
+def bearer_identity(request: web.Request) -> tokens.Identity | None:
+    """The identity of an ``Authorization: Bearer <token>`` header; ``None`` without one.
+
+    A malformed, forged or expired token raises :class:`Unauthenticated`.
+    """
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    return tokens.verify(_settings(request.app).secret_key, header[len("Bearer ") :])
+
+
 def scope_of(identity: tokens.Identity) -> tuple[str | None, str | None]:
     """(scope, scope id) for staff and teachers: a teacher is school-scoped to their school."""
     claims = identity.claims

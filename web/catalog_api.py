@@ -9,23 +9,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broker import tokens
 from broker.errors import Unauthenticated
 from routing.errors import UnknownGradeError
 from routing.grades import parse_grade
+from web.auth import bearer_identity
 
 
 async def catalog(request: web.Request) -> web.Response:
-    from web.app import BROKER, SETTINGS
+    from web.app import BROKER
 
     broker = request.app[BROKER]
-    settings = request.app[SETTINGS]
     cat = broker.catalog
-    header = request.headers.get("Authorization", "")
     school = None
     grade = None
-    if header.startswith("Bearer "):
-        identity = tokens.verify(settings.secret_key, header[len("Bearer ") :])
+    identity = bearer_identity(request)
+    if identity is not None:
         if identity.role != "student":
             raise Unauthenticated("a student token is required")
         school = broker.directory.get(identity.claims.get("school_id"))
