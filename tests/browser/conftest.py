@@ -21,13 +21,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from broker import tokens
 from broker.settings import Settings
 from tests.broker.conftest import prepare_database
-from tests.broker.harness import SECRET, free_port
-from web.app import init_app
+from tests.broker.harness import SECRET, Server, student
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -57,39 +55,14 @@ def _need_browser() -> None:
         pytest.skip(message)
 
 
-@dataclass
-class Broker:
-    """One broker on a real TCP port, with the pages mounted as web/app.py will."""
-
-    settings: Settings
-    test_server: TestServer | None = None
-
-    async def start(self) -> Broker:
-        # The demo platform's keys are fetched over HTTP from settings.port: listen there.
-        self.settings = self.settings.with_(port=free_port())
-        app = init_app(self.settings)
-        self.test_server = TestServer(app, host="127.0.0.1", port=self.settings.port)
-        await self.test_server.start_server()
-        return self
-
-    async def stop(self) -> None:
-        if self.test_server is not None:
-            await self.test_server.close()
-
-    @property
-    def url(self) -> str:
-        assert self.test_server is not None
-        return f"http://127.0.0.1:{self.test_server.port}"
+class Broker(Server):
+    """A harness broker process (real TCP port, the whole app) plus what the browser tests
+    hand to pages: student tokens and a staff sign-in cookie."""
 
     def student_token(
         self, pseudonym: str, school_id: str | None, grade: int | None, **claims: Any
     ) -> str:
-        identity = tokens.Identity(
-            "student",
-            pseudonym,
-            {"school_id": school_id, "grade": grade, "groups": [], **claims},
-        )
-        return tokens.issue(SECRET, identity)
+        return tokens.issue(SECRET, student(pseudonym, school_id, grade, **claims))
 
     def staff_cookie(self, scope: str = "district") -> dict[str, Any]:
         """The sign-in cookie (``web.auth``'s ``hh_session``) of a district staff member,
