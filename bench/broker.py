@@ -60,6 +60,8 @@ from typing import Any
 
 import psutil
 
+from tests.broker.conftest import insert_schools
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Broker"
@@ -67,13 +69,6 @@ SECRET = "bench-broker-secret-not-for-production"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379/0"
 PAYLOAD = {"subject": "math", "language": "en", "topic": "adding fractions: 1/2 + 1/4"}
-SCHOOLS = [  # as tests/broker/conftest.py: id, name, region, low, high, kind
-    ("elem", "Test Elementary", "East", 0, 5, "elementary"),
-    ("k8", "Test K-8 Span", "North", 0, 8, "span"),
-    ("ms", "Test Middle", "South", 6, 8, "middle"),
-    ("hs", "Test High", "West", 9, 12, "high"),
-    ("k12", "Test K-12 Span", "West", 0, 12, "span"),
-]
 GOAL_THROUGHPUT = 0.5  # broker requests/s >= 50% of baseline echo cycles/s
 GOAL_P99 = 2.0  # broker p99 <= 2x baseline p99
 GOAL_RSS = 1024**3  # 5,000 idle students in under 1 GiB
@@ -200,24 +195,6 @@ def pin(pid: int, cpu: int | None) -> None:
 # -- databases -----------------------------------------------------------------------------
 
 
-async def _insert_schools(url: str) -> None:
-    from broker.db.engine import create_engine
-    from broker.db.models import Base
-
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                Base.metadata.tables["schools"].insert(),
-                [
-                    {"id": i, "name": n, "region": r, "low_grade": lo, "high_grade": hi, "kind": k}
-                    for i, n, r, lo, hi, k in SCHOOLS
-                ],
-            )
-    finally:
-        await engine.dispose()
-
-
 async def _pg(sql: str) -> None:
     import asyncpg
 
@@ -286,7 +263,7 @@ class Stack:
         )
         if out.returncode != 0:
             raise RuntimeError(f"migrate failed: {out.stdout}\n{out.stderr}")
-        asyncio.run(_insert_schools(url))
+        asyncio.run(insert_schools(url))  # the test district: tests/broker/conftest.py
 
     def fresh(self, name: str) -> dict[str, str]:
         """Environment of a broker on a fresh copy of the prepared database."""

@@ -29,8 +29,13 @@ SCHOOLS = [
 
 
 async def prepare_database(url: str) -> None:
-    settings = Settings(database_url=url)
-    await migrate(settings)
+    """Migrate a fresh database and give it the small test district (SCHOOLS)."""
+    await migrate(Settings(database_url=url))
+    await insert_schools(url)
+
+
+async def insert_schools(url: str) -> None:
+    """Insert SCHOOLS into a migrated database (also used by bench.broker)."""
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
