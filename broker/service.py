@@ -18,7 +18,8 @@ Guarantees:
   are rebuilt from it, in order. Message counters of sessions open across a restart of the
   in-process backend restart from zero.
 * Students and tutors who drop keep their place / session for ``grace_seconds``: presence
-  is a heartbeat refreshed by the process holding the connection, checked by a sweep.
+  is a heartbeat, touched when a connection is made and then by every sweep of the process
+  holding it (events do not touch it again), checked by the sweep.
 """
 
 from __future__ import annotations
@@ -374,7 +375,6 @@ class Broker:
             grade=grade_value,
             first_name=self._first_name(claims),
         )
-        await self.live.touch([student_subject(student.subject)], now)
         position = await self.queue.enqueue(queued)
         eta = await self._eta(decision.queue, position)
         self._last_position[request_id] = (position, eta)
@@ -476,7 +476,6 @@ class Broker:
         await self.live.set_tutor(
             TutorPresence(tutor.id, tutor.vendor, tutor.languages, status), tutor.id
         )
-        await self.live.touch([tutor_subject(tutor.id)], self.clock())
         for name in tutor.queues():
             self.push_queue(name)
         return {"status": status}
@@ -526,7 +525,6 @@ class Broker:
             await self.queue.release(tutor.id)
             raise
         await self.live.open_session(session)
-        await self.live.touch([tutor_subject(tutor.id)], now)
         self.accepts.record(claimed.queue, now)
         self._last_position.pop(claimed.id, None)
         vendor_name = self._vendor_name(claimed.vendor)
