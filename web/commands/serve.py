@@ -40,6 +40,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from web.app import init_app
+    from web.gc_tuning import on_startup_freeze
 
     changes = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = dataclasses.replace(settings, **changes)
@@ -51,5 +52,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         pass
     if settings.demo:
         print(demo_banner(settings), flush=True)
-    web.run_app(init_app(settings), host=settings.host, port=settings.port, print=None)
+    app = init_app(settings)
+    app.on_startup.append(on_startup_freeze)  # last: after the broker has started
+    web.run_app(app, host=settings.host, port=settings.port, print=None)
     return 0
