@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker.commit import GroupCommitter, committer_for
 from broker.db.models import Base
-from broker.group_commit import GroupCommitter
 
 UTC = dt.UTC
 OPEN_STATUSES = ("queued", "accepted")
@@ -69,7 +69,7 @@ class LifecycleStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.writer = GroupCommitter(engine)
+        self.writer: GroupCommitter = committer_for(engine)
         self.requests, self.sessions, self.messages = _tables()
         r, s = self.requests, self.sessions
         self._insert_request = r.insert()

@@ -57,7 +57,7 @@ class GroupCommitter:
             self._task = asyncio.create_task(self._run(), name="group-commit")
         done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(unit, done))
-        return await asyncio.shield(done)
+        return await done  # a cancelled caller's unit still runs; only its answer is lost
 
     async def close(self) -> None:
         """Finish what was submitted, then stop the writer and release the backend."""

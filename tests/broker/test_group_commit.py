@@ -1,17 +1,28 @@
-"""Group commit: shared transactions, each caller durable before it returns, and one bad
-write failing only its own caller."""
+"""Group commit, on every backend: shared transactions, each caller durable before it
+returns, one bad write failing only its own caller, and values stored exactly as
+SQLAlchemy stores them."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
+from broker.commit import (
+    AsyncpgCommitter,
+    EngineCommitter,
+    GroupCommitter,
+    SqliteCommitter,
+    committer_for,
+)
+from broker.commit.postgres import APPLICATION_NAME
+from broker.commit.prepared import PrepareError, prepare
 from broker.db.engine import create_engine
-from broker.group_commit import GroupCommitter
+from broker.db.models import Base
 from tests.broker.conftest import prepare_database
 
 SCHOOLS = sa.table(
@@ -23,6 +34,7 @@ SCHOOLS = sa.table(
     sa.column("high_grade"),
     sa.column("kind"),
 )
+REQUESTS = Base.metadata.tables["help_requests"]
 
 
 def school(i: int | str) -> dict[str, object]:
@@ -36,58 +48,140 @@ def school(i: int | str) -> dict[str, object]:
     }
 
 
-async def test_concurrent_writes_share_transactions_and_are_all_durable(database_url: str) -> None:
+@pytest.fixture(params=["engine", "native"])
+async def setup(
+    request: pytest.FixtureRequest, database_url: str
+) -> AsyncIterator[tuple[sa.ext.asyncio.AsyncEngine, GroupCommitter]]:
+    """An engine on a migrated database and a committer: the portable SQLAlchemy one, or
+    the one :func:`committer_for` picks for that database."""
     await prepare_database(database_url)
     engine = create_engine(database_url)
-    commits = 0
-
-    def count(_: object) -> None:
-        nonlocal commits
-        commits += 1
-
-    event.listen(engine.sync_engine, "commit", count)
-    writer = GroupCommitter(engine)
+    writer = EngineCommitter(engine) if request.param == "engine" else committer_for(engine)
     try:
-        results = await asyncio.gather(
-            *(writer.write([(SCHOOLS.insert(), school(i))]) for i in range(100))
-        )
-        assert results == [[1]] * 100
-        assert commits < 100  # batched: far fewer transactions than writes
-        async with engine.connect() as conn:
-            n = await conn.scalar(sa.text("select count(*) from schools where id like 'g%'"))
-        assert n == 100
+        yield engine, writer
     finally:
         await writer.close()
         await engine.dispose()
 
 
-async def test_a_failing_unit_fails_only_its_caller(database_url: str) -> None:
-    await prepare_database(database_url)
-    engine = create_engine(database_url)
-    writer = GroupCommitter(engine)
+def test_each_database_gets_its_native_backend(sqlite_url: str) -> None:
+    assert isinstance(committer_for(create_engine(sqlite_url)), SqliteCommitter)
+    assert isinstance(committer_for(create_engine("sqlite+aiosqlite://")), EngineCommitter)
+    pg = committer_for(create_engine("postgres://hh:secret@db.example:5432/hh"))
+    assert isinstance(pg, AsyncpgCommitter)
+    assert pg.dsn == "postgresql://hh:secret@db.example:5432/hh"
+
+
+async def test_concurrent_writes_share_transactions_and_are_all_durable(setup) -> None:  # type: ignore[no-untyped-def]
+    engine, writer = setup
+    batches = 0
+    commit = writer._commit
+
+    async def counting(units):  # type: ignore[no-untyped-def]
+        nonlocal batches
+        batches += 1
+        return await commit(units)
+
+    writer._commit = counting  # type: ignore[method-assign]
+    results = await asyncio.gather(
+        *(writer.write([(SCHOOLS.insert(), school(i))]) for i in range(100))
+    )
+    assert results == [[1]] * 100
+    assert batches < 100  # batched: far fewer transactions than writes
+    async with engine.connect() as conn:
+        n = await conn.scalar(sa.text("select count(*) from schools where id like 'g%'"))
+    assert n == 100
+
+
+async def test_a_failing_unit_fails_only_its_caller(setup) -> None:  # type: ignore[no-untyped-def]
+    engine, writer = setup
+    await writer.write([(SCHOOLS.insert(), school("dup"))])
+    outcomes = await asyncio.gather(
+        writer.write([(SCHOOLS.insert(), school("a"))]),
+        writer.write([(SCHOOLS.insert(), school("b")), (SCHOOLS.insert(), school("dup"))]),
+        writer.write([(SCHOOLS.insert(), school("c"))]),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == [1] and outcomes[2] == [1]
+    assert isinstance(outcomes[1], IntegrityError)
+    async with engine.connect() as conn:
+        ids = set(await conn.scalars(sa.text("select id from schools where id like 'g%'")))
+    assert ids == {"gdup", "ga", "gc"}  # the failed unit left nothing behind (not gb)
+    assert await writer.write([(SCHOOLS.insert(), school("after"))]) == [1]  # still working
+
+
+async def test_rowcounts_defaults_and_types_round_trip(setup) -> None:  # type: ignore[no-untyped-def]
+    """Column defaults, booleans and UTC datetimes are stored as SQLAlchemy stores them,
+    and an UPDATE reports how many rows it changed."""
+    engine, writer = setup
+    when = dt.datetime(2026, 11, 23, 13, 5, 7, 123456, tzinfo=dt.UTC)
+    row = {
+        "id": "r1",
+        "student": "p1",
+        "language": "en",
+        "subject": "math",
+        "status": "queued",
+        "requested_at": when,
+        "is_test": True,
+    }
+    close = (
+        REQUESTS.update()
+        .where(REQUESTS.c.id == sa.bindparam("rid"), REQUESTS.c.status == "queued")
+        .values(status="cancelled", closed_at=sa.bindparam("when", type_=REQUESTS.c.closed_at.type))
+    )
+    assert await writer.write([(REQUESTS.insert(), row)]) == [1]
+    later = when + dt.timedelta(seconds=90)
+    assert await writer.write([(close, {"rid": "r1", "when": later})]) == [1]
+    assert await writer.write([(close, {"rid": "r1", "when": later})]) == [0]
+    async with engine.connect() as conn:
+        got = (await conn.execute(sa.select(REQUESTS))).mappings().one()
+    assert got["requested_at"] == when and got["closed_at"] == later
+    assert got["is_test"] is True and got["overflow"] is False
+    assert got["groups"] == "" and got["priority"] == 0 and got["status"] == "cancelled"
+
+
+async def test_postgres_writer_survives_losing_its_connection(postgres_url: str) -> None:
+    """A terminated connection (a restarted database) costs no write: the failed batch is
+    retried on a fresh connection."""
+    await prepare_database(postgres_url)
+    engine = create_engine(postgres_url)
+    writer = committer_for(engine)
+    assert isinstance(writer, AsyncpgCommitter)
     try:
-        await writer.write([(SCHOOLS.insert(), school("dup"))])
-        outcomes = await asyncio.gather(
-            writer.write([(SCHOOLS.insert(), school("a"))]),
-            writer.write([(SCHOOLS.insert(), school("b")), (SCHOOLS.insert(), school("dup"))]),
-            writer.write([(SCHOOLS.insert(), school("c"))]),
-            return_exceptions=True,
-        )
-        assert outcomes[0] == [1] and outcomes[2] == [1]
-        assert isinstance(outcomes[1], IntegrityError)
+        assert await writer.write([(SCHOOLS.insert(), school("before"))]) == [1]
+        async with engine.begin() as conn:
+            killed = await conn.scalar(
+                sa.text(
+                    "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                    "where application_name = :name"
+                ),
+                {"name": APPLICATION_NAME},
+            )
+        assert killed == 1
+        assert await writer.write([(SCHOOLS.insert(), school("after"))]) == [1]
         async with engine.connect() as conn:
             ids = set(await conn.scalars(sa.text("select id from schools where id like 'g%'")))
-        assert ids == {"gdup", "ga", "gc"}  # the failed unit left nothing behind (not gb)
+        assert ids == {"gbefore", "gafter"}
     finally:
         await writer.close()
         await engine.dispose()
+
+
+def test_prepare_refuses_a_missing_parameter(sqlite_url: str) -> None:
+    prepared = prepare(
+        REQUESTS.delete().where(REQUESTS.c.id == sa.bindparam("rid")),
+        create_engine(sqlite_url).dialect,
+    )
+    with pytest.raises(PrepareError):
+        prepared.args({})
+    assert prepared.args({"rid": "x"}) == ("x",)
 
 
 @pytest.mark.parametrize("n", [0, 3])
 async def test_close_finishes_pending_writes(sqlite_url: str, n: int) -> None:
     await prepare_database(sqlite_url)
     engine = create_engine(sqlite_url)
-    writer = GroupCommitter(engine)
+    writer = committer_for(engine)
     pending = [
         asyncio.ensure_future(writer.write([(SCHOOLS.insert(), school(f"c{i}"))])) for i in range(n)
     ]
