@@ -3,6 +3,10 @@
 Every method addresses a *person* (all their connections, in whichever process) or the
 tutors watching a queue, so a deployment of several processes delivers to the right
 sockets through the socket.io message manager.
+
+``skip`` names one connection (an opaque handle the edge gave the broker) that is left
+out: the connection whose own event caused the push, which learns the outcome from its
+acknowledgement. The person's other connections (another tab) still get it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from typing import Any, Protocol
 
 
 class Notifier(Protocol):
-    async def to_student(self, student: str, event: str, data: dict[str, Any]) -> None: ...
+    async def to_student(
+        self, student: str, event: str, data: dict[str, Any], skip: str | None = None
+    ) -> None: ...
 
     async def to_tutor(self, tutor_id: str, event: str, data: dict[str, Any]) -> None: ...
 

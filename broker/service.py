@@ -390,14 +390,20 @@ class Broker:
             "overflow": decision.overflow,
         }
 
-    async def cancel(self, student: Identity, request_id: str) -> None:
+    async def cancel(self, student: Identity, request_id: str, origin: str | None = None) -> None:
+        """Cancel the student's waiting request. ``origin`` (the cancelling connection) is
+        not sent ``request:closed``: its acknowledgement says so."""
         queued = await self.queue.get(request_id)
         if queued is None or queued.student != student.subject:
             raise NotFound("no such waiting request")
-        if not await self._close_queued(request_id, "cancelled", self.clock(), "student"):
+        if not await self._close_queued(
+            request_id, "cancelled", self.clock(), "student", origin=origin
+        ):
             raise NotFound("no such waiting request")
 
-    async def _close_queued(self, request_id: str, status: str, now: float, reason: str) -> bool:
+    async def _close_queued(
+        self, request_id: str, status: str, now: float, reason: str, origin: str | None = None
+    ) -> bool:
         removed = await self.queue.remove(request_id)
         if removed is None:
             return False
@@ -408,6 +414,7 @@ class Broker:
             removed.student,
             "request:closed",
             {"request_id": request_id, "status": status, "reason": reason},
+            skip=origin,
         )
         self.push_queue(removed.queue)
         log.info("request %s %s (%s)", request_id, status, reason)

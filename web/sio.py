@@ -38,7 +38,8 @@ NAMESPACE_ROLES = {
     "/staff": frozenset({"staff", "teacher"}),
 }
 
-Handler = Callable[[tokens.Identity, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+# A handler gets who is calling, the event's payload and the calling connection's sid.
+Handler = Callable[[tokens.Identity, dict[str, Any], str], Awaitable[dict[str, Any] | None]]
 
 
 @dataclass(slots=True)
@@ -51,8 +52,10 @@ class SioNotifier:
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self.sio = sio
 
-    async def to_student(self, student: str, event: str, data: dict[str, Any]) -> None:
-        await self.sio.emit(event, data, to=f"s:{student}", namespace="/student")
+    async def to_student(
+        self, student: str, event: str, data: dict[str, Any], skip: str | None = None
+    ) -> None:
+        await self.sio.emit(event, data, to=f"s:{student}", namespace="/student", skip_sid=skip)
 
     async def to_tutor(self, tutor_id: str, event: str, data: dict[str, Any]) -> None:
         await self.sio.emit(event, data, to=f"t:{tutor_id}", namespace="/tutor")
@@ -154,7 +157,7 @@ class SocketGateway:
             if conn is None or conn.namespace != namespace:
                 return _error("unauthenticated", "not connected")
             try:
-                result = await handler(conn.identity, p.obj(data if data is not None else {}))
+                result = await handler(conn.identity, p.obj(data if data is not None else {}), sid)
             except BrokerError as exc:
                 log.info("%s %s refused for %s: %s", namespace, event, sid, exc.code)
                 return {"ok": False, "error": exc.as_dict()}
@@ -236,7 +239,9 @@ class SocketGateway:
                 log.exception("staff push failed; will retry")
 
     # -- student events -----------------------------------------------------------------
-    async def help_request(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+    async def help_request(
+        self, who: tokens.Identity, data: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
         request = await self._broker.request_help(
             who,
             subject=p.text(data, "subject", max_len=64),
@@ -246,10 +251,10 @@ class SocketGateway:
         )
         return {"request": request}
 
-    async def help_cancel(self, who: tokens.Identity, data: dict[str, Any]) -> None:
-        await self._broker.cancel(who, p.ident(data, "request_id"))
+    async def help_cancel(self, who: tokens.Identity, data: dict[str, Any], sid: str) -> None:
+        await self._broker.cancel(who, p.ident(data, "request_id"), origin=sid)
 
-    async def session_rate(self, who: tokens.Identity, data: dict[str, Any]) -> None:
+    async def session_rate(self, who: tokens.Identity, data: dict[str, Any], sid: str) -> None:
         await self._broker.rate(
             who,
             p.ident(data, "session_id"),
@@ -257,24 +262,34 @@ class SocketGateway:
             p.integer(data, "stars", 1, 5),
         )
 
-    async def student_state(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+    async def student_state(
+        self, who: tokens.Identity, data: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
         return await self._broker.student_state(who)
 
     # -- tutor events -------------------------------------------------------------------
-    async def tutor_status(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+    async def tutor_status(
+        self, who: tokens.Identity, data: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
         return await self._broker.set_status(
             Tutor.from_identity(who), p.text(data, "status", max_len=16)
         )
 
-    async def help_accept(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+    async def help_accept(
+        self, who: tokens.Identity, data: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
         session = await self._broker.accept(Tutor.from_identity(who), p.ident(data, "request_id"))
         return {"session": session}
 
-    async def tutor_state(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+    async def tutor_state(
+        self, who: tokens.Identity, data: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
         return await self._broker.tutor_state(Tutor.from_identity(who))
 
     # -- shared events ------------------------------------------------------------------
-    async def chat_send(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+    async def chat_send(
+        self, who: tokens.Identity, data: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
         message = await self._broker.send(
             who,
             p.ident(data, "session_id"),
@@ -282,10 +297,10 @@ class SocketGateway:
         )
         return {"message": message}
 
-    async def chat_typing(self, who: tokens.Identity, data: dict[str, Any]) -> None:
+    async def chat_typing(self, who: tokens.Identity, data: dict[str, Any], sid: str) -> None:
         await self._broker.typing(who, p.ident(data, "session_id"))
 
-    async def session_end(self, who: tokens.Identity, data: dict[str, Any]) -> None:
+    async def session_end(self, who: tokens.Identity, data: dict[str, Any], sid: str) -> None:
         await self._broker.end(
             who,
             p.ident(data, "session_id"),
@@ -294,7 +309,7 @@ class SocketGateway:
             resolved=p.boolean(data, "resolved"),
         )
 
-    async def session_outcome(self, who: tokens.Identity, data: dict[str, Any]) -> None:
+    async def session_outcome(self, who: tokens.Identity, data: dict[str, Any], sid: str) -> None:
         await self._broker.record_outcome(
             Tutor.from_identity(who),
             p.ident(data, "session_id"),
@@ -304,7 +319,9 @@ class SocketGateway:
         )
 
     # -- staff events -------------------------------------------------------------------
-    async def staff_live(self, who: tokens.Identity, data: dict[str, Any]) -> dict[str, Any]:
+    async def staff_live(
+        self, who: tokens.Identity, data: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
         return {"figures": await self._broker.live_figures(_staff_vendor(who))}
 
 

@@ -102,7 +102,8 @@ async def test_span_decides_vendor(server: Server, clients: list) -> None:
 
 async def test_positions_are_pushed_when_they_change(server: Server, clients: list) -> None:
     kids = [await server.connect("/student", student(f"s-{i}", "elem", 2)) for i in range(3)]
-    clients += kids
+    other_tab = await server.connect("/student", student("s-0", "elem", 2))
+    clients += [*kids, other_tab]
     ids = []
     for i, kid in enumerate(kids, start=1):
         ack = await kid.call("help:request", {"subject": "reading", "language": "en"})
@@ -113,8 +114,10 @@ async def test_positions_are_pushed_when_they_change(server: Server, clients: li
     p1 = await kids[1].until("queue:position", lambda m: m["position"] == 1)
     p2 = await kids[2].until("queue:position", lambda m: m["position"] == 2)
     assert p1["request_id"] == ids[1] and p2["request_id"] == ids[2]
-    closed = await kids[0].next("request:closed")
-    assert closed["status"] == "cancelled"
+    # The cancelling connection learns it from its ack; the student's other tab is told.
+    closed = await other_tab.next("request:closed")
+    assert closed["status"] == "cancelled" and closed["request_id"] == ids[0]
+    assert kids[0].drain("request:closed") == []
     [row] = await fetch_all(
         server.settings.database_url, "select status from help_requests where id = :id", id=ids[0]
     )
