@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -44,6 +43,7 @@ from broker.errors import (
     Unmet,
 )
 from broker.eta import AcceptRateTracker, estimate_wait_s
+from broker.ids import new_id
 from broker.lifecycle_store import LifecycleStore, at, epoch
 from broker.live.base import LiveSession, LiveState, TutorPresence
 from broker.notifier import Notifier
@@ -62,10 +62,6 @@ log = logging.getLogger(__name__)
 SNAPSHOT_LIMIT = 50  # tutors see the head of each queue, plus its total
 END_REASONS = frozenset({"student", "tutor", "timeout", "tutor_lost"})
 TUTOR_STATUSES = frozenset({"available", "away"})
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 def student_subject(pseudonym: str) -> str:
