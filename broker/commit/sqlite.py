@@ -1,12 +1,18 @@
 """The SQLite backend: the standard library's ``sqlite3`` on one dedicated writer thread.
 
 SQLAlchemy over aiosqlite costs, per statement, a compile-cache lookup, a cursor, and two
-hand-offs between the event loop and aiosqlite's thread. Here each batch is one hand-off:
-the loop builds every statement's positional arguments (:mod:`broker.commit.prepared`),
-the writer thread runs ``BEGIN IMMEDIATE``, the statements and ``COMMIT`` on its own
-connection, and one callback resolves the batch. The connection has the engine's settings
-(WAL, ``synchronous=NORMAL``, foreign keys, the busy timeout), so it shares the database
-file safely with the engine's other connections and with other processes.
+hand-offs between the event loop and aiosqlite's thread. Here each batch is one hand-off
+each way: the loop builds every statement's positional arguments
+(:mod:`broker.commit.prepared`) and puts the batch on a queue; the writer thread runs
+``BEGIN IMMEDIATE``, the statements and ``COMMIT`` on its own connection, and wakes the
+loop once with the outcome. The connection has the engine's settings (WAL,
+``synchronous=NORMAL``, foreign keys, the busy timeout), so it shares the database file
+safely with the engine's other connections and with other processes.
+
+It checkpoints the WAL every :data:`WAL_AUTOCHECKPOINT_PAGES` pages instead of SQLite's
+1,000: each checkpoint copies pages back and syncs the database file, and doing it four
+times less often cut the CPU cost of a request + cancel by ~10% (measured with the
+broker's statements); the WAL file grows to ~16 MiB between checkpoints.
 
 Errors are raised as SQLAlchemy's exceptions (``IntegrityError`` ...), as the engine
 backend would raise them. An in-memory database cannot be shared with a second connection,
@@ -16,9 +22,9 @@ so :func:`broker.commit.committer_for` uses the engine backend for it.
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -28,7 +34,10 @@ from broker.commit.base import GroupCommitter, Unit
 from broker.commit.prepared import Prepared, StatementCache
 from broker.db.engine import SQLITE_BUSY_TIMEOUT_MS
 
+WAL_AUTOCHECKPOINT_PAGES = 4000
+
 Batch = list[list[tuple[Prepared, tuple[Any, ...]]]]
+_Job = tuple[Batch, asyncio.AbstractEventLoop, asyncio.Future[list[list[int]]]]
 
 
 class SqliteCommitter(GroupCommitter):
@@ -36,9 +45,8 @@ class SqliteCommitter(GroupCommitter):
         super().__init__()
         self.path = path
         self.statements = StatementCache(dialect)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
     async def _commit(self, units: list[Unit]) -> list[list[int]]:
         statements = self.statements
@@ -49,37 +57,49 @@ class SqliteCommitter(GroupCommitter):
                 p = statements.get(stmt, params)
                 prepared.append((p, p.args(params)))
             batch.append(prepared)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
+            self._thread.start()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._commit_in_thread, batch)
+        done: asyncio.Future[list[list[int]]] = loop.create_future()
+        self._jobs.put((batch, loop, done))
+        return await done
 
     async def _dispose(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close_in_thread)
-        self._executor.shutdown(wait=True)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, thread.join)
 
     # -- on the writer thread -----------------------------------------------------------
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,  # we issue BEGIN / COMMIT ourselves
-                check_same_thread=True,
-            )
+    def _serve(self) -> None:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # we issue BEGIN / COMMIT ourselves
+        )
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-            self._connections.append(conn)
-        return conn
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+            while (job := self._jobs.get()) is not None:
+                batch, loop, done = job
+                try:
+                    result = self._execute_batch(conn, batch)
+                except BaseException as error:  # handed to the waiting coroutine
+                    loop.call_soon_threadsafe(_settle, done, None, error)
+                else:
+                    loop.call_soon_threadsafe(_settle, done, result, None)
+        finally:
+            conn.close()
 
-    def _commit_in_thread(self, batch: Batch) -> list[list[int]]:
-        conn = self._connection()
-        statement = ""
+    @staticmethod
+    def _execute_batch(conn: sqlite3.Connection, batch: Batch) -> list[list[int]]:
+        statement = "BEGIN IMMEDIATE"
         args: tuple[Any, ...] = ()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(statement)
             results = []
             for unit in batch:
                 counts = []
@@ -88,7 +108,7 @@ class SqliteCommitter(GroupCommitter):
                     counts.append(conn.execute(statement, args).rowcount)
                 results.append(counts)
             statement, args = "COMMIT", ()
-            conn.execute("COMMIT")
+            conn.execute(statement)
             return results
         except sqlite3.Error as error:
             if conn.in_transaction:
@@ -97,8 +117,16 @@ class SqliteCommitter(GroupCommitter):
                 statement, args, error, sqlite3.Error, connection_invalidated=False
             ) from error
 
-    def _close_in_thread(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+
+def _settle(
+    done: asyncio.Future[list[list[int]]],
+    result: list[list[int]] | None,
+    error: BaseException | None,
+) -> None:
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        assert result is not None
+        done.set_result(result)
