@@ -23,6 +23,9 @@ CHAT_RATE_WINDOW_S = 10.0  # ... per this many seconds
 TOPIC_MAX_CHARS = 200
 QUEUE_PUSH_COALESCE_S = 0.1  # changes to one queue within this window make one push
 STAFF_PUSH_INTERVAL_S = 1.0
+# Wait estimates count available tutors from a snapshot at most this old (one read of
+# every tutor's presence per second, not one per request).
+TUTOR_COUNT_MAX_AGE_S = 1.0
 
 # Retention
 MESSAGE_RETENTION_DAYS = 0  # 0 = message bodies are relayed, never stored

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from broker.constants import QUEUE_PUSH_COALESCE_S, TOPIC_MAX_CHARS
+from broker.constants import QUEUE_PUSH_COALESCE_S, TOPIC_MAX_CHARS, TUTOR_COUNT_MAX_AGE_S
 from broker.errors import (
     AlreadyTaken,
     Conflict,
@@ -123,6 +123,7 @@ class Broker:
         self.chat_limiter = RateLimiter(settings.chat_rate_messages, settings.chat_rate_window_s)
         self._pending_pushes: set[str] = set()
         self._last_position: dict[str, tuple[int, int | None]] = {}
+        self._available: tuple[float, dict[str, int]] | None = None  # (at, queue -> tutors)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.local_subjects: Callable[[], list[str]] = list
@@ -389,18 +390,22 @@ class Broker:
     async def cancel(self, student: Identity, request_id: str, origin: str | None = None) -> None:
         """Cancel the student's waiting request. ``origin`` (the cancelling connection) is
         not sent ``request:closed``: its acknowledgement says so."""
-        queued = await self.queue.get(request_id)
-        if queued is None or queued.student != student.subject:
-            raise NotFound("no such waiting request")
         if not await self._close_queued(
-            request_id, "cancelled", self.clock(), "student", origin=origin
+            request_id, "cancelled", self.clock(), "student", origin=origin, owner=student.subject
         ):
             raise NotFound("no such waiting request")
 
     async def _close_queued(
-        self, request_id: str, status: str, now: float, reason: str, origin: str | None = None
+        self,
+        request_id: str,
+        status: str,
+        now: float,
+        reason: str,
+        origin: str | None = None,
+        owner: str | None = None,
     ) -> bool:
-        removed = await self.queue.remove(request_id)
+        """Close a queued request (only ``owner``'s, if given); False if it was not."""
+        removed = await self.queue.remove(request_id, owner)
         if removed is None:
             return False
         await self.store.close_request(request_id, status, now, reason)
@@ -479,6 +484,7 @@ class Broker:
         await self.live.set_tutor(
             TutorPresence(tutor.id, tutor.vendor, tutor.languages, status), tutor.id
         )
+        self._available = None  # estimates from now on count this change
         for name in tutor.queues():
             self.push_queue(name)
         return {"status": status}
@@ -720,12 +726,19 @@ class Broker:
         }
 
     async def _tutors_available(self, name: str) -> int:
-        vendor, _, language = name.partition(":")
-        return sum(
-            1
-            for t in await self.live.tutors()
-            if t.status == "available" and t.vendor == vendor and language in t.languages
-        )
+        """Available tutors who may take from queue ``name``, from a count at most
+        ``TUTOR_COUNT_MAX_AGE_S`` old (this process's own status changes reset it)."""
+        now = self.clock()
+        cached = self._available
+        if cached is None or not 0 <= now - cached[0] <= TUTOR_COUNT_MAX_AGE_S:
+            counts: dict[str, int] = {}
+            for t in await self.live.tutors():
+                if t.status == "available":
+                    for language in t.languages:
+                        key = f"{t.vendor}:{language}"
+                        counts[key] = counts.get(key, 0) + 1
+            cached = self._available = (now, counts)
+        return cached[1].get(name, 0)
 
     async def _eta(self, name: str, position: int) -> int | None:
         return estimate_wait_s(
