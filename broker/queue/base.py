@@ -80,8 +80,9 @@ class QueueBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def remove(self, request_id: str) -> QueuedRequest | None:
-        """Take a request out (cancel, abandon, expire). ``None`` if it was not queued."""
+    async def remove(self, request_id: str, student: str | None = None) -> QueuedRequest | None:
+        """Take a request out (cancel, abandon, expire), atomically. ``None`` if it was not
+        queued, or (with ``student``) is not that student's: then nothing changes."""
 
     @abc.abstractmethod
     async def claim(self, request_id: str, tutor_id: str, capacity: int) -> QueuedRequest:

@@ -66,9 +66,9 @@ class MemoryQueue(QueueBackend):
         """Put ``request`` back at its original place (its score is from ``enqueued_at``)."""
         return self._add(request)
 
-    async def remove(self, request_id: str) -> QueuedRequest | None:
+    async def remove(self, request_id: str, student: str | None = None) -> QueuedRequest | None:
         request = self._requests.get(request_id)
-        if request is None:
+        if request is None or (student is not None and request.student != student):
             return None
         self._take(request)
         return request
@@ -82,7 +82,8 @@ class MemoryQueue(QueueBackend):
         if load >= capacity:
             raise OverCapacity(
                 "you already have as many sessions as you can take",
-                load=load, capacity=capacity,
+                load=load,
+                capacity=capacity,
             )
         self._take(request)
         self._loads[tutor_id] = load + 1

@@ -62,11 +62,12 @@ redis.call('SADD', KEYS[3], ARGV[5])
 return redis.call('ZRANK', zkey, ARGV[2]) + 1
 """
 
-# KEYS: req, where.  ARGV: zset prefix, id.  -> JSON payload or nil.
+# KEYS: req, where.  ARGV: zset prefix, id, student ('' = anyone's).  -> JSON payload or nil.
 _REMOVE = """
 local queue = redis.call('HGET', KEYS[2], ARGV[2])
 if not queue then return false end
 local payload = redis.call('HGET', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' and cjson.decode(payload)['student'] ~= ARGV[3] then return false end
 redis.call('ZREM', ARGV[1] .. queue, ARGV[2])
 redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[2])
@@ -174,9 +175,9 @@ class RedisQueue(QueueBackend):
         """Put ``request`` back at its original place (its score is from ``enqueued_at``)."""
         return await self._add(request)
 
-    async def remove(self, request_id: str) -> QueuedRequest | None:
+    async def remove(self, request_id: str, student: str | None = None) -> QueuedRequest | None:
         payload = await self._remove_script(
-            keys=[self._req, self._where], args=[self._zprefix, request_id]
+            keys=[self._req, self._where], args=[self._zprefix, request_id, student or ""]
         )
         return None if payload is None else _load(payload)
 
@@ -194,7 +195,8 @@ class RedisQueue(QueueBackend):
         if status == "over_capacity":
             raise OverCapacity(
                 "you already have as many sessions as you can take",
-                load=int(reply[1]), capacity=capacity,
+                load=int(reply[1]),
+                capacity=capacity,
             )
         raise BrokerError(f"unexpected claim reply {reply!r}")  # pragma: no cover
 
@@ -237,11 +239,16 @@ class RedisQueue(QueueBackend):
         WATCH on the names set makes the transaction retry if another process adds a queue
         between reading the names (to know which sorted sets to delete) and EXEC.
         """
+
         async def replace(pipe: Pipeline) -> None:
             names = {str(name) for name in await pipe.smembers(self._names)}
             pipe.multi()  # type: ignore[no-untyped-call]
             pipe.delete(
-                self._req, self._where, self._loads, self._names, self._built,
+                self._req,
+                self._where,
+                self._loads,
+                self._names,
+                self._built,
                 *(self._zkey(name) for name in names),
             )
             self._write(pipe, requests, loads)
@@ -249,9 +256,7 @@ class RedisQueue(QueueBackend):
 
         await self._redis.transaction(replace, self._names)
 
-    def _write(
-        self, pipe: Pipeline, requests: list[QueuedRequest], loads: dict[str, int]
-    ) -> None:
+    def _write(self, pipe: Pipeline, requests: list[QueuedRequest], loads: dict[str, int]) -> None:
         zsets: dict[str, dict[str, float]] = {}
         payloads: dict[FieldT, EncodableT] = {}
         where: dict[FieldT, EncodableT] = {}

@@ -72,6 +72,15 @@ async def test_positions_after_removes(queue: QueueBackend) -> None:
     assert await ids(queue) == ["r1", "r2", "r4", "r5"]
 
 
+async def test_remove_for_a_student_takes_only_their_own(queue: QueueBackend) -> None:
+    mine = req("mine", T0)
+    await queue.enqueue(mine)
+    assert await queue.remove("mine", student=mine.student + "-other") is None
+    assert await queue.position("mine") == 1  # untouched
+    assert await queue.remove("mine", student=mine.student) == mine
+    assert await queue.position("mine") is None
+
+
 async def test_get_round_trips_every_field(queue: QueueBackend) -> None:
     original = req("ü-1", T0 + 0.123456, priority=2, topic="fractions ½ — 分数", language="zh")
     await queue.enqueue(original)
