@@ -62,7 +62,10 @@ class GroupCommitter:
     async def close(self) -> None:
         """Finish what was submitted, then stop the writer and release the backend."""
         if self._task is not None:
-            await self.write([])  # units run in order: once this one is done, all earlier are
+            # Units run in order: once this empty one is settled, every earlier one is (its
+            # own failure, e.g. a database that is gone, says nothing about theirs).
+            with contextlib.suppress(Exception):
+                await self.write([])
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

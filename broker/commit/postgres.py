@@ -59,9 +59,10 @@ class AsyncpgCommitter(GroupCommitter):
                 p = statements.get(stmt, params)
                 prepared.append((p.sql, p.args(params)))
             batch.append(prepared)
-        conn = await self._connection()
-        sql, args = "BEGIN", ()
+        sql, args = "connect", ()
         try:
+            conn = await self._connection()
+            sql = "BEGIN"
             results = []
             async with conn.transaction():
                 for unit_args in batch:
@@ -74,7 +75,7 @@ class AsyncpgCommitter(GroupCommitter):
             raise sa_exc.IntegrityError(sql, args, error) from error
         except asyncpg.DataError as error:  # a bad value: the connection is fine
             raise sa_exc.DataError(sql, args, error) from error
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
             await self._drop()  # anything else: start the next batch on a fresh connection
             raise sa_exc.DBAPIError(sql, args, error) from error
 

@@ -73,26 +73,44 @@ class SqliteCommitter(GroupCommitter):
 
     # -- on the writer thread -----------------------------------------------------------
     def _serve(self) -> None:
-        conn = sqlite3.connect(
-            self.path,
-            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,  # we issue BEGIN / COMMIT ourselves
-        )
+        """Take jobs until ``None``. Every job is settled, whatever happens: a connection
+        that cannot be opened fails that job and is tried again for the next one."""
+        conn: sqlite3.Connection | None = None
+        try:
+            while (job := self._jobs.get()) is not None:
+                batch, loop, done = job
+                try:
+                    if conn is None:
+                        conn = self._open()
+                    result = self._execute_batch(conn, batch)
+                except BaseException as error:  # handed to the waiting coroutine
+                    _settle_from_thread(loop, done, None, error)
+                else:
+                    _settle_from_thread(loop, done, result, None)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,  # we issue BEGIN / COMMIT ourselves
+            )
+        except sqlite3.Error as error:
+            raise sa_exc.DBAPIError.instance(
+                f"connect {self.path}", (), error, sqlite3.Error, connection_invalidated=False
+            ) from error
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-            while (job := self._jobs.get()) is not None:
-                batch, loop, done = job
-                try:
-                    result = self._execute_batch(conn, batch)
-                except BaseException as error:  # handed to the waiting coroutine
-                    loop.call_soon_threadsafe(_settle, done, None, error)
-                else:
-                    loop.call_soon_threadsafe(_settle, done, result, None)
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        return conn
 
     @staticmethod
     def _execute_batch(conn: sqlite3.Connection, batch: Batch) -> list[list[int]]:
@@ -116,6 +134,18 @@ class SqliteCommitter(GroupCommitter):
             raise sa_exc.DBAPIError.instance(
                 statement, args, error, sqlite3.Error, connection_invalidated=False
             ) from error
+
+
+def _settle_from_thread(
+    loop: asyncio.AbstractEventLoop,
+    done: asyncio.Future[list[list[int]]],
+    result: list[list[int]] | None,
+    error: BaseException | None,
+) -> None:
+    try:
+        loop.call_soon_threadsafe(_settle, done, result, error)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass
 
 
 def _settle(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -189,3 +190,35 @@ async def test_close_finishes_pending_writes(sqlite_url: str, n: int) -> None:
     await writer.close()
     assert [await p for p in pending] == [[1]] * n
     await engine.dispose()
+
+
+async def test_sqlite_writer_reports_a_database_it_cannot_open(tmp_path: Path) -> None:
+    """An unopenable file fails each write with an error (never a hang), and the writer
+    keeps serving once the file can be opened."""
+    missing = tmp_path / "not-yet" / "hh.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{missing}")
+    writer = committer_for(engine)
+    assert isinstance(writer, SqliteCommitter)
+    try:
+        with pytest.raises(sa.exc.DBAPIError):
+            await asyncio.wait_for(writer.write([(SCHOOLS.insert(), school(1))]), 10)
+        missing.parent.mkdir()
+        await prepare_database(f"sqlite+aiosqlite:///{missing}")
+        assert await asyncio.wait_for(writer.write([(SCHOOLS.insert(), school(2))]), 10) == [1]
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def test_postgres_writer_reports_an_unreachable_database() -> None:
+    from tests.broker.harness import free_port
+
+    engine = create_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/none")
+    writer = committer_for(engine)
+    assert isinstance(writer, AsyncpgCommitter)
+    try:
+        with pytest.raises(sa.exc.DBAPIError):
+            await asyncio.wait_for(writer.write([(SCHOOLS.insert(), school(1))]), 20)
+    finally:
+        await writer.close()
+        await engine.dispose()
