@@ -60,10 +60,10 @@ from typing import Any
 
 import psutil
 
+from bench.results import RESULTS, write_section
 from tests.broker.conftest import insert_schools
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Broker"
 SECRET = "bench-broker-secret-not-for-production"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -944,19 +944,6 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def replace_section(text: str, body: str) -> str:
-    """``text`` with its "## Broker" section (up to the next "## ") replaced by ``body``."""
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        return pattern.sub(lambda _m: body + "\n", text, count=1).rstrip("\n") + "\n"
-    return text.rstrip("\n") + "\n\n" + body
-
-
-def write_results(path: Path, body: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    path.write_text(replace_section(text, body), encoding="utf-8")
-
-
 def pyspy() -> str | None:
     return os.environ.get("HH_BENCH_PYSPY") or shutil.which("py-spy")
 
@@ -1144,7 +1131,7 @@ def main(argv: list[str] | None = None) -> int:
     # A profiled run is slower than a real one: its figures never replace the results.
     target = args.results or (None if args.quick or args.no_write or args.profile else RESULTS)
     if target is not None:
-        write_results(target, body)
+        write_section(SECTION, body, target)
         log(f"wrote the {SECTION!r} section of {target}")
     log(f"total {time.monotonic() - started:.0f}s")
     return 0

@@ -32,10 +32,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.results import RESULTS, write_section
 from routing.grades import grade_code
 from routing.oneroster import ORGS_HEADER, USERS_HEADER
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Roster import"
 GOAL_SECONDS = 60.0
 GOAL_MIB = 1024.0
@@ -260,16 +260,7 @@ def _markdown(results: dict[str, Any]) -> str:
 
 def update_results(results: dict[str, Any], path: Path = RESULTS) -> None:
     """Replace (or append) only the "## Roster import" section of RESULTS.md."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = _markdown(results)
-    start = text.find(SECTION + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        following = text.find("\n## ", start + len(SECTION))
-        end = len(text) if following == -1 else following + 1
-        text = text[:start] + section + ("\n" + text[end:] if end < len(text) else "")
-    path.write_text(text)
+    write_section(SECTION, _markdown(results), path)
 
 
 def main(argv: list[str]) -> int:

@@ -21,7 +21,6 @@ import argparse
 import os
 import platform
 import random
-import re
 import statistics
 import sys
 import time
@@ -30,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import routing
+from bench.results import write_section
 from routing.catalog import Catalog
 from routing.decision import HelpRequest, Routed, route
 from routing.schools import School, SchoolDirectory, SchoolKind
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Routing"
 GOAL_PER_S = 200_000
 ROSTER_STUDENTS = 400_000
@@ -184,14 +183,6 @@ def markdown(fig: dict[str, Any], roster: dict[str, Any] | None, pinned: str) ->
     return "\n".join(lines) + "\n"
 
 
-def replace_section(text: str, body: str) -> str:
-    """``text`` with its "## Routing" section (up to the next "## ") replaced by ``body``."""
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        return pattern.sub(lambda _m: body + "\n", text, count=1).rstrip("\n") + "\n"
-    return text.rstrip("\n") + "\n\n" + body
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.routing", description=__doc__)
     parser.add_argument("--requests", type=int, default=200_000)
@@ -215,8 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"roster import: {roster}")
     if not args.no_write:
-        text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-        RESULTS.write_text(replace_section(text, markdown(fig, roster, pinned)), encoding="utf-8")
+        write_section(SECTION, markdown(fig, roster, pinned))
     return 0 if fig["routing_per_s"] >= GOAL_PER_S else 1
 
 

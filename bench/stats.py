@@ -24,13 +24,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.results import write_section
 from broker import stats
 from broker.db.engine import create_engine
 from broker.db.models import help_requests, schools, students, tutoring_sessions
 from broker.migrate import migrate
 from broker.settings import Settings
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Staff statistics"
 SESSIONS = 103_315
 STUDENTS = 25_623
@@ -212,24 +212,13 @@ def _markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(text: str, title: str, body: str) -> str:
-    """``text`` with the section headed ``title`` replaced by ``body`` (appended if absent)."""
-    start = text.find(title + "\n")
-    if start == -1:
-        return text.rstrip("\n") + "\n\n" + body
-    following = text.find("\n## ", start + len(title))
-    tail = "" if following == -1 else "\n" + text[following + 1 :]
-    return text[:start] + body + tail
-
-
 def main(argv: list[str]) -> int:
     sessions = int(argv[1]) if len(argv) > 1 else SESSIONS
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite+aiosqlite:///{Path(folder) / 'stats.db'}"
         results = asyncio.run(bench(sessions, url))
     print(json.dumps(results, indent=2))
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    RESULTS.write_text(replace_section(text, SECTION, _markdown(results)))
+    write_section(SECTION, _markdown(results))
     return 0
 
 

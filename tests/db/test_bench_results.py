@@ -32,3 +32,14 @@ def test_section_is_appended_when_missing(tmp_path: Path) -> None:
     update_results(FIGURES, path)
     assert path.read_text().startswith("# Benchmark results\n\n## Roster import\n")
     assert "| postgres | - | - | - | - | not reachable |" in path.read_text()
+
+
+def test_every_benchmark_replaces_its_own_last_section() -> None:
+    from bench.results import replace_section
+
+    text = "# Benchmark results\n\n## Routing\n\nfast\n\n## Broker\n\nold\n\n\n"
+    got = replace_section(text, "## Broker", "## Broker\n\nnew\n")
+    assert got == "# Benchmark results\n\n## Routing\n\nfast\n\n## Broker\n\nnew\n"
+    assert replace_section(got, "## Routing", "## Routing\n\nfaster\n") == (
+        "# Benchmark results\n\n## Routing\n\nfaster\n\n## Broker\n\nnew\n"
+    )
