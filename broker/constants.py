@@ -21,6 +21,7 @@ CHAT_MAX_CHARS = 2000
 CHAT_RATE_MESSAGES = 10  # messages per sender ...
 CHAT_RATE_WINDOW_S = 10.0  # ... per this many seconds
 TOPIC_MAX_CHARS = 200
+OPEN_STATUSES = ("queued", "accepted")  # a request in either still holds its student
 QUEUE_PUSH_COALESCE_S = 0.1  # changes to one queue within this window make one push
 STAFF_PUSH_INTERVAL_S = 1.0
 # Wait estimates count available tutors from a snapshot at most this old (one read of

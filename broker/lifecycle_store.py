@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.commit import GroupCommitter, committer_for
+from broker.constants import OPEN_STATUSES
 from broker.db.models import Base
 
 UTC = dt.UTC
-OPEN_STATUSES = ("queued", "accepted")
 
 
 def _tables() -> tuple[sa.Table, sa.Table, sa.Table]:
@@ -201,20 +201,9 @@ class LifecycleStore:
 
     async def open_request_of(self, student: str) -> dict[str, Any] | None:
         """The student's queued or accepted request, if any (newest first)."""
-        r = self.requests
         async with self.engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        sa.select(r)
-                        .where(r.c.student == student, r.c.status.in_(OPEN_STATUSES))
-                        .order_by(r.c.requested_at.desc())
-                        .limit(1)
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            result = await conn.execute(self._open_request_of, {"student": student})
+            row = result.mappings().first()
         return dict(row) if row else None
 
     async def queued_requests(self) -> Sequence[dict[str, Any]]:

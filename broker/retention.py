@@ -22,11 +22,11 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker.constants import OPEN_STATUSES
 from broker.db.engine import create_engine
 from broker.db.models import metadata
 from broker.settings import Settings
 
-OPEN_STATUSES = ("queued", "accepted")
 requests_t = metadata.tables["help_requests"]
 sessions_t = metadata.tables["tutoring_sessions"]
 messages_t = metadata.tables["chat_messages"]

@@ -24,11 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import audit
+from broker.constants import OPEN_STATUSES
 from broker.db.models import metadata
 from broker.errors import Conflict
 from broker.tokens import Identity
 
-OPEN_STATUSES = ("queued", "accepted")
 requests_t = metadata.tables["help_requests"]
 sessions_t = metadata.tables["tutoring_sessions"]
 messages_t = metadata.tables["chat_messages"]
