@@ -51,14 +51,7 @@ class AsyncpgCommitter(GroupCommitter):
             return self._conn
 
     async def _commit(self, units: list[Unit]) -> list[list[int]]:
-        statements = self.statements
-        batch = []
-        for unit in units:
-            prepared = []
-            for stmt, params in unit:
-                p = statements.get(stmt, params)
-                prepared.append((p.sql, p.args(params)))
-            batch.append(prepared)
+        batch = self.statements.bind(units)
         sql, args = "connect", ()
         try:
             conn = await self._connection()

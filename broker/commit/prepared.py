@@ -10,7 +10,7 @@ positional paramstyles (SQLite's ``qmark``, asyncpg's ``numeric_dollar``) are su
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,9 @@ class PrepareError(BrokerError):
 
 
 _REQUIRED = object()
+
+# Units of (driver SQL, positional arguments), ready for a driver's execute.
+BoundBatch = list[list[tuple[str, tuple[Any, ...]]]]
 
 Processor = Callable[[Any], Any] | None
 
@@ -97,3 +100,14 @@ class StatementCache:
             hit = (stmt, prepare(stmt, self.dialect, keys or ()))
             self._cache[(id(stmt), keys)] = hit
         return hit[1]
+
+    def bind(self, units: Iterable[Sequence[tuple[Executable, Mapping[str, Any]]]]) -> BoundBatch:
+        """Each unit's statements as driver SQL with their positional arguments."""
+        batch: BoundBatch = []
+        for unit in units:
+            bound = []
+            for stmt, params in unit:
+                prepared = self.get(stmt, params)
+                bound.append((prepared.sql, prepared.args(params)))
+            batch.append(bound)
+        return batch

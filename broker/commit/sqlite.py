@@ -31,13 +31,12 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
 from broker.commit.base import GroupCommitter, Unit
-from broker.commit.prepared import Prepared, StatementCache
+from broker.commit.prepared import BoundBatch, StatementCache
 from broker.db.engine import SQLITE_BUSY_TIMEOUT_MS
 
 WAL_AUTOCHECKPOINT_PAGES = 4000
 
-Batch = list[list[tuple[Prepared, tuple[Any, ...]]]]
-_Job = tuple[Batch, asyncio.AbstractEventLoop, asyncio.Future[list[list[int]]]]
+_Job = tuple[BoundBatch, asyncio.AbstractEventLoop, asyncio.Future[list[list[int]]]]
 
 
 class SqliteCommitter(GroupCommitter):
@@ -49,14 +48,7 @@ class SqliteCommitter(GroupCommitter):
         self._thread: threading.Thread | None = None
 
     async def _commit(self, units: list[Unit]) -> list[list[int]]:
-        statements = self.statements
-        batch: Batch = []
-        for unit in units:
-            prepared = []
-            for stmt, params in unit:
-                p = statements.get(stmt, params)
-                prepared.append((p, p.args(params)))
-            batch.append(prepared)
+        batch = self.statements.bind(units)
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
             self._thread.start()
@@ -113,7 +105,7 @@ class SqliteCommitter(GroupCommitter):
         return conn
 
     @staticmethod
-    def _execute_batch(conn: sqlite3.Connection, batch: Batch) -> list[list[int]]:
+    def _execute_batch(conn: sqlite3.Connection, batch: BoundBatch) -> list[list[int]]:
         statement = "BEGIN IMMEDIATE"
         args: tuple[Any, ...] = ()
         try:
@@ -121,8 +113,7 @@ class SqliteCommitter(GroupCommitter):
             results = []
             for unit in batch:
                 counts = []
-                for prepared, args in unit:
-                    statement = prepared.sql
+                for statement, args in unit:
                     counts.append(conn.execute(statement, args).rowcount)
                 results.append(counts)
             statement, args = "COMMIT", ()
