@@ -308,13 +308,14 @@ class Broker:
         school_id = claims.get("school_id") or None
         effective_grade = claims.get("grade") if claims.get("grade") is not None else grade
         now = self.clock()
+        when = at(now)  # one timestamp for the decision and every column of this step
         decision = route(
             HelpRequest(
                 school_id=school_id,
                 grade=effective_grade,
                 language=language,
                 subject=subject,
-                at=at(now),
+                at=when,
             ),
             self.catalog,
             self.directory,
@@ -330,7 +331,7 @@ class Broker:
             "groups": ",".join(sorted(str(g) for g in claims.get("groups", ()))),
             "language": language[:16],
             "subject": subject[:64],
-            "requested_at": at(now),
+            "requested_at": when,
             "is_test": bool(claims.get("test", False)),
             "priority": int(claims.get("priority", 0) or 0),
         }
@@ -339,7 +340,7 @@ class Broker:
                 status="unmet",
                 unmet_reason=str(decision.reason),
                 unmet_detail=decision.detail[:200],
-                closed_at=at(now),
+                closed_at=when,
             )
             await self.store.record_request(row)
             log.info("unmet request %s: %s", request_id, decision.reason)
@@ -353,7 +354,7 @@ class Broker:
             first_choice_unmet=(
                 str(decision.first_choice_unmet) if decision.first_choice_unmet else None
             ),
-            queued_at=at(now),
+            queued_at=when,
         )
         await self.store.record_request(row)
         queued = QueuedRequest(
