@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import random
 
-from bench.routing import district, measure, replace_section, requests
+from bench.results import replace_section
+from bench.routing import district, measure, requests
 from routing.catalog import Catalog
 
 OTHERS = "# Benchmark results\n\n## Roster import\n\nfast\n\n## Routing\n\nold\n\n## Queue\n\nq\n"
 
 
 def test_replace_section_keeps_other_sections() -> None:
-    text = replace_section(OTHERS, "## Routing\n\nnew\n")
+    text = replace_section(OTHERS, "## Routing", "## Routing\n\nnew\n")
     assert "old" not in text and "## Routing\n\nnew\n" in text
     assert text.index("## Roster import") < text.index("## Routing") < text.index("## Queue")
     assert "fast" in text and "q\n" in text
-    appended = replace_section("# Benchmark results\n", "## Routing\n\nnew\n")
+    appended = replace_section("# Benchmark results\n", "## Routing", "## Routing\n\nnew\n")
     assert appended == "# Benchmark results\n\n## Routing\n\nnew\n"
 
 
