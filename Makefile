@@ -1,23 +1,34 @@
 # The two commands a newcomer types: `make run` and `make test`.
+#
+# Installs come only from the hash-pinned locks in requirements/ (`make lock` regenerates
+# them from pyproject.toml's ranges), so every machine gets the same versions of every
+# direct and transitive dependency, and a new upstream release changes nothing until the
+# locks are regenerated and committed.
 PY ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+UV_VERSION := 0.13.9
+UV := $(VENV)-lock/bin/uv
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet
 
-.PHONY: run test lint typecheck pytest bench demo-data clean browsers
+.PHONY: run test lint typecheck pytest bench demo-data clean browsers lock catalogs
 
-$(BIN)/python:
+$(BIN)/python: requirements/build.txt
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(PIP) install -q --require-hashes -r requirements/build.txt
 	touch $@
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP) $@
+$(STAMP): requirements/run.txt pyproject.toml | $(BIN)/python
+	$(PIP) install -q --require-hashes -r requirements/run.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+$(TEST_STAMP): requirements/test.txt $(STAMP)
+	$(PIP) install -q --require-hashes -r requirements/test.txt
+	touch $@
 
 ## run: set up and start the server with the demo district (SQLite + in-process queue)
 run: $(STAMP)
@@ -40,6 +51,18 @@ typecheck: $(TEST_STAMP)
 pytest: $(TEST_STAMP)
 	$(BIN)/pytest -q
 
+## lock: regenerate requirements/*.txt from pyproject.toml's ranges (newest versions that fit)
+lock:
+	test -x $(UV) || ($(PY) -m venv $(VENV)-lock && $(VENV)-lock/bin/pip install -q uv==$(UV_VERSION))
+	$(UV) pip compile requirements/build.in $(LOCK_FLAGS) -o requirements/build.txt
+	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) -o requirements/run.txt
+	$(UV) pip compile pyproject.toml --extra test -c requirements/run.txt $(LOCK_FLAGS) \
+	  -o requirements/test.txt
+
+## catalogs: extract messages, update every locale's .po and compile the .mo files
+catalogs: $(TEST_STAMP)
+	$(BIN)/python -m i18n.extract all
+
 ## browsers: Debian's Chromium for the Playwright tests (never `playwright install`)
 browsers:
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -58,4 +81,4 @@ demo-data: $(STAMP)
 	$(BIN)/python scripts/make_demo_district.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache homework-help.db
+	rm -rf $(VENV) $(VENV)-lock .pytest_cache .mypy_cache .ruff_cache homework-help.db

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from babel.messages.frontend import CommandLineInterface
+from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parent.parent
 I18N = ROOT / "i18n"
@@ -72,11 +73,28 @@ def init(locale: str) -> None:
     pybabel("init", "-i", str(POT), "-d", str(LOCALES), "-l", locale)
 
 
-def _body(pot: Path) -> list[str]:
+Location = tuple[str, int | None]
+Message = tuple[object, str | None, tuple[Location, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def messages(pot: Path) -> list[Message]:
+    """The catalog's messages as (id, context, locations, flags, extracted comments).
+
+    Header lines (creation date, ``Generated-By`` with Babel's version) are left out on
+    purpose: they change with the day and the tool, never with the sources.
+    """
+    with pot.open("rb") as f:
+        catalog = read_po(f)
     return [
-        line
-        for line in pot.read_text(encoding="utf-8").splitlines()
-        if not line.startswith('"POT-Creation-Date:')
+        (
+            m.id,
+            m.context,
+            tuple(m.locations),
+            tuple(sorted(m.flags)),
+            tuple(m.auto_comments),
+        )
+        for m in catalog
+        if m.id
     ]
 
 
@@ -84,7 +102,7 @@ def check() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "messages.pot"
         extract(fresh)
-        if not POT.is_file() or _body(fresh) != _body(POT):
+        if not POT.is_file() or messages(fresh) != messages(POT):
             print("i18n/locales/messages.pot is out of date: run python -m i18n.extract extract")
             return 1
     return 0
