@@ -31,12 +31,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker import passwords
 from broker.db.models import metadata
 from broker.errors import Conflict, InvalidPayload, NotFound
-from broker.tokens import Identity
+from broker.identity import (
+    ACCOUNT_SOURCE,
+    SCOPE_KINDS,
+    Identity,
+    Scope,
+    staff_identity,
+    tutor_identity,
+)
 from routing.catalog import Catalog
 
 ROLES = ("tutor", "staff")
-SCOPES = ("district", "school", "vendor")
-ACCOUNT_SOURCE = "account"  # claims["source"] of identities made from an account
+SCOPES = SCOPE_KINDS
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{2,63}$")
 _IDENT = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
@@ -89,12 +95,15 @@ class Account:
 
     def identity(self) -> Identity:
         """The identity a signed-in session and its socket.io connections carry."""
-        claims: dict[str, Any] = {"display_name": self.display_name, "source": ACCOUNT_SOURCE}
         if self.role == "tutor":
-            claims.update(vendor=self.vendor_id, languages=list(self.languages))
-        else:
-            claims.update(scope=self.scope, scope_id=self.scope_id)
-        return Identity(self.role, self.id, claims)
+            return tutor_identity(
+                self.id, self.vendor_id or "", self.languages, source=ACCOUNT_SOURCE,
+                display_name=self.display_name,
+            )
+        return staff_identity(
+            self.id, Scope.parse(self.scope, self.scope_id), source=ACCOUNT_SOURCE,
+            display_name=self.display_name,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

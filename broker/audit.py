@@ -17,17 +17,17 @@ Guarantees:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from broker import csv_export
 from broker.db.models import metadata
-from broker.tokens import Identity
+from broker.errors import NotAllowed
+from broker.identity import Identity
 
 audit_log = metadata.tables["audit_log"]
 CSV_COLUMNS = ("id", "at", "actor", "actor_role", "action", "subject", "endpoint", "detail")
@@ -90,21 +90,20 @@ async def entries(
     return [dict(r) for r in rows]
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    text = value.isoformat() if isinstance(value, dt.datetime) else str(value)
-    # A spreadsheet would run a cell starting with these as a formula (CSV injection).
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
-
-
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     """The entries as CSV (header row first); formula-like cells are quoted with ``'``."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
-    return out.getvalue()
+    return csv_export.to_csv(CSV_COLUMNS, ([row.get(c) for c in CSV_COLUMNS] for row in rows))
+
+
+async def export_csv(
+    engine: AsyncEngine, actor: Identity, endpoint: str,
+    since: dt.datetime | None = None, until: dt.datetime | None = None,
+) -> str:
+    """The log (or a period of it) as CSV, for district-scope staff only; the export is
+    itself audited."""
+    scope = actor.require_scope() if actor.is_staff else None
+    if actor.role != "staff" or scope is None or scope.kind != "district":
+        raise NotAllowed("the audit log is for district staff")
+    rows = await entries(engine, since=since, until=until)
+    await record(engine, actor, "audit.export", None, endpoint, f"rows={len(rows)}")
+    return to_csv(rows)

@@ -34,3 +34,10 @@ METADATA_RETENTION_DAYS = 3 * 365  # three school years
 
 # Payloads
 MAX_EVENT_BYTES = 1024 * 1024  # transport limit; fields have their own, much smaller, limits
+
+# Sign-in (failed attempts refused past these, per username and per client address)
+LOGIN_USER_FAILURES = 5
+LOGIN_IP_FAILURES = 20  # schools and offices share addresses behind NAT
+LOGIN_WINDOW_S = 15 * 60.0
+SESSION_COOKIE_TTL_S = 8 * 3600  # a tutor's or staff member's signed-in cookie
+SOCKET_TOKEN_TTL_S = 300  # socket.io tokens handed to signed-in pages

@@ -29,7 +29,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from broker.constants import QUEUE_PUSH_COALESCE_S, TOPIC_MAX_CHARS, TUTOR_COUNT_MAX_AGE_S
@@ -43,6 +42,7 @@ from broker.errors import (
     Unmet,
 )
 from broker.eta import AcceptRateTracker, estimate_wait_s
+from broker.identity import Identity, Tutor
 from broker.ids import new_id
 from broker.lifecycle_store import LifecycleStore, at, epoch
 from broker.live.base import LiveSession, LiveState, TutorPresence
@@ -50,7 +50,6 @@ from broker.notifier import Notifier
 from broker.queue.base import QueueBackend, QueuedRequest
 from broker.ratelimit import RateLimiter
 from broker.settings import Settings
-from broker.tokens import Identity
 from broker.views import iso, session_view, tutor_request_view
 from routing.catalog import Catalog
 from routing.decision import HelpRequest, Routed, route
@@ -76,27 +75,6 @@ class QueueFigures(TypedDict):
     queue: str
     queued: int
     longest_wait_s: int
-
-
-@dataclass(frozen=True, slots=True)
-class Tutor:
-    id: str
-    vendor: str
-    languages: tuple[str, ...]
-    display_name: str
-
-    @classmethod
-    def from_identity(cls, identity: Identity) -> Tutor:
-        claims = identity.claims
-        return cls(
-            id=identity.subject,
-            vendor=str(claims.get("vendor", "")),
-            languages=tuple(str(x) for x in claims.get("languages", ())),
-            display_name=str(claims.get("display_name") or "Tutor"),
-        )
-
-    def queues(self) -> list[str]:
-        return [f"{self.vendor}:{lang}" for lang in self.languages]
 
 
 class Broker:
@@ -304,9 +282,11 @@ class Broker:
         topic: str,
         grade: str | int | None,
     ) -> dict[str, Any]:
-        claims = student.claims
-        school_id = claims.get("school_id") or None
-        effective_grade = claims.get("grade") if claims.get("grade") is not None else grade
+        learner = student.learner
+        if learner is None:
+            raise NotAllowed("only students ask for help")
+        school_id = learner.school_id
+        effective_grade = learner.grade if learner.grade is not None else grade
         now = self.clock()
         when = at(now)  # one timestamp for the decision and every column of this step
         decision = route(
@@ -328,12 +308,11 @@ class Broker:
             "school_id": school_id,
             "school_kind": str(school.kind) if school else None,
             "grade": grade_value,
-            "groups": ",".join(sorted(str(g) for g in claims.get("groups", ()))),
+            "groups": ",".join(learner.groups),
             "language": language[:16],
             "subject": subject[:64],
             "requested_at": when,
-            "is_test": bool(claims.get("test", False)),
-            "priority": int(claims.get("priority", 0) or 0),
+            "is_test": learner.test,
         }
         if not isinstance(decision, Routed):
             row.update(
@@ -367,11 +346,10 @@ class Broker:
             school_kind=row["school_kind"] or "",
             student=student.subject,
             enqueued_at=now,
-            priority=row["priority"],
             topic=topic,
             school_id=school_id or "",
             grade=grade_value,
-            first_name=self._first_name(claims),
+            first_name=self._first_name(learner.given_name),
         )
         position = await self.queue.enqueue(queued)
         eta = await self._eta(decision.queue, position)
@@ -772,11 +750,11 @@ class Broker:
         }
 
     # -- helpers ------------------------------------------------------------------------
-    def _first_name(self, claims: dict[str, Any]) -> str:
+    def _first_name(self, given_name: str) -> str:
         """The first name tutors may see: only with HH_SHOW_FIRST_NAME, first word only."""
         if not self.settings.show_first_name_to_tutors:
             return ""
-        words = str(claims.get("given_name") or "").split()
+        words = given_name.split()
         return words[0][:40] if words else ""
 
     def _capacity(self, vendor_id: str) -> int:

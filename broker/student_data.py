@@ -1,4 +1,12 @@
-"""A district's data requests about one student (by pseudonym): export and delete.
+"""What the broker holds about one student (by pseudonym): staff reads, export and delete.
+
+* :func:`read_student_records` is the staff read of a student's help requests and session
+  metadata (never message text), held to the reader's scope: **district** staff see any
+  student; **school** staff and teachers only the requests and sessions that name their
+  school (a student with none there is :class:`~broker.errors.NotFound`, exactly like an
+  unknown pseudonym); **vendor managers**, tutors and students are refused. Every answered
+  read is audited (``student.sessions.read``) before the data is returned, and every
+  refusal that names a student too (``student.sessions.refused``).
 
 * :func:`export_student` returns everything the broker holds about a pseudonym: help
   requests, tutoring-session metadata, retained chat messages (only when the district
@@ -26,8 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker import audit
 from broker.constants import OPEN_STATUSES
 from broker.db.models import metadata
-from broker.errors import Conflict
-from broker.tokens import Identity
+from broker.errors import Conflict, NotAllowed, NotFound
+from broker.identity import Identity
 
 requests_t = metadata.tables["help_requests"]
 sessions_t = metadata.tables["tutoring_sessions"]
@@ -117,3 +125,56 @@ async def delete_student(
         detail = ", ".join(f"{k}={v}" for k, v in counts.items())
         await audit.record(conn, actor, "student.delete", pseudonym, endpoint, detail)
     return {k: int(v) for k, v in counts.items()}
+
+
+REQUEST_FIELDS = (
+    "id", "school_id", "school_kind", "grade", "language", "subject", "vendor", "overflow",
+    "unmet_reason", "status", "requested_at", "queued_at", "accepted_at", "closed_at",
+    "close_reason",
+)
+SESSION_FIELDS = (
+    "id", "request_id", "vendor", "tutor_id", "language", "subject", "school_id",
+    "school_kind", "grade", "queued_at", "accepted_at", "ended_at", "end_reason", "outcome",
+    "tutored_subject", "resolved", "messages_student", "messages_tutor", "rating_helped",
+    "rating_stars",
+)
+
+
+def _fields(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    return {f: (v.isoformat() if isinstance(v := row[f], dt.datetime) else v) for f in fields}
+
+
+async def read_student_records(
+    engine: AsyncEngine, reader: Identity, pseudonym: str, endpoint: str
+) -> dict[str, Any]:
+    """A student's requests and sessions as ``reader`` may see them (see the module
+    docstring); the read, or its refusal, is audited."""
+    scope = reader.scope if reader.is_staff else None
+    if scope is None or not scope.reads_student_records:
+        why = f"role={reader.role} scope={scope.kind if scope else None}"
+        await audit.record(engine, reader, "student.sessions.refused", pseudonym, endpoint, why)
+        if reader.is_staff and scope is None:
+            reader.require_scope()  # says why this staff account has no usable scope
+        raise NotAllowed("your role does not give access to students' records")
+    req_query = sa.select(requests_t).where(requests_t.c.student == pseudonym)
+    ses_query = sa.select(sessions_t).where(sessions_t.c.student == pseudonym)
+    if scope.school is not None:
+        req_query = req_query.where(requests_t.c.school_id == scope.school)
+        ses_query = ses_query.where(sessions_t.c.school_id == scope.school)
+    async with engine.connect() as conn:
+        reqs = (await conn.execute(req_query.order_by(requests_t.c.requested_at))).mappings().all()
+        sess = (await conn.execute(ses_query.order_by(sessions_t.c.accepted_at))).mappings().all()
+    if not reqs and not sess:
+        if scope.school is not None:
+            await audit.record(engine, reader, "student.sessions.refused", pseudonym,
+                               endpoint, f"not in school {scope.school}")
+        raise NotFound("no such student" + (" in your school" if scope.school else ""))
+    await audit.record(
+        engine, reader, "student.sessions.read", pseudonym, endpoint,
+        f"scope={scope.label()} requests={len(reqs)} sessions={len(sess)}",
+    )
+    return {
+        "student": pseudonym,
+        "requests": [_fields(r, REQUEST_FIELDS) for r in reqs],
+        "sessions": [_fields(s, SESSION_FIELDS) for s in sess],
+    }

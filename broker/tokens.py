@@ -3,6 +3,7 @@
 A token is ``base64url(json payload) . base64url(HMAC-SHA256)`` keyed with the district's
 secret. It proves who the caller is and in which role; it carries no personal data beyond
 the ids the broker already uses (pseudonym, tutor id). Verification is constant-time.
+What the claims mean, and the one place they are read, is :mod:`broker.identity`.
 """
 
 from __future__ import annotations
@@ -11,29 +12,15 @@ import base64
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
 from broker.errors import Unauthenticated
+from broker.identity import ROLES, Identity
 
-ROLES = frozenset({"student", "tutor", "staff", "teacher"})
+__all__ = ["DEFAULT_TTL_S", "Identity", "issue", "verify"]
+
 DEFAULT_TTL_S = 12 * 3600
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who is on the other end of a connection.
-
-    ``subject`` is the student's pseudonym, a tutor's or staff member's account id.
-    ``claims`` holds role-specific facts (a student's school, grade and locale; a tutor's
-    vendor and languages; a staff member's scope).
-    """
-
-    role: str
-    subject: str
-    claims: dict[str, Any] = field(default_factory=dict)
 
 
 def _b64(data: bytes) -> str:

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from broker import tokens
 from broker.catalog_source import load_catalog
 from broker.db.engine import create_engine, session_factory
 from broker.directory import load_school_directory_from
@@ -21,28 +20,18 @@ from broker.live.factory import make_live
 from broker.queue.factory import make_queue
 from broker.service import Broker
 from broker.settings import Settings
-from web.auth import bearer_identity, setup_auth
+from web.auth import setup_auth, staff_caller
 from web.catalog_api import setup_catalog_api
+from web.keys import BROKER, ENGINE, GATEWAY, SETTINGS
 from web.launch import on_launch
 from web.lti import frame_ancestors_middleware, setup_lti
 from web.pages import setup_pages
 from web.problems import problem_middleware
 from web.sio import SioNotifier, SocketGateway, create_server
 from web.staff_api import setup_staff_api
-from web.stats_api import setup_stats_api, signed_in_staff
+from web.stats_api import setup_stats_api
 
 log = logging.getLogger(__name__)
-
-SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
-BROKER: web.AppKey[Broker] = web.AppKey("broker", Broker)
-GATEWAY: web.AppKey[SocketGateway] = web.AppKey("gateway", SocketGateway)
-
-
-async def staff_caller(request: web.Request) -> tokens.Identity:
-    """Who calls a staff API: a bearer socket token (the dashboard already holds one; it lives
-    five minutes) or else the signed-in session cookie (which re-checks the account)."""
-    return bearer_identity(request) or await signed_in_staff(request)
-
 
 async def health(request: web.Request) -> web.Response:
     broker = request.app.get(BROKER)
@@ -65,6 +54,7 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
         SioNotifier(gateway.sio),
     )
     await broker.start()
+    app[ENGINE] = engine
     app[BROKER] = broker
     gateway.attach(broker)
     log.info(
@@ -100,9 +90,9 @@ def init_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get("/healthz", health)
     app.cleanup_ctx.append(broker_ctx)  # first: the routes below need the broker's engine
     setup_lti(app, settings, on_launch)
-    setup_auth(app)
+    setup_auth(app, settings)  # after broker_ctx: its start-up needs the broker's engine
     setup_staff_api(app)
-    setup_stats_api(app, lambda: app[BROKER].store.engine, staff_caller)
+    setup_stats_api(app, lambda: app[ENGINE], staff_caller)
     setup_catalog_api(app)
     setup_pages(app)
     if settings.demo:

@@ -10,28 +10,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from broker.errors import Unauthenticated
-from routing.errors import UnknownGradeError
-from routing.grades import parse_grade
 from web.auth import bearer_identity
+from web.keys import BROKER
 
 
 async def catalog(request: web.Request) -> web.Response:
-    from web.app import BROKER
-
     broker = request.app[BROKER]
     cat = broker.catalog
     school = None
     grade = None
     identity = bearer_identity(request)
     if identity is not None:
-        if identity.role != "student":
+        if identity.learner is None:
             raise Unauthenticated("a student token is required")
-        school = broker.directory.get(identity.claims.get("school_id"))
-        try:
-            raw = identity.claims.get("grade")
-            grade = parse_grade(raw) if raw is not None else None
-        except UnknownGradeError:
-            grade = None
+        school = broker.directory.get(identity.learner.school_id)
+        grade = identity.learner.grade
     return web.json_response(
         {
             "subjects": [{"id": sid, "label": label} for sid, label in cat.subjects],

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         result = args.func(args, settings)
-        if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
             result = asyncio.run(result)
     except (BrokerError, RoutingError) as exc:
         print(f"homework-help {args.command}: {exc}", file=sys.stderr)

@@ -27,117 +27,31 @@ removes it from the address bar). Tutors and staff get short-lived tokens from
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import jinja2
 from aiohttp import web
 
 from broker import tokens
 from broker.errors import Unauthenticated
-from i18n import negotiate, translator
+from broker.identity import Identity
+from i18n import negotiate
+from routing.catalog import Catalog
+from web.auth import is_secure
 from web.i18n_js import setup_i18n_js
-from web.lti.routes import accept_language
+from web.keys import BROKER, SETTINGS
+from web.negotiation import page_locale
+from web.render import HERE, STATIC_PREFIX, render_page
 
-HERE = Path(__file__).parent
-TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
-STATIC_PREFIX = "/static"
 
 STUDENT_COOKIE = "hh_student"
 STUDENT_COOKIE_TTL_S = 4 * 3600
 
-VENDOR = {
-    "socketio": f"{STATIC_PREFIX}/vendor/socket.io-client-4.8.3/socket.io.min.js",
-    "uplot_js": f"{STATIC_PREFIX}/vendor/uplot-1.6.32/uPlot.iife.min.js",
-    "uplot_css": f"{STATIC_PREFIX}/vendor/uplot-1.6.32/uPlot.min.css",
-}
 AXE_JS = STATIC / "vendor" / "axe-core-4.11.1" / "axe.min.js"  # for the browser tests
 
 
-# -- rendering -----------------------------------------------------------------------------
-@lru_cache(maxsize=16)
-def _env(locale: str) -> jinja2.Environment:
-    """A Jinja2 environment with ``gettext``/``_``/``{% trans %}`` bound to ``locale``."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=jinja2.select_autoescape(["html"]),
-        extensions=["jinja2.ext.i18n"],
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    translations = translator(locale)
-    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
-    return env
-
-
-def csp(frame_ancestors: str) -> str:
-    """The pages' Content-Security-Policy: nothing but the broker's own origin."""
-    return "; ".join(
-        [
-            "default-src 'self'",
-            "script-src 'self'",
-            "style-src 'self'",
-            "img-src 'self' data:",
-            "font-src 'self'",
-            "connect-src 'self'",
-            "media-src 'self'",
-            "object-src 'none'",
-            "base-uri 'none'",
-            "form-action 'self'",
-            f"frame-ancestors {frame_ancestors}",
-        ]
-    )
-
-
-def page_locale(request: web.Request, hint: str | None = None) -> str:
-    """``?lang=``, else ``hint`` (the student's launch locale), else ``Accept-Language``."""
-    asked = request.query.get("lang")
-    if asked and len(asked) <= 35:
-        return negotiate(asked)
-    return negotiate(hint or accept_language(request))
-
-
-def render(
-    request: web.Request,
-    template: str,
-    locale: str,
-    config: dict[str, Any],
-    *,
-    frame_ancestors: str = "'none'",
-    **context: Any,
-) -> web.Response:
-    config = {"locale": locale, "i18n_url": f"/i18n/{locale}.json", **config}
-    html = (
-        _env(locale)
-        .get_template(template)
-        .render(lang=locale, config=config, vendor=VENDOR, static=STATIC_PREFIX, **context)
-    )
-    return web.Response(
-        text=html,
-        content_type="text/html",
-        charset="utf-8",
-        headers={
-            "Content-Security-Policy": csp(frame_ancestors),
-            "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",
-            "X-Content-Type-Options": "nosniff",
-            "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
-        },
-    )
-
-
-def _settings(app: web.Application) -> Any:
-    from web.app import SETTINGS
-
-    return app[SETTINGS]
-
-
-def _catalog(app: web.Application) -> Any:
-    from web.app import BROKER
-
+def _catalog(app: web.Application) -> Catalog | None:
     broker = app.get(BROKER)
     return broker.catalog if broker is not None else None
 
@@ -160,27 +74,22 @@ def vendors_of(app: web.Application) -> list[dict[str, Any]]:
 
 
 # -- the student widget ----------------------------------------------------------------------
-def student_from_cookie(request: web.Request) -> tuple[str, tokens.Identity] | None:
+def student_from_cookie(request: web.Request) -> tuple[str, Identity] | None:
     """(token, identity) from a valid ``hh_student`` cookie with a student token."""
     raw = request.cookies.get(STUDENT_COOKIE)
     if not raw:
         return None
     try:
-        identity = tokens.verify(_settings(request.app).secret_key, raw)
+        identity = tokens.verify(request.app[SETTINGS].secret_key, raw)
     except Unauthenticated:
         return None
-    if identity.role != "student":
+    if identity.learner is None:
         return None
     return raw, identity
 
 
-def _given_name(identity: tokens.Identity) -> str:
-    name = identity.claims.get("given_name")
-    return name.strip()[:60] if isinstance(name, str) else ""
-
-
 async def widget(request: web.Request) -> web.Response:
-    settings = _settings(request.app)
+    settings = request.app[SETTINGS]
     found = student_from_cookie(request)
     config: dict[str, Any] = {
         "token": None,
@@ -193,22 +102,19 @@ async def widget(request: web.Request) -> web.Response:
     hint = None
     if found is not None:
         token, identity = found
+        assert identity.learner is not None
         config["token"] = token
-        config["given_name"] = _given_name(identity)
-        claimed = identity.claims.get("locale")
-        hint = claimed if isinstance(claimed, str) else None
-    locale = page_locale(request, hint)
-    return render(request, "widget.html", locale, config, frame_ancestors=settings.frame_ancestors)
-
-
-def _secure(request: web.Request) -> bool:
-    public = _settings(request.app).public_url or ""
-    return request.secure or public.startswith("https://")
+        config["given_name"] = identity.learner.given_name[:60]
+        hint = identity.learner.locale
+    return render_page(
+        "widget.html", page_locale(request, hint), config=config,
+        frame_ancestors=settings.frame_ancestors,
+    )
 
 
 def student_launch_response(
     request: web.Request,
-    identity: tokens.Identity,
+    identity: Identity,
     locale: str | None = None,
     ttl_s: float = STUDENT_COOKIE_TTL_S,
 ) -> web.HTTPSeeOther:
@@ -220,13 +126,13 @@ def student_launch_response(
     browser never sends to a server and the widget's script erases from the address bar.
     Return (not raise) the result from the launch handler.
     """
-    settings = _settings(request.app)
+    settings = request.app[SETTINGS]
     token = tokens.issue(settings.secret_key, identity, ttl_s)
     location = "/widget"
     if locale:
         location += "?lang=" + quote(negotiate(locale))
     response = web.HTTPSeeOther(location + "#token=" + quote(token, safe=""))
-    secure = _secure(request)
+    secure = is_secure(request)
     # Written by hand: http.cookies on Python < 3.14 rejects the Partitioned attribute
     # (aiohttp's set_cookie raises even for partitioned=False).
     attributes = f"Max-Age={int(ttl_s)}; Path=/widget; HttpOnly; " + (
@@ -240,7 +146,7 @@ def student_launch_response(
 
 # -- tutor console and staff dashboard -------------------------------------------------------
 def _signin_config(request: web.Request, page: str) -> dict[str, Any]:
-    settings = _settings(request.app)
+    settings = request.app[SETTINGS]
     return {
         "demo": bool(settings.demo),
         "token_url": "/api/token",
@@ -252,15 +158,15 @@ def _signin_config(request: web.Request, page: str) -> dict[str, Any]:
 
 
 async def tutor(request: web.Request) -> web.Response:
-    locale = page_locale(request)
-    return render(request, "tutor.html", locale, _signin_config(request, "/tutor"))
+    return render_page(
+        "tutor.html", page_locale(request), config=_signin_config(request, "/tutor")
+    )
 
 
 async def staff(request: web.Request) -> web.Response:
-    locale = page_locale(request)
     config = _signin_config(request, "/staff")
     config["stats_url"] = "/api/stats"
-    return render(request, "staff.html", locale, config)
+    return render_page("staff.html", page_locale(request), config=config)
 
 
 def setup_pages(app: web.Application) -> None:

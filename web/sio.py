@@ -24,8 +24,9 @@ import socketio
 from broker import tokens
 from broker.constants import MAX_EVENT_BYTES, STAFF_PUSH_INTERVAL_S
 from broker.errors import BrokerError, NotAllowed
+from broker.identity import Identity, Tutor
 from broker.redis_pool import open_redis
-from broker.service import Broker, Tutor, student_subject, tutor_subject
+from broker.service import Broker, student_subject, tutor_subject
 from broker.settings import Settings
 from web import jsonlib
 from web import payloads as p
@@ -39,13 +40,13 @@ NAMESPACE_ROLES = {
 }
 
 # A handler gets who is calling, the event's payload and the calling connection's sid.
-Handler = Callable[[tokens.Identity, dict[str, Any], str], Awaitable[dict[str, Any] | None]]
+Handler = Callable[[Identity, dict[str, Any], str], Awaitable[dict[str, Any] | None]]
 
 
 @dataclass(slots=True)
 class Connection:
     namespace: str
-    identity: tokens.Identity
+    identity: Identity
 
 
 class SioNotifier:
@@ -177,6 +178,10 @@ class SocketGateway:
                 identity = tokens.verify(self.settings.secret_key, token)
                 if identity.role not in NAMESPACE_ROLES[namespace]:
                     raise NotAllowed(f"a {identity.role} cannot connect to {namespace}")
+                if namespace == "/staff":
+                    identity.require_scope()
+                elif namespace == "/tutor":
+                    _tutor(identity)
             except BrokerError as exc:
                 log.info("refused %s connection: %s", namespace, exc.message)
                 raise socketio.exceptions.ConnectionRefusedError(exc.as_dict()) from None
@@ -191,7 +196,7 @@ class SocketGateway:
 
         return disconnect
 
-    async def _joined(self, sid: str, namespace: str, identity: tokens.Identity) -> None:
+    async def _joined(self, sid: str, namespace: str, identity: Identity) -> None:
         broker = self.broker
         if namespace == "/student":
             await self.sio.enter_room(sid, f"s:{identity.subject}", namespace=namespace)
@@ -199,7 +204,7 @@ class SocketGateway:
                 state = await broker.student_state(identity)
                 await self.sio.emit("session:state", state, to=sid, namespace=namespace)
         elif namespace == "/tutor":
-            tutor = Tutor.from_identity(identity)
+            tutor = _tutor(identity)
             await self.sio.enter_room(sid, f"t:{tutor.id}", namespace=namespace)
             for queue in tutor.queues():
                 await self.sio.enter_room(sid, f"q:{queue}", namespace=namespace)
@@ -240,7 +245,7 @@ class SocketGateway:
 
     # -- student events -----------------------------------------------------------------
     async def help_request(
-        self, who: tokens.Identity, data: dict[str, Any], sid: str
+        self, who: Identity, data: dict[str, Any], sid: str
     ) -> dict[str, Any]:
         request = await self._broker.request_help(
             who,
@@ -251,10 +256,10 @@ class SocketGateway:
         )
         return {"request": request}
 
-    async def help_cancel(self, who: tokens.Identity, data: dict[str, Any], sid: str) -> None:
+    async def help_cancel(self, who: Identity, data: dict[str, Any], sid: str) -> None:
         await self._broker.cancel(who, p.ident(data, "request_id"), origin=sid)
 
-    async def session_rate(self, who: tokens.Identity, data: dict[str, Any], sid: str) -> None:
+    async def session_rate(self, who: Identity, data: dict[str, Any], sid: str) -> None:
         await self._broker.rate(
             who,
             p.ident(data, "session_id"),
@@ -263,32 +268,32 @@ class SocketGateway:
         )
 
     async def student_state(
-        self, who: tokens.Identity, data: dict[str, Any], sid: str
+        self, who: Identity, data: dict[str, Any], sid: str
     ) -> dict[str, Any]:
         return await self._broker.student_state(who)
 
     # -- tutor events -------------------------------------------------------------------
     async def tutor_status(
-        self, who: tokens.Identity, data: dict[str, Any], sid: str
+        self, who: Identity, data: dict[str, Any], sid: str
     ) -> dict[str, Any]:
         return await self._broker.set_status(
-            Tutor.from_identity(who), p.text(data, "status", max_len=16)
+            _tutor(who), p.text(data, "status", max_len=16)
         )
 
     async def help_accept(
-        self, who: tokens.Identity, data: dict[str, Any], sid: str
+        self, who: Identity, data: dict[str, Any], sid: str
     ) -> dict[str, Any]:
-        session = await self._broker.accept(Tutor.from_identity(who), p.ident(data, "request_id"))
+        session = await self._broker.accept(_tutor(who), p.ident(data, "request_id"))
         return {"session": session}
 
     async def tutor_state(
-        self, who: tokens.Identity, data: dict[str, Any], sid: str
+        self, who: Identity, data: dict[str, Any], sid: str
     ) -> dict[str, Any]:
-        return await self._broker.tutor_state(Tutor.from_identity(who))
+        return await self._broker.tutor_state(_tutor(who))
 
     # -- shared events ------------------------------------------------------------------
     async def chat_send(
-        self, who: tokens.Identity, data: dict[str, Any], sid: str
+        self, who: Identity, data: dict[str, Any], sid: str
     ) -> dict[str, Any]:
         message = await self._broker.send(
             who,
@@ -297,10 +302,10 @@ class SocketGateway:
         )
         return {"message": message}
 
-    async def chat_typing(self, who: tokens.Identity, data: dict[str, Any], sid: str) -> None:
+    async def chat_typing(self, who: Identity, data: dict[str, Any], sid: str) -> None:
         await self._broker.typing(who, p.ident(data, "session_id"))
 
-    async def session_end(self, who: tokens.Identity, data: dict[str, Any], sid: str) -> None:
+    async def session_end(self, who: Identity, data: dict[str, Any], sid: str) -> None:
         await self._broker.end(
             who,
             p.ident(data, "session_id"),
@@ -309,9 +314,9 @@ class SocketGateway:
             resolved=p.boolean(data, "resolved"),
         )
 
-    async def session_outcome(self, who: tokens.Identity, data: dict[str, Any], sid: str) -> None:
+    async def session_outcome(self, who: Identity, data: dict[str, Any], sid: str) -> None:
         await self._broker.record_outcome(
-            Tutor.from_identity(who),
+            _tutor(who),
             p.ident(data, "session_id"),
             outcome=p.text(data, "outcome", required=False, max_len=32) or None,
             tutored_subject=p.text(data, "tutored_subject", required=False, max_len=64) or None,
@@ -320,16 +325,21 @@ class SocketGateway:
 
     # -- staff events -------------------------------------------------------------------
     async def staff_live(
-        self, who: tokens.Identity, data: dict[str, Any], sid: str
+        self, who: Identity, data: dict[str, Any], sid: str
     ) -> dict[str, Any]:
         return {"figures": await self._broker.live_figures(_staff_vendor(who))}
 
 
-def _staff_vendor(identity: tokens.Identity) -> str | None:
+def _tutor(identity: Identity) -> Tutor:
+    if identity.tutor is None:
+        raise NotAllowed("tutors only")
+    return identity.tutor
+
+
+def _staff_vendor(identity: Identity) -> str | None:
     """The vendor a vendor manager is limited to ("" matches no queue); None: every vendor."""
-    if identity.claims.get("scope") == "vendor":
-        return str(identity.claims.get("scope_id") or "")
-    return None
+    scope = identity.require_scope()
+    return scope.vendor if scope.kind == "vendor" else None
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

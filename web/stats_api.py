@@ -6,18 +6,17 @@ Endpoints: ``summary``, ``waits``, ``service-level``, ``heatmap``, ``unmet``, ``
 ``grade``, ``t`` (service-level seconds) and ``format`` (``json`` or ``csv``). A bad
 parameter is a 400 problem body whose ``parameter`` names it.
 
-Who may look: staff with a ``scope`` claim, and teachers (held to their own school, as
-``web.auth.scope_of`` says). ``district`` sees everything; ``school`` is held to its own
-school and ``vendor`` to its own vendor (see :func:`scoped_filters`). The caller's identity
-comes from an injected ``identify`` callable (by default ``web.auth``'s signed-in staff).
+Who may look: staff and teachers with a usable :class:`~broker.identity.Scope` (a teacher
+is held to their own school). ``district`` sees everything; ``school`` is held to its own
+school and ``vendor`` to its own vendor (:meth:`~broker.identity.Scope.narrow`). The
+caller's identity comes from an injected ``identify`` callable (by default
+``web.auth``'s signed-in staff).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import inspect
-import io
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -27,66 +26,34 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import stats
+from broker.csv_export import to_csv
 from broker.errors import InvalidPayload, NotAllowed, Unauthenticated
-from broker.tokens import Identity
+from broker.identity import Identity, Scope
 from routing.errors import UnknownGradeError
 from routing.grades import parse_grade
+from web.auth import signed_in_staff
 
 EngineGetter = Callable[[], AsyncEngine]
 Identify = Callable[[web.Request], "Identity | Awaitable[Identity | None] | None"]
 
 PREFIX = "/api/stats"
-STAFF_ROLES = frozenset({"staff", "teacher"})
-SCOPES = frozenset({"district", "school", "vendor"})
 PARAMS = frozenset(
     {"from", "to", "school", "region", "vendor", "language", "grade", "t", "format", "_"}
 )
 MAX_TEXT = 64
 MAX_T_S = 86_400.0
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-# -- scope ---------------------------------------------------------------------------------
-def scoped_filters(claims: Mapping[str, Any], filters: stats.Filters) -> stats.Filters:
-    """Narrow ``filters`` to what a staff identity with these claims may see.
-
-    ``district``: unchanged. ``school``: ``school_id`` is forced to the scope's school.
-    ``vendor``: ``vendor`` is forced to the scope's vendor. Asking explicitly for another
-    school or vendor is refused (403), never silently answered with one's own figures.
-    Any other or incomplete scope is refused.
-    """
-    scope = claims.get("scope")
-    scope_id = claims.get("scope_id")
-    if scope == "district":
-        return filters
-    if scope not in ("school", "vendor") or not isinstance(scope_id, str) or not scope_id:
-        raise NotAllowed("no statistics scope for this account")
-    field = "school_id" if scope == "school" else "vendor"
-    asked = getattr(filters, field)
-    if asked is not None and asked != scope_id:
-        raise NotAllowed(f"this account may only see its own {scope}", parameter=scope)
-    return filters.with_(**{field: scope_id})
-
-
-async def signed_in_staff(request: web.Request) -> Identity:
-    """The default ``identify``: the session cookie's staff or teacher (``web.auth``)."""
-    from web.auth import authorise
-
-    return await authorise(request, STAFF_ROLES)
-
-
-async def _scope_claims(request: web.Request, identify: Identify) -> dict[str, Any]:
-    """``{"scope", "scope_id"}`` of the caller; 401 for no one, 403 for non-staff."""
-    from web.auth import scope_of
-
+# -- who is asking ------------------------------------------------------------------------
+async def _scope(request: web.Request, identify: Identify) -> Scope:
+    """The caller's scope; 401 for no one, 403 for anyone who is not scoped staff."""
     found = identify(request)
     identity = await found if inspect.isawaitable(found) else found
     if identity is None:
         raise Unauthenticated("sign in as district, school or vendor staff")
-    if not isinstance(identity, Identity) or identity.role not in STAFF_ROLES:
+    if not isinstance(identity, Identity) or not identity.is_staff:
         raise NotAllowed("statistics are for staff")
-    scope, scope_id = scope_of(identity)  # a teacher is held to their own school
-    return {"scope": scope, "scope_id": scope_id}
+    return identity.require_scope()  # a teacher is held to their own school
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -165,24 +132,6 @@ def parse_params(
 
 
 # -- CSV -----------------------------------------------------------------------------------
-def safe_cell(value: Any) -> Any:
-    """A CSV cell that a spreadsheet will not run as a formula (OWASP CSV injection)."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def to_csv(header: list[str], rows: list[list[Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([safe_cell(h) for h in header])
-    for row in rows:
-        writer.writerow([safe_cell(v) for v in row])
-    return out.getvalue()
-
-
 Table = tuple[list[str], list[list[Any]]]
 
 
@@ -279,9 +228,9 @@ def make_handler(
     query_fn = QUERIES[name]
 
     async def handler(request: web.Request) -> web.Response:
-        claims = await _scope_claims(request, identify)
+        scope = await _scope(request, identify)
         filters, threshold, fmt = parse_params(request.query, tz)
-        filters = scoped_filters(claims, filters)
+        filters = scope.narrow(filters)
         data = await query_fn(engine_getter(), filters, threshold, tz)
         headers = {"Cache-Control": "private, no-store"}
         if fmt == "csv":

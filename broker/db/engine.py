@@ -18,6 +18,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from broker.settings import normalise_database_url
 
+# What the rest of the product names an engine by (``web/`` never imports SQLAlchemy).
+Engine = AsyncEngine
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10

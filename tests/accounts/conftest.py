@@ -25,8 +25,6 @@ from broker.settings import Settings
 from tests.broker.conftest import clients, prepare_database
 from tests.broker.harness import SECRET, Server
 from web.app import init_app
-from web.auth import setup_auth
-from web.staff_api import setup_staff_api
 
 __all__ = ["clients"]  # the socket.io clients fixture, shared with tests/broker
 
@@ -38,9 +36,7 @@ class AuthServer(Server):
     """A broker process with the sign-in and staff routes mounted, as ``make run`` will."""
 
     async def start(self) -> AuthServer:
-        app = init_app(self.settings)
-        setup_auth(app)
-        setup_staff_api(app)
+        app = init_app(self.settings)  # mounts sign-in and the staff API, as `serve` does
         self.test_server = TestServer(app, host="127.0.0.1")
         await self.test_server.start_server()
         return self

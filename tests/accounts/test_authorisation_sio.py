@@ -14,11 +14,12 @@ import socketio
 
 from broker import tokens
 from broker.accounts import Accounts
+from broker.identity import Scope, staff_identity
 from tests.accounts.conftest import PASSWORD, AuthServer, make_people
 from tests.broker.harness import Client, student
 
 NAMESPACES = ("/student", "/tutor", "/staff")
-TEACHER = tokens.Identity("teacher", "lti-teacher-1", {"school_id": "elem"})
+TEACHER = staff_identity("lti-teacher-1", Scope("school", "elem"), role="teacher", source="lti")
 
 
 async def token_for(server: AuthServer, username: str) -> str:

@@ -9,11 +9,12 @@ import aiohttp
 
 from broker import audit, tokens
 from broker.accounts import Accounts
+from broker.identity import Scope, staff_identity
 from tests.accounts.conftest import PASSWORD, AuthServer, make_people, seed_history
 from tests.broker.harness import SECRET, student
 from web import auth
 
-TEACHER = tokens.Identity("teacher", "lti-teacher-1", {"school_id": "elem"})
+TEACHER = staff_identity("lti-teacher-1", Scope("school", "elem"), role="teacher", source="lti")
 PATH = "/api/staff/students/{}/sessions"
 
 

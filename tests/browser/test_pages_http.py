@@ -25,10 +25,18 @@ def config_of(html: str) -> dict[str, Any]:
     return json.loads(found.group(1))
 
 
-@pytest.mark.parametrize("path", ["/widget", "/tutor", "/staff"])
-async def test_pages_have_a_strict_csp_and_no_inline_script(live_broker: Broker, path: str) -> None:
+PAGES = [
+    ("/widget", 200), ("/tutor", 200), ("/staff", 200), ("/login", 200), ("/demo/lms", 200),
+    ("/lti/login", 400),  # the LTI error page
+]
+
+
+@pytest.mark.parametrize(("path", "status"), PAGES)
+async def test_pages_have_a_strict_csp_and_no_inline_script_or_style(
+    live_broker: Broker, path: str, status: int
+) -> None:
     async with aiohttp.ClientSession() as http, http.get(live_broker.url + path) as resp:
-        assert resp.status == 200
+        assert resp.status == status
         html = await resp.text()
         policy = resp.headers["Content-Security-Policy"]
     assert "default-src 'self'" in policy and "script-src 'self'" in policy
@@ -37,6 +45,8 @@ async def test_pages_have_a_strict_csp_and_no_inline_script(live_broker: Broker,
     scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S)
     for attrs, body in scripts:
         assert "src=" in attrs or 'type="application/json"' in attrs, f"inline script: {body!r}"
+    assert "<style" not in html and not re.search(r"\sstyle=", html), "inline style"
+    assert 'id="hh-config"' in html and '<link rel="stylesheet" href="/static/css/app.css">' in html
     assert not re.search(r"https?://(?!127\.0\.0\.1)", html.replace("http://www.w3.org", ""))
 
 

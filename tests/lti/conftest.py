@@ -83,10 +83,12 @@ class LtiEnv:
 
 def storage_config(html: str) -> dict[str, Any]:
     """The JSON configuration of a platform-storage page."""
-    pattern = r'<script type="application/json" id="lti-storage">(.*?)</script>'
+    pattern = r'<script type="application/json" id="hh-config">(.*?)</script>'
     match = re.search(pattern, html, re.S)
     assert match, html
-    return dict(json.loads(match.group(1)))
+    config = dict(json.loads(match.group(1)))
+    assert config.pop("locale") and config.pop("i18n_url")  # every page's own keys
+    return config
 
 
 def form_fields(html: str) -> tuple[str, dict[str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -134,19 +135,21 @@ async def test_error_page_uses_the_launch_locale_else_accept_language(
     env: LtiEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[str | None] = []
+    real_render = routes.render_page
 
-    def fake_gettext_for(locale: str | None):  # type: ignore[no-untyped-def]
+    def recording_render(template: str, locale: str | None, **kwargs: Any) -> Any:
         asked.append(locale)
-        return lambda text: f"[{locale}] {text}"
+        return real_render(template, locale, **kwargs)
 
-    monkeypatch.setattr(routes, "gettext_for", fake_gettext_for)
+    monkeypatch.setattr(routes, "render_page", recording_render)
     login = await env.login()
     claims = env.claims(login, locale="es-MX")
     claims[CLAIM + "version"] = "1.1"
     response = await env.launch(env.platform.sign_launch(claims), login.state)
     assert response.status == 400
     assert asked[-1] == "es-MX"
-    assert "[es-MX] Homework Help could not start" in await response.text()
+    html = await response.text()
+    assert '<html lang="es">' in html
 
     response = await env.client.post(
         "/lti/launch", data={"id_token": "x", "state": "y"},

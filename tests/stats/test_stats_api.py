@@ -12,12 +12,14 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import stats, tokens
+from broker.csv_export import safe_cell
 from broker.errors import NotAllowed
+from broker.identity import Scope, staff_identity
 from broker.settings import Settings
 from broker.tokens import Identity
 from tests.stats.seed import EVIL_SCHOOL
 from web.problems import problem_middleware
-from web.stats_api import QUERIES, safe_cell, scoped_filters, setup_stats_api
+from web.stats_api import QUERIES, setup_stats_api
 
 DISTRICT = {"X-Who": "staff:district"}
 
@@ -148,18 +150,21 @@ def test_safe_cell() -> None:
     assert safe_cell("plain") == "plain" and safe_cell(-3) == -3 and safe_cell(None) == ""
 
 
-def test_scoped_filters() -> None:
+def test_scope_narrows_filters() -> None:
     base = stats.Filters(region="West")
-    assert scoped_filters({"scope": "district"}, base) is base
-    forced = scoped_filters({"scope": "school", "scope_id": "hs"}, base)
+    assert Scope.district().narrow(base) == base
+    forced = Scope("school", "hs").narrow(base)
     assert forced.school_id == "hs" and forced.region == "West"
-    assert scoped_filters({"scope": "vendor", "scope_id": "paper"}, base).vendor == "paper"
+    assert Scope("vendor", "paper").narrow(base).vendor == "paper"
     with pytest.raises(NotAllowed):
-        scoped_filters({"scope": "vendor", "scope_id": "paper"}, base.with_(vendor="tutor"))
+        Scope("vendor", "paper").narrow(base.with_(vendor="tutor"))
     with pytest.raises(NotAllowed):
-        scoped_filters({"scope": "school", "scope_id": ""}, base)
+        Scope("school", "hs").narrow(base.with_(school_id="ms"))
+    assert Scope.parse("school", "") is None and Scope.parse(None, None) is None
     with pytest.raises(NotAllowed):
-        scoped_filters({}, base)
+        Identity("staff", "u1", {"scope": "school", "scope_id": ""}).require_scope()
+    with pytest.raises(NotAllowed):
+        Identity("staff", "u1", {}).require_scope()
 
 
 async def test_sync_identify_and_engine_read_late(engine: AsyncEngine, aiohttp_client: Any) -> None:
@@ -175,17 +180,21 @@ async def test_sync_identify_and_engine_read_late(engine: AsyncEngine, aiohttp_c
 async def test_default_identify_reads_the_signed_in_cookie(
     engine: AsyncEngine, aiohttp_client: Any
 ) -> None:
-    from web.app import SETTINGS
+    from broker.accounts import Accounts
+    from broker.sign_in import SignIn
+    from broker.throttle import Throttles
     from web.auth import COOKIE
+    from web.keys import SETTINGS, SIGN_IN
 
     settings = Settings(secret_key="k" * 32)
     app = web.Application(middlewares=[problem_middleware])
     app[SETTINGS] = settings
+    app[SIGN_IN] = SignIn(Accounts(engine, None), Throttles(None, "hh"))
     setup_stats_api(app, lambda: engine)
     client = await aiohttp_client(app)
     resp = await client.get("/api/stats/summary")
     assert resp.status == 401
-    teacher = Identity("teacher", "t1", {"school_id": "hs"})  # a teacher: their school only
+    teacher = staff_identity("t1", Scope("school", "hs"), role="teacher", source="lti")
     cookie = {COOKIE: tokens.issue(settings.secret_key, teacher)}
     resp = await client.get("/api/stats/summary", cookies=cookie)
     assert resp.status == 200 and (await resp.json())["requests"] == 8

@@ -11,16 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import jinja2
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from broker.settings import Settings
-from i18n import gettext_for, negotiate
 from web.lti import errors as E
 from web.lti.launch import CLAIM, LaunchData, launch_from_claims
 from web.lti.nonces import NonceStore
@@ -29,11 +26,12 @@ from web.lti.registry import Registry
 from web.lti.state import LoginState, StateCodec
 from web.lti.tool_keys import ToolKeys
 from web.lti.validate import Policy, peek, validate_id_token
+from web.negotiation import accept_language
+from web.render import render_page
 
 log = logging.getLogger("web.lti")
 
 OnLaunch = Callable[[web.Request, LaunchData], Awaitable[web.StreamResponse]]
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LOGIN_PATH = "/lti/login"
 LAUNCH_PATH = "/lti/launch"
 JWKS_PATH = "/lti/jwks.json"
@@ -46,43 +44,11 @@ _LOGIN_PARAMS = (
     "iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id",
 )
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    autoescape=jinja2.select_autoescape(["html"]),
-    undefined=jinja2.StrictUndefined,
-)
-
-
 def render(
     template: str, locale: str | None, *, status: int = 200, **context: Any
 ) -> web.Response:
-    """Render an LTI page with ``_`` bound to the locale's gettext."""
-    html = _env.get_template(f"lti/{template}").render(
-        _=gettext_for(locale), lang=negotiate(locale), **context
-    )
-    return web.Response(
-        text=html,
-        status=status,
-        content_type="text/html",
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-    )
-
-
-def accept_language(request: web.Request) -> str | None:
-    """The browser's most preferred language tag (``Accept-Language``), if any."""
-    best: tuple[float, str] | None = None
-    for index, part in enumerate(request.headers.get("Accept-Language", "").split(",")):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                continue
-        if tag and tag != "*" and quality > 0:
-            score = (quality - index * 1e-6, tag)
-            best = score if best is None or score > best else best
-    return best[1] if best else None
+    """Render an LTI page (``templates/lti/``) through the pages' one renderer."""
+    return render_page(f"lti/{template}", locale, status=status, **context)
 
 
 @dataclass

@@ -1,0 +1,153 @@
+"""Sliding-window throttles with a memory and a Redis backend (after python-socketio's
+managers: the base holds the logic, backends fill in the storage hooks).
+
+``throttle.retry_after(key)`` is 0 while fewer than ``limit`` events were recorded for
+``key`` in the trailing ``window_s`` seconds, else the seconds until the oldest leaves the
+window (at least 1). ``record(key)`` counts an event; ``clear(key)`` forgets the key.
+
+Guarantees:
+
+* A true sliding window (a log of times, not fixed buckets), so a burst at a bucket edge
+  cannot double the rate.
+* With Redis every process shares the counts (one sorted set per key, which expires one
+  window after its last event), so a limit holds per person, not per process. Losing
+  Redis loses the counts, which is allowed: a throttle is protection, not a record.
+* Keys are hashed before they are stored (:func:`broker.redis_keys.digest`): usernames and
+  addresses do not appear in Redis.
+* Memory is bounded: the memory backend forgets keys idle for a whole window once it
+  holds more than ``max_keys``.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import math
+import time
+import uuid
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+
+from broker.redis_keys import RedisKeys
+from broker.redis_pool import open_redis
+
+Clock = Callable[[], float]
+
+
+class Throttle(abc.ABC):
+    """At most ``limit`` events per key in any trailing ``window_s`` seconds."""
+
+    def __init__(self, name: str, limit: int, window_s: float, clock: Clock = time.time) -> None:
+        self.name = name
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+
+    async def retry_after(self, key: str) -> float:
+        """Seconds until another event is allowed for ``key`` (0: allowed now)."""
+        now = self.clock()
+        times = await self._recent(key, now - self.window_s)
+        if len(times) < self.limit:
+            return 0.0
+        return max(times[0] + self.window_s - now, 1.0)
+
+    async def record(self, key: str) -> None:
+        await self._add(key, self.clock())
+
+    @abc.abstractmethod
+    async def _recent(self, key: str, horizon: float) -> list[float]:
+        """The event times of ``key`` after ``horizon``, oldest first (dropping older ones)."""
+
+    @abc.abstractmethod
+    async def _add(self, key: str, now: float) -> None:
+        """Count an event of ``key`` at ``now``."""
+
+    @abc.abstractmethod
+    async def clear(self, key: str) -> None:
+        """Forget every event of ``key``."""
+
+
+class MemoryThrottle(Throttle):
+    """Per-process counts: right for one process (the embedded default) and for tests."""
+
+    def __init__(
+        self, name: str, limit: int, window_s: float, clock: Clock = time.time,
+        max_keys: int = 50_000,
+    ) -> None:
+        super().__init__(name, limit, window_s, clock)
+        self.max_keys = max_keys
+        self._log: dict[str, collections.deque[float]] = {}
+
+    async def _recent(self, key: str, horizon: float) -> list[float]:
+        times = self._log.get(key)
+        if times is None:
+            return []
+        while times and times[0] <= horizon:
+            times.popleft()
+        return list(times)
+
+    async def _add(self, key: str, now: float) -> None:
+        self._log.setdefault(key, collections.deque()).append(now)
+        if len(self._log) > self.max_keys:  # bound memory under a spray of keys
+            horizon = now - self.window_s
+            for stale in [k for k, v in self._log.items() if not v or v[-1] <= horizon]:
+                del self._log[stale]
+
+    async def clear(self, key: str) -> None:
+        self._log.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._log)
+
+
+class RedisThrottle(Throttle):
+    """Counts shared by every process: one sorted set per key (member: time + random)."""
+
+    def __init__(
+        self, name: str, limit: int, window_s: float, redis: aioredis.Redis, keys: RedisKeys,
+        clock: Clock = time.time,
+    ) -> None:
+        super().__init__(name, limit, window_s, clock)
+        self.redis = redis
+        self.keys = keys
+
+    def _key(self, key: str) -> str:
+        return self.keys.throttle(self.name, key)
+
+    async def _recent(self, key: str, horizon: float) -> list[float]:
+        k = self._key(key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(k, "-inf", horizon)
+            pipe.zrange(k, 0, -1, withscores=True)
+            _, entries = await pipe.execute()
+        return [float(score) for _, score in entries]
+
+    async def _add(self, key: str, now: float) -> None:
+        k = self._key(key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(k, {f"{now}:{uuid.uuid4().hex[:8]}": now})
+            pipe.expire(k, math.ceil(self.window_s) + 1)
+            await pipe.execute()
+
+    async def clear(self, key: str) -> None:
+        await self.redis.delete(self._key(key))
+
+
+class Throttles:
+    """Makes throttles on one backend: Redis (one shared client) when ``redis_url`` is set,
+    else process memory. Closing it closes the client."""
+
+    def __init__(self, redis_url: str | None, prefix: str, clock: Clock = time.time) -> None:
+        self.clock = clock
+        self.keys = RedisKeys(prefix)
+        self.redis: aioredis.Redis | None = open_redis(redis_url) if redis_url else None
+
+    def make(self, name: str, limit: int, window_s: float) -> Throttle:
+        if self.redis is None:
+            return MemoryThrottle(name, limit, window_s, self.clock)
+        return RedisThrottle(name, limit, window_s, self.redis, self.keys, self.clock)
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -1,0 +1,131 @@
+"""The sliding-window throttle contract, over the memory and the Redis backend.
+
+Every backend must: allow ``limit`` events per key in a trailing window and refuse the
+next with the seconds until the oldest leaves; slide (not reset in buckets); keep keys
+apart; forget a key on ``clear``. Redis handles made separately (as two processes would)
+share the counts. Time is a fake clock: nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from broker.throttle import MemoryThrottle, Throttle, Throttles
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> tuple[str | None, str]:
+    if request.param == "memory":
+        return None, "hh"
+    return str(request.getfixturevalue("redis_url")), str(request.getfixturevalue("redis_prefix"))
+
+
+@pytest.fixture
+async def make(backend: tuple[str | None, str]) -> AsyncIterator[tuple[Clock, list[Throttles]]]:
+    url, prefix = backend
+    clock = Clock()
+    # Two factories over the same store: for Redis, two clients, as two processes have.
+    factories = [Throttles(url, prefix, clock), Throttles(url, prefix, clock)]
+    yield clock, factories
+    for factory in factories:
+        await factory.close()
+
+
+def _pair(factories: list[Throttles], limit: int = 3, window: float = 60.0) -> list[Throttle]:
+    return [f.make("test", limit, window) for f in factories]
+
+
+async def test_allows_the_limit_then_refuses_until_the_oldest_leaves(make) -> None:  # type: ignore[no-untyped-def]
+    clock, factories = make
+    throttle = factories[0].make("test", 3, 60.0)
+    for _ in range(3):
+        assert await throttle.retry_after("k") == 0
+        await throttle.record("k")
+        clock.now += 10
+    assert await throttle.retry_after("k") == pytest.approx(30.0)
+    clock.now += 30.5  # the first event (at t0) left the window at t0 + 60
+    assert await throttle.retry_after("k") == 0
+
+
+async def test_the_window_slides_rather_than_resetting(make) -> None:  # type: ignore[no-untyped-def]
+    clock, factories = make
+    throttle = factories[0].make("test", 2, 60.0)
+    await throttle.record("k")
+    clock.now += 50
+    await throttle.record("k")
+    clock.now += 20  # 70 s after the first, 20 s after the second: one slot free again
+    assert await throttle.retry_after("k") == 0
+    await throttle.record("k")  # the events at +50 and +70 are in the window
+    assert await throttle.retry_after("k") == pytest.approx(40.0)
+
+
+async def test_retry_after_is_at_least_one_second(make) -> None:  # type: ignore[no-untyped-def]
+    clock, factories = make
+    throttle = factories[0].make("test", 1, 60.0)
+    await throttle.record("k")
+    clock.now += 59.9
+    assert await throttle.retry_after("k") == 1.0
+
+
+async def test_keys_and_names_are_separate(make) -> None:  # type: ignore[no-untyped-def]
+    _, factories = make
+    a = factories[0].make("one", 1, 60.0)
+    b = factories[0].make("two", 1, 60.0)
+    await a.record("k")
+    assert await a.retry_after("k") > 0
+    assert await a.retry_after("other") == 0
+    assert await b.retry_after("k") == 0
+
+
+async def test_clear_forgets_the_key(make) -> None:  # type: ignore[no-untyped-def]
+    _, factories = make
+    throttle = factories[0].make("test", 1, 60.0)
+    await throttle.record("k")
+    await throttle.clear("k")
+    assert await throttle.retry_after("k") == 0
+
+
+async def test_redis_handles_share_counts_across_processes(
+    redis_url: str, redis_prefix: str
+) -> None:
+    clock = Clock()
+    factories = [Throttles(redis_url, redis_prefix, clock) for _ in range(2)]
+    one, two = _pair(factories, limit=2)
+    await one.record("u:x")
+    await two.record("u:x")
+    assert await one.retry_after("u:x") > 0 and await two.retry_after("u:x") > 0
+    await two.clear("u:x")
+    assert await one.retry_after("u:x") == 0
+    for factory in factories:
+        await factory.close()
+
+
+async def test_keys_are_hashed_in_redis(redis_url: str, redis_prefix: str) -> None:
+    factory = Throttles(redis_url, redis_prefix, Clock())
+    try:
+        await factory.make("login", 1, 60.0).record("u:someone@example.org")
+        assert factory.redis is not None
+        keys = [k.decode() async for k in factory.redis.scan_iter(match=f"{redis_prefix}:*")]
+        assert keys and not any("someone" in k for k in keys)
+    finally:
+        await factory.close()
+
+
+async def test_memory_backend_forgets_idle_keys_past_its_bound() -> None:
+    clock = Clock()
+    throttle = MemoryThrottle("test", 1, 60.0, clock, max_keys=10)
+    for i in range(10):
+        await throttle.record(f"k{i}")
+    clock.now += 61
+    await throttle.record("fresh")
+    assert len(throttle) == 1
