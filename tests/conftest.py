@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import PG_ADMIN_URL, REDIS_URL, asyncpg_dsn, need, unique
+from tests.services import PG_ADMIN_URL, REDIS_URL, asyncpg_dsn, forget_prefix, need, unique
 
 
 @pytest.fixture
@@ -61,14 +61,19 @@ async def redis_url() -> AsyncIterator[str]:
 @pytest.fixture
 async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix unique to this test; its keys are deleted afterwards."""
-    import redis.asyncio as aioredis
-
     prefix = unique("hhtest")
     yield prefix
-    client = aioredis.from_url(redis_url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await forget_prefix(redis_url, prefix)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> tuple[str, str, str]:
+    """``(kind, redis url, key prefix)`` of a shared-state backend, for the suites that
+    assert one contract on every backend (tests/queue, tests/live). A sync fixture so that
+    it may pull the async Redis fixtures with ``getfixturevalue`` (which cannot run inside
+    a running loop)."""
+    if request.param == "memory":
+        return ("memory", "", "")
+    url = str(request.getfixturevalue("redis_url"))
+    prefix = str(request.getfixturevalue("redis_prefix"))
+    return ("redis", url, prefix)

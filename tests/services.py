@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -46,3 +49,50 @@ def asyncpg_dsn(url: str) -> str:
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+async def forget_prefix(redis_url: str, prefix: str) -> None:
+    """Delete every key under ``prefix``: what a flushed or restarted Redis does to a test."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+class Backend(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+B = TypeVar("B", bound=Backend)
+
+
+@asynccontextmanager
+async def shared_handles(
+    backend: tuple[str, str, str],
+    memory: Callable[[], B],
+    redis: Callable[[str, str], B],
+    count: int,
+) -> AsyncIterator[list[B]]:
+    """``count`` started handles on one shared state, closed afterwards: for Redis separate
+    instances with their own connection pools (as several broker processes would have),
+    in-process the same instance ``count`` times (there is only ever one)."""
+    kind, url, prefix = backend
+    if kind == "memory":
+        owned = [memory()]
+        handles = owned * count
+    else:
+        owned = handles = [redis(url, prefix) for _ in range(count)]
+    for handle in owned:
+        await handle.start()
+    try:
+        yield handles
+    finally:
+        for handle in owned:
+            await handle.close()

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from broker import tokens
 from broker.settings import Settings
+from tests.services import forget_prefix
 from web.app import BROKER, init_app
 
 SECRET = "test-secret"
@@ -20,15 +21,8 @@ SECRET = "test-secret"
 
 async def forget_redis(settings: Settings) -> None:
     """Make Redis lose this test's data, as a flushed or restarted Redis would."""
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(settings.redis_url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    assert settings.redis_url is not None
+    await forget_prefix(settings.redis_url, settings.redis_prefix)
 
 
 def free_port() -> int:

@@ -14,6 +14,8 @@ import pytest
 
 from broker.queue.base import QueueBackend, QueuedRequest, queue_key
 from broker.queue.memory import MemoryQueue
+from broker.queue.redis_backend import RedisQueue
+from tests.services import forget_prefix, shared_handles
 
 HANDLES = 5
 
@@ -44,34 +46,10 @@ def req(
     )
 
 
-@pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> tuple[str, str, str]:
-    """``(kind, redis url, key prefix)``; a sync fixture so that it may pull the async
-    Redis fixtures with ``getfixturevalue`` (which cannot run inside a running loop)."""
-    if request.param == "memory":
-        return ("memory", "", "")
-    url = str(request.getfixturevalue("redis_url"))
-    prefix = str(request.getfixturevalue("redis_prefix"))
-    return ("redis", url, prefix)
-
-
 @pytest.fixture
 async def queues(backend: tuple[str, str, str]) -> AsyncIterator[list[QueueBackend]]:
-    kind, url, prefix = backend
-    if kind == "memory":
-        memory = MemoryQueue()
-        await memory.start()
-        yield [memory] * HANDLES
-        await memory.close()
-        return
-    from broker.queue.redis_backend import RedisQueue
-
-    handles: list[QueueBackend] = [RedisQueue(url, prefix) for _ in range(HANDLES)]
-    for handle in handles:
-        await handle.start()
-    yield handles
-    for handle in handles:
-        await handle.close()
+    async with shared_handles(backend, MemoryQueue, RedisQueue, HANDLES) as handles:
+        yield list(handles)
 
 
 @pytest.fixture
@@ -84,16 +62,12 @@ async def lose_state(
     backend: tuple[str, str, str], queue: QueueBackend
 ) -> Callable[[], Awaitable[QueueBackend]]:
     """Simulate losing the queue state: a new process (memory) or FLUSH of the prefix (Redis)."""
-    kind, _, prefix = backend
+    kind, url, prefix = backend
 
     async def lose() -> QueueBackend:
         if kind == "memory":
             return MemoryQueue()
-        from broker.queue.redis_backend import RedisQueue
-
-        assert isinstance(queue, RedisQueue)
-        client = queue._redis  # as FLUSHALL would, but only this test's keys
-        await client.delete(*[k async for k in client.scan_iter(match=f"{prefix}*")])
+        await forget_prefix(url, prefix)  # as FLUSHALL would, but only this test's keys
         return queue
 
     return lose
