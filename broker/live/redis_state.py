@@ -3,7 +3,9 @@
 Key layout (all under ``<prefix>:live:``): ``seen`` hash subject -> epoch seconds;
 ``tutors`` hash tutor id -> JSON; ``s:<id>`` hash per open session (JSON ``data`` plus
 integer counters updated with HINCRBY); ``sessions`` set of open ids; ``built`` marker.
-Closing runs one Lua script (read + delete), so exactly one closer gets the session.
+``holds`` hash student -> their open request id. Closing runs one Lua script (read +
+delete), so exactly one closer gets the session; holding (check + set) and releasing
+(compare + delete) are scripts too, and a rebuild is one transaction.
 """
 
 from __future__ import annotations
@@ -49,11 +51,29 @@ return data
 """
 
 
+_HOLD = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if not held then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return nil
+end
+if held == ARGV[2] then return nil end
+return held
+"""
+
 _RELEASE = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   return redis.call('HDEL', KEYS[1], ARGV[1])
 end
 return 0
+"""
+
+
+_CLEAR = """
+local ids = redis.call('SMEMBERS', KEYS[1])
+for _, sid in ipairs(ids) do redis.call('DEL', ARGV[1] .. sid) end
+redis.call('DEL', KEYS[1], KEYS[2])
+return #ids
 """
 
 
@@ -63,7 +83,9 @@ class RedisLiveState(LiveState):
         self._p = f"{prefix}:live:"
         self._record = self._redis.register_script(_RECORD)
         self._close = self._redis.register_script(_CLOSE)
+        self._hold = self._redis.register_script(_HOLD)
         self._release = self._redis.register_script(_RELEASE)
+        self._clear = self._redis.register_script(_CLEAR)
 
     def _k(self, name: str) -> str:
         return self._p + name
@@ -154,13 +176,8 @@ class RedisLiveState(LiveState):
         return self._session(raw)
 
     async def hold_student(self, student: str, request_id: str) -> str | None:
-        if await self._redis.hsetnx(self._k("holds"), student, request_id):
-            return None
-        held = await self._redis.hget(self._k("holds"), student)
-        if held is None:  # released in between: try once more
-            return None if await self._redis.hsetnx(self._k("holds"), student, request_id) else ""
-        text = _text(held)
-        return None if text == request_id else text
+        held = await self._hold(keys=[self._k("holds")], args=[student, request_id])
+        return None if held is None else _text(held)
 
     async def release_student(self, student: str, request_id: str) -> None:
         await self._release(keys=[self._k("holds")], args=[student, request_id])
@@ -169,12 +186,12 @@ class RedisLiveState(LiveState):
         return bool(await self._redis.exists(self._k("built")))
 
     async def rebuild(self, sessions: list[LiveSession], holds: dict[str, str]) -> None:
-        old = await self._redis.smembers(self._k("sessions"))
+        """One transaction: the old sessions are read and deleted inside it (a script), so a
+        session opened meanwhile by another process is either replaced whole or kept whole."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            for sid in old:
-                pipe.delete(self._k("s:" + _text(sid)))
-            pipe.delete(self._k("sessions"))
-            pipe.delete(self._k("holds"))
+            await self._clear(
+                keys=[self._k("sessions"), self._k("holds")], args=[self._k("s:")], client=pipe
+            )
             if holds:
                 pipe.hset(self._k("holds"), mapping=holds)  # type: ignore[arg-type]
             for session in sessions:
