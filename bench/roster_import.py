@@ -5,7 +5,8 @@ Goal (issue 2): under 60 s wall time and under 1 GiB peak memory for the whole i
 
 ``run(students)`` writes a synthetic OneRoster v1.1 bundle of that size into a temporary
 folder (457 schools over four regions, grades within each school's span, group flags at
-the district's rates, one teacher per 20 students), then, for each database, imports it in
+the district's rates, one teacher per 20 students, each student's ``identifier`` unlike
+their ``sourcedId``), then, for each database, imports it in
 a **fresh child process** so the peak RSS (``ru_maxrss``) is that of the import alone:
 SQLite into a new file database, PostgreSQL (if reachable at ``DATABASE_URL`` or
 127.0.0.1:5432) into a throw-away database that is dropped afterwards. The schema is
@@ -94,7 +95,7 @@ def generate(folder: Path, students: int, schools: int = 457, seed: int = 1) -> 
                     "Given",
                     "Family",
                     "",
-                    sid,
+                    f"S{sid}",  # the SIS number differs from the roster key, as in real bundles
                     "",
                     "",
                     "",

@@ -129,7 +129,8 @@ def _history(sessions: int, rng: random.Random) -> tuple[list[dict[str, Any]], l
 
 def _roster(rng: random.Random) -> list[dict[str, Any]]:
     return [
-        {"sis_id": f"e{i}", "school_id": f"s{rng.randrange(457):03d}",
+        {"sourced_id": f"e{i}", "sis_id": f"{10_000_000 + i}",
+         "school_id": f"s{rng.randrange(457):03d}",
          "grade": rng.randrange(13), "groups": _groups(rng)}
         for i in range(ENROLLED)
     ]

@@ -49,6 +49,7 @@ def student_from_row(row: StudentRow) -> Student:
         groups=decode_groups(row.groups),
         given_name=row.given_name,
         family_name=row.family_name,
+        sourced_id=row.sourced_id,
     )
 
 
@@ -71,6 +72,12 @@ async def load_school_directory(settings: Settings) -> SchoolDirectory:
 
 
 async def find_student(session: AsyncSession, sis_id: str) -> Student | None:
-    """The rostered student with district id ``sis_id``, or None."""
-    row = await session.get(StudentRow, sis_id)
+    """The rostered student whose SIS number is ``sis_id``, or None.
+
+    The SIS number is what a launch sends (``custom.student_id``): OneRoster's
+    ``identifier``, or ``sourcedId`` for a student imported without one. Only that column
+    is searched: a roster key (``sourcedId``) that is not also the student's SIS number
+    finds nobody, so one student's key can never be taken for another's SIS number.
+    """
+    row = await session.scalar(select(StudentRow).where(StudentRow.sis_id == sis_id))
     return None if row is None else student_from_row(row)

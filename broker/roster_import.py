@@ -44,7 +44,9 @@ from routing.oneroster import DEMOGRAPHICS, ORGS, USERS, Roster, parse_oneroster
 from routing.schools import School, Student
 
 CHUNK = 20_000
-STUDENT_COLUMNS = ("sis_id", "school_id", "grade", "groups", "given_name", "family_name")
+STUDENT_COLUMNS = (
+    "sourced_id", "sis_id", "school_id", "grade", "groups", "given_name", "family_name"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +100,9 @@ def _school_values(school: School) -> dict[str, Any]:
     }
 
 
-def _student_tuple(student: Student) -> tuple[str, str, int, str, str, str]:
+def _student_tuple(student: Student) -> tuple[str, str, str, int, str, str, str]:
     return (
+        student.sourced_id,
         student.sis_id,
         student.school_id,
         student.grade,

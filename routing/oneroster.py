@@ -27,7 +27,10 @@ What is read:
 - ``users.csv`` (required): only ``role=student`` rows (case-insensitive) become students.
   The school is the first of ``orgSourcedIds`` (comma-separated in one field) that is a
   school; the grade is the first code of ``grades`` (PK, TK, KG, 01-12, also K and 1-12).
-  Every org named must exist.
+  Every org named must exist. ``sourcedId`` stays the roster's key; the student's SIS
+  number, which launches are matched on (Schoology's ``$com.schoology.User.uniqueId``), is
+  ``identifier``, or ``sourcedId`` when ``identifier`` is empty or the column is absent.
+  Two students with the same SIS number are a bad row (a launch could not tell them apart).
 - ``demographics.csv`` (optional): OneRoster's demographics file has no fields for the
   district's student groups, so the district **extension columns** ``swd``, ``el`` and
   ``rfep`` (``true``/``false``, also ``1``/``0``, ``yes``/``no``, empty = false) carry
@@ -36,7 +39,8 @@ What is read:
 Errors (all raised before anything is returned, so an import built on this is all or
 nothing): :class:`~routing.errors.DataFileError` naming file, line and field for a bad row
 (unknown grade, unknown org, no school, missing required column or value, malformed row),
-:class:`~routing.errors.DuplicateIdError` for a ``sourcedId`` seen twice in one file.
+:class:`~routing.errors.DuplicateIdError` for a ``sourcedId`` seen twice in one file or a
+student SIS number (``identifier``) seen twice in ``users.csv``.
 """
 
 from __future__ import annotations
@@ -160,17 +164,19 @@ class _Table:
                 raise self.error("sourcedId is empty", line, "sourcedId")
             first = first_seen.setdefault(sourced_id, line)
             if first != line:
-                raise DuplicateIdError(
+                raise self.duplicate(
                     f"duplicate sourcedId {sourced_id!r} (first on line {first})",
-                    file=self.name,
-                    line=line,
-                    field="sourcedId",
-                    value=sourced_id,
+                    line,
+                    "sourcedId",
+                    sourced_id,
                 )
             yield line, row, sourced_id
 
     def error(self, message: str, line: int, column: str, value: object = None) -> DataFileError:
         return DataFileError(message, file=self.name, line=line, field=column, value=value)
+
+    def duplicate(self, message: str, line: int, column: str, value: str) -> DuplicateIdError:
+        return DuplicateIdError(message, file=self.name, line=line, field=column, value=value)
 
 
 def _cell(row: list[str], index: int | None) -> str:
@@ -274,7 +280,9 @@ def _parse_users(
     c_status = table.optional("status")
     c_given = table.optional("givenName")
     c_family = table.optional("familyName")
+    c_identifier = table.optional("identifier")
     students: list[Student] = []
+    sis_ids: set[str] = set()
     no_groups: frozenset[StudentGroup] = frozenset()
     grade_cache: dict[str, int] = {}
     for line, row, sourced_id in table.records(c_id):
@@ -283,6 +291,17 @@ def _parse_users(
         if c_status is not None and row[c_status].strip().lower() == "tobedeleted":
             continue
         _limit(table, line, "sourcedId", sourced_id, ID_MAX)
+        sis_id = _cell(row, c_identifier) or sourced_id
+        _limit(table, line, "identifier", sis_id, ID_MAX)
+        if sis_id in sis_ids:
+            other = next(s.sourced_id for s in students if s.sis_id == sis_id)
+            raise table.duplicate(
+                f"duplicate student identifier {sis_id!r} (also student {other!r})",
+                line,
+                "identifier",
+                sis_id,
+            )
+        sis_ids.add(sis_id)
         given = _cell(row, c_given)
         family = _cell(row, c_family)
         _limit(table, line, "givenName", given, PERSON_NAME_MAX)
@@ -314,12 +333,13 @@ def _parse_users(
             span[1] = grade
         students.append(
             Student(
-                sourced_id,
+                sis_id,
                 school_id,
                 grade,
                 groups_by_id.get(sourced_id, no_groups),
                 given,
                 family,
+                sourced_id,
             )
         )
     return students

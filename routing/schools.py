@@ -51,7 +51,13 @@ class School:
 
 @dataclass(frozen=True, slots=True)
 class Student:
-    """A rostered student. ``sis_id`` is the district's id; never shown to tutors."""
+    """A rostered student; neither id is ever shown to tutors.
+
+    ``sis_id`` is the student's SIS number, what the LMS sends at launch (Schoology's
+    ``$com.schoology.User.uniqueId``): OneRoster's ``identifier``, or its ``sourcedId``
+    when the identifier is empty. ``sourced_id`` is the roster's key (OneRoster's
+    ``sourcedId``); left empty, it is the SIS number.
+    """
 
     sis_id: str
     school_id: str
@@ -59,6 +65,11 @@ class Student:
     groups: frozenset[StudentGroup] = field(default_factory=frozenset)
     given_name: str = ""
     family_name: str = ""
+    sourced_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.sourced_id:
+            object.__setattr__(self, "sourced_id", self.sis_id)
 
 
 class SchoolDirectory:

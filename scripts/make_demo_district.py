@@ -12,9 +12,11 @@ Writes:
   grade, so the derived spans equal ``schools.csv``. Regions are "local" orgs under the
   district. Student-group flags (extension columns ``swd``, ``el``, ``rfep`` in
   ``demographics.csv``) at about the district's rates: SWD 15%, EL 18%, RFEP 26%
-  (EL and RFEP exclusive).
+  (EL and RFEP exclusive). A student's ``identifier`` (their SIS number, what the demo
+  LMS sends as ``custom.student_id``) is ``SIS`` and five digits, unlike their
+  ``sourcedId``, so the demo goes through the same lookup as a real district's roster.
 
-All people are made up: ids start ``demo-``, e-mail addresses are ``@demo.invalid``.
+All people are made up: sourcedIds start ``demo-``, e-mail addresses are ``@demo.invalid``.
 
 Run: ``python scripts/make_demo_district.py [OUT_DIR]`` (default: broker/data/demo).
 """
@@ -270,7 +272,7 @@ def generate(out: Path) -> dict[str, int]:
                     given,
                     family,
                     "",
-                    stu,
+                    f"SIS{number:05d}",
                     f"{stu}@demo.invalid",
                     "",
                     "",

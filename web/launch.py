@@ -1,9 +1,10 @@
 """What a successful LTI launch becomes: a student in the widget, or staff in the dashboard.
 
 * Learner -> student. Their pseudonym is the HMAC of issuer and LTI subject; their school,
-  grade and student groups come from the imported roster joined on the SIS id
-  (``custom.student_id``, Schoology's ``$com.schoology.User.uniqueId``), else from the
-  custom ``school_id`` / ``grade`` parameters, else the widget asks for the grade.
+  grade and student groups come from the imported roster joined on the SIS number
+  (``custom.student_id``, Schoology's ``$com.schoology.User.uniqueId``; the roster's
+  OneRoster ``identifier``), else from the custom ``school_id`` / ``grade`` parameters,
+  else the widget asks for the grade.
 * Instructor / TeachingAssistant -> teacher, scoped to their school (``custom.school_id``,
   or the roster school of ``custom.student_id`` is never used for teachers).
 * Administrator -> staff: scoped to ``custom.school_id`` when given, else district-wide.

@@ -62,11 +62,16 @@ class SchoolRow(Base):
 
 
 class StudentRow(Base):
-    """A rostered student; ``groups`` is a comma-separated subset of SWD,EL,RFEP."""
+    """A rostered student; ``groups`` is a comma-separated subset of SWD,EL,RFEP.
+
+    ``sourced_id`` is the roster's key (OneRoster ``sourcedId``); ``sis_id`` is the SIS
+    number a launch names the student by (OneRoster ``identifier``), unique.
+    """
 
     __tablename__ = "students"
 
-    sis_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sourced_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sis_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     school_id: Mapped[str] = mapped_column(String(64), ForeignKey("schools.id"), index=True)
     grade: Mapped[int] = mapped_column(SmallInteger)
     groups: Mapped[str] = mapped_column(String(32), default="", server_default=EMPTY)

@@ -14,7 +14,7 @@ from broker.pseudonym import pseudonym
 from tests.broker.conftest import StartServer
 from tests.broker.harness import SECRET, Server
 from tests.lti.conftest import form_fields
-from web.demo_platform import DEMO_ISSUER, DEMO_PLATFORM
+from web.demo_platform import DEMO_ISSUER, DEMO_PLATFORM, DemoUser
 from web.demo_tokens import DEMO_ISSUER as DEMO_TOKEN_ISSUER
 
 
@@ -77,3 +77,28 @@ async def test_instructor_launch_signs_in_to_the_dashboard(
     identity = tokens.verify(SECRET, cookie.value)
     assert identity.role == "teacher" and identity.claims["scope"] == "school"
     assert identity.subject.startswith("lti-") and teacher.id not in identity.subject
+
+
+async def launch_token(server: Server, user: DemoUser) -> str:
+    """Launch ``user`` (added to the demo platform) and return the widget's token."""
+    platform = server.test_server.app[DEMO_PLATFORM]  # type: ignore[union-attr]
+    platform.users[user.id] = user
+    done = await launch(server, user.id)
+    assert done.status == 303, await done.text()
+    return unquote(done.headers["Location"].split("#token=", 1)[1])
+
+
+async def test_the_roster_is_joined_on_the_sis_number_the_lms_sends(
+    stack_settings, start_server: StartServer
+) -> None:
+    """Schoology sends the SIS number (the demo roster's ``identifier``, SIS00002), which
+    is not the roster's sourcedId (demo-stu-00002): the roster still gives school, grade and
+    groups, with no school or grade in the launch."""
+    from web.commands.demo_seed import seed
+
+    await seed(stack_settings)
+    server = await start_server(demo=True)
+    token = await launch_token(server, DemoUser("lms-user-2", "Priya", "W", "student", "SIS00002"))
+    claims = tokens.verify(SECRET, token).claims
+    assert (claims["school_id"], claims["grade"]) == ("demo-sch-1001", 0)
+    assert claims["groups"] == ["EL", "SWD"]

@@ -6,15 +6,24 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.db import AuditLogRow, HelpRequestRow, create_engine, create_schema, metadata
 from broker.db import session_factory as make_session_factory
-from broker.migrate import current_revision, head_revision, migrate
+from broker.directory import find_student
+from broker.migrate import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    migrate,
+    migrate_engine,
+)
 from broker.settings import Settings
 
 
@@ -39,6 +48,53 @@ async def test_migrate_is_idempotent(database_url: str, engine: AsyncEngine) -> 
     async with engine.connect() as conn:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
     assert set(metadata.tables) | {"alembic_version"} == names
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+async def test_0005_keeps_imported_students_findable_by_their_old_id(
+    engine: AsyncEngine,
+) -> None:
+    """A roster imported before 0005 stored sourcedId as the SIS id: after the upgrade it is
+    the key and, until the next import brings identifiers, the SIS number too."""
+    await migrate_engine(engine, "0004")
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO schools (id, name, region, low_grade, high_grade, kind) "
+                "VALUES ('e1', 'Elm', 'East', 0, 5, 'elementary')"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO students (sis_id, school_id, grade, groups, given_name) "
+                "VALUES ('stu-1', 'e1', 3, 'EL', 'Ann'), ('stu-2', 'e1', 4, '', 'Bo')"
+            )
+        )
+    await migrate_engine(engine)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(text("SELECT sourced_id, sis_id FROM students ORDER BY 1"))
+        ).all()
+        assert await conn.run_sync(_diff) == []
+    assert [tuple(r) for r in rows] == [("stu-1", "stu-1"), ("stu-2", "stu-2")]
+    async with make_session_factory(engine)() as session:
+        student = await find_student(session, "stu-1")
+    assert student is not None and (student.school_id, student.grade) == ("e1", 3)
+    async with engine.begin() as conn:  # the SIS number is unique
+        with pytest.raises(IntegrityError):
+            async with conn.begin_nested():
+                await conn.execute(
+                    text("UPDATE students SET sis_id = 'stu-1' WHERE sourced_id = 'stu-2'")
+                )
+        await conn.run_sync(_downgrade, "0004")
+    async with engine.connect() as conn:
+        back = (await conn.execute(text("SELECT sis_id FROM students ORDER BY 1"))).all()
+    assert [r[0] for r in back] == ["stu-1", "stu-2"]
 
 
 async def test_create_schema_matches_models(engine: AsyncEngine) -> None:

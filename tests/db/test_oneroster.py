@@ -216,3 +216,55 @@ def test_bom_and_header_case_are_tolerated() -> None:
     users = ["\ufeff" + USERS_HEADER.upper(), "s1,active,true,e1,student,A,B,01"]
     roster = parse_oneroster(bundle(orgs, users, None))
     assert roster.schools["e1"].low_grade == 1 and roster.students[0].given_name == "A"
+
+
+ID_USERS_HEADER = USERS_HEADER + ",identifier"
+
+
+def test_sis_number_is_the_identifier_else_the_sourced_id() -> None:
+    users = [
+        ID_USERS_HEADER,
+        "a7f3-guid,active,true,e1,student,Ann,One,KG,SIS00070",  # the two columns differ
+        "s2,active,true,e1,student,Bo,Two,03,",  # no identifier: the sourcedId stands in
+        "t1,active,true,e1,teacher,Tea,Cher,,SIS00070",  # not a student: never compared
+    ]
+    roster = parse_oneroster(bundle(users=users, demo=None))
+    ann, bo = roster.students
+    assert (ann.sis_id, ann.sourced_id, ann.given_name) == ("SIS00070", "a7f3-guid", "Ann")
+    assert (bo.sis_id, bo.sourced_id) == ("s2", "s2")
+    # A bundle without the column at all: every SIS number is the sourcedId.
+    assert {(s.sis_id, s.sourced_id) for s in parse_oneroster(bundle()).students} == {
+        (f"s{i}", f"s{i}") for i in range(1, 8)
+    }
+
+
+def test_groups_follow_the_sourced_id_not_the_identifier() -> None:
+    users = [ID_USERS_HEADER, "s1,active,true,e1,student,Ann,One,KG,SIS1"]
+    (ann,) = parse_oneroster(bundle(users=users)).students
+    assert ann.groups == {StudentGroup.SWD}  # demographics.csv names s1 by its sourcedId
+
+
+@pytest.mark.parametrize(
+    ("rows", "line"),
+    [
+        (["s1,active,true,e1,student,,,KG,SIS1", "s2,active,true,e1,student,,,KG,SIS1"], 3),
+        # an empty identifier falls back to the sourcedId, which is another's SIS number
+        (["s1,active,true,e1,student,,,KG,s2", "s2,active,true,e1,student,,,KG,"], 3),
+    ],
+)
+def test_two_students_with_one_sis_number_are_refused(rows: list[str], line: int) -> None:
+    with pytest.raises(DuplicateIdError) as caught:
+        parse_oneroster(bundle(users=[ID_USERS_HEADER, *rows], demo=None))
+    assert (caught.value.file, caught.value.line, caught.value.field) == (
+        "users.csv",
+        line,
+        "identifier",
+    )
+    assert "also student 's1'" in str(caught.value)
+
+
+def test_an_identifier_longer_than_the_column_is_a_bad_row() -> None:
+    users = [ID_USERS_HEADER, "s1,active,true,e1,student,,,KG," + "9" * 65]
+    with pytest.raises(DataFileError) as caught:
+        parse_oneroster(bundle(users=users, demo=None))
+    assert (caught.value.line, caught.value.field) == (2, "identifier")

@@ -55,13 +55,45 @@ async def test_demo_bundle_imports_and_reads_back(schema: AsyncEngine) -> None:
     va = next(s for s in directory if s.kind is SchoolKind.VIRTUAL_ACADEMY)
     assert (va.low_grade, va.high_grade, va.span) == (0, 12, "K-12")
     async with session_factory(schema)() as session:
-        student = await find_student(session, "demo-stu-00002")
+        student = await find_student(session, "SIS00002")  # the demo LMS's student_id
         assert await find_student(session, "nobody") is None
+        assert await find_student(session, "demo-stu-00002") is None  # a key, not an SIS id
     assert student is not None and student.school_id == "demo-sch-1001"
+    assert student.sourced_id == "demo-stu-00002"
     assert student.groups == {StudentGroup.SWD, StudentGroup.EL}
     # idempotent: the same bundle again leaves the same rows
     again = await import_roster_into(schema, DEMO_BUNDLE)
     assert (again.schools, again.students) == await counts(schema)
+
+
+async def test_launch_ids_match_the_identifier_not_the_sourced_id(
+    schema: AsyncEngine, tmp_path: Path
+) -> None:
+    """Schoology sends the SIS number (OneRoster ``identifier``), never the ``sourcedId``."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "orgs.csv").write_text(
+        "sourcedId,name,type,parentSourcedId\nsch-9f2c,Elm Elementary,school,\n"
+    )
+    (bundle / "users.csv").write_text(
+        "sourcedId,orgSourcedIds,role,givenName,grades,identifier\n"
+        "6c1d-4e0b,sch-9f2c,student,Ann,04,SIS00070\n"
+        "SIS00071,sch-9f2c,student,Bo,05,\n"  # no identifier: the sourcedId is the SIS id
+    )
+    (bundle / "demographics.csv").write_text("sourcedId,swd,el,rfep\n6c1d-4e0b,true,,\n")
+    await import_roster_into(schema, bundle)
+    async with session_factory(schema)() as session:
+        ann = await find_student(session, "SIS00070")
+        bo = await find_student(session, "SIS00071")
+        by_key = await find_student(session, "6c1d-4e0b")
+    assert ann == Student(
+        "SIS00070", "sch-9f2c", 4, frozenset({StudentGroup.SWD}), "Ann", "", "6c1d-4e0b"
+    )
+    assert bo is not None and (bo.sourced_id, bo.grade) == ("SIS00071", 5)
+    assert by_key is None  # the roster key alone finds nobody
+    # Re-importing replaces the rows: the unique SIS number does not get in the way.
+    await import_roster_into(schema, bundle)
+    assert await counts(schema) == (1, 2)
 
 
 async def test_bad_row_in_the_middle_writes_nothing(schema: AsyncEngine, tmp_path: Path) -> None:

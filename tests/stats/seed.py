@@ -147,8 +147,8 @@ async def seed(engine: AsyncEngine) -> None:
     reqs.append(row)
     sess.append(session_row("Sx1", row, "t9", q + sec(5), q + sec(65)))
     roster = [
-        {"sis_id": f"r{i}", "school_id": ("elem", "ms", "hs", "k8")[i % 4], "grade": i % 13,
-         "groups": g}
+        {"sourced_id": f"r{i}", "sis_id": f"SIS{i:05d}",
+         "school_id": ("elem", "ms", "hs", "k8")[i % 4], "grade": i % 13, "groups": g}
         for i, g in enumerate(ROSTER_GROUPS)
     ]
     async with engine.begin() as conn:

@@ -56,7 +56,7 @@ async def seed(settings: Settings, *, force: bool = False) -> tuple[int, int]:
                 others = await conn.scalar(
                     select(func.count())
                     .select_from(StudentRow)
-                    .where(StudentRow.sis_id.not_like(f"{DEMO_ID_PREFIX}%"))
+                    .where(StudentRow.sourced_id.not_like(f"{DEMO_ID_PREFIX}%"))
                 )
             if others:
                 raise Conflict(
