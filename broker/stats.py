@@ -551,13 +551,17 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     """Totals over the period.
 
     ``requests`` (all), ``by_status`` (current status of each), ``unmet``, ``queued``
-    (ever queued), ``accepted`` (queued and given at least one session), ``gave_up``,
-    ``waiting_now``, ``in_session_now``, ``overflowed``, ``sessions``, ``unique_students``
+    (ever queued), ``accepted`` (queued and given at least one session), ``gave_up`` and
+    ``still_waiting`` (queued, never accepted: as :func:`waits` and :func:`service_level`
+    count them, so ``accepted + gave_up + still_waiting == queued``), ``waiting_now`` (in
+    a queue now, including a request requeued after its tutor left, which is also
+    accepted), ``in_session_now``, ``overflowed``, ``sessions``, ``unique_students``
     (distinct students with a request), ``students_served`` (with a session) and
     ``sessions_per_student`` (sessions / students served: the district's "averaging N
     sessions each").
     """
     where = _conditions(f)
+    first = _first_acceptance()
     async with engine.connect() as conn:
         by_status_rows = await conn.execute(
             sa.select(
@@ -565,21 +569,29 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
                 sa.func.count(),
                 sa.func.count(r.c.queued_at),
                 sa.func.count(r.c.first_choice_unmet),
+                sa.func.count(first.c.request_id),
             )
+            .select_from(r.outerjoin(first, first.c.request_id == r.c.id))
             .where(*where)
             .group_by(r.c.status)
         )
         by_status: Counter[str] = Counter()
-        queued = overflowed = 0
-        for status, n, q, o in by_status_rows:
+        queued = overflowed = accepted = gave_up = still_waiting = 0
+        for status, n, q, o, a in by_status_rows:
             by_status[str(status)] += int(n)
             queued += int(q)
             overflowed += int(o)
+            accepted += int(a)
+            # Less the requests a tutor accepted before they were requeued: those count as
+            # accepted, whatever happened to them after.
+            if status in GAVE_UP_STATUSES:
+                gave_up += int(q) - int(a)
+            elif status == "queued":
+                still_waiting += int(q) - int(a)
         sessions_row = (
             await conn.execute(
                 sa.select(
                     sa.func.count(s.c.id),
-                    sa.func.count(sa.distinct(s.c.request_id)),
                     sa.func.count(sa.distinct(r.c.student)),
                 )
                 .select_from(s.join(r, r.c.id == s.c.request_id))
@@ -591,14 +603,15 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
                 await conn.execute(sa.select(sa.func.count(sa.distinct(r.c.student))).where(*where))
             ).scalar_one()
         )
-    sessions, accepted, served = (int(v) for v in sessions_row)
+    sessions, served = (int(v) for v in sessions_row)
     return {
         "requests": sum(by_status.values()),
         "by_status": {status: by_status.get(status, 0) for status in STATUSES},
         "unmet": by_status.get("unmet", 0),
         "queued": queued,
         "accepted": accepted,
-        "gave_up": sum(by_status.get(k, 0) for k in GAVE_UP_STATUSES),
+        "gave_up": gave_up,
+        "still_waiting": still_waiting,
         "waiting_now": by_status.get("queued", 0),
         "in_session_now": by_status.get("accepted", 0),
         "overflowed": overflowed,

@@ -159,3 +159,31 @@ async def seed(engine: AsyncEngine) -> None:
         await conn.execute(help_requests.insert(), reqs)
         await conn.execute(tutoring_sessions.insert(), sess)
         await conn.execute(students.insert(), roster)
+
+
+#: Requests a tutor accepted, then left (the request went back to its queue): ``r1`` was
+#: then cancelled, ``r2`` expired and ``r3`` is waiting again. Each counts as accepted (at
+#: its first acceptance), never as gave up or still waiting.
+REQUEUED = [
+    ("r1", "s15", "cancelled", 300),
+    ("r2", "s16", "expired", 7200),
+    ("r3", "s17", "queued", None),
+]
+
+
+async def seed_requeued(engine: AsyncEngine) -> None:
+    """Add :data:`REQUEUED` (February 2024, ``tutor``, grade 10, English) to a seeded history."""
+    reqs: list[dict[str, Any]] = []
+    sess: list[dict[str, Any]] = []
+    for n, (rid, student, status, closed_after) in enumerate(REQUEUED):
+        q = t(f"2024-02-0{n + 5} 18:00:00")
+        closed = q + sec(closed_after) if closed_after is not None else None
+        row = request_row(
+            rid, student, "", "hs", 10, "en", q, vendor="tutor", status=status,
+            accepted_at=q + sec(40), closed_at=closed, close_reason=status if closed else None,
+        )
+        reqs.append(row)
+        sess.append(session_row(f"S{rid}", row, "t1", q + sec(40), q + sec(100), "requeued"))
+    async with engine.begin() as conn:
+        await conn.execute(help_requests.insert(), reqs)
+        await conn.execute(tutoring_sessions.insert(), sess)

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import stats
 from broker.stats import Filters
-from tests.stats.seed import EVIL_SCHOOL
+from tests.stats.seed import EVIL_SCHOOL, seed_requeued
 
 PT = stats.DISTRICT_TZ
 JAN = Filters(
@@ -159,3 +159,22 @@ def test_percentile_definition() -> None:
     assert stats.percentile([7.0], 99) == 7.0
     assert stats.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert stats.histogram([-0.5, 30.0, 1200.0])[0]["count"] == 1
+
+
+async def test_summary_counts_give_ups_as_waits_and_service_level_do(engine: AsyncEngine) -> None:
+    """A request accepted, requeued when its tutor left, then cancelled (or expired) did not
+    give up: it was accepted. The summary agrees with ``waits`` and ``service-level``, and
+    accepted + gave up + still waiting = queued, whatever the filters."""
+    await seed_requeued(engine)
+    for f in (Filters(), Filters(vendor="tutor"), Filters(school_id="hs"), JAN):
+        s = await stats.summary(engine, f)
+        w = await stats.waits(engine, f)
+        sl = await stats.service_level(engine, f)
+        assert s["gave_up"] == w["gave_up"]["total"] == sl["gave_up"], f
+        assert s["accepted"] == w["count"] == sl["accepted"], f
+        assert s["still_waiting"] == w["still_waiting"] == sl["still_waiting"], f
+        assert s["accepted"] + s["gave_up"] + s["still_waiting"] == s["queued"], f
+    s = await stats.summary(engine, Filters())
+    assert (s["queued"], s["accepted"], s["gave_up"], s["still_waiting"]) == (18, 13, 4, 1)
+    assert s["by_status"]["cancelled"] == 3 and s["by_status"]["expired"] == 2
+    assert s["waiting_now"] == 2  # q1, and r3 back in its queue (also accepted)

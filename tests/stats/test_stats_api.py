@@ -17,7 +17,7 @@ from broker.errors import NotAllowed
 from broker.identity import Scope, staff_identity
 from broker.settings import Settings
 from broker.tokens import Identity
-from tests.stats.seed import EVIL_SCHOOL
+from tests.stats.seed import EVIL_SCHOOL, seed_requeued
 from web.problems import problem_middleware
 from web.stats_api import QUERIES, setup_stats_api
 
@@ -203,3 +203,17 @@ async def test_default_identify_reads_the_signed_in_cookie(
         "/api/stats/summary", cookies={COOKIE: tokens.issue(settings.secret_key, tutor)}
     )
     assert resp.status == 403
+
+
+async def test_summary_waits_and_service_level_agree_on_give_ups(
+    engine: AsyncEngine, client: TestClient[Any, Any]
+) -> None:
+    await seed_requeued(engine)  # accepted, requeued, then cancelled / expired / waiting
+    _, summary = await get(client, "summary")
+    _, waits = await get(client, "waits")
+    _, level = await get(client, "service-level")
+    assert summary["gave_up"] == waits["gave_up"]["total"] == level["gave_up"] == 4
+    assert summary["still_waiting"] == waits["still_waiting"] == level["still_waiting"] == 1
+    assert summary["accepted"] == waits["count"] == level["accepted"] == 13
+    assert summary["accepted"] + summary["gave_up"] + summary["still_waiting"] == 18
+    assert summary["queued"] == 18
