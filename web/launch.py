@@ -4,7 +4,8 @@
   grade and student groups come from the imported roster joined on the SIS number
   (``custom.student_id``, Schoology's ``$com.schoology.User.uniqueId``; the roster's
   OneRoster ``identifier``), else from the custom ``school_id`` / ``grade`` parameters,
-  else the widget asks for the grade.
+  else the widget asks for the grade. A ``school_id`` the directory does not know is kept
+  (routing lets the grade decide, and staff see the school in unmet demand).
 * Instructor / TeachingAssistant -> teacher, scoped to their school (``custom.school_id``,
   or the roster school of ``custom.student_id`` is never used for teachers).
 * Administrator -> staff: scoped to ``custom.school_id`` when given, else district-wide.
@@ -25,6 +26,7 @@ from broker.directory import find_student
 from broker.pseudonym import pseudonym
 from routing.errors import UnknownGradeError
 from routing.grades import parse_grade
+from routing.oneroster import ID_MAX
 from web.auth import set_session_cookie
 from web.lti import LaunchData
 from web.pages import student_launch_response
@@ -58,9 +60,7 @@ async def student_identity(request: web.Request, launch: LaunchData) -> tokens.I
             groups=sorted(str(g) for g in student.groups),
         )
     else:
-        school_id = launch.custom.get("school_id")
-        if school_id and broker.directory.get(str(school_id)) is not None:
-            claims["school_id"] = str(school_id)
+        claims["school_id"] = launch_school_id(launch.custom.get("school_id"))
         raw_grade = launch.custom.get("grade")
         if raw_grade:
             try:
@@ -69,6 +69,18 @@ async def student_identity(request: web.Request, launch: LaunchData) -> tokens.I
                 log.info("launch gave an unknown grade; the widget will ask")
     subject = pseudonym(settings.pseudonym_secret, launch.issuer, launch.subject)
     return tokens.Identity("student", subject, claims)
+
+
+def launch_school_id(value: object) -> str | None:
+    """The launch's ``school_id`` as a request records it, in the directory or not: an
+    unknown school is itself a finding for staff, and routing lets the grade decide. None
+    when absent, longer than a school id can be, or not printable text."""
+    if not isinstance(value, str) or not (text := value.strip()):
+        return None
+    if len(text) > ID_MAX or not text.isprintable():
+        log.info("launch gave an unusable school_id (%d characters); ignored", len(text))
+        return None
+    return text
 
 
 def staff_identity(request: web.Request, launch: LaunchData) -> tokens.Identity:
@@ -91,7 +103,7 @@ def staff_identity(request: web.Request, launch: LaunchData) -> tokens.Identity:
 async def on_launch(request: web.Request, launch: LaunchData) -> web.StreamResponse:
     if launch.role == "student":
         identity = await student_identity(request, launch)
-        log.info("student launch (school known: %s)", bool(identity.claims["school_id"]))
+        log.info("student launch (school given: %s)", bool(identity.claims["school_id"]))
         return student_launch_response(request, identity, launch.locale)
     identity = staff_identity(request, launch)
     log.info("%s launch", identity.role)

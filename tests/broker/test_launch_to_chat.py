@@ -8,14 +8,16 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 import aiohttp
+import pytest
 
-from broker import tokens
+from broker import stats, tokens
 from broker.pseudonym import pseudonym
 from tests.broker.conftest import StartServer
 from tests.broker.harness import SECRET, Server
 from tests.lti.conftest import form_fields
 from web.demo_platform import DEMO_ISSUER, DEMO_PLATFORM, DemoUser
 from web.demo_tokens import DEMO_ISSUER as DEMO_TOKEN_ISSUER
+from web.launch import launch_school_id
 
 
 async def launch(server: Server, user_id: str, locale: str = "es-US") -> aiohttp.ClientResponse:
@@ -102,3 +104,49 @@ async def test_the_roster_is_joined_on_the_sis_number_the_lms_sends(
     claims = tokens.verify(SECRET, token).claims
     assert (claims["school_id"], claims["grade"]) == ("demo-sch-1001", 0)
     assert claims["groups"] == ["EL", "SWD"]
+
+
+async def test_a_school_the_directory_does_not_know_is_kept_on_the_request(
+    stack_settings, start_server: StartServer, clients: list
+) -> None:
+    """A school opened after the last roster import: the launch keeps its id, routing lets
+    the grade decide, and staff find the school in unmet demand."""
+    server = await start_server(demo=True)
+    kid = DemoUser("lms-new-7", "New", "Kid", "student", "SIS-NOT-ROSTERED", "sch-new-2025", "7")
+    token = await launch_token(server, kid)
+    claims = tokens.verify(SECRET, token).claims
+    assert (claims["school_id"], claims["grade"]) == ("sch-new-2025", 7)
+    student = await server.connect("/student", None, token=token)
+    clients.append(student)
+    ack = await student.call("help:request", {"subject": "math", "language": "en"})
+    assert ack["ok"] is False  # grade 7 at an unknown school: the grade cannot choose
+    senior = DemoUser("lms-new-12", "Old", "Kid", "student", "", "sch-new-2025", "12")
+    other = await server.connect("/student", None, token=await launch_token(server, senior))
+    clients.append(other)
+    routed = await other.call("help:request", {"subject": "math", "language": "en"})
+    assert routed["ok"] and routed["request"]["vendor"] == "tutorcom"  # grade 12 decides
+    unmet = await stats.unmet(server.broker.store.engine, stats.Filters())
+    assert unmet["by_school"] == [{"key": "sch-new-2025", "name": None, "count": 1}]
+    assert unmet["by_reason"] == [{"key": "school_unknown_grade_ambiguous", "count": 1}]
+    mine = stats.Filters(school_id="sch-new-2025")
+    summary = await stats.summary(server.broker.store.engine, mine)
+    assert (summary["requests"], summary["unmet"], summary["queued"]) == (2, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("sch-new-2025", "sch-new-2025"),
+        ("  École 12  ", "École 12"),  # any printable text, blanks around it dropped
+        ("x" * 64, "x" * 64),  # as long as a school id can be (help_requests.school_id)
+        ("x" * 65, None),
+        ("sch\n1", None),
+        ("sch\x001", None),
+        ("\u200bsch", None),  # invisible format characters are not printable
+        ("", None),
+        ("   ", None),
+        (None, None),
+    ],
+)
+def test_launch_school_id_is_bounded_printable_text(value: object, kept: str | None) -> None:
+    assert launch_school_id(value) == kept
