@@ -199,9 +199,18 @@ def histogram(values: Iterable[float]) -> list[dict[str, Any]]:
 
 
 def _ranked(counter: Counter[Any]) -> list[dict[str, Any]]:
-    """``[{"key", "count"}]``, most first, ties by key (``None`` keys last)."""
-    items = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0] is None, str(kv[0])))
-    return [{"key": key, "count": count} for key, count in items]
+    """``[{"key", "count"}]``, most first, ties by key (``None`` keys last).
+
+    Keys are compared as what they are: numbers (grades: PK = -2, TK = -1, K = 0, 1-12) as
+    numbers, anything else as text, so grade 3 comes before grade 10.
+    """
+
+    def order(kv: tuple[Any, int]) -> tuple[int, bool, float, str]:
+        key, count = kv
+        number = isinstance(key, int | float) and not isinstance(key, bool)
+        return (-count, key is None, key if number else 0, "" if number else str(key))
+
+    return [{"key": key, "count": count} for key, count in sorted(counter.items(), key=order)]
 
 
 # -- queued outcomes (shared by waits and service level) -------------------------------------

@@ -7,8 +7,9 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import stats
+from broker.db.models import help_requests
 from broker.stats import Filters
-from tests.stats.seed import EVIL_SCHOOL, seed_requeued
+from tests.stats.seed import EVIL_SCHOOL, request_row, seed_requeued, t
 
 PT = stats.DISTRICT_TZ
 JAN = Filters(
@@ -178,3 +179,19 @@ async def test_summary_counts_give_ups_as_waits_and_service_level_do(engine: Asy
     assert (s["queued"], s["accepted"], s["gave_up"], s["still_waiting"]) == (18, 13, 4, 1)
     assert s["by_status"]["cancelled"] == 3 and s["by_status"]["expired"] == 2
     assert s["waiting_now"] == 2  # q1, and r3 back in its queue (also accepted)
+
+
+async def test_unmet_grades_tie_in_grade_order(engine: AsyncEngine) -> None:
+    u = await stats.unmet(engine, Filters())
+    assert [item["key"] for item in u["by_grade"]] == [2, 3, 7, 10, 11]  # one each
+    more = [
+        request_row(
+            f"u-{grade}", f"s-{grade}", "", None, grade, "en", t("2024-01-11 16:00:00"),
+            status="unmet", unmet_reason="grade_unsupported", unmet_detail="no vendor",
+        )
+        for grade in (-2, -1, 0, 12, None)
+    ]
+    async with engine.begin() as conn:
+        await conn.execute(help_requests.insert(), more)
+    u = await stats.unmet(engine, Filters())
+    assert [item["key"] for item in u["by_grade"]] == [-2, -1, 0, 2, 3, 7, 10, 11, 12, None]
