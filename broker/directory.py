@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from broker.db.engine import create_engine, session_factory
 from broker.db.models import SchoolRow, StudentRow
@@ -81,3 +81,9 @@ async def find_student(session: AsyncSession, sis_id: str) -> Student | None:
     """
     row = await session.scalar(select(StudentRow).where(StudentRow.sis_id == sis_id))
     return None if row is None else student_from_row(row)
+
+
+async def student_by_sis(engine: AsyncEngine, sis_id: str) -> Student | None:
+    """:func:`find_student` on its own short-lived session of ``engine``."""
+    async with session_factory(engine)() as session:
+        return await find_student(session, sis_id[:64])

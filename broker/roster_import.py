@@ -29,7 +29,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -190,3 +190,15 @@ async def import_roster(settings: Settings, directory: Path) -> ImportResult:
         return await import_roster_into(engine, directory)
     finally:
         await engine.dispose()
+
+
+async def count_students_outside(engine: AsyncEngine, key_prefix: str) -> int:
+    """How many rostered students have a roster key (``sourcedId``) not starting with
+    ``key_prefix`` (demo-seed refuses to replace a real roster)."""
+    async with engine.connect() as conn:
+        count = await conn.scalar(
+            select(func.count())
+            .select_from(StudentRow)
+            .where(StudentRow.sourced_id.not_like(f"{key_prefix}%"))
+        )
+    return int(count or 0)

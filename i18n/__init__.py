@@ -70,8 +70,3 @@ def _compile(po: Path) -> gettext.NullTranslations:
     write_mo(buf, catalog)
     buf.seek(0)
     return gettext.GNUTranslations(buf)
-
-
-def gettext_for(locale: str | None):  # type: ignore[no-untyped-def]
-    """The ``gettext`` function for a locale, for templates and error pages."""
-    return translator(locale).gettext

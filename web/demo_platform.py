@@ -121,7 +121,9 @@ def load_demo_users(roster_dir: Path = ROSTER, max_students: int = 12) -> list[D
                 student = DemoUser(sis, given, family, "student", sis, school, grade)
                 by_school.setdefault(school, {}).setdefault(grade, student)
             elif role == "teacher" and "teacher" not in staff:
-                staff["teacher"] = DemoUser(f"demo-t-{sis}", given, family, "teacher")
+                staff["teacher"] = DemoUser(
+                    f"demo-t-{sis}", given, family, "teacher", school_id=school
+                )
             elif role in {"administrator", "districtadministrator"} and "admin" not in staff:
                 staff["admin"] = DemoUser(f"demo-a-{sis}", given, family, "admin")
     # Round-robin over schools, one new grade per school per round: many schools and grades.
@@ -247,6 +249,8 @@ class DemoPlatform:
         custom: dict[str, str] = {}
         if user.kind == "student":
             custom = {"student_id": user.sis_id, "grade": user.grade, "school_id": user.school_id}
+        elif user.kind == "teacher" and user.school_id:  # a teacher's course is in a school
+            custom = {"school_id": user.school_id}
         return {
             "iss": DEMO_ISSUER,
             "aud": DEMO_CLIENT_ID,

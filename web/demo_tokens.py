@@ -11,43 +11,47 @@ import re
 from aiohttp import web
 
 from broker import tokens
-from broker.db.engine import session_factory
-from broker.directory import find_student
+from broker.directory import student_by_sis
 from broker.errors import InvalidPayload, NotFound
+from broker.identity import (
+    Identity,
+    Learner,
+    Scope,
+    staff_identity,
+    student_identity,
+    tutor_identity,
+)
 from broker.pseudonym import pseudonym
 from web import payloads as p
+from web.keys import ENGINE, SETTINGS
 
 DEMO_ISSUER = "https://demo.homework-help.invalid"
+DEMO_SOURCE = "demo"
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 async def demo_token(request: web.Request) -> web.Response:
-    from web.app import BROKER, SETTINGS
-
     settings = request.app[SETTINGS]
     try:
         data = p.obj(await request.json())
     except ValueError as exc:
         raise InvalidPayload("body must be JSON") from exc
     role = p.text(data, "role", max_len=16)
+    identity: Identity
     if role == "student":
         sis_id = p.text(data, "sis_id", max_len=64)
-        broker = request.app[BROKER]
-        async with session_factory(broker.store.engine)() as session:
-            student = await find_student(session, sis_id)
+        student = await student_by_sis(request.app[ENGINE], sis_id)
         if student is None:
             raise NotFound(f"no demo student {sis_id!r}")
-        identity = tokens.Identity(
-            "student",
-            pseudonym(settings.pseudonym_secret, DEMO_ISSUER, sis_id),
-            {
-                "school_id": student.school_id,
-                "grade": student.grade,
-                "groups": sorted(str(g) for g in student.groups),
-                "given_name": student.given_name,
-                "test": True,
-            },
+        learner = Learner(
+            school_id=student.school_id,
+            grade=student.grade,
+            groups=tuple(sorted(str(g) for g in student.groups)),
+            given_name=student.given_name,
+            test=True,
         )
+        subject = pseudonym(settings.pseudonym_secret, DEMO_ISSUER, sis_id)
+        identity = student_identity(subject, learner)
     elif role == "tutor":
         vendor = p.text(data, "vendor", max_len=32)
         name = p.text(data, "display_name", required=False, max_len=60, default="Demo tutor")
@@ -59,13 +63,11 @@ async def demo_token(request: web.Request) -> web.Response:
             or not _SAFE.match(tutor_id)
         ):
             raise InvalidPayload("languages must be a list of language codes")
-        identity = tokens.Identity(
-            "tutor",
-            tutor_id,
-            {"vendor": vendor, "languages": languages, "display_name": name},
+        identity = tutor_identity(
+            tutor_id, vendor, languages, source=DEMO_SOURCE, display_name=name
         )
     elif role == "staff":
-        identity = tokens.Identity("staff", "demo-staff", {"scope": "district"})
+        identity = staff_identity("demo-staff", Scope.district(), source=DEMO_SOURCE)
     else:
         raise InvalidPayload("role must be student, tutor or staff")
     return web.json_response({"token": tokens.issue(settings.secret_key, identity)})

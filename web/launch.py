@@ -16,59 +16,51 @@ Nothing is written to the database by a launch: the identity lives in a signed t
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiohttp import web
 
-from broker import tokens
-from broker.db.engine import session_factory
-from broker.directory import find_student
+from broker.directory import student_by_sis
+from broker.identity import LTI_SOURCE, Identity, Learner, Scope, staff_identity
+from broker.identity import student_identity as identity_of_student
 from broker.pseudonym import pseudonym
 from routing.errors import UnknownGradeError
 from routing.grades import parse_grade
 from routing.oneroster import ID_MAX
 from web.auth import set_session_cookie
+from web.keys import ENGINE, SETTINGS
 from web.lti import LaunchData
 from web.pages import student_launch_response
 
 log = logging.getLogger(__name__)
 
 
-async def student_identity(request: web.Request, launch: LaunchData) -> tokens.Identity:
-    from web.app import BROKER, SETTINGS
-
+async def student_identity(request: web.Request, launch: LaunchData) -> Identity:
     settings = request.app[SETTINGS]
-    broker = request.app[BROKER]
-    claims: dict[str, Any] = {
-        "school_id": None,
-        "grade": None,
-        "groups": [],
-        "locale": launch.locale,
-        "given_name": launch.given_name or "",
-        "test": launch.is_test_user,
-        "issuer": launch.issuer,
-    }
     sis_id = launch.custom.get("student_id")
-    student = None
-    if sis_id:
-        async with session_factory(broker.store.engine)() as session:
-            student = await find_student(session, str(sis_id)[:64])
+    student = await student_by_sis(request.app[ENGINE], str(sis_id)) if sis_id else None
     if student is not None:
-        claims.update(
-            school_id=student.school_id,
-            grade=student.grade,
-            groups=sorted(str(g) for g in student.groups),
-        )
+        school_id: str | None = student.school_id
+        grade: int | None = student.grade
+        groups = tuple(sorted(str(g) for g in student.groups))
     else:
-        claims["school_id"] = launch_school_id(launch.custom.get("school_id"))
+        school_id, grade, groups = launch_school_id(launch.custom.get("school_id")), None, ()
         raw_grade = launch.custom.get("grade")
         if raw_grade:
             try:
-                claims["grade"] = parse_grade(raw_grade)
+                grade = parse_grade(raw_grade)
             except UnknownGradeError:
                 log.info("launch gave an unknown grade; the widget will ask")
+    learner = Learner(
+        school_id=school_id,
+        grade=grade,
+        groups=groups,
+        locale=launch.locale,
+        given_name=launch.given_name or "",
+        test=launch.is_test_user,
+        issuer=launch.issuer,
+    )
     subject = pseudonym(settings.pseudonym_secret, launch.issuer, launch.subject)
-    return tokens.Identity("student", subject, claims)
+    return identity_of_student(subject, learner)
 
 
 def launch_school_id(value: object) -> str | None:
@@ -83,29 +75,28 @@ def launch_school_id(value: object) -> str | None:
     return text
 
 
-def staff_identity(request: web.Request, launch: LaunchData) -> tokens.Identity:
-    from web.app import SETTINGS
-
+def launch_staff_identity(request: web.Request, launch: LaunchData) -> Identity:
+    """A teacher is held to the launch's school; an administrator to it too when given,
+    else the whole district."""
     settings = request.app[SETTINGS]
     subject = "lti-" + pseudonym(settings.pseudonym_secret, launch.issuer, launch.subject)[2:]
-    school_id = launch.custom.get("school_id")
-    claims: dict[str, Any] = {"source": "lti", "display_name": launch.given_name or ""}
-    if launch.role == "teacher":
-        claims.update(scope="school", scope_id=school_id or None, school_id=school_id or None)
-        return tokens.Identity("teacher", subject, claims)
-    if school_id:
-        claims.update(scope="school", scope_id=str(school_id))
-    else:
-        claims.update(scope="district", scope_id=None)
-    return tokens.Identity("staff", subject, claims)
+    school_id = launch_school_id(launch.custom.get("school_id"))
+    scope = Scope("school", school_id) if school_id else None
+    if launch.role != "teacher" and scope is None:
+        scope = Scope.district()
+    role = "teacher" if launch.role == "teacher" else "staff"
+    return staff_identity(
+        subject, scope, role=role, source=LTI_SOURCE, display_name=launch.given_name or ""
+    )
 
 
 async def on_launch(request: web.Request, launch: LaunchData) -> web.StreamResponse:
     if launch.role == "student":
         identity = await student_identity(request, launch)
-        log.info("student launch (school given: %s)", bool(identity.claims["school_id"]))
+        given = identity.learner is not None and identity.learner.school_id is not None
+        log.info("student launch (school given: %s)", given)
         return student_launch_response(request, identity, launch.locale)
-    identity = staff_identity(request, launch)
+    identity = launch_staff_identity(request, launch)
     log.info("%s launch", identity.role)
     response = web.HTTPSeeOther("/staff")
     set_session_cookie(response, request, identity)

@@ -23,17 +23,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import stats
 from broker.csv_export import to_csv
+from broker.db.engine import Engine
 from broker.errors import InvalidPayload, NotAllowed, Unauthenticated
 from broker.identity import Identity, Scope
 from routing.errors import UnknownGradeError
 from routing.grades import parse_grade
 from web.auth import signed_in_staff
 
-EngineGetter = Callable[[], AsyncEngine]
+EngineGetter = Callable[[], Engine]
 Identify = Callable[[web.Request], "Identity | Awaitable[Identity | None] | None"]
 
 PREFIX = "/api/stats"
@@ -188,7 +188,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], Table]] = {
 
 
 # -- endpoints -------------------------------------------------------------------------------
-Query = Callable[[AsyncEngine, stats.Filters, float, ZoneInfo], Awaitable[dict[str, Any]]]
+Query = Callable[[Engine, stats.Filters, float, ZoneInfo], Awaitable[dict[str, Any]]]
 
 QUERIES: dict[str, Query] = {
     "summary": lambda e, f, t, tz: stats.summary(e, f),
@@ -261,7 +261,7 @@ def setup_stats_api(
 ) -> None:
     """Add ``GET {prefix}/{summary,waits,service-level,heatmap,unmet,groups,vendors}``.
 
-    ``engine_getter()`` returns the broker's :class:`AsyncEngine` at request time (so it
+    ``engine_getter()`` returns the broker's :class:`Engine` at request time (so it
     may be created later, in a cleanup context). ``identify(request)`` returns the caller's
     :class:`~broker.tokens.Identity` or ``None`` (sync or async), or raises
     :class:`~broker.errors.BrokerError`; by default the signed-in staff member or teacher

@@ -77,7 +77,8 @@ async def test_instructor_launch_signs_in_to_the_dashboard(
     assert done.status == 303 and done.headers["Location"] == "/staff"
     cookie = done.cookies["hh_session"]
     identity = tokens.verify(SECRET, cookie.value)
-    assert identity.role == "teacher" and identity.claims["scope"] == "school"
+    assert identity.role == "teacher" and identity.scope is not None
+    assert identity.scope.kind == "school" and identity.scope.id == teacher.school_id != ""
     assert identity.subject.startswith("lti-") and teacher.id not in identity.subject
 
 

@@ -40,24 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 async def seed(settings: Settings, *, force: bool = False) -> tuple[int, int]:
     """Migrate and import the demo bundle; return (schools, students). Idempotent."""
-    from sqlalchemy import func, select
-
     from broker.db.engine import create_engine
-    from broker.db.models import StudentRow
     from broker.errors import Conflict
     from broker.migrate import migrate
-    from broker.roster_import import import_roster_into
+    from broker.roster_import import count_students_outside, import_roster_into
 
     await migrate(settings)
     engine = create_engine(settings.database_url)
     try:
         if not force:
-            async with engine.connect() as conn:
-                others = await conn.scalar(
-                    select(func.count())
-                    .select_from(StudentRow)
-                    .where(StudentRow.sourced_id.not_like(f"{DEMO_ID_PREFIX}%"))
-                )
+            others = await count_students_outside(engine, DEMO_ID_PREFIX)
             if others:
                 raise Conflict(
                     f"the database holds {others} non-demo students; "
