@@ -25,6 +25,7 @@ from broker import tokens
 from broker.constants import MAX_EVENT_BYTES, STAFF_PUSH_INTERVAL_S
 from broker.errors import BrokerError, NotAllowed
 from broker.identity import Identity, Tutor
+from broker.redis_keys import RedisKeys
 from broker.redis_pool import open_redis
 from broker.service import Broker, student_subject, tutor_subject
 from broker.settings import Settings
@@ -83,7 +84,7 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
     manager = None
     if settings.redis_url:
         manager = BoundedRedisManager(
-            settings.redis_url, channel=f"{settings.redis_prefix}:socketio"
+            settings.redis_url, channel=RedisKeys(settings.redis_prefix).socketio_channel
         )
     return socketio.AsyncServer(
         async_mode="aiohttp",

@@ -45,6 +45,7 @@ from redis.typing import EncodableT, FieldT
 
 from broker.errors import AlreadyTaken, BrokerError, OverCapacity
 from broker.queue.base import QueueBackend, QueuedRequest
+from broker.redis_keys import RedisKeys
 from broker.redis_pool import open_redis
 
 # KEYS: req, where, names.  ARGV: zset prefix, id, score, json, queue.  -> 1-based position.
@@ -134,7 +135,7 @@ class RedisQueue(QueueBackend):
 
     def __init__(self, url: str, prefix: str) -> None:
         self._redis: aioredis.Redis = open_redis(url, decode_responses=True)
-        base = f"{prefix}:q:"
+        base = RedisKeys(prefix).queue_base
         self._zprefix = base + "z:"
         self._req = base + "req"
         self._where = base + "where"

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from broker.redis_keys import RedisKeys
+from broker.redis_pool import open_redis
 from broker.settings import Settings
 
 
@@ -70,14 +72,12 @@ class RedisNonceStore:
     """Nonces in Redis with ``SET NX EX``: single use across every broker process."""
 
     def __init__(self, url: str, prefix: str) -> None:
-        import redis.asyncio as aioredis
-
-        self._client = aioredis.from_url(url)
-        self._prefix = f"{prefix}:lti:nonce:"
+        self._client = open_redis(url)
+        self._keys = RedisKeys(prefix)
 
     async def use(self, nonce: str, ttl_s: float) -> bool:
         ttl = max(1, math.ceil(ttl_s))
-        stored = await self._client.set(self._prefix + _digest(nonce), b"1", nx=True, ex=ttl)
+        stored = await self._client.set(self._keys.lti_nonce(nonce), b"1", nx=True, ex=ttl)
         return bool(stored)
 
     async def close(self) -> None:
