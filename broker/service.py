@@ -88,6 +88,7 @@ class Broker:
         store: LifecycleStore,
         notifier: Notifier,
         clock: Callable[[], float] = time.time,
+        push_delay_s: float = QUEUE_PUSH_COALESCE_S,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -97,9 +98,11 @@ class Broker:
         self.store = store
         self.notifier = notifier
         self.clock = clock
+        self.push_delay_s = push_delay_s
         self.accepts = AcceptRateTracker()
         self.chat_limiter = RateLimiter(settings.chat_rate_messages, settings.chat_rate_window_s)
-        self._pending_pushes: set[str] = set()
+        # queue name -> its push, still waiting out ``push_delay_s`` (cancellable until then)
+        self._pending_pushes: dict[str, asyncio.Task[Any]] = {}
         self._last_position: dict[str, tuple[int, int | None]] = {}
         self._available: tuple[float, dict[str, int]] | None = None  # (at, queue -> tutors)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -119,6 +122,7 @@ class Broker:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        self._pending_pushes.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -188,11 +192,12 @@ class Broker:
         )
 
     # -- background ---------------------------------------------------------------------
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -648,6 +653,7 @@ class Broker:
                 session.student, "session:ended", {**event, "requeued": True}
             )
             eta = await self._eta(request.queue, position)
+            self._last_position[request.id] = (position, eta)  # the push need not repeat it
             await self.notifier.to_student(
                 session.student,
                 "queue:position",
@@ -664,18 +670,36 @@ class Broker:
     def push_queue(self, name: str) -> None:
         """Schedule a push of positions and the tutors' snapshot for one queue.
 
-        Coalesced: every change to a queue within ``QUEUE_PUSH_COALESCE_S`` makes one push,
-        which reads the queue once and emits only positions or estimates that changed, so a
-        burst of requests and cancels costs one pass over the queue, not one per change.
+        Coalesced: every change to a queue within ``push_delay_s`` (``QUEUE_PUSH_COALESCE_S``)
+        makes one push, which reads the queue once and emits only positions or estimates that
+        changed, so a burst of requests and cancels costs one pass over the queue, not one
+        per change.
         """
         if name in self._pending_pushes:
             return
-        self._pending_pushes.add(name)
-        self._spawn(self._push_queue(name), f"push:{name}")
+        self._pending_pushes[name] = self._spawn(self._push_queue_later(name), f"push:{name}")
+
+    async def _push_queue_later(self, name: str) -> None:
+        await asyncio.sleep(self.push_delay_s)
+        self._pending_pushes.pop(name, None)  # from here on, flush_pushes waits for it
+        await self._push_queue(name)
+
+    async def flush_pushes(self) -> None:
+        """Make every pending queue push now, and wait for the pushes under way.
+
+        For tests (and anyone who must not wait on the clock): what the coalesced pushes
+        would have sent ``push_delay_s`` later is sent before this returns. A push still
+        waiting out its delay is cancelled and made here instead, so each change is pushed
+        once either way.
+        """
+        while self._pending_pushes or self._tasks:
+            while self._pending_pushes:
+                name, task = self._pending_pushes.popitem()
+                task.cancel()  # still asleep: it has sent nothing
+                await self._push_queue(name)
+            await asyncio.gather(*self._tasks, return_exceptions=True)  # failures are logged
 
     async def _push_queue(self, name: str) -> None:
-        await asyncio.sleep(QUEUE_PUSH_COALESCE_S)
-        self._pending_pushes.discard(name)
         now = self.clock()
         waiting = await self.queue.snapshot(name)
         rate = self.accepts.rate(name, now)

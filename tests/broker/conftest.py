@@ -13,41 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from broker.db.engine import create_engine
-from broker.db.models import Base
-from broker.migrate import migrate
 from broker.settings import Settings
+from tests.broker.district import insert_schools as insert_schools  # for bench.broker
+from tests.broker.district import prepare_database
 from tests.broker.harness import SECRET, Client, Server
-
-SCHOOLS = [
-    # id, name, region, low, high, kind
-    ("elem", "Test Elementary", "East", 0, 5, "elementary"),
-    ("k8", "Test K-8 Span", "North", 0, 8, "span"),
-    ("ms", "Test Middle", "South", 6, 8, "middle"),
-    ("hs", "Test High", "West", 9, 12, "high"),
-    ("k12", "Test K-12 Span", "West", 0, 12, "span"),
-]
-
-
-async def prepare_database(url: str) -> None:
-    """Migrate a fresh database and give it the small test district (SCHOOLS)."""
-    await migrate(Settings(database_url=url))
-    await insert_schools(url)
-
-
-async def insert_schools(url: str) -> None:
-    """Insert SCHOOLS into a migrated database (also used by bench.broker)."""
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                Base.metadata.tables["schools"].insert(),
-                [
-                    {"id": i, "name": n, "region": r, "low_grade": lo, "high_grade": hi, "kind": k}
-                    for i, n, r, lo, hi, k in SCHOOLS
-                ],
-            )
-    finally:
-        await engine.dispose()
+from tests.broker.unit import Rig, broker_rig
 
 
 @pytest.fixture(params=["embedded", "scaled"])
@@ -119,3 +89,17 @@ async def fetch_all(url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in rows]
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def unit_db(sqlite_url: str) -> str:
+    """A migrated SQLite file with the test district, for broker unit tests."""
+    await prepare_database(sqlite_url)
+    return sqlite_url
+
+
+@pytest.fixture
+async def rig(unit_db: str) -> AsyncIterator[Rig]:
+    """A broker on memory backends with a fake clock (see tests/broker/unit.py)."""
+    async with broker_rig(unit_db) as made:
+        yield made
