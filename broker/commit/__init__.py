@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.commit.base import GroupCommitter, Unit
+from broker.commit.base import GroupCommitter, Outcome, Step, Unit
 from broker.commit.engine import EngineCommitter
 from broker.commit.postgres import AsyncpgCommitter, asyncpg_dsn
 from broker.commit.sqlite import SqliteCommitter
@@ -13,7 +13,9 @@ __all__ = [
     "AsyncpgCommitter",
     "EngineCommitter",
     "GroupCommitter",
+    "Outcome",
     "SqliteCommitter",
+    "Step",
     "Unit",
     "committer_for",
 ]

@@ -1,4 +1,4 @@
-"""Group commit: concurrent writes share one transaction, each caller still waits for its own.
+r"""Group commit: concurrent writes share one transaction, each caller still waits for its own.
 
 Under load, every ``help:request`` and ``help:cancel`` would otherwise pay a whole
 transaction (connection checkout, BEGIN, statement, COMMIT) of its own. Here one writer
@@ -7,7 +7,18 @@ and only after the backend committed resolves each caller's future.
 
 Like python-socketio's managers, the base class owns the protocol and the backends fill
 in two hooks: :meth:`GroupCommitter._commit` (run a batch of units in one transaction and
-return each statement's rowcount) and :meth:`GroupCommitter._dispose`.
+return each unit's :class:`Outcome`) and :meth:`GroupCommitter._dispose`.
+
+A unit is a short program of :class:`Step`\ s, which is how one state change stays one
+transaction however many rows it touches:
+
+* a step with ``expect`` is a **guard**: if its rowcount differs, the unit stops there and
+  every write it made is undone (a savepoint is rolled back; a unit whose only guard is its
+  first step needs none, since nothing was written before it). The outcome says which step
+  failed, so the caller can answer ``already_taken``, ``over_capacity``... and a guard that
+  fails is not an error: the rest of the batch commits;
+* a step with ``returning`` gives back its rows (``RETURNING``), e.g. the sequence number a
+  message was given.
 
 Guarantees, whatever the backend:
 
@@ -17,6 +28,8 @@ Guarantees, whatever the backend:
   transaction, so one bad write fails only its own caller.
 * **Order**: units run in the order they were submitted; a unit's statements run in order,
   in one transaction (all or nothing).
+* **A unit happens whole or not at all**: a failed guard undoes the unit's own writes; an
+  error fails the unit's caller with nothing of the unit written.
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,13 +47,58 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
 
-Unit = Sequence[tuple[Executable, dict[str, Any]]]
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One statement of a unit (see the module docstring for ``expect`` and ``returning``)."""
+
+    stmt: Executable
+    params: Mapping[str, Any]
+    expect: int | None = None
+    returning: bool = False
+
+
+Unit = Sequence[Step | tuple[Executable, Mapping[str, Any]]]
+StepResult = int | list[tuple[Any, ...]]  # a rowcount, or the rows of a RETURNING step
+
+
+class Outcome(list[StepResult]):
+    """The result of each step that ran, in order (a rowcount, or rows for ``returning``
+    steps); ``failed`` is the index of the guard that stopped the unit (its writes were
+    undone), or ``None`` when every step ran."""
+
+    failed: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None
+
+    def rows(self, index: int) -> list[tuple[Any, ...]]:
+        value = self[index]
+        assert isinstance(value, list), "not a returning step"
+        return value
+
+
+def steps(unit: Unit) -> list[Step]:
+    """The unit's steps (plain ``(statement, parameters)`` pairs are unguarded steps)."""
+    return [s if isinstance(s, Step) else Step(s[0], s[1]) for s in unit]
+
+
+def needs_savepoint(unit_steps: Sequence[Step]) -> bool:
+    """Whether a guard after the first step may have to undo earlier writes."""
+    return any(step.expect is not None for step in unit_steps[1:])
+
+
+def check(step: Step, result: StepResult) -> bool:
+    """Whether ``result`` passes ``step``'s guard (always, for an unguarded step)."""
+    count = len(result) if isinstance(result, list) else result
+    return step.expect is None or count == step.expect
 
 
 @dataclass(slots=True)
 class _Pending:
     unit: Unit
-    done: asyncio.Future[list[int]]
+    done: asyncio.Future[Outcome]
 
 
 class GroupCommitter:
@@ -50,12 +108,12 @@ class GroupCommitter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    async def write(self, unit: Unit) -> list[int]:
-        """Run ``unit`` (statements with parameters) in a committed transaction; return the
-        rowcount of each statement."""
+    async def write(self, unit: Unit) -> Outcome:
+        """Run ``unit`` (its steps) in a committed transaction; return its :class:`Outcome`
+        (each step's rowcount or rows, and which guard failed, if one did)."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group-commit")
-        done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(unit, done))
         return await done  # a cancelled caller's unit still runs; only its answer is lost
 
@@ -73,9 +131,10 @@ class GroupCommitter:
         await self._dispose()
 
     # -- the backend's hooks ------------------------------------------------------------
-    async def _commit(self, units: list[Unit]) -> list[list[int]]:
-        """Run ``units`` in order in one transaction and commit; return the rowcounts of
-        each unit's statements. Raise (having rolled back) if any statement fails."""
+    async def _commit(self, units: list[Unit]) -> list[Outcome]:
+        """Run ``units`` in order in one transaction and commit; return each unit's
+        :class:`Outcome`, undoing a unit whose guard failed (:func:`needs_savepoint`).
+        Raise (having rolled back) if any statement fails."""
         raise NotImplementedError
 
     async def _dispose(self) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.commit.base import GroupCommitter, Unit
+from broker.commit.base import (
+    GroupCommitter,
+    Outcome,
+    StepResult,
+    Unit,
+    check,
+    needs_savepoint,
+    steps,
+)
 
 
 class EngineCommitter(GroupCommitter):
@@ -12,12 +20,24 @@ class EngineCommitter(GroupCommitter):
         super().__init__()
         self.engine = engine
 
-    async def _commit(self, units: list[Unit]) -> list[list[int]]:
+    async def _commit(self, units: list[Unit]) -> list[Outcome]:
         async with self.engine.begin() as conn:
             results = []
             for unit in units:
-                counts = []
-                for stmt, params in unit:
-                    counts.append(int((await conn.execute(stmt, params)).rowcount or 0))
-                results.append(counts)
+                unit_steps = steps(unit)
+                nested = await conn.begin_nested() if needs_savepoint(unit_steps) else None
+                outcome = Outcome()
+                for index, step in enumerate(unit_steps):
+                    result = await conn.execute(step.stmt, dict(step.params))
+                    value: StepResult = (
+                        [tuple(row) for row in result.fetchall()] if step.returning
+                        else int(result.rowcount or 0)
+                    )
+                    outcome.append(value)
+                    if not check(step, value):
+                        outcome.failed = index
+                        break
+                if nested is not None:
+                    await (nested.rollback() if outcome.failed is not None else nested.commit())
+                results.append(outcome)
         return results

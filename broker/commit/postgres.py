@@ -18,7 +18,7 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect
 
-from broker.commit.base import GroupCommitter, Unit
+from broker.commit.base import GroupCommitter, Outcome, StepResult, Unit
 from broker.commit.prepared import StatementCache
 
 CONNECT_TIMEOUT_S = 10
@@ -50,7 +50,7 @@ class AsyncpgCommitter(GroupCommitter):
                 )
             return self._conn
 
-    async def _commit(self, units: list[Unit]) -> list[list[int]]:
+    async def _commit(self, units: list[Unit]) -> list[Outcome]:
         batch = self.statements.bind(units)
         sql, args = "connect", ()
         try:
@@ -58,11 +58,29 @@ class AsyncpgCommitter(GroupCommitter):
             sql = "BEGIN"
             results = []
             async with conn.transaction():
-                for unit_args in batch:
-                    counts = []
-                    for sql, args in unit_args:
-                        counts.append(_rowcount(await conn.execute(sql, *args)))
-                    results.append(counts)
+                for unit in batch:
+                    savepoint = conn.transaction() if unit.savepoint else None
+                    if savepoint is not None:
+                        await savepoint.start()
+                    outcome = Outcome()
+                    for index, step in enumerate(unit.steps):
+                        sql, args = step.sql, step.args
+                        value: StepResult
+                        if step.returning:
+                            value = [tuple(r) for r in await conn.fetch(sql, *args)]
+                        else:
+                            value = _rowcount(await conn.execute(sql, *args))
+                        outcome.append(value)
+                        count = len(value) if isinstance(value, list) else value
+                        if step.expect is not None and count != step.expect:
+                            outcome.failed = index
+                            break
+                    if savepoint is not None:
+                        await (
+                            savepoint.rollback() if outcome.failed is not None
+                            else savepoint.commit()
+                        )
+                    results.append(outcome)
             return results
         except asyncpg.IntegrityConstraintViolationError as error:
             raise sa_exc.IntegrityError(sql, args, error) from error

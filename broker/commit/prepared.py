@@ -10,7 +10,7 @@ positional paramstyles (SQLite's ``qmark``, asyncpg's ``numeric_dollar``) are su
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
+from broker.commit.base import Unit, needs_savepoint, steps
 from broker.errors import BrokerError
 
 
@@ -28,8 +29,23 @@ class PrepareError(BrokerError):
 
 _REQUIRED = object()
 
-# Units of (driver SQL, positional arguments), ready for a driver's execute.
-BoundBatch = list[list[tuple[str, tuple[Any, ...]]]]
+@dataclass(frozen=True, slots=True)
+class BoundStep:
+    """A step as driver SQL with its positional arguments, ready for a driver's execute."""
+
+    sql: str
+    args: tuple[Any, ...]
+    expect: int | None = None
+    returning: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BoundUnit:
+    steps: list[BoundStep]
+    savepoint: bool  # a later guard may have to undo earlier writes
+
+
+BoundBatch = list[BoundUnit]
 
 Processor = Callable[[Any], Any] | None
 
@@ -101,13 +117,16 @@ class StatementCache:
             self._cache[(id(stmt), keys)] = hit
         return hit[1]
 
-    def bind(self, units: Iterable[Sequence[tuple[Executable, Mapping[str, Any]]]]) -> BoundBatch:
-        """Each unit's statements as driver SQL with their positional arguments."""
+    def bind(self, units: Iterable[Unit]) -> BoundBatch:
+        """Each unit's steps as driver SQL with their positional arguments."""
         batch: BoundBatch = []
         for unit in units:
+            unit_steps = steps(unit)
             bound = []
-            for stmt, params in unit:
-                prepared = self.get(stmt, params)
-                bound.append((prepared.sql, prepared.args(params)))
-            batch.append(bound)
+            for step in unit_steps:
+                prepared = self.get(step.stmt, step.params)
+                bound.append(
+                    BoundStep(prepared.sql, prepared.args(step.params), step.expect, step.returning)
+                )
+            batch.append(BoundUnit(bound, needs_savepoint(unit_steps)))
         return batch

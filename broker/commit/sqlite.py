@@ -30,13 +30,13 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
-from broker.commit.base import GroupCommitter, Unit
+from broker.commit.base import GroupCommitter, Outcome, StepResult, Unit
 from broker.commit.prepared import BoundBatch, StatementCache
 from broker.db.engine import SQLITE_BUSY_TIMEOUT_MS
 
 WAL_AUTOCHECKPOINT_PAGES = 4000
 
-_Job = tuple[BoundBatch, asyncio.AbstractEventLoop, asyncio.Future[list[list[int]]]]
+_Job = tuple[BoundBatch, asyncio.AbstractEventLoop, asyncio.Future[list[Outcome]]]
 
 
 class SqliteCommitter(GroupCommitter):
@@ -47,13 +47,13 @@ class SqliteCommitter(GroupCommitter):
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    async def _commit(self, units: list[Unit]) -> list[list[int]]:
+    async def _commit(self, units: list[Unit]) -> list[Outcome]:
         batch = self.statements.bind(units)
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
             self._thread.start()
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[list[list[int]]] = loop.create_future()
+        done: asyncio.Future[list[Outcome]] = loop.create_future()
         self._jobs.put((batch, loop, done))
         return await done
 
@@ -105,17 +105,34 @@ class SqliteCommitter(GroupCommitter):
         return conn
 
     @staticmethod
-    def _execute_batch(conn: sqlite3.Connection, batch: BoundBatch) -> list[list[int]]:
+    def _execute_batch(conn: sqlite3.Connection, batch: BoundBatch) -> list[Outcome]:
         statement = "BEGIN IMMEDIATE"
         args: tuple[Any, ...] = ()
         try:
             conn.execute(statement)
             results = []
             for unit in batch:
-                counts = []
-                for statement, args in unit:
-                    counts.append(conn.execute(statement, args).rowcount)
-                results.append(counts)
+                if unit.savepoint:
+                    conn.execute("SAVEPOINT unit")
+                outcome = Outcome()
+                for index, step in enumerate(unit.steps):
+                    statement, args = step.sql, step.args
+                    cursor = conn.execute(statement, args)
+                    value: StepResult
+                    if step.returning:
+                        value = [tuple(row) for row in cursor.fetchall()]
+                    else:
+                        value = cursor.rowcount
+                    outcome.append(value)
+                    count = len(value) if isinstance(value, list) else value
+                    if step.expect is not None and count != step.expect:
+                        outcome.failed = index
+                        break
+                if unit.savepoint:
+                    if outcome.failed is not None:
+                        conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                results.append(outcome)
             statement, args = "COMMIT", ()
             conn.execute(statement)
             return results
@@ -129,8 +146,8 @@ class SqliteCommitter(GroupCommitter):
 
 def _settle_from_thread(
     loop: asyncio.AbstractEventLoop,
-    done: asyncio.Future[list[list[int]]],
-    result: list[list[int]] | None,
+    done: asyncio.Future[list[Outcome]],
+    result: list[Outcome] | None,
     error: BaseException | None,
 ) -> None:
     try:
@@ -140,8 +157,8 @@ def _settle_from_thread(
 
 
 def _settle(
-    done: asyncio.Future[list[list[int]]],
-    result: list[list[int]] | None,
+    done: asyncio.Future[list[Outcome]],
+    result: list[Outcome] | None,
     error: BaseException | None,
 ) -> None:
     if done.done():

@@ -42,6 +42,9 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 EMPTY = text("''")
 ZERO = text("0")
+OPEN_REQUEST = text("status IN ('queued', 'accepted')")  # keep in step with OPEN_STATUSES
+QUEUED = text("status = 'queued'")
+OPEN_SESSION = text("ended_at IS NULL")
 
 
 class Base(DeclarativeBase):
@@ -87,7 +90,20 @@ class HelpRequestRow(Base):
     """
 
     __tablename__ = "help_requests"
-    __table_args__ = (Index("ix_help_requests_status_queued_at", "status", "queued_at"),)
+    __table_args__ = (
+        Index("ix_help_requests_status_queued_at", "status", "queued_at"),
+        # One open request per student: the database refuses a second one, whichever
+        # process tries (docs/architecture.md, "one source of truth").
+        Index(
+            "uq_help_requests_open_student", "student", unique=True,
+            sqlite_where=OPEN_REQUEST, postgresql_where=OPEN_REQUEST,
+        ),
+        # The queues: every queued request in service order, per queue.
+        Index(
+            "ix_help_requests_queued_rank", "queue", "rank", "id",
+            sqlite_where=QUEUED, postgresql_where=QUEUED,
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     student: Mapped[str] = mapped_column(String(64), index=True)
@@ -104,6 +120,14 @@ class HelpRequestRow(Base):
     unmet_reason: Mapped[str | None] = mapped_column(String(40))
     unmet_detail: Mapped[str | None] = mapped_column(String(200))
     priority: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=ZERO)
+    # Service order within the queue: epoch(queued_at) - priority * PRIORITY_HEAD_START_S;
+    # kept when a request goes back to its queue, so it regains its place.
+    rank: Mapped[float | None] = mapped_column(Float)
+    # What the student typed as their topic, and the first name tutors may see (only with
+    # HH_SHOW_FIRST_NAME): kept while the request is open, cleared when it closes unless
+    # the district turned message retention on.
+    topic: Mapped[str | None] = mapped_column(String(200))
+    first_name: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -117,12 +141,23 @@ class TutoringSessionRow(Base):
     """A matched session: who, when, how much was said, how it ended (never the text)."""
 
     __tablename__ = "tutoring_sessions"
+    __table_args__ = (
+        Index(
+            "ix_tutoring_sessions_open_tutor", "tutor_id",
+            sqlite_where=OPEN_SESSION, postgresql_where=OPEN_SESSION,
+        ),
+        Index(
+            "ix_tutoring_sessions_open_student", "student",
+            sqlite_where=OPEN_SESSION, postgresql_where=OPEN_SESSION,
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(32), ForeignKey("help_requests.id"), index=True)
     student: Mapped[str] = mapped_column(String(64), index=True)
     vendor: Mapped[str] = mapped_column(String(32))
     tutor_id: Mapped[str] = mapped_column(String(64), index=True)
+    tutor_name: Mapped[str] = mapped_column(String(100), default="", server_default=EMPTY)
     language: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(String(64))
     school_id: Mapped[str | None] = mapped_column(String(64))
@@ -140,12 +175,20 @@ class TutoringSessionRow(Base):
     chars_student: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
     chars_tutor: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
     first_response_s: Mapped[float | None] = mapped_column(Float)
+    # The open session's live facts, in the database so that any process can serve it and
+    # nothing is lost with a process or with Redis: the last message's sequence number
+    # (assigned here, once), when someone last wrote, when the tutor first answered.
+    seq: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rating_helped: Mapped[bool | None] = mapped_column(Boolean)
     rating_stars: Mapped[int | None] = mapped_column(SmallInteger)
 
 
 class ChatMessageRow(Base):
-    """A chat message body, stored only when the district turns on retention."""
+    """A chat message body. While its session is open this is the session's buffer (what a
+    reconnecting participant is sent again); when the session ends the bodies are deleted
+    in the same transaction, unless the district turned on retention."""
 
     __tablename__ = "chat_messages"
 
@@ -154,9 +197,28 @@ class ChatMessageRow(Base):
     session_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("tutoring_sessions.id", ondelete="CASCADE"), index=True
     )
+    seq: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
     sender: Mapped[str] = mapped_column(String(8))
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class TutorStateRow(Base):
+    """A tutor's chosen status and the sessions they hold now (their capacity in use).
+
+    ``open_sessions`` always equals the number of the tutor's open sessions: accept and end
+    change both in one transaction, and an accept that would take it past the vendor's
+    capacity is refused in that transaction.
+    """
+
+    __tablename__ = "tutor_states"
+
+    tutor_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vendor: Mapped[str] = mapped_column(String(32))
+    languages: Mapped[str] = mapped_column(String(64), default="", server_default=EMPTY)
+    status: Mapped[str] = mapped_column(String(16), default="away", server_default=text("'away'"))
+    open_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class UserRow(Base):
@@ -200,5 +262,6 @@ students = StudentRow.__table__
 help_requests = HelpRequestRow.__table__
 tutoring_sessions = TutoringSessionRow.__table__
 chat_messages = ChatMessageRow.__table__
+tutor_states = TutorStateRow.__table__
 users = UserRow.__table__
 audit_log = AuditLogRow.__table__

@@ -18,6 +18,7 @@ from broker.commit import (
     EngineCommitter,
     GroupCommitter,
     SqliteCommitter,
+    Step,
     committer_for,
 )
 from broker.commit.postgres import APPLICATION_NAME
@@ -109,6 +110,65 @@ async def test_a_failing_unit_fails_only_its_caller(setup) -> None:  # type: ign
         ids = set(await conn.scalars(sa.text("select id from schools where id like 'g%'")))
     assert ids == {"gdup", "ga", "gc"}  # the failed unit left nothing behind (not gb)
     assert await writer.write([(SCHOOLS.insert(), school("after"))]) == [1]  # still working
+
+
+def _rename(old: str, new: str) -> Step:
+    """A guarded step: rename school ``g<old>`` (exactly one row must change)."""
+    stmt = (
+        SCHOOLS.update()
+        .where(SCHOOLS.c.id == sa.bindparam("old"))
+        .values(name=sa.bindparam("new"))
+    )
+    return Step(stmt, {"old": f"g{old}", "new": new}, expect=1)
+
+
+async def test_a_failed_first_guard_writes_nothing_and_the_batch_commits(setup) -> None:  # type: ignore[no-untyped-def]
+    engine, writer = setup
+    outcomes = await asyncio.gather(
+        writer.write([(SCHOOLS.insert(), school("x"))]),
+        writer.write([_rename("missing", "never"), (SCHOOLS.insert(), school("y"))]),
+        writer.write([(SCHOOLS.insert(), school("z"))]),
+    )
+    assert outcomes[0].ok and outcomes[2].ok
+    assert outcomes[1].failed == 0 and outcomes[1] == [0]  # stopped at the guard
+    async with engine.connect() as conn:
+        ids = set(await conn.scalars(sa.text("select id from schools where id like 'g%'")))
+    assert ids == {"gx", "gz"}
+
+
+async def test_a_later_guard_undoes_the_units_earlier_writes(setup) -> None:  # type: ignore[no-untyped-def]
+    engine, writer = setup
+    await writer.write([(SCHOOLS.insert(), school("keep"))])
+    outcomes = await asyncio.gather(
+        writer.write([
+            (SCHOOLS.insert(), school("undone")),
+            _rename("keep", "renamed-then-undone"),
+            _rename("missing", "never"),
+        ]),
+        writer.write([_rename("keep", "second")]),
+    )
+    assert outcomes[0].failed == 2 and list(outcomes[0]) == [1, 1, 0]
+    assert outcomes[1].ok
+    async with engine.connect() as conn:
+        rows = dict((await conn.execute(sa.text(
+            "select id, name from schools where id like 'g%'"))).all())
+    assert rows == {"gkeep": "second"}  # no gundone, and the undone rename left no trace
+
+
+async def test_returning_steps_give_their_rows(setup) -> None:  # type: ignore[no-untyped-def]
+    _, writer = setup
+    await writer.write([(SCHOOLS.insert(), school("r"))])
+    bump = (
+        SCHOOLS.update()
+        .where(SCHOOLS.c.id == sa.bindparam("sid"))
+        .values(low_grade=SCHOOLS.c.low_grade + 1)
+        .returning(SCHOOLS.c.low_grade)
+    )
+    first = await writer.write([Step(bump, {"sid": "gr"}, expect=1, returning=True)])
+    second = await writer.write([Step(bump, {"sid": "gr"}, expect=1, returning=True)])
+    assert first.rows(0) == [(1,)] and second.rows(0) == [(2,)]
+    missing = await writer.write([Step(bump, {"sid": "nope"}, expect=1, returning=True)])
+    assert missing.failed == 0 and missing.rows(0) == []
 
 
 async def test_rowcounts_defaults_and_types_round_trip(setup) -> None:  # type: ignore[no-untyped-def]
