@@ -523,6 +523,7 @@ class Bench:
             HH_LOG_LEVEL="WARNING",
             HH_HOST="127.0.0.1",
             HH_CHAT_RATE_MESSAGES=str(10**9),
+            HH_REQUEST_RATE_LIMIT=str(10**9),  # the load loops request/cancel on purpose
             **stack.fresh(name),
             **env,
         )

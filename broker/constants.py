@@ -41,3 +41,9 @@ LOGIN_IP_FAILURES = 20  # schools and offices share addresses behind NAT
 LOGIN_WINDOW_S = 15 * 60.0
 SESSION_COOKIE_TTL_S = 8 * 3600  # a tutor's or staff member's signed-in cookie
 SOCKET_TOKEN_TTL_S = 300  # socket.io tokens handed to signed-in pages
+
+# Help requests and cancels per student (across every process), against a script or a
+# stuck key making thousands of rows; a student asking, cancelling and asking again is far
+# below it.
+REQUEST_RATE_LIMIT = 30
+REQUEST_RATE_WINDOW_S = 60.0

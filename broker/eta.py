@@ -3,7 +3,8 @@
 The estimate is deliberately simple, so that students and staff can be told how it works:
 
 * ``r`` = the queue's recent accept rate: accepts in the trailing :data:`ETA_WINDOW_S`
-  seconds divided by the window (:class:`AcceptRateTracker`);
+  seconds divided by the window (counted in the database, so every process estimates from
+  every process's accepts);
 * ``c`` = what the tutors available now could do: ``tutors_available / fallback_handle_s``
   (each is assumed to take a new request every :data:`ETA_FALLBACK_S` seconds);
 * the queue moves at ``rate = max(r, c)`` requests per second, and the student at
@@ -23,9 +24,8 @@ and monotone: a later position never gets a smaller estimate.
 from __future__ import annotations
 
 import math
-from collections import deque
 
-from broker.constants import ETA_FALLBACK_S, ETA_WINDOW_S, QUEUE_MAX_WAIT_S
+from broker.constants import ETA_FALLBACK_S, QUEUE_MAX_WAIT_S
 
 
 def estimate_wait_s(
@@ -52,59 +52,3 @@ def estimate_wait_s(
     if cap is not None and wait >= cap:
         return cap
     return math.ceil(wait)
-
-
-class AcceptRateTracker:
-    """Accept timestamps per queue over a trailing window; :meth:`rate` in accepts/second.
-
-    Memory is bounded by the accepts of one window: older timestamps are dropped on every
-    :meth:`record` and :meth:`rate`, every queue is swept once a window, and a queue with
-    none left is forgotten. Timestamps
-    are the caller's clock (epoch seconds); they are expected to arrive in order, and one
-    earlier than the last recorded is treated as equal to it. Not shared between processes:
-    each broker process measures the accepts it handled, which is what its students see.
-    """
-
-    def __init__(self, window_s: float = ETA_WINDOW_S) -> None:
-        if not window_s > 0:
-            raise ValueError("window_s must be positive")
-        self.window_s = window_s
-        self._accepts: dict[str, deque[float]] = {}
-        self._swept_at = -math.inf
-
-    def record(self, queue: str, now: float) -> None:
-        """Note one accept in ``queue`` at ``now``."""
-        times = self._accepts.setdefault(queue, deque())
-        if times and now < times[-1]:
-            now = times[-1]
-        times.append(now)
-        if now - self._swept_at >= self.window_s:
-            self._swept_at = now
-            for name in list(self._accepts):
-                self._prune(name, now)
-        else:
-            self._prune(queue, now)
-
-    def count(self, queue: str, now: float) -> int:
-        """Accepts in ``queue`` within the window ending at ``now``."""
-        return self._prune(queue, now)
-
-    def rate(self, queue: str, now: float) -> float:
-        """Accepts per second in ``queue`` over the window ending at ``now`` (0.0 if none)."""
-        return self._prune(queue, now) / self.window_s
-
-    def queues(self) -> list[str]:
-        """Queues with at least one accept still remembered."""
-        return list(self._accepts)
-
-    def _prune(self, queue: str, now: float) -> int:
-        times = self._accepts.get(queue)
-        if times is None:
-            return 0
-        horizon = now - self.window_s
-        while times and times[0] <= horizon:
-            times.popleft()
-        if not times:
-            del self._accepts[queue]
-            return 0
-        return len(times)

@@ -1,30 +1,52 @@
-"""Persistence of the request and session lifecycle.
+"""The one source of truth: requests, their queues, claims, sessions, capacity and messages.
 
-One method per state change, each one transaction, so the hot path writes the database
-exactly once per change (requested+queued or unmet, accepted, ended / cancelled /
-abandoned / expired, requeued). Message bodies are written only when the district turned
-on retention. Everything here survives a restart; the queues are rebuilt from it.
+Every state change of the broker is **one transaction** here, which happens whole or not at
+all (a unit of the group committer, :mod:`broker.commit`), and carries its own check, so a
+change that lost a race changes nothing:
+
+===============  ==========================================================================
+change           transaction (guards in brackets)
+===============  ==========================================================================
+request          insert the request as ``queued`` [the partial unique index on open requests
+                 refuses a student's second one] — or as ``unmet``
+cancel, abandon  ``queued`` -> closed [it was still queued, and, for a cancel, the caller's]
+accept           the request -> ``accepted`` [still queued, in the tutor's vendor]; the
+                 tutor's ``open_sessions`` + 1 [below the vendor's capacity]; the session
+message          the session's ``seq`` + 1 and counters [the session is open]; the message
+                 into the session's buffer with that sequence number
+end              the session ends [it was open: at most once]; its request ends or goes back
+                 to its queue with its rank (so at its old place); ``open_sessions`` - 1; the
+                 session's buffered messages deleted (unless the district keeps messages)
+===============  ==========================================================================
+
+So the queues are the ``queued`` rows in ``rank`` order, one open request per student is a
+constraint, ``open_sessions`` always equals the tutor's open sessions, and a message's
+sequence number is assigned once. Anything kept elsewhere (Redis, process memory) is
+derived from these tables or allowed to be lost. Message bodies and the student's topic
+live here only while the request or session is open, unless the district turned message
+retention on (``HH_MESSAGE_RETENTION_DAYS`` > 0).
+
+Statements are built once per store; the state-change writes go through one
+:class:`~broker.commit.GroupCommitter`, so concurrent changes share a transaction while each
+caller still returns only after its own commit. Reads use the SQLAlchemy engine.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.commit import GroupCommitter, committer_for
+from broker.commit import GroupCommitter, Outcome, Step, committer_for
 from broker.constants import OPEN_STATUSES
-from broker.db.models import Base
+from broker.db.models import OPEN_REQUEST, Base
 
 UTC = dt.UTC
-
-
-def _tables() -> tuple[sa.Table, sa.Table, sa.Table]:
-    tables = Base.metadata.tables
-    return tables["help_requests"], tables["tutoring_sessions"], tables["chat_messages"]
 
 
 def at(epoch: float) -> dt.datetime:
@@ -39,18 +61,16 @@ def epoch(value: dt.datetime | None) -> float | None:
     return value.timestamp()
 
 
-SESSION_END_FIELDS = (
-    "ended_at",
-    "end_reason",
-    "outcome",
-    "tutored_subject",
-    "resolved",
-    "messages_student",
-    "messages_tutor",
-    "chars_student",
-    "chars_tutor",
-    "first_response_s",
-)
+SESSION_END_FIELDS = ("ended_at", "end_reason", "outcome", "tutored_subject", "resolved")
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What an accept's transaction found: ``ok``, or which check refused it."""
+
+    ok: bool
+    taken: bool = False  # the request was no longer queued
+    over_capacity: bool = False
 
 
 def _bound(table: sa.Table, names: Sequence[str]) -> dict[str, Any]:
@@ -62,45 +82,129 @@ def _params(values: dict[str, Any]) -> dict[str, Any]:
     return {"v_" + k: v for k, v in values.items()}
 
 
-class LifecycleStore:
-    """The hot-path statements are built once; each call only binds its parameters, and the
-    state-change writes go through one :class:`GroupCommitter`, so concurrent changes share
-    a transaction while each caller still returns only after its own commit."""
+def _insert(table: sa.Table, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"the broker supports SQLite and PostgreSQL, not {dialect}")
 
-    def __init__(self, engine: AsyncEngine) -> None:
+
+class LifecycleStore:
+    def __init__(self, engine: AsyncEngine, *, keep_text: bool = False) -> None:
+        """``keep_text``: the district keeps message bodies and topics (retention on)."""
         self.engine = engine
+        self.keep_text = keep_text
         self.writer: GroupCommitter = committer_for(engine)
-        self.requests, self.sessions, self.messages = _tables()
-        r, s = self.requests, self.sessions
-        self._insert_request = r.insert()
-        self._insert_session = s.insert()
-        self._accept_request = (
-            r.update()
-            .where(r.c.id == sa.bindparam("rid"))
-            .values(status="accepted", **_bound(r, ["accepted_at"]))
+        tables = Base.metadata.tables
+        self.requests = r = tables["help_requests"]
+        self.sessions = s = tables["tutoring_sessions"]
+        self.messages = m = tables["chat_messages"]
+        self.tutors = t = tables["tutor_states"]
+        dialect = engine.dialect.name
+        cleared = {} if keep_text else {"topic": None, "first_name": None}
+
+        # -- requests ----------------------------------------------------------------------
+        self._insert_unmet = r.insert()
+        self._insert_queued = _insert(r, dialect).on_conflict_do_nothing(
+            index_elements=[r.c.student], index_where=OPEN_REQUEST
         )
-        self._end_session = (
-            s.update().where(s.c.id == sa.bindparam("sid")).values(**_bound(s, SESSION_END_FIELDS))
-        )
-        self._end_request = (
-            r.update()
-            .where(r.c.id == sa.bindparam("rid"))
-            .values(status="ended", **_bound(r, ["closed_at", "close_reason"]))
-        )
-        self._requeue_request = (
-            r.update()
-            .where(r.c.id == sa.bindparam("rid"))
-            .values(status="queued", accepted_at=None)
-        )
-        self._close_request = (
+        self._close_queued = (
             r.update()
             .where(r.c.id == sa.bindparam("rid"), r.c.status == "queued")
             .values(
                 status=sa.bindparam("new_status"),
                 closed_at=sa.bindparam("when", type_=r.c.closed_at.type),
                 close_reason=sa.bindparam("reason"),
+                **cleared,
             )
         )
+        self._cancel = self._close_queued.where(r.c.student == sa.bindparam("student"))
+        # -- accept ------------------------------------------------------------------------
+        self._ensure_tutor = _insert(t, dialect).on_conflict_do_nothing(
+            index_elements=[t.c.tutor_id]
+        )
+        self._claim_request = (
+            r.update()
+            .where(
+                r.c.id == sa.bindparam("rid"),
+                r.c.status == "queued",
+                r.c.vendor == sa.bindparam("vendor"),
+            )
+            .values(status="accepted", **_bound(r, ["accepted_at"]))
+        )
+        self._take_slot = (
+            t.update()
+            .where(
+                t.c.tutor_id == sa.bindparam("tid"),
+                t.c.open_sessions < sa.bindparam("capacity"),
+            )
+            .values(open_sessions=t.c.open_sessions + 1, **_bound(t, ["updated_at"]))
+        )
+        self._insert_session = s.insert()
+        # -- messages ----------------------------------------------------------------------
+        self._count_message = {
+            sender: (
+                s.update()
+                .where(s.c.id == sa.bindparam("sid"), s.c.ended_at.is_(None))
+                .values(
+                    seq=s.c.seq + 1,
+                    **{f"messages_{sender}": s.c[f"messages_{sender}"] + 1},
+                    **{f"chars_{sender}": s.c[f"chars_{sender}"] + sa.bindparam("chars")},
+                    last_activity_at=sa.bindparam("now", type_=s.c.last_activity_at.type),
+                    **(
+                        {
+                            "first_response_at": sa.func.coalesce(
+                                s.c.first_response_at,
+                                sa.bindparam("now2", type_=s.c.first_response_at.type),
+                            ),
+                            "first_response_s": sa.func.coalesce(
+                                s.c.first_response_s, sa.bindparam("delta", type_=sa.Float())
+                            ),
+                        }
+                        if sender == "tutor"
+                        else {}
+                    ),
+                )
+                .returning(s.c.seq)
+            )
+            for sender in ("student", "tutor")
+        }
+        seq_text = sa.cast(s.c.seq, sa.String())
+        self._buffer_message = m.insert().from_select(
+            ["id", "session_id", "seq", "sender", "text", "at"],
+            sa.select(
+                s.c.id.concat(".").concat(seq_text),
+                s.c.id,
+                s.c.seq,
+                sa.bindparam("sender", type_=m.c.sender.type),
+                sa.bindparam("text", type_=m.c.text.type),
+                sa.bindparam("at", type_=m.c.at.type),
+            ).where(s.c.id == sa.bindparam("sid")),
+        )
+        # -- end ---------------------------------------------------------------------------
+        self._end_session = (
+            s.update()
+            .where(s.c.id == sa.bindparam("sid"), s.c.ended_at.is_(None))
+            .values(**_bound(s, SESSION_END_FIELDS))
+        )
+        self._end_request = (
+            r.update()
+            .where(r.c.id == sa.bindparam("rid"))
+            .values(status="ended", **_bound(r, ["closed_at", "close_reason"]), **cleared)
+        )
+        self._requeue_request = (
+            r.update()
+            .where(r.c.id == sa.bindparam("rid"))
+            .values(status="queued", accepted_at=None)
+        )
+        self._free_slot = (
+            t.update()
+            .where(t.c.tutor_id == sa.bindparam("tid"), t.c.open_sessions > 0)
+            .values(open_sessions=t.c.open_sessions - 1, **_bound(t, ["updated_at"]))
+        )
+        self._drop_buffer = m.delete().where(m.c.session_id == sa.bindparam("sid"))
+        # -- reads -------------------------------------------------------------------------
         self._open_request_of = (
             sa.select(r)
             .where(
@@ -111,55 +215,139 @@ class LifecycleStore:
             .order_by(r.c.requested_at.desc())
             .limit(1)
         )
+        self._position = sa.select(sa.func.count()).where(
+            r.c.status == "queued",
+            r.c.queue == sa.bindparam("queue"),
+            sa.or_(
+                r.c.rank < sa.bindparam("rank"),
+                sa.and_(r.c.rank == sa.bindparam("rank"), r.c.id <= sa.bindparam("rid")),
+            ),
+        )
 
     async def close(self) -> None:
         """Finish pending writes."""
         await self.writer.close()
 
-    async def record_request(self, row: dict[str, Any]) -> None:
-        """Insert a request already decided: status ``queued`` or ``unmet``."""
-        await self.writer.write([(self._insert_request, row)])
+    # -- requests ------------------------------------------------------------------------
+    async def record_unmet(self, row: dict[str, Any]) -> None:
+        """Insert a request no vendor can serve (status ``unmet``)."""
+        await self.writer.write([(self._insert_unmet, row)])
 
-    async def close_request(
-        self, request_id: str, status: str, when: float, reason: str | None = None
+    async def enqueue(self, row: dict[str, Any]) -> bool:
+        """Insert a ``queued`` request; ``False`` (nothing written) if the student already
+        has an open request."""
+        outcome = await self.writer.write([Step(self._insert_queued, row, expect=1)])
+        return outcome.ok
+
+    async def close_queued(
+        self, request_id: str, status: str, when: float, reason: str,
+        *, student: str | None = None,
     ) -> bool:
-        """Move a queued request to cancelled / abandoned / expired. False if not queued."""
-        params = {
-            "rid": request_id,
-            "new_status": status,
-            "when": at(when),
-            "reason": reason or status,
-        }
-        [count] = await self.writer.write([(self._close_request, params)])
-        return bool(count)
+        """Move a queued request to cancelled / abandoned / expired (with ``student``: only
+        that student's). ``False`` (nothing changed) if it was not queued (or not theirs)."""
+        params = {"rid": request_id, "new_status": status, "when": at(when), "reason": reason}
+        stmt = self._close_queued
+        if student is not None:
+            stmt, params = self._cancel, {**params, "student": student}
+        outcome = await self.writer.write([Step(stmt, params, expect=1)])
+        return outcome.ok
 
-    async def start_session(self, row: dict[str, Any]) -> None:
-        """Insert the session and mark its request accepted, in one transaction."""
-        await self.writer.write(
-            [
-                (self._insert_session, row),
-                (
-                    self._accept_request,
-                    {"rid": row["request_id"], "v_accepted_at": row["accepted_at"]},
-                ),
-            ]
-        )
+    # -- accept --------------------------------------------------------------------------
+    async def accept(
+        self, request_id: str, vendor: str, tutor: dict[str, Any], capacity: int,
+        session: dict[str, Any],
+    ) -> Accepted:
+        """Claim the queued request for the tutor, take one of their slots and open the
+        session, in one transaction; nothing changes unless all three happen."""
+        now = session["accepted_at"]
+        outcome = await self.writer.write([
+            Step(self._ensure_tutor, {**tutor, "open_sessions": 0, "updated_at": now}),
+            Step(
+                self._claim_request, {"rid": request_id, "vendor": vendor, "v_accepted_at": now},
+                expect=1,
+            ),
+            Step(
+                self._take_slot,
+                {"tid": tutor["tutor_id"], "capacity": capacity, "v_updated_at": now},
+                expect=1,
+            ),
+            Step(self._insert_session, session),
+        ])
+        if outcome.ok:
+            return Accepted(True)
+        return Accepted(False, taken=outcome.failed == 1, over_capacity=outcome.failed == 2)
 
+    # -- messages ------------------------------------------------------------------------
+    async def add_message(
+        self, session_id: str, sender: str, text: str, when: float, accepted_at: float
+    ) -> int | None:
+        """Count the message and buffer it with the next sequence number of its session;
+        return that number, or ``None`` (nothing written) if the session is not open."""
+        params: dict[str, Any] = {"sid": session_id, "chars": len(text), "now": at(when)}
+        if sender == "tutor":
+            params.update(now2=at(when), delta=max(0.0, when - accepted_at))
+        outcome = await self.writer.write([
+            Step(self._count_message[sender], params, expect=1, returning=True),
+            Step(
+                self._buffer_message,
+                {"sid": session_id, "sender": sender, "text": text, "at": at(when)},
+            ),
+        ])
+        if not outcome.ok:
+            return None
+        return int(outcome.rows(0)[0][0])
+
+    # -- end -----------------------------------------------------------------------------
     async def end_session(
-        self, session_id: str, request_id: str, values: dict[str, Any], *, requeue: bool
-    ) -> None:
-        """Close the session; its request ends too, or goes back to ``queued`` on requeue.
-
-        A requeued request keeps its original ``queued_at`` so it regains its place.
-        """
-        end = (self._end_session, {"sid": session_id, **_params(values)})
+        self, session_id: str, request_id: str, tutor_id: str, values: dict[str, Any],
+        *, requeue: bool,
+    ) -> bool:
+        """End the open session with ``values`` (:data:`SESSION_END_FIELDS`); its request
+        ends too, or goes back to ``queued`` (keeping its rank, so its place). ``False``
+        (nothing changed) if the session had already ended."""
+        when = values["ended_at"]
+        steps: list[Step] = [
+            Step(self._end_session, {"sid": session_id, **_params(values)}, expect=1)
+        ]
         if requeue:
-            then = (self._requeue_request, {"rid": request_id})
+            steps.append(Step(self._requeue_request, {"rid": request_id}))
         else:
-            closed = {"closed_at": values["ended_at"], "close_reason": values["end_reason"]}
-            then = (self._end_request, {"rid": request_id, **_params(closed)})
-        await self.writer.write([end, then])
+            closed = {"closed_at": when, "close_reason": values["end_reason"]}
+            steps.append(Step(self._end_request, {"rid": request_id, **_params(closed)}))
+        steps.append(Step(self._free_slot, {"tid": tutor_id, "v_updated_at": when}))
+        if not self.keep_text:
+            steps.append(Step(self._drop_buffer, {"sid": session_id}))
+        outcome: Outcome = await self.writer.write(steps)
+        return outcome.ok
 
+    # -- tutors --------------------------------------------------------------------------
+    async def set_tutor_status(
+        self, tutor_id: str, vendor: str, languages: Sequence[str], status: str, when: float
+    ) -> None:
+        """Record a tutor's chosen status (and their vendor and languages as they are now)."""
+        t = self.tutors
+        stmt = _insert(t, self.engine.dialect.name)
+        values = {"vendor": vendor, "languages": ",".join(languages), "status": status,
+                  "updated_at": at(when)}
+        upsert = stmt.values(tutor_id=tutor_id, open_sessions=0, **values).on_conflict_do_update(
+            index_elements=[t.c.tutor_id], set_=values
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(upsert)
+
+    async def tutor_states(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(self.tutors))).mappings().all()
+        return [dict(row) for row in rows]
+
+    async def tutor_state(self, tutor_id: str) -> dict[str, Any] | None:
+        t = self.tutors
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(t).where(t.c.tutor_id == tutor_id))).mappings()
+            found = row.first()
+        return dict(found) if found else None
+
+    # -- the tutor's account of a session, the student's rating --------------------------
     async def rate(self, session_id: str, student: str, helped: bool | None, stars: int) -> bool:
         """Store a rating of an ended session by its own student. False if not theirs/ended."""
         s = self.sessions
@@ -189,49 +377,131 @@ class LifecycleStore:
             )
         return bool(result.rowcount)
 
-    async def store_message(
-        self, message_id: str, session_id: str, sender: str, text: str, when: float
-    ) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                self.messages.insert().values(
-                    id=message_id, session_id=session_id, sender=sender, text=text, at=at(when)
-                )
-            )
+    # -- reads ---------------------------------------------------------------------------
+    async def request(self, request_id: str) -> dict[str, Any] | None:
+        r = self.requests
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(r).where(r.c.id == request_id))).mappings()
+            found = row.first()
+        return dict(found) if found else None
 
     async def open_request_of(self, student: str) -> dict[str, Any] | None:
-        """The student's queued or accepted request, if any (newest first)."""
+        """The student's queued or accepted request, if any."""
         async with self.engine.connect() as conn:
             result = await conn.execute(self._open_request_of, {"student": student})
             row = result.mappings().first()
         return dict(row) if row else None
 
-    async def queued_requests(self) -> Sequence[dict[str, Any]]:
-        r = self.requests
+    async def position(self, queue: str, rank: float, request_id: str) -> int:
+        """1-based place of a queued request in its queue (requests ahead of it + 1)."""
         async with self.engine.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        sa.select(r).where(r.c.status == "queued").order_by(r.c.queued_at, r.c.id)
-                    )
-                )
-                .mappings()
-                .all()
+            ahead = await conn.scalar(
+                self._position, {"queue": queue, "rank": rank, "rid": request_id}
             )
+        return int(ahead or 0)
+
+    async def queue(self, queue: str, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """The queue's requests in service order (the first ``limit``), and how many wait."""
+        r = self.requests
+        query = (
+            sa.select(r)
+            .where(r.c.status == "queued", r.c.queue == queue)
+            .order_by(r.c.rank, r.c.id)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit) if limit else query)).mappings().all()
+            total = len(rows)
+            if limit is not None and total >= limit:
+                total = int(
+                    await conn.scalar(
+                        sa.select(sa.func.count()).where(r.c.status == "queued", r.c.queue == queue)
+                    )
+                    or 0
+                )
+        return [dict(row) for row in rows], total
+
+    async def queued(self) -> list[dict[str, Any]]:
+        """Every queued request (id, student, queue, queued_at), for the sweep."""
+        r = self.requests
+        query = sa.select(r.c.id, r.c.student, r.c.queue, r.c.queued_at).where(
+            r.c.status == "queued"
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
         return [dict(row) for row in rows]
 
-    async def open_sessions(self) -> Sequence[dict[str, Any]]:
-        s, r = self.sessions, self.requests
+    async def queue_figures(self) -> dict[str, tuple[int, dt.datetime | None]]:
+        """Queue name -> (requests waiting, the oldest one's queued_at), non-empty queues."""
+        r = self.requests
+        query = (
+            sa.select(r.c.queue, sa.func.count(), sa.func.min(r.c.queued_at))
+            .where(r.c.status == "queued")
+            .group_by(r.c.queue)
+        )
         async with self.engine.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        sa.select(s, r.c.priority, r.c.queue, r.c.groups)
-                        .join(r, r.c.id == s.c.request_id)
-                        .where(s.c.ended_at.is_(None))
-                    )
-                )
-                .mappings()
-                .all()
-            )
+            rows = (await conn.execute(query)).all()
+        out: dict[str, tuple[int, dt.datetime | None]] = {}
+        for name, count, oldest in rows:
+            if isinstance(oldest, str):  # SQLite's MIN() of a text column: back to UTC
+                oldest = dt.datetime.fromisoformat(oldest).replace(tzinfo=UTC)
+            out[str(name)] = (int(count), oldest)
+        return out
+
+    async def accepts_since(self, since: float) -> dict[str, int]:
+        """Queue name -> accepts (sessions started) since ``since``, for wait estimates."""
+        s, r = self.sessions, self.requests
+        query = (
+            sa.select(r.c.queue, sa.func.count())
+            .select_from(s.join(r, r.c.id == s.c.request_id))
+            .where(s.c.accepted_at >= at(since))
+            .group_by(r.c.queue)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {str(name): int(count) for name, count in rows}
+
+    def _open_sessions_query(self) -> sa.Select[Any]:
+        s, r = self.sessions, self.requests
+        return (
+            sa.select(s, r.c.queue, r.c.topic, r.c.first_name, r.c.rank, r.c.priority)
+            .join(r, r.c.id == s.c.request_id)
+            .where(s.c.ended_at.is_(None))
+        )
+
+    async def open_sessions(
+        self, *, tutor: str | None = None, student: str | None = None,
+        session_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Open sessions (optionally one tutor's, one student's, or one by id), each with
+        its request's queue, topic and first name."""
+        s = self.sessions
+        query = self._open_sessions_query()
+        if tutor is not None:
+            query = query.where(s.c.tutor_id == tutor)
+        if student is not None:
+            query = query.where(s.c.student == student)
+        if session_id is not None:
+            query = query.where(s.c.id == session_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(s.c.accepted_at))).mappings().all()
+        return [dict(row) for row in rows]
+
+    async def session(self, session_id: str) -> dict[str, Any] | None:
+        """A session, open or ended."""
+        s = self.sessions
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(s).where(s.c.id == session_id))).mappings()
+            found = row.first()
+        return dict(found) if found else None
+
+    async def messages_after(self, session_id: str, after_seq: int) -> list[dict[str, Any]]:
+        """The session's buffered messages with a sequence number above ``after_seq``."""
+        m = self.messages
+        query = (
+            sa.select(m.c.id, m.c.seq, m.c.sender, m.c.text, m.c.at)
+            .where(m.c.session_id == session_id, m.c.seq > after_seq)
+            .order_by(m.c.seq)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
         return [dict(row) for row in rows]

@@ -13,8 +13,8 @@ name                                   type          what
 ``<p>:login:<sha256>``                 sorted set    failed sign-ins per username or address
 ``<p>:rate:<name>:<sha256>``           sorted set    other sliding-window limits
 ``<p>:lti:nonce:<sha256>``             string        a used LTI nonce (``SET NX EX``)
-``<p>:q:...``                          (several)     the queue backend (:mod:`broker.queue`)
-``<p>:live:...``                       (several)     the live state (:mod:`broker.live`)
+``<p>:presence:seen``                  sorted set    subject -> last heartbeat (epoch seconds)
+``<p>:presence:epoch``                 string        when presence was (re)created
 =====================================  ============  ==========================================
 """
 
@@ -50,9 +50,10 @@ class RedisKeys:
         return f"{self.prefix}:lti:nonce:{hashlib.sha256(nonce.encode()).hexdigest()}"
 
     @property
-    def queue_base(self) -> str:
-        return f"{self.prefix}:q:"
+    def presence_seen(self) -> str:
+        return f"{self.prefix}:presence:seen"
 
     @property
-    def live_base(self) -> str:
-        return f"{self.prefix}:live:"
+    def presence_epoch(self) -> str:
+        return f"{self.prefix}:presence:epoch"
+

@@ -1,25 +1,37 @@
 """The broker: help requests in, routed and queued, claimed by tutors, relayed, recorded.
 
+One source of truth: the database (:mod:`broker.lifecycle_store`) holds every fact that
+must survive — requests and their queue order, claims, sessions, the one-open-request rule,
+the capacity tutors use, message sequence numbers and the open sessions' messages — and
+every state change is one transaction there, which happens whole or not at all. What lives
+elsewhere is derived from it or allowed to be lost: presence (heartbeats, :mod:`broker.presence`),
+rate limits (:mod:`broker.throttle`), and the pushes to people's connections.
+
 Guarantees:
 
 * **Every request gets exactly one recorded outcome.** A request is written once when it is
   decided (``queued`` or ``unmet``, with its reason); from ``queued`` it moves to exactly
-  one of ``accepted`` / ``cancelled`` / ``abandoned`` / ``expired``, because each move first
-  wins an atomic removal from the shared queue and only the winner writes.
-* **A request is matched at most once**, even with many tutors in many processes: accept
-  is the queue's atomic claim, which also enforces the tutor's capacity.
-* **A session ends at most once** (the live state's atomic close); its counters are written
-  with its ending, so a chat costs no database write per message unless the district turned
-  on message retention.
-* **Order**: each queue is FIFO by enqueue time with a bounded priority head start; a
-  request whose tutor was lost goes back with its original enqueue time (so at the head).
-* **Restart**: queued requests and open sessions live in the database; when the shared
-  queue or live state has no state (a fresh process, or a Redis that lost its data) they
-  are rebuilt from it, in order. Message counters of sessions open across a restart of the
-  in-process backend restart from zero.
+  one of ``accepted`` / ``cancelled`` / ``abandoned`` / ``expired``, each move guarded by
+  the request still being queued, so of racing moves in any processes exactly one happens.
+* **A request is matched at most once**, and no tutor holds more sessions than their
+  vendor's capacity: the claim, the capacity slot and the session are one transaction.
+* **A session ends at most once**; its request ends or goes back to its queue, the tutor's
+  slot is freed and (unless the district keeps messages) its buffered messages are deleted,
+  in the same transaction.
+* **An error means nothing changed**: a failed write leaves the request queued, the
+  session open, the student's place intact; the caller gets a typed error.
+* **Messages**: each gets its session's next sequence number in the database, once; both
+  sides receive ``chat:message`` in the order the sender sent them (one connection's
+  events are handled one at a time by the edge) and can fetch any they missed from the
+  session's buffer (:meth:`Broker.sync`), so an acknowledged message is never lost.
+* **Order**: each queue is served by rank (enqueue time, minus a bounded head start per
+  priority step); a request whose tutor was lost goes back with its rank, so at its place.
 * Students and tutors who drop keep their place / session for ``grace_seconds``: presence
-  is a heartbeat, touched when a connection is made and then by every sweep of the process
-  holding it (events do not touch it again), checked by the sweep.
+  is a heartbeat every process gives its own connections at each sweep; losing presence
+  (a flushed Redis) restarts everyone's grace rather than ending anything.
+* **Pushes are reconciled**: a push lost with a process or a pub/sub outage is made good by
+  each process's sweep, which re-sends its own connections' queue snapshots and positions
+  when they changed, and by clients re-syncing after a reconnect or a ``server:resync``.
 """
 
 from __future__ import annotations
@@ -31,29 +43,33 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
-from broker.constants import QUEUE_PUSH_COALESCE_S, TOPIC_MAX_CHARS, TUTOR_COUNT_MAX_AGE_S
+from broker.constants import (
+    ETA_WINDOW_S,
+    QUEUE_PUSH_COALESCE_S,
+    TOPIC_MAX_CHARS,
+    TUTOR_COUNT_MAX_AGE_S,
+)
 from broker.errors import (
     AlreadyTaken,
     Conflict,
     InvalidPayload,
     NotAllowed,
     NotFound,
+    OverCapacity,
     RateLimited,
     Unmet,
 )
-from broker.eta import AcceptRateTracker, estimate_wait_s
+from broker.eta import estimate_wait_s
 from broker.identity import Identity, Tutor
 from broker.ids import new_id
 from broker.lifecycle_store import LifecycleStore, at, epoch
-from broker.live.base import LiveSession, LiveState, TutorPresence
 from broker.notifier import Notifier
-from broker.queue.base import QueueBackend, QueuedRequest
-from broker.ratelimit import RateLimiter
+from broker.presence import MemoryPresence, Presence
 from broker.settings import Settings
-from broker.views import iso, session_view, tutor_request_view
+from broker.throttle import Throttle, Throttles
+from broker.views import OpenSession, iso, message_view, session_view, tutor_request_view
 from routing.catalog import Catalog
 from routing.decision import HelpRequest, Routed, route
-from routing.grades import grade_band
 from routing.schools import SchoolDirectory
 
 log = logging.getLogger(__name__)
@@ -61,6 +77,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_LIMIT = 50  # tutors see the head of each queue, plus its total
 END_REASONS = frozenset({"student", "tutor", "timeout", "tutor_lost"})
 TUTOR_STATUSES = frozenset({"available", "away"})
+PARTICIPANTS_CACHED = 20_000
 
 
 def student_subject(pseudonym: str) -> str:
@@ -83,37 +100,46 @@ class Broker:
         settings: Settings,
         catalog: Catalog,
         directory: SchoolDirectory,
-        queue: QueueBackend,
-        live: LiveState,
         store: LifecycleStore,
         notifier: Notifier,
+        presence: Presence | None = None,
+        throttles: Throttles | None = None,
         clock: Callable[[], float] = time.time,
         push_delay_s: float = QUEUE_PUSH_COALESCE_S,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.directory = directory
-        self.queue = queue
-        self.live = live
         self.store = store
         self.notifier = notifier
+        self.presence = presence or MemoryPresence()
+        self.throttles = throttles or Throttles(None, settings.redis_prefix, clock)
         self.clock = clock
         self.push_delay_s = push_delay_s
-        self.accepts = AcceptRateTracker()
-        self.chat_limiter = RateLimiter(settings.chat_rate_messages, settings.chat_rate_window_s)
+        self.chat_limiter: Throttle = self.throttles.make(
+            "chat", settings.chat_rate_messages, settings.chat_rate_window_s
+        )
+        self.request_limiter: Throttle = self.throttles.make(
+            "request", settings.request_rate_limit, settings.request_rate_window_s
+        )
         # queue name -> its push, still waiting out ``push_delay_s`` (cancellable until then)
         self._pending_pushes: dict[str, asyncio.Task[Any]] = {}
         self._last_position: dict[str, tuple[int, int | None]] = {}
-        self._available: tuple[float, dict[str, int]] | None = None  # (at, queue -> tutors)
+        self._last_snapshot: dict[str, list[str]] = {}  # queue -> ids last reconciled here
+        self._counts: tuple[float, dict[str, int], dict[str, int]] | None = None
+        self._participants: dict[str, tuple[str, str, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        # Hooks the edge sets: who this process holds connections for.
         self.local_subjects: Callable[[], list[str]] = list
+        self.local_queues: Callable[[], set[str]] = set
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, *, sweep: bool = True) -> None:
-        await self.queue.start()
-        await self.live.start()
-        await self.ensure_state()
+        await self.presence.start()
+        # A presence store that starts (or restarts) empty gives everyone a grace period
+        # from now: nobody who was connected before a restart is gone at once.
+        await self.presence.touch([], self.clock())
         if sweep:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="broker-sweep")
 
@@ -127,69 +153,8 @@ class Broker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()
-        await self.queue.close()
-        await self.live.close()
-
-    async def ensure_state(self) -> None:
-        """Rebuild the shared queue and live sessions from the database if they are lost."""
-        now = self.clock()
-        if not await self.live.has_state():
-            rows = await self.store.open_sessions()
-            sessions = [self._live_from_row(row, now) for row in rows]
-            holds = {s.student: s.request_id for s in sessions}
-            holds.update({r["student"]: r["id"] for r in await self.store.queued_requests()})
-            await self.live.rebuild(sessions, holds)
-            log.info("rebuilt %d open sessions from the database", len(sessions))
-        if not await self.queue.has_state():
-            queued = [self._queued_from_row(row) for row in await self.store.queued_requests()]
-            loads: dict[str, int] = {}
-            for session in await self.live.sessions():
-                loads[session.tutor_id] = loads.get(session.tutor_id, 0) + 1
-            await self.queue.rebuild(queued, loads)
-            # Students of rebuilt requests get a full grace period to reconnect.
-            await self.live.touch([student_subject(q.student) for q in queued], now)
-            log.info("rebuilt %d queued requests from the database", len(queued))
-            for name in {q.queue for q in queued}:
-                self.push_queue(name)
-
-    def _queued_from_row(self, row: dict[str, Any]) -> QueuedRequest:
-        return QueuedRequest(
-            id=row["id"],
-            queue=row["queue"],
-            vendor=row["vendor"],
-            language=row["language"],
-            subject=row["subject"],
-            grade_band=grade_band(row["grade"]) if row["grade"] is not None else "",
-            school_kind=row["school_kind"] or "",
-            student=row["student"],
-            enqueued_at=epoch(row["queued_at"]) or 0.0,
-            priority=int(row["priority"] or 0),
-            school_id=row["school_id"] or "",
-            grade=row["grade"],
-        )
-
-    def _live_from_row(self, row: dict[str, Any], now: float) -> LiveSession:
-        request = self._queued_from_row(
-            {**row, "id": row["request_id"], "priority": row.get("priority", 0)}
-        )
-        return LiveSession(
-            id=row["id"],
-            request_id=row["request_id"],
-            student=row["student"],
-            tutor_id=row["tutor_id"],
-            tutor_name=row.get("tutor_name") or "Tutor",
-            vendor=row["vendor"],
-            queue=row["queue"],
-            language=row["language"],
-            subject=row["subject"],
-            accepted_at=epoch(row["accepted_at"]) or now,
-            request=request.to_dict(),
-            messages_student=row["messages_student"] or 0,
-            messages_tutor=row["messages_tutor"] or 0,
-            chars_student=row["chars_student"] or 0,
-            chars_tutor=row["chars_tutor"] or 0,
-            last_activity_at=now,
-        )
+        await self.presence.close()
+        await self.throttles.close()
 
     # -- background ---------------------------------------------------------------------
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
@@ -219,42 +184,64 @@ class Broker:
                 log.exception("sweep failed; will retry")
 
     async def sweep(self) -> None:
-        """Heartbeat local connections, rebuild lost state, expire what the grace allows.
+        """Heartbeat local connections, close what the grace and timeouts allow, and
+        re-send this process's connections any queue state they may have missed.
 
-        Safe to run in every process at once: each removal or close is atomic, and only
-        the process that wins it records the outcome.
+        Safe to run in every process at once: every close is a guarded transaction, and
+        only the process whose transaction changed something records and pushes it.
         """
         now = self.clock()
-        await self.live.touch(self.local_subjects(), now)
-        await self.ensure_state()
+        await self.presence.touch(self.local_subjects(), now)
         grace = self.settings.grace_seconds
         max_wait = self.settings.queue_max_wait_s
-        lengths = await self.queue.lengths()
-        for name in lengths:
-            waiting = await self.queue.snapshot(name)
-            seen = await self.live.last_seen([student_subject(q.student) for q in waiting])
-            for q in waiting:
-                last = seen.get(student_subject(q.student))
-                if last is None or now - last > grace:
-                    await self._close_queued(q.id, "abandoned", now, "student_disconnected")
-                elif max_wait and now - q.enqueued_at > max_wait:
-                    await self._close_queued(q.id, "expired", now, "max_wait")
-        sessions = await self.live.sessions()
-        if not sessions:
-            return
-        subjects = [tutor_subject(s.tutor_id) for s in sessions]
-        subjects += [student_subject(s.student) for s in sessions]
-        seen = await self.live.last_seen(subjects)
-        idle = self.settings.session_idle_s
-        for s in sessions:
-            tutor_last = seen.get(tutor_subject(s.tutor_id))
-            student_last = seen.get(student_subject(s.student))
-            if tutor_last is None or now - tutor_last > grace:
-                await self._end(s.id, "tutor_lost", now, requeue=True)
-            elif student_last is None or now - student_last > grace:
-                await self._end(s.id, "timeout", now, detail="student_disconnected")
-            elif idle and now - max(s.last_activity_at, s.accepted_at) > idle:
-                await self._end(s.id, "timeout", now, detail="idle")
+        queued = await self.store.queued()
+        gone = await self.presence.gone(
+            [student_subject(q["student"]) for q in queued], now, grace
+        )
+        for q in queued:
+            if student_subject(q["student"]) in gone:
+                await self._close_queued(q["id"], "abandoned", now, "student_disconnected")
+            elif max_wait and now - (epoch(q["queued_at"]) or now) > max_wait:
+                await self._close_queued(q["id"], "expired", now, "max_wait")
+        sessions = [OpenSession.from_row(row) for row in await self.store.open_sessions()]
+        if sessions:
+            subjects = [tutor_subject(s.tutor_id) for s in sessions]
+            subjects += [student_subject(s.student) for s in sessions]
+            gone = await self.presence.gone(subjects, now, grace)
+            idle = self.settings.session_idle_s
+            for s in sessions:
+                if tutor_subject(s.tutor_id) in gone:
+                    await self._end(s, "tutor_lost", now, requeue=True)
+                elif student_subject(s.student) in gone:
+                    await self._end(s, "timeout", now, detail="student_disconnected")
+                elif idle and now - max(s.last_activity_at or 0.0, s.accepted_at) > idle:
+                    await self._end(s, "timeout", now, detail="idle")
+        await self._reconcile(now, queued)
+
+    async def _reconcile(self, now: float, queued: list[dict[str, Any]]) -> None:
+        """Re-send this process's own connections the state of any queue they watch or wait
+        in that changed since the last sweep here, so a push lost with another process or
+        in a pub/sub outage is made good within one sweep. Duplicates are harmless: a
+        snapshot replaces the last one, a position restates it."""
+        local = set(self.local_subjects())
+        watched = self.local_queues() | {
+            q["queue"] for q in queued if student_subject(q["student"]) in local
+        }
+        for name in list(self._last_snapshot):
+            if name not in watched:
+                del self._last_snapshot[name]
+        for name in watched:
+            if name in self._pending_pushes:
+                continue  # a push of this queue is on its way
+            rows, total = await self.store.queue(name)
+            ids = [row["id"] for row in rows]
+            if self._last_snapshot.get(name) == ids:
+                continue
+            self._last_snapshot[name] = ids
+            await self.notifier.to_queue_watchers(
+                name, "queue:snapshot", self._snapshot_of(name, rows, total, now), local=True
+            )
+            await self._push_positions(name, rows, now, local=True)
 
     # -- students -----------------------------------------------------------------------
     async def request_help(
@@ -265,42 +252,23 @@ class Broker:
         topic: str = "",
         grade: str | int | None = None,
     ) -> dict[str, Any]:
-        """Route, record and queue a request; raise :class:`Unmet` (recorded) if none can serve."""
-        if len(topic) > TOPIC_MAX_CHARS:
-            raise InvalidPayload(f"topic is longer than {TOPIC_MAX_CHARS} characters")
-        request_id = new_id()
-        held = await self.live.hold_student(student.subject, request_id)
-        if held is not None:
-            raise Conflict("you already have an open request", request_id=held)
-        try:
-            return await self._request_help(student, request_id, subject, language, topic, grade)
-        except BaseException:
-            await self.live.release_student(student.subject, request_id)
-            raise
-
-    async def _request_help(
-        self,
-        student: Identity,
-        request_id: str,
-        subject: str,
-        language: str,
-        topic: str,
-        grade: str | int | None,
-    ) -> dict[str, Any]:
+        """Route, record and queue a request; raise :class:`Unmet` (recorded) if none can
+        serve, :class:`Conflict` if the student already has an open request."""
         learner = student.learner
         if learner is None:
             raise NotAllowed("only students ask for help")
+        if len(topic) > TOPIC_MAX_CHARS:
+            raise InvalidPayload(f"topic is longer than {TOPIC_MAX_CHARS} characters")
+        await self._throttle(self.request_limiter, student.subject)
+        request_id = new_id()
         school_id = learner.school_id
         effective_grade = learner.grade if learner.grade is not None else grade
         now = self.clock()
         when = at(now)  # one timestamp for the decision and every column of this step
         decision = route(
             HelpRequest(
-                school_id=school_id,
-                grade=effective_grade,
-                language=language,
-                subject=subject,
-                at=when,
+                school_id=school_id, grade=effective_grade, language=language,
+                subject=subject, at=when,
             ),
             self.catalog,
             self.directory,
@@ -320,15 +288,19 @@ class Broker:
             "is_test": learner.test,
         }
         if not isinstance(decision, Routed):
+            open_request = await self.store.open_request_of(student.subject)
+            if open_request is not None:
+                raise Conflict("you already have an open request", request_id=open_request["id"])
             row.update(
                 status="unmet",
                 unmet_reason=str(decision.reason),
                 unmet_detail=decision.detail[:200],
                 closed_at=when,
             )
-            await self.store.record_request(row)
+            await self.store.record_unmet(row)
             log.info("unmet request %s: %s", request_id, decision.reason)
             raise Unmet(decision.detail, reason=str(decision.reason), request_id=request_id)
+        rank = now  # priority 0: nothing issues a priority (README)
         row.update(
             status="queued",
             vendor=decision.vendor,
@@ -339,24 +311,15 @@ class Broker:
                 str(decision.first_choice_unmet) if decision.first_choice_unmet else None
             ),
             queued_at=when,
+            rank=rank,
+            topic=topic or None,
+            first_name=self._first_name(learner.given_name) or None,
         )
-        await self.store.record_request(row)
-        queued = QueuedRequest(
-            id=request_id,
-            queue=decision.queue,
-            vendor=decision.vendor,
-            language=decision.language,
-            subject=row["subject"],
-            grade_band=grade_band(grade_value) if grade_value is not None else "",
-            school_kind=row["school_kind"] or "",
-            student=student.subject,
-            enqueued_at=now,
-            topic=topic,
-            school_id=school_id or "",
-            grade=grade_value,
-            first_name=self._first_name(learner.given_name),
-        )
-        position = await self.queue.enqueue(queued)
+        if not await self.store.enqueue(row):
+            open_request = await self.store.open_request_of(student.subject)
+            held = open_request["id"] if open_request else None
+            raise Conflict("you already have an open request", request_id=held)
+        position = await self.store.position(decision.queue, rank, request_id)
         eta = await self._eta(decision.queue, position)
         self._last_position[request_id] = (position, eta)
         self.push_queue(decision.queue)
@@ -374,8 +337,10 @@ class Broker:
     async def cancel(self, student: Identity, request_id: str, origin: str | None = None) -> None:
         """Cancel the student's waiting request. ``origin`` (the cancelling connection) is
         not sent ``request:closed``: its acknowledgement says so."""
+        await self._throttle(self.request_limiter, student.subject)
         if not await self._close_queued(
-            request_id, "cancelled", self.clock(), "student", origin=origin, owner=student.subject
+            request_id, "cancelled", self.clock(), "student", origin=origin,
+            owner=student.subject,
         ):
             raise NotFound("no such waiting request")
 
@@ -389,37 +354,36 @@ class Broker:
         owner: str | None = None,
     ) -> bool:
         """Close a queued request (only ``owner``'s, if given); False if it was not."""
-        removed = await self.queue.remove(request_id, owner)
-        if removed is None:
+        row = await self.store.request(request_id)
+        if row is None or row["status"] != "queued" or (owner and row["student"] != owner):
             return False
-        await self.store.close_request(request_id, status, now, reason)
-        await self.live.release_student(removed.student, request_id)
+        if not await self.store.close_queued(request_id, status, now, reason, student=owner):
+            return False
         self._last_position.pop(request_id, None)
         await self.notifier.to_student(
-            removed.student,
+            row["student"],
             "request:closed",
             {"request_id": request_id, "status": status, "reason": reason},
             skip=origin,
         )
-        self.push_queue(removed.queue)
+        self.push_queue(row["queue"])
         log.info("request %s %s (%s)", request_id, status, reason)
         return True
 
     async def student_state(self, student: Identity) -> dict[str, Any]:
         """What a (re)connecting student should see: their waiting request or open session."""
-        await self.live.touch([student_subject(student.subject)], self.clock())
+        await self.presence.touch([student_subject(student.subject)], self.clock())
         row = await self.store.open_request_of(student.subject)
         if row is None:
             return {"request": None, "session": None}
         if row["status"] == "queued":
-            position = await self.queue.position(row["id"])
-            if position is None:
-                return {"request": None, "session": None}
+            position = await self.store.position(row["queue"], row["rank"], row["id"])
             eta = await self._eta(row["queue"], position)
             return {
                 "request": {
                     "id": row["id"],
                     "vendor": row["vendor"],
+                    "vendor_name": self._vendor_name(row["vendor"]),
                     "position": position,
                     "eta_s": eta,
                     "language": row["language"],
@@ -427,12 +391,12 @@ class Broker:
                 },
                 "session": None,
             }
-        for session in await self.live.sessions():
-            if session.request_id == row["id"]:
-                return {
-                    "request": None,
-                    "session": session_view(session, self._vendor_name(session.vendor), "student"),
-                }
+        for found in await self.store.open_sessions(student=student.subject):
+            session = OpenSession.from_row(found)
+            return {
+                "request": None,
+                "session": session_view(session, self._vendor_name(session.vendor), "student"),
+            }
         return {"request": None, "session": None}
 
     async def rate(
@@ -444,19 +408,15 @@ class Broker:
     # -- tutors -------------------------------------------------------------------------
     async def tutor_state(self, tutor: Tutor) -> dict[str, Any]:
         now = self.clock()
-        await self.live.touch([tutor_subject(tutor.id)], now)
+        await self.presence.touch([tutor_subject(tutor.id)], now)
         sessions = [
-            session_view(s, self._vendor_name(s.vendor), "tutor")
-            for s in await self.live.sessions()
-            if s.tutor_id == tutor.id
+            session_view(OpenSession.from_row(row), self._vendor_name(row["vendor"]), "tutor")
+            for row in await self.store.open_sessions(tutor=tutor.id)
         ]
-        status = "away"
-        for presence in await self.live.tutors():
-            if presence.tutor_id == tutor.id:
-                status = presence.status
+        state = await self.store.tutor_state(tutor.id)
         snapshots = [await self._snapshot(q, now) for q in tutor.queues()]
         return {
-            "status": status,
+            "status": state["status"] if state else "away",
             "sessions": sessions,
             "queues": snapshots,
             "capacity": self._capacity(tutor.vendor),
@@ -465,80 +425,92 @@ class Broker:
     async def set_status(self, tutor: Tutor, status: str) -> dict[str, Any]:
         if status not in TUTOR_STATUSES:
             raise InvalidPayload("status must be 'available' or 'away'")
-        await self.live.set_tutor(
-            TutorPresence(tutor.id, tutor.vendor, tutor.languages, status), tutor.id
+        await self.store.set_tutor_status(
+            tutor.id, tutor.vendor, tutor.languages, status, self.clock()
         )
-        self._available = None  # estimates from now on count this change
+        self._counts = None  # estimates from now on count this change
         for name in tutor.queues():
             self.push_queue(name)
         return {"status": status}
 
     async def accept(self, tutor: Tutor, request_id: str) -> dict[str, Any]:
         """Claim a request for a tutor: exactly one tutor wins; capacity is enforced."""
-        queued = await self.queue.get(request_id)
-        if queued is None:
+        row = await self.store.request(request_id)
+        if row is None or row["status"] != "queued":
             raise AlreadyTaken("this request is no longer waiting")
-        if queued.vendor != tutor.vendor or queued.language not in tutor.languages:
+        if row["vendor"] != tutor.vendor or row["language"] not in tutor.languages:
             raise NotAllowed("this request is not in your queues")
-        claimed = await self.queue.claim(request_id, tutor.id, self._capacity(tutor.vendor))
         now = self.clock()
-        session = LiveSession(
-            id=new_id(),
-            request_id=claimed.id,
-            student=claimed.student,
-            tutor_id=tutor.id,
-            tutor_name=tutor.display_name,
-            vendor=claimed.vendor,
-            queue=claimed.queue,
-            language=claimed.language,
-            subject=claimed.subject,
-            accepted_at=now,
-            request=claimed.to_dict(),
-            last_activity_at=now,
+        session_row = {
+            "id": new_id(),
+            "request_id": request_id,
+            "student": row["student"],
+            "vendor": row["vendor"],
+            "tutor_id": tutor.id,
+            "tutor_name": tutor.display_name[:100],
+            "language": row["language"],
+            "subject": row["subject"],
+            "school_kind": row["school_kind"],
+            "school_id": row["school_id"],
+            "grade": row["grade"],
+            "queued_at": row["queued_at"],
+            "accepted_at": at(now),
+            "last_activity_at": at(now),
+        }
+        tutor_row = {
+            "tutor_id": tutor.id, "vendor": tutor.vendor, "languages": ",".join(tutor.languages),
+        }
+        result = await self.store.accept(
+            request_id, tutor.vendor, tutor_row, self._capacity(tutor.vendor), session_row
         )
-        try:
-            await self.store.start_session(
-                {
-                    "id": session.id,
-                    "request_id": claimed.id,
-                    "student": claimed.student,
-                    "vendor": claimed.vendor,
-                    "tutor_id": tutor.id,
-                    "language": claimed.language,
-                    "subject": claimed.subject,
-                    "school_kind": claimed.school_kind or None,
-                    "school_id": claimed.school_id or None,
-                    "grade": claimed.grade,
-                    "queued_at": at(claimed.enqueued_at),
-                    "accepted_at": at(now),
-                }
-            )
-        except Exception:
-            await self.queue.requeue(claimed)
-            await self.queue.release(tutor.id)
-            raise
-        await self.live.open_session(session)
-        self.accepts.record(claimed.queue, now)
-        self._last_position.pop(claimed.id, None)
-        vendor_name = self._vendor_name(claimed.vendor)
+        if result.over_capacity:
+            raise OverCapacity("you already have as many sessions as you can take")
+        if not result.ok:
+            raise AlreadyTaken("this request is no longer waiting")
+        session = OpenSession.from_row({**session_row, "queue": row["queue"], **{
+            k: row.get(k) for k in ("topic", "first_name")
+        }})
+        self._remember(session)
+        self._counts = None
+        self._last_position.pop(request_id, None)
+        vendor_name = self._vendor_name(session.vendor)
         await self.notifier.to_student(
-            claimed.student, "session:started", session_view(session, vendor_name, "student")
+            session.student, "session:started", session_view(session, vendor_name, "student")
         )
-        self.push_queue(claimed.queue)
+        self.push_queue(session.queue)
         return session_view(session, vendor_name, "tutor")
 
     # -- chat ---------------------------------------------------------------------------
-    async def _participant(self, identity: Identity, session_id: str) -> tuple[LiveSession, str]:
-        session = await self.live.get_session(session_id)
-        if session is not None:
-            if identity.role == "student" and session.student == identity.subject:
-                return session, "student"
-            if identity.role == "tutor" and session.tutor_id == identity.subject:
-                return session, "tutor"
+    def _remember(self, session: OpenSession) -> None:
+        if len(self._participants) >= PARTICIPANTS_CACHED:
+            self._participants.pop(next(iter(self._participants)))
+        self._participants[session.id] = (session.student, session.tutor_id, session.accepted_at)
+
+    async def _participant(
+        self, identity: Identity, session_id: str
+    ) -> tuple[str, str, float, str]:
+        """(student, tutor id, accepted at, the caller's role) of a session of the caller's.
+
+        The participants of a session never change, so they are cached; whether the
+        session is still open is checked by the write that needs it."""
+        known = self._participants.get(session_id)
+        if known is None:
+            row = await self.store.session(session_id)
+            if row is not None and row["ended_at"] is None:
+                known = (row["student"], row["tutor_id"], epoch(row["accepted_at"]) or 0.0)
+                self._participants[session_id] = known
+        if known is not None:
+            student, tutor_id, accepted_at = known
+            if identity.role == "student" and student == identity.subject:
+                return student, tutor_id, accepted_at, "student"
+            if identity.role == "tutor" and tutor_id == identity.subject:
+                return student, tutor_id, accepted_at, "tutor"
         raise NotFound("no such open session of yours")
 
     async def send(self, identity: Identity, session_id: str, text: str) -> dict[str, Any]:
-        """Stamp and relay a message; per session, ids (sequence numbers) increase in order."""
+        """Number, store and relay a message; per session, sequence numbers increase in the
+        order the messages were committed, and one connection's messages commit in the
+        order it sent them."""
         text = text.strip()
         if not text:
             raise InvalidPayload("message is empty")
@@ -546,35 +518,56 @@ class Broker:
             raise InvalidPayload(
                 f"message is longer than {self.settings.chat_max_chars} characters"
             )
-        session, role = await self._participant(identity, session_id)
+        student, tutor_id, accepted_at, role = await self._participant(identity, session_id)
+        await self._throttle(self.chat_limiter, f"{role}:{identity.subject}", "too many messages")
         now = self.clock()
-        if not self.chat_limiter.allow(f"{role}:{identity.subject}", now):
-            raise RateLimited("too many messages; wait a moment")
-        stamp = await self.live.record_message(session_id, role, len(text), now)
-        if stamp is None:
+        seq = await self.store.add_message(session_id, role, text, now, accepted_at)
+        if seq is None:
+            self._participants.pop(session_id, None)
             raise NotFound("no such open session of yours")
-        message_id = f"{session_id}.{stamp.seq}"
-        message: dict[str, Any] = {
-            "session_id": session_id,
-            "id": message_id,
-            "seq": stamp.seq,
-            "from": role,
-            "text": text,
-            "at": iso(now),
-        }
-        if self.settings.message_retention_days > 0:
-            await self.store.store_message(message_id, session_id, role, text, now)
-        await self.notifier.to_student(session.student, "chat:message", message)
-        await self.notifier.to_tutor(session.tutor_id, "chat:message", message)
+        message = message_view(session_id, seq, role, text, now)
+        await self.notifier.to_student(student, "chat:message", message)
+        await self.notifier.to_tutor(tutor_id, "chat:message", message)
         return message
 
     async def typing(self, identity: Identity, session_id: str) -> None:
-        session, role = await self._participant(identity, session_id)
+        student, tutor_id, _, role = await self._participant(identity, session_id)
         data = {"session_id": session_id, "from": role}
         if role == "student":
-            await self.notifier.to_tutor(session.tutor_id, "chat:typing", data)
+            await self.notifier.to_tutor(tutor_id, "chat:typing", data)
         else:
-            await self.notifier.to_student(session.student, "chat:typing", data)
+            await self.notifier.to_student(student, "chat:typing", data)
+
+    async def sync(self, identity: Identity, session_id: str, after_seq: int) -> dict[str, Any]:
+        """What a participant may have missed of a session: its messages after
+        ``after_seq`` if it is open, or how it ended."""
+        row = await self.store.session(session_id)
+        role = identity.role
+        mine = row is not None and (
+            (role == "student" and row["student"] == identity.subject)
+            or (role == "tutor" and row["tutor_id"] == identity.subject)
+        )
+        if row is None or not mine:
+            raise NotFound("no such session of yours")
+        if row["ended_at"] is not None:
+            requeued = row["end_reason"] == "tutor_lost"
+            ended: dict[str, Any] = {"session_id": session_id, "reason": row["end_reason"]}
+            if requeued and role == "student":
+                ended["requeued"] = True
+            return {"session": None, "messages": [], "ended": ended}
+        found = await self.store.open_sessions(session_id=session_id)
+        if not found:
+            raise NotFound("no such session of yours")
+        session = OpenSession.from_row(found[0])
+        messages = [
+            message_view(session_id, m["seq"], m["sender"], m["text"], epoch(m["at"]) or 0.0)
+            for m in await self.store.messages_after(session_id, after_seq)
+        ]
+        return {
+            "session": session_view(session, self._vendor_name(session.vendor), role),
+            "messages": messages,
+            "ended": None,
+        }
 
     async def end(
         self,
@@ -584,9 +577,10 @@ class Broker:
         tutored_subject: str | None = None,
         resolved: bool | None = None,
     ) -> None:
-        _, role = await self._participant(identity, session_id)
-        ended = await self._end(
-            session_id,
+        _, _, _, role = await self._participant(identity, session_id)
+        rows = await self.store.open_sessions(session_id=session_id)
+        ended = bool(rows) and await self._end(
+            OpenSession.from_row(rows[0]),
             role,
             self.clock(),
             outcome=outcome,
@@ -612,7 +606,7 @@ class Broker:
 
     async def _end(
         self,
-        session_id: str,
+        session: OpenSession,
         reason: str,
         now: float,
         *,
@@ -622,46 +616,37 @@ class Broker:
         tutored_subject: str | None = None,
         resolved: bool | None = None,
     ) -> bool:
-        session = await self.live.close_session(session_id)
-        if session is None:
-            return False
-        first = session.first_response_at
         values = {
             "ended_at": at(now),
             "end_reason": reason,
             "outcome": outcome or detail,
             "tutored_subject": tutored_subject,
             "resolved": resolved,
-            "messages_student": session.messages_student,
-            "messages_tutor": session.messages_tutor,
-            "chars_student": session.chars_student,
-            "chars_tutor": session.chars_tutor,
-            "first_response_s": (first - session.accepted_at) if first is not None else None,
         }
-        try:
-            await self.store.end_session(session.id, session.request_id, values, requeue=requeue)
-        except Exception:
-            await self.live.open_session(session)  # keep it open rather than lose the record
-            raise
-        await self.queue.release(session.tutor_id)
+        if not await self.store.end_session(
+            session.id, session.request_id, session.tutor_id, values, requeue=requeue
+        ):
+            return False  # another process (or caller) ended it first
+        self._participants.pop(session.id, None)
+        self._counts = None
         event = {"session_id": session.id, "reason": reason}
         await self.notifier.to_tutor(session.tutor_id, "session:ended", event)
         if requeue:
-            request = QueuedRequest.from_dict(session.request)
-            position = await self.queue.requeue(request)
             await self.notifier.to_student(
                 session.student, "session:ended", {**event, "requeued": True}
             )
-            eta = await self._eta(request.queue, position)
-            self._last_position[request.id] = (position, eta)  # the push need not repeat it
-            await self.notifier.to_student(
-                session.student,
-                "queue:position",
-                {"request_id": request.id, "position": position, "eta_s": eta},
-            )
-            self.push_queue(request.queue)
+            row = await self.store.request(session.request_id)
+            if row is not None and row["status"] == "queued":
+                position = await self.store.position(row["queue"], row["rank"], row["id"])
+                eta = await self._eta(row["queue"], position)
+                self._last_position[row["id"]] = (position, eta)
+                await self.notifier.to_student(
+                    session.student,
+                    "queue:position",
+                    {"request_id": row["id"], "position": position, "eta_s": eta},
+                )
+            self.push_queue(session.queue)
         else:
-            await self.live.release_student(session.student, session.request_id)
             await self.notifier.to_student(session.student, "session:ended", event)
         log.info("session %s ended (%s)", session.id, reason)
         return True
@@ -701,75 +686,120 @@ class Broker:
 
     async def _push_queue(self, name: str) -> None:
         now = self.clock()
-        waiting = await self.queue.snapshot(name)
-        rate = self.accepts.rate(name, now)
-        available = await self._tutors_available(name)
-        for position, q in enumerate(waiting, start=1):
-            eta = estimate_wait_s(position, rate, available)
-            if self._last_position.get(q.id) != (position, eta):
-                self._last_position[q.id] = (position, eta)
-                await self.notifier.to_student(
-                    q.student,
-                    "queue:position",
-                    {"request_id": q.id, "position": position, "eta_s": eta},
-                )
+        rows, total = await self.store.queue(name)
+        self._last_snapshot[name] = [row["id"] for row in rows]
+        await self._push_positions(name, rows, now)
         await self.notifier.to_queue_watchers(
-            name, "queue:snapshot", self._snapshot_of(name, waiting, now)
+            name, "queue:snapshot", self._snapshot_of(name, rows, total, now)
         )
+
+    async def _push_positions(
+        self, name: str, rows: list[dict[str, Any]], now: float, *, local: bool = False
+    ) -> None:
+        """Tell each waiting student their position and estimate, when it changed (with
+        ``local``: this process's own students, whatever was sent before)."""
+        rate, available = await self._queue_rates(name, now)
+        students = set(self.local_subjects()) if local else set()
+        for position, row in enumerate(rows, start=1):
+            eta = estimate_wait_s(position, rate, available)
+            changed = self._last_position.get(row["id"]) != (position, eta)
+            if local and student_subject(row["student"]) not in students:
+                continue
+            if changed or local:
+                self._last_position[row["id"]] = (position, eta)
+                await self.notifier.to_student(
+                    row["student"],
+                    "queue:position",
+                    {"request_id": row["id"], "position": position, "eta_s": eta},
+                    local=local,
+                )
 
     async def _snapshot(self, name: str, now: float) -> dict[str, Any]:
-        return self._snapshot_of(name, await self.queue.snapshot(name), now)
+        rows, total = await self.store.queue(name, SNAPSHOT_LIMIT)
+        return self._snapshot_of(name, rows, total, now)
 
     @staticmethod
-    def _snapshot_of(name: str, waiting: list[QueuedRequest], now: float) -> dict[str, Any]:
+    def _snapshot_of(
+        name: str, rows: list[dict[str, Any]], total: int, now: float
+    ) -> dict[str, Any]:
         return {
             "queue": name,
-            "total": len(waiting),
-            "requests": [tutor_request_view(q, now) for q in waiting[:SNAPSHOT_LIMIT]],
+            "total": max(total, len(rows)),
+            "requests": [tutor_request_view(row, now) for row in rows[:SNAPSHOT_LIMIT]],
         }
 
-    async def _tutors_available(self, name: str) -> int:
-        """Available tutors who may take from queue ``name``, from a count at most
-        ``TUTOR_COUNT_MAX_AGE_S`` old (this process's own status changes reset it)."""
-        now = self.clock()
-        cached = self._available
+    async def _queue_rates(self, name: str, now: float) -> tuple[float, int]:
+        """(recent accepts per second, tutors available) for a queue's wait estimates, from
+        counts at most ``TUTOR_COUNT_MAX_AGE_S`` old (one read of each per second, not one
+        per request). A tutor counts as available while their status is ``available`` and
+        some process has seen them within the grace period."""
+        cached = self._counts
         if cached is None or not 0 <= now - cached[0] <= TUTOR_COUNT_MAX_AGE_S:
-            counts: dict[str, int] = {}
-            for t in await self.live.tutors():
-                if t.status == "available":
-                    for language in t.languages:
-                        key = f"{t.vendor}:{language}"
-                        counts[key] = counts.get(key, 0) + 1
-            cached = self._available = (now, counts)
-        return cached[1].get(name, 0)
+            accepts = await self.store.accepts_since(now - ETA_WINDOW_S)
+            available: dict[str, int] = {}
+            states = [t for t in await self.store.tutor_states() if t["status"] == "available"]
+            gone = await self.presence.gone(
+                [tutor_subject(t["tutor_id"]) for t in states], now, self.settings.grace_seconds
+            )
+            for t in states:
+                if tutor_subject(t["tutor_id"]) in gone:
+                    continue
+                for language in filter(None, t["languages"].split(",")):
+                    key = f"{t['vendor']}:{language}"
+                    available[key] = available.get(key, 0) + 1
+            cached = self._counts = (now, accepts, available)
+        return cached[1].get(name, 0) / ETA_WINDOW_S, cached[2].get(name, 0)
 
     async def _eta(self, name: str, position: int) -> int | None:
-        return estimate_wait_s(
-            position, self.accepts.rate(name, self.clock()), await self._tutors_available(name)
-        )
+        rate, available = await self._queue_rates(name, self.clock())
+        return estimate_wait_s(position, rate, available)
+
+    async def _throttle(self, limiter: Throttle, key: str, message: str | None = None) -> None:
+        """Count one event of ``key``; :class:`RateLimited` (nothing counted, nothing
+        changed) past the limit. A throttle that cannot be reached lets the event through
+        (it is protection, not a record) and says so in the log."""
+        try:
+            wait = await limiter.retry_after(key)
+            if wait <= 0:
+                await limiter.record(key)
+        except Exception:
+            log.warning("%s throttle unavailable; not limiting", limiter.name, exc_info=True)
+            return
+        if wait > 0:
+            raise RateLimited(
+                message or "too many requests; wait a moment", retry_after=int(wait) + 1
+            )
 
     # -- staff --------------------------------------------------------------------------
     async def live_figures(self, vendor: str | None = None) -> dict[str, Any]:
-        """Queued per queue, longest wait, tutors available and busy (optionally one vendor)."""
+        """Queued per queue, longest wait, tutors available and busy (optionally one vendor).
+
+        Tutors gone past the grace period are not counted, whatever their status says."""
         now = self.clock()
         queues: list[QueueFigures] = []
-        for name, length in sorted((await self.queue.lengths()).items()):
+        for name, (length, oldest) in sorted((await self.store.queue_figures()).items()):
             if vendor is not None and not name.startswith(vendor + ":"):
                 continue
-            head = await self.queue.snapshot(name)
-            longest = max((now - q.enqueued_at for q in head), default=0.0)
+            longest = max(0.0, now - (epoch(oldest) or now))
             queues.append(QueueFigures(queue=name, queued=length, longest_wait_s=int(longest)))
-        tutors = [t for t in await self.live.tutors() if vendor is None or t.vendor == vendor]
-        busy_ids = {s.tutor_id for s in await self.live.sessions()}
+        states = [
+            t for t in await self.store.tutor_states() if vendor is None or t["vendor"] == vendor
+        ]
+        gone = await self.presence.gone(
+            [tutor_subject(t["tutor_id"]) for t in states], now, self.settings.grace_seconds
+        )
+        present = [t for t in states if tutor_subject(t["tutor_id"]) not in gone]
         return {
             "queues": queues,
             "queued": sum(q["queued"] for q in queues),
             "longest_wait_s": max((q["longest_wait_s"] for q in queues), default=0),
             "tutors_available": sum(
-                1 for t in tutors if t.status == "available" and t.tutor_id not in busy_ids
+                1 for t in present if t["status"] == "available" and not t["open_sessions"]
             ),
-            "tutors_busy": sum(1 for t in tutors if t.tutor_id in busy_ids),
-            "tutors_away": sum(1 for t in tutors if t.status == "away"),
+            "tutors_busy": sum(1 for t in present if t["open_sessions"]),
+            "tutors_away": sum(
+                1 for t in present if t["status"] == "away" and not t["open_sessions"]
+            ),
             "at": iso(now),
         }
 
@@ -800,3 +830,5 @@ def _grade_or_none(value: object) -> int | None:
         return parse_grade(value)
     except UnknownGradeError:
         return None
+
+

@@ -69,6 +69,8 @@ class Settings:
     chat_max_chars: int = C.CHAT_MAX_CHARS
     chat_rate_messages: int = C.CHAT_RATE_MESSAGES
     chat_rate_window_s: float = C.CHAT_RATE_WINDOW_S
+    request_rate_limit: int = C.REQUEST_RATE_LIMIT
+    request_rate_window_s: float = C.REQUEST_RATE_WINDOW_S
     message_retention_days: int = C.MESSAGE_RETENTION_DAYS
     metadata_retention_days: int = C.METADATA_RETENTION_DAYS
     frame_ancestors: str = "'self' https://*.schoology.com"
@@ -110,6 +112,10 @@ class Settings:
             chat_max_chars=_int(env, "HH_CHAT_MAX_CHARS", C.CHAT_MAX_CHARS),
             chat_rate_messages=_int(env, "HH_CHAT_RATE_MESSAGES", C.CHAT_RATE_MESSAGES),
             chat_rate_window_s=_float(env, "HH_CHAT_RATE_WINDOW_S", C.CHAT_RATE_WINDOW_S),
+            request_rate_limit=_int(env, "HH_REQUEST_RATE_LIMIT", C.REQUEST_RATE_LIMIT),
+            request_rate_window_s=_float(
+                env, "HH_REQUEST_RATE_WINDOW_S", C.REQUEST_RATE_WINDOW_S
+            ),
             message_retention_days=_int(
                 env, "HH_MESSAGE_RETENTION_DAYS", C.MESSAGE_RETENTION_DAYS
             ),

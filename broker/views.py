@@ -8,34 +8,86 @@ on): never an LMS id, full name or email, exact school or exact grade.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from broker.live.base import LiveSession
-from broker.queue.base import QueuedRequest
+from broker.lifecycle_store import epoch
+from routing.grades import grade_band
 
 
-def iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds")
+def iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds")
 
 
-def tutor_request_view(request: QueuedRequest, now: float) -> dict[str, Any]:
+def _band(grade: int | None) -> str:
+    return grade_band(grade) if grade is not None else ""
+
+
+def tutor_request_view(row: dict[str, Any], now: float) -> dict[str, Any]:
+    """A queued request (a ``help_requests`` row) as its queue's tutors see it."""
+    queued_at = epoch(row["queued_at"]) or now
     view: dict[str, Any] = {
-        "id": request.id,
-        "student": request.student,
-        "grade_band": request.grade_band,
-        "school_kind": request.school_kind,
-        "language": request.language,
-        "subject": request.subject,
-        "topic": request.topic,
-        "waited_s": max(0, int(now - request.enqueued_at)),
-        "priority": request.priority,
+        "id": row["id"],
+        "student": row["student"],
+        "grade_band": _band(row["grade"]),
+        "school_kind": row["school_kind"] or "",
+        "language": row["language"],
+        "subject": row["subject"],
+        "topic": row.get("topic") or "",
+        "waited_s": max(0, int(now - queued_at)),
+        "priority": int(row.get("priority") or 0),
     }
-    if request.first_name:  # only when the district turned HH_SHOW_FIRST_NAME on
-        view["first_name"] = request.first_name
+    if row.get("first_name"):  # only when the district turned HH_SHOW_FIRST_NAME on
+        view["first_name"] = row["first_name"]
     return view
 
 
-def session_view(session: LiveSession, vendor_name: str, for_role: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class OpenSession:
+    """An open session as the broker handles it (from a ``tutoring_sessions`` row joined
+    with its request's queue, topic and first name)."""
+
+    id: str
+    request_id: str
+    student: str
+    tutor_id: str
+    tutor_name: str
+    vendor: str
+    queue: str
+    language: str
+    subject: str
+    accepted_at: float
+    grade: int | None = None
+    school_kind: str = ""
+    topic: str = ""
+    first_name: str = ""
+    seq: int = 0
+    last_activity_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> OpenSession:
+        accepted = epoch(row["accepted_at"]) or 0.0
+        return cls(
+            id=row["id"],
+            request_id=row["request_id"],
+            student=row["student"],
+            tutor_id=row["tutor_id"],
+            tutor_name=row.get("tutor_name") or "Tutor",
+            vendor=row["vendor"],
+            queue=row.get("queue") or f"{row['vendor']}:{row['language']}",
+            language=row["language"],
+            subject=row["subject"],
+            accepted_at=accepted,
+            grade=row.get("grade"),
+            school_kind=row.get("school_kind") or "",
+            topic=row.get("topic") or "",
+            first_name=row.get("first_name") or "",
+            seq=int(row.get("seq") or 0),
+            last_activity_at=epoch(row.get("last_activity_at")),
+        )
+
+
+def session_view(session: OpenSession, vendor_name: str, for_role: str) -> dict[str, Any]:
     view: dict[str, Any] = {
         "session_id": session.id,
         "request_id": session.request_id,
@@ -45,13 +97,26 @@ def session_view(session: LiveSession, vendor_name: str, for_role: str) -> dict[
         "subject": session.subject,
         "started_at": iso(session.accepted_at),
         "tutor": {"display_name": session.tutor_name},
+        "seq": session.seq,
     }
     if for_role == "tutor":
         view["student"] = {
             "pseudonym": session.student,
-            "first_name": session.request.get("first_name", ""),
-            "grade_band": session.request.get("grade_band", ""),
-            "school_kind": session.request.get("school_kind", ""),
+            "first_name": session.first_name,
+            "grade_band": _band(session.grade),
+            "school_kind": session.school_kind,
         }
-        view["topic"] = session.request.get("topic", "")
+        view["topic"] = session.topic
     return view
+
+
+def message_view(session_id: str, seq: int, sender: str, text: str, at: float) -> dict[str, Any]:
+    """A chat message as both sides receive it; its id is ``<session id>.<seq>``."""
+    return {
+        "session_id": session_id,
+        "id": f"{session_id}.{seq}",
+        "seq": seq,
+        "from": sender,
+        "text": text,
+        "at": iso(at),
+    }

@@ -16,10 +16,10 @@ from broker.catalog_source import load_catalog
 from broker.db.engine import create_engine, session_factory
 from broker.directory import load_school_directory_from
 from broker.lifecycle_store import LifecycleStore
-from broker.live.factory import make_live
-from broker.queue.factory import make_queue
+from broker.presence import make_presence
 from broker.service import Broker
 from broker.settings import Settings
+from broker.throttle import Throttles
 from web.auth import setup_auth, staff_caller
 from web.catalog_api import setup_catalog_api
 from web.keys import BROKER, ENGINE, GATEWAY, SETTINGS
@@ -48,10 +48,10 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
         settings,
         catalog,
         directory,
-        make_queue(settings),
-        make_live(settings),
-        LifecycleStore(engine),
+        LifecycleStore(engine, keep_text=settings.message_retention_days > 0),
         SioNotifier(gateway.sio),
+        presence=make_presence(settings.redis_url, settings.redis_prefix),
+        throttles=Throttles(settings.redis_url, settings.redis_prefix),
     )
     await broker.start()
     app[ENGINE] = engine
@@ -60,7 +60,7 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info(
         "broker ready: %d schools, %s, %s",
         len(directory),
-        "redis" if settings.redis_url else "in-process queue",
+        "redis fan-out and presence" if settings.redis_url else "one process",
         settings.database_url.split("://", 1)[0],
     )
     yield

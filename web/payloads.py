@@ -30,6 +30,8 @@ def text(
         raise InvalidPayload(f"'{key}' must not be empty", field=key)
     if len(value) > max_len:
         raise InvalidPayload(f"'{key}' is longer than {max_len} characters", field=key)
+    if "\x00" in value:  # no database stores it (PostgreSQL refuses it in text)
+        raise InvalidPayload(f"'{key}' contains a NUL character", field=key)
     return value
 
 

@@ -2,7 +2,14 @@
 
 Every handler answers ``{"ok": true, ...}`` or ``{"ok": false, "error": {"code",
 "message"}}``; a bad payload or an unexpected exception is logged and answered, never
-propagated, so one bad event cannot break the connection or the process.
+propagated, so one bad event cannot break the connection or the process. An event sent
+with extra arguments is answered (the extras are ignored); a client event named like one
+of socket.io's reserved events (``connect``, ``disconnect``...) is answered
+``invalid_payload`` and changes nothing.
+
+**One connection's events are handled one at a time, in the order they arrived**, so a
+burst of messages from one sender is numbered, stored and relayed in the order it was
+sent; different connections are handled concurrently.
 
 People are addressed through personal rooms: ``s:<pseudonym>`` in ``/student``,
 ``t:<tutor id>`` in ``/tutor``; tutors also join ``q:<vendor>:<language>`` for each queue
@@ -16,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
@@ -44,10 +51,14 @@ NAMESPACE_ROLES = {
 Handler = Callable[[Identity, dict[str, Any], str], Awaitable[dict[str, Any] | None]]
 
 
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "message"})
+
+
 @dataclass(slots=True)
 class Connection:
     namespace: str
     identity: Identity
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # one event at a time
 
 
 class SioNotifier:
@@ -55,15 +66,21 @@ class SioNotifier:
         self.sio = sio
 
     async def to_student(
-        self, student: str, event: str, data: dict[str, Any], skip: str | None = None
+        self, student: str, event: str, data: dict[str, Any], skip: str | None = None,
+        *, local: bool = False,
     ) -> None:
-        await self.sio.emit(event, data, to=f"s:{student}", namespace="/student", skip_sid=skip)
+        await self.sio.emit(
+            event, data, to=f"s:{student}", namespace="/student", skip_sid=skip,
+            ignore_queue=local,
+        )
 
     async def to_tutor(self, tutor_id: str, event: str, data: dict[str, Any]) -> None:
         await self.sio.emit(event, data, to=f"t:{tutor_id}", namespace="/tutor")
 
-    async def to_queue_watchers(self, queue: str, event: str, data: dict[str, Any]) -> None:
-        await self.sio.emit(event, data, to=f"q:{queue}", namespace="/tutor")
+    async def to_queue_watchers(
+        self, queue: str, event: str, data: dict[str, Any], *, local: bool = False
+    ) -> None:
+        await self.sio.emit(event, data, to=f"q:{queue}", namespace="/tutor", ignore_queue=local)
 
 
 class BoundedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
@@ -80,13 +97,34 @@ class BoundedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self.connected = True
 
 
+class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server, refusing client events named like its reserved events:
+    upstream would run the ``connect`` or ``disconnect`` handler for them."""
+
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]
+    ) -> None:
+        if data and isinstance(data[0], str) and data[0] in RESERVED_EVENTS:
+            log.info("refused a client event named %r on %s", data[0], namespace or "/")
+            if id is not None:
+                refusal = _error("invalid_payload", f"{data[0]!r} is a reserved event name")
+                await self._send_packet(
+                    eio_sid,
+                    self.packet_class(
+                        socketio.packet.ACK, namespace=namespace or "/", id=id, data=[refusal]
+                    ),
+                )
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+
 def create_server(settings: Settings) -> socketio.AsyncServer:
     manager = None
     if settings.redis_url:
         manager = BoundedRedisManager(
             settings.redis_url, channel=RedisKeys(settings.redis_prefix).socketio_channel
         )
-    return socketio.AsyncServer(
+    return GuardedServer(
         async_mode="aiohttp",
         client_manager=manager,
         json=jsonlib,
@@ -120,6 +158,7 @@ class SocketGateway:
         self._register("/tutor", "tutor:state", self.tutor_state)
         self._register("/tutor", "session:outcome", self.session_outcome)
         for namespace in ("/student", "/tutor"):
+            self._register(namespace, "session:sync", self.session_sync)
             self._register(namespace, "chat:send", self.chat_send)
             self._register(namespace, "chat:typing", self.chat_typing)
             self._register(namespace, "session:end", self.session_end)
@@ -129,6 +168,7 @@ class SocketGateway:
     def attach(self, broker: Broker) -> None:
         self.broker = broker
         broker.local_subjects = self.local_subjects
+        broker.local_queues = self.local_queues
         self._staff_task = asyncio.create_task(self._staff_loop(), name="staff-push")
 
     async def detach(self) -> None:
@@ -147,6 +187,24 @@ class SocketGateway:
                 subjects.add(tutor_subject(conn.identity.subject))
         return list(subjects)
 
+    def local_queues(self) -> set[str]:
+        """The queues this process's tutors watch."""
+        queues: set[str] = set()
+        for conn in self.connections.values():
+            if conn.namespace == "/tutor" and conn.identity.tutor is not None:
+                queues.update(conn.identity.tutor.queues())
+        return queues
+
+    async def resync_local(self) -> None:
+        """Tell every connection of this process that pushes may have been lost (a pub/sub
+        outage): each client re-asks for its state and the messages it missed."""
+        for sid, conn in list(self.connections.items()):
+            if conn.namespace in ("/student", "/tutor"):
+                with contextlib.suppress(Exception):
+                    await self.sio.emit(
+                        "server:resync", {}, to=sid, namespace=conn.namespace, ignore_queue=True
+                    )
+
     @property
     def _broker(self) -> Broker:
         if self.broker is None:
@@ -154,12 +212,16 @@ class SocketGateway:
         return self.broker
 
     def _register(self, namespace: str, event: str, handler: Handler) -> None:
-        async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
+        async def on_event(sid: str, *args: Any) -> dict[str, Any]:
             conn = self.connections.get(sid)
             if conn is None or conn.namespace != namespace:
                 return _error("unauthenticated", "not connected")
+            data = args[0] if args else None
             try:
-                result = await handler(conn.identity, p.obj(data if data is not None else {}), sid)
+                async with conn.turn:
+                    result = await handler(
+                        conn.identity, p.obj(data if data is not None else {}), sid
+                    )
             except BrokerError as exc:
                 log.info("%s %s refused for %s: %s", namespace, event, sid, exc.code)
                 return {"ok": False, "error": exc.as_dict()}
@@ -185,7 +247,10 @@ class SocketGateway:
                     _tutor(identity)
             except BrokerError as exc:
                 log.info("refused %s connection: %s", namespace, exc.message)
-                raise socketio.exceptions.ConnectionRefusedError(exc.as_dict()) from None
+                # connect_error's data is the documented {code, message}
+                raise socketio.exceptions.ConnectionRefusedError(
+                    exc.message, exc.as_dict()
+                ) from None
             self.connections[sid] = Connection(namespace, identity)
             await self._joined(sid, namespace, identity)
 
@@ -291,6 +356,13 @@ class SocketGateway:
         self, who: Identity, data: dict[str, Any], sid: str
     ) -> dict[str, Any]:
         return await self._broker.tutor_state(_tutor(who))
+
+    async def session_sync(
+        self, who: Identity, data: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
+        return await self._broker.sync(
+            who, p.ident(data, "session_id"), p.integer(data, "after_seq", 0, 2**31 - 1)
+        )
 
     # -- shared events ------------------------------------------------------------------
     async def chat_send(

@@ -164,7 +164,7 @@ async def test_capacity_is_enforced(server: Server, clients: list) -> None:
     assert (await busy.call("help:accept", {"request_id": ids[1]}))["ok"]
     third = await busy.call("help:accept", {"request_id": ids[2]})
     assert third["error"]["code"] == "over_capacity"
-    assert await server.broker.queue.position(ids[2]) == 1  # still waiting
+    assert (await server.broker.store.request(ids[2]))["status"] == "queued"  # still waiting
 
 
 async def test_staff_get_live_figures(server: Server, clients: list) -> None:

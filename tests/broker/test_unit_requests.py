@@ -84,7 +84,7 @@ async def test_unmet_requests_are_recorded_with_their_reason(
     row = await rig.request_row(caught.value.detail["request_id"])
     assert (row["status"], row["unmet_reason"]) == ("unmet", reason)
     assert row["queue"] is None and row["closed_at"] == at(T0)
-    assert await rig.queue.lengths() == {}
+    assert await rig.lengths() == {}
     assert rig.notifier.sent == []
     # an unmet request holds no place: the student may ask again at once
     with pytest.raises(Unmet):
@@ -97,7 +97,7 @@ async def test_one_open_request_per_student(rig: Rig) -> None:
     with pytest.raises(Conflict) as caught:
         await rig.broker.request_help(ana, "reading", "es")
     assert caught.value.detail == {"request_id": first}
-    assert await rig.queue.lengths() == {"paper:en": 1}
+    assert await rig.lengths() == {"paper:en": 1}
     await rig.broker.cancel(ana, first)
     again = await rig.ask(ana)
     assert again != first and await rig.waiting() == [again]
@@ -140,7 +140,7 @@ async def test_accept_starts_a_session_once(rig: Rig) -> None:
     assert started["session_id"] == view["session_id"] and "student" not in started
     with pytest.raises(AlreadyTaken):
         await rig.broker.accept(tutor("t-y"), rid)
-    assert await rig.queue.load("t-x") == 1 and await rig.queue.load("t-y") == 0
+    assert await rig.load("t-x") == 1 and await rig.load("t-y") == 0
     request = await rig.request_row(rid)
     assert (request["status"], request["accepted_at"]) == ("accepted", at(T0 + 42))
     session = await rig.session_row(view["session_id"])
@@ -155,7 +155,7 @@ async def test_a_tutor_takes_only_their_vendor_and_languages(rig: Rig) -> None:
                      tutor("t-fr", languages=("fr",))):
         with pytest.raises(NotAllowed):
             await rig.broker.accept(outsider, rid)
-        assert await rig.queue.load(outsider.id) == 0
+        assert await rig.load(outsider.id) == 0
     assert await rig.waiting() == [rid]
     await rig.flush()
     # the snapshot goes to paper:en's watchers only
@@ -172,6 +172,6 @@ async def test_capacity_is_enforced_and_freed_by_an_end(rig: Rig) -> None:
     assert await rig.waiting() == [ids[2]]
     assert (await rig.request_row(ids[2]))["status"] == "queued"
     await rig.broker.end(student("s-0"), first["session_id"])
-    assert await rig.queue.load("t-busy") == 1
+    assert await rig.load("t-busy") == 1
     third = await rig.broker.accept(busy, ids[2])
-    assert third["request_id"] == ids[2] and await rig.queue.load("t-busy") == 2
+    assert third["request_id"] == ids[2] and await rig.load("t-busy") == 2

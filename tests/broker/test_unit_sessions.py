@@ -104,7 +104,7 @@ async def test_a_session_ends_at_most_once(rig: Rig) -> None:
     assert (row["end_reason"], row["ended_at"]) == (winner, at(T0 + 30))
     request = await rig.request_row(row["request_id"])
     assert (request["status"], request["close_reason"]) == ("ended", winner)
-    assert await rig.queue.load("t-x") == 0
+    assert await rig.load("t-x") == 0
     # a sweep afterwards finds nothing to end
     rig.clock.advance(rig.settings.session_idle_s + 1)
     await rig.sweep()

@@ -86,14 +86,14 @@ async def test_an_idle_session_times_out(rig: Rig) -> None:
     idle = rig.settings.session_idle_s
     rig.clock.advance(idle)
     await rig.sweep()
-    assert await rig.live.get_session(sid) is not None
+    assert await rig.is_open(sid)
     await rig.broker.send(ana, sid, "still thinking")  # activity restarts the idle clock
     rig.clock.advance(idle)
     await rig.sweep()
-    assert await rig.live.get_session(sid) is not None
+    assert await rig.is_open(sid)
     rig.clock.advance(1)
     await rig.sweep()
-    assert await rig.live.get_session(sid) is None
+    assert not await rig.is_open(sid)
     ended = {"session_id": sid, "reason": "timeout"}
     assert rig.notifier.of(to="student:s-ana", event="session:ended") == [ended]
     assert rig.notifier.of(to="tutor:t-x", event="session:ended") == [ended]
@@ -101,7 +101,7 @@ async def test_an_idle_session_times_out(rig: Rig) -> None:
     assert (row["end_reason"], row["outcome"]) == ("timeout", "idle")
     assert row["ended_at"] == at(T0 + 2 * idle + 1)
     assert (await rig.request_row(rid))["status"] == "ended"
-    assert await rig.queue.load("t-x") == 0
+    assert await rig.load("t-x") == 0
     assert await rig.ask(ana)
 
 
@@ -113,7 +113,7 @@ async def test_a_student_gone_mid_session_ends_it(rig: Rig) -> None:
     rig.disconnect(ana)
     rig.clock.advance(GRACE)
     await rig.sweep()
-    assert await rig.live.get_session(sid) is not None
+    assert await rig.is_open(sid)
     rig.clock.advance(1)
     await rig.sweep()
     row = await rig.session_row(sid)
@@ -138,13 +138,13 @@ async def test_a_lost_tutor_puts_the_request_back_at_the_head(rig: Rig) -> None:
     rig.disconnect(ms_x)  # the session keeps its tutor for one grace period from T0 + 10
     rig.clock.advance(GRACE)
     await rig.sweep()
-    assert await rig.live.get_session(sid) is not None
+    assert await rig.is_open(sid)
     rig.clock.advance(1)
     await rig.sweep()
 
     assert await rig.waiting() == [rid, later]
-    requeued = await rig.queue.get(rid)
-    assert requeued is not None and requeued.enqueued_at == T0
+    requeued = await rig.request_row(rid)
+    assert requeued["status"] == "queued" and requeued["rank"] == T0
     assert rig.notifier.of(to="tutor:t-x", event="session:ended") == [
         {"session_id": sid, "reason": "tutor_lost"}
     ]
@@ -166,7 +166,7 @@ async def test_a_lost_tutor_puts_the_request_back_at_the_head(rig: Rig) -> None:
         None,
         at(T0),
     )
-    assert await rig.queue.load("t-x") == 0
+    assert await rig.load("t-x") == 0
     with pytest.raises(Conflict):  # ana still holds her (requeued) place
         await rig.broker.request_help(ana, "math", "en")
     ms_y = tutor("t-y")

@@ -1,11 +1,11 @@
 """Driving a :class:`~broker.service.Broker` directly, with nothing that depends on time.
 
-The broker runs on the in-process backends (``MemoryQueue``, ``MemoryLiveState``) and a
-real :class:`~broker.lifecycle_store.LifecycleStore` on an SQLite file, with
+The broker runs on a real :class:`~broker.lifecycle_store.LifecycleStore` on an SQLite
+file (the one source of truth) and in-process presence and throttles, with
 
 * a :class:`FakeClock` that moves only when a test calls :meth:`FakeClock.advance` (the
-  broker is the only reader of time: the chat rate limiter, the accept-rate tracker and
-  the live state are all handed the broker's ``now``);
+  broker is the only reader of time: presence, the throttles and the wait estimates are
+  all handed the broker's ``now``);
 * a :class:`RecordingNotifier` that records every push as ``(to, event, data)``;
 * no background sweep (``start(sweep=False)``): a test calls :meth:`Rig.sweep`;
 * queue pushes that wait an hour instead of 100 ms, so none is ever made behind a test's
@@ -29,8 +29,7 @@ from broker.catalog_source import load_catalog
 from broker.db.engine import create_engine
 from broker.identity import Identity, Learner, Tutor, student_identity, tutor_identity
 from broker.lifecycle_store import LifecycleStore
-from broker.live.memory import MemoryLiveState
-from broker.queue.memory import MemoryQueue
+from broker.presence import MemoryPresence
 from broker.service import Broker, student_subject, tutor_subject
 from broker.settings import Settings
 from routing.schools import School, SchoolDirectory, SchoolKind
@@ -59,6 +58,7 @@ class Sent(NamedTuple):
     event: str
     data: dict[str, Any]
     skip: str | None = None  # the connection left out (a student push only)
+    local: bool = False  # to this process's connections only (the sweep's reconciliation)
 
 
 class RecordingNotifier:
@@ -68,15 +68,18 @@ class RecordingNotifier:
         self.sent: list[Sent] = []
 
     async def to_student(
-        self, student: str, event: str, data: dict[str, Any], skip: str | None = None
+        self, student: str, event: str, data: dict[str, Any], skip: str | None = None,
+        *, local: bool = False,
     ) -> None:
-        self.sent.append(Sent(student_subject(student), event, data, skip))
+        self.sent.append(Sent(student_subject(student), event, data, skip, local))
 
     async def to_tutor(self, tutor_id: str, event: str, data: dict[str, Any]) -> None:
         self.sent.append(Sent(tutor_subject(tutor_id), event, data))
 
-    async def to_queue_watchers(self, queue: str, event: str, data: dict[str, Any]) -> None:
-        self.sent.append(Sent(f"queue:{queue}", event, data))
+    async def to_queue_watchers(
+        self, queue: str, event: str, data: dict[str, Any], *, local: bool = False
+    ) -> None:
+        self.sent.append(Sent(f"queue:{queue}", event, data, None, local))
 
     def of(self, to: str | None = None, event: str | None = None) -> list[dict[str, Any]]:
         """The data of every push to ``to`` (a subject) and/or of ``event``, in order."""
@@ -143,14 +146,9 @@ class Rig:
     connected: set[str] = field(default_factory=set)  # subjects this "process" serves
 
     @property
-    def queue(self) -> MemoryQueue:
-        assert isinstance(self.broker.queue, MemoryQueue)
-        return self.broker.queue
-
-    @property
-    def live(self) -> MemoryLiveState:
-        assert isinstance(self.broker.live, MemoryLiveState)
-        return self.broker.live
+    def presence(self) -> MemoryPresence:
+        assert isinstance(self.broker.presence, MemoryPresence)
+        return self.broker.presence
 
     @property
     def settings(self) -> Settings:
@@ -186,7 +184,20 @@ class Rig:
         await self.broker.flush_pushes()
 
     async def waiting(self, queue: str = "paper:en") -> list[str]:
-        return [q.id for q in await self.queue.snapshot(queue)]
+        """The queue's request ids in service order (the database's queued rows)."""
+        rows, _ = await self.broker.store.queue(queue)
+        return [row["id"] for row in rows]
+
+    async def lengths(self) -> dict[str, int]:
+        return {q: n for q, (n, _) in (await self.broker.store.queue_figures()).items()}
+
+    async def load(self, tutor_id: str) -> int:
+        """How many sessions the tutor holds (their capacity in use)."""
+        state = await self.broker.store.tutor_state(tutor_id)
+        return int(state["open_sessions"]) if state else 0
+
+    async def is_open(self, session_id: str) -> bool:
+        return bool(await self.broker.store.open_sessions(session_id=session_id))
 
     async def request_row(self, request_id: str) -> dict[str, Any]:
         return await self._row(self.broker.store.requests, request_id)
@@ -213,10 +224,9 @@ async def broker_rig(
         unit_settings(database_url, **settings),
         load_catalog(),
         school_directory(),
-        MemoryQueue(),
-        MemoryLiveState(),
         LifecycleStore(engine),
         notifier,
+        presence=MemoryPresence(),
         clock=clock,
         push_delay_s=PUSH_DELAY_S,
     )

@@ -1,6 +1,7 @@
 // Tutor console: status, the live queues of the tutor's vendor and languages, accept,
 // several chats as tabs, end with an outcome. Speaks the /tutor namespace of docs/protocol.md.
 import { t, loadCatalog, fmtTime, fmtDuration, languageName } from "./i18n.js";
+import { SessionSync } from "./chat-sync.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, tokenSource,
   insertMessage, enterSends,
@@ -232,7 +233,11 @@ function openChat(session, focus) {
   const id = session.session_id;
   if (state.chats.has(id)) { select(id, focus); return; }
   state.studentNo += 1;
-  const chat = { session, no: state.studentNo, unread: 0, seen: new Set(), ended: false };
+  const chat = { session, no: state.studentNo, unread: 0, ended: false };
+  chat.sync = new SessionSync(state.socket, id, {
+    show: (message) => showMessage(chat, message),
+    ended: (info) => chatEnded(info),
+  });
   const tabId = `tab-${id}`;
   const panelId = `panel-${id}`;
   chat.tab = el("button", { type: "button", role: "tab", id: tabId, "aria-controls": panelId, class: "secondary" });
@@ -336,8 +341,10 @@ function insertSystem(chat, text) {
 
 function addMessage(data) {
   const chat = state.chats.get(data.session_id);
-  if (!chat || chat.seen.has(data.id)) return;
-  chat.seen.add(data.id);
+  if (chat) chat.sync.receive(data);
+}
+
+function showMessage(chat, data) {
   const mine = data.from === "tutor";
   insertMessage(chat.list, data, {
     mine, who: mine ? t("You") : t("Student {n}", { n: chat.no }), timeText: fmtTime(data.at),
@@ -375,7 +382,10 @@ function onState(data) {
   if (!data || data.ok === false) return;
   state.capacity = data.capacity;
   showStatus(data.status || "away");
-  for (const session of data.sessions || []) openChat(session, false);
+  for (const session of data.sessions || []) {
+    openChat(session, false);
+    state.chats.get(session.session_id).sync.known(session.seq);
+  }
   for (const snap of data.queues || []) onSnapshot(snap);
 }
 
@@ -394,7 +404,11 @@ async function start() {
   let first = true;
   const socket = connect("/tutor", () => (first ? token : tokens.get()));
   state.socket = socket;
-  socket.on("connect", () => { first = false; say($("banner"), ""); });
+  socket.on("connect", () => {
+    if (!first) for (const chat of state.chats.values()) if (!chat.ended) chat.sync.sync();
+    first = false;
+    say($("banner"), "");
+  });
   socket.on("disconnect", (reason) => {
     if (reason !== "io client disconnect") say($("banner"), t("Connection lost. Reconnecting…"));
   });
@@ -419,20 +433,27 @@ async function start() {
     clearTimeout(chat.typingTimer);
     chat.typingTimer = setTimeout(() => { chat.typing.textContent = ""; }, 4000);
   });
-  socket.on("session:ended", (data) => {
-    const chat = state.chats.get(data.session_id);
-    if (!chat) return;
-    chat.ended = true;
-    const why = data.reason === "student" ? t("The student ended the chat.")
-      : data.reason === "timeout" ? t("The chat ended after a long silence.")
-      : t("The chat has ended.");
-    insertSystem(chat, why);
-    chat.box.disabled = true;
-    // The tutor can still record how it went (session:outcome); the form stays.
-    const submit = chat.endForm.querySelector("button[type=submit]");
-    if (submit) submit.textContent = t("Save and close");
-    if (state.selected !== data.session_id) { chat.unread += 1; renderTab(chat); updateTitle(); }
+  socket.on("session:ended", chatEnded);
+  socket.on("server:resync", () => {
+    call(socket, "tutor:state", {}).then(onState);
+    for (const chat of state.chats.values()) if (!chat.ended) chat.sync.sync();
   });
+}
+
+function chatEnded(data) {
+  const chat = state.chats.get(data.session_id);
+  if (!chat || chat.ended) return;
+  chat.ended = true;
+  chat.sync.stop();
+  const why = data.reason === "student" ? t("The student ended the chat.")
+    : data.reason === "timeout" ? t("The chat ended after a long silence.")
+    : t("The chat has ended.");
+  insertSystem(chat, why);
+  chat.box.disabled = true;
+  // The tutor can still record how it went (session:outcome); the form stays.
+  const submit = chat.endForm.querySelector("button[type=submit]");
+  if (submit) submit.textContent = t("Save and close");
+  if (state.selected !== data.session_id) { chat.unread += 1; renderTab(chat); updateTitle(); }
 }
 
 start();

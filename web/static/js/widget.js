@@ -1,6 +1,7 @@
 // Student widget: ask for help, wait in line, chat, rate. Speaks the /student namespace of
 // docs/protocol.md. Chat text is only ever set with textContent.
 import { t, loadCatalog, getLocale, fmtTime, fmtWait, languageName } from "./i18n.js";
+import { SessionSync } from "./chat-sync.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, insertMessage, enterSends,
 } from "./common.js";
@@ -11,7 +12,7 @@ await loadCatalog(cfg.i18n_url, cfg.locale);
 const VIEWS = ["view-start", "view-waiting", "view-unmet", "view-chat", "view-rate"];
 const TOKEN_KEY = "hh_student_token";
 const state = {
-  view: null, request: null, session: null, endedSession: null, seen: new Set(),
+  view: null, request: null, session: null, endedSession: null, sync: null,
   subjects: [], needGrade: false, lastTyping: 0, typingTimer: null,
 };
 
@@ -242,9 +243,11 @@ function addSystem(text) {
 }
 
 function addMessage(message) {
-  if (!state.session || message.session_id !== state.session.session_id) return;
-  if (state.seen.has(message.id)) return;
-  state.seen.add(message.id);
+  if (!state.sync || message.session_id !== state.session.session_id) return;
+  state.sync.receive(message);
+}
+
+function showMessage(message) {
   const mine = message.from === "student";
   let extra = null;
   if (!mine && synth) {
@@ -269,9 +272,14 @@ function enterChat(session) {
   });
   if (fresh) {
     $("messages").replaceChildren();
-    state.seen.clear();
+    if (state.sync) state.sync.stop();
+    state.sync = new SessionSync(socket, session.session_id, {
+      show: showMessage,
+      ended: (info) => endSession(info),
+    });
     addSystem(t("You are chatting with {tutor}. Say hello and describe your question.", { tutor: tutorName() }));
   }
+  state.sync.known(session.seq);
   const wasChat = state.view === "view-chat";
   showView("view-chat", { focus: false });
   if (!wasChat) $("message").focus();
@@ -391,7 +399,12 @@ const languages = token ? await loadChoices() : [];
 const socket = connect("/student", () => token);
 if (token && !languages.length) showUnmet("no_vendor");
 
-socket.on("connect", () => banner(""));
+let connectedOnce = false;
+socket.on("connect", () => {
+  banner("");
+  if (connectedOnce && state.sync) state.sync.sync(); // the server sends session:state itself
+  connectedOnce = true;
+});
 socket.on("disconnect", (reason) => {
   if (reason !== "io client disconnect") banner(t("Connection lost. Reconnecting…"));
 });
@@ -430,8 +443,11 @@ socket.on("chat:typing", (data) => {
   clearTimeout(state.typingTimer);
   state.typingTimer = setTimeout(() => { $("typing").textContent = ""; }, 4000);
 });
-socket.on("session:ended", (data) => {
+socket.on("session:ended", endSession);
+
+function endSession(data) {
   if (!state.session || data.session_id !== state.session.session_id) return;
+  if (state.sync) state.sync.stop();
   if (data.requeued) {
     addSystem(t("Your tutor was disconnected. You are back at the front of the line."));
     state.session = null;
@@ -439,4 +455,13 @@ socket.on("session:ended", (data) => {
     return;
   }
   showRating(data.reason);
-});
+}
+
+// After a reconnect or a server:resync, ask again what this student has open and what the
+// open session said meanwhile (pushes may have been lost).
+function resync() {
+  call(socket, "session:state", {}).then(applyState);
+  if (state.sync) state.sync.sync();
+}
+socket.on("server:resync", resync);
+

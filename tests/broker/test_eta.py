@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.constants import ETA_FALLBACK_S, ETA_WINDOW_S, QUEUE_MAX_WAIT_S
-from broker.eta import AcceptRateTracker, estimate_wait_s
+from broker.eta import estimate_wait_s
 
 
 def test_from_the_accept_rate() -> None:
@@ -66,49 +65,3 @@ def test_waiting_is_never_negative_and_monotone(
         return
     assert isinstance(here, int) and 0 <= here <= QUEUE_MAX_WAIT_S
     assert behind is not None and behind >= here
-
-
-def test_tracker_counts_a_trailing_window_per_queue() -> None:
-    tracker = AcceptRateTracker(window_s=100)
-    for t in (0, 10, 20):
-        tracker.record("acme:en", t)
-    tracker.record("acme:es", 50)
-    assert tracker.count("acme:en", 20) == 3
-    assert tracker.rate("acme:en", 20) == pytest.approx(0.03)
-    assert tracker.rate("acme:es", 60) == pytest.approx(0.01)
-    assert tracker.rate("nobody:xx", 60) == 0.0
-    # the accept at 0 leaves the window at 100, the one at 10 at 110
-    assert tracker.count("acme:en", 100) == 2
-    assert tracker.count("acme:en", 110) == 1
-    assert tracker.count("acme:en", 500) == 0
-    assert "acme:en" not in tracker.queues()
-
-
-def test_tracker_forgets_idle_queues_on_record() -> None:
-    tracker = AcceptRateTracker(window_s=10)
-    for i in range(50):
-        tracker.record(f"v{i}:en", 0)
-    assert len(tracker.queues()) == 50
-    tracker.record("busy:en", 11)  # a window later: every other queue is swept
-    assert tracker.queues() == ["busy:en"]
-
-
-def test_tracker_tolerates_a_clock_step_back() -> None:
-    tracker = AcceptRateTracker(window_s=10)
-    tracker.record("q", 5)
-    tracker.record("q", 3)
-    assert tracker.count("q", 5) == 2
-
-
-def test_tracker_default_window_and_validation() -> None:
-    assert AcceptRateTracker().window_s == ETA_WINDOW_S
-    with pytest.raises(ValueError):
-        AcceptRateTracker(window_s=0)
-
-
-def test_tracker_feeds_the_estimate() -> None:
-    tracker = AcceptRateTracker(window_s=900)
-    for i in range(30):  # 30 accepts in the last 15 minutes: one every 30 s
-        tracker.record("acme:en", 1000 + i * 30)
-    rate = tracker.rate("acme:en", 1000 + 29 * 30)
-    assert estimate_wait_s(2, rate, 0) == 60

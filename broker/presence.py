@@ -1,0 +1,122 @@
+"""Presence: who is connected, as heartbeats (after python-socketio's managers: a base with
+the logic, backends that fill in the storage hooks).
+
+Every process touches the people it holds connections for, every sweep; the broker reads
+``last_seen`` to decide who has been gone longer than the grace period. Presence is allowed
+to be lost (it is not a fact that must survive), and losing it never makes anyone look
+gone:
+
+* ``last_seen`` answers, for a subject never touched, the **epoch** of the store: the moment
+  it was created, or re-created after it was lost (a fresh process, a Redis that was
+  flushed or restarted empty). So after a loss everyone gets a whole grace period, within
+  which the processes holding their connections touch them again (one sweep).
+* With Redis, every process shares one sorted set (``<prefix>:presence:seen``, score = last
+  touch) and one epoch key (``<prefix>:presence:epoch``, set only if absent, in the same
+  round trip as each touch), so a subject connected to any process is present for all of
+  them. Entries older than :data:`FORGET_AFTER_S` are dropped as touches go by, so the set
+  holds only people seen in the last day.
+
+Times are the caller's clock (epoch seconds), so tests use a fake clock.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import redis.asyncio as aioredis
+
+from broker.redis_keys import RedisKeys
+from broker.redis_pool import open_redis
+
+FORGET_AFTER_S = 24 * 3600.0
+
+
+class Presence(abc.ABC):
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect. Called once before use."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def touch(self, subjects: list[str], now: float) -> None:
+        """Record that these subjects (``role:id``) are connected at ``now``."""
+
+    @abc.abstractmethod
+    async def last_seen(self, subjects: list[str], now: float) -> dict[str, float]:
+        """When each subject was last touched, or the store's epoch for one never touched
+        since the store was (re)created; the epoch is ``now`` if the store has none yet."""
+
+    async def gone(self, subjects: list[str], now: float, grace_s: float) -> set[str]:
+        """The subjects nobody has touched for longer than ``grace_s``."""
+        seen = await self.last_seen(subjects, now)
+        return {s for s in subjects if now - seen.get(s, now) > grace_s}
+
+
+class MemoryPresence(Presence):
+    """One process's presence (the embedded default): its epoch is its start."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._epoch: float | None = None
+        self._pruned_at = 0.0
+
+    async def touch(self, subjects: list[str], now: float) -> None:
+        if self._epoch is None:
+            self._epoch = now
+        for subject in subjects:
+            self._seen[subject] = now
+        if len(self._seen) > 10_000 and now - self._pruned_at > 3600:
+            self._pruned_at = now
+            self._seen = {k: v for k, v in self._seen.items() if now - v <= FORGET_AFTER_S}
+
+    async def last_seen(self, subjects: list[str], now: float) -> dict[str, float]:
+        if self._epoch is None:
+            self._epoch = now
+        epoch = self._epoch
+        return {s: self._seen.get(s, epoch) for s in subjects}
+
+    def forget_all(self) -> None:
+        """Lose everything, as a restarted process would (for tests)."""
+        self._seen.clear()
+        self._epoch = None
+
+
+class RedisPresence(Presence):
+    """Presence shared by every process through Redis."""
+
+    def __init__(self, url: str, keys: RedisKeys) -> None:
+        self._redis: aioredis.Redis = open_redis(url)
+        self._seen_key = keys.presence_seen
+        self._epoch_key = keys.presence_epoch
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def touch(self, subjects: list[str], now: float) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._epoch_key, repr(now), nx=True)
+            if subjects:
+                pipe.zadd(self._seen_key, {s: now for s in subjects})
+            pipe.zremrangebyscore(self._seen_key, "-inf", now - FORGET_AFTER_S)
+            await pipe.execute()
+
+    async def last_seen(self, subjects: list[str], now: float) -> dict[str, float]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._epoch_key, repr(now), nx=True)
+            pipe.get(self._epoch_key)
+            if subjects:
+                pipe.zmscore(self._seen_key, subjects)
+            replies = await pipe.execute()
+        epoch = float(replies[1]) if replies[1] is not None else now
+        values = replies[2] if subjects else []
+        return {
+            s: float(v) if v is not None else epoch for s, v in zip(subjects, values, strict=True)
+        }
+
+
+def make_presence(redis_url: str | None, prefix: str) -> Presence:
+    """Redis when ``redis_url`` is set (several processes), else process memory."""
+    if redis_url:
+        return RedisPresence(redis_url, RedisKeys(prefix))
+    return MemoryPresence()

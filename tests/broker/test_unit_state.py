@@ -1,0 +1,205 @@
+"""Broker unit tests: one source of truth. Every state change is one transaction that
+happens whole or not at all; what a participant missed comes back from the database;
+losing presence ends nothing; pushes lost elsewhere are re-sent by the sweep.
+
+A fake clock, a recording notifier and explicit sweeps (tests/broker/unit.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from broker.errors import AlreadyTaken, NotFound, OverCapacity, RateLimited
+from broker.identity import Identity, Tutor
+from tests.broker.unit import FakeClock, Rig, as_identity, broker_rig, student, tutor
+
+
+async def open_session(rig: Rig, kid: Identity, who: Tutor) -> str:
+    rid = await rig.ask(kid)
+    await rig.connect(who)
+    return str((await rig.broker.accept(who, rid))["session_id"])
+
+
+def break_writes(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every write fails, as with a database that cannot be reached."""
+
+    async def unreachable(units: Any) -> Any:
+        raise ConnectionError("the database is down")
+
+    monkeypatch.setattr(rig.broker.store.writer, "_commit", unreachable)
+
+
+async def test_a_cancel_that_cannot_be_written_leaves_the_place_intact(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana, bob = student("s-ana"), student("s-bob")
+    first, second = await rig.ask(ana), await rig.ask(bob)
+    with monkeypatch.context() as m:
+        break_writes(rig, m)
+        with pytest.raises(ConnectionError):
+            await rig.broker.cancel(ana, first)
+    assert await rig.waiting() == [first, second]
+    assert (await rig.connect(ana))["request"]["position"] == 1
+    await rig.broker.cancel(ana, first)  # the database is back: the cancel works
+    assert await rig.waiting() == [second]
+
+
+async def test_an_accept_that_cannot_be_written_changes_nothing(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana, ms_x = student("s-ana"), tutor("t-x")
+    rid = await rig.ask(ana)
+    await rig.connect(ms_x)
+    with monkeypatch.context() as m:
+        break_writes(rig, m)
+        with pytest.raises(ConnectionError):
+            await rig.broker.accept(ms_x, rid)
+    assert await rig.waiting() == [rid] and await rig.load("t-x") == 0
+    assert (await rig.broker.accept(ms_x, rid))["request_id"] == rid
+    assert await rig.load("t-x") == 1
+
+
+async def test_capacity_in_use_always_equals_open_sessions(rig: Rig) -> None:
+    ms_x = tutor("t-x")  # Paper.co: capacity 2
+    kids = [student(f"s-{i}") for i in range(4)]
+    sids = [await open_session(rig, kids[0], ms_x), await open_session(rig, kids[1], ms_x)]
+    third = await rig.ask(kids[2])
+    with pytest.raises(OverCapacity):
+        await rig.broker.accept(ms_x, third)
+    assert await rig.load("t-x") == 2 and await rig.waiting() == [third]
+    await rig.broker.end(kids[0], sids[0])
+    assert await rig.load("t-x") == 1
+    assert (await rig.broker.accept(ms_x, third))["request_id"] == third
+    with pytest.raises(NotFound):  # ended already: the second end changes nothing
+        await rig.broker.end(as_identity(ms_x), sids[0])
+    async with rig.engine.connect() as conn:
+        open_count = await conn.scalar(sa.text(
+            "select count(*) from tutoring_sessions where tutor_id = 't-x' and ended_at is null"
+        ))
+    assert open_count == await rig.load("t-x") == 2
+
+
+async def test_a_request_is_claimed_once_even_by_two_processes(unit_db: str) -> None:
+    clock = FakeClock()
+    async with broker_rig(unit_db, clock=clock) as one, broker_rig(unit_db, clock=clock) as two:
+        rid = await one.ask(student("s-ana"))
+        ms_x, ms_y = tutor("t-x"), tutor("t-y")
+        await one.broker.accept(ms_x, rid)
+        with pytest.raises(AlreadyTaken):
+            await two.broker.accept(ms_y, rid)
+        assert await two.load("t-y") == 0
+
+
+async def test_missed_messages_come_back_from_the_database(rig: Rig) -> None:
+    ana, ms_x = student("s-ana"), tutor("t-x")
+    sid = await open_session(rig, ana, ms_x)
+    x = as_identity(ms_x)
+    for who, text in [(ana, "hi"), (x, "hello"), (ana, "fractions")]:
+        await rig.broker.send(who, sid, text)
+    caught_up = await rig.broker.sync(ana, sid, after_seq=1)
+    assert [(m["seq"], m["from"], m["text"]) for m in caught_up["messages"]] == [
+        (2, "tutor", "hello"), (3, "student", "fractions"),
+    ]
+    assert caught_up["session"]["seq"] == 3 and caught_up["ended"] is None
+    assert [m["id"] for m in caught_up["messages"]] == [f"{sid}.2", f"{sid}.3"]
+    with pytest.raises(NotFound):  # another student's session
+        await rig.broker.sync(student("s-bob"), sid, after_seq=0)
+    await rig.broker.end(x, sid)
+    after = await rig.broker.sync(ana, sid, after_seq=3)
+    assert after["ended"] == {"session_id": sid, "reason": "tutor"} and after["messages"] == []
+
+
+async def test_message_bodies_are_deleted_when_the_session_ends(rig: Rig) -> None:
+    ana, ms_x = student("s-ana"), tutor("t-x")
+    sid = await open_session(rig, ana, ms_x)
+    await rig.broker.send(ana, sid, "my phone is private")
+    async with rig.engine.connect() as conn:
+        count = sa.text("select count(*) from chat_messages where session_id = :sid")
+        assert await conn.scalar(count, {"sid": sid}) == 1
+    await rig.broker.end(ana, sid)
+    async with rig.engine.connect() as conn:
+        assert await conn.scalar(count, {"sid": sid}) == 0
+        topic = await conn.scalar(sa.text("select topic from help_requests"))
+    assert topic is None
+
+
+async def test_with_retention_on_bodies_are_kept(unit_db: str) -> None:
+    async with broker_rig(unit_db, message_retention_days=30) as rig:
+        rig.broker.store.keep_text = True  # what the app derives from the setting
+        ana, ms_x = student("s-ana"), tutor("t-x")
+        sid = await open_session(rig, ana, ms_x)
+        await rig.broker.send(ana, sid, "kept for the district")
+        await rig.broker.end(ana, sid)
+        assert [m["text"] for m in await rig.broker.store.messages_after(sid, 0)] == [
+            "kept for the district"
+        ]
+
+
+async def test_losing_presence_ends_nothing(rig: Rig) -> None:
+    ana, ms_x = student("s-ana"), tutor("t-x")
+    sid = await open_session(rig, ana, ms_x)
+    waiting = await rig.ask(student("s-bob"))
+    rig.clock.advance(rig.settings.grace_seconds * 5)
+    rig.presence.forget_all()  # a flushed or restarted Redis: nobody has been seen
+    await rig.sweep()
+    assert await rig.is_open(sid) and await rig.waiting() == [waiting]
+    assert rig.notifier.of(event="session:ended") == []
+
+
+async def test_requests_and_cancels_are_throttled_per_student(rig: Rig) -> None:
+    ana = student("s-ana")
+    await rig.connect(ana)
+    for _ in range(15):  # 15 request + cancel pairs: 30 events, the limit per minute
+        rid = str((await rig.broker.request_help(ana, "math", "en"))["id"])
+        await rig.broker.cancel(ana, rid)
+    with pytest.raises(RateLimited):
+        await rig.broker.request_help(ana, "math", "en")
+    await rig.broker.request_help(student("s-bob"), "math", "en")  # others are not limited
+    rig.clock.advance(61)
+    assert (await rig.broker.request_help(ana, "math", "en"))["position"] == 2
+
+
+async def test_the_sweep_resends_state_another_process_changed(unit_db: str) -> None:
+    """A push lost with another process is made good: each process's sweep re-sends its own
+    tutors and students the queue state that changed since it last sent it."""
+    clock = FakeClock()
+    async with broker_rig(unit_db, clock=clock) as here, broker_rig(unit_db, clock=clock) as there:
+        ms_x = tutor("t-x")
+        await here.connect(ms_x)
+        here.broker.local_queues = lambda: set(ms_x.queues())
+        await here.sweep()
+        here.notifier.clear()
+        rid = await there.ask(student("s-ana"))  # made, and pushed, by the other process
+        await here.sweep()
+        [snapshot] = here.notifier.of(to="queue:paper:en", event="queue:snapshot")
+        assert [r["id"] for r in snapshot["requests"]] == [rid]
+        assert here.notifier.sent[0].local  # only to this process's own connections
+        here.notifier.clear()
+        await here.sweep()  # nothing changed since: nothing re-sent
+        assert here.notifier.sent == []
+
+
+async def test_wait_estimates_count_accepts_from_every_process(unit_db: str) -> None:
+    """The accept rate behind an estimate is counted in the database, so a process that
+    made no accepts itself estimates from the others'."""
+    clock = FakeClock()
+    async with broker_rig(unit_db, clock=clock) as here, broker_rig(unit_db, clock=clock) as there:
+        ms_x = tutor("t-x")
+        for i in range(2):  # two accepts made by the other process
+            rid = await there.ask(student(f"s-{i}"))
+            await there.broker.accept(ms_x, rid)
+            await there.broker.end(as_identity(ms_x), await _sid_of(there, rid))
+        clock.advance(2)  # past the one-second count cache
+        ack = await here.broker.request_help(student("s-new"), "math", "en")
+        # 2 accepts in the 900 s window: 1/450 per second, so position 1 waits 450 s
+        assert ack["position"] == 1 and ack["eta_s"] == 450
+
+
+async def _sid_of(rig: Rig, request_id: str) -> str:
+    async with rig.engine.connect() as conn:
+        return str(await conn.scalar(
+            sa.text("select id from tutoring_sessions where request_id = :r"), {"r": request_id}
+        ))
