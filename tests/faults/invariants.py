@@ -102,7 +102,8 @@ async def read_truth(dsn: str) -> Truth:
     try:
         requests = await conn.fetch("select * from help_requests")  # rank: since 0006
         sessions = await conn.fetch(
-            "select id, request_id, student, tutor_id, ended_at, end_reason from tutoring_sessions"
+            "select id, request_id, student, tutor_id, ended_at, end_reason, outcome"
+            " from tutoring_sessions"
         )
     finally:
         await conn.close()
@@ -222,9 +223,9 @@ def check_sessions(report: Report, truth: Truth, people: Population, states: Sta
     report.add("participants' screens show each session as the database has it", screens, seen)
 
 
-def check_messages(report: Report, truth: Truth, people: Population) -> None:
+def check_messages(report: Report, cluster: Cluster, truth: Truth, people: Population) -> None:
     undelivered, disorder = [], []
-    acked = streams = 0
+    acked = streams = to_the_gone = 0
     for sender in people.everyone:
         by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for _, m in sorted(sender.sent, key=lambda sent: sent[0]):
@@ -234,6 +235,9 @@ def check_messages(report: Report, truth: Truth, people: Population) -> None:
             if row is None:
                 continue
             other = row["tutor_id"] if sent[0]["from"] == "student" else row["student"]
+            if other == blamed(row) and not absence_wrong(cluster, row, people):
+                to_the_gone += len(sent)  # the session ended because they had left
+                continue
             for receiver in people.named(other):
                 log = receiver.sessions.get(sid)
                 got = {m["id"]: m for m in log.delivered} if log else {}
@@ -266,7 +270,8 @@ def check_messages(report: Report, truth: Truth, people: Population) -> None:
     report.notes.append(
         f"chat: {acked} acknowledged; pushed twice {sum(g.pushed_twice for g in logs)}; "
         f"pushes behind a higher seq {sum(_inversions(g.arrivals) for g in logs)}; "
-        f"recovered by session:sync {sum(g.recovered for g in logs)}"
+        f"recovered by session:sync {sum(g.recovered for g in logs)}; not counted, sent to "
+        f"someone whose absence ended the session {to_the_gone}"
     )
 
 
@@ -279,25 +284,48 @@ def _inversions(seqs: list[int]) -> int:
     return count
 
 
-def check_status(report: Report, tutors: list[Tutor], states: States) -> None:
+def check_status(report: Report, cluster: Cluster, tutors: list[Tutor], states: States) -> None:
+    """A tutor who said available and was never gone long enough to count as gone is still
+    available, whatever happened to the processes, Redis or PostgreSQL."""
+    kept = [t for t in tutors if longest_absence(t) < cluster.grace_s - cluster.sweep_s]
     changed = [
         f"{t.name}: {(states.get(t) or {}).get('status')}"
-        for t in tutors
+        for t in kept
         if (states.get(t) or {}).get("status") != "available"
     ]
-    report.add("tutors' status kept (they said available, never changed it)", changed, len(tutors))
+    report.add("tutors' status kept (they said available, never changed it)", changed, len(kept))
+
+
+def longest_absence(person: Person) -> float:
+    return max((b or time.time()) - a for a, b in person.offline) if person.offline else 0.0
+
+
+def blamed(row: dict[str, Any]) -> str | None:
+    """Whose absence the server gave as the reason a session ended, if any."""
+    if row["end_reason"] == "tutor_lost":
+        return str(row["tutor_id"])
+    if row["end_reason"] == "timeout" and row.get("outcome") != "idle":
+        return str(row["student"])
+    return None
+
+
+def absence_wrong(cluster: Cluster, row: dict[str, Any], people: Population) -> bool:
+    """Whether the participant blamed for a session's end was online within the grace
+    period before it (so was not gone)."""
+    who = blamed(row)
+    end = _epoch(row["ended_at"])
+    since = end - cluster.grace_s + cluster.sweep_s + PRESENCE_MARGIN_S
+    return who is not None and any(online_during(p, since, end) for p in people.named(who))
 
 
 def check_presence(report: Report, cluster: Cluster, truth: Truth, people: Population) -> None:
     """No session ended as tutor_lost/timeout while the participant it blamed was online."""
-    wrongly = []
-    ended = [s for s in truth.sessions.values() if s["end_reason"] in ("tutor_lost", "timeout")]
-    for row in ended:
-        blamed = row["tutor_id"] if row["end_reason"] == "tutor_lost" else row["student"]
-        end = _epoch(row["ended_at"])
-        since = end - cluster.grace_s + cluster.sweep_s + PRESENCE_MARGIN_S
-        if any(online_during(p, since, end) for p in people.named(blamed)):
-            wrongly.append(f"{row['id']} {row['end_reason']}: {blamed} was online")
+    ended = [row for row in truth.sessions.values() if blamed(row)]
+    wrongly = [
+        f"{row['id']} {row['end_reason']}: {blamed(row)} was online"
+        for row in ended
+        if absence_wrong(cluster, row, people)
+    ]
     report.add("sessions ended for absence only when the participant was gone", wrongly, len(ended))
 
 
@@ -340,7 +368,7 @@ def check_calls(report: Report, calls: list[Call], timeline: Timeline) -> None:
             [f"{c.who} {c.event}: {c.code}" for c in during if c.code == "no_ack"],
             len(during),
         )
-    syncs = [c for c in calls if c.event == "session:sync"]
+    syncs = [c for c in calls if c.event == "session:sync" and c.code != "offline"]
     report.add(
         "session:sync answered",
         [f"{c.who}: {c.code}" for c in syncs if not c.ok],
@@ -402,8 +430,8 @@ async def passive(
     states = await _states(people.everyone)
     check_queues(report, truth, people, states)
     check_sessions(report, truth, people, states)
-    check_messages(report, truth, people)
-    check_status(report, people.tutors, states)
+    check_messages(report, cluster, truth, people)
+    check_status(report, cluster, people.tutors, states)
     if churn is not None:
         check_failed_cancels(report, truth, churn, people, states)
     return truth

@@ -148,9 +148,9 @@ class Person:
         self.server: int | None = None  # the server connected to, None while offline
         self.sio = socketio.AsyncClient(
             reconnection=True,
-            reconnection_delay=0.1,
+            reconnection_delay=0.2,  # then 0.4, 0.8, 1.0 ..., each +-0.15 s of jitter
             reconnection_delay_max=1.0,
-            randomization_factor=0.5,
+            randomization_factor=0.15,
             handle_sigint=False,
         )
         self.sio.on("connect", self._on_connect, namespace=self.namespace)
@@ -297,6 +297,8 @@ class Person:
                         log.add(message, "sync")
                     if call.result.get("ended"):
                         self.on_ended(call.result["ended"])
+                    elif call.result.get("session"):
+                        log.set_open(True, asked_at=call.start)
                 again = session_id in self._sync_again
         finally:
             self._syncing.discard(session_id)
