@@ -16,6 +16,7 @@ Nothing here touches the machine's shared PostgreSQL (5432) and Redis (6379).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import glob
 import os
@@ -44,6 +45,15 @@ LOG_TAIL_LINES = 120
 
 
 _ports = random.Random()
+_children: list[subprocess.Popen[bytes]] = []  # killed at exit if a teardown never ran
+
+
+@atexit.register
+def _kill_children() -> None:
+    for child in _children:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -114,6 +124,7 @@ class Postgres:
         self.log = self.root / "postgres.log"
         self.as_user = self._as_user()
         self.up = False
+        atexit.register(self.destroy)  # idempotent; the session fixture calls it first
 
     def _as_user(self) -> list[str]:
         """initdb and postgres refuse root: run them as an unprivileged user who owns root."""
@@ -254,6 +265,7 @@ class Redis:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        _children.append(self.proc)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -345,6 +357,7 @@ class Process:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        _children.append(self.proc)
 
     async def ready(self, timeout: float = 30) -> None:
         if self.port is None:

@@ -51,18 +51,21 @@ async def test_pubsub_connections_killed_during_chat(
     start_cluster: StartCluster, populate: Populate, seed: int
 ) -> None:
     """Twelve sessions chatting across the two processes while Redis drops every pub/sub
-    connection twice: every acknowledged message still reaches the other participant once,
-    in order (through session:sync where the push was lost)."""
+    connection twice, and a third of them ended right after: every acknowledged message
+    still reaches the other participant once, in order, and every session:ended reaches
+    the other side (pushed, or learned through session:sync / server:resync)."""
     timing = random.Random(seed)
     cluster = await start_cluster(env=CHURN_ENV)
     people = await populate(cluster, seed)
-    await pair_up(people)
+    pairs = await pair_up(people)
     timeline = Timeline("Redis pub/sub connections killed twice during chat", seed)
 
     async def fault(churn: Churn) -> None:
         for _ in range(2):
             await cluster.redis.kill_pubsub()
             await asyncio.sleep(timing.uniform(0.3, 0.6))
+        for student, tutor, session_id in pairs[::3]:
+            await timing.choice([student, tutor]).end_session(session_id)
 
     async with asyncio.timeout(60):
         await churn_through(
