@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -67,6 +68,9 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
+
+
+_EXCEPTION_LINE = re.compile(r"^((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception)):", re.M)
 
 
 class ServiceUnavailable(RuntimeError):
@@ -406,6 +410,14 @@ class Process:
         except FileNotFoundError:
             return 0
 
+    def exceptions(self) -> Counter[str]:
+        """The exception types in the log's tracebacks (each link of a chain counts)."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return Counter()
+        return Counter(m.group(1) for m in _EXCEPTION_LINE.finditer(text))
+
 
 class Cluster:
     """Two ``serve`` processes and a ``worker`` on a private PostgreSQL and Redis."""
@@ -490,6 +502,9 @@ class Cluster:
 
     def tracebacks(self) -> dict[str, int]:
         return {p.name: p.tracebacks() for p in self.processes}
+
+    def exceptions(self) -> Counter[str]:
+        return sum((p.exceptions() for p in self.processes), Counter())
 
     def logs(self) -> str:
         parts = []

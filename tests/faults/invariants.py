@@ -580,5 +580,6 @@ async def check(
         await check_capacity(report, cluster, people)
         report.notes.append(f"active checks took {time.time() - started:.1f}s")
     counts = ", ".join(f"{name} {n}" for name, n in cluster.tracebacks().items())
-    report.notes.append(f"tracebacks in the logs: {counts}")
+    kinds = ", ".join(f"{kind} {n}" for kind, n in cluster.exceptions().most_common(4))
+    report.notes.append(f"tracebacks in the logs: {counts}" + (f" ({kinds})" if kinds else ""))
     return report
