@@ -562,8 +562,16 @@ async def check(
     """Wait for recovery (at most one sweep plus the grace period, plus slack), then check."""
     title = f"{timeline.fault} (seed {timeline.seed})"
     offline = await wait_online(people)
+    # Absences caused by the fault need one sweep plus the grace period to be resolved;
+    # what the churn did after it needs only its pushes to arrive.
     settled = max(timeline.churn_until, timeline.fault_until)
-    deadline = settled + cluster.sweep_s + cluster.grace_s + RECOVERY_SLACK_S
+    deadline = (
+        max(
+            timeline.fault_until + cluster.sweep_s + cluster.grace_s,
+            settled + cluster.sweep_s,
+        )
+        + RECOVERY_SLACK_S
+    )
     while True:
         report = Report(title)
         report.add("clients connected again", offline, len(people.everyone))
