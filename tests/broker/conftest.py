@@ -17,7 +17,7 @@ from broker.settings import Settings
 from tests.broker.district import insert_schools as insert_schools  # for bench.broker
 from tests.broker.district import prepare_database
 from tests.broker.harness import SECRET, Client, Server
-from tests.broker.unit import Rig, broker_rig
+from tests.broker.unit import FakeClock, Rig, broker_rig
 
 
 @pytest.fixture(params=["embedded", "scaled"])
@@ -51,11 +51,12 @@ StartServer = Callable[..., Awaitable[Server]]
 
 @pytest.fixture
 async def start_server(stack_settings: Settings) -> AsyncIterator[StartServer]:
-    """Start broker processes on the stack (each call is one more process)."""
+    """Start broker processes on the stack (each call is one more process), optionally on a
+    fake clock."""
     servers: list[Server] = []
 
-    async def start(**changes: Any) -> Server:
-        server = await Server(stack_settings.with_(**changes)).start()
+    async def start(clock: FakeClock | None = None, **changes: Any) -> Server:
+        server = await Server(stack_settings.with_(**changes), clock).start()
         servers.append(server)
         return server
 

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from broker import tokens
 from broker.settings import Settings
+from tests.broker.unit import FakeClock
 from tests.services import forget_prefix
 from web.app import BROKER, init_app
 
@@ -48,11 +49,20 @@ class Client:
         return await asyncio.wait_for(self.events[event].get(), timeout)
 
     async def until(self, event: str, predicate: Any, timeout: float = 10) -> Any:
-        async def wait() -> Any:
+        """The first ``event`` received that ``predicate`` accepts (earlier ones are dropped)."""
+        return (await self.upto(event, predicate, timeout))[-1]
+
+    async def upto(self, event: str, predicate: Any, timeout: float = 10) -> list[Any]:
+        """Every ``event`` received up to and with the first one ``predicate`` accepts: with
+        a marker pushed after something that must not arrive, a test knows it did not."""
+
+        async def wait() -> list[Any]:
+            received = []
             while True:
                 item = await self.events[event].get()
+                received.append(item)
                 if predicate(item):
-                    return item
+                    return received
 
         return await asyncio.wait_for(wait(), timeout)
 
@@ -69,10 +79,17 @@ class Client:
 
 
 class Server:
-    """One broker process (an aiohttp app on a real TCP port)."""
+    """One broker process (an aiohttp app on a real TCP port).
 
-    def __init__(self, settings: Settings) -> None:
+    With a ``clock`` (a :class:`~tests.broker.unit.FakeClock`) the broker reads time only
+    from it, so grace and timeouts pass when the test advances it and calls :meth:`sweep`;
+    the process's own background sweep still runs, at the same fake time, which changes
+    nothing until the clock moves.
+    """
+
+    def __init__(self, settings: Settings, clock: FakeClock | None = None) -> None:
         self.settings = settings.with_(port=free_port())
+        self.clock = clock
         self.test_server: TestServer | None = None
 
     async def start(self) -> Server:
@@ -82,7 +99,25 @@ class Server:
             init_app(self.settings), host="127.0.0.1", port=self.settings.port
         )
         await self.test_server.start_server()
+        if self.clock is not None:
+            self.broker.clock = self.clock
         return self
+
+    async def sweep(self) -> None:
+        """One sweep of this process now, and the queue pushes it caused."""
+        await self.broker.sweep()
+        await self.broker.flush_pushes()
+
+    async def disconnected(self, subject: str, timeout: float = 10) -> None:
+        """Wait until this process has seen the last connection of ``subject`` (such as
+        ``student:s-1``) close: from then on its sweeps no longer keep them present."""
+
+        async def gone() -> None:
+            # the edge has no disconnect event to wait on: look at what it will heartbeat
+            while subject in self.broker.local_subjects():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(gone(), timeout)
 
     async def stop(self) -> None:
         if self.test_server is not None:

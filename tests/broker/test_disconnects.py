@@ -1,13 +1,20 @@
-"""Grace periods, reconnection, and restarts rebuilding the queue from the database."""
+"""Grace periods, reconnection, and restarts rebuilding the queue from the database.
+
+End to end, for the wiring: the edge keeps connected people present, and a sweep acts on
+who left. Time is a fake clock that the test advances before calling the sweep, so no
+outcome depends on how fast the machine is; the limits themselves (both sides of the grace,
+expiry and idle periods) are tested in test_unit_sweep.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import time
+
+import pytest
 
 from tests.broker.conftest import fetch_all
 from tests.broker.harness import forget_redis, student, tutor
-
-GRACE = 1.0
+from tests.broker.unit import FakeClock
 
 
 async def _status(server, rid: str) -> str:
@@ -18,36 +25,46 @@ async def _status(server, rid: str) -> str:
 
 
 async def test_student_keeps_place_within_grace(start_server, clients: list) -> None:
-    server = await start_server(grace_seconds=GRACE)
+    clock = FakeClock(time.time())
+    server = await start_server(clock=clock)
+    grace = server.settings.grace_seconds
     a = await server.connect("/student", student("s-a", "elem", 2))
     b = await server.connect("/student", student("s-b", "elem", 2))
     clients += [a, b]
     rid_a = (await a.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
     await b.call("help:request", {"subject": "math", "language": "en"})
     await a.close()
-    await asyncio.sleep(GRACE / 3)
+    await server.disconnected("student:s-a")
+    clock.advance(grace / 2)
+    await server.sweep()
     back = await server.connect("/student", student("s-a", "elem", 2))
     clients.append(back)
     state = await back.next("session:state")
     assert state["request"]["id"] == rid_a and state["request"]["position"] == 1
-    await asyncio.sleep(GRACE * 2)
+    clock.advance(grace * 2)  # connected again: this process's sweeps keep her present
+    await server.sweep()
     assert await _status(server, rid_a) == "queued"
+    assert await server.broker.queue.position(rid_a) == 1
 
 
 async def test_student_gone_past_grace_is_abandoned(start_server, clients: list) -> None:
-    server = await start_server(grace_seconds=GRACE)
+    clock = FakeClock(time.time())
+    server = await start_server(clock=clock)
     a = await server.connect("/student", student("s-gone", "elem", 2))
     b = await server.connect("/student", student("s-stay", "elem", 2))
     clients += [a, b]
     rid = (await a.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
     await b.call("help:request", {"subject": "math", "language": "en"})
     await a.close()
-    await b.until("queue:position", lambda m: m["position"] == 1, timeout=GRACE * 6)
+    await server.disconnected("student:s-gone")
+    clock.advance(server.settings.grace_seconds + 1)
+    await server.sweep()
+    await b.until("queue:position", lambda m: m["position"] == 1)
     assert await _status(server, rid) == "abandoned"
 
 
 async def test_reconnect_mid_session_gets_session_state(start_server, clients: list) -> None:
-    server = await start_server(grace_seconds=GRACE)
+    server = await start_server()
     kid = await server.connect("/student", student("s-mid", "elem", 2))
     t = await server.connect("/tutor", tutor("t-mid", "paper", ["en"]))
     clients += [kid, t]
@@ -66,7 +83,8 @@ async def test_reconnect_mid_session_gets_session_state(start_server, clients: l
 
 
 async def test_lost_tutor_puts_request_back_at_head(start_server, clients: list) -> None:
-    server = await start_server(grace_seconds=GRACE)
+    clock = FakeClock(time.time())
+    server = await start_server(clock=clock)
     kid = await server.connect("/student", student("s-lt", "elem", 2))
     later = await server.connect("/student", student("s-later", "elem", 2))
     t = await server.connect("/tutor", tutor("t-lost", "paper", ["en"]))
@@ -75,7 +93,10 @@ async def test_lost_tutor_puts_request_back_at_head(start_server, clients: list)
     sid = (await t.call("help:accept", {"request_id": rid}))["session"]["session_id"]
     await later.call("help:request", {"subject": "math", "language": "en"})
     await t.close()
-    ended = await kid.until("session:ended", lambda e: e["session_id"] == sid, timeout=GRACE * 6)
+    await server.disconnected("tutor:t-lost")
+    clock.advance(server.settings.grace_seconds + 1)
+    await server.sweep()
+    ended = await kid.until("session:ended", lambda e: e["session_id"] == sid)
     assert ended["reason"] == "tutor_lost" and ended["requeued"] is True
     position = await kid.until("queue:position", lambda m: m["request_id"] == rid)
     assert position["position"] == 1
@@ -110,14 +131,12 @@ async def test_restart_rebuilds_queue_in_order(stack_settings, start_server, cli
 
 async def test_redis_losing_data_while_running_is_rebuilt(stack_settings, start_server) -> None:
     if not stack_settings.redis_url:
-        return  # only meaningful with Redis
-    server = await start_server(grace_seconds=GRACE)
+        pytest.skip("only the scaled stack keeps its state outside the process")
+    server = await start_server()
     kid = await server.connect("/student", student("s-fl", "elem", 4))
     rid = (await kid.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
     await forget_redis(stack_settings)
-    for _ in range(50):
-        await asyncio.sleep(0.1)
-        if await server.broker.queue.position(rid) == 1:
-            break
+    await server.sweep()  # what every sweep of every process checks first
     assert await server.broker.queue.position(rid) == 1
+    assert await server.broker.live.has_state()
     await kid.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+
 from broker.ids import new_id
 
 
@@ -16,10 +18,18 @@ def test_ids_are_uuid7_hex_and_unique() -> None:
         assert len(value) == 32 and parsed.version == 7 and parsed.variant == uuid.RFC_4122
 
 
-def test_ids_sort_by_creation_time_across_milliseconds() -> None:
-    first = new_id()
-    time.sleep(0.003)
+def test_ids_sort_by_creation_time_across_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    ms = 1_718_000_000_000
+    now_ns = [ms * 1_000_000 + 999_999]  # the last nanosecond of a millisecond
+    monkeypatch.setattr(time, "time_ns", lambda: now_ns[0])
+    firsts = [new_id() for _ in range(100)]
+    now_ns[0] += 1  # the next millisecond
     second = new_id()
-    assert first < second
-    ms = int(first[:12], 16)
+    assert all(first < second for first in firsts)
+    assert {int(first[:12], 16) for first in firsts} == {ms}
+    assert int(second[:12], 16) == ms + 1
+
+
+def test_ids_carry_the_wall_clock_time() -> None:
+    ms = int(new_id()[:12], 16)
     assert abs(ms - time.time() * 1000) < 10_000

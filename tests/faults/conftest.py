@@ -1,0 +1,132 @@
+"""Fixtures of the fault suite: one private PostgreSQL cluster and redis-server for the
+session (with a migrated template database holding the test district), and per test a
+fresh database, an empty Redis, two ``serve`` processes, a worker and the clients.
+
+Everything is torn down at the end, on failure too. A failing test gets the tail of every
+process's log attached to its report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.broker.district import insert_schools
+from tests.faults.cluster import HOMEWORK_HELP, Cluster, Postgres, Redis, ServiceUnavailable
+from tests.faults.workload import Population
+from tests.services import REQUIRE
+
+TEMPLATE = "hh_faults_template"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "faults: fault suite (own PostgreSQL, Redis and broker processes)"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for cluster in getattr(item, "fault_clusters", []):
+            report.sections.append((f"broker processes of {cluster.database}", cluster.logs()))
+
+
+def _migrate_template(pg: Postgres) -> None:
+    url = asyncio.run(pg.create_database(TEMPLATE))
+    done = subprocess.run(
+        [str(HOMEWORK_HELP), "migrate"],
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"homework-help migrate failed:\n{done.stdout}\n{done.stderr}")
+    asyncio.run(insert_schools(url))
+
+
+@pytest.fixture(scope="session")
+def fault_services() -> Iterator[tuple[Postgres, Redis]]:
+    """A private PostgreSQL cluster (with the template database) and redis-server."""
+    pg: Postgres | None = None
+    redis: Redis | None = None
+    try:
+        try:
+            pg, redis = Postgres(), Redis()
+        except ServiceUnavailable as exc:
+            if REQUIRE:
+                pytest.fail(f"HH_REQUIRE_SERVICES=1 but {exc}")
+            pytest.skip(str(exc))
+        pg.init()
+        redis.start()
+        _migrate_template(pg)
+        yield pg, redis
+    finally:
+        if redis is not None:
+            redis.destroy()
+        if pg is not None:
+            pg.destroy()
+
+
+StartCluster = Callable[..., Awaitable[Cluster]]
+
+
+@pytest.fixture
+async def start_cluster(
+    fault_services: tuple[Postgres, Redis], tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[StartCluster]:
+    """``await start_cluster(grace_s=2, env={...})``: a fresh database and an empty Redis,
+    two serve processes and a worker on them."""
+    pg, redis = fault_services
+    made: list[Cluster] = []
+    request.node.fault_clusters = made
+
+    async def start(grace_s: float = 2.0, env: Mapping[str, str] | None = None) -> Cluster:
+        if not pg.up:
+            await asyncio.to_thread(pg.start)
+        if redis.proc is None or redis.proc.poll() is not None:
+            await asyncio.to_thread(redis.start)
+        await redis.flushall()
+        name = f"hh_faults_{uuid.uuid4().hex[:10]}"
+        await pg.create_database(name, template=TEMPLATE)
+        cluster = Cluster(pg, redis, name, tmp_path, grace_s=grace_s, env=env)
+        made.append(cluster)
+        await cluster.start()
+        return cluster
+
+    yield start
+    for cluster in made:
+        await cluster.stop()
+        if not pg.up:
+            await asyncio.to_thread(pg.start)
+        await pg.drop_database(cluster.database)
+
+
+Populate = Callable[..., Awaitable[Population]]
+
+
+@pytest.fixture
+async def populate(start_cluster: StartCluster) -> AsyncIterator[Populate]:
+    """``await populate(cluster, seed)``: 30 students and 6 tutors, connected; closed after
+    the test (before the processes stop)."""
+    made: list[Population] = []
+
+    async def make(cluster: Cluster, seed: int, **sizes: int) -> Population:
+        people = Population.make(cluster, seed, **sizes)
+        made.append(people)
+        return await people.connect()
+
+    yield make
+    for people in made:
+        await people.close()

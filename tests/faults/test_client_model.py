@@ -1,0 +1,59 @@
+"""The client model the invariants rely on, without any server: a wrong model would make
+the fault suite blame the broker for the client's mistakes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.faults.invariants import online_during
+from tests.faults.people import SessionLog
+
+pytestmark = pytest.mark.faults
+
+
+def msg(seq: int, text: str | None = None, session: str = "s1") -> dict[str, object]:
+    return {"session_id": session, "id": f"{session}.{seq}", "seq": seq, "text": text or f"m{seq}"}
+
+
+def test_messages_are_shown_in_seq_order_and_a_gap_holds_the_rest_back() -> None:
+    log = SessionLog("s1")
+    log.add(msg(1), "push")
+    log.add(msg(3), "push")
+    assert [m["seq"] for m in log.delivered] == [1] and log.gap
+    log.add(msg(2), "sync")
+    assert [m["seq"] for m in log.delivered] == [1, 2, 3] and not log.gap
+    assert log.recovered == 1 and log.arrivals == [1, 3]
+
+
+def test_the_same_message_twice_is_shown_once_and_a_reused_id_is_caught() -> None:
+    log = SessionLog("s1")
+    log.add(msg(1), "own")
+    log.add(msg(1), "push")
+    assert len(log.delivered) == 1 and log.pushed_twice == 1 and not log.reused
+    log.add(msg(1, "another text"), "push")  # seq restarted: same id, other message
+    assert len(log.delivered) == 1 and len(log.reused) == 1
+
+
+def test_an_answer_asked_before_a_push_does_not_undo_the_push() -> None:
+    log = SessionLog("s1")
+    asked_at = time.time() - 1  # the state was asked for before the session started
+    log.set_open(False, asked_at)
+    assert log.open
+    log.end({"session_id": "s1", "reason": "tutor"})
+    log.set_open(True)  # an ended session never reopens
+    assert not log.open and log.ended
+
+
+def test_online_during_follows_the_offline_intervals() -> None:
+    class Someone:
+        first_connect = 100.0
+        offline = [[110.0, 112.0], [120.0, 0.0]]
+
+    person = Someone()
+    assert online_during(person, 105, 111)  # type: ignore[arg-type]
+    assert not online_during(person, 110.5, 111.5)  # type: ignore[arg-type]
+    assert online_during(person, 111, 113)  # type: ignore[arg-type]
+    assert not online_during(person, 121, 125)  # type: ignore[arg-type]
+    assert not online_during(person, 90, 99)  # type: ignore[arg-type]

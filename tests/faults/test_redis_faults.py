@@ -1,0 +1,80 @@
+"""Redis losing its data (FLUSHALL, or a restart with nothing saved) during churn and chat,
+and Redis dropping its pub/sub connections during chat."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from tests.faults.conftest import Populate, StartCluster
+from tests.faults.invariants import check
+from tests.faults.workload import CHURN_ENV, Churn, Timeline, churn_through, pair_up
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("how", ["flushall", "restart-empty"])
+async def test_redis_loses_its_data_during_churn(
+    start_cluster: StartCluster, populate: Populate, how: str, seed: int
+) -> None:
+    """Sessions and queues come back from the database; no session whose participants are
+    connected is ended, no tutor loses their status, no message id is reused, nobody is
+    blocked by a stale one-open-request lock."""
+    timing = random.Random(seed)
+    cluster = await start_cluster(env=CHURN_ENV)
+    people = await populate(cluster, seed)
+    down_s = timing.uniform(0.5, 1.0)
+    what = "FLUSHALL" if how == "flushall" else f"restarted empty ({down_s:.1f} s down)"
+    timeline = Timeline(f"Redis {what} during churn and chat", seed)
+
+    async def fault(churn: Churn) -> None:
+        churn.wave()
+        await asyncio.sleep(timing.uniform(0.0, 0.03))
+        if how == "flushall":
+            await cluster.redis.flushall()
+        else:
+            await cluster.redis.restart_empty(down_s)
+
+    async with asyncio.timeout(60):
+        churn = await churn_through(
+            people, timeline, fault, before_s=timing.uniform(0.8, 1.2), after_s=0.5
+        )
+        report = await check(cluster, people, timeline, churn)
+    assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_pubsub_connections_killed_during_chat(
+    start_cluster: StartCluster, populate: Populate, seed: int
+) -> None:
+    """Twelve sessions chatting across the two processes while Redis drops every pub/sub
+    connection twice, and a third of them ended right after: every acknowledged message
+    still reaches the other participant once, in order, and every session:ended reaches
+    the other side (pushed, or learned through session:sync / server:resync)."""
+    timing = random.Random(seed)
+    cluster = await start_cluster(env=CHURN_ENV)
+    people = await populate(cluster, seed)
+    pairs = await pair_up(people)
+    timeline = Timeline("Redis pub/sub connections killed twice during chat", seed)
+
+    async def fault(churn: Churn) -> None:
+        for _ in range(2):
+            await cluster.redis.kill_pubsub()
+            await asyncio.sleep(timing.uniform(0.3, 0.6))
+        for student, tutor, session_id in pairs[::3]:
+            await timing.choice([student, tutor]).end_session(session_id)
+
+    async with asyncio.timeout(60):
+        await churn_through(
+            people,
+            timeline,
+            fault,
+            before_s=timing.uniform(0.8, 1.2),
+            after_s=0.5,
+            chat_only=True,
+        )
+        report = await check(cluster, people, timeline)
+    assert report.ok, report.table()
