@@ -103,6 +103,13 @@ class Server:
             self.broker.clock = self.clock
         return self
 
+    async def position(self, request_id: str) -> int | None:
+        """The request's 1-based place in its queue (the database's), or None if not queued."""
+        row = await self.broker.store.request(request_id)
+        if row is None or row["status"] != "queued":
+            return None
+        return await self.broker.store.position(row["queue"], row["rank"], request_id)
+
     async def sweep(self) -> None:
         """One sweep of this process now, and the queue pushes it caused."""
         await self.broker.sweep()
