@@ -44,12 +44,15 @@ async def test_sigterm_one_process_during_churn(
     start_cluster: StartCluster, populate: Populate
 ) -> None:
     """A deploy: the process stops accepting, tells its clients to come back elsewhere,
-    finishes what is in flight and exits within 10 s; nobody notices."""
+    finishes what is in flight (every call is answered) and exits within 10 s; nobody
+    notices."""
     seed = 3
     timing = random.Random(seed)
     cluster = await start_cluster(env=CHURN_ENV)
     people = await populate(cluster, seed)
-    timeline = Timeline("SIGTERM of serve-1 during churn, then restarted", seed)
+    timeline = Timeline(
+        "SIGTERM of serve-1 during churn, then restarted", seed, answers_during=True
+    )
     took: list[float] = []
 
     async def fault(churn: Churn) -> None:
