@@ -505,8 +505,10 @@ class Cluster:
     async def restart(self, index: int) -> None:
         await self.servers[index].launch()
 
-    async def stop(self) -> None:
-        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in self.processes))
+    async def stop(self, timeout: float = 3) -> None:
+        """Tear down: SIGTERM, SIGKILL after ``timeout`` (the SIGTERM scenario is where a
+        graceful stop is judged; here it would only slow the suite down)."""
+        await asyncio.gather(*(asyncio.to_thread(p.stop, timeout) for p in self.processes))
 
     def tracebacks(self) -> dict[str, int]:
         return {p.name: p.tracebacks() for p in self.processes}
