@@ -393,16 +393,20 @@ class Process:
         if self.proc is not None:
             self.proc.wait(10)
 
-    def stop(self, timeout: float = 10) -> None:
+    def stop(self, timeout: float = 10) -> float:
+        """SIGTERM, then SIGKILL after ``timeout``: how long it took to exit (inf if killed)."""
         self.up = False
         if self.proc is None:
-            return
+            return 0.0
+        started = time.monotonic()
         self._signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self._signal(signal.SIGKILL)
             self.proc.wait(10)
+            return float("inf")
+        return time.monotonic() - started
 
     def tracebacks(self) -> int:
         try:
@@ -494,11 +498,17 @@ class Cluster:
     async def kill9(self, index: int) -> None:
         await asyncio.to_thread(self.servers[index].kill9)
 
+    async def terminate(self, index: int, timeout: float = 15) -> float:
+        """SIGTERM (a deploy): seconds until the process exited, inf if it had to be killed."""
+        return await asyncio.to_thread(self.servers[index].stop, timeout)
+
     async def restart(self, index: int) -> None:
         await self.servers[index].launch()
 
-    async def stop(self) -> None:
-        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in self.processes))
+    async def stop(self, timeout: float = 3) -> None:
+        """Tear down: SIGTERM, SIGKILL after ``timeout`` (the SIGTERM scenario is where a
+        graceful stop is judged; here it would only slow the suite down)."""
+        await asyncio.gather(*(asyncio.to_thread(p.stop, timeout) for p in self.processes))
 
     def tracebacks(self) -> dict[str, int]:
         return {p.name: p.tracebacks() for p in self.processes}

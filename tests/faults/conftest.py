@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -123,6 +124,7 @@ async def populate(start_cluster: StartCluster) -> AsyncIterator[Populate]:
     made: list[Population] = []
 
     async def make(cluster: Cluster, seed: int, **sizes: int) -> Population:
+        random.seed(seed)  # python-socketio draws its reconnection jitter from it
         people = Population.make(cluster, seed, **sizes)
         made.append(people)
         return await people.connect()

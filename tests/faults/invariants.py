@@ -53,8 +53,13 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, name: str, failures: Sequence[str], total: int) -> None:
-        self.rows.append(Row(name, len(failures), total, list(failures[:MAX_EXAMPLES])))
+    def add(
+        self, name: str, failures: Sequence[str], total: int, failed: int | None = None
+    ) -> None:
+        """One invariant: ``failures`` describe what failed (a few become the examples);
+        ``failed`` counts it when the descriptions are not one per failure."""
+        count = len(failures) if failed is None else failed
+        self.rows.append(Row(name, count, total, list(failures[:MAX_EXAMPLES])))
 
     @property
     def failed(self) -> list[Row]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
@@ -159,12 +158,9 @@ class Person:
         self.sessions: dict[str, SessionLog] = {}
         self.calls: list[Call] = []
         self.sent: list[tuple[int, dict[str, Any]]] = []  # (send order, message acked ok)
-        self.received = Counter[str]()  # pushes by event name
         self.connects = 0
         self.first_connect: float | None = None
         self.offline: list[list[float]] = []  # [from, until] (until 0.0: still offline)
-        self.sync_codes = Counter[str]()
-        self.connected = asyncio.Event()
         self._avoid: int | None = None
         self._syncing: set[str] = set()
         self._sync_again: set[str] = set()
@@ -192,7 +188,14 @@ class Person:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.sio.disconnect()
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Disconnect, or stop reconnecting."""
+        await self.sio.shutdown()
+        # python-socketio keeps an aborted reconnect task; without this, a later drop of a
+        # new connection would not reconnect
+        self.sio._reconnect_task = None
 
     def _on_connect(self) -> None:
         self.server = self.target
@@ -202,13 +205,11 @@ class Person:
             self.first_connect = time.time()
         if self.offline and not self.offline[-1][1]:
             self.offline[-1][1] = time.time()
-        self.connected.set()
         if self.connects > 1:
             self.spawn(self.resync())
 
     def _on_disconnect(self, *_: Any) -> None:
         self.server = None
-        self.connected.clear()
         if not self._closing:
             self.offline.append([time.time(), 0.0])
 
@@ -220,7 +221,7 @@ class Person:
     async def _come_back_elsewhere(self, delay_s: float) -> None:
         """``server:restart``: leave now, come back to another server after the delay."""
         self._avoid = self.server
-        await self.sio.disconnect()
+        await self._leave()
         if not self.offline or self.offline[-1][1]:
             self.offline.append([time.time(), 0.0])
         await asyncio.sleep(delay_s)
@@ -291,7 +292,6 @@ class Person:
                     {"session_id": session_id, "after_seq": log.next_seq - 1},
                     timeout=SYNC_TIMEOUT_S,
                 )
-                self.sync_codes[call.code] += 1
                 if call.ok:
                     for message in call.result.get("messages") or []:
                         log.add(message, "sync")
@@ -340,7 +340,6 @@ class Person:
         return [s for s in self.sessions.values() if s.open]
 
     def _on_event(self, event: str, data: Any = None) -> None:
-        self.received[event] += 1
         if not isinstance(data, dict):
             data = {}
         if event == "chat:message":

@@ -1,4 +1,5 @@
-"""kill -9 of one of two serve processes during request/cancel and accept/end churn."""
+"""One of two serve processes lost during request/cancel and accept/end churn: kill -9 (a
+crash), or SIGTERM (a deploy, where the clients are told ``server:restart``)."""
 
 from __future__ import annotations
 
@@ -36,4 +37,39 @@ async def test_kill_9_one_process_during_churn(
             people, timeline, fault, before_s=timing.uniform(0.8, 1.2), after_s=0.5
         )
         report = await check(cluster, people, timeline, churn)
+    assert report.ok, report.table()
+
+
+async def test_sigterm_one_process_during_churn(
+    start_cluster: StartCluster, populate: Populate
+) -> None:
+    """A deploy: the process stops accepting, tells its clients to come back elsewhere,
+    finishes what is in flight (every call is answered) and exits within 10 s; nobody
+    notices."""
+    seed = 3
+    timing = random.Random(seed)
+    cluster = await start_cluster(env=CHURN_ENV)
+    people = await populate(cluster, seed)
+    timeline = Timeline(
+        "SIGTERM of serve-1 during churn, then restarted", seed, answers_during=True
+    )
+    took: list[float] = []
+
+    async def fault(churn: Churn) -> None:
+        churn.wave()
+        took.append(await cluster.terminate(1))
+        await cluster.restart(1)
+
+    async with asyncio.timeout(60):
+        churn = await churn_through(
+            people, timeline, fault, before_s=timing.uniform(0.8, 1.2), after_s=0.5
+        )
+        report = await check(cluster, people, timeline, churn)
+    report.add(
+        "the process exited within 10 s of SIGTERM",
+        [f"took {took[0]:.1f} s"] if took[0] > 10 else [],
+        1,
+    )
+    moved = sum(p.connects > 1 for p in people.everyone)
+    report.notes.append(f"exit took {took[0]:.1f} s; {moved} clients reconnected")
     assert report.ok, report.table()
