@@ -3,8 +3,12 @@
 What :func:`purge_engine` deletes, in one transaction:
 
 * **chat messages** older than ``message_retention_days``; when that setting is ``0`` (the
-  default: message bodies are relayed, never stored) *every* stored message is deleted, so
-  turning retention off also clears what an earlier setting kept;
+  default: message bodies are relayed, kept only while their session is open) every
+  message of a session that is not open is deleted, so turning retention off also clears
+  what an earlier setting kept. An open session's messages are its buffer (what a
+  reconnecting participant is sent again) and are never purged;
+* **topics and first names** of requests that are no longer open, on the same terms as
+  messages (they are the student's own words);
 * **sessions** that *ended* before ``now - metadata_retention_days`` (with their messages);
 * **help requests** decided before that cutoff (``requested_at``) that are closed (any
   status but ``queued`` / ``accepted``) and no longer have a session.
@@ -57,12 +61,25 @@ async def purge_engine(
                 sessions_t.c.ended_at.is_not(None), sessions_t.c.ended_at < meta_cutoff
             )
         old_messages: sa.ColumnElement[bool] = messages_t.c.at < message_cutoff
+        old_requests: sa.ColumnElement[bool] = requests_t.c.closed_at < message_cutoff
         if settings.message_retention_days <= 0:
-            old_messages = sa.true()
+            old_messages = old_requests = sa.true()
         if expired_sessions is not None:
             old_messages = sa.or_(old_messages, messages_t.c.session_id.in_(expired_sessions))
-        result = await conn.execute(messages_t.delete().where(old_messages))
+        open_sessions = sa.select(sessions_t.c.id).where(sessions_t.c.ended_at.is_(None))
+        result = await conn.execute(
+            messages_t.delete().where(old_messages, messages_t.c.session_id.not_in(open_sessions))
+        )
         counts["messages"] = int(result.rowcount or 0)
+        await conn.execute(
+            requests_t.update()
+            .where(
+                old_requests,
+                requests_t.c.status.not_in(OPEN_STATUSES),
+                sa.or_(requests_t.c.topic.is_not(None), requests_t.c.first_name.is_not(None)),
+            )
+            .values(topic=None, first_name=None)
+        )
         if meta_cutoff is None:
             return counts
         result = await conn.execute(

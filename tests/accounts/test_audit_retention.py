@@ -83,6 +83,25 @@ async def test_message_retention_zero_keeps_no_messages(sqlite_db: str) -> None:
     assert await purge(settings) == {"messages": 2, "sessions": 0, "requests": 0}
 
 
+async def test_an_open_sessions_messages_are_its_buffer_and_never_purged(
+    migrated: str, engine_of: Any
+) -> None:
+    _, open_sid = await seed_history(
+        migrated, "s-open", "elem", days_ago=0, messages=2, status="accepted", ended=False
+    )
+    await seed_history(migrated, "s-done", "elem", days_ago=0, messages=3)
+    engine = engine_of(migrated)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("update help_requests set topic = 'my words'"))
+    settings = Settings(database_url=migrated, message_retention_days=0)
+    assert (await purge(settings))["messages"] == 3
+    assert await count(migrated, "chat_messages", session_id=open_sid) == 2
+    async with engine.connect() as conn:
+        topics = dict((await conn.execute(
+            sa.text("select student, topic from help_requests"))).all())
+    assert topics == {"s-open": "my words", "s-done": None}
+
+
 async def test_metadata_retention_off_keeps_everything(sqlite_db: str) -> None:
     await seed_history(sqlite_db, "s-a", "elem", days_ago=5000)
     settings = Settings(database_url=sqlite_db, metadata_retention_days=0)
