@@ -6,6 +6,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///homework-help.db"
 DEFAULT_REDIS_PREFIX = "hh"
+LISTEN_BACKLOG = 4096  # HH_LISTEN_BACKLOG: pending connections; capped at net.core.somaxconn
 
 # Queue behaviour
 GRACE_SECONDS = 120.0  # a dropped student keeps their place, a lost tutor keeps the session

@@ -37,13 +37,17 @@ def demo_banner(settings: Settings) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from aiohttp import web
+    """Serve until SIGTERM or SIGINT (Ctrl-C), then stop gracefully: ``web.lifecycle``."""
+    import asyncio
 
     from web.app import init_app
     from web.gc_tuning import on_startup_freeze
+    from web.keys import GATEWAY
+    from web.lifecycle import listen_backlog, serve
 
     changes = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = dataclasses.replace(settings, **changes)
+    backlog = listen_backlog()  # a bad HH_LISTEN_BACKLOG stops us before anything starts
     try:
         import uvloop
 
@@ -54,5 +58,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(demo_banner(settings), flush=True)
     app = init_app(settings)
     app.on_startup.append(on_startup_freeze)  # last: after the broker has started
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    asyncio.run(serve(app, app[GATEWAY].sio, settings.host, settings.port, backlog=backlog))
     return 0
