@@ -56,15 +56,55 @@ export function errorText(error) {
   }
 }
 
+// How a page comes back after its connection dropped (a network blip, a server that
+// crashed): socket.io's exponential backoff with jitter. The n-th attempt waits
+// reconnectionDelay * 2^n, spread by +-randomizationFactor, at most reconnectionDelayMax:
+// the first after 0.2-3.8 s, so the thousands of pages of a crashed process reach the
+// others spread over seconds, not all in the same one. bench/_ws_load.py's clients use the
+// same figures.
+export const RECONNECT = Object.freeze({
+  reconnectionDelay: 2000,
+  reconnectionDelayMax: 10000,
+  randomizationFactor: 0.9,
+});
+
 // Socket.io connection with the token asked for at every (re)connection, so short-lived
-// tokens from /api/token keep working across reconnects.
+// tokens from /api/token keep working across reconnects. After every reconnect the server
+// sends the page its state again (session:state, tutor:state, staff:live).
 export function connect(namespace, getToken) {
-  return window.io(namespace, {
+  const socket = window.io(namespace, {
     transports: ["websocket"],
+    ...RECONNECT,
     auth: (cb) => {
       Promise.resolve(getToken()).then((token) => cb({ token }), () => cb({ token: null }));
     },
   });
+  return followRestarts(socket);
+}
+
+// server:restart {retry_after_ms}: the server this page is on is stopping (a deploy). The
+// page leaves at once and comes back after the delay the server chose for it (spread over
+// its clients), when another process answers. Leaving is the page's own disconnect
+// ("io client disconnect"), so no "connection lost" banner shows; "connect" follows.
+// A disconnect the page makes itself (signing out, an expired token) cancels the return.
+export function followRestarts(socket) {
+  let timer = null;
+  const leave = socket.disconnect.bind(socket);
+  socket.on("server:restart", (data) => {
+    const wait = Math.min(60000, Math.max(0, Number(data && data.retry_after_ms) || 0));
+    clearTimeout(timer);
+    leave();
+    timer = setTimeout(() => {
+      timer = null;
+      socket.connect();
+    }, wait);
+  });
+  socket.disconnect = () => {
+    clearTimeout(timer);
+    timer = null;
+    return leave();
+  };
+  return socket;
 }
 
 // Tutors and staff: the sign-in cookie's socket token (GET /api/token), else a demo token
