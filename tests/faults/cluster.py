@@ -207,6 +207,18 @@ class Postgres:
     def url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def dump(self, database: str, table: str, path: Path) -> None:
+        """``table`` as CSV in ``path`` (psql, so that it works outside any event loop)."""
+        sql = f"COPY (SELECT * FROM {table}) TO STDOUT WITH CSV HEADER"
+        with open(path, "wb") as out:
+            subprocess.run(
+                [str(self.bin / "psql"), "-X", "-q", "-c", sql, self.url(database)],
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+                check=False,
+            )
+
     async def create_database(self, name: str, template: str | None = None) -> str:
         conn = await asyncpg.connect(self.url("postgres"))
         try:
@@ -438,6 +450,7 @@ class Cluster:
     ) -> None:
         self.pg = pg
         self.redis = redis
+        self.root = root
         self.database = database
         self.grace_s = grace_s
         self.dsn = pg.url(database)

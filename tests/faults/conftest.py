@@ -40,6 +40,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call" and report.failed:
         for cluster in getattr(item, "fault_clusters", []):
             report.sections.append((f"broker processes of {cluster.database}", cluster.logs()))
+        for people in getattr(item, "fault_people", []):
+            saved = people.save(Path(people.cluster.root))
+            report.sections.append(("for a closer look", f"saved in {saved}"))
 
 
 def _migrate_template(pg: Postgres) -> None:
@@ -118,10 +121,14 @@ Populate = Callable[..., Awaitable[Population]]
 
 
 @pytest.fixture
-async def populate(start_cluster: StartCluster) -> AsyncIterator[Populate]:
+async def populate(
+    start_cluster: StartCluster, request: pytest.FixtureRequest
+) -> AsyncIterator[Populate]:
     """``await populate(cluster, seed)``: 30 students and 6 tutors, connected; closed after
-    the test (before the processes stop)."""
+    the test (before the processes stop). A failing test saves what every client did and
+    saw, and the database's requests and sessions, next to the process logs."""
     made: list[Population] = []
+    request.node.fault_people = made
 
     async def make(cluster: Cluster, seed: int, **sizes: int) -> Population:
         random.seed(seed)  # python-socketio draws its reconnection jitter from it

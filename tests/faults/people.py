@@ -19,6 +19,7 @@ its own, and a handler that never awaits sees the packets in the order they arri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from tests.faults.cluster import Cluster
 CALL_TIMEOUT_S = 4.0
 SYNC_TIMEOUT_S = 2.0
 GAP_WAIT_S = 0.25  # a later message may just be overtaking an earlier one
+DRAIN_WAIT_S = 1.0  # on server:restart, how long the answers of calls under way are awaited
 # docs/protocol.md, "Acknowledgements and errors"
 DOCUMENTED_CODES = frozenset(
     {
@@ -90,9 +92,11 @@ class SessionLog:
         self.reused: list[tuple[dict[str, Any], dict[str, Any]]] = []  # one id/seq, two texts
         self.pushed_twice = 0
         self.recovered = 0  # first learned through session:sync
+        self.late = 0  # ... only through the quiet-spell sync (see Person.quiet_sync)
 
     def add(self, message: dict[str, Any], via: str) -> None:
-        """``via``: ``push`` (chat:message), ``sync`` (session:sync) or ``own`` (a send's ack)."""
+        """``via``: ``push`` (chat:message), ``own`` (a send's ack), ``sync`` (session:sync)
+        or ``quiet`` (session:sync after a quiet spell)."""
         seq = int(message["seq"])
         if via == "push":
             self.arrivals.append(seq)
@@ -105,8 +109,9 @@ class SessionLog:
                 self.pushed_twice += 1
             return
         self.by_id[message["id"]] = self.by_seq[seq] = message
-        if via == "sync":
+        if via in ("sync", "quiet"):
             self.recovered += 1
+            self.late += via == "quiet"
         self.pending[seq] = message
         while self.next_seq in self.pending:
             self.delivered.append(self.pending.pop(self.next_seq))
@@ -166,7 +171,12 @@ class Person:
         self._sync_again: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._leaving = False  # told server:restart, leaving this connection
+        self._in_flight = 0  # calls sent and not answered yet
+        self._idle = asyncio.Event()  # set while nothing is in flight
+        self._idle.set()
         self._said = 0
+        self.late_ends = 0  # ends first learned through the quiet-spell sync
 
     # -- connection ---------------------------------------------------------------------
     def _url(self) -> str:
@@ -200,6 +210,7 @@ class Person:
     def _on_connect(self) -> None:
         self.server = self.target
         self._avoid = None
+        self._leaving = False
         self.connects += 1
         if self.first_connect is None:
             self.first_connect = time.time()
@@ -219,8 +230,12 @@ class Person:
         task.add_done_callback(self._tasks.discard)
 
     async def _come_back_elsewhere(self, delay_s: float) -> None:
-        """``server:restart``: leave now, come back to another server after the delay."""
+        """``server:restart``: leave (once the calls under way are answered, for at most
+        ``DRAIN_WAIT_S``), come back to another server after the delay."""
         self._avoid = self.server
+        self._leaving = True  # nothing new is sent on this connection
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), DRAIN_WAIT_S)
         await self._leave()
         if not self.offline or self.offline[-1][1]:
             self.offline.append([time.time(), 0.0])
@@ -236,9 +251,11 @@ class Person:
         self, event: str, payload: Any = None, timeout: float = CALL_TIMEOUT_S, record: bool = True
     ) -> Call:
         call = Call(self.name, event, payload, time.time(), server=self.server)
-        if self.server is None:
+        if self.server is None or self._leaving:
             call.code = "offline"
         else:
+            self._in_flight += 1
+            self._idle.clear()
             try:
                 answer = await self.sio.call(
                     event, payload if payload is not None else {}, self.namespace, timeout
@@ -254,6 +271,10 @@ class Person:
                     call.code, call.result = str(answer["error"].get("code")), answer
                 else:
                     call.code, call.result = "malformed", {"answer": answer}
+            finally:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._idle.set()
         call.end = time.time()
         if record:
             self.calls.append(call)
@@ -277,7 +298,18 @@ class Person:
         for session_id in dict.fromkeys(before + now_open):
             await self.sync(session_id)
 
-    async def sync(self, session_id: str) -> None:
+    async def quiet_sync(self) -> None:
+        """What the page does after 30 s without hearing from an open session (the check
+        compresses the wait): sync every session this client shows open."""
+        for log in self.open_sessions():
+            await self.sync(log.id, via="quiet")
+
+    def _behind(self, session_id: str, seq: object) -> None:
+        """A state said the session's last message is ``seq``: fetch what is missing."""
+        if isinstance(seq, int) and seq > self.log(session_id).next_seq - 1:
+            self.spawn(self.sync(session_id))
+
+    async def sync(self, session_id: str, via: str = "sync") -> None:
         if session_id in self._syncing:
             self._sync_again.add(session_id)
             return
@@ -294,8 +326,9 @@ class Person:
                 )
                 if call.ok:
                     for message in call.result.get("messages") or []:
-                        log.add(message, "sync")
+                        log.add(message, via)
                     if call.result.get("ended"):
+                        self.late_ends += via == "quiet" and log.open
                         self.on_ended(call.result["ended"])
                     elif call.result.get("session"):
                         log.set_open(True, asked_at=call.start)
@@ -382,6 +415,7 @@ class Student(Person):
         self.queue = queue
         self.request: str | None = None  # the waiting request the widget shows
         self.request_at = 0.0  # when ``request`` was last set
+        self.closed: set[str] = set()  # requests known to have left the queue
         self.active: str | None = None  # the open session the widget shows
 
     def session(self) -> SessionLog | None:
@@ -398,6 +432,7 @@ class Student(Person):
         shown = session["session_id"] if session else None
         if session:
             self.log(session["session_id"], session.get("request_id")).set_open(True, asked_at)
+            self._behind(session["session_id"], session.get("seq"))
         for log in self.sessions.values():
             if log.id != shown:
                 log.set_open(False, asked_at)
@@ -407,18 +442,24 @@ class Student(Person):
         super().on_ended(data)
         if data.get("session_id") == self.active:
             self.active = None
-            if data.get("requeued"):
-                self.set_request(self.log(data["session_id"]).request_id)
+            rid = self.log(data["session_id"]).request_id
+            if data.get("requeued") and rid:
+                self.closed.discard(rid)  # back at the head of its queue
+                self.set_request(rid)
 
     def on_push(self, event: str, data: dict[str, Any]) -> None:
         if event == "session:started":
             self.log(data["session_id"], data.get("request_id")).set_open(True)
             self.active = data["session_id"]
+            self.closed.add(data.get("request_id", ""))
             self.set_request(None)
-        elif event == "request:closed" and data.get("request_id") == self.request:
-            self.set_request(None)
+        elif event == "request:closed":
+            self.closed.add(data.get("request_id", ""))
+            if data.get("request_id") == self.request:
+                self.set_request(None)
         elif event == "queue:position" and self.active is None:
-            self.set_request(data.get("request_id"))
+            if data.get("request_id") not in self.closed:  # a push that the close overtook
+                self.set_request(data.get("request_id"))
 
     async def ask_help(self) -> Call:
         call = await self.call("help:request", {"subject": "math", "language": self.language})
@@ -431,6 +472,7 @@ class Student(Person):
     async def cancel(self, request_id: str) -> Call:
         call = await self.call("help:cancel", {"request_id": request_id})
         if call.ok:
+            self.closed.add(request_id)
             if self.request == request_id:
                 self.set_request(None)
         elif call.code in ("not_found", "already_taken"):
@@ -456,6 +498,7 @@ class Tutor(Person):
         shown = {s["session_id"]: s for s in state.get("sessions") or []}
         for session_id, view in shown.items():
             self.log(session_id, view.get("request_id")).set_open(True, asked_at)
+            self._behind(session_id, view.get("seq"))
         for log in self.sessions.values():
             if log.id not in shown:
                 log.set_open(False, asked_at)

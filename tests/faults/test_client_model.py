@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.faults.invariants import online_during
+from tests.faults.invariants import offline_at, online_during
 from tests.faults.people import SessionLog
 
 pytestmark = pytest.mark.faults
@@ -46,7 +46,7 @@ def test_an_answer_asked_before_a_push_does_not_undo_the_push() -> None:
     assert not log.open and log.ended
 
 
-def test_online_during_follows_the_offline_intervals() -> None:
+def test_presence_follows_the_offline_intervals() -> None:
     class Someone:
         first_connect = 100.0
         offline = [[110.0, 112.0], [120.0, 0.0]]
@@ -57,3 +57,6 @@ def test_online_during_follows_the_offline_intervals() -> None:
     assert online_during(person, 111, 113)  # type: ignore[arg-type]
     assert not online_during(person, 121, 125)  # type: ignore[arg-type]
     assert not online_during(person, 90, 99)  # type: ignore[arg-type]
+    assert offline_at(person, 111) == (110.0, 112.0)  # type: ignore[arg-type]
+    assert offline_at(person, 115) is None  # type: ignore[arg-type]
+    assert offline_at(person, 112.5, slack=1.0) == (110.0, 112.0)  # type: ignore[arg-type]

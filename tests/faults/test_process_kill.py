@@ -48,7 +48,9 @@ async def test_sigterm_one_process_during_churn(
     notices."""
     seed = 3
     timing = random.Random(seed)
-    cluster = await start_cluster(env=CHURN_ENV)
+    # The clients are told to come back after up to ~3 s (web/lifecycle.py spreads them):
+    # a grace period shorter than that would end their sessions, so give them 5 s.
+    cluster = await start_cluster(env=CHURN_ENV, grace_s=5.0)
     people = await populate(cluster, seed)
     timeline = Timeline(
         "SIGTERM of serve-1 during churn, then restarted", seed, answers_during=True

@@ -53,12 +53,13 @@ async def test_pubsub_connections_killed_during_chat(
     """Twelve sessions chatting across the two processes while Redis drops every pub/sub
     connection twice, and a third of them ended right after: every acknowledged message
     still reaches the other participant once, in order, and every session:ended reaches
-    the other side (pushed, or learned through session:sync / server:resync)."""
+    the other side (pushed, or learned through session:sync after server:resync, without
+    waiting for the 30 s quiet-spell sync)."""
     timing = random.Random(seed)
     cluster = await start_cluster(env=CHURN_ENV)
     people = await populate(cluster, seed)
     pairs = await pair_up(people)
-    timeline = Timeline("Redis pub/sub connections killed twice during chat", seed)
+    timeline = Timeline("Redis pub/sub connections killed twice during chat", seed, prompt=True)
 
     async def fault(churn: Churn) -> None:
         for _ in range(2):

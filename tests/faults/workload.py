@@ -10,11 +10,13 @@ sessions; tutors accept from the head of what their console shows, chat and end 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from tests.broker.harness import student, tutor
@@ -71,6 +73,37 @@ class Population:
     def calls(self) -> list[Call]:
         return [c for p in self.everyone for c in p.calls]
 
+    def save(self, folder: Path) -> Path:
+        """What every client did and saw (clients.json) and the database's requests and
+        sessions (CSV), for reading a failure after the test."""
+        folder.mkdir(parents=True, exist_ok=True)
+        clients = [
+            {
+                "name": p.name,
+                "home": p.home,
+                "offline": p.offline,
+                "calls": [vars(c) for c in p.calls],
+                "sent": p.sent,
+                "sessions": {
+                    log.id: {
+                        "request_id": log.request_id,
+                        "open": log.open,
+                        "ended": log.ended,
+                        "delivered": [m["id"] for m in log.delivered],
+                        "pending": sorted(log.pending),
+                        "arrivals": log.arrivals,
+                        "reused": log.reused,
+                    }
+                    for log in p.sessions.values()
+                },
+            }
+            for p in self.everyone
+        ]
+        (folder / "clients.json").write_text(json.dumps(clients, indent=1, default=str))
+        for table in ("help_requests", "tutoring_sessions"):
+            self.cluster.pg.dump(self.cluster.database, table, folder / f"{table}.csv")
+        return folder
+
     def named(self, name: str) -> list[Person]:
         """Every connection of one person (a tutor may have a console on each process)."""
         return [p for p in self.everyone if p.name == name]
@@ -86,6 +119,9 @@ class Timeline:
     fault_until: float = 0.0
     churn_until: float = 0.0
     answers_during: bool = False  # every call must be answered while the fault is on
+    # nothing may wait for the 30 s quiet-spell sync (the server knows pushes were lost
+    # and must say so with server:resync)
+    prompt: bool = False
 
     def phase(self, at: float) -> str:
         if at < self.fault_from:
