@@ -129,6 +129,7 @@ async def populate(
     saw, and the database's requests and sessions, next to the process logs."""
     made: list[Population] = []
     request.node.fault_people = made
+    state = random.getstate()
 
     async def make(cluster: Cluster, seed: int, **sizes: int) -> Population:
         random.seed(seed)  # python-socketio draws its reconnection jitter from it
@@ -139,3 +140,4 @@ async def populate(
     yield make
     for people in made:
         await people.close()
+    random.setstate(state)  # the global generator as the rest of the run had it
