@@ -52,7 +52,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -77,19 +77,24 @@ CLOSE_S = 1.0  # the server closing the rest (the handlers' ends it waits for)
 HANDLERS_S = 1.5  # event handlers still running
 SERVER_SHUTDOWN_S = 1.0  # aiohttp (without hard_exit): connections still open after that
 SHUTDOWN_DEADLINE_S = 9.5  # the watchdog: the process is gone by then whatever happens
+CLEANUP_S = 2.5  # kept for the app's cleanup contexts, whatever the steps before took
 
 # New connections being started at once (see Gate), and how long one may hold its place.
 ADMIT_CONCURRENCY = 64
 ADMIT_HOLD_S = 5.0
+# A handshake request older than this (kernel queue and gate) is answered 503 rather than
+# started: a client gives up after 20 s, and under a storm the rest of its start takes
+# seconds.
+ADMIT_MAX_AGE_S = 10.0
 
 # server:restart delays: uniform over [RETRY_MIN_MS, RETRY_MIN_MS + spread], the spread
 # long enough that this process's clients reach the others at about RECONNECT_RATE a
 # second, and never shorter than RETRY_SPREAD_MIN_MS nor longer than RETRY_SPREAD_MAX_MS.
 RETRY_MIN_MS = 200
 RETRY_SPREAD_MIN_MS = 2800
-RETRY_SPREAD_MAX_MS = 15000
+RETRY_SPREAD_MAX_MS = 20000
 RETRY_STEP_MS = 50  # delays are multiples of this: one encoded packet serves many clients
-RECONNECT_RATE = 2000.0
+RECONNECT_RATE = 600.0  # about what one process starts a second (bench/RESULTS.md)
 
 
 def somaxconn(path: Path = SOMAXCONN) -> int | None:
@@ -151,33 +156,50 @@ class Shutdown:
         # connection's objects (seconds, with 18,000 of them) would only delay the exit.
         gc.disable()
         started = time.monotonic()
+        # The steps before the cleanup share what the watchdog leaves after CLEANUP_S: on
+        # a starved core they get less than their own limits, and the cleanup (the
+        # database writer's last batch) still runs.
+        budget_end = started + SHUTDOWN_DEADLINE_S - CLEANUP_S
+
+        def within(limit: float) -> float:
+            return min(limit, budget_end - time.monotonic())
+
         index_rooms(self.sio.manager)
+        connected = self.open_sockets()
         await self._step("listen", self.stop_listening())
-        await self._step("notify", self.notify(), NOTIFY_S)
-        await self._step("drain", self.drain(DRAIN_S))
-        await self._step("handlers", self.handlers(HANDLERS_S))
-        await self._step("close", self.close_rest(CLOSE_S))
+        await self._step("notify", self.notify(), within(NOTIFY_S))
+        await self._step("drain", self.drain(within(DRAIN_S)))
+        await self._step("handlers", self.handlers(within(HANDLERS_S)))
+        self.counts["left"] = connected - self.open_sockets()
+        await self._step("close", self.close_rest(within(CLOSE_S)))
         await self._step("cleanup", self.cleanup())
         self.steps["total"] = time.monotonic() - started
         log.info(
             "stopped in %.2f s: told %d clients to reconnect elsewhere, %d left by themselves, "
-            "%d closed by the server, %d handlers awaited, %d dead connections shed at accept "
-            "since the start (%s)",
+            "%d closed by the server, %d handlers awaited; since the start, %d connections "
+            "shed at accept, %d at the gate, %d refused as too old (%s)",
             self.steps["total"],
             self.counts.get("notified", 0),
             self.counts.get("left", 0),
             self.counts.get("closed", 0),
             self.counts.get("handlers", 0),
             Admitted.shed,
+            self.gate.abandoned,
+            self.gate.too_old,
             ", ".join(f"{k} {v:.2f}s" for k, v in self.steps.items() if k != "total"),
         )
 
-    async def _step(self, name: str, work: Awaitable[Any], limit: float | None = None) -> None:
+    async def _step(
+        self, name: str, work: Coroutine[Any, Any, None], limit: float | None = None
+    ) -> None:
         self.current = name
         t = time.monotonic()
         try:
             if limit is None:
                 await work
+            elif limit <= 0:
+                work.close()  # no time left for it
+                log.warning("shutdown: no time left for %s; skipped", name)
             else:
                 await asyncio.wait_for(work, limit)
         except TimeoutError:
@@ -220,9 +242,9 @@ class Shutdown:
             with contextlib.suppress(Exception):  # a client that left meanwhile
                 await self.sio.eio.send(eio_sid, data)
                 sent += 1
+                self.counts["notified"] = sent  # as we go: the step may be cut short
             if sent % 1000 == 0:
                 await asyncio.sleep(0)  # let the writers flush while we go on
-        self.counts["notified"] = sent
 
     def open_sockets(self) -> int:
         """engine.io sockets still open (each leaves the table when its websocket ends)."""
@@ -231,7 +253,7 @@ class Shutdown:
     async def drain(self, limit: float) -> None:
         """Until every client has left, none has left for ``DRAIN_QUIET_S`` (those that
         remain are not following server:restart), or ``limit``."""
-        before = last = self.open_sockets()
+        last = self.open_sockets()
         deadline = time.monotonic() + limit
         quiet_since = time.monotonic()
         # engine.io's table has no event to wait on: look ten times a second
@@ -243,7 +265,6 @@ class Shutdown:
             elif time.monotonic() - quiet_since >= DRAIN_QUIET_S:
                 break
             last = now
-        self.counts["left"] = before - self.open_sockets()
 
     async def close_rest(self, limit: float) -> None:
         """Close every connection still open, all at once: old pages that ignore
@@ -351,14 +372,28 @@ class Admitted(RequestHandler):  # type: ignore[misc]
         super().connection_made(transport)
 
 
-def tcp_state(transport: asyncio.BaseTransport) -> int | None:
-    """The kernel's TCP state of ``transport``'s socket (1: established), if it says."""
+def _tcp_info(transport: asyncio.BaseTransport, size: int) -> bytes | None:
     sock = transport.get_extra_info("socket")
     try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, size)
     except (AttributeError, OSError):
         return None
-    return int(info[0])
+    return bytes(info) if len(info) >= size else None
+
+
+def tcp_state(transport: asyncio.BaseTransport) -> int | None:
+    """The kernel's TCP state of ``transport``'s socket (1: established), if it says."""
+    info = _tcp_info(transport, 8)
+    return None if info is None else info[0]
+
+
+def request_age_s(transport: asyncio.BaseTransport) -> float | None:
+    """Seconds since the client last sent anything (Linux ``tcpi_last_data_recv``): for a
+    connection still waiting for its handshake's answer, how long it has been waiting."""
+    info = _tcp_info(transport, 56)
+    if info is None:
+        return None
+    return float(int.from_bytes(info[52:56], sys.byteorder)) / 1000.0
 
 
 class ListenSite(web.TCPSite):
@@ -425,6 +460,7 @@ class Gate:
         self.accepting = True
         self.waiting = 0
         self.abandoned = 0
+        self.too_old = 0
 
     async def enter(self, request: web.Request) -> Slot | None:
         self.waiting += 1
@@ -441,6 +477,13 @@ class Gate:
         ):
             self.slots.release()
             self.abandoned += 1
+            return None
+        age = request_age_s(transport)
+        if age is not None and age > ADMIT_MAX_AGE_S:
+            # Waited so long (in the kernel's queue and here) that its client will give up
+            # before the handshake ends: 503 now, and the client comes back after backoff.
+            self.slots.release()
+            self.too_old += 1
             return None
         slot = Slot(self)
         request[SLOT] = slot
