@@ -27,6 +27,8 @@ process after ``max_s`` whatever happens):
 2. ``go T0``: from the monotonic instant T0 (CLOCK_MONOTONIC is system-wide), both sides of
    every chat send a message every 10-20 s (uniformly random);
 3. ``status``: prints ``status {json}`` (connected, by port, down, ...) at any time;
+   ``down PORT`` / ``up PORT``: that server is stopped / answers again (clients leaving or
+   failing go to a server that is up, as behind a load balancer);
 4. ``collect``: stops sending, waits for the last relays and syncs, writes RESULT.json and
    prints ``done``; ``stop`` closes every connection and exits.
 """
@@ -203,12 +205,17 @@ class Fleet:
         self.restarts = 0  # server:restart received
         self.retry_after_ms: list[int] = []
         self.sync_supported: bool | None = None
+        self.down: set[int] = set()
 
-    def other_port(self, port: int) -> int:
-        if len(self.ports) == 1:
-            return port
-        i = self.ports.index(port) if port in self.ports else -1
-        return self.ports[(i + 1) % len(self.ports)]
+    def next_port(self, last: int) -> int:
+        """Where a client goes after leaving or failing on ``last``: another server that is
+        up, else any that is up, else ``last`` (what a load balancer whose health checks
+        see a stopped server at once would do; the orchestrator says ``down``/``up``)."""
+        up = [p for p in self.ports if p not in self.down]
+        others = [p for p in up if p != last]
+        if others:
+            return random.choice(others)
+        return up[0] if up else last
 
 
 class Client:
@@ -276,12 +283,16 @@ class Client:
         self.outages[-1].failed += 1
         delay = self.fleet.backoff.delay_s(self.attempt)
         self.attempt += 1
-        self._later(delay, self.fleet.other_port(self.port))
+        self._later(delay)
 
-    def _later(self, delay: float, port: int) -> None:
+    def _later(self, delay: float) -> None:
+        """Try again after ``delay``, on the server :meth:`Fleet.next_port` picks then."""
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = asyncio.get_running_loop().call_later(delay, self.start, port)
+        self.timer = asyncio.get_running_loop().call_later(delay, self._again)
+
+    def _again(self) -> None:
+        self.start(self.fleet.next_port(self.port))
 
     # -- frames ---------------------------------------------------------------------------
     def on_eio(self, wire: Wire, text: str) -> None:
@@ -353,7 +364,7 @@ class Client:
         if wire is not None:
             wire.send(f"41{self.namespace},")
             wire.close()
-        self._later(retry_ms / 1000.0, self.fleet.other_port(self.port))
+        self._later(retry_ms / 1000.0)
 
     def closed_by_server(self, wire: Wire) -> None:
         if wire is self.wire:
@@ -368,7 +379,7 @@ class Client:
         self._down("drop")
         delay = self.fleet.backoff.delay_s(self.attempt)
         self.attempt += 1
-        self._later(delay, self.fleet.other_port(self.port))
+        self._later(delay)
 
     def _down(self, cause: str) -> None:
         self.wire = None
@@ -676,21 +687,36 @@ class Load:
     async def collect(self) -> dict[str, Any]:
         self.sending = False
         await asyncio.sleep(float(self.cfg.get("settle_s", 3.0)))
-        # Anyone that came back and has not synced yet gets one more chance.
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=10)
+        # A last session:sync by every participant still connected: what it has not got by
+        # then, after being acknowledged to the sender, is lost.
+        if self.fleet.sync_supported:
+            finals = [
+                self._sync(client, pair)
+                for pair in self.pairs
+                if pair.session_id
+                for client in (pair.student, pair.tutor)
+                if client.connected
+            ]
+            for k in range(0, len(finals), 200):
+                await asyncio.gather(*finals[k : k + 200], return_exceptions=True)
         lost = 0
+        away = 0  # not received because the receiver was not connected at the end
         delivered = 0
         acked = 0
         for pair in self.pairs:
             assert pair.sent is not None and pair.got is not None
             for side, other in (("student", "tutor"), ("tutor", "student")):
+                receiver = pair.tutor if other == "tutor" else pair.student
                 for text in pair.sent[side]:
                     acked += 1
                     if text in pair.got[other]:
                         delivered += 1
-                    else:
+                    elif receiver.connected:
                         lost += 1
+                    else:
+                        away += 1
         outages = [
             {
                 "cause": o.cause,
@@ -710,6 +736,7 @@ class Load:
             "acked": acked,
             "delivered": delivered,
             "lost": lost,
+            "away": away,
             "dupes": self.dupes,
             "synced": self.synced,
             "sync_supported": self.fleet.sync_supported,
@@ -752,6 +779,10 @@ async def main_async(cfg: dict[str, Any], result_path: str) -> None:
                 _say("going")
             elif line == "status":
                 _say("status", load.status())
+            elif line.startswith(("down ", "up ")):
+                word, port = line.split()
+                (load.fleet.down.add if word == "down" else load.fleet.down.discard)(int(port))
+                _say(word)
             elif line == "collect":
                 result = await load.collect()
                 await asyncio.to_thread(

@@ -92,7 +92,7 @@ class Sizes:
     peak_window_s: float = 60.0
     restart_widgets: int = 18_000
     restart_sessions: int = 1_000
-    rate: float = 2_000.0  # arrival rate when filling the peak and restart scenarios
+    rate: float = 700.0  # arrival rate when filling the peak and restart scenarios
     interval: tuple[float, float] = (10.0, 20.0)
     procs: int = 3
 
@@ -214,9 +214,10 @@ class Loader(Worker):
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
-    def ask(self, word: str, timeout: float = 30.0) -> dict[str, Any]:
-        self.send(word)
-        return self.answer(word, timeout)
+    def ask(self, line: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Send a command; its answer starts with the command's first word."""
+        self.send(line)
+        return self.answer(line.split()[0], timeout)
 
     def answer(self, word: str, timeout: float) -> dict[str, Any]:
         line = self.expect(word, timeout)
@@ -416,6 +417,12 @@ def fill(
     return [w.answer("ready", 1000) for w in run.loaders]
 
 
+def tell(run: Run, word: str, port: int) -> None:
+    """Every load process: server ``port`` is ``down`` or ``up`` (the load balancer's view)."""
+    for w in run.loaders:
+        w.ask(f"{word} {port}", 30)
+
+
 def status(run: Run) -> dict[str, Any]:
     """Every load process's clients: how many connected, and on which port."""
     total: dict[str, Any] = {"clients": 0, "connected": 0, "by_port": {}}
@@ -460,6 +467,7 @@ def chat_figures(results: list[dict[str, Any]], lo: float, hi: float) -> dict[st
         "acked": sum(r["acked"] for r in results),
         "delivered": sum(r["delivered"] for r in results),
         "lost": sum(r["lost"] for r in results),
+        "away": sum(r["away"] for r in results),
         "dupes": sum(r["dupes"] for r in results),
         "synced": sum(r["synced"] for r in results),
         "sync_supported": next(
@@ -564,6 +572,7 @@ def restart(sizes: Sizes, stack: Stack, tmp: Path) -> dict[str, Any]:
         for old, new_port in ((a, b.port), (b, a.port)):
             held = status(run)["by_port"].get(str(old.port), 0)
             t = time.monotonic()
+            tell(run, "down", old.port)
             exit_s = old.terminate(60)
             all_back = wait_all_on(run, new_port, 90)
             phases.append(
@@ -579,6 +588,7 @@ def restart(sizes: Sizes, stack: Stack, tmp: Path) -> dict[str, Any]:
             # The process comes back on its port (the rolling restart), ready for the next.
             if old is a:
                 a = run.server(env=a.env, port=a.port)
+                tell(run, "up", a.port)
             time.sleep(sizes.interval[1])
         results = collect(run)
     end = time.monotonic()
@@ -602,6 +612,7 @@ def kill(sizes: Sizes, stack: Stack, tmp: Path) -> dict[str, Any]:
         a, b, t0 = two_chatting(run, sizes)
         held = status(run)["by_port"].get(str(a.port), 0)
         t = time.monotonic()
+        tell(run, "down", a.port)
         a.kill()
         all_back = wait_all_on(run, b.port, 120)
         time.sleep(sizes.interval[1])
