@@ -22,6 +22,11 @@ CHAT_MAX_CHARS = 2000
 CHAT_RATE_MESSAGES = 10  # messages per sender ...
 CHAT_RATE_WINDOW_S = 10.0  # ... per this many seconds
 TOPIC_MAX_CHARS = 200
+# With message retention off, an ended session's messages stay this long in its buffer, so
+# that a participant who missed the last ones (a pub/sub outage) still gets them on sync;
+# every process's sweep deletes them after that, at most this often.
+BUFFER_AFTER_END_S = 120.0
+BUFFER_SWEEP_EVERY_S = 30.0
 OPEN_STATUSES = ("queued", "accepted")  # a request in either still holds its student
 QUEUE_PUSH_COALESCE_S = 0.1  # changes to one queue within this window make one push
 STAFF_PUSH_INTERVAL_S = 1.0

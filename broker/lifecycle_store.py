@@ -15,16 +15,18 @@ accept           the request -> ``accepted`` [still queued, in the tutor's vendo
 message          the session's ``seq`` + 1 and counters [the session is open]; the message
                  into the session's buffer with that sequence number
 end              the session ends [it was open: at most once]; its request ends or goes back
-                 to its queue with its rank (so at its old place); ``open_sessions`` - 1; the
-                 session's buffered messages deleted (unless the district keeps messages)
+                 to its queue with its rank (so at its old place); ``open_sessions`` - 1
 ===============  ==========================================================================
 
 So the queues are the ``queued`` rows in ``rank`` order, one open request per student is a
 constraint, ``open_sessions`` always equals the tutor's open sessions, and a message's
 sequence number is assigned once. Anything kept elsewhere (Redis, process memory) is
-derived from these tables or allowed to be lost. Message bodies and the student's topic
-live here only while the request or session is open, unless the district turned message
-retention on (``HH_MESSAGE_RETENTION_DAYS`` > 0).
+derived from these tables or allowed to be lost. Unless the district turned message
+retention on (``HH_MESSAGE_RETENTION_DAYS`` > 0), the student's topic lives here only while
+the request is open, and message bodies while their session is open and for
+:data:`~broker.constants.BUFFER_AFTER_END_S` after it ends (so that a participant who missed
+the last messages in a pub/sub outage still gets them); :meth:`LifecycleStore.drop_ended_buffers`,
+run by every process's sweep, deletes them then.
 
 Statements are built once per store; the state-change writes go through one
 :class:`~broker.commit.GroupCommitter`, so concurrent changes share a transaction while each
@@ -203,7 +205,6 @@ class LifecycleStore:
             .where(t.c.tutor_id == sa.bindparam("tid"), t.c.open_sessions > 0)
             .values(open_sessions=t.c.open_sessions - 1, **_bound(t, ["updated_at"]))
         )
-        self._drop_buffer = m.delete().where(m.c.session_id == sa.bindparam("sid"))
         # -- reads -------------------------------------------------------------------------
         self._open_request_of = (
             sa.select(r)
@@ -315,10 +316,22 @@ class LifecycleStore:
             closed = {"closed_at": when, "close_reason": values["end_reason"]}
             steps.append(Step(self._end_request, {"rid": request_id, **_params(closed)}))
         steps.append(Step(self._free_slot, {"tid": tutor_id, "v_updated_at": when}))
-        if not self.keep_text:
-            steps.append(Step(self._drop_buffer, {"sid": session_id}))
         outcome: Outcome = await self.writer.write(steps)
         return outcome.ok
+
+    async def drop_ended_buffers(self, ended_before: float) -> int:
+        """Delete the messages of sessions that ended before ``ended_before`` (retention
+        off); return how many. Idempotent, safe in every process at once."""
+        if self.keep_text:
+            return 0
+        m, s = self.messages, self.sessions
+        cutoff = at(ended_before)
+        ended = sa.select(s.c.id).where(s.c.ended_at.is_not(None), s.c.ended_at < cutoff)
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                m.delete().where(m.c.at < cutoff, m.c.session_id.in_(ended))
+            )
+        return int(result.rowcount or 0)
 
     # -- tutors --------------------------------------------------------------------------
     async def set_tutor_status(

@@ -44,6 +44,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
 from broker.constants import (
+    BUFFER_AFTER_END_S,
+    BUFFER_SWEEP_EVERY_S,
     ETA_WINDOW_S,
     QUEUE_PUSH_COALESCE_S,
     TOPIC_MAX_CHARS,
@@ -64,6 +66,7 @@ from broker.identity import Identity, Tutor
 from broker.ids import new_id
 from broker.lifecycle_store import LifecycleStore, at, epoch
 from broker.notifier import Notifier
+from broker.outages import OutageLog
 from broker.presence import MemoryPresence, Presence
 from broker.settings import Settings
 from broker.throttle import Throttle, Throttles
@@ -130,6 +133,9 @@ class Broker:
         self._participants: dict[str, tuple[str, str, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._buffers_dropped_at = 0.0
+        self._presence_since: float | None = None  # presence has answered since then
+        self._outages = OutageLog(log)
         # Hooks the edge sets: who this process holds connections for.
         self.local_subjects: Callable[[], list[str]] = list
         self.local_queues: Callable[[], set[str]] = set
@@ -139,7 +145,7 @@ class Broker:
         await self.presence.start()
         # A presence store that starts (or restarts) empty gives everyone a grace period
         # from now: nobody who was connected before a restart is gone at once.
-        await self.presence.touch([], self.clock())
+        await self._touch([], self.clock())
         if sweep:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="broker-sweep")
 
@@ -191,13 +197,10 @@ class Broker:
         only the process whose transaction changed something records and pushes it.
         """
         now = self.clock()
-        await self.presence.touch(self.local_subjects(), now)
-        grace = self.settings.grace_seconds
+        judge = await self._touch(self.local_subjects(), now) and self._presence_settled(now)
         max_wait = self.settings.queue_max_wait_s
         queued = await self.store.queued()
-        gone = await self.presence.gone(
-            [student_subject(q["student"]) for q in queued], now, grace
-        )
+        gone = await self._gone([student_subject(q["student"]) for q in queued], now, judge)
         for q in queued:
             if student_subject(q["student"]) in gone:
                 await self._close_queued(q["id"], "abandoned", now, "student_disconnected")
@@ -207,7 +210,7 @@ class Broker:
         if sessions:
             subjects = [tutor_subject(s.tutor_id) for s in sessions]
             subjects += [student_subject(s.student) for s in sessions]
-            gone = await self.presence.gone(subjects, now, grace)
+            gone = await self._gone(subjects, now, judge)
             idle = self.settings.session_idle_s
             for s in sessions:
                 if tutor_subject(s.tutor_id) in gone:
@@ -217,6 +220,41 @@ class Broker:
                 elif idle and now - max(s.last_activity_at or 0.0, s.accepted_at) > idle:
                     await self._end(s, "timeout", now, detail="idle")
         await self._reconcile(now, queued)
+        if now - self._buffers_dropped_at >= BUFFER_SWEEP_EVERY_S:
+            self._buffers_dropped_at = now
+            await self.store.drop_ended_buffers(now - BUFFER_AFTER_END_S)
+
+    # -- presence, which is allowed to be lost or unreachable ----------------------------
+    async def _touch(self, subjects: list[str], now: float) -> bool:
+        """Heartbeat ``subjects``; ``False`` (logged once per outage, nothing raised) when
+        presence cannot be reached: it is not needed to serve anyone."""
+        try:
+            await self.presence.touch(subjects, now)
+        except Exception as exc:
+            self._presence_since = None
+            self._outages.report("presence", "a heartbeat", exc)
+            return False
+        if self._presence_since is None:
+            self._presence_since = now
+        return True
+
+    def _presence_settled(self, now: float) -> bool:
+        """Whether presence has answered long enough for every process to have touched its
+        own connections since it last failed (three sweeps): before that, someone who was
+        not touched during an outage would look gone."""
+        since = self._presence_since
+        return since is not None and now - since >= 3 * self.sweep_interval
+
+    async def _gone(self, subjects: list[str], now: float, judge: bool = True) -> set[str]:
+        """Who has been gone past the grace period; nobody when presence cannot tell."""
+        if not judge or not subjects:
+            return set()
+        try:
+            return await self.presence.gone(subjects, now, self.settings.grace_seconds)
+        except Exception as exc:
+            self._presence_since = None
+            self._outages.report("presence", "a presence read", exc)
+            return set()
 
     async def _reconcile(self, now: float, queued: list[dict[str, Any]]) -> None:
         """Re-send this process's own connections the state of any queue they watch or wait
@@ -372,7 +410,7 @@ class Broker:
 
     async def student_state(self, student: Identity) -> dict[str, Any]:
         """What a (re)connecting student should see: their waiting request or open session."""
-        await self.presence.touch([student_subject(student.subject)], self.clock())
+        await self._touch([student_subject(student.subject)], self.clock())
         row = await self.store.open_request_of(student.subject)
         if row is None:
             return {"request": None, "session": None}
@@ -408,7 +446,7 @@ class Broker:
     # -- tutors -------------------------------------------------------------------------
     async def tutor_state(self, tutor: Tutor) -> dict[str, Any]:
         now = self.clock()
-        await self.presence.touch([tutor_subject(tutor.id)], now)
+        await self._touch([tutor_subject(tutor.id)], now)
         sessions = [
             session_view(OpenSession.from_row(row), self._vendor_name(row["vendor"]), "tutor")
             for row in await self.store.open_sessions(tutor=tutor.id)
@@ -539,30 +577,30 @@ class Broker:
             await self.notifier.to_student(student, "chat:typing", data)
 
     async def sync(self, identity: Identity, session_id: str, after_seq: int) -> dict[str, Any]:
-        """What a participant may have missed of a session: its messages after
-        ``after_seq`` if it is open, or how it ended."""
-        row = await self.store.session(session_id)
+        """What a participant may have missed of a session: its messages after ``after_seq``
+        and, once it has ended, how it ended (with the messages still in its buffer, which
+        outlives the session by :data:`~broker.constants.BUFFER_AFTER_END_S`)."""
         role = identity.role
+        # The session (joined with its request) if open; else the ended row. Read in that
+        # order so that a session ending between the two reads is seen as ended.
+        found = await self.store.open_sessions(session_id=session_id)
+        row = found[0] if found else await self.store.session(session_id)
         mine = row is not None and (
             (role == "student" and row["student"] == identity.subject)
             or (role == "tutor" and row["tutor_id"] == identity.subject)
         )
         if row is None or not mine:
             raise NotFound("no such session of yours")
-        if row["ended_at"] is not None:
-            requeued = row["end_reason"] == "tutor_lost"
-            ended: dict[str, Any] = {"session_id": session_id, "reason": row["end_reason"]}
-            if requeued and role == "student":
-                ended["requeued"] = True
-            return {"session": None, "messages": [], "ended": ended}
-        found = await self.store.open_sessions(session_id=session_id)
-        if not found:
-            raise NotFound("no such session of yours")
-        session = OpenSession.from_row(found[0])
         messages = [
             message_view(session_id, m["seq"], m["sender"], m["text"], epoch(m["at"]) or 0.0)
             for m in await self.store.messages_after(session_id, after_seq)
         ]
+        if not found:
+            ended: dict[str, Any] = {"session_id": session_id, "reason": row["end_reason"]}
+            if row["end_reason"] == "tutor_lost" and role == "student":
+                ended["requeued"] = True
+            return {"session": None, "messages": messages, "ended": ended}
+        session = OpenSession.from_row(row)
         return {
             "session": session_view(session, self._vendor_name(session.vendor), role),
             "messages": messages,
@@ -738,9 +776,7 @@ class Broker:
             accepts = await self.store.accepts_since(now - ETA_WINDOW_S)
             available: dict[str, int] = {}
             states = [t for t in await self.store.tutor_states() if t["status"] == "available"]
-            gone = await self.presence.gone(
-                [tutor_subject(t["tutor_id"]) for t in states], now, self.settings.grace_seconds
-            )
+            gone = await self._gone([tutor_subject(t["tutor_id"]) for t in states], now)
             for t in states:
                 if tutor_subject(t["tutor_id"]) in gone:
                     continue
@@ -785,9 +821,7 @@ class Broker:
         states = [
             t for t in await self.store.tutor_states() if vendor is None or t["vendor"] == vendor
         ]
-        gone = await self.presence.gone(
-            [tutor_subject(t["tutor_id"]) for t in states], now, self.settings.grace_seconds
-        )
+        gone = await self._gone([tutor_subject(t["tutor_id"]) for t in states], now)
         present = [t for t in states if tutor_subject(t["tutor_id"]) not in gone]
         return {
             "queues": queues,

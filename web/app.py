@@ -25,9 +25,9 @@ from web.catalog_api import setup_catalog_api
 from web.keys import BROKER, ENGINE, GATEWAY, SETTINGS
 from web.launch import on_launch
 from web.lti import frame_ancestors_middleware, setup_lti
-from web.pages import setup_pages
+from web.pages import setup_pages, static_guard
 from web.problems import problem_middleware
-from web.sio import SioNotifier, SocketGateway, create_server
+from web.sio import SioNotifier, SocketGateway, create_server, engineio_frame_guard
 from web.staff_api import setup_staff_api
 from web.stats_api import setup_stats_api
 
@@ -66,6 +66,7 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await gateway.detach()
     await broker.stop()
+    await gateway.close_fanout()
     await engine.dispose()
 
 
@@ -81,7 +82,10 @@ def init_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     app = web.Application(
         client_max_size=64 * 1024,
-        middlewares=[frame_ancestors_middleware(settings), problem_middleware],
+        middlewares=[
+            frame_ancestors_middleware(settings), problem_middleware, engineio_frame_guard(),
+            static_guard,
+        ],
     )
     app[SETTINGS] = settings
     sio = create_server(settings)

@@ -27,6 +27,7 @@ removes it from the address bar). Tutors and staff get short-lived tokens from
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -167,6 +168,22 @@ async def staff(request: web.Request) -> web.Response:
     config = _signin_config(request, "/staff")
     config["stats_url"] = "/api/stats"
     return render_page("staff.html", page_locale(request), config=config)
+
+
+MAX_STATIC_PATH = 512  # longer than any file we ship; the filesystem refuses past 255 a part
+
+
+@web.middleware
+async def static_guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Middleware: a ``/static/`` path longer than any we serve is a plain 404 (the
+    filesystem would otherwise fail it with "file name too long")."""
+    if request.path.startswith(STATIC_PREFIX + "/") and (
+        len(request.path) > MAX_STATIC_PATH or any(len(p) > 255 for p in request.path.split("/"))
+    ):
+        raise web.HTTPNotFound()
+    return await handler(request)
 
 
 def setup_pages(app: web.Application) -> None:

@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from broker.errors import BrokerError
+from broker.outages import OutageLog, kind_of
 from routing.errors import RoutingError
 
 log = logging.getLogger(__name__)
+outages = OutageLog(log)
 
 PROBLEM = "application/problem+json"
 
@@ -37,6 +39,10 @@ async def problem_middleware(
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise
         return problem(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+    except Exception as exc:
+        kind = kind_of(exc)
+        if kind is not None:  # a dependency outage: one line, not a traceback each
+            outages.report(kind, f"{request.method} {request.path}", exc)
+        else:
+            log.exception("%s %s failed", request.method, request.path)
         return problem(500, "internal", "something went wrong")

@@ -22,24 +22,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
+from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from broker import tokens
 from broker.constants import MAX_EVENT_BYTES, STAFF_PUSH_INTERVAL_S
 from broker.errors import BrokerError, NotAllowed
 from broker.identity import Identity, Tutor
-from broker.redis_keys import RedisKeys
-from broker.redis_pool import open_redis
+from broker.outages import OutageLog, kind_of
 from broker.service import Broker, student_subject, tutor_subject
 from broker.settings import Settings
 from web import jsonlib
 from web import payloads as p
+from web.sio_manager import FanoutManager
 
 log = logging.getLogger(__name__)
+outages = OutageLog(log)
 
 NAMESPACE_ROLES = {
     "/student": frozenset({"student"}),
@@ -52,6 +56,8 @@ Handler = Callable[[Identity, dict[str, Any], str], Awaitable[dict[str, Any] | N
 
 
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "message"})
+RESYNC_BATCH = 500
+RESYNC_PAUSE_S = 0.1
 
 
 @dataclass(slots=True)
@@ -83,20 +89,6 @@ class SioNotifier:
         await self.sio.emit(event, data, to=f"q:{queue}", namespace="/tutor", ignore_queue=local)
 
 
-class BoundedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """socket.io's Redis manager on the broker's bounded, waiting connection pool.
-
-    Upstream opens Redis with redis-py's default pool, which raises "Too many connections"
-    under a burst of emits; the manager then logs, reconnects and, after a second failure,
-    drops the emit. A pool that waits for a free connection queues the burst instead.
-    """
-
-    def _redis_connect(self) -> None:
-        self.redis = open_redis(self.redis_url)
-        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        self.connected = True
-
-
 class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server, refusing client events named like its reserved events:
     upstream would run the ``connect`` or ``disconnect`` handler for them."""
@@ -119,11 +111,11 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
 
 
 def create_server(settings: Settings) -> socketio.AsyncServer:
+    """The socket.io server; with Redis, its emits reach other processes through
+    :class:`~web.sio_manager.FanoutManager` (the gateway sets its ``on_gap``)."""
     manager = None
     if settings.redis_url:
-        manager = BoundedRedisManager(
-            settings.redis_url, channel=RedisKeys(settings.redis_prefix).socketio_channel
-        )
+        manager = FanoutManager(settings.redis_url, settings.redis_prefix)
     return GuardedServer(
         async_mode="aiohttp",
         client_manager=manager,
@@ -167,9 +159,18 @@ class SocketGateway:
     # -- plumbing -----------------------------------------------------------------------
     def attach(self, broker: Broker) -> None:
         self.broker = broker
+        manager = self.sio.manager
+        if isinstance(manager, FanoutManager):
+            manager.on_gap = self.resync_local
         broker.local_subjects = self.local_subjects
         broker.local_queues = self.local_queues
         self._staff_task = asyncio.create_task(self._staff_loop(), name="staff-push")
+
+    async def close_fanout(self) -> None:
+        """Publish what the fan-out still holds, then stop it (at shutdown)."""
+        manager = self.sio.manager
+        if isinstance(manager, FanoutManager):
+            await manager.close()
 
     async def detach(self) -> None:
         if self._staff_task is not None:
@@ -197,13 +198,23 @@ class SocketGateway:
 
     async def resync_local(self) -> None:
         """Tell every connection of this process that pushes may have been lost (a pub/sub
-        outage): each client re-asks for its state and the messages it missed."""
-        for sid, conn in list(self.connections.items()):
-            if conn.namespace in ("/student", "/tutor"):
-                with contextlib.suppress(Exception):
-                    await self.sio.emit(
-                        "server:resync", {}, to=sid, namespace=conn.namespace, ignore_queue=True
-                    )
+        outage): each client re-asks for its state and the messages it missed.
+
+        After a Redis restart every process does this at once, so the notices are paced:
+        :data:`RESYNC_BATCH` connections every :data:`RESYNC_PAUSE_S`, so that the clients'
+        re-reads reach the database at a bounded rate (18,000 clients: about 4 s)."""
+        targets = [
+            (sid, conn.namespace) for sid, conn in self.connections.items()
+            if conn.namespace in ("/student", "/tutor")
+        ]
+        log.warning("pushes may have been lost: asking %d clients to resync", len(targets))
+        for i, (sid, namespace) in enumerate(targets):
+            if i and i % RESYNC_BATCH == 0:
+                await asyncio.sleep(RESYNC_PAUSE_S)
+            with contextlib.suppress(Exception):
+                await self.sio.emit(
+                    "server:resync", {}, to=sid, namespace=namespace, ignore_queue=True
+                )
 
     @property
     def _broker(self) -> Broker:
@@ -225,9 +236,13 @@ class SocketGateway:
             except BrokerError as exc:
                 log.info("%s %s refused for %s: %s", namespace, event, sid, exc.code)
                 return {"ok": False, "error": exc.as_dict()}
-            except Exception:
-                log.exception("%s %s failed for %s", namespace, event, sid)
-                return _error("internal", "something went wrong; please try again")
+            except Exception as exc:
+                kind = kind_of(exc)
+                if kind is not None:  # a dependency outage: one line, not a traceback each
+                    outages.report(kind, f"{namespace} {event}", exc)
+                else:
+                    log.exception("%s %s failed for %s", namespace, event, sid)
+                return _error("internal", "something went wrong; nothing was changed; try again")
             return {"ok": True, **(result or {})}
 
         self.sio.on(event, on_event, namespace=namespace)
@@ -417,3 +432,33 @@ def _staff_vendor(identity: Identity) -> str | None:
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def engineio_frame_guard(log_every_s: float = 10.0) -> Middleware:
+    """Middleware: a malformed engine.io frame ends only its own connection and is logged as
+    one line, at most once per ``log_every_s`` (with how many were not logged), instead of
+    a traceback per frame. python-socketio's engine.io raises ``ValueError`` for frames it
+    cannot decode, out of the websocket handler."""
+    state = {"last": 0.0, "quiet": 0}
+
+    @web.middleware
+    async def guard(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if not request.path.startswith("/socket.io/"):
+            return await handler(request)
+        try:
+            return await handler(request)
+        except (ValueError, UnicodeDecodeError) as exc:
+            now = time.monotonic()
+            if now - state["last"] >= log_every_s:
+                log.warning(
+                    "malformed engine.io frame from %s: %s (%d more since the last report)",
+                    request.remote, exc, state["quiet"],
+                )
+                state["last"], state["quiet"] = now, 0
+            else:
+                state["quiet"] += 1
+            return web.Response(status=400, text="malformed frame")
+
+    return guard

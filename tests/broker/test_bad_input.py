@@ -32,6 +32,15 @@ STUDENT_CASES = [
     ("session:rate", {"session_id": "nope", "stars": 9}, "invalid_payload"),
     ("session:rate", {"session_id": "nope", "stars": 4}, "not_found"),
     ("session:rate", {"session_id": "nope", "stars": True}, "invalid_payload"),
+    ("help:request", {"subject": "math\x00", "language": "en"}, "invalid_payload"),
+    ("help:request", {"subject": "math", "language": "en", "topic": "a\x00b"}, "invalid_payload"),
+    ("chat:send", {"session_id": "nope", "text": "hi\x00"}, "invalid_payload"),
+    ("session:sync", {"session_id": "nope", "after_seq": 0}, "not_found"),
+    ("session:sync", {"session_id": "nope", "after_seq": -1}, "invalid_payload"),
+    ("session:sync", {"session_id": "nope"}, "invalid_payload"),
+    ("disconnect", {}, "invalid_payload"),
+    ("connect", {"token": "x"}, "invalid_payload"),
+    ("connect_error", None, "invalid_payload"),
 ]
 
 TUTOR_CASES = [
@@ -133,3 +142,77 @@ async def test_expired_token_is_refused(server: Server) -> None:
     token = tokens.issue(SECRET, tokens.Identity("student", "s", {}), ttl_s=-5)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await server.connect("/student", None, token=token)
+
+
+async def test_an_event_with_extra_arguments_is_answered(server: Server, clients: list) -> None:
+    kid = await server.connect("/student", student("s-extra", "elem", 3))
+    clients.append(kid)
+    ack = await kid.sio.call(
+        "help:request", ({"subject": "math", "language": "en"}, "extra", 3),
+        namespace="/student", timeout=10,
+    )
+    assert ack["ok"], ack
+
+
+async def test_a_client_disconnect_event_leaves_the_connection_working(
+    server: Server, clients: list
+) -> None:
+    kid = await server.connect("/student", student("s-disc", "elem", 3))
+    clients.append(kid)
+    assert (await kid.call("disconnect", {}))["error"]["code"] == "invalid_payload"
+    await kid.sio.emit("disconnect", {}, namespace="/student")  # without an ack, too
+    ok = await kid.call("help:request", {"subject": "math", "language": "en"})
+    assert ok["ok"], ok  # still connected and still known to the server
+
+
+async def test_connect_error_carries_the_code_and_message_as_its_data(server: Server) -> None:
+    client = socketio.AsyncClient(reconnection=False)
+    errors: list[object] = []
+
+    @client.on("connect_error", namespace="/student")  # type: ignore[untyped-decorator]
+    async def on_error(data: object) -> None:
+        errors.append(data)
+
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(
+                server.url, namespaces=["/student"], transports=["websocket"],
+                auth={"token": "garbage"}, wait_timeout=5,
+            )
+    finally:
+        await client.disconnect()
+    # The packet is {message, data}: socket.io-client makes it err.message and err.data.
+    assert errors and isinstance(errors[0], dict), errors
+    assert isinstance(errors[0]["message"], str)
+    assert errors[0]["data"]["code"] == "unauthenticated" and errors[0]["data"]["message"]
+
+
+async def test_an_over_long_static_name_is_a_404(server: Server) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        for path in ("/static/" + "a" * 5000, "/static/" + "b" * 300, "/static/js/" + "c" * 600):
+            async with http.get(server.url + path) as resp:
+                assert resp.status == 404, path
+
+
+async def test_malformed_engine_io_frames_are_one_log_line_not_a_traceback(
+    server: Server, clients: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    import aiohttp
+
+    kid = await server.connect("/student", student("s-frames", "elem", 3))
+    clients.append(kid)
+    async with aiohttp.ClientSession() as http:
+        for _ in range(5):
+            url = server.url + "/socket.io/?EIO=4&transport=websocket"
+            async with http.ws_connect(url) as ws:
+                await ws.receive_str()
+                await ws.send_str("")  # an empty engine.io packet
+                ended = await ws.receive()  # the server ends that connection
+                assert ended.type in (
+                    aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR
+                )
+    reports = [r for r in caplog.records if "malformed engine.io frame" in r.getMessage()]
+    assert len(reports) == 1 and not any(r.exc_info for r in caplog.records)
+    assert (await kid.call("help:request", {"subject": "math", "language": "en"}))["ok"]

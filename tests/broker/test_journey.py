@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from broker.constants import BUFFER_AFTER_END_S
 from tests.broker.conftest import fetch_all
 from tests.broker.harness import Server, staff, student, tutor
 
@@ -72,7 +73,11 @@ async def test_request_accept_chat_end_is_recorded(server: Server, clients: list
     assert row["first_response_s"] is not None and row["first_response_s"] >= 0
     assert row["rating_stars"] == 5 and row["rating_helped"] in (True, 1)
     assert row["resolved"] in (True, 1)
-    # bodies are relayed, not stored, unless retention is on
+    # bodies are relayed, not kept, unless retention is on: the session's buffer goes a
+    # grace period after the end (BUFFER_AFTER_END_S), at the next sweep past it
+    assert len(await fetch_all(url, "select * from chat_messages")) == 4
+    now = server.broker.clock()
+    await server.broker.store.drop_ended_buffers(now + BUFFER_AFTER_END_S)
     assert await fetch_all(url, "select * from chat_messages") == []
 
 

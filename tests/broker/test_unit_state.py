@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from broker.constants import BUFFER_AFTER_END_S, BUFFER_SWEEP_EVERY_S
 from broker.errors import AlreadyTaken, NotFound, OverCapacity, RateLimited
 from broker.identity import Identity, Tutor
+from broker.presence import MemoryPresence
 from tests.broker.unit import FakeClock, Rig, as_identity, broker_rig, student, tutor
 
 
@@ -112,18 +114,29 @@ async def test_missed_messages_come_back_from_the_database(rig: Rig) -> None:
     assert after["ended"] == {"session_id": sid, "reason": "tutor"} and after["messages"] == []
 
 
-async def test_message_bodies_are_deleted_when_the_session_ends(rig: Rig) -> None:
+async def test_message_bodies_go_shortly_after_the_session_ends(rig: Rig) -> None:
+    """With retention off, bodies are kept while the session is open and for
+    BUFFER_AFTER_END_S after it ends (a participant who missed the last ones in a pub/sub
+    outage still gets them), then the sweep deletes them; the topic goes at the end."""
     ana, ms_x = student("s-ana"), tutor("t-x")
     sid = await open_session(rig, ana, ms_x)
     await rig.broker.send(ana, sid, "my phone is private")
-    async with rig.engine.connect() as conn:
-        count = sa.text("select count(*) from chat_messages where session_id = :sid")
-        assert await conn.scalar(count, {"sid": sid}) == 1
+    count = sa.text("select count(*) from chat_messages where session_id = :sid")
     await rig.broker.end(ana, sid)
+    missed = await rig.broker.sync(as_identity(ms_x), sid, after_seq=0)
+    assert [m["text"] for m in missed["messages"]] == ["my phone is private"]
+    assert missed["ended"] == {"session_id": sid, "reason": "student"}
+    async with rig.engine.connect() as conn:
+        assert await conn.scalar(sa.text("select topic from help_requests")) is None
+    rig.clock.advance(BUFFER_AFTER_END_S - 1)
+    await rig.sweep()
+    async with rig.engine.connect() as conn:
+        assert await conn.scalar(count, {"sid": sid}) == 1
+    rig.clock.advance(BUFFER_SWEEP_EVERY_S + 2)
+    await rig.sweep()
     async with rig.engine.connect() as conn:
         assert await conn.scalar(count, {"sid": sid}) == 0
-        topic = await conn.scalar(sa.text("select topic from help_requests"))
-    assert topic is None
+    assert (await rig.broker.sync(ana, sid, after_seq=0))["messages"] == []
 
 
 async def test_with_retention_on_bodies_are_kept(unit_db: str) -> None:
@@ -203,3 +216,44 @@ async def _sid_of(rig: Rig, request_id: str) -> str:
         return str(await conn.scalar(
             sa.text("select id from tutoring_sessions where request_id = :r"), {"r": request_id}
         ))
+
+
+class Unreachable(MemoryPresence):
+    """Presence that can be switched off, as a Redis that does not answer."""
+
+    down = False
+
+    async def touch(self, subjects: list[str], now: float) -> None:
+        if self.down:
+            raise ConnectionError("presence is down")
+        await super().touch(subjects, now)
+
+    async def last_seen(self, subjects: list[str], now: float) -> dict[str, float]:
+        if self.down:
+            raise ConnectionError("presence is down")
+        return await super().last_seen(subjects, now)
+
+
+async def test_presence_down_serves_everyone_and_judges_nobody(rig: Rig) -> None:
+    presence = Unreachable()
+    rig.broker.presence = presence
+    ana, bob, ms_x = student("s-ana"), student("s-bob"), tutor("t-x")
+    sid = await open_session(rig, ana, ms_x)
+    waiting = await rig.ask(bob)
+    presence.down = True
+    assert (await rig.connect(bob))["request"]["position"] == 1
+    assert (await rig.broker.request_help(student("s-cy"), "math", "en"))["position"] == 2
+    assert (await rig.broker.tutor_state(ms_x))["sessions"][0]["session_id"] == sid
+    rig.clock.advance(rig.settings.grace_seconds * 5)  # a long outage: nobody was touched
+    await rig.sweep()
+    presence.down = False
+    await rig.sweep()  # back: but the other processes may not have touched their people yet
+    assert await rig.is_open(sid) and waiting in await rig.waiting()
+    rig.disconnect(bob)
+    for _ in range(3):
+        rig.clock.advance(rig.broker.sweep_interval)
+        await rig.sweep()
+    assert await rig.is_open(sid) and waiting in await rig.waiting()  # bob: not past grace
+    rig.clock.advance(rig.settings.grace_seconds + 1)
+    await rig.sweep()
+    assert waiting not in await rig.waiting() and await rig.is_open(sid)

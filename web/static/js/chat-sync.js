@@ -24,14 +24,14 @@ export class SessionSync {
   }
 
   receive(message) {
-    if (!message || message.session_id !== this.sessionId) return;
+    if (!message || message.session_id !== this.sessionId || this.closed) return;
     this.lastHeard = Date.now();
     if (this.seen.has(message.id)) return;
     this.seen.add(message.id);
     this.numbers.add(message.seq);
     while (this.numbers.has(this.have + 1)) this.have += 1;
     this.show(message);
-    if (message.seq > this.have) this.sync(); // a number was skipped: fetch it
+    if (message.seq > this.have && !this.closed) this.sync(); // a number was skipped
   }
 
   // The session's head as the server last described it (session_view's seq).
@@ -47,8 +47,9 @@ export class SessionSync {
       });
       this.syncing = null;
       if (!ack.ok) return;
-      if (ack.ended) { this.stop(); this.ended(ack.ended); return; }
+      // Messages first: a session that ended meanwhile still hands over its last ones.
       for (const message of ack.messages || []) this.receive(message);
+      if (ack.ended) { this.stop(); this.ended(ack.ended); }
     })();
     return this.syncing;
   }

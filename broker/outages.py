@@ -1,0 +1,62 @@
+"""Knowing a dependency outage when one happens, and saying so once.
+
+While PostgreSQL or Redis cannot be reached, every event that needs it fails the same way;
+a traceback per failure (hundreds a second) would bury everything else in the log. An
+outage is logged as one line per kind at most every :data:`REPORT_EVERY_S`, with the count
+of failures not reported since, and never with a traceback. Anything else unexpected is
+still logged in full by the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+REPORT_EVERY_S = 10.0
+
+_UNAVAILABLE = (
+    OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError,
+    ConnectionError, TimeoutError, OSError,
+)
+
+
+def kind_of(exc: BaseException) -> str | None:
+    """``"database"``, ``"redis"`` or ``None`` when ``exc`` is not a dependency outage."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "redis"
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return "database"
+    if isinstance(exc, _UNAVAILABLE):
+        return "database" if isinstance(exc, DBAPIError) else "service"
+    if isinstance(exc, DBAPIError):
+        text = str(exc.orig or exc).lower()
+        if any(w in text for w in ("connect", "closed", "terminat", "shutdown", "timeout")):
+            return "database"
+    return None
+
+
+class OutageLog:
+    """One line per outage kind, at most every ``every_s`` seconds."""
+
+    def __init__(self, logger: logging.Logger, every_s: float = REPORT_EVERY_S) -> None:
+        self.logger = logger
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+        self._quiet: dict[str, int] = {}
+
+    def report(self, kind: str, what: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last.get(kind, -self.every_s) >= self.every_s:
+            quiet = self._quiet.pop(kind, 0)
+            self.logger.warning(
+                "%s unavailable: %s failed (%s: %s); %d more such failures since the last report",
+                kind, what, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "",
+                quiet,
+            )
+            self._last[kind] = now
+        else:
+            self._quiet[kind] = self._quiet.get(kind, 0) + 1
