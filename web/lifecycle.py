@@ -148,8 +148,7 @@ class Shutdown:
     hard_exit: bool = False
     steps: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
-
-    current: str = ""
+    current: str = ""  # the step under way, for the watchdog's message
 
     async def run(self) -> None:
         # Nothing started now outlives the process: a full collection over every
@@ -300,6 +299,8 @@ class Shutdown:
             await self.runner.cleanup()
 
     async def handlers(self, limit: float) -> None:
+        """python-socketio runs each event's handler as a task and keeps it in its module's
+        ``task_reference_holder`` until it is done: wait for those still running."""
         from socketio import async_server
 
         running = [t for t in async_server.task_reference_holder if not t.done()]
@@ -512,9 +513,15 @@ class Gate:
 async def admission(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """New socket.io connections pass the :class:`Gate`; anything else goes straight on."""
+    """New socket.io connections pass the :class:`Gate`; while stopping, ``/healthz``
+    answers 503 (a load balancer's check on a kept-alive connection stops sending clients
+    here); anything else goes straight on."""
     gate = request.app.get(GATE)
-    if gate is None or not request.path.startswith("/socket.io"):
+    if gate is None:
+        return await handler(request)
+    if request.path == "/healthz" and not gate.accepting:
+        return web.json_response({"ok": False, "stopping": True}, status=503)
+    if not request.path.startswith("/socket.io"):
         return await handler(request)
     if not gate.accepting:
         return restarting()

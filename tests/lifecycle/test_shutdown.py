@@ -245,3 +245,26 @@ async def test_the_gate_refuses_a_handshake_that_waited_too_long(
         assert gate.slots._value == 2  # every slot given back
     finally:
         listener.close()
+
+
+async def test_while_stopping_healthz_fails_and_handshakes_go_elsewhere() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application(middlewares=[lifecycle.admission])
+    app.router.add_get("/healthz", ok)
+    app.router.add_get("/socket.io/", ok)
+    app.router.add_get("/other", ok)
+    gate = lifecycle.Gate()
+    app[lifecycle.GATE] = gate
+    async with TestClient(TestServer(app)) as client:
+        for path in ("/healthz", "/socket.io/", "/other"):
+            assert (await client.get(path)).status == 200
+        gate.accepting = False
+        assert (await client.get("/healthz")).status == 503
+        response = await client.get("/socket.io/")
+        assert response.status == 503 and response.headers["Retry-After"] == "1"
+        assert (await client.get("/other")).status == 200
