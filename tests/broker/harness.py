@@ -15,7 +15,8 @@ from broker import tokens
 from broker.settings import Settings
 from tests.broker.unit import FakeClock
 from tests.services import forget_prefix
-from web.app import BROKER, init_app
+from web.app import init_app
+from web.keys import BROKER
 
 SECRET = "test-secret"
 

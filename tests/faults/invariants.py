@@ -371,7 +371,17 @@ def online_during(person: Person, since: float, until: float) -> bool:
     return cursor < until
 
 
-def check_calls(report: Report, calls: list[Call], timeline: Timeline) -> None:
+def cut_off(call: Call, person: Person | None) -> bool:
+    """Whether the call's connection went down while it was in flight (a killed process
+    cannot answer; the client asks again once reconnected)."""
+    if person is None:
+        return False
+    return any(call.start <= a <= call.end for a, _ in person.offline)
+
+
+def check_calls(
+    report: Report, calls: list[Call], timeline: Timeline, people: list[Person] | None = None
+) -> None:
     undocumented = [
         f"{c.who} {c.event}: {c.code}"
         for c in calls
@@ -397,10 +407,19 @@ def check_calls(report: Report, calls: list[Call], timeline: Timeline) -> None:
             [f"{c.who} {c.event}: {c.code}" for c in during if c.code == "no_ack"],
             len(during),
         )
-    syncs = [c for c in calls if c.event == "session:sync" and c.code != "offline"]
+    by_name = {p.name: p for p in people or []}
+    syncs = [
+        c for c in calls
+        if c.event == "session:sync" and c.code != "offline" and not cut_off(c, by_name.get(c.who))
+    ]
     report.add(
         "session:sync answered",
-        [f"{c.who}: {c.code}" for c in syncs if not c.ok],
+        [
+            f"{c.who}: {c.code}" for c in syncs
+            # while the database is down a sync is answered `internal` (nothing changed);
+            # the client asks again
+            if not c.ok and not (c.code == "internal" and timeline.phase(c.start) == "during")
+        ],
         len(syncs),
     )
     per_phase: dict[str, Counter[str]] = defaultdict(Counter)
@@ -636,7 +655,7 @@ async def check(
     elif quiet:
         report.notes.append(f"only the 30 s quiet-spell sync recovered {'; '.join(late) or '-'}")
     check_presence(report, cluster, truth, people)
-    check_calls(report, people.calls(), timeline)
+    check_calls(report, people.calls(), timeline, people.everyone)
     if active:
         started = time.time()
         await check_not_blocked(report, truth, people.students)

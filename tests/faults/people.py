@@ -8,7 +8,10 @@ to do, so the invariants judge what a person would see.
 * Per session a :class:`SessionLog` keeps messages by id, delivers them in ``seq`` order and
   holds back what comes after a gap. A gap that is still open after ``GAP_WAIT_S``, a
   reconnect and ``server:resync`` are filled with ``session:sync``; a reconnect and
-  ``server:resync`` also re-ask ``session:state`` / ``tutor:state``.
+  ``server:resync`` also re-ask ``session:state`` / ``tutor:state``, and sync the sessions
+  that closed within the time the server keeps an ended session's buffer. A session that
+  ends (``session:ended``, or the client's own ``session:end``) is synced once more, for
+  the last messages if their push was lost.
 * Every call is recorded (:class:`Call`): its code (``ok``, an error code, or ``no_ack`` when
   nothing answered within the timeout, ``offline`` when there was no connection).
 
@@ -28,12 +31,14 @@ from typing import Any, ClassVar, Self
 import socketio
 
 from broker import tokens
+from broker.constants import BUFFER_AFTER_END_S
 from tests.broker.harness import SECRET
 from tests.faults.cluster import Cluster
 
 CALL_TIMEOUT_S = 4.0
 SYNC_TIMEOUT_S = 2.0
 GAP_WAIT_S = 0.25  # a later message may just be overtaking an earlier one
+ENDED_BUFFER_S = BUFFER_AFTER_END_S - 10  # what the server keeps of an ended session
 DRAIN_WAIT_S = 1.0  # on server:restart, how long the answers of calls under way are awaited
 # docs/protocol.md, "Acknowledgements and errors"
 DOCUMENTED_CODES = frozenset(
@@ -82,6 +87,7 @@ class SessionLog:
         self.request_id = request_id
         self.open = True
         self.changed_at = time.time()  # when ``open`` was last set
+        self.closed_at = 0.0  # when the client last saw it close
         self.ended: dict[str, Any] | None = None  # the session:ended the client learned
         self.by_id: dict[str, dict[str, Any]] = {}
         self.by_seq: dict[int, dict[str, Any]] = {}
@@ -128,8 +134,15 @@ class SessionLog:
             return
         if is_open and self.ended is not None:
             return  # an ended session never reopens
+        if self.open and not is_open:
+            self.closed_at = time.time()
         self.open = is_open
         self.changed_at = time.time()
+
+    @property
+    def recently_closed(self) -> bool:
+        """Closed within the time the server keeps an ended session's buffer."""
+        return not self.open and time.time() - self.closed_at < ENDED_BUFFER_S
 
     def end(self, ended: dict[str, Any] | None) -> None:
         self.set_open(False)
@@ -292,7 +305,7 @@ class Person:
     async def resync(self) -> None:
         """After a reconnect or ``server:resync``: re-ask the state, then fill every session
         that was or is open from the server's buffer."""
-        before = [s.id for s in self.sessions.values() if s.open]
+        before = [s.id for s in self.sessions.values() if s.open or s.recently_closed]
         await self.refresh()
         now_open = [s.id for s in self.sessions.values() if s.open]
         for session_id in dict.fromkeys(before + now_open):
@@ -358,6 +371,7 @@ class Person:
         call = await self.call("session:end", {"session_id": session_id})
         if call.ok:
             self.log(session_id).end(None)
+            self.spawn(self.sync(session_id))  # the last messages, if a push was lost
         return call
 
     # -- the model ----------------------------------------------------------------------
@@ -382,6 +396,8 @@ class Person:
                 self.spawn(self._fill_gap(log.id))
         elif event == "session:ended":
             self.on_ended(data)
+            if isinstance(data.get("session_id"), str):  # the last messages, if a push was lost
+                self.spawn(self.sync(data["session_id"]))
         elif event == "server:resync":
             self.spawn(self.resync())
         elif event == "server:restart":

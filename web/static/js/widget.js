@@ -243,7 +243,7 @@ function addSystem(text) {
 }
 
 function addMessage(message) {
-  if (!state.sync || message.session_id !== state.session.session_id) return;
+  if (!state.sync || message.session_id !== state.sync.sessionId) return;
   state.sync.receive(message);
 }
 
@@ -314,7 +314,10 @@ $("send-form").addEventListener("submit", async (event) => {
 $("end").addEventListener("click", async () => {
   if (!state.session) return;
   const ack = await call(socket, "session:end", { session_id: state.session.session_id });
-  if (ack.ok) showRating("student");
+  if (ack.ok) {
+    if (state.sync) state.sync.stop(); // one last sync, for a tutor's message in flight
+    showRating("student");
+  }
   else say($("send-error"), errorText(ack.error));
 });
 
