@@ -257,6 +257,57 @@ class AuditLogRow(Base):
     detail: Mapped[str] = mapped_column(String(500), default="", server_default=EMPTY)
 
 
+
+class OutboxRow(Base):
+    """One reminder or notice to one person, waiting for a sender (mail, SMS, the demo's
+    page). Written in the transaction of the change it announces; ``dedupe_key`` makes a
+    job that runs twice write it once; sent at most once per successful attempt (a sender
+    that dies after sending and before marking it may send it again: at-least-once)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending",
+            "next_attempt_at",
+            postgresql_where=text("sent_at IS NULL AND cancelled_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL AND cancelled_at IS NULL"),
+        ),
+        Index("ix_outbox_recipient", "recipient_kind", "recipient_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient_kind: Mapped[str] = mapped_column(String(16))
+    recipient_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str | None] = mapped_column(String(320))
+    locale: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
+    last_error: Mapped[str] = mapped_column(String(500), default="", server_default=EMPTY)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobRunRow(Base):
+    """A background job's last run (the lease that makes it run once is in Redis)."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_ok: Mapped[bool | None] = mapped_column(Boolean)
+    last_error: Mapped[str] = mapped_column(String(500), default="", server_default=EMPTY)
+    worker: Mapped[str] = mapped_column(String(64), default="", server_default=EMPTY)
+
 schools = SchoolRow.__table__
 students = StudentRow.__table__
 help_requests = HelpRequestRow.__table__
@@ -265,3 +316,5 @@ chat_messages = ChatMessageRow.__table__
 tutor_states = TutorStateRow.__table__
 users = UserRow.__table__
 audit_log = AuditLogRow.__table__
+outbox = OutboxRow.__table__
+job_runs = JobRunRow.__table__
