@@ -37,11 +37,16 @@ def test_serve_installs_the_freeze_after_startup(monkeypatch: pytest.MonkeyPatch
     from aiohttp import web
 
     from broker.settings import Settings
+    from web import lifecycle
     from web.commands import serve
     from web.gc_tuning import on_startup_freeze
 
     seen: list[web.Application] = []
-    monkeypatch.setattr(web, "run_app", lambda app, **_: seen.append(app))
+
+    async def record(app: web.Application, *_: object, **__: object) -> None:
+        seen.append(app)
+
+    monkeypatch.setattr(lifecycle, "serve", record)
     monkeypatch.setattr(uvloop, "install", lambda: None)  # leave the tests' loop alone
 
     serve.run(argparse.Namespace(host="127.0.0.1", port=0), Settings.from_env({}))
