@@ -120,6 +120,7 @@ class LifecycleStore:
                 close_reason=sa.bindparam("reason"),
                 **cleared,
             )
+            .returning(r.c.student, r.c.queue)
         )
         self._cancel = self._close_queued.where(r.c.student == sa.bindparam("student"))
         # -- accept ------------------------------------------------------------------------
@@ -234,24 +235,33 @@ class LifecycleStore:
         """Insert a request no vendor can serve (status ``unmet``)."""
         await self.writer.write([(self._insert_unmet, row)])
 
-    async def enqueue(self, row: dict[str, Any]) -> bool:
-        """Insert a ``queued`` request; ``False`` (nothing written) if the student already
-        has an open request."""
-        outcome = await self.writer.write([Step(self._insert_queued, row, expect=1)])
-        return outcome.ok
+    async def enqueue(self, row: dict[str, Any]) -> int | None:
+        """Insert a ``queued`` request; return its place in its queue, counted in the same
+        transaction, or ``None`` (nothing written) if the student already has an open
+        request."""
+        where = {"queue": row["queue"], "rank": row["rank"], "rid": row["id"]}
+        outcome = await self.writer.write([
+            Step(self._insert_queued, row, expect=1),
+            Step(self._position, where, returning=True),
+        ])
+        return int(outcome.rows(1)[0][0]) if outcome.ok else None
 
     async def close_queued(
         self, request_id: str, status: str, when: float, reason: str,
         *, student: str | None = None,
-    ) -> bool:
+    ) -> tuple[str, str] | None:
         """Move a queued request to cancelled / abandoned / expired (with ``student``: only
-        that student's). ``False`` (nothing changed) if it was not queued (or not theirs)."""
+        that student's); return its (student, queue), or ``None`` (nothing changed) if it
+        was not queued (or not theirs)."""
         params = {"rid": request_id, "new_status": status, "when": at(when), "reason": reason}
         stmt = self._close_queued
         if student is not None:
             stmt, params = self._cancel, {**params, "student": student}
-        outcome = await self.writer.write([Step(stmt, params, expect=1)])
-        return outcome.ok
+        outcome = await self.writer.write([Step(stmt, params, expect=1, returning=True)])
+        if not outcome.ok:
+            return None
+        [(owner, queue)] = outcome.rows(0)
+        return str(owner), str(queue)
 
     # -- accept --------------------------------------------------------------------------
     async def accept(

@@ -130,6 +130,7 @@ class Broker:
         self._last_position: dict[str, tuple[int, int | None]] = {}
         self._last_snapshot: dict[str, list[str]] = {}  # queue -> ids last reconciled here
         self._counts: tuple[float, dict[str, int], dict[str, int]] | None = None
+        self._recount: asyncio.Task[Any] | None = None
         self._participants: dict[str, tuple[str, str, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -353,11 +354,11 @@ class Broker:
             topic=topic or None,
             first_name=self._first_name(learner.given_name) or None,
         )
-        if not await self.store.enqueue(row):
+        position = await self.store.enqueue(row)
+        if position is None:
             open_request = await self.store.open_request_of(student.subject)
             held = open_request["id"] if open_request else None
             raise Conflict("you already have an open request", request_id=held)
-        position = await self.store.position(decision.queue, rank, request_id)
         eta = await self._eta(decision.queue, position)
         self._last_position[request_id] = (position, eta)
         self.push_queue(decision.queue)
@@ -392,19 +393,18 @@ class Broker:
         owner: str | None = None,
     ) -> bool:
         """Close a queued request (only ``owner``'s, if given); False if it was not."""
-        row = await self.store.request(request_id)
-        if row is None or row["status"] != "queued" or (owner and row["student"] != owner):
+        closed = await self.store.close_queued(request_id, status, now, reason, student=owner)
+        if closed is None:
             return False
-        if not await self.store.close_queued(request_id, status, now, reason, student=owner):
-            return False
+        student, queue = closed
         self._last_position.pop(request_id, None)
         await self.notifier.to_student(
-            row["student"],
+            student,
             "request:closed",
             {"request_id": request_id, "status": status, "reason": reason},
             skip=origin,
         )
-        self.push_queue(row["queue"])
+        self.push_queue(queue)
         log.info("request %s %s (%s)", request_id, status, reason)
         return True
 
@@ -509,7 +509,7 @@ class Broker:
             k: row.get(k) for k in ("topic", "first_name")
         }})
         self._remember(session)
-        self._counts = None
+        self._stale_counts()
         self._last_position.pop(request_id, None)
         vendor_name = self._vendor_name(session.vendor)
         await self.notifier.to_student(
@@ -666,7 +666,7 @@ class Broker:
         ):
             return False  # another process (or caller) ended it first
         self._participants.pop(session.id, None)
-        self._counts = None
+        self._stale_counts()
         event = {"session_id": session.id, "reason": reason}
         await self.notifier.to_tutor(session.tutor_id, "session:ended", event)
         if requeue:
@@ -767,24 +767,45 @@ class Broker:
         }
 
     async def _queue_rates(self, name: str, now: float) -> tuple[float, int]:
-        """(recent accepts per second, tutors available) for a queue's wait estimates, from
-        counts at most ``TUTOR_COUNT_MAX_AGE_S`` old (one read of each per second, not one
-        per request). A tutor counts as available while their status is ``available`` and
-        some process has seen them within the grace period."""
+        """(recent accepts per second, tutors available) for a queue's wait estimates.
+
+        From counts at most ``TUTOR_COUNT_MAX_AGE_S`` old, refreshed in the background when
+        older (one read of each per second, never on a request's path once counted), and
+        at once after this process changed a tutor's status. A tutor counts as available
+        while their status is ``available`` and some process has seen them within the
+        grace period."""
         cached = self._counts
-        if cached is None or not 0 <= now - cached[0] <= TUTOR_COUNT_MAX_AGE_S:
+        if cached is None:
+            cached = await self._count_rates(now)
+        elif not 0 <= now - cached[0] <= TUTOR_COUNT_MAX_AGE_S and self._recount is None:
+            self._recount = self._spawn(self._count_rates(now), "count-rates")
+        return cached[1].get(name, 0) / ETA_WINDOW_S, cached[2].get(name, 0)
+
+    async def _count_rates(
+        self, now: float
+    ) -> tuple[float, dict[str, int], dict[str, int]]:
+        try:
             accepts = await self.store.accepts_since(now - ETA_WINDOW_S)
             available: dict[str, int] = {}
-            states = [t for t in await self.store.tutor_states() if t["status"] == "available"]
-            gone = await self._gone([tutor_subject(t["tutor_id"]) for t in states], now)
-            for t in states:
-                if tutor_subject(t["tutor_id"]) in gone:
+            states = [
+                state for state in await self.store.tutor_states() if state["status"] == "available"
+            ]
+            gone = await self._gone([tutor_subject(state["tutor_id"]) for state in states], now)
+            for state in states:
+                if tutor_subject(state["tutor_id"]) in gone:
                     continue
-                for language in filter(None, t["languages"].split(",")):
-                    key = f"{t['vendor']}:{language}"
+                for language in filter(None, state["languages"].split(",")):
+                    key = f"{state['vendor']}:{language}"
                     available[key] = available.get(key, 0) + 1
-            cached = self._counts = (now, accepts, available)
-        return cached[1].get(name, 0) / ETA_WINDOW_S, cached[2].get(name, 0)
+            counted = self._counts = (now, accepts, available)
+            return counted
+        finally:
+            self._recount = None
+
+    def _stale_counts(self) -> None:
+        """The counts changed (an accept, an end): refresh them, in the background."""
+        if self._counts is not None:
+            self._counts = (self._counts[0] - TUTOR_COUNT_MAX_AGE_S - 1, *self._counts[1:])
 
     async def _eta(self, name: str, position: int) -> int | None:
         rate, available = await self._queue_rates(name, self.clock())
@@ -795,9 +816,7 @@ class Broker:
         changed) past the limit. A throttle that cannot be reached lets the event through
         (it is protection, not a record) and says so in the log."""
         try:
-            wait = await limiter.retry_after(key)
-            if wait <= 0:
-                await limiter.record(key)
+            wait = await limiter.allow(key)
         except Exception:
             log.warning("%s throttle unavailable; not limiting", limiter.name, exc_info=True)
             return
@@ -819,20 +838,24 @@ class Broker:
             longest = max(0.0, now - (epoch(oldest) or now))
             queues.append(QueueFigures(queue=name, queued=length, longest_wait_s=int(longest)))
         states = [
-            t for t in await self.store.tutor_states() if vendor is None or t["vendor"] == vendor
+            state
+            for state in await self.store.tutor_states()
+            if vendor is None or state["vendor"] == vendor
         ]
-        gone = await self._gone([tutor_subject(t["tutor_id"]) for t in states], now)
-        present = [t for t in states if tutor_subject(t["tutor_id"]) not in gone]
+        gone = await self._gone([tutor_subject(state["tutor_id"]) for state in states], now)
+        present = [state for state in states if tutor_subject(state["tutor_id"]) not in gone]
         return {
             "queues": queues,
             "queued": sum(q["queued"] for q in queues),
             "longest_wait_s": max((q["longest_wait_s"] for q in queues), default=0),
             "tutors_available": sum(
-                1 for t in present if t["status"] == "available" and not t["open_sessions"]
+                1
+                for state in present
+                if state["status"] == "available" and not state["open_sessions"]
             ),
-            "tutors_busy": sum(1 for t in present if t["open_sessions"]),
+            "tutors_busy": sum(1 for state in present if state["open_sessions"]),
             "tutors_away": sum(
-                1 for t in present if t["status"] == "away" and not t["open_sessions"]
+                1 for state in present if state["status"] == "away" and not state["open_sessions"]
             ),
             "at": iso(now),
         }

@@ -4,6 +4,8 @@ managers: the base holds the logic, backends fill in the storage hooks).
 ``throttle.retry_after(key)`` is 0 while fewer than ``limit`` events were recorded for
 ``key`` in the trailing ``window_s`` seconds, else the seconds until the oldest leaves the
 window (at least 1). ``record(key)`` counts an event; ``clear(key)`` forgets the key.
+``allow(key)`` does both at once: it counts the event and answers 0 if it is within the
+limit, else answers the wait and counts nothing (one round trip to Redis, atomic).
 
 Guarantees:
 
@@ -55,6 +57,14 @@ class Throttle(abc.ABC):
     async def record(self, key: str) -> None:
         await self._add(key, self.clock())
 
+    async def allow(self, key: str) -> float:
+        """Count an event of ``key`` if the limit allows it (0.0), else the seconds until it
+        would (nothing counted)."""
+        wait = await self.retry_after(key)
+        if wait <= 0:
+            await self.record(key)
+        return wait
+
     @abc.abstractmethod
     async def _recent(self, key: str, horizon: float) -> list[float]:
         """The event times of ``key`` after ``horizon``, oldest first (dropping older ones)."""
@@ -101,6 +111,19 @@ class MemoryThrottle(Throttle):
         return len(self._log)
 
 
+_ALLOW = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('EXPIRE', KEYS[1], math.ceil(window) + 1)
+  return '0'
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring(math.max(tonumber(oldest[2]) + window - now, 1.0))
+"""
+
+
 class RedisThrottle(Throttle):
     """Counts shared by every process: one sorted set per key (member: time + random)."""
 
@@ -111,6 +134,15 @@ class RedisThrottle(Throttle):
         super().__init__(name, limit, window_s, clock)
         self.redis = redis
         self.keys = keys
+        self._allow = redis.register_script(_ALLOW)
+
+    async def allow(self, key: str) -> float:
+        now = self.clock()
+        member = f"{now}:{uuid.uuid4().hex[:8]}"
+        wait = await self._allow(
+            keys=[self._key(key)], args=[repr(now), repr(self.window_s), self.limit, member]
+        )
+        return float(wait)
 
     def _key(self, key: str) -> str:
         return self.keys.throttle(self.name, key)

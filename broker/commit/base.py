@@ -26,8 +26,12 @@ Guarantees, whatever the backend:
   transaction holding its statements committed.
 * **Isolation of failures**: if a batch fails, each unit is retried alone in its own
   transaction, so one bad write fails only its own caller.
-* **Order**: units run in the order they were submitted; a unit's statements run in order,
-  in one transaction (all or nothing).
+* **Order**: with one lane (SQLite, which has one writer anyway) units run in the order
+  they were submitted. With several lanes (PostgreSQL: a connection each) batches run in
+  parallel, so units of different callers may commit in any order; a caller's own units
+  stay in order, because a caller awaits each write before making the next. Nothing here
+  relies on an order between callers: every unit carries its own guards. A unit's
+  statements run in order, in one transaction (all or nothing).
 * **A unit happens whole or not at all**: a failed guard undoes the unit's own writes; an
   error fails the unit's caller with nothing of the unit written.
 """
@@ -102,36 +106,46 @@ class _Pending:
 
 
 class GroupCommitter:
-    """The batching protocol; a backend implements :meth:`_commit` and :meth:`_dispose`."""
+    """The batching protocol; a backend implements :meth:`_commit` and :meth:`_dispose`.
 
-    def __init__(self) -> None:
+    ``lanes``: how many batches may run at once (each on a connection of its own)."""
+
+    def __init__(self, lanes: int = 1) -> None:
+        self.lanes = max(1, lanes)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def write(self, unit: Unit) -> Outcome:
         """Run ``unit`` (its steps) in a committed transaction; return its :class:`Outcome`
         (each step's rowcount or rows, and which guard failed, if one did)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="group-commit")
+        if len(self._tasks) < self.lanes or any(t.done() for t in self._tasks):
+            self._tasks = [t for t in self._tasks if not t.done()]
+            taken = {int(t.get_name().rsplit("-", 1)[1]) for t in self._tasks}
+            for lane in sorted(set(range(self.lanes)) - taken):
+                self._tasks.append(
+                    asyncio.create_task(self._run(lane), name=f"group-commit-{lane}")
+                )
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(unit, done))
         return await done  # a cancelled caller's unit still runs; only its answer is lost
 
     async def close(self) -> None:
-        """Finish what was submitted, then stop the writer and release the backend."""
-        if self._task is not None:
-            # Units run in order: once this empty one is settled, every earlier one is (its
-            # own failure, e.g. a database that is gone, says nothing about theirs).
+        """Finish what was submitted, then stop the writers and release the backend."""
+        if self._tasks:
+            # Every unit submitted is settled (committed, or failed on its own) before the
+            # writers stop.
             with contextlib.suppress(Exception):
-                await self.write([])
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await self._queue.join()
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._tasks = []
         await self._dispose()
 
     # -- the backend's hooks ------------------------------------------------------------
-    async def _commit(self, units: list[Unit]) -> list[Outcome]:
+    async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
         """Run ``units`` in order in one transaction and commit; return each unit's
         :class:`Outcome`, undoing a unit whose guard failed (:func:`needs_savepoint`).
         Raise (having rolled back) if any statement fails."""
@@ -141,26 +155,33 @@ class GroupCommitter:
         """Release the backend's connections (pending writes are already done)."""
 
     # -- the protocol -------------------------------------------------------------------
-    async def _run(self) -> None:
+    async def _run(self, lane: int) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                results = await self._commit([p.unit for p in batch])
-            except Exception:
-                if len(batch) > 1:
-                    log.warning("a batch of %d writes failed; retrying each alone", len(batch))
-                await self._one_by_one(batch)
-                continue
-            for pending, counts in zip(batch, results, strict=True):
-                if not pending.done.done():
-                    pending.done.set_result(counts)
+                await self._settle(batch, lane)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
-    async def _one_by_one(self, batch: list[_Pending]) -> None:
+    async def _settle(self, batch: list[_Pending], lane: int) -> None:
+        try:
+            results = await self._commit([p.unit for p in batch], lane)
+        except Exception:
+            if len(batch) > 1:
+                log.warning("a batch of %d writes failed; retrying each alone", len(batch))
+            await self._one_by_one(batch, lane)
+            return
+        for pending, counts in zip(batch, results, strict=True):
+            if not pending.done.done():
+                pending.done.set_result(counts)
+
+    async def _one_by_one(self, batch: list[_Pending], lane: int) -> None:
         for pending in batch:
             try:
-                [counts] = await self._commit([pending.unit])
+                [counts] = await self._commit([pending.unit], lane)
             except Exception as exc:
                 if not pending.done.done():
                     pending.done.set_exception(exc)

@@ -20,7 +20,7 @@ class EngineCommitter(GroupCommitter):
         super().__init__()
         self.engine = engine
 
-    async def _commit(self, units: list[Unit]) -> list[Outcome]:
+    async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
         async with self.engine.begin() as conn:
             results = []
             for unit in units:

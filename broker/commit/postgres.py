@@ -1,18 +1,19 @@
-"""The PostgreSQL backend: one dedicated asyncpg connection, without SQLAlchemy in between.
+"""The PostgreSQL backend: dedicated asyncpg connections, without SQLAlchemy in between.
 
 Each batch is ``BEGIN``, the statements (asyncpg prepares each SQL text once per
 connection and reuses it) and ``COMMIT`` on a connection of its own, outside the engine's
 pool, so the hot path never waits for a pooled connection that a slow statistics query
-holds. A connection that breaks (a restarted database) is dropped; the failed batch is
-retried unit by unit by the base class, each on a fresh connection.
+holds. There are :data:`LANES` such connections, each running its own batches: a batch
+costs a round trip per statement, so batches run side by side rather than queue behind
+one connection (the database serialises what must be: the guards' row locks). A
+connection that breaks (a restarted database) is dropped; the failed batch is retried unit
+by unit by the base class, each on a fresh connection.
 
 Errors are raised as SQLAlchemy's exceptions (``IntegrityError`` for a violated
 constraint, ``DBAPIError`` otherwise), as the engine backend would raise them.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
@@ -24,6 +25,7 @@ from broker.commit.prepared import StatementCache
 CONNECT_TIMEOUT_S = 10
 COMMAND_TIMEOUT_S = 30
 APPLICATION_NAME = "homework-help writer"  # how the connection shows in pg_stat_activity
+LANES = 4  # writer connections per process
 
 
 def asyncpg_dsn(url: URL) -> str:
@@ -32,29 +34,28 @@ def asyncpg_dsn(url: URL) -> str:
 
 
 class AsyncpgCommitter(GroupCommitter):
-    def __init__(self, dsn: str, dialect: Dialect) -> None:
-        super().__init__()
+    def __init__(self, dsn: str, dialect: Dialect, lanes: int = LANES) -> None:
+        super().__init__(lanes)
         self.dsn = dsn
         self.statements = StatementCache(dialect)
-        self._conn: asyncpg.Connection | None = None
-        self._connecting = asyncio.Lock()
+        self._conns: dict[int, asyncpg.Connection] = {}
 
-    async def _connection(self) -> asyncpg.Connection:
-        async with self._connecting:
-            if self._conn is None or self._conn.is_closed():
-                self._conn = await asyncpg.connect(
-                    self.dsn,
-                    timeout=CONNECT_TIMEOUT_S,
-                    command_timeout=COMMAND_TIMEOUT_S,
-                    server_settings={"application_name": APPLICATION_NAME},
-                )
-            return self._conn
+    async def _connection(self, lane: int) -> asyncpg.Connection:
+        conn = self._conns.get(lane)
+        if conn is None or conn.is_closed():
+            conn = self._conns[lane] = await asyncpg.connect(
+                self.dsn,
+                timeout=CONNECT_TIMEOUT_S,
+                command_timeout=COMMAND_TIMEOUT_S,
+                server_settings={"application_name": APPLICATION_NAME},
+            )
+        return conn
 
-    async def _commit(self, units: list[Unit]) -> list[Outcome]:
+    async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
         batch = self.statements.bind(units)
         sql, args = "connect", ()
         try:
-            conn = await self._connection()
+            conn = await self._connection(lane)
             sql = "BEGIN"
             results = []
             async with conn.transaction():
@@ -87,18 +88,19 @@ class AsyncpgCommitter(GroupCommitter):
         except asyncpg.DataError as error:  # a bad value: the connection is fine
             raise sa_exc.DataError(sql, args, error) from error
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
-            await self._drop()  # anything else: start the next batch on a fresh connection
+            self._drop(lane)  # anything else: start the next batch on a fresh connection
             raise sa_exc.DBAPIError(sql, args, error) from error
 
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+    def _drop(self, lane: int) -> None:
+        conn = self._conns.pop(lane, None)
         if conn is not None and not conn.is_closed():
             conn.terminate()
 
     async def _dispose(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
-            await conn.close()
+        conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
+            if not conn.is_closed():
+                await conn.close()
 
 
 def _rowcount(status: str) -> int:

@@ -47,7 +47,7 @@ class SqliteCommitter(GroupCommitter):
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    async def _commit(self, units: list[Unit]) -> list[Outcome]:
+    async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
         batch = self.statements.bind(units)
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)

@@ -28,7 +28,7 @@ async def open_session(rig: Rig, kid: Identity, who: Tutor) -> str:
 def break_writes(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every write fails, as with a database that cannot be reached."""
 
-    async def unreachable(units: Any) -> Any:
+    async def unreachable(units: Any, lane: int = 0) -> Any:
         raise ConnectionError("the database is down")
 
     monkeypatch.setattr(rig.broker.store.writer, "_commit", unreachable)

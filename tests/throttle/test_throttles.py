@@ -129,3 +129,26 @@ async def test_memory_backend_forgets_idle_keys_past_its_bound() -> None:
     clock.now += 61
     await throttle.record("fresh")
     assert len(throttle) == 1
+
+
+async def test_allow_counts_within_the_limit_and_refuses_past_it(make) -> None:  # type: ignore[no-untyped-def]
+    clock, factories = make
+    throttle = factories[0].make("test", 2, 60.0)
+    assert await throttle.allow("k") == 0 and await throttle.allow("k") == 0
+    clock.now += 15
+    assert await throttle.allow("k") == pytest.approx(45.0)  # refused: nothing counted
+    assert await throttle.retry_after("k") == pytest.approx(45.0)
+    clock.now += 45.5
+    assert await throttle.allow("k") == 0
+
+
+async def test_redis_allow_is_shared_across_processes(redis_url: str, redis_prefix: str) -> None:
+    clock = Clock()
+    factories = [Throttles(redis_url, redis_prefix, clock) for _ in range(2)]
+    one, two = _pair(factories, limit=2)
+    try:
+        assert await one.allow("k") == 0 and await two.allow("k") == 0
+        assert await one.allow("k") > 0 and await two.allow("k") > 0
+    finally:
+        for factory in factories:
+            await factory.close()
