@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker.db import scheduler_models  # the scheduler's tables join ``metadata``
 from broker.db.engine import create_engine, session_factory
 from broker.db.models import (
     AuditLogRow,
@@ -45,5 +46,6 @@ __all__ = [
     "create_engine",
     "create_schema",
     "metadata",
+    "scheduler_models",
     "session_factory",
 ]
