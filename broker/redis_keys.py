@@ -15,6 +15,7 @@ name                                   type          what
 ``<p>:lti:nonce:<sha256>``             string        a used LTI nonce (``SET NX EX``)
 ``<p>:presence:seen``                  sorted set    subject -> last heartbeat (epoch seconds)
 ``<p>:presence:epoch``                 string        when presence was (re)created
+``<p>:lease:<job>``                    string        a background job's lease: its owner (``PX``)
 =====================================  ============  ==========================================
 """
 
@@ -57,3 +58,7 @@ class RedisKeys:
     def presence_epoch(self) -> str:
         return f"{self.prefix}:presence:epoch"
 
+    def lease(self, name: str) -> str:
+        """A background job's lease (``broker/leases.py``); losing it lets the job run
+        again elsewhere, which jobs tolerate (they are idempotent)."""
+        return f"{self.prefix}:lease:{name}"
