@@ -53,3 +53,17 @@ SOCKET_TOKEN_TTL_S = 300  # socket.io tokens handed to signed-in pages
 # below it.
 REQUEST_RATE_LIMIT = 30
 REQUEST_RATE_WINDOW_S = 60.0
+
+# Background jobs (broker/jobs.py) and the outbox (broker/outbox.py)
+JOB_LEASE_TTL_S = 60.0  # a job's lease lasts this long unless renewed ...
+JOB_LEASE_RENEW_S = 20.0  # ... and is renewed this often while the job runs
+JOB_POLL_S = 15.0  # a worker looks at a job's state at least this often
+JOB_RETRY_BASE_S = 10.0  # a failed job is retried after this, doubling, capped at its interval
+RETENTION_EVERY_S = 3600.0  # the retention purge (``homework-help worker --interval``)
+OUTBOX_EVERY_S = 30.0  # the outbox sender looks for due messages this often
+OUTBOX_BATCH = 100  # messages claimed per round trip
+OUTBOX_CLAIM_S = 300.0  # a claimed message not marked by then is tried again (sender died)
+OUTBOX_RETRY_BASE_S = 60.0  # a failed send is retried after this, doubling ...
+OUTBOX_RETRY_MAX_S = 6 * 3600.0  # ... up to this
+OUTBOX_MAX_ATTEMPTS = 8  # then the message is given up (kept, with its last error)
+DEFAULT_MAIL_FROM = "homework-help@localhost"
