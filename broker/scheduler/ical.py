@@ -265,27 +265,24 @@ def _parse_rrule(item: FeedSeries, start: dt.datetime) -> tuple[icalendar.vRecur
 # --------------------------------------------------------------------------- components
 
 
-def _base(
-    uid: str,
-    summary: str,
-    description: str,
-    location: str,
-    sequence: int,
-    cancelled: bool,
-    stamp: dt.datetime,
-) -> icalendar.Event:
-    for what, text in (("summary", summary), ("description", description), ("location", location)):
+def _base(item: FeedSeries | FeedEvent, stamp: dt.datetime) -> icalendar.Event:
+    """A VEVENT with the item's identity and text: nothing but what the caller passed."""
+    for what, text in (
+        ("summary", item.summary),
+        ("description", item.description),
+        ("location", item.location),
+    ):
         _check_text(what, text)
     event = icalendar.Event()
-    event.add("UID", uid)
+    event.add("UID", item.uid)
     event.add("DTSTAMP", stamp)
-    event.add("SEQUENCE", sequence)
-    event.add("STATUS", "CANCELLED" if cancelled else "CONFIRMED")
-    event.add("SUMMARY", summary)
-    if description:
-        event.add("DESCRIPTION", description)
-    if location:
-        event.add("LOCATION", location)
+    event.add("SEQUENCE", item.sequence)
+    event.add("STATUS", "CANCELLED" if item.cancelled else "CONFIRMED")
+    event.add("SUMMARY", item.summary)
+    if item.description:
+        event.add("DESCRIPTION", item.description)
+    if item.location:
+        event.add("LOCATION", item.location)
     return event
 
 
@@ -341,15 +338,7 @@ def _series_components(item: FeedSeries, stamp: dt.datetime, span: _Span) -> lis
             f"series {item.uid}: {first:%Y-%m-%d %H:%M} is both cancelled and moved",
         )
 
-    master = _base(
-        item.uid,
-        item.summary,
-        item.description,
-        item.location,
-        item.sequence,
-        item.cancelled,
-        stamp,
-    )
+    master = _base(item, stamp)
     _timed(master, start, item.duration, tz)
     master.add("RRULE", recur)
     if cancelled:
@@ -361,15 +350,7 @@ def _series_components(item: FeedSeries, stamp: dt.datetime, span: _Span) -> lis
         duration = move.new_duration if move.new_duration is not None else item.duration
         _check_duration(f"series {item.uid} moved duration", duration)
         span.add(item.zone, new_start.date())
-        override = _base(
-            item.uid,
-            item.summary,
-            item.description,
-            item.location,
-            item.sequence,
-            item.cancelled,
-            stamp,
-        )
+        override = _base(item, stamp)
         override.add("RECURRENCE-ID", original.replace(tzinfo=tz))
         _timed(override, new_start, duration, tz)
         components.append(override)
@@ -382,15 +363,7 @@ def _event_component(event: FeedEvent, stamp: dt.datetime, span: _Span) -> icale
     _check_duration(f"event {event.uid} duration", event.duration)
     _check_exists(f"event {event.uid} start", start, tz, event.zone)
     span.add(event.zone, start.date())
-    component = _base(
-        event.uid,
-        event.summary,
-        event.description,
-        event.location,
-        event.sequence,
-        event.cancelled,
-        stamp,
-    )
+    component = _base(event, stamp)
     _timed(component, start, event.duration, tz)
     return component
 
