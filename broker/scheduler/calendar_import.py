@@ -23,7 +23,8 @@ Error codes (``CalendarImportError.code``), all in :data:`ERROR_CODES`:
 - ``duplicate_date``: (CSV) the same date twice with different kinds.
 - ``bad_ics``: the data is not an iCalendar stream holding a VCALENDAR.
 - ``bad_event``: a VEVENT with a malformed DTSTART, DTEND, DURATION, EXDATE, RDATE,
-  RECURRENCE-ID or STATUS, or a DATE start with a DATE-TIME end.
+  RECURRENCE-ID or STATUS, one of DTSTART, DTEND, DURATION, RECURRENCE-ID, STATUS, UID,
+  SUMMARY given twice, or a DATE start with a DATE-TIME end.
 - ``missing_start``: a VEVENT without DTSTART.
 - ``bad_rrule``: an RRULE that ``dateutil`` cannot read.
 """
@@ -373,6 +374,8 @@ _EVENT_PROPERTIES = (
     "STATUS",
 )
 
+_SINGLETONS = ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "STATUS", "UID", "SUMMARY")
+
 # More closed wins when two events of an .ics cover the same date.
 _PRECEDENCE = {"holiday": 4, "no_school": 3, "break": 2, "minimum_day": 1, "school_day": 0}
 
@@ -502,6 +505,12 @@ def _ics_events(data: bytes | str) -> list[icalendar.Event]:
 
 
 def _check_event_errors(event: icalendar.Event) -> None:
+    for name in _SINGLETONS:
+        value = event.get(name)
+        if isinstance(value, list):
+            raise CalendarImportError(
+                "bad_event", f"{_event_name(event)}: {name} appears {len(value)} times"
+            )
     for name, problem in getattr(event, "errors", []):
         if str(name).upper() in _EVENT_PROPERTIES:
             code = "bad_rrule" if str(name).upper() == "RRULE" else "bad_event"

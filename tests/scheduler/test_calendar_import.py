@@ -334,6 +334,11 @@ ICS_REFUSALS: list[tuple[bytes | str, str]] = [
     (_ics("DTSTART;VALUE=DATE:2026bad\r\nSUMMARY:x\r\n"), "bad_event"),
     (_ics(_all_day("20260101", None, "x", "DTEND:20260102T100000\r\n")), "bad_event"),
     (_ics(_all_day("20260101", None, "x", "EXDATE;VALUE=DATE:notadate\r\n")), "bad_event"),
+    (_ics(_all_day("20260101", None, "x", "DTSTART;VALUE=DATE:20260102\r\n")), "bad_event"),
+    (
+        _ics(_all_day("20260101", None, "x", "RECURRENCE-ID;VALUE=DATE:20260102\r\n" * 2)),
+        "bad_event",
+    ),
     (_ics("SUMMARY:no start\r\n"), "missing_start"),
     (_ics(_all_day("20260110", "20260105", "Backwards")), "bad_range"),
     (_ics(_all_day("20260101", "20270301", "Too long")), "bad_range"),
@@ -374,3 +379,51 @@ def test_every_error_code_has_a_refusal_test() -> None:
     covered = {code for _, code, _ in CSV_REFUSALS} | {code for _, code in ICS_REFUSALS}
     # too_large and unknown_kind (default_kind) have their own tests above.
     assert covered | {"too_large", "unknown_kind"} == set(ERROR_CODES)
+
+
+_ICS_LINES = [
+    "DTSTART;VALUE=DATE:20260101",
+    "DTSTART:20260101T100000",
+    "DTSTART;VALUE=DATE:2026",
+    "DTEND;VALUE=DATE:20260105",
+    "DTEND:20251231",
+    "DURATION:P3D",
+    "DURATION:-P1D",
+    "RRULE:FREQ=DAILY;COUNT=3",
+    "RRULE:FREQ=WEEKLY",
+    "RRULE:;;",
+    "RRULE:FREQ=YEARLY;BYMONTH=13",
+    "EXDATE:20260102",
+    "EXDATE;VALUE=DATE:20260102",
+    "RDATE:20260110",
+    "RDATE;VALUE=PERIOD:20260101T000000Z/PT1H",
+    "RECURRENCE-ID;VALUE=DATE:20260102",
+    "RECURRENCE-ID:bad",
+    "STATUS:CANCELLED",
+    "CATEGORIES:Holiday,Break",
+    "SUMMARY:Winter Break",
+    "UID:1",
+    "BEGIN:VALARM",
+    "END:VALARM",
+    "DTSTART;TZID=Nowhere/X:20260101T100000",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.sampled_from(_ICS_LINES), st.text(max_size=20)), max_size=8),
+        max_size=4,
+    )
+)
+def test_ics_never_crashes_on_event_shaped_text(events: list[list[str]]) -> None:
+    body = "".join(
+        "BEGIN:VEVENT\r\n" + "".join(line + "\r\n" for line in lines) + "END:VEVENT\r\n"
+        for lines in events
+    )
+    try:
+        days = parse_calendar_ics(f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{body}END:VCALENDAR\r\n")
+    except CalendarImportError as error:
+        assert error.code in ERROR_CODES
+    else:
+        assert all(d.kind in KINDS for d in days)
