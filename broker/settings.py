@@ -77,6 +77,8 @@ class Settings:
     lti_platforms: str | None = None  # JSON text or a path to a JSON file
     public_url: str | None = None  # e.g. https://help.example.org, for LTI configuration
     show_first_name_to_tutors: bool = False
+    smtp_url: str | None = None  # HH_SMTP_URL; None: the outbox is kept, not sent
+    mail_from: str = C.DEFAULT_MAIL_FROM  # HH_MAIL_FROM
 
     @property
     def uses_redis(self) -> bool:
@@ -126,4 +128,6 @@ class Settings:
             lti_platforms=env.get("HH_LTI_PLATFORMS") or None,
             public_url=env.get("HH_PUBLIC_URL") or None,
             show_first_name_to_tutors=_bool(env, "HH_SHOW_FIRST_NAME", False),
+            smtp_url=env.get("HH_SMTP_URL") or None,
+            mail_from=env.get("HH_MAIL_FROM") or C.DEFAULT_MAIL_FROM,
         )
