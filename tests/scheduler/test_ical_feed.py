@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 from dateutil import rrule as du_rrule
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from broker.scheduler.ical import (
     FEED_ERROR_CODES,
@@ -327,3 +329,44 @@ def test_ambiguous_fall_back_wall_time_is_accepted_as_the_first() -> None:
     calendar = feed(event(start_local=dt.datetime(2026, 11, 1, 1, 30)))
     start = next(iter(calendar.walk("VEVENT"))).decoded("DTSTART")
     assert start.replace(tzinfo=None) == dt.datetime(2026, 11, 1, 1, 30)
+
+
+_WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    zone=st.sampled_from([LA, "America/New_York", "America/Denver", "Europe/London"]),
+    first=st.dates(min_value=dt.date(2026, 8, 1), max_value=dt.date(2027, 6, 1)),
+    wall=st.tuples(st.integers(12, 18), st.sampled_from([0, 10, 15, 30, 40, 45, 50])),
+    days=st.sets(st.sampled_from(_WEEKDAYS), min_size=1, max_size=4),
+    count=st.integers(1, 60),
+    cancel=st.sets(st.integers(1, 59), max_size=6),
+)
+def test_any_weekly_series_round_trips_at_its_wall_time(
+    zone: str,
+    first: dt.date,
+    wall: tuple[int, int],
+    days: set[str],
+    count: int,
+    cancel: set[int],
+) -> None:
+    byday = sorted(days, key=_WEEKDAYS.index)
+    rrule = f"FREQ=WEEKLY;BYDAY={','.join(byday)};COUNT={count}"
+    while first.weekday() == 6 or _WEEKDAYS[first.weekday()] not in days:
+        first += dt.timedelta(days=1)
+    start = dt.datetime.combine(first, dt.time(*wall))
+    expected = list(du_rrule.rrulestr(rrule, dtstart=start))
+    cancelled = [expected[i] for i in sorted(cancel) if i < len(expected)]
+    item = series(
+        zone=zone, first_start_local=start, rrule=rrule, cancelled_local_starts=cancelled, moved=[]
+    )
+    occurrences = expand(feed(item), item.uid)
+    assert sorted(o.replace(tzinfo=None) for o in occurrences.values()) == [
+        o for o in expected if o not in cancelled
+    ]
+    tz = ZoneInfo(zone)
+    for start_aware in occurrences.values():
+        local = start_aware.astimezone(tz)  # the instant, seen in the zone
+        assert (local.hour, local.minute) == wall
+        assert local.replace(tzinfo=None) == start_aware.replace(tzinfo=None)
