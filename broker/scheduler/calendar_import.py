@@ -24,7 +24,8 @@ Error codes (``CalendarImportError.code``), all in :data:`ERROR_CODES`:
 - ``bad_ics``: the data is not an iCalendar stream holding a VCALENDAR.
 - ``bad_event``: a VEVENT with a malformed DTSTART, DTEND, DURATION, EXDATE, RDATE,
   RECURRENCE-ID or STATUS, one of DTSTART, DTEND, DURATION, RECURRENCE-ID, STATUS, UID,
-  SUMMARY given twice, or a DATE start with a DATE-TIME end.
+  SUMMARY given twice, a DTSTART that is not a date, or a DATE start with an end that
+  is not a DATE.
 - ``missing_start``: a VEVENT without DTSTART.
 - ``bad_rrule``: an RRULE that ``dateutil`` cannot read.
 """
@@ -386,6 +387,12 @@ def _event_name(event: icalendar.Event) -> str:
     return f"VEVENT {summary!r}" + (f" (UID {uid})" if uid else "")
 
 
+def _clean_label(summary: str) -> str:
+    """The SUMMARY as a label: control characters blanked, cut at :data:`MAX_LABEL_CHARS`."""
+    blanked = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in summary)
+    return blanked[:MAX_LABEL_CHARS].strip()
+
+
 def _as_date(value: Any) -> dt.date:
     return value.date() if isinstance(value, dt.datetime) else value  # type: ignore[no-any-return]
 
@@ -408,7 +415,8 @@ def import_calendar_ics(
       :data:`RECURRENCE_YEARS` years after DTSTART, and at
       :data:`MAX_OCCURRENCES_PER_EVENT` (counted in ``truncated_recurrences``).
     - The kind comes from :func:`guess_kind` (CATEGORIES, then SUMMARY, else
-      ``default_kind``); the label is the SUMMARY.
+      ``default_kind``); the label is the SUMMARY (control characters blanked, cut at
+      :data:`MAX_LABEL_CHARS`, never refused).
     - Ignored and counted: timed events (DATE-TIME DTSTART) and ``STATUS:CANCELLED`` events.
       Ignored silently: other components (VTODO, VTIMEZONE, ...), days outside ``window``.
     - Two events on one date: the more closed kind wins (holiday > no_school > break >
@@ -446,14 +454,16 @@ def import_calendar_ics(
         if isinstance(start, dt.datetime):
             timed += 1
             continue
+        if not isinstance(start, dt.date):
+            raise CalendarImportError(
+                "bad_event", f"{_event_name(event)}: DTSTART is neither a date nor a date-time"
+            )
         if str(event.get("STATUS", "")).upper() == "CANCELLED":
             cancelled += 1
             continue
         length = _all_day_length(event, start)
         summary = str(event.get("SUMMARY", "")).strip()
-        label = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in summary)[
-            :MAX_LABEL_CHARS
-        ].strip()
+        label = _clean_label(summary)
         kind = guess_kind(event.categories if "CATEGORIES" in event else (), summary, default_kind)
         if "RRULE" in event and "RECURRENCE-ID" not in event:
             skip = overridden.get(str(event.get("UID", "")), set())
@@ -532,9 +542,9 @@ def _all_day_length(event: icalendar.Event, start: dt.date) -> int:
     """Days an all-day event covers (DTEND exclusive)."""
     if "DTEND" in event:
         end = event.decoded("DTEND")
-        if isinstance(end, dt.datetime):
+        if isinstance(end, dt.datetime) or not isinstance(end, dt.date):
             raise CalendarImportError(
-                "bad_event", f"{_event_name(event)}: DATE start with a DATE-TIME end"
+                "bad_event", f"{_event_name(event)}: a DATE start needs a DATE end"
             )
         days: int = (end - start).days
         length = max(days, 1) if days >= 0 else days

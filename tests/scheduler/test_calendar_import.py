@@ -339,6 +339,8 @@ ICS_REFUSALS: list[tuple[bytes | str, str]] = [
         _ics(_all_day("20260101", None, "x", "RECURRENCE-ID;VALUE=DATE:20260102\r\n" * 2)),
         "bad_event",
     ),
+    (_ics("DTSTART;VALUE=PERIOD:20260101T000000Z/PT1H\r\n"), "bad_event"),
+    (_ics(_all_day("20260101", None, "x", "DTEND:100000\r\n")), "bad_event"),
     (_ics("SUMMARY:no start\r\n"), "missing_start"),
     (_ics(_all_day("20260110", "20260105", "Backwards")), "bad_range"),
     (_ics(_all_day("20260101", "20270301", "Too long")), "bad_range"),
