@@ -12,13 +12,14 @@ import base64
 import hashlib
 import hmac
 import time
+from typing import Any
 
 import orjson
 
 from broker.errors import Unauthenticated
 from broker.identity import ROLES, Identity
 
-__all__ = ["DEFAULT_TTL_S", "Identity", "issue", "verify"]
+__all__ = ["DEFAULT_TTL_S", "BadSeal", "Identity", "issue", "seal", "unseal", "verify"]
 
 DEFAULT_TTL_S = 12 * 3600
 
@@ -42,19 +43,41 @@ def issue(secret: str, identity: Identity, ttl_s: float = DEFAULT_TTL_S) -> str:
         "c": identity.claims,
         "exp": int(time.time() + ttl_s),
     }
+    return seal(secret, payload)
+
+
+def seal(secret: str, payload: object) -> str:
+    """``payload`` as JSON, signed: the token format of this module (also used by
+    :mod:`broker.scheduler.parent_links`)."""
     body = _b64(orjson.dumps(payload))
     return f"{body}.{_mac(secret, body)}"
 
 
-def verify(secret: str, token: object) -> Identity:
-    """Return the identity in a valid, unexpired token; raise :class:`Unauthenticated`."""
-    if not isinstance(token, str) or token.count(".") != 1 or len(token) > 8192:
-        raise Unauthenticated("missing or malformed token")
+class BadSeal(ValueError):
+    """A sealed token that is malformed, over the size limit or not signed by us."""
+
+
+def unseal(secret: str, token: object, limit: int = 8192) -> Any:
+    """The JSON payload of a token made by :func:`seal` with ``secret`` (signature checked
+    in constant time); :class:`BadSeal` otherwise. Expiry is the caller's to check."""
+    if not isinstance(token, str) or token.count(".") != 1 or len(token) > limit:
+        raise BadSeal("missing or malformed token")
     body, mac = token.split(".")
     if not hmac.compare_digest(mac, _mac(secret, body)):
-        raise Unauthenticated("bad token signature")
+        raise BadSeal("bad token signature")
     try:
-        payload = orjson.loads(_unb64(body))
+        return orjson.loads(_unb64(body))
+    except ValueError as exc:
+        raise BadSeal("malformed token") from exc
+
+
+def verify(secret: str, token: object) -> Identity:
+    """Return the identity in a valid, unexpired token; raise :class:`Unauthenticated`."""
+    try:
+        payload = unseal(secret, token)
+    except BadSeal as exc:
+        raise Unauthenticated(str(exc)) from exc
+    try:
         role, subject, claims, exp = payload["r"], payload["s"], payload["c"], payload["exp"]
     except (ValueError, KeyError, TypeError) as exc:
         raise Unauthenticated("malformed token") from exc

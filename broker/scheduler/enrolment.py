@@ -1,0 +1,136 @@
+"""Enrolment and grouping, by a school's tutoring designee (school-scoped staff) for their
+own school's students, or by district staff.
+
+Guarantees: a request is checked whole before anything is written (one student who does
+not fit refuses the request); a group is one offer's students at one school with the same
+subject and language, grades inside its grade band, at most the offer's group limit, and a
+tutor of the offer's vendor who tutors in that language and provides every accommodation
+its students need (``accommodation_missing`` otherwise).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from broker.errors import InvalidPayload, NotFound
+from broker.identity import Identity
+from broker.ids import new_id
+from broker.scheduler import inputs, policy, rules, store
+from broker.scheduler.booking import SCHOOL_BASED
+from broker.scheduler.errors import GroupMismatch, refuse
+from broker.scheduler.service import Scheduler
+
+BAND = re.compile(r"^(K|\d{1,2})-(K|\d{1,2})$")
+
+
+def grade_band(text: str) -> tuple[int, int]:
+    """``"K-2"`` -> (0, 2); :class:`InvalidPayload` otherwise."""
+    match = BAND.match(text)
+    if match:
+        low, high = (0 if g == "K" else int(g) for g in match.groups())
+        if 0 <= low <= high <= 12:
+            return low, high
+    raise InvalidPayload("grade_band must look like K-2 or 6-8", field="grade_band")
+
+
+async def enrol(ctx: Scheduler, actor: Identity, offer_id: str,
+                spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"students": [{"student", "language", "accommodations"?}]}`` into the offer.
+    Students already enrolled are left as they are (listed in ``already``)."""
+    entries = inputs.items(spec, "students")
+    if not entries:
+        raise InvalidPayload("students is empty", field="students")
+    wanted = [(inputs.ident(e, "student"), inputs.language(e),
+               inputs.codes(e, "accommodations", rules.ACCOMMODATIONS, required=False))
+              for e in entries]
+    if len({s for s, _, _ in wanted}) != len(wanted):
+        raise InvalidPayload("a student is listed twice", field="students")
+    now = ctx.now()
+    async with ctx.engine.begin() as conn:
+        offer = await store.offer(conn, offer_id)
+        if offer is None:
+            raise NotFound("no such programme offer", field="offer")
+        found = await store.students_by_id(conn, [s for s, _, _ in wanted])
+        missing = sorted({s for s, _, _ in wanted} - set(found))
+        if missing:
+            raise NotFound("no such student", field="students", students=missing)
+        for student, lang, _ in wanted:
+            row = found[student]
+            policy.school(actor, row["school_id"])
+            if not offer["low_grade"] <= row["grade"] <= offer["high_grade"]:
+                raise GroupMismatch("the student's grade is outside the offer's grades",
+                                    students=[student])
+            if lang not in store.split(offer["languages"]):
+                raise GroupMismatch("the offer does not tutor in this language",
+                                    students=[student], language=lang)
+        already = await store.enrolments(conn, offer_id, found)
+        rows = [
+            {"id": new_id(), "student_id": s, "offer_id": offer_id,
+             "school_id": found[s]["school_id"], "language": lang,
+             "accommodations": ",".join(acc), "enrolled_by": actor.subject,
+             "enrolled_at": now}
+            for s, lang, acc in wanted if s not in already
+        ]
+        await store.insert_enrolments(conn, rows)
+    return {"enrolled": [r["student_id"] for r in rows], "already": sorted(already)}
+
+
+async def form_group(ctx: Scheduler, actor: Identity, spec: Mapping[str, Any]
+                     ) -> dict[str, Any]:
+    """A group: ``offer``, ``school``, ``subject``, ``language``, ``grade_band``, ``tutor``,
+    ``students``."""
+    school_id = inputs.ident(spec, "school")
+    policy.school(actor, school_id)
+    offer_id, tutor_id = inputs.ident(spec, "offer"), inputs.ident(spec, "tutor")
+    subject, language = inputs.text(spec, "subject", 16), inputs.language(spec)
+    band_text = inputs.text(spec, "grade_band", 8)
+    low, high = grade_band(band_text)
+    members = inputs.id_list(spec, "students")
+    now = ctx.now()
+    async with ctx.engine.begin() as conn:
+        offer = await store.offer(conn, offer_id)
+        if offer is None:
+            raise NotFound("no such programme offer", field="offer")
+        if offer["programme"] != SCHOOL_BASED:
+            raise InvalidPayload("groups are for school-based offers", field="offer")
+        if subject not in store.split(offer["subjects"]):
+            raise InvalidPayload("the offer does not teach this subject", field="subject")
+        tutor = await store.tutor(conn, tutor_id)
+        if tutor is None or tutor["vendor"] != offer["vendor"]:
+            raise InvalidPayload("no such tutor of this offer's vendor", field="tutor")
+        if language not in store.split(tutor["languages"]):
+            raise GroupMismatch("the tutor does not tutor in this language", field="tutor")
+        enrolled = await store.enrolments(conn, offer_id, members)
+        found = await store.students_by_id(conn, members)
+        misfits = sorted(
+            s for s in members
+            if s not in enrolled or enrolled[s]["school_id"] != school_id
+            or enrolled[s]["language"] != language
+            or not low <= found[s]["grade"] <= high
+        )
+        if misfits:
+            raise GroupMismatch(
+                "students must be enrolled at this school in this offer, with the group's "
+                "language and a grade inside its band", students=misfits)
+        needs = {s: store.split(enrolled[s]["accommodations"]) for s in members}
+        refuse([*rules.check_group_size(len(members), offer["group_limit"]),
+                *rules.check_accommodations(needs, store.split(tutor["accommodations"]))])
+        values = {
+            "id": new_id(), "offer_id": offer_id, "school_id": school_id,
+            "grade_band": band_text, "subject": subject, "language": language,
+            "tutor_id": tutor_id,
+            "accommodations": ",".join(sorted({a for n in needs.values() for a in n})),
+            "created_by": actor.subject, "created_at": now,
+        }
+        await store.insert_group(conn, values, members)
+    return group_view({**values, "members": sorted(members)})
+
+
+def group_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "offer": row["offer_id"], "school": row["school_id"],
+            "grade_band": row["grade_band"], "subject": row["subject"],
+            "language": row["language"], "tutor": row["tutor_id"],
+            "accommodations": store.split(row["accommodations"]),
+            "students": row["members"]}

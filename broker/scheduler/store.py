@@ -1,0 +1,562 @@
+"""The scheduler's SQL: read models and writes on one ``AsyncConnection`` each, so the
+service composes them inside one transaction (a booking and its occurrences, history and
+outbox notices commit together or not at all).
+
+No policy here: who may do what and which rules apply are :mod:`broker.scheduler.service`
+and :mod:`broker.scheduler.rules`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from broker.db import scheduler_models as m
+from broker.db.models import metadata
+from broker.scheduler.rules import Availability, Bell, Busy, SchoolRules
+
+Row = dict[str, Any]
+SCHEDULED = "scheduled"
+outbox = metadata.tables["outbox"]
+students = metadata.tables["students"]
+schools = metadata.tables["schools"]
+users = metadata.tables["users"]
+
+
+def _csv(values: Iterable[str]) -> str:
+    return ",".join(sorted(set(values)))
+
+
+def split(text: str | None) -> list[str]:
+    """The codes of a comma-separated column."""
+    return [x for x in (text or "").split(",") if x]
+
+
+async def _one(conn: AsyncConnection, query: sa.Select[Any]) -> Row | None:
+    row = (await conn.execute(query)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def _all(conn: AsyncConnection, query: sa.Select[Any]) -> list[Row]:
+    return [dict(r) for r in (await conn.execute(query)).mappings().all()]
+
+
+# -- locking -------------------------------------------------------------------------------
+async def lock_people(conn: AsyncConnection, tutor_ids: Iterable[str],
+                      student_ids: Iterable[str]) -> None:
+    """Serialise bookings that touch the same people, before their conflicts are read.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` on the tutors' profiles and the students' rows,
+    in id order (no deadlock between two bookings). SQLite: a no-op write first, which
+    takes the database's single write lock, so the reads that follow see every committed
+    booking and no other booking can commit before this one does.
+    """
+    tutors = sorted(set(tutor_ids))
+    learners = sorted(set(student_ids))
+    if conn.dialect.name == "sqlite":
+        await conn.execute(
+            sa.update(m.tutor_profiles)
+            .where(m.tutor_profiles.c.tutor_id.in_(tutors or [""]))
+            .values(tutor_id=m.tutor_profiles.c.tutor_id)
+        )
+        return
+    if tutors:
+        await conn.execute(
+            sa.select(m.tutor_profiles.c.tutor_id)
+            .where(m.tutor_profiles.c.tutor_id.in_(tutors))
+            .order_by(m.tutor_profiles.c.tutor_id).with_for_update()
+        )
+    if learners:
+        await conn.execute(
+            sa.select(students.c.sourced_id).where(students.c.sourced_id.in_(learners))
+            .order_by(students.c.sourced_id).with_for_update()
+        )
+
+
+# -- programme offers ----------------------------------------------------------------------
+async def insert_offer(conn: AsyncConnection, values: Row) -> None:
+    await conn.execute(m.programme_offers.insert().values(**values))
+
+
+async def offer(conn: AsyncConnection, offer_id: str) -> Row | None:
+    return await _one(conn, sa.select(m.programme_offers).where(
+        m.programme_offers.c.id == offer_id))
+
+
+async def offers(conn: AsyncConnection, *, vendor: str | None = None,
+                 programme: str | None = None) -> list[Row]:
+    query = sa.select(m.programme_offers).order_by(m.programme_offers.c.id)
+    if vendor is not None:
+        query = query.where(m.programme_offers.c.vendor == vendor)
+    if programme is not None:
+        query = query.where(m.programme_offers.c.programme == programme)
+    return await _all(conn, query)
+
+
+# -- schools ---------------------------------------------------------------------------------
+async def school_exists(conn: AsyncConnection, school_id: str) -> bool:
+    return await _one(conn, sa.select(schools.c.id).where(schools.c.id == school_id)) is not None
+
+
+async def replace_bells(conn: AsyncConnection, school_id: str, zone: str,
+                        after_school_end: int, bells: Mapping[int, Bell]) -> None:
+    """The school's zone, after-school end and whole weekly bell schedule, replaced."""
+    await conn.execute(sa.delete(m.bell_schedules).where(
+        m.bell_schedules.c.school_id == school_id))
+    await conn.execute(sa.delete(m.school_settings).where(
+        m.school_settings.c.school_id == school_id))
+    await conn.execute(m.school_settings.insert().values(
+        school_id=school_id, timezone=zone, after_school_end=after_school_end))
+    if bells:
+        await conn.execute(m.bell_schedules.insert(), [
+            {"school_id": school_id, "weekday": d, "dismissal": b.dismissal,
+             "minimum_dismissal": b.minimum_dismissal} for d, b in sorted(bells.items())
+        ])
+
+
+async def school_rules(conn: AsyncConnection, school_id: str, first: date | None = None,
+                       last: date | None = None) -> SchoolRules | None:
+    """The school's bell schedule and calendar (optionally only ``first``..``last``);
+    ``None`` when its schedule was never set."""
+    setting = await _one(conn, sa.select(m.school_settings).where(
+        m.school_settings.c.school_id == school_id))
+    if setting is None:
+        return None
+    bells = await _all(conn, sa.select(m.bell_schedules).where(
+        m.bell_schedules.c.school_id == school_id))
+    days = sa.select(m.school_calendar_days).where(
+        m.school_calendar_days.c.school_id == school_id)
+    if first is not None:
+        days = days.where(m.school_calendar_days.c.day >= first)
+    if last is not None:
+        days = days.where(m.school_calendar_days.c.day <= last)
+    return SchoolRules(
+        zone=setting["timezone"],
+        after_school_end=setting["after_school_end"],
+        bells={b["weekday"]: Bell(b["dismissal"], b["minimum_dismissal"]) for b in bells},
+        calendar={d["day"]: d["kind"] for d in await _all(conn, days)},
+    )
+
+
+async def school_zone(conn: AsyncConnection, school_id: str) -> str | None:
+    row = await _one(conn, sa.select(m.school_settings.c.timezone).where(
+        m.school_settings.c.school_id == school_id))
+    return row["timezone"] if row else None
+
+
+async def put_calendar_days(conn: AsyncConnection, school_id: str,
+                            days: Sequence[tuple[date, str, str]]) -> None:
+    """Insert or replace the given ``(day, kind, label)`` entries of a school's calendar."""
+    if not days:
+        return
+    table = m.school_calendar_days
+    await conn.execute(sa.delete(table).where(
+        table.c.school_id == school_id, table.c.day.in_([d for d, _, _ in days])))
+    await conn.execute(table.insert(), [
+        {"school_id": school_id, "day": d, "kind": k, "label": label} for d, k, label in days
+    ])
+
+
+async def calendar(conn: AsyncConnection, school_id: str) -> list[Row]:
+    table = m.school_calendar_days
+    return await _all(conn, sa.select(table).where(table.c.school_id == school_id)
+                      .order_by(table.c.day))
+
+
+# -- tutors ------------------------------------------------------------------------------------
+async def tutor(conn: AsyncConnection, tutor_id: str) -> Row | None:
+    return await _one(conn, sa.select(m.tutor_profiles).where(
+        m.tutor_profiles.c.tutor_id == tutor_id))
+
+
+async def tutors_of(conn: AsyncConnection, vendor: str) -> list[Row]:
+    return await _all(conn, sa.select(m.tutor_profiles).where(
+        m.tutor_profiles.c.vendor == vendor).order_by(m.tutor_profiles.c.tutor_id))
+
+
+async def put_tutor(conn: AsyncConnection, values: Row) -> None:
+    table = m.tutor_profiles
+    found = await tutor(conn, values["tutor_id"])
+    if found is None:
+        await conn.execute(table.insert().values(**values))
+    else:
+        await conn.execute(sa.update(table).where(table.c.tutor_id == values["tutor_id"])
+                           .values(**values))
+
+
+async def replace_availability(conn: AsyncConnection, tutor_id: str,
+                               weekly: Sequence[tuple[int, int, int]],
+                               exceptions: Sequence[tuple[date, bool, int | None, int | None]],
+                               ) -> None:
+    """A tutor's whole published availability, replaced."""
+    await conn.execute(sa.delete(m.availability_windows).where(
+        m.availability_windows.c.tutor_id == tutor_id))
+    await conn.execute(sa.delete(m.availability_exceptions).where(
+        m.availability_exceptions.c.tutor_id == tutor_id))
+    if weekly:
+        await conn.execute(m.availability_windows.insert(), [
+            {"tutor_id": tutor_id, "weekday": d, "start_min": s, "end_min": e}
+            for d, s, e in weekly
+        ])
+    if exceptions:
+        await conn.execute(m.availability_exceptions.insert(), [
+            {"tutor_id": tutor_id, "day": d, "available": a, "start_min": s, "end_min": e}
+            for d, a, s, e in exceptions
+        ])
+
+
+async def availability(conn: AsyncConnection, tutor_id: str, zone: str) -> Availability:
+    windows = await _all(conn, sa.select(m.availability_windows).where(
+        m.availability_windows.c.tutor_id == tutor_id))
+    exceptions = await _all(conn, sa.select(m.availability_exceptions).where(
+        m.availability_exceptions.c.tutor_id == tutor_id))
+    weekly: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for w in windows:
+        weekly[w["weekday"]].append((w["start_min"], w["end_min"]))
+    extra: dict[date, list[tuple[int, int]]] = defaultdict(list)
+    away: dict[date, list[tuple[int, int] | None]] = defaultdict(list)
+    for x in exceptions:
+        span = (x["start_min"], x["end_min"]) if x["start_min"] is not None else None
+        if x["available"] and span is not None:
+            extra[x["day"]].append(span)
+        elif not x["available"]:
+            away[x["day"]].append(span)
+    return Availability(zone, dict(weekly), dict(extra), dict(away))
+
+
+# -- students, enrolments, groups --------------------------------------------------------------
+async def students_by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Row]:
+    wanted = sorted(set(ids))
+    rows = await _all(conn, sa.select(students).where(students.c.sourced_id.in_(wanted)))
+    return {r["sourced_id"]: r for r in rows}
+
+
+async def enrolments(conn: AsyncConnection, offer_id: str,
+                     student_ids: Iterable[str] | None = None,
+                     school_id: str | None = None) -> dict[str, Row]:
+    table = m.enrolments
+    query = sa.select(table).where(table.c.offer_id == offer_id)
+    if student_ids is not None:
+        query = query.where(table.c.student_id.in_(sorted(set(student_ids))))
+    if school_id is not None:
+        query = query.where(table.c.school_id == school_id)
+    return {r["student_id"]: r for r in await _all(conn, query)}
+
+
+async def insert_enrolments(conn: AsyncConnection, rows: Sequence[Row]) -> None:
+    if rows:
+        await conn.execute(m.enrolments.insert(), list(rows))
+
+
+async def insert_group(conn: AsyncConnection, values: Row, members: Sequence[str]) -> None:
+    await conn.execute(m.tutoring_groups.insert().values(**values))
+    await conn.execute(m.group_members.insert(), [
+        {"group_id": values["id"], "student_id": s} for s in members
+    ])
+
+
+async def group(conn: AsyncConnection, group_id: str) -> Row | None:
+    found = await _one(conn, sa.select(m.tutoring_groups).where(
+        m.tutoring_groups.c.id == group_id))
+    if found is not None:
+        found["members"] = [r["student_id"] for r in await _all(
+            conn, sa.select(m.group_members.c.student_id)
+            .where(m.group_members.c.group_id == group_id)
+            .order_by(m.group_members.c.student_id))]
+    return found
+
+
+async def groups_of(conn: AsyncConnection, school_id: str, offer_id: str | None) -> list[Row]:
+    table = m.tutoring_groups
+    query = sa.select(table).where(table.c.school_id == school_id).order_by(table.c.id)
+    if offer_id is not None:
+        query = query.where(table.c.offer_id == offer_id)
+    found = await _all(conn, query)
+    members = await _all(conn, sa.select(m.group_members).where(
+        m.group_members.c.group_id.in_([g["id"] for g in found] or [""])))
+    by_group: dict[str, list[str]] = defaultdict(list)
+    for row in members:
+        by_group[row["group_id"]].append(row["student_id"])
+    for g in found:
+        g["members"] = sorted(by_group[g["id"]])
+    return found
+
+
+# -- conflicts ---------------------------------------------------------------------------------
+def _busy(rows: Iterable[Row]) -> list[Busy]:
+    return [Busy(r["starts_at"], r["ends_at"], r["id"]) for r in rows]
+
+
+async def tutor_busy(conn: AsyncConnection, tutor_id: str, start: datetime, end: datetime,
+                     exclude: Iterable[str] = ()) -> list[Busy]:
+    """The tutor's scheduled occurrences meeting ``[start, end)``."""
+    occ = m.occurrences
+    query = sa.select(occ.c.id, occ.c.starts_at, occ.c.ends_at).where(
+        occ.c.tutor_id == tutor_id, occ.c.status == SCHEDULED,
+        occ.c.starts_at < end, occ.c.ends_at > start,
+    )
+    skip = list(exclude)
+    if skip:
+        query = query.where(occ.c.id.not_in(skip))
+    return _busy(await _all(conn, query))
+
+
+async def student_busy(conn: AsyncConnection, student_ids: Iterable[str], start: datetime,
+                       end: datetime, exclude: Iterable[str] = ()) -> dict[str, list[Busy]]:
+    """Per student, their scheduled occurrences meeting ``[start, end)``."""
+    occ, who = m.occurrences, m.booking_students
+    query = (
+        sa.select(who.c.student_id, occ.c.id, occ.c.starts_at, occ.c.ends_at)
+        .join(occ, occ.c.series_id == who.c.series_id)
+        .where(who.c.student_id.in_(sorted(set(student_ids))), occ.c.status == SCHEDULED,
+               occ.c.starts_at < end, occ.c.ends_at > start)
+    )
+    skip = list(exclude)
+    if skip:
+        query = query.where(occ.c.id.not_in(skip))
+    out: dict[str, list[Busy]] = defaultdict(list)
+    for r in await _all(conn, query):
+        out[r["student_id"]].append(Busy(r["starts_at"], r["ends_at"], r["id"]))
+    return dict(out)
+
+
+# -- series and occurrences ------------------------------------------------------------------
+async def insert_series(conn: AsyncConnection, values: Row, student_ids: Sequence[str],
+                        occurrence_rows: Sequence[Row]) -> None:
+    await conn.execute(m.booking_series.insert().values(**values))
+    await conn.execute(m.booking_students.insert(), [
+        {"series_id": values["id"], "student_id": s} for s in student_ids
+    ])
+    await conn.execute(m.occurrences.insert(), list(occurrence_rows))
+
+
+async def series(conn: AsyncConnection, series_id: str) -> Row | None:
+    found = await _one(conn, sa.select(m.booking_series).where(
+        m.booking_series.c.id == series_id))
+    if found is not None:
+        found["students"] = await series_students(conn, series_id)
+    return found
+
+
+async def series_students(conn: AsyncConnection, series_id: str) -> list[str]:
+    who = m.booking_students
+    return [r["student_id"] for r in await _all(
+        conn, sa.select(who.c.student_id).where(who.c.series_id == series_id)
+        .order_by(who.c.student_id))]
+
+
+async def occurrence(conn: AsyncConnection, occurrence_id: str) -> Row | None:
+    return await _one(conn, sa.select(m.occurrences).where(m.occurrences.c.id == occurrence_id))
+
+
+async def occurrences_of(conn: AsyncConnection, series_id: str) -> list[Row]:
+    occ = m.occurrences
+    return await _all(conn, sa.select(occ).where(occ.c.series_id == series_id)
+                      .order_by(occ.c.starts_at))
+
+
+async def scheduled_from(conn: AsyncConnection, series_id: str, starts_at: datetime) -> list[Row]:
+    """The series' scheduled occurrences starting at or after ``starts_at``."""
+    occ = m.occurrences
+    return await _all(conn, sa.select(occ).where(
+        occ.c.series_id == series_id, occ.c.status == SCHEDULED, occ.c.starts_at >= starts_at,
+    ).order_by(occ.c.starts_at))
+
+
+async def scheduled_on_days(conn: AsyncConnection, school_id: str, days: Iterable[date],
+                            programme: str) -> list[Row]:
+    """The school's scheduled occurrences of ``programme`` on the given local days."""
+    occ, ser, offers = m.occurrences, m.booking_series, m.programme_offers
+    return await _all(conn, sa.select(occ).join(ser, ser.c.id == occ.c.series_id).join(
+        offers, offers.c.id == ser.c.offer_id).where(
+        occ.c.school_id == school_id, occ.c.status == SCHEDULED,
+        occ.c.local_day.in_(sorted(set(days))), offers.c.programme == programme,
+    ).order_by(occ.c.starts_at))
+
+
+async def cancel_occurrences(conn: AsyncConnection, ids: Sequence[str], by: str,
+                             reason: str) -> None:
+    if ids:
+        await conn.execute(sa.update(m.occurrences).where(
+            m.occurrences.c.id.in_(list(ids)), m.occurrences.c.status == SCHEDULED,
+        ).values(status="cancelled", cancelled_by=by, cancel_reason=reason))
+
+
+async def move_occurrence(conn: AsyncConnection, occurrence_id: str, values: Row) -> None:
+    await conn.execute(sa.update(m.occurrences).where(m.occurrences.c.id == occurrence_id)
+                       .values(**values))
+
+
+async def add_changes(conn: AsyncConnection, rows: Sequence[Row]) -> None:
+    if rows:
+        await conn.execute(m.schedule_changes.insert(), list(rows))
+
+
+async def changes(conn: AsyncConnection, series_id: str) -> list[Row]:
+    table = m.schedule_changes
+    return await _all(conn, sa.select(table).where(table.c.series_id == series_id)
+                      .order_by(table.c.at, table.c.id))
+
+
+async def school_occurrences(conn: AsyncConnection, school_id: str, start: datetime,
+                             end: datetime) -> list[Row]:
+    """A school's occurrences in ``[start, end)``, with their series' group, subject and
+    students (the week view)."""
+    occ, ser = m.occurrences, m.booking_series
+    rows = await _all(conn, sa.select(
+        occ, ser.c.group_id, ser.c.subject, ser.c.language, ser.c.offer_id, ser.c.timezone,
+    ).join(ser, ser.c.id == occ.c.series_id).where(
+        occ.c.school_id == school_id, occ.c.starts_at >= start, occ.c.starts_at < end,
+    ).order_by(occ.c.starts_at))
+    await _attach_students(conn, rows)
+    return rows
+
+
+async def student_occurrences(conn: AsyncConnection, student_id: str,
+                              start: datetime | None = None,
+                              end: datetime | None = None) -> list[Row]:
+    occ, ser, who = m.occurrences, m.booking_series, m.booking_students
+    query = sa.select(
+        occ, ser.c.group_id, ser.c.subject, ser.c.language, ser.c.offer_id, ser.c.timezone,
+    ).join(ser, ser.c.id == occ.c.series_id).join(who, who.c.series_id == ser.c.id).where(
+        who.c.student_id == student_id).order_by(occ.c.starts_at)
+    if start is not None:
+        query = query.where(occ.c.starts_at >= start)
+    if end is not None:
+        query = query.where(occ.c.starts_at < end)
+    return await _all(conn, query)
+
+
+async def _attach_students(conn: AsyncConnection, rows: list[Row]) -> None:
+    who = m.booking_students
+    series_ids = sorted({r["series_id"] for r in rows})
+    found = await _all(conn, sa.select(who).where(who.c.series_id.in_(series_ids or [""])))
+    by_series: dict[str, list[str]] = defaultdict(list)
+    for r in found:
+        by_series[r["series_id"]].append(r["student_id"])
+    for r in rows:
+        r["students"] = sorted(by_series[r["series_id"]])
+
+
+# -- attendance --------------------------------------------------------------------------------
+async def put_attendance(conn: AsyncConnection, occurrence_id: str,
+                         marks: Mapping[str, str], by: str, at: datetime) -> None:
+    """Set (insert or replace) students' attendance of one occurrence."""
+    table = m.attendance
+    if not marks:
+        return
+    await conn.execute(sa.delete(table).where(
+        table.c.occurrence_id == occurrence_id, table.c.student_id.in_(sorted(marks))))
+    await conn.execute(table.insert(), [
+        {"occurrence_id": occurrence_id, "student_id": s, "status": st, "marked_by": by,
+         "marked_at": at} for s, st in sorted(marks.items())
+    ])
+
+
+async def attendance_of(conn: AsyncConnection, occurrence_id: str) -> dict[str, str]:
+    table = m.attendance
+    rows = await _all(conn, sa.select(table).where(table.c.occurrence_id == occurrence_id))
+    return {r["student_id"]: r["status"] for r in rows}
+
+
+async def ended_unclosed(conn: AsyncConnection, before: datetime, limit: int) -> list[Row]:
+    """Scheduled occurrences that ended before ``before`` (attendance not yet closed)."""
+    occ = m.occurrences
+    return await _all(conn, sa.select(occ).where(
+        occ.c.status == SCHEDULED, occ.c.ends_at <= before,
+    ).order_by(occ.c.ends_at).limit(limit))
+
+
+async def report_rows(conn: AsyncConnection, school_id: str, offer_id: str,
+                      start: datetime, end: datetime) -> list[Row]:
+    """One row per (occurrence, student) of the school's offer in ``[start, end)``, with
+    the occurrence's status and tutor side and the student's attendance (or ``None``)."""
+    occ, ser, who, att = m.occurrences, m.booking_series, m.booking_students, m.attendance
+    query = (
+        sa.select(occ.c.id, occ.c.series_id, occ.c.local_day, occ.c.starts_at, occ.c.ends_at,
+                  occ.c.status, occ.c.tutor_status, ser.c.group_id, who.c.student_id,
+                  att.c.status.label("attendance"))
+        .join(ser, ser.c.id == occ.c.series_id)
+        .join(who, who.c.series_id == ser.c.id)
+        .outerjoin(att, sa.and_(att.c.occurrence_id == occ.c.id,
+                                att.c.student_id == who.c.student_id))
+        .where(occ.c.school_id == school_id, ser.c.offer_id == offer_id,
+               occ.c.starts_at >= start, occ.c.starts_at < end)
+    )
+    return await _all(conn, query)
+
+
+# -- people to tell ----------------------------------------------------------------------------
+async def staff_to_alert(conn: AsyncConnection, school_id: str, vendor: str) -> list[Row]:
+    """The school's designees (school-scoped staff) and the vendor's managers (enabled)."""
+    return await _all(conn, sa.select(users.c.id, users.c.scope).where(
+        users.c.role == "staff", users.c.disabled.is_(False),
+        sa.or_(sa.and_(users.c.scope == "school", users.c.scope_id == school_id),
+               sa.and_(users.c.scope == "vendor", users.c.scope_id == vendor)),
+    ).order_by(users.c.id))
+
+
+# -- outbox ------------------------------------------------------------------------------------
+async def enqueue(conn: AsyncConnection, rows: Sequence[Row]) -> None:
+    """Insert outbox rows; a row whose ``dedupe_key`` is already there is skipped."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        pg = pg_insert(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        await conn.execute(pg, list(rows))
+        return
+    lite = sqlite_insert(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    await conn.execute(lite, list(rows))
+
+
+async def cancel_pending(conn: AsyncConnection, key_prefixes: Iterable[str],
+                         at: datetime) -> None:
+    """Withdraw unsent outbox rows whose ``dedupe_key`` starts with one of the prefixes."""
+    for prefix in key_prefixes:
+        await conn.execute(sa.update(outbox).where(
+            outbox.c.dedupe_key.startswith(prefix, autoescape=True),
+            outbox.c.sent_at.is_(None), outbox.c.cancelled_at.is_(None),
+        ).values(cancelled_at=at))
+
+
+# -- parent links and feeds --------------------------------------------------------------------
+async def insert_parent_link(conn: AsyncConnection, values: Row) -> None:
+    await conn.execute(m.parent_links.insert().values(**values))
+
+
+async def parent_link(conn: AsyncConnection, link_hash: str) -> Row | None:
+    return await _one(conn, sa.select(m.parent_links).where(m.parent_links.c.id == link_hash))
+
+
+async def use_parent_link(conn: AsyncConnection, link_hash: str, at: datetime) -> bool:
+    """Mark the link used; ``False`` if it was already used or revoked (a race lost)."""
+    table = m.parent_links
+    done = await conn.execute(sa.update(table).where(
+        table.c.id == link_hash, table.c.used_at.is_(None), table.c.revoked_at.is_(None),
+    ).values(used_at=at))
+    return bool(done.rowcount)
+
+
+async def insert_feed(conn: AsyncConnection, values: Row) -> None:
+    await conn.execute(m.calendar_feeds.insert().values(**values))
+
+
+async def feed(conn: AsyncConnection, token_hash: str) -> Row | None:
+    return await _one(conn, sa.select(m.calendar_feeds).where(
+        m.calendar_feeds.c.token_hash == token_hash))
+
+
+async def revoke_feeds(conn: AsyncConnection, owner_kind: str, owner_id: str,
+                       at: datetime) -> int:
+    table = m.calendar_feeds
+    done = await conn.execute(sa.update(table).where(
+        table.c.owner_kind == owner_kind, table.c.owner_id == owner_id,
+        table.c.revoked_at.is_(None)).values(revoked_at=at))
+    return int(done.rowcount)

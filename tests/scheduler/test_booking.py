@@ -1,0 +1,213 @@
+"""Booking on both databases: whole or nothing, every rule refusing with its code,
+holidays, changes with history, and notices in the outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broker.db import scheduler_models as m
+from broker.db.models import metadata
+from broker.errors import NotAllowed
+from broker.scheduler import booking, enrolment, setup
+from broker.scheduler.errors import SchedulingError
+from broker.scheduler.service import Scheduler
+from tests.scheduler.conftest import DESIGNEE, DISTRICT, OTHER_DESIGNEE, VENDOR, World
+
+LA = ZoneInfo("America/Los_Angeles")
+SERIES = {"rrule": "FREQ=WEEKLY;BYDAY=MO,WE,TH;COUNT=36", "first_day": "2026-10-26",
+          "start": "15:30", "minutes": 30}
+
+
+async def count(engine: AsyncEngine, table: sa.Table, *where: Any) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(
+            sa.select(sa.func.count()).select_from(table).where(*where))).scalar_one())
+
+
+async def assert_told(engine: AsyncEngine, kind: str, notices: int, action: str,
+                      changes: int) -> None:
+    """``notices`` outbox rows of ``kind`` and ``changes`` history rows of ``action``."""
+    outbox = metadata.tables["outbox"]
+    assert await count(engine, outbox, outbox.c.kind == kind) == notices
+    history = m.schedule_changes
+    assert await count(engine, history, history.c.action == action) == changes
+
+
+async def refused(code: str, call: Any) -> SchedulingError:
+    with pytest.raises(SchedulingError) as caught:
+        await call
+    assert caught.value.code == code, caught.value.detail
+    return caught.value
+
+
+async def test_a_series_is_booked_whole_with_local_times(ctx: Scheduler, world: World) -> None:
+    booked = await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
+    assert booked.occurrences == 36 and booked.cancelled_for_holidays == []
+    async with ctx.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(m.occurrences).where(
+            m.occurrences.c.series_id == booked.series_id))).mappings().all()
+    assert len(rows) == 36
+    local = {r["starts_at"].astimezone(LA).strftime("%H:%M") for r in rows}
+    assert local == {"15:30"}  # across the November change
+    assert {r["starts_at"].utcoffset() for r in rows} == {UTC.utcoffset(None)}
+    # notices: two students and the tutor, in the same transaction
+    await assert_told(ctx.engine, "booked", 3, "book", 1)
+
+
+async def test_91_minutes_before_dismissal_is_refused_and_nothing_written(
+    ctx: Scheduler, world: World,
+) -> None:
+    err = await refused("before_bell_window", booking.book_series(
+        ctx, DESIGNEE, {"group": world.group, **SERIES, "start": "13:29"}))
+    assert len(err.detail["dates"]) == 36
+    assert await count(ctx.engine, m.booking_series) == 0
+    assert await count(ctx.engine, m.occurrences) == 0
+    assert await count(ctx.engine, metadata.tables["outbox"]) == 0
+    ok = await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES,
+                                                   "start": "13:30"})
+    assert ok.occurrences == 36
+
+
+async def test_a_holiday_in_a_series(ctx: Scheduler, world: World) -> None:
+    await setup.add_calendar_days(ctx, DISTRICT, "hs", {"days": [
+        {"date": "2026-11-11", "kind": "holiday", "label": "Veterans Day"},
+        {"date": "2026-11-26", "kind": "break", "label": "Thanksgiving"},
+    ]})
+    err = await refused("holiday_in_series", booking.book_series(
+        ctx, DESIGNEE, {"group": world.group, **SERIES}))
+    assert err.detail["dates"] == ["2026-11-11", "2026-11-26"]
+    assert await count(ctx.engine, m.occurrences) == 0
+    booked = await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES,
+                                                       "skip_holidays": True})
+    assert booked.cancelled_for_holidays == ["2026-11-11", "2026-11-26"]
+    occ = m.occurrences
+    assert await count(ctx.engine, occ, occ.c.status == "cancelled",
+                       occ.c.cancel_reason.in_(["holiday", "break"])) == 2
+
+
+async def test_a_holiday_added_later_cancels_and_tells(ctx: Scheduler, world: World) -> None:
+    await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
+    result = await setup.import_calendar(
+        ctx, DISTRICT, "hs", "csv", b"date,kind,label\n2026-11-02,holiday,Storm day\n")
+    assert len(result["cancelled_occurrences"]) == 1
+    occ = m.occurrences
+    async with ctx.engine.connect() as conn:
+        row = (await conn.execute(sa.select(occ).where(
+            occ.c.id == result["cancelled_occurrences"][0]))).mappings().one()
+    assert (row["status"], row["cancel_reason"], row["local_day"].isoformat()) == (
+        "cancelled", "holiday", "2026-11-02")
+    await assert_told(ctx.engine, "cancelled", 3, "calendar_cancel", 1)
+
+
+async def test_a_csv_calendar_with_bad_dates_is_refused_whole(
+    ctx: Scheduler, world: World,
+) -> None:
+    await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
+    err = await refused("calendar_rejected", setup.import_calendar(
+        ctx, DISTRICT, "hs", "csv",
+        b"date,kind,label\n2026-11-02,holiday,ok\n2026-02-30,holiday,bad\n"))
+    assert err.detail["reason"] == "bad_date"
+    assert await count(ctx.engine, m.school_calendar_days) == 0
+    assert await count(ctx.engine, m.occurrences, m.occurrences.c.status == "cancelled") == 0
+
+
+async def test_overlapping_bookings(ctx: Scheduler, world: World) -> None:
+    await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
+    # the same tutor, other students
+    other = await enrolment.form_group(ctx, DESIGNEE, {
+        "offer": world.school_offer, "school": "hs", "subject": "ela", "language": "en",
+        "grade_band": "9-10", "tutor": "t1", "students": ["st3", "st5"]})
+    await refused("overlap_tutor", booking.book_series(
+        ctx, DESIGNEE, {"group": other["id"], **SERIES, "start": "15:45"}))
+    # the same student, another tutor
+    third = await enrolment.form_group(ctx, DESIGNEE, {
+        "offer": world.school_offer, "school": "hs", "subject": "ela", "language": "en",
+        "grade_band": "9-10", "tutor": "t2", "students": ["st1"]})
+    err = await refused("overlap_student", booking.book_series(
+        ctx, DESIGNEE, {"group": third["id"], **SERIES, "start": "15:40"}))
+    assert err.detail["students"] == ["st1"]
+    ok = await booking.book_series(ctx, DESIGNEE, {"group": third["id"], **SERIES,
+                                                   "start": "16:00"})
+    assert ok.occurrences == 36
+
+
+async def test_group_limit_and_accommodations(ctx: Scheduler, world: World) -> None:
+    await refused("group_over_limit", enrolment.form_group(ctx, DESIGNEE, {
+        "offer": world.school_offer, "school": "hs", "subject": "math", "language": "en",
+        "grade_band": "9-12", "tutor": "t2",
+        "students": ["st1", "st2", "st3", "st4", "st5"]}))
+    await refused("accommodation_missing", enrolment.form_group(ctx, DESIGNEE, {
+        "offer": world.school_offer, "school": "hs", "subject": "math", "language": "en",
+        "grade_band": "9-10", "tutor": "t1", "students": ["st3", "st4"]}))
+    ok = await enrolment.form_group(ctx, DESIGNEE, {
+        "offer": world.school_offer, "school": "hs", "subject": "math", "language": "en",
+        "grade_band": "9-10", "tutor": "t2", "students": ["st3", "st4"]})
+    assert ok["accommodations"] == ["asl"]
+    assert await count(ctx.engine, m.tutoring_groups) == 2
+
+
+async def test_dosage_and_term(ctx: Scheduler, world: World) -> None:
+    await refused("below_min_sessions", booking.book_series(ctx, DESIGNEE, {
+        "group": world.group, **SERIES, "rrule": "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10"}))
+    await refused("session_too_short", booking.book_series(ctx, DESIGNEE, {
+        "group": world.group, **SERIES, "minutes": 20}))
+    err = await refused("outside_term", booking.book_series(ctx, DESIGNEE, {
+        "group": world.group, **SERIES, "rrule": "FREQ=WEEKLY;BYDAY=MO,WE,TH;COUNT=200"}))
+    assert err.detail["dates"][0] > "2027-06-10"
+
+
+async def test_scopes(ctx: Scheduler, world: World) -> None:
+    with pytest.raises(NotAllowed):
+        await booking.book_series(ctx, OTHER_DESIGNEE, {"group": world.group, **SERIES})
+    with pytest.raises(NotAllowed):
+        await setup.create_offer(ctx, DESIGNEE, {})
+    with pytest.raises(NotAllowed):
+        await enrolment.enrol(ctx, OTHER_DESIGNEE, world.school_offer, {
+            "students": [{"student": "st3", "language": "en"}]})
+    with pytest.raises(NotAllowed):
+        await setup.publish_availability(ctx, VENDOR, "h1", {"weekly": []})
+    await setup.publish_availability(ctx, VENDOR, "t1", {"weekly": [
+        {"weekday": "mon", "start": "15:00", "end": "17:00"}]})
+
+
+async def test_cancel_and_reschedule_with_history(ctx: Scheduler, world: World) -> None:
+    booked = await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
+    occ = m.occurrences
+    async with ctx.engine.connect() as conn:
+        ids = list((await conn.execute(sa.select(occ.c.id).where(
+            occ.c.series_id == booked.series_id).order_by(occ.c.starts_at))).scalars())
+    await booking.cancel(ctx, DESIGNEE, ids[0], {"scope": "one", "reason": "field trip"})
+    moved = await booking.reschedule(ctx, DESIGNEE, ids[1], {
+        "scope": "one", "day": "2026-10-30", "start": "15:00"})
+    assert moved["starts_at"] == datetime(2026, 10, 30, 22, 0, tzinfo=UTC).isoformat()
+    await refused("before_bell_window", booking.reschedule(ctx, DESIGNEE, ids[2], {
+        "scope": "one", "day": "2026-10-30", "start": "12:00"}))
+    rest = await booking.reschedule(ctx, DESIGNEE, ids[3], {"scope": "rest", "start": "16:00"})
+    assert len(rest["cancelled"]) == 33 and rest["occurrences"] == 33
+    done = await booking.cancel(ctx, DESIGNEE, ids[2], {"scope": "rest", "reason": "ended"})
+    assert done["cancelled"] == [ids[2], ids[1]]  # ids[1] now runs on 30 October
+    async with ctx.engine.connect() as conn:
+        actions = list((await conn.execute(sa.select(m.schedule_changes.c.action).where(
+            m.schedule_changes.c.series_id == booked.series_id).order_by(
+            m.schedule_changes.c.at, m.schedule_changes.c.id))).scalars())
+    assert sorted(actions) == sorted(
+        ["book", "cancel_one", "reschedule_one", "reschedule_rest", "cancel_rest"])
+    assert await count(ctx.engine, occ, occ.c.series_id == booked.series_id,
+                       occ.c.status == "scheduled") == 0
+
+
+async def test_home_based_inside_availability(ctx: Scheduler, world: World) -> None:
+    spec = {"offer": world.home_offer, "student": "st7", "tutor": "h1", "subject": "math",
+            "rrule": "FREQ=WEEKLY;BYDAY=TU;COUNT=8", "first_day": "2026-10-27",
+            "start": "16:30", "minutes": 30}
+    booked = await booking.book_series(ctx, DISTRICT, spec)
+    assert booked.occurrences == 8
+    await refused("outside_availability", booking.book_series(
+        ctx, DISTRICT, {**spec, "student": "st1", "start": "18:45"}))
+    await refused("overlap_tutor", booking.book_series(ctx, DISTRICT, {**spec, "student": "st1"}))
