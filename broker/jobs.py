@@ -328,14 +328,22 @@ class JobRunner:
 
     # -- the loop ------------------------------------------------------------------------
 
-    async def serve(self, stop: asyncio.Event | None = None) -> None:
-        """Run every job on its own loop until ``stop`` is set (or the task is cancelled):
-        a slow job never delays another. Each loop sleeps until its job is next due, or
-        ``poll_s`` at most (how soon a job another worker left unfinished is picked up)."""
+    async def serve(
+        self, stop: asyncio.Event | None = None, grace_s: float = C.JOB_STOP_GRACE_S
+    ) -> None:
+        """Run every job on its own loop until ``stop`` is set: a slow job never delays
+        another. Each loop sleeps until its job is next due, or ``poll_s`` at most (how soon
+        a job another worker left unfinished is picked up). Once ``stop`` is set no job
+        starts; running ones get ``grace_s`` to finish and are then cancelled (their rows
+        stay started-not-finished, so they run again at once on the next worker)."""
         stop = stop or asyncio.Event()
         loops = [asyncio.create_task(self._loop(job, stop)) for job in self.jobs]
         try:
             await stop.wait()
+            _, running = await asyncio.wait(loops, timeout=grace_s)
+            if running:
+                log.warning("stopping with %d job(s) still running; they will run again",
+                            len(running))
         finally:
             for task in loops:
                 task.cancel()
@@ -343,8 +351,15 @@ class JobRunner:
 
     async def _loop(self, job: Job, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.run_job(job, self.clock())
-            await self.sleep(await self._pause(job))
+            outcome = await self.run_job(job, self.clock())
+            pause = self.poll_s if outcome in ("held", "error") else await self._pause(job)
+            napping = asyncio.ensure_future(self.sleep(pause))
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait([napping, stopping], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                napping.cancel()
+                stopping.cancel()
 
     async def _pause(self, job: Job) -> float:
         try:

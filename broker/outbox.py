@@ -344,6 +344,9 @@ class SmtpSender(Sender):
                     self._reset()
                     reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
                     raise SendError(f"sender refused: {reply}") from exc
+                except smtplib.SMTPNotSupportedError as exc:  # e.g. an address needing SMTPUTF8
+                    self._reset()
+                    raise PermanentSendError(str(exc)) from exc
                 except smtplib.SMTPRecipientsRefused as exc:
                     raise PermanentSendError(f"recipient refused: {_replies(exc)}") from exc
                 except smtplib.SMTPResponseException as exc:
@@ -418,7 +421,14 @@ async def _claim(
     )
     claim = (
         outbox.update()
-        .where(outbox.c.id.in_(due.scalar_subquery()))
+        .where(
+            outbox.c.id.in_(due.scalar_subquery()),
+            # Again outside the subquery: PostgreSQL re-checks these on a row another
+            # sender changed meanwhile, so a row is never claimed twice even without locks.
+            outbox.c.sent_at.is_(None),
+            outbox.c.cancelled_at.is_(None),
+            outbox.c.next_attempt_at <= now,
+        )
         .values(
             next_attempt_at=now + timedelta(seconds=claim_s),
             attempts=outbox.c.attempts + 1,

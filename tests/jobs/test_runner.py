@@ -232,3 +232,63 @@ def test_jobs_are_checked_when_made() -> None:
         Job("x", 0, noop)
     with pytest.raises(ValueError):
         JobRunner([Job("x", 1, noop), Job("x", 2, noop)], MemoryLeases(), None)  # type: ignore[arg-type]
+
+
+async def test_stopping_lets_a_running_job_finish(engine: AsyncEngine, clock: FakeClock) -> None:
+    gate = asyncio.Event()
+    fn = Counting(gate=gate)
+    r = JobRunner([Job("reminders", EVERY, fn)], MemoryLeases(clock.time), engine,
+                  clock=clock.now, worker_id="w", sleep=clock.sleep)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(r.serve(stop, grace_s=10))
+    await fn.started.wait()
+    stop.set()
+    await asyncio.sleep(0)
+    gate.set()  # finishes within the grace
+    await asyncio.wait_for(serving, 10)
+    row = await state(r)
+    assert (row.runs, row.last_ok) == (1, True)
+
+
+async def test_a_job_cut_off_at_stop_runs_again_at_once(
+    engine: AsyncEngine, clock: FakeClock
+) -> None:
+    fn = Counting(gate=asyncio.Event())  # never finishes
+    job = Job("reminders", EVERY, fn)
+    r = JobRunner([job], MemoryLeases(clock.time), engine, clock=clock.now, worker_id="w1",
+                  sleep=clock.sleep)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(r.serve(stop, grace_s=0.05))
+    await fn.started.wait()
+    stop.set()
+    await asyncio.wait_for(serving, 10)
+    assert (await state(r)).last_ok is None  # started, not finished
+    other = JobRunner([job], MemoryLeases(clock.time), engine, clock=clock.now, worker_id="w2")
+    assert (await other.run_due())["reminders"] == "ran"  # its lease was released at stop
+
+
+class Unreachable(MemoryLeases):
+    """A lease store that cannot be reached (Redis down), until ``up`` is set."""
+
+    up = False
+
+    async def _acquire(self, name: str, owner: str, ttl_ms: int) -> bool:
+        if not self.up:
+            raise ConnectionError("Redis is down")
+        return await super()._acquire(name, owner, ttl_ms)
+
+
+async def test_an_unreachable_lease_store_starts_no_job_and_is_logged_once(
+    engine: AsyncEngine, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fn = Counting()
+    leases = Unreachable(clock.time)
+    r = runner(Job("reminders", EVERY, fn), leases, engine, clock, "w")
+    caplog.set_level(logging.INFO, logger="broker.jobs")
+    for _ in range(3):
+        assert (await r.run_due())["reminders"] == "held"
+    assert fn.calls == []
+    assert len([rec for rec in caplog.records if rec.levelno >= logging.ERROR]) == 1
+    leases.up = True
+    assert (await r.run_due())["reminders"] == "ran"
+    assert any("recovered" in rec.getMessage() for rec in caplog.records)
