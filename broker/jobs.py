@@ -126,6 +126,9 @@ class JobState:
         return failed_at + timedelta(seconds=job.retry_after_s(self.failures))
 
 
+_STATE_COLUMNS = [job_runs.c[name] for name in JobState.__dataclass_fields__]
+
+
 def is_due(job: Job, state: JobState | None, now: datetime) -> bool:
     due = None if state is None else state.due_at(job)
     return due is None or due <= now
@@ -173,13 +176,13 @@ class JobRunner:
     async def states(self) -> dict[str, JobState]:
         """Every job's row in ``job_runs`` (jobs never run have none)."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(sa.select(job_runs))).mappings().all()
+            rows = (await conn.execute(sa.select(*_STATE_COLUMNS))).mappings().all()
         return {row["name"]: JobState(**row) for row in rows}
 
     async def _state(self, name: str) -> JobState | None:
         async with self.engine.connect() as conn:
             row = (
-                (await conn.execute(sa.select(job_runs).where(job_runs.c.name == name)))
+                (await conn.execute(sa.select(*_STATE_COLUMNS).where(job_runs.c.name == name)))
                 .mappings()
                 .first()
             )
