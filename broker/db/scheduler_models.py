@@ -20,7 +20,7 @@ from datetime import date, datetime
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from broker.db.models import EMPTY, Base
+from broker.db.models import EMPTY, Base, metadata
 from broker.db.types import UTCDateTime
 
 
@@ -211,7 +211,9 @@ class BookingStudentRow(Base):
 
 class OccurrenceRow(Base):
     """One session of a series. ``tutor_id`` is the series' tutor unless a substitute was
-    recorded; ``tutor_status`` is the tutor side of attendance."""
+    recorded; ``tutor_status`` is the tutor side of attendance; ``original_starts_at`` is
+    the start it was booked with (a moved occurrence keeps it: the feeds' RECURRENCE-ID).
+    ``status``: ``scheduled``, ``cancelled``, or ``held`` once its attendance is closed."""
 
     __tablename__ = "occurrences"
     __table_args__ = (
@@ -227,6 +229,7 @@ class OccurrenceRow(Base):
     local_day: Mapped[date] = mapped_column(Date)
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    original_starts_at: Mapped[datetime] = mapped_column(UTCDateTime)  # as first booked
     status: Mapped[str] = mapped_column(String(16))  # scheduled | cancelled | held
     cancelled_by: Mapped[str | None] = mapped_column(String(64))
     cancel_reason: Mapped[str | None] = mapped_column(String(200))
@@ -297,20 +300,20 @@ class CalendarFeedRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-programme_offers = ProgrammeOfferRow.__table__
-school_settings = SchoolSettingRow.__table__
-bell_schedules = BellScheduleRow.__table__
-school_calendar_days = SchoolCalendarDayRow.__table__
-tutor_profiles = TutorProfileRow.__table__
-availability_windows = AvailabilityWindowRow.__table__
-availability_exceptions = AvailabilityExceptionRow.__table__
-enrolments = EnrolmentRow.__table__
-tutoring_groups = TutoringGroupRow.__table__
-group_members = GroupMemberRow.__table__
-booking_series = SeriesRow.__table__
-booking_students = BookingStudentRow.__table__
-occurrences = OccurrenceRow.__table__
-schedule_changes = ScheduleChangeRow.__table__
-attendance = AttendanceRow.__table__
-parent_links = ParentLinkRow.__table__
-calendar_feeds = CalendarFeedRow.__table__
+programme_offers = metadata.tables["programme_offers"]
+school_settings = metadata.tables["school_settings"]
+bell_schedules = metadata.tables["bell_schedules"]
+school_calendar_days = metadata.tables["school_calendar_days"]
+tutor_profiles = metadata.tables["tutor_profiles"]
+availability_windows = metadata.tables["availability_windows"]
+availability_exceptions = metadata.tables["availability_exceptions"]
+enrolments = metadata.tables["enrolments"]
+tutoring_groups = metadata.tables["tutoring_groups"]
+group_members = metadata.tables["group_members"]
+booking_series = metadata.tables["booking_series"]
+booking_students = metadata.tables["booking_students"]
+occurrences = metadata.tables["occurrences"]
+schedule_changes = metadata.tables["schedule_changes"]
+attendance = metadata.tables["attendance"]
+parent_links = metadata.tables["parent_links"]
+calendar_feeds = metadata.tables["calendar_feeds"]

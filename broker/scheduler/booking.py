@@ -181,7 +181,7 @@ async def book(conn: AsyncConnection, ctx: Scheduler, plan: Plan, actor: str,
         {
             "id": new_id(), "series_id": series_id, "school_id": plan.school_id,
             "tutor_id": plan.tutor["tutor_id"], "local_day": s.day, "starts_at": s.starts_at,
-            "ends_at": s.ends_at,
+            "ends_at": s.ends_at, "original_starts_at": s.starts_at,
             "status": "cancelled" if s.day in skipped_days else "scheduled",
             "cancelled_by": "calendar" if s.day in skipped_days else None,
             "cancel_reason": holiday_kinds.get(s.day, "holiday") if s.day in skipped_days

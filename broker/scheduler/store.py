@@ -560,3 +560,58 @@ async def revoke_feeds(conn: AsyncConnection, owner_kind: str, owner_id: str,
         table.c.owner_kind == owner_kind, table.c.owner_id == owner_id,
         table.c.revoked_at.is_(None)).values(revoked_at=at))
     return int(done.rowcount)
+
+
+async def starting_between(conn: AsyncConnection, start: datetime, end: datetime,
+                           limit: int) -> list[Row]:
+    """Scheduled occurrences starting in ``(start, end]`` with their series' zone, students
+    and the students' languages (from their enrolments), soonest first."""
+    occ, ser, who, enr = m.occurrences, m.booking_series, m.booking_students, m.enrolments
+    rows = await _all(conn, sa.select(occ, ser.c.timezone, ser.c.offer_id).join(
+        ser, ser.c.id == occ.c.series_id).where(
+        occ.c.status == SCHEDULED, occ.c.starts_at > start, occ.c.starts_at <= end,
+    ).order_by(occ.c.starts_at).limit(limit))
+    series_ids = sorted({r["series_id"] for r in rows})
+    people = await _all(conn, sa.select(who.c.series_id, who.c.student_id, enr.c.language)
+                        .join(ser, ser.c.id == who.c.series_id)
+                        .outerjoin(enr, sa.and_(enr.c.student_id == who.c.student_id,
+                                                enr.c.offer_id == ser.c.offer_id))
+                        .where(who.c.series_id.in_(series_ids or [""]))
+                        .order_by(who.c.student_id))
+    by_series: dict[str, list[Row]] = defaultdict(list)
+    for p in people:
+        by_series[p["series_id"]].append(p)
+    for r in rows:
+        found = by_series[r["series_id"]]
+        r["students"] = [p["student_id"] for p in found]
+        r["languages"] = [p["language"] or "en" for p in found]
+    return rows
+
+
+async def feed_series(conn: AsyncConnection, owner_kind: str, owner_id: str) -> list[Row]:
+    """The series a student is booked in or a tutor teaches (including series in which
+    they substitute once), each with its occurrences (by original start) and how many
+    changes its history holds."""
+    ser, who, occ, hist = m.booking_series, m.booking_students, m.occurrences, m.schedule_changes
+    ids: sa.Select[Any] | sa.CompoundSelect[Any]
+    if owner_kind == "student":
+        ids = sa.select(who.c.series_id).where(who.c.student_id == owner_id)
+    else:
+        ids = sa.union(
+            sa.select(ser.c.id).where(ser.c.tutor_id == owner_id),
+            sa.select(occ.c.series_id).where(occ.c.tutor_id == owner_id),
+        )
+    found = await _all(conn, sa.select(ser).where(ser.c.id.in_(ids)).order_by(ser.c.id))
+    keys = [s["id"] for s in found] or [""]
+    occurrences = await _all(conn, sa.select(occ).where(occ.c.series_id.in_(keys))
+                             .order_by(occ.c.original_starts_at))
+    counts: dict[str, int] = {row[0]: int(row[1]) for row in (await conn.execute(
+        sa.select(hist.c.series_id, sa.func.count()).where(hist.c.series_id.in_(keys))
+        .group_by(hist.c.series_id))).all()}
+    by_series: dict[str, list[Row]] = defaultdict(list)
+    for o in occurrences:
+        by_series[o["series_id"]].append(o)
+    for s in found:
+        s["occurrences"] = by_series[s["id"]]
+        s["changes"] = int(counts.get(s["id"], 0))
+    return found

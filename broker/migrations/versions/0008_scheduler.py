@@ -320,6 +320,7 @@ def upgrade() -> None:
         sa.Column("local_day", sa.Date(), nullable=False),
         sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("original_starts_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("cancelled_by", sa.String(length=64), nullable=True),
         sa.Column("cancel_reason", sa.String(length=200), nullable=True),

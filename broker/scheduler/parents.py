@@ -1,0 +1,171 @@
+"""A parent enrols their child in home-based tutoring through a signed, expiring,
+single-child link the district sends (no account).
+
+Guarantees:
+
+* The link names one student and one home-based offer; what it shows is that child's
+  first name and grade, the offer, and open slots **in the link's language** only. Nothing
+  else about the student or any other student is reachable through it.
+* A tampered, malformed or unknown link is ``link_invalid`` (403); one past its expiry,
+  already used or revoked is ``link_expired`` (410). Checks use the scheduler's clock.
+* Booking through the link enrols the child (if not yet enrolled), books the series with
+  every rule (:func:`broker.scheduler.booking.book`) and marks the link used, in one
+  transaction: a refused booking leaves the link usable and nothing written.
+* Issuing a link is audited (it gives access to a child's enrolment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from broker import audit
+from broker.errors import InvalidPayload, NotFound
+from broker.identity import Identity
+from broker.ids import new_id
+from broker.scheduler import booking, inputs, parent_links, policy, rules, store
+from broker.scheduler.errors import ParentLinkExpired, ParentLinkInvalid
+from broker.scheduler.service import Scheduler
+
+MAX_SLOTS = 200
+SLOT_STEP_MIN = 30
+
+
+async def issue_link(ctx: Scheduler, actor: Identity, spec: Mapping[str, Any],
+                     endpoint: str) -> dict[str, Any]:
+    """A link for ``student`` and the home-based ``offer`` in ``language`` (district staff
+    or the student's school's staff); returns the token and its expiry."""
+    student_id, offer_id = inputs.ident(spec, "student"), inputs.ident(spec, "offer")
+    language = inputs.language(spec)
+    now = ctx.now()
+    expires = now + ctx.link_ttl
+    async with ctx.engine.begin() as conn:
+        found = (await store.students_by_id(conn, [student_id])).get(student_id)
+        if found is None:
+            raise NotFound("no such student", field="student")
+        policy.school(actor, found["school_id"])
+        offer = await store.offer(conn, offer_id)
+        if offer is None or offer["programme"] != booking.HOME_BASED:
+            raise InvalidPayload("links are for home-based offers", field="offer")
+        if language not in store.split(offer["languages"]):
+            raise InvalidPayload("the offer does not tutor in this language", field="language")
+        token, link_id = parent_links.issue(ctx.secret, expires)
+        await store.insert_parent_link(conn, {
+            "id": link_id, "student_id": student_id, "offer_id": offer_id,
+            "language": language, "created_by": actor.subject, "created_at": now,
+            "expires_at": expires, "used_at": None, "revoked_at": None,
+        })
+        await audit.record(conn, actor, "scheduler.parent_link", student_id, endpoint,
+                           f"offer={offer_id}", at=now)
+    return {"token": token, "expires_at": expires.isoformat()}
+
+
+async def _link(conn: AsyncConnection, ctx: Scheduler, token: object) -> dict[str, Any]:
+    now = ctx.now()
+    link_id = parent_links.verify(ctx.secret, token, now)
+    row = await store.parent_link(conn, link_id)
+    if row is None:
+        raise ParentLinkInvalid("this link is not valid")
+    if row["used_at"] is not None or row["revoked_at"] is not None or row["expires_at"] <= now:
+        raise ParentLinkExpired("this link has been used or withdrawn")
+    return row
+
+
+def _first_day(offer: Mapping[str, Any], today: date) -> date:
+    term_start: date = offer["term_start"]
+    return max(term_start, today + timedelta(days=1))
+
+
+async def open_link(ctx: Scheduler, token: object) -> dict[str, Any]:
+    """What the parent's page shows: the child (first name, grade), the offer and the
+    open weekly slots in the link's language."""
+    async with ctx.engine.connect() as conn:
+        link = await _link(conn, ctx, token)
+        child = (await store.students_by_id(conn, [link["student_id"]]))[link["student_id"]]
+        offer = await store.offer(conn, link["offer_id"])
+        assert offer is not None  # a foreign key
+        slots = await open_slots(conn, offer, link["language"], ctx.now())
+    return {
+        "child": {"given_name": child["given_name"], "grade": child["grade"]},
+        "offer": {"id": offer["id"], "vendor": offer["vendor"],
+                  "subjects": store.split(offer["subjects"]),
+                  "session_minutes": offer["session_minutes"],
+                  "min_sessions_per_week": offer["min_sessions_per_week"],
+                  "term_end": offer["term_end"].isoformat()},
+        "language": link["language"], "slots": slots,
+    }
+
+
+async def open_slots(conn: AsyncConnection, offer: Mapping[str, Any], language: str,
+                     now: datetime) -> list[dict[str, Any]]:
+    """Weekly starts (every 30 minutes inside each published window, in the tutor's zone)
+    of the offer's tutors who tutor in ``language``, free on their next date."""
+    out: list[dict[str, Any]] = []
+    minutes = offer["session_minutes"]
+    for tutor in await store.tutors_of(conn, offer["vendor"]):
+        if language not in store.split(tutor["languages"]):
+            continue
+        zone = tutor["timezone"]
+        hours = await store.availability(conn, tutor["tutor_id"], zone)
+        first = _first_day(offer, now.astimezone(rules.zone_of(zone)).date())
+        for weekday, windows in sorted(hours.weekly.items()):
+            day = first + timedelta(days=(weekday - first.weekday()) % 7)
+            if day > offer["term_end"]:
+                continue
+            for opens, closes in sorted(windows):
+                for start in range(opens, closes - minutes + 1, SLOT_STEP_MIN):
+                    candidate = rules.slot(day, start, minutes, zone)
+                    busy = await store.tutor_busy(conn, tutor["tutor_id"],
+                                                  candidate.starts_at, candidate.ends_at)
+                    if busy:
+                        continue
+                    out.append({"tutor": tutor["tutor_id"],
+                                "tutor_name": tutor["display_name"],
+                                "weekday": rules.WEEKDAYS[weekday].lower(),
+                                "start": rules.hhmm(start), "timezone": zone,
+                                "first_date": day.isoformat()})
+                    if len(out) >= MAX_SLOTS:
+                        return out
+    return out
+
+
+async def book_from_link(ctx: Scheduler, token: object, spec: Mapping[str, Any]
+                         ) -> dict[str, Any]:
+    """Book the child weekly with ``tutor`` at ``start`` on ``weekdays`` for ``subject``
+    until the term ends (see the module's guarantees)."""
+    tutor_id, subject = inputs.ident(spec, "tutor"), inputs.text(spec, "subject", 16)
+    start = inputs.minute(spec, "start")
+    raw_days = spec.get("weekdays")
+    if not isinstance(raw_days, list) or not raw_days or len(raw_days) > 7:
+        raise InvalidPayload("weekdays must list the chosen days", field="weekdays")
+    weekdays = sorted({inputs.weekday(d, "weekdays") for d in raw_days})
+    now = ctx.now()
+    async with ctx.engine.begin() as conn:
+        link = await _link(conn, ctx, token)
+        actor = f"parent-link:{link['id'][:16]}"
+        offer = await store.offer(conn, link["offer_id"])
+        assert offer is not None
+        student = link["student_id"]
+        if not await store.enrolments(conn, offer["id"], [student]):
+            child = (await store.students_by_id(conn, [student]))[student]
+            await store.insert_enrolments(conn, [{
+                "id": new_id(), "student_id": student, "offer_id": offer["id"],
+                "school_id": child["school_id"], "language": link["language"],
+                "accommodations": "", "enrolled_by": actor, "enrolled_at": now,
+            }])
+        tutor = await store.tutor(conn, tutor_id)
+        zone = tutor["timezone"] if tutor else "UTC"
+        first = _first_day(offer, now.astimezone(rules.zone_of(zone)).date())
+        plan = await booking.home_plan(conn, offer["id"], student, tutor_id, subject, {
+            "rrule": rules.weekly_rule(weekdays, until=offer["term_end"]),
+            "first_day": first.isoformat(), "start": rules.hhmm(start),
+        })
+        plan = replace(plan, zone=zone)  # the slots were offered in the tutor's zone
+        booked = await booking.book(conn, ctx, plan, actor, now, reason="parent link")
+        if not await store.use_parent_link(conn, link["id"], now):
+            raise ParentLinkExpired("this link has been used or withdrawn")
+    return booked.view()
