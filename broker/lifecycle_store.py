@@ -233,7 +233,7 @@ class LifecycleStore:
     # -- requests ------------------------------------------------------------------------
     async def record_unmet(self, row: dict[str, Any]) -> None:
         """Insert a request no vendor can serve (status ``unmet``)."""
-        await self.writer.write([(self._insert_unmet, row)])
+        await self.writer.write([(self._insert_unmet, row)], key=row["id"])
 
     async def enqueue(self, row: dict[str, Any]) -> int | None:
         """Insert a ``queued`` request; return its place in its queue, counted in the same
@@ -243,7 +243,7 @@ class LifecycleStore:
         outcome = await self.writer.write([
             Step(self._insert_queued, row, expect=1),
             Step(self._position, where, returning=True),
-        ])
+        ], key=row["student"])
         return int(outcome.rows(1)[0][0]) if outcome.ok else None
 
     async def close_queued(
@@ -257,7 +257,9 @@ class LifecycleStore:
         stmt = self._close_queued
         if student is not None:
             stmt, params = self._cancel, {**params, "student": student}
-        outcome = await self.writer.write([Step(stmt, params, expect=1, returning=True)])
+        outcome = await self.writer.write(
+            [Step(stmt, params, expect=1, returning=True)], key=request_id
+        )
         if not outcome.ok:
             return None
         [(owner, queue)] = outcome.rows(0)
@@ -283,7 +285,7 @@ class LifecycleStore:
                 expect=1,
             ),
             Step(self._insert_session, session),
-        ])
+        ], key=request_id, order=tutor["tutor_id"])
         if outcome.ok:
             return Accepted(True)
         return Accepted(False, taken=outcome.failed == 1, over_capacity=outcome.failed == 2)
@@ -303,7 +305,7 @@ class LifecycleStore:
                 self._buffer_message,
                 {"sid": session_id, "sender": sender, "text": text, "at": at(when)},
             ),
-        ])
+        ], key=session_id)
         if not outcome.ok:
             return None
         return int(outcome.rows(0)[0][0])
@@ -326,7 +328,7 @@ class LifecycleStore:
             closed = {"closed_at": when, "close_reason": values["end_reason"]}
             steps.append(Step(self._end_request, {"rid": request_id, **_params(closed)}))
         steps.append(Step(self._free_slot, {"tid": tutor_id, "v_updated_at": when}))
-        outcome: Outcome = await self.writer.write(steps)
+        outcome: Outcome = await self.writer.write(steps, key=session_id, order=tutor_id)
         return outcome.ok
 
     async def drop_ended_buffers(self, ended_before: float) -> int:

@@ -26,12 +26,18 @@ Guarantees, whatever the backend:
   transaction holding its statements committed.
 * **Isolation of failures**: if a batch fails, each unit is retried alone in its own
   transaction, so one bad write fails only its own caller.
-* **Order**: with one lane (SQLite, which has one writer anyway) units run in the order
-  they were submitted. With several lanes (PostgreSQL: a connection each) batches run in
-  parallel, so units of different callers may commit in any order; a caller's own units
-  stay in order, because a caller awaits each write before making the next. Nothing here
-  relies on an order between callers: every unit carries its own guards. A unit's
-  statements run in order, in one transaction (all or nothing).
+* **Order**: units with the same ``key`` go to the same lane and run in the order they were
+  submitted, except that a batch runs its units sorted by ``order`` (stable). With one lane
+  (SQLite, which has one writer anyway) that is every unit. With several lanes
+  (PostgreSQL: a connection each) batches of different lanes run in parallel, so units of
+  different keys may commit in any order; nothing here relies on an order between them:
+  every unit carries its own guards. A unit's statements run in order, in one transaction
+  (all or nothing).
+* **No lock cycles between lanes** (PostgreSQL would break one after ``deadlock_timeout``,
+  a second, and the batch would be retried unit by unit): callers give each unit the key
+  of the rows it contends for first (a session, a request), so those rows are only ever
+  locked by one lane, and the ``order`` of the rows every lane shares (a tutor's row), so
+  every batch takes those in one global order.
 * **A unit happens whole or not at all**: a failed guard undoes the unit's own writes; an
   error fails the unit's caller with nothing of the unit written.
 """
@@ -41,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +110,7 @@ def check(step: Step, result: StepResult) -> bool:
 class _Pending:
     unit: Unit
     done: asyncio.Future[Outcome]
+    order: str = ""
 
 
 class GroupCommitter:
@@ -112,21 +120,25 @@ class GroupCommitter:
 
     def __init__(self, lanes: int = 1) -> None:
         self.lanes = max(1, lanes)
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._queues: list[asyncio.Queue[_Pending]] = [
+            asyncio.Queue() for _ in range(self.lanes)
+        ]
+        self._tasks: dict[int, asyncio.Task[None]] = {}
 
-    async def write(self, unit: Unit) -> Outcome:
+    def lane(self, key: str) -> int:
+        """The lane of units with this key (always the same one)."""
+        return zlib.crc32(key.encode()) % self.lanes if self.lanes > 1 else 0
+
+    async def write(self, unit: Unit, *, key: str = "", order: str = "") -> Outcome:
         """Run ``unit`` (its steps) in a committed transaction; return its :class:`Outcome`
-        (each step's rowcount or rows, and which guard failed, if one did)."""
-        if len(self._tasks) < self.lanes or any(t.done() for t in self._tasks):
-            self._tasks = [t for t in self._tasks if not t.done()]
-            taken = {int(t.get_name().rsplit("-", 1)[1]) for t in self._tasks}
-            for lane in sorted(set(range(self.lanes)) - taken):
-                self._tasks.append(
-                    asyncio.create_task(self._run(lane), name=f"group-commit-{lane}")
-                )
+        (each step's rowcount or rows, and which guard failed, if one did). ``key`` picks
+        the lane, ``order`` the unit's place in its batch (see the module's guarantees)."""
+        lane = self.lane(key)
+        task = self._tasks.get(lane)
+        if task is None or task.done():
+            self._tasks[lane] = asyncio.create_task(self._run(lane), name=f"group-commit-{lane}")
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(unit, done))
+        self._queues[lane].put_nowait(_Pending(unit, done, order))
         return await done  # a cancelled caller's unit still runs; only its answer is lost
 
     async def close(self) -> None:
@@ -135,13 +147,15 @@ class GroupCommitter:
             # Every unit submitted is settled (committed, or failed on its own) before the
             # writers stop.
             with contextlib.suppress(Exception):
-                await self._queue.join()
-            for task in self._tasks:
+                for lane, queue in enumerate(self._queues):
+                    if lane in self._tasks and not self._tasks[lane].done():
+                        await queue.join()
+            tasks, self._tasks = list(self._tasks.values()), {}
+            for task in tasks:
                 task.cancel()
-            for task in self._tasks:
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            self._tasks = []
         await self._dispose()
 
     # -- the backend's hooks ------------------------------------------------------------
@@ -156,22 +170,28 @@ class GroupCommitter:
 
     # -- the protocol -------------------------------------------------------------------
     async def _run(self, lane: int) -> None:
+        queue = self._queues[lane]
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = [await queue.get()]
+            while len(batch) < MAX_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            if len(batch) > 1:
+                batch.sort(key=lambda pending: pending.order)
             try:
                 await self._settle(batch, lane)
             finally:
                 for _ in batch:
-                    self._queue.task_done()
+                    queue.task_done()
 
     async def _settle(self, batch: list[_Pending], lane: int) -> None:
         try:
             results = await self._commit([p.unit for p in batch], lane)
-        except Exception:
+        except Exception as error:
             if len(batch) > 1:
-                log.warning("a batch of %d writes failed; retrying each alone", len(batch))
+                log.warning(
+                    "a batch of %d writes failed (%s); retrying each alone",
+                    len(batch), str(error).splitlines()[0][:300],
+                )
             await self._one_by_one(batch, lane)
             return
         for pending, counts in zip(batch, results, strict=True):

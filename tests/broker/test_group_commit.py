@@ -239,7 +239,8 @@ async def test_postgres_lanes_commit_side_by_side_and_keep_each_callers_order(
     async def caller(c: int) -> list[int]:
         outcomes = []
         for i in range(20):  # each write waits for the last: one caller's order
-            outcomes.append(len(await writer.write([(SCHOOLS.insert(), school(f"{c}-{i}"))])))
+            unit = [(SCHOOLS.insert(), school(f"{c}-{i}"))]
+            outcomes.append(len(await writer.write(unit, key=f"caller-{c}")))
         return outcomes
 
     try:
@@ -251,6 +252,44 @@ async def test_postgres_lanes_commit_side_by_side_and_keep_each_callers_order(
                 {"n": APPLICATION_NAME},
             )
         assert n == 200 and 1 < lanes <= writer.lanes
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def test_postgres_lanes_take_shared_rows_in_one_order(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Units that lock a row of their own (their key's) and then a row every lane shares
+    (as an accept locks its request, then its tutor) never deadlock across lanes: each
+    batch takes the shared rows in ``order``. Without the order, two lanes' batches would
+    take them in opposite orders, and PostgreSQL breaks such a cycle only after a second."""
+    await prepare_database(postgres_url)
+    engine = create_engine(postgres_url)
+    writer = committer_for(engine)
+    assert isinstance(writer, AsyncpgCommitter) and writer.lanes > 1
+    bump = sa.text("update schools set low_grade = low_grade + 1 where id = :id")
+    shared = ["gshared-a", "gshared-b", "gshared-c"]
+    try:
+        await writer.write([(SCHOOLS.insert(), school(f"own{k}")) for k in range(16)])
+        await writer.write([(SCHOOLS.insert(), school(s[1:])) for s in shared])
+
+        async def unit(i: int) -> None:
+            own, row = f"gown{i % 16}", shared[(i * 7) % 3]
+            await writer.write(
+                [Step(bump, {"id": own}, expect=1), Step(bump, {"id": row}, expect=1)],
+                key=own,
+                order=row,
+            )
+
+        with caplog.at_level("WARNING", logger="broker.commit.base"):
+            await asyncio.gather(*(unit(i) for i in range(600)))
+        assert not [r for r in caplog.records if "failed" in r.getMessage()]
+        async with engine.connect() as conn:
+            total = await conn.scalar(
+                sa.text("select sum(low_grade) from schools where id like 'gshared-%'")
+            )
+        assert total == 600
     finally:
         await writer.close()
         await engine.dispose()
