@@ -17,6 +17,7 @@ from broker.db.engine import create_engine, session_factory
 from broker.directory import load_school_directory_from
 from broker.lifecycle_store import LifecycleStore
 from broker.presence import make_presence
+from broker.scheduler.service import Scheduler
 from broker.service import Broker
 from broker.settings import Settings
 from broker.throttle import Throttles
@@ -27,6 +28,7 @@ from web.launch import on_launch
 from web.lti import frame_ancestors_middleware, setup_lti
 from web.pages import setup_pages, static_guard
 from web.problems import problem_middleware
+from web.scheduler_api import setup_scheduler_api
 from web.sio import SioNotifier, SocketGateway, create_server, engineio_frame_guard
 from web.staff_api import setup_staff_api
 from web.stats_api import setup_stats_api
@@ -98,6 +100,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     setup_staff_api(app)
     setup_stats_api(app, lambda: app[ENGINE], staff_caller)
     setup_catalog_api(app)
+    setup_scheduler_api(app, lambda: Scheduler(app[ENGINE], settings.secret_key))
     setup_pages(app)
     if settings.demo:
         from web.demo_platform import setup_demo_platform

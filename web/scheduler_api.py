@@ -1,0 +1,308 @@
+"""``/api/scheduler/*``, ``/api/parent/*`` and ``/feeds/*``: the scheduler over HTTP.
+
+Handlers parse the request, call :mod:`broker.scheduler` and render JSON; who may do what
+and every rule is decided there (a refusal is a typed problem body, see
+``docs/scheduler.md``). Callers: signed-in staff and tutors (session cookie, or a bearer
+socket token); parents through their link's token in the URL; calendar clients through
+a feed token. Personal data reads are audited in ``broker/`` and answered with
+``Cache-Control: no-store``.
+
+=======  ================================================  ===================================
+POST     ``/api/scheduler/offers``                         programme offer (district)
+GET      ``/api/scheduler/offers``                         offers (vendor managers: theirs)
+PUT      ``/api/scheduler/schools/{school}/bells``         zone, after-school end, bells
+POST     ``/api/scheduler/schools/{school}/calendar``      dated days as JSON
+POST     ``/api/scheduler/schools/{school}/calendar/import?format=csv|ics``  raw file
+GET      ``/api/scheduler/schools/{school}/calendar``      the school's dated days
+GET      ``/api/scheduler/schools/{school}/week?date=``    the school's week (audited)
+GET      ``/api/scheduler/schools/{school}/groups``        the school's groups (audited)
+PUT      ``/api/scheduler/tutors/{tutor}``                 tutor profile
+PUT      ``/api/scheduler/tutors/{tutor}/availability``    weekly windows and exceptions
+POST     ``/api/scheduler/availability/import?format=csv|json``  many tutors, whole
+POST     ``/api/scheduler/offers/{offer}/enrolments``      enrol students
+POST     ``/api/scheduler/groups``                         form a group
+POST     ``/api/scheduler/series``                         book a series or appointment
+GET      ``/api/scheduler/series/{series}``                series, occurrences, history
+POST     ``/api/scheduler/occurrences/{occurrence}/{action}``  cancel, reschedule,
+                                                           substitute, attendance, join
+GET      ``/api/scheduler/students/{student}/schedule``    a student's term (audited)
+GET      ``/api/scheduler/reports?school&offer&from&to``   dosage, attendance, no-shows
+POST     ``/api/scheduler/parent-links``                   issue a parent link
+GET      ``/api/parent/{token}``                           the parent's view and open slots
+POST     ``/api/parent/{token}/book``                      book through the link
+POST     ``/api/scheduler/feeds``                          a new feed token
+DELETE   ``/api/scheduler/feeds/{kind}/{owner}``           revoke an owner's feeds
+GET      ``/feeds/{token}.ics``                            the iCalendar feed
+=======  ================================================  ===================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from broker.errors import InvalidPayload, Unauthenticated
+from broker.identity import Identity
+from broker.scheduler import (
+    attendance,
+    booking,
+    enrolment,
+    feeds,
+    inputs,
+    parents,
+    reports,
+    setup,
+    views,
+)
+from broker.scheduler.service import Scheduler
+from web import jsonlib
+from web.auth import authorise, bearer_identity
+
+SchedulerGetter = Callable[[], Scheduler]
+Identify = Callable[[web.Request], Awaitable[Identity]]
+SCHEDULER: web.AppKey[SchedulerGetter] = web.AppKey("scheduler")
+IDENTIFY: web.AppKey[Identify] = web.AppKey("scheduler_identify")
+NO_STORE = {"Cache-Control": "no-store"}
+P = "/api/scheduler"
+
+
+async def signed_in(request: web.Request) -> Identity:
+    """Staff or a tutor: a bearer socket token, else the session cookie (re-checked)."""
+    return bearer_identity(request) or await authorise(request, ("staff", "tutor"))
+
+
+def _ctx(request: web.Request) -> Scheduler:
+    return request.app[SCHEDULER]()
+
+
+async def _who(request: web.Request) -> Identity:
+    identity = await request.app[IDENTIFY](request)
+    if identity is None:
+        raise Unauthenticated("please sign in")
+    return identity
+
+
+async def _body(request: web.Request) -> Mapping[str, Any]:
+    try:
+        data = await request.json(loads=jsonlib.loads)
+    except ValueError as exc:
+        raise InvalidPayload("the body must be JSON") from exc
+    return inputs.body(data)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, headers=NO_STORE, dumps=jsonlib.dumps)
+
+
+def _endpoint(request: web.Request) -> str:
+    return f"{request.method} {request.path}"[:200]
+
+
+def _param(request: web.Request, name: str) -> str:
+    value = request.match_info.get(name) or request.query.get(name) or ""
+    if not inputs.ID.match(value):
+        raise InvalidPayload(f"{name} must be an id", field=name)
+    return value
+
+
+def _day(request: web.Request, name: str, default: dt.date | None = None) -> dt.date:
+    raw = request.query.get(name)
+    if raw is None and default is not None:
+        return default
+    return inputs.parse_day(raw, name)
+
+
+def _format(request: web.Request, allowed: tuple[str, ...]) -> str:
+    fmt = request.query.get("format", "")
+    if fmt not in allowed:
+        raise InvalidPayload(f"format must be one of {', '.join(allowed)}", field="format")
+    return fmt
+
+
+# -- set-up ------------------------------------------------------------------------------------
+async def create_offer(request: web.Request) -> web.StreamResponse:
+    return _json(await setup.create_offer(_ctx(request), await _who(request),
+                                          await _body(request)), 201)
+
+
+async def list_offers(request: web.Request) -> web.StreamResponse:
+    return _json({"offers": await setup.list_offers(_ctx(request), await _who(request))})
+
+
+async def put_bells(request: web.Request) -> web.StreamResponse:
+    return _json(await setup.set_school_schedule(
+        _ctx(request), await _who(request), _param(request, "school"), await _body(request)))
+
+
+async def post_calendar(request: web.Request) -> web.StreamResponse:
+    return _json(await setup.add_calendar_days(
+        _ctx(request), await _who(request), _param(request, "school"), await _body(request)))
+
+
+async def import_calendar(request: web.Request) -> web.StreamResponse:
+    actor = await _who(request)
+    fmt = _format(request, ("csv", "ics"))
+    return _json(await setup.import_calendar(
+        _ctx(request), actor, _param(request, "school"), fmt, await request.read()))
+
+
+async def get_calendar(request: web.Request) -> web.StreamResponse:
+    return _json({"days": await setup.school_calendar(
+        _ctx(request), await _who(request), _param(request, "school"))})
+
+
+async def put_tutor(request: web.Request) -> web.StreamResponse:
+    return _json(await setup.set_tutor(
+        _ctx(request), await _who(request), _param(request, "tutor"), await _body(request)))
+
+
+async def put_availability(request: web.Request) -> web.StreamResponse:
+    return _json(await setup.publish_availability(
+        _ctx(request), await _who(request), _param(request, "tutor"), await _body(request)))
+
+
+async def import_availability(request: web.Request) -> web.StreamResponse:
+    actor = await _who(request)
+    fmt = _format(request, ("csv", "json"))
+    return _json(await setup.import_availability(_ctx(request), actor, fmt,
+                                                 await request.read()))
+
+
+# -- enrolment, groups, booking ---------------------------------------------------------------
+async def enrol(request: web.Request) -> web.StreamResponse:
+    return _json(await enrolment.enrol(
+        _ctx(request), await _who(request), _param(request, "offer"), await _body(request)))
+
+
+async def form_group(request: web.Request) -> web.StreamResponse:
+    return _json(await enrolment.form_group(_ctx(request), await _who(request),
+                                            await _body(request)), 201)
+
+
+async def school_groups(request: web.Request) -> web.StreamResponse:
+    offer = request.query.get("offer")
+    return _json({"groups": await views.school_groups(
+        _ctx(request), await _who(request), _param(request, "school"),
+        _param(request, "offer") if offer else None, _endpoint(request))})
+
+
+async def book_series(request: web.Request) -> web.StreamResponse:
+    booked = await booking.book_series(_ctx(request), await _who(request),
+                                       await _body(request))
+    return _json(booked.view(), 201)
+
+
+async def get_series(request: web.Request) -> web.StreamResponse:
+    return _json(await views.series_history(
+        _ctx(request), await _who(request), _param(request, "series"), _endpoint(request)))
+
+
+OCCURRENCE_ACTIONS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "cancel": booking.cancel,
+    "reschedule": booking.reschedule,
+    "substitute": booking.substitute,
+    "attendance": attendance.mark,
+}
+
+
+async def occurrence_action(request: web.Request) -> web.StreamResponse:
+    action = request.match_info["action"]
+    occurrence = _param(request, "occurrence")
+    actor = await _who(request)
+    if action == "join":
+        return _json({"status": await attendance.record_join(_ctx(request), occurrence,
+                                                             actor)})
+    handler = OCCURRENCE_ACTIONS.get(action)
+    if handler is None:
+        raise web.HTTPNotFound()
+    return _json(await handler(_ctx(request), actor, occurrence, await _body(request)))
+
+
+# -- reads -----------------------------------------------------------------------------------
+async def school_week(request: web.Request) -> web.StreamResponse:
+    return _json(await views.school_week(
+        _ctx(request), await _who(request), _param(request, "school"),
+        _day(request, "date", _ctx(request).now().date()), _endpoint(request)))
+
+
+async def student_schedule(request: web.Request) -> web.StreamResponse:
+    return _json(await views.student_schedule(
+        _ctx(request), await _who(request), _param(request, "student"), _endpoint(request)))
+
+
+async def report(request: web.Request) -> web.StreamResponse:
+    return _json(await reports.report(
+        _ctx(request), await _who(request), _param(request, "school"),
+        _param(request, "offer"), _day(request, "from"), _day(request, "to"),
+        _endpoint(request)))
+
+
+# -- parents ---------------------------------------------------------------------------------
+async def issue_parent_link(request: web.Request) -> web.StreamResponse:
+    return _json(await parents.issue_link(_ctx(request), await _who(request),
+                                          await _body(request), _endpoint(request)), 201)
+
+
+async def parent_view(request: web.Request) -> web.StreamResponse:
+    return _json(await parents.open_link(_ctx(request), request.match_info["token"]))
+
+
+async def parent_book(request: web.Request) -> web.StreamResponse:
+    return _json(await parents.book_from_link(
+        _ctx(request), request.match_info["token"], await _body(request)), 201)
+
+
+# -- feeds -----------------------------------------------------------------------------------
+async def create_feed(request: web.Request) -> web.StreamResponse:
+    actor = await _who(request)
+    spec = await _body(request)
+    made = await feeds.create_feed(_ctx(request), actor, inputs.text(spec, "owner_kind", 16),
+                                   inputs.ident(spec, "owner"))
+    return _json({**made, "url": f"/feeds/{made['token']}.ics"}, 201)
+
+
+async def revoke_feeds(request: web.Request) -> web.StreamResponse:
+    return _json(await feeds.revoke_feeds(
+        _ctx(request), await _who(request), request.match_info["kind"],
+        _param(request, "owner")))
+
+
+async def feed(request: web.Request) -> web.StreamResponse:
+    body = await feeds.render(_ctx(request), request.match_info["token"])
+    return web.Response(body=body, content_type="text/calendar", charset="utf-8",
+                        headers=NO_STORE)
+
+
+def setup_scheduler_api(app: web.Application, scheduler: SchedulerGetter,
+                        identify: Identify = signed_in) -> None:
+    """Mount the scheduler's routes; ``scheduler`` gives the context at request time."""
+    app[SCHEDULER] = scheduler
+    app[IDENTIFY] = identify
+    r = app.router
+    r.add_post(f"{P}/offers", create_offer)
+    r.add_get(f"{P}/offers", list_offers)
+    r.add_put(f"{P}/schools/{{school}}/bells", put_bells)
+    r.add_post(f"{P}/schools/{{school}}/calendar", post_calendar)
+    r.add_get(f"{P}/schools/{{school}}/calendar", get_calendar)
+    r.add_post(f"{P}/schools/{{school}}/calendar/import", import_calendar)
+    r.add_get(f"{P}/schools/{{school}}/week", school_week)
+    r.add_get(f"{P}/schools/{{school}}/groups", school_groups)
+    r.add_put(f"{P}/tutors/{{tutor}}", put_tutor)
+    r.add_put(f"{P}/tutors/{{tutor}}/availability", put_availability)
+    r.add_post(f"{P}/availability/import", import_availability)
+    r.add_post(f"{P}/offers/{{offer}}/enrolments", enrol)
+    r.add_post(f"{P}/groups", form_group)
+    r.add_post(f"{P}/series", book_series)
+    r.add_get(f"{P}/series/{{series}}", get_series)
+    r.add_post(f"{P}/occurrences/{{occurrence}}/{{action}}", occurrence_action)
+    r.add_get(f"{P}/students/{{student}}/schedule", student_schedule)
+    r.add_get(f"{P}/reports", report)
+    r.add_post(f"{P}/parent-links", issue_parent_link)
+    r.add_post(f"{P}/feeds", create_feed)
+    r.add_delete(f"{P}/feeds/{{kind}}/{{owner}}", revoke_feeds)
+    r.add_get("/api/parent/{token}", parent_view)
+    r.add_post("/api/parent/{token}/book", parent_book)
+    r.add_get("/feeds/{token}.ics", feed)
