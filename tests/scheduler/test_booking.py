@@ -3,6 +3,7 @@ holidays, changes with history, and notices in the outbox."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -211,3 +212,18 @@ async def test_home_based_inside_availability(ctx: Scheduler, world: World) -> N
     await refused("outside_availability", booking.book_series(
         ctx, DISTRICT, {**spec, "student": "st1", "start": "18:45"}))
     await refused("overlap_tutor", booking.book_series(ctx, DISTRICT, {**spec, "student": "st1"}))
+
+
+async def test_racing_bookings_for_one_tutor_book_once(ctx: Scheduler, world: World) -> None:
+    other = await enrolment.form_group(ctx, DESIGNEE, {
+        "offer": world.school_offer, "school": "hs", "subject": "ela", "language": "en",
+        "grade_band": "9-10", "tutor": "t1", "students": ["st3", "st5"]})
+    results = await asyncio.gather(
+        booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES}),
+        booking.book_series(ctx, DESIGNEE, {"group": other["id"], **SERIES, "start": "15:45"}),
+        return_exceptions=True,
+    )
+    booked = [r for r in results if isinstance(r, booking.Booked)]
+    refusals = [r for r in results if isinstance(r, SchedulingError)]
+    assert len(booked) == 1 and [r.code for r in refusals] == ["overlap_tutor"], results
+    assert await count(ctx.engine, m.occurrences) == 36
