@@ -217,3 +217,14 @@ async def test_availability_import_is_whole_or_nothing(ctx: Scheduler, world: Wo
     assert [(w["start_min"], w["end_min"]) for w in windows] == [(900, 1020)]
     with pytest.raises(NotAllowed):  # h1 is booknook's
         await setup.import_availability(ctx, VENDOR, "json", b'{"tutors": {"h1": {}}}')
+
+
+async def test_worker_jobs_take_the_runners_now(ctx: Scheduler, world: World) -> None:
+    from broker.scheduler import jobs
+
+    await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
+    now = datetime(2026, 10, 26, 12, 0, tzinfo=UTC)
+    assert await jobs.queue_reminders(ctx.engine, now) == {"occurrences": 1}
+    assert await jobs.close_attendance(ctx.engine, now) == {"closed": 0, "tutor_no_shows": 0}
+    later = datetime(2026, 10, 27, 0, 0, tzinfo=UTC)
+    assert await jobs.close_attendance(ctx.engine, later) == {"closed": 1, "tutor_no_shows": 1}
