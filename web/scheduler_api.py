@@ -66,6 +66,7 @@ Identify = Callable[[web.Request], Awaitable[Identity]]
 SCHEDULER: web.AppKey[SchedulerGetter] = web.AppKey("scheduler")
 IDENTIFY: web.AppKey[Identify] = web.AppKey("scheduler_identify")
 NO_STORE = {"Cache-Control": "no-store"}
+MAX_FILE = 2_000_000  # calendar and availability files (the app's JSON limit is 64 KiB)
 P = "/api/scheduler"
 
 
@@ -115,6 +116,18 @@ def _day(request: web.Request, name: str, default: dt.date | None = None) -> dt.
     return inputs.parse_day(raw, name)
 
 
+async def _file(request: web.Request) -> bytes:
+    """The raw body of an import, up to :data:`MAX_FILE` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65_536):
+        size += len(chunk)
+        if size > MAX_FILE:
+            raise InvalidPayload(f"the file is larger than {MAX_FILE} bytes", field="file")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _format(request: web.Request, allowed: tuple[str, ...]) -> str:
     fmt = request.query.get("format", "")
     if fmt not in allowed:
@@ -146,7 +159,7 @@ async def import_calendar(request: web.Request) -> web.StreamResponse:
     actor = await _who(request)
     fmt = _format(request, ("csv", "ics"))
     return _json(await setup.import_calendar(
-        _ctx(request), actor, _param(request, "school"), fmt, await request.read()))
+        _ctx(request), actor, _param(request, "school"), fmt, await _file(request)))
 
 
 async def get_calendar(request: web.Request) -> web.StreamResponse:
@@ -168,7 +181,7 @@ async def import_availability(request: web.Request) -> web.StreamResponse:
     actor = await _who(request)
     fmt = _format(request, ("csv", "json"))
     return _json(await setup.import_availability(_ctx(request), actor, fmt,
-                                                 await request.read()))
+                                                 await _file(request)))
 
 
 # -- enrolment, groups, booking ---------------------------------------------------------------

@@ -27,6 +27,7 @@ Guarantees:
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -118,9 +119,12 @@ def _bound(rule: str, term_end: date) -> date:
 
 
 async def check(conn: AsyncConnection, plan: Plan, slots: Sequence[rules.Slot], *,
-                series_rule: bool, exclude: Sequence[str] = ()) -> list[rules.Slot]:
+                series_rule: bool, exclude: Sequence[str] = (),
+                min_per_week: int | None = None) -> list[rules.Slot]:
     """Every rule for ``slots`` of ``plan``; raises the violations, or returns the slots
-    that fall on holidays/breaks and are to be created cancelled (``skip_holidays``)."""
+    that fall on holidays/breaks and are to be created cancelled (``skip_holidays``).
+    ``min_per_week`` lowers the offer's weekly minimum (a replacement need not be denser
+    than what it replaces)."""
     offer = plan.offer
     violations: list[SchedulingError] = []
     violations += rules.check_term(slots, offer["term_start"], offer["term_end"])
@@ -153,7 +157,9 @@ async def check(conn: AsyncConnection, plan: Plan, slots: Sequence[rules.Slot], 
     if series_rule:
         violations += rules.check_dosage(
             slots, session_minutes=offer["session_minutes"],
-            min_per_week=offer["min_sessions_per_week"], one_off=len(slots) == 1,
+            min_per_week=min(offer["min_sessions_per_week"], min_per_week if min_per_week
+                             is not None else offer["min_sessions_per_week"]),
+            one_off=len(slots) == 1,
         )
     refuse(violations)
     return skipped
@@ -165,12 +171,13 @@ def expand(plan: Plan) -> list[rules.Slot]:
 
 
 async def book(conn: AsyncConnection, ctx: Scheduler, plan: Plan, actor: str,
-               now: datetime, *, reason: str = "", action: str = "book") -> Booked:
+               now: datetime, *, reason: str = "", action: str = "book",
+               min_per_week: int | None = None) -> Booked:
     """Check and write one series inside the caller's transaction (see the module's
     guarantees); the caller has already checked who may book."""
     await store.lock_people(conn, [plan.tutor["tutor_id"]], plan.students)
     slots = expand(plan)
-    skipped = await check(conn, plan, slots, series_rule=True)
+    skipped = await check(conn, plan, slots, series_rule=True, min_per_week=min_per_week)
     series_id = new_id()
     holiday_kinds: Mapping[date, str] = {}
     if skipped:
@@ -384,8 +391,9 @@ async def reschedule(ctx: Scheduler, actor: Identity, occurrence_id: str,
             start_min=inputs.minute(spec, "start"), skip_holidays=inputs.flag(
                 spec, "skip_holidays"),
         )
+        weekly = Counter(r["local_day"].isocalendar()[:2] for r in rest)
         booked = await book(conn, ctx, plan, actor.subject, now, reason=reason,
-                            action="book_replacing")
+                            action="book_replacing", min_per_week=max(weekly.values()))
         await store.add_changes(conn, [change_row(
             ser["id"], "reschedule_rest", actor.subject, now, reason=reason,
             occurrence_id=occurrence_id, cancelled=len(ids), replaced_by=booked.series_id,

@@ -112,6 +112,9 @@ async def open_slots(conn: AsyncConnection, offer: Mapping[str, Any], language: 
         zone = tutor["timezone"]
         hours = await store.availability(conn, tutor["tutor_id"], zone)
         first = _first_day(offer, now.astimezone(rules.zone_of(zone)).date())
+        week = [rules.slot(first, 0, 1, zone).starts_at,
+                rules.slot(first + timedelta(days=8), 0, 1, zone).starts_at]
+        busy = await store.tutor_busy(conn, tutor["tutor_id"], week[0], week[1])
         for weekday, windows in sorted(hours.weekly.items()):
             day = first + timedelta(days=(weekday - first.weekday()) % 7)
             if day > offer["term_end"]:
@@ -119,9 +122,7 @@ async def open_slots(conn: AsyncConnection, offer: Mapping[str, Any], language: 
             for opens, closes in sorted(windows):
                 for start in range(opens, closes - minutes + 1, SLOT_STEP_MIN):
                     candidate = rules.slot(day, start, minutes, zone)
-                    busy = await store.tutor_busy(conn, tutor["tutor_id"],
-                                                  candidate.starts_at, candidate.ends_at)
-                    if busy:
+                    if rules.overlapping([candidate], busy):
                         continue
                     out.append({"tutor": tutor["tutor_id"],
                                 "tutor_name": tutor["display_name"],

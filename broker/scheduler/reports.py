@@ -74,6 +74,8 @@ def summarise(rows: list[dict[str, Any]], offer: dict[str, Any], first: date,
         week = _week(r["local_day"])
         student = r["student_id"]
         sessions[student]  # every booked student is listed, even with nothing attended
+        if r["group_id"]:
+            group_weeks[r["group_id"]][week]  # a group whose every session was cancelled
         if r["status"] == "cancelled":
             continue
         if r["group_id"]:

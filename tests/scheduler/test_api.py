@@ -151,3 +151,40 @@ async def test_parent_link_and_feed_urls(client: Client) -> None:
     status, _ = await call(client, "DELETE", "/api/scheduler/feeds/student/st1", DESIGNEE)
     assert status == 200
     assert (await client.get(made["url"])).status == 404
+
+
+ICS = b"""BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//test//EN\r
+BEGIN:VEVENT\r
+UID:thanksgiving@test\r
+DTSTAMP:20260801T000000Z\r
+DTSTART;VALUE=DATE:20261126\r
+DTEND;VALUE=DATE:20261128\r
+SUMMARY:Thanksgiving Break\r
+CATEGORIES:Break\r
+END:VEVENT\r
+END:VCALENDAR\r
+"""
+
+
+async def test_an_ics_calendar_cancels_booked_sessions(client: Client) -> None:
+    ids = await prepare(client)
+    status, _ = await call(client, "POST", "/api/scheduler/series", DESIGNEE,
+                           {"group": ids["group"], **SERIES, "start": "15:30"})
+    assert status == 201
+    status, done = await call(
+        client, "POST", "/api/scheduler/schools/hs/calendar/import?format=ics", DESIGNEE,
+        data=ICS)
+    assert status == 200, done
+    assert done["days"] == 2 and len(done["cancelled_occurrences"]) == 1  # Thu 26 Nov
+    status, week = await call(client, "GET", "/api/scheduler/schools/hs/week?date=2026-11-23",
+                              DESIGNEE)
+    cancelled = [o for o in week["occurrences"] if o["status"] == "cancelled"]
+    assert [o["local"][:10] for o in cancelled] == ["2026-11-26"]
+    assert cancelled[0]["cancel_reason"] in ("break", "holiday")
+    big = b"date,kind\n" + b"2026-11-30,holiday\n" * 120_000
+    status, problem = await call(
+        client, "POST", "/api/scheduler/schools/hs/calendar/import?format=csv", DESIGNEE,
+        data=big)
+    assert (status, problem["code"]) == (400, "invalid_payload")

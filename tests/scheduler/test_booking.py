@@ -227,3 +227,16 @@ async def test_racing_bookings_for_one_tutor_book_once(ctx: Scheduler, world: Wo
     refusals = [r for r in results if isinstance(r, SchedulingError)]
     assert len(booked) == 1 and [r.code for r in refusals] == ["overlap_tutor"], results
     assert await count(ctx.engine, m.occurrences) == 36
+
+
+async def test_the_tail_of_a_series_can_be_moved(ctx: Scheduler, world: World) -> None:
+    """Moving the last two sessions (one partial week) is not refused as below the weekly
+    minimum: a replacement need not be denser than what it replaces."""
+    booked = await booking.book_series(ctx, DESIGNEE, {
+        "group": world.group, **SERIES, "rrule": "FREQ=WEEKLY;BYDAY=MO,WE,TH;COUNT=5"})
+    occ = m.occurrences
+    async with ctx.engine.connect() as conn:
+        ids = list((await conn.execute(sa.select(occ.c.id).where(
+            occ.c.series_id == booked.series_id).order_by(occ.c.starts_at))).scalars())
+    moved = await booking.reschedule(ctx, DESIGNEE, ids[3], {"scope": "rest", "start": "16:30"})
+    assert moved["occurrences"] == 2 and len(moved["cancelled"]) == 2
