@@ -27,6 +27,7 @@ POST     ``/api/scheduler/occurrences/{occurrence}/{action}``  cancel, reschedul
                                                            substitute, attendance, join
 GET      ``/api/scheduler/students/{student}/schedule``    a student's term (audited)
 GET      ``/api/scheduler/reports?school&offer&from&to``   dosage, attendance, no-shows
+GET      ``/api/scheduler/me/upcoming``                    a tutor's next sessions
 POST     ``/api/scheduler/parent-links``                   issue a parent link
 GET      ``/api/parent/{token}``                           the parent's view and open slots
 POST     ``/api/parent/{token}/book``                      book through the link
@@ -44,7 +45,7 @@ from typing import Any
 
 from aiohttp import web
 
-from broker.errors import InvalidPayload, Unauthenticated
+from broker.errors import InvalidPayload, NotAllowed, Unauthenticated
 from broker.identity import Identity
 from broker.scheduler import (
     attendance,
@@ -225,9 +226,11 @@ async def occurrence_action(request: web.Request) -> web.StreamResponse:
     action = request.match_info["action"]
     occurrence = _param(request, "occurrence")
     actor = await _who(request)
-    if action == "join":
-        return _json({"status": await attendance.record_join(_ctx(request), occurrence,
-                                                             actor)})
+    if action == "join":  # the tutor's console; students join through their launch
+        if actor.role != "tutor":
+            raise NotAllowed("only the session's tutor joins here")
+        return _json({"status": await attendance.record_join(
+            _ctx(request), occurrence, "tutor", actor.subject)})
     handler = OCCURRENCE_ACTIONS.get(action)
     if handler is None:
         raise web.HTTPNotFound()
@@ -244,6 +247,10 @@ async def school_week(request: web.Request) -> web.StreamResponse:
 async def student_schedule(request: web.Request) -> web.StreamResponse:
     return _json(await views.student_schedule(
         _ctx(request), await _who(request), _param(request, "student"), _endpoint(request)))
+
+
+async def my_upcoming(request: web.Request) -> web.StreamResponse:
+    return _json(await views.tutor_upcoming(_ctx(request), await _who(request)))
 
 
 async def report(request: web.Request) -> web.StreamResponse:
@@ -313,6 +320,7 @@ def setup_scheduler_api(app: web.Application, scheduler: SchedulerGetter,
     r.add_post(f"{P}/occurrences/{{occurrence}}/{{action}}", occurrence_action)
     r.add_get(f"{P}/students/{{student}}/schedule", student_schedule)
     r.add_get(f"{P}/reports", report)
+    r.add_get(f"{P}/me/upcoming", my_upcoming)
     r.add_post(f"{P}/parent-links", issue_parent_link)
     r.add_post(f"{P}/feeds", create_feed)
     r.add_delete(f"{P}/feeds/{{kind}}/{{owner}}", revoke_feeds)

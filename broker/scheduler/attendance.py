@@ -33,26 +33,28 @@ STATUSES = frozenset({"present", "late", "absent"})
 RANK = {"absent": 0, "late": 1, "present": 2}
 
 
-async def record_join(ctx: Scheduler, occurrence_id: str, who: Identity,
+async def record_join(ctx: Scheduler, occurrence_id: str, side: str, person: str,
                       at: datetime | None = None) -> str:
-    """A booked student or the occurrence's tutor joined the room at ``at`` (default now);
-    returns the attendance status it gave them."""
+    """``person`` joined the room of an occurrence at ``at`` (default now): ``side`` is
+    ``tutor`` (the occurrence's tutor: its booked one or the substitute) or ``student`` (a
+    roster id the series is booked for; the caller maps a launch to the roster student).
+    Returns the attendance status it gave them; anyone else is :class:`NotAllowed`."""
     at = at or ctx.now()
     async with ctx.engine.begin() as conn:
         occ = await store.occurrence(conn, occurrence_id)
         if occ is None or occ["status"] == "cancelled":
             raise NotFound("no such session", field="occurrence")
         status = rules.attendance_status(occ["starts_at"], occ["ends_at"], at, ctx.grace)
-        if who.role == "tutor" and who.subject == occ["tutor_id"]:
+        if side == "tutor" and person == occ["tutor_id"]:
             if occ["tutor_status"] is None or RANK[status] > RANK[occ["tutor_status"]]:
                 await store.move_occurrence(conn, occurrence_id, {"tutor_status": status})
             return status
-        if who.role != "student" or who.subject not in await store.series_students(
+        if side != "student" or person not in await store.series_students(
                 conn, occ["series_id"]):
             raise NotAllowed("this session is for its booked tutor and students")
-        before = (await store.attendance_of(conn, occurrence_id)).get(who.subject)
+        before = (await store.attendance_of(conn, occurrence_id)).get(person)
         if before is None or RANK[status] > RANK[before]:
-            await store.put_attendance(conn, occurrence_id, {who.subject: status}, "join", at)
+            await store.put_attendance(conn, occurrence_id, {person: status}, "join", at)
         return status if before is None else max(status, before, key=RANK.__getitem__)
 
 

@@ -434,6 +434,20 @@ async def student_occurrences(conn: AsyncConnection, student_id: str,
     return await _all(conn, query)
 
 
+async def tutor_occurrences(conn: AsyncConnection, tutor_id: str, start: datetime,
+                            end: datetime) -> list[Row]:
+    """The occurrences a tutor holds (booked or as a substitute) starting in
+    ``[start, end)``, with their series' subject, zone and students."""
+    occ, ser = m.occurrences, m.booking_series
+    rows = await _all(conn, sa.select(
+        occ, ser.c.group_id, ser.c.subject, ser.c.language, ser.c.offer_id, ser.c.timezone,
+    ).join(ser, ser.c.id == occ.c.series_id).where(
+        occ.c.tutor_id == tutor_id, occ.c.starts_at >= start, occ.c.starts_at < end,
+    ).order_by(occ.c.starts_at))
+    await _attach_students(conn, rows)
+    return rows
+
+
 async def _attach_students(conn: AsyncConnection, rows: list[Row]) -> None:
     who = m.booking_students
     series_ids = sorted({r["series_id"] for r in rows})

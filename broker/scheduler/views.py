@@ -106,3 +106,21 @@ async def school_groups(ctx: Scheduler, actor: Identity, school_id: str,
     await audit.record(ctx.engine, actor, "scheduler.groups", None, endpoint,
                        f"school={school_id}", at=ctx.now())
     return [group_view(r) for r in rows]
+
+
+UPCOMING_DAYS = 14
+
+
+async def tutor_upcoming(ctx: Scheduler, actor: Identity) -> dict[str, Any]:
+    """A tutor's own sessions from an hour ago to two weeks ahead (cancelled ones too, so
+    the console shows the cancellation), with ``starts_in_s`` for the countdown."""
+    if actor.role != "tutor":
+        raise NotAllowed("this is a tutor's own schedule")
+    now = ctx.now()
+    async with ctx.engine.connect() as conn:
+        rows = await store.tutor_occurrences(conn, actor.subject, now - timedelta(hours=1),
+                                             now + timedelta(days=UPCOMING_DAYS))
+    return {"tutor": actor.subject, "now": now.isoformat(), "occurrences": [
+        {**occurrence_view(r), "starts_in_s": int((r["starts_at"] - now).total_seconds())}
+        for r in rows
+    ]}

@@ -188,3 +188,25 @@ async def test_an_ics_calendar_cancels_booked_sessions(client: Client) -> None:
         client, "POST", "/api/scheduler/schools/hs/calendar/import?format=csv", DESIGNEE,
         data=big)
     assert (status, problem["code"]) == (400, "invalid_payload")
+
+
+async def test_a_tutor_sees_their_sessions_and_joins(client: Client, clock: Any) -> None:
+    from datetime import UTC, datetime
+
+    ids = await prepare(client)
+    await call(client, "POST", "/api/scheduler/series", DESIGNEE,
+               {"group": ids["group"], **SERIES, "start": "15:30"})
+    clock.at = datetime(2026, 10, 26, 22, 0, tzinfo=UTC)  # 15:00 local, 30 min before
+    status, mine = await call(client, "GET", "/api/scheduler/me/upcoming", {"X-Who": "tutor:t1"})
+    assert status == 200 and mine["occurrences"][0]["starts_in_s"] == 1800
+    assert mine["occurrences"][0]["students"] == ["st1", "st2"]
+    first = mine["occurrences"][0]["id"]
+    clock.at = datetime(2026, 10, 26, 22, 33, tzinfo=UTC)
+    status, joined = await call(client, "POST", f"/api/scheduler/occurrences/{first}/join",
+                                {"X-Who": "tutor:t1"})
+    assert (status, joined["status"]) == (200, "present")
+    status, problem = await call(client, "POST", f"/api/scheduler/occurrences/{first}/join",
+                                 {"X-Who": "tutor:t9"})
+    assert (status, problem["code"]) == (403, "not_allowed")
+    status, problem = await call(client, "GET", "/api/scheduler/me/upcoming", DESIGNEE)
+    assert status == 403

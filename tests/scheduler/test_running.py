@@ -14,7 +14,7 @@ from broker import audit, tokens
 from broker.db import scheduler_models as m
 from broker.db.models import metadata
 from broker.errors import NotAllowed, NotFound
-from broker.identity import Identity, Learner, student_identity
+from broker.identity import Identity
 from broker.scheduler import (
     attendance,
     booking,
@@ -32,10 +32,6 @@ from tests.scheduler.conftest import DESIGNEE, DISTRICT, OTHER_DESIGNEE, VENDOR,
 SERIES = {"rrule": "FREQ=WEEKLY;BYDAY=MO,WE,TH;COUNT=6", "first_day": "2026-10-26",
           "start": "15:30", "minutes": 30}
 outbox = metadata.tables["outbox"]
-
-
-def student(sid: str) -> Identity:
-    return student_identity(sid, Learner(school_id="hs"))
 
 
 def tutor(tid: str) -> Identity:
@@ -60,16 +56,18 @@ async def test_attendance_grace_close_and_no_show_alert(
     booked = await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
     first, second = (await occurrence_ids(ctx, booked.series_id))[:2]
     starts = datetime(2026, 10, 26, 22, 30, tzinfo=UTC)
-    assert await attendance.record_join(ctx, first, tutor("t1"), starts) == "present"
+    assert await attendance.record_join(ctx, first, "tutor", "t1", starts) == "present"
     assert await attendance.record_join(
-        ctx, first, student("st1"), starts + timedelta(minutes=5)) == "present"
+        ctx, first, "student", "st1", starts + timedelta(minutes=5)) == "present"
     assert await attendance.record_join(
-        ctx, first, student("st2"), starts + timedelta(minutes=6)) == "late"
+        ctx, first, "student", "st2", starts + timedelta(minutes=6)) == "late"
     # a later join never downgrades
     assert await attendance.record_join(
-        ctx, first, student("st1"), starts + timedelta(minutes=20)) == "present"
+        ctx, first, "student", "st1", starts + timedelta(minutes=20)) == "present"
     with pytest.raises(NotAllowed):
-        await attendance.record_join(ctx, first, student("st3"), starts)
+        await attendance.record_join(ctx, first, "student", "st3", starts)
+    with pytest.raises(NotAllowed):
+        await attendance.record_join(ctx, first, "tutor", "t2", starts)
     clock.at = datetime(2026, 10, 29, 0, 0, tzinfo=UTC)  # after the second ended
     closed = await attendance.close_ended(ctx)
     assert closed == {"closed": 2, "tutor_no_shows": 1}
