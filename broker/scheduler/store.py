@@ -405,47 +405,42 @@ async def changes(conn: AsyncConnection, series_id: str) -> list[Row]:
                       .order_by(table.c.at, table.c.id))
 
 
-async def school_occurrences(conn: AsyncConnection, school_id: str, start: datetime,
-                             end: datetime) -> list[Row]:
-    """A school's occurrences in ``[start, end)``, with their series' group, subject and
-    students (the week view)."""
+def _with_series() -> sa.Select[Any]:
+    """Occurrences joined to their series' group, subject, language, offer and zone."""
     occ, ser = m.occurrences, m.booking_series
-    rows = await _all(conn, sa.select(
+    return sa.select(
         occ, ser.c.group_id, ser.c.subject, ser.c.language, ser.c.offer_id, ser.c.timezone,
-    ).join(ser, ser.c.id == occ.c.series_id).where(
-        occ.c.school_id == school_id, occ.c.starts_at >= start, occ.c.starts_at < end,
-    ).order_by(occ.c.starts_at))
+    ).join(ser, ser.c.id == occ.c.series_id).order_by(occ.c.starts_at)
+
+
+async def _in_period(conn: AsyncConnection, who: sa.ColumnElement[bool], start: datetime,
+                     end: datetime) -> list[Row]:
+    occ = m.occurrences
+    rows = await _all(conn, _with_series().where(
+        who, occ.c.starts_at >= start, occ.c.starts_at < end))
     await _attach_students(conn, rows)
     return rows
 
 
-async def student_occurrences(conn: AsyncConnection, student_id: str,
-                              start: datetime | None = None,
-                              end: datetime | None = None) -> list[Row]:
-    occ, ser, who = m.occurrences, m.booking_series, m.booking_students
-    query = sa.select(
-        occ, ser.c.group_id, ser.c.subject, ser.c.language, ser.c.offer_id, ser.c.timezone,
-    ).join(ser, ser.c.id == occ.c.series_id).join(who, who.c.series_id == ser.c.id).where(
-        who.c.student_id == student_id).order_by(occ.c.starts_at)
-    if start is not None:
-        query = query.where(occ.c.starts_at >= start)
-    if end is not None:
-        query = query.where(occ.c.starts_at < end)
-    return await _all(conn, query)
+async def school_occurrences(conn: AsyncConnection, school_id: str, start: datetime,
+                             end: datetime) -> list[Row]:
+    """A school's occurrences in ``[start, end)``, with their series' group, subject and
+    students (the week view)."""
+    return await _in_period(conn, m.occurrences.c.school_id == school_id, start, end)
 
 
 async def tutor_occurrences(conn: AsyncConnection, tutor_id: str, start: datetime,
                             end: datetime) -> list[Row]:
     """The occurrences a tutor holds (booked or as a substitute) starting in
     ``[start, end)``, with their series' subject, zone and students."""
-    occ, ser = m.occurrences, m.booking_series
-    rows = await _all(conn, sa.select(
-        occ, ser.c.group_id, ser.c.subject, ser.c.language, ser.c.offer_id, ser.c.timezone,
-    ).join(ser, ser.c.id == occ.c.series_id).where(
-        occ.c.tutor_id == tutor_id, occ.c.starts_at >= start, occ.c.starts_at < end,
-    ).order_by(occ.c.starts_at))
-    await _attach_students(conn, rows)
-    return rows
+    return await _in_period(conn, m.occurrences.c.tutor_id == tutor_id, start, end)
+
+
+async def student_occurrences(conn: AsyncConnection, student_id: str) -> list[Row]:
+    """Every occurrence of the series a student is booked in (the term view)."""
+    who = m.booking_students
+    return await _all(conn, _with_series().join(who, who.c.series_id == m.booking_series.c.id)
+                      .where(who.c.student_id == student_id))
 
 
 async def _attach_students(conn: AsyncConnection, rows: list[Row]) -> None:
