@@ -27,8 +27,10 @@ POST     ``/api/scheduler/occurrences/{occurrence}/{action}``  cancel, reschedul
                                                            substitute, attendance, join
 GET      ``/api/scheduler/students/{student}/schedule``    a student's term (audited)
 GET      ``/api/scheduler/reports?school&offer&from&to``   dosage, attendance, no-shows
+                                                           (``format=csv``: dosage rows)
 GET      ``/api/scheduler/me/upcoming``                    a tutor's next sessions
 POST     ``/api/scheduler/parent-links``                   issue a parent link
+DELETE   ``/api/scheduler/parent-links/{student}``         withdraw a student's links
 GET      ``/api/parent/{token}``                           the parent's view and open slots
 POST     ``/api/parent/{token}/book``                      book through the link
 POST     ``/api/scheduler/feeds``                          a new feed token
@@ -254,16 +256,30 @@ async def my_upcoming(request: web.Request) -> web.StreamResponse:
 
 
 async def report(request: web.Request) -> web.StreamResponse:
-    return _json(await reports.report(
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidPayload("format must be json or csv", field="format")
+    figures = await reports.report(
         _ctx(request), await _who(request), _param(request, "school"),
         _param(request, "offer"), _day(request, "from"), _day(request, "to"),
-        _endpoint(request)))
+        _endpoint(request))
+    if fmt == "json":
+        return _json(figures)
+    return web.Response(
+        text=reports.dosage_csv(figures), content_type="text/csv", charset="utf-8",
+        headers={**NO_STORE,
+                 "Content-Disposition": 'attachment; filename="tutoring-dosage.csv"'})
 
 
 # -- parents ---------------------------------------------------------------------------------
 async def issue_parent_link(request: web.Request) -> web.StreamResponse:
     return _json(await parents.issue_link(_ctx(request), await _who(request),
                                           await _body(request), _endpoint(request)), 201)
+
+
+async def revoke_parent_links(request: web.Request) -> web.StreamResponse:
+    return _json(await parents.revoke_links(
+        _ctx(request), await _who(request), _param(request, "student"), _endpoint(request)))
 
 
 async def parent_view(request: web.Request) -> web.StreamResponse:
@@ -322,6 +338,7 @@ def setup_scheduler_api(app: web.Application, scheduler: SchedulerGetter,
     r.add_get(f"{P}/reports", report)
     r.add_get(f"{P}/me/upcoming", my_upcoming)
     r.add_post(f"{P}/parent-links", issue_parent_link)
+    r.add_delete(f"{P}/parent-links/{{student}}", revoke_parent_links)
     r.add_post(f"{P}/feeds", create_feed)
     r.add_delete(f"{P}/feeds/{{kind}}/{{owner}}", revoke_feeds)
     r.add_get("/api/parent/{token}", parent_view)

@@ -64,6 +64,22 @@ async def issue_link(ctx: Scheduler, actor: Identity, spec: Mapping[str, Any],
     return {"token": token, "expires_at": expires.isoformat()}
 
 
+async def revoke_links(ctx: Scheduler, actor: Identity, student_id: str,
+                       endpoint: str) -> dict[str, int]:
+    """Withdraw every unused link of a student (district or the student's school staff);
+    a withdrawn link answers ``link_expired``."""
+    now = ctx.now()
+    async with ctx.engine.begin() as conn:
+        found = (await store.students_by_id(conn, [student_id])).get(student_id)
+        if found is None:
+            raise NotFound("no such student", field="student")
+        policy.school(actor, found["school_id"])
+        count = await store.revoke_parent_links(conn, student_id, now)
+        await audit.record(conn, actor, "scheduler.parent_link.revoke", student_id, endpoint,
+                           f"links={count}", at=now)
+    return {"revoked": count}
+
+
 async def _link(conn: AsyncConnection, ctx: Scheduler, token: object) -> dict[str, Any]:
     now = ctx.now()
     link_id = parent_links.verify(ctx.secret, token, now)

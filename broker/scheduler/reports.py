@@ -23,7 +23,7 @@ from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from broker import audit
+from broker import audit, csv_export
 from broker.errors import InvalidPayload, NotAllowed, NotFound
 from broker.identity import Identity
 from broker.scheduler import policy, rules, store
@@ -120,3 +120,21 @@ def summarise(rows: list[dict[str, Any]], offer: dict[str, Any], first: date,
         "no_shows": {"students": student_no_shows, "tutors": len(tutor_no_shows)},
         "groups_below_target": [b for b in below if b["weeks_below"]],
     }
+
+
+CSV_COLUMNS = ("student", "week", "sessions", "minutes", "target_sessions", "target_minutes",
+               "on_target")
+
+
+def dosage_csv(figures: dict[str, Any]) -> str:
+    """The report's dosage as CSV: one row per student and week (formula-like cells
+    quoted, see :mod:`broker.csv_export`)."""
+    target = figures["target"]
+    rows = (
+        (d["student"], w["week"], w["sessions"], w["minutes"], target["sessions_per_week"],
+         target["minutes_per_week"],
+         "yes" if w["sessions"] >= target["sessions_per_week"]
+         and w["minutes"] >= target["minutes_per_week"] else "no")
+        for d in figures["dosage"] for w in d["weeks"]
+    )
+    return csv_export.to_csv(CSV_COLUMNS, rows)

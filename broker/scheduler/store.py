@@ -553,6 +553,15 @@ async def use_parent_link(conn: AsyncConnection, link_hash: str, at: datetime) -
     return bool(done.rowcount)
 
 
+async def revoke_parent_links(conn: AsyncConnection, student_id: str, at: datetime) -> int:
+    """Withdraw a student's unused links."""
+    table = m.parent_links
+    done = await conn.execute(sa.update(table).where(
+        table.c.student_id == student_id, table.c.used_at.is_(None),
+        table.c.revoked_at.is_(None)).values(revoked_at=at))
+    return int(done.rowcount)
+
+
 async def insert_feed(conn: AsyncConnection, values: Row) -> None:
     await conn.execute(m.calendar_feeds.insert().values(**values))
 

@@ -210,3 +210,24 @@ async def test_a_tutor_sees_their_sessions_and_joins(client: Client, clock: Any)
     assert (status, problem["code"]) == (403, "not_allowed")
     status, problem = await call(client, "GET", "/api/scheduler/me/upcoming", DESIGNEE)
     assert status == 403
+
+
+async def test_report_csv_and_link_revocation(client: Client) -> None:
+    ids = await prepare(client)
+    await call(client, "POST", "/api/scheduler/series", DESIGNEE,
+               {"group": ids["group"], **SERIES, "start": "15:30"})
+    resp = await client.get(
+        f"/api/scheduler/reports?school=hs&offer={ids['offer']}&from=2026-10-26"
+        "&to=2026-11-08&format=csv", headers=DESIGNEE)
+    assert resp.status == 200 and resp.content_type == "text/csv"
+    lines = (await resp.text()).splitlines()
+    assert lines[0] == "student,week,sessions,minutes,target_sessions,target_minutes,on_target"
+    assert len(lines) == 1 + 2 * 2  # two students, two weeks
+    status, offer = await call(client, "POST", "/api/scheduler/offers", DISTRICT, {
+        **OFFER, "programme": "home_based", "group_limit": 1, "min_sessions_per_week": 1})
+    status, link = await call(client, "POST", "/api/scheduler/parent-links", DESIGNEE,
+                              {"student": "st1", "offer": offer["id"], "language": "en"})
+    status, done = await call(client, "DELETE", "/api/scheduler/parent-links/st1", DESIGNEE)
+    assert (status, done["revoked"]) == (200, 1)
+    status, problem = await call(client, "GET", f"/api/parent/{link['token']}", {})
+    assert (status, problem["code"]) == (410, "link_expired")

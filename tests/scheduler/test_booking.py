@@ -212,6 +212,13 @@ async def test_home_based_inside_availability(ctx: Scheduler, world: World) -> N
     await refused("outside_availability", booking.book_series(
         ctx, DISTRICT, {**spec, "student": "st1", "start": "18:45"}))
     await refused("overlap_tutor", booking.book_series(ctx, DISTRICT, {**spec, "student": "st1"}))
+    # a one-off appointment: on a Saturday only where the vendor offers Saturdays
+    saturday = {**spec, "student": "st1", "rrule": "FREQ=WEEKLY;COUNT=1",
+                "first_day": "2026-10-31", "start": "10:00"}
+    await refused("outside_availability", booking.book_series(ctx, DISTRICT, saturday))
+    await setup.publish_availability(ctx, DISTRICT, "h1", {"weekly": [
+        {"weekday": "sat", "start": "09:00", "end": "12:00"}]})
+    assert (await booking.book_series(ctx, DISTRICT, saturday)).occurrences == 1
 
 
 async def test_racing_bookings_for_one_tutor_book_once(ctx: Scheduler, world: World) -> None:
@@ -240,3 +247,32 @@ async def test_the_tail_of_a_series_can_be_moved(ctx: Scheduler, world: World) -
             occ.c.series_id == booked.series_id).order_by(occ.c.starts_at))).scalars())
     moved = await booking.reschedule(ctx, DESIGNEE, ids[3], {"scope": "rest", "start": "16:30"})
     assert moved["occurrences"] == 2 and len(moved["cancelled"]) == 2
+
+
+async def test_a_substitute_is_recorded_on_one_occurrence(ctx: Scheduler, world: World) -> None:
+    booked = await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
+    occ = m.occurrences
+
+    async def first_of(series_id: str) -> str:
+        async with ctx.engine.connect() as conn:
+            found = (await conn.execute(sa.select(occ.c.id).where(
+                occ.c.series_id == series_id).order_by(occ.c.starts_at))).scalars().first()
+        assert found is not None
+        return str(found)
+
+    first = await first_of(booked.series_id)
+    await setup.set_tutor(ctx, DISTRICT, "t3", {
+        "vendor": "tutorco", "languages": ["en"], "timezone": "America/Los_Angeles"})
+    done = await booking.substitute(ctx, DESIGNEE, first, {"tutor": "t3", "reason": "ill"})
+    assert done == {"occurrence": first, "tutor": "t3"}
+    assert await count(ctx.engine, occ, occ.c.tutor_id == "t3") == 1
+    assert await count(ctx.engine, occ, occ.c.tutor_id == "t1") == 35  # the series keeps t1
+    await assert_told(ctx.engine, "moved", 1, "substitute", 1)
+    # t2 (who signs ASL) teaches st4, who needs it, at the same time
+    signing = await enrolment.form_group(ctx, DESIGNEE, {
+        "offer": world.school_offer, "school": "hs", "subject": "ela", "language": "en",
+        "grade_band": "9-10", "tutor": "t2", "students": ["st4"]})
+    other = await booking.book_series(ctx, DESIGNEE, {"group": signing["id"], **SERIES})
+    await refused("overlap_tutor", booking.substitute(ctx, DESIGNEE, first, {"tutor": "t2"}))
+    await refused("accommodation_missing", booking.substitute(
+        ctx, DESIGNEE, await first_of(other.series_id), {"tutor": "t1"}))
