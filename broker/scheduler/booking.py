@@ -485,7 +485,7 @@ async def cancel_for_calendar(conn: AsyncConnection, school_id: str,
     hit = {d: k for d, k in days.items() if k in CALENDAR_CANCELS}
     if not hit:
         return []
-    found = await store.scheduled_on_days(conn, school_id, hit, SCHOOL_BASED)
+    found = await store.scheduled_of(conn, school_id, SCHOOL_BASED, days=hit)
     out: list[str] = []
     for occ in found:
         kind = hit[occ["local_day"]]

@@ -12,10 +12,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.errors import InvalidPayload, NotFound
 from broker.identity import Identity
@@ -27,7 +28,7 @@ from broker.scheduler.calendar_import import (
     parse_calendar_csv,
     parse_calendar_ics,
 )
-from broker.scheduler.errors import CalendarRejected
+from broker.scheduler.errors import CalendarRejected, refuse
 from broker.scheduler.service import Scheduler
 
 SUBJECTS = frozenset({"math", "ela"})
@@ -103,7 +104,8 @@ async def set_school_schedule(ctx: Scheduler, actor: Identity, school_id: str,
                               spec: Mapping[str, Any]) -> dict[str, Any]:
     """A school's ``timezone``, ``after_school_end`` (HH:MM, default 18:00) and ``bells``:
     ``{"mon": {"dismissal": "15:00", "minimum_dismissal": "12:30"}, ...}``; a weekday not
-    listed has no school. District staff or the school's own staff."""
+    listed has no school. District staff or the school's own staff. Refused with the bell
+    rule's code when the school's booked future sessions would break it."""
     policy.school(actor, school_id)
     zone = inputs.zone(spec)
     after = inputs.minute(spec, "after_school_end", "18:00")
@@ -126,12 +128,30 @@ async def set_school_schedule(ctx: Scheduler, actor: Identity, school_id: str,
         if not await store.school_exists(conn, school_id):
             raise NotFound("no such school", field="school")
         await store.replace_bells(conn, school_id, zone, after, bells)
+        await _still_inside_bells(conn, school_id, ctx.now())
     return {"school": school_id, "timezone": zone, "after_school_end": rules.hhmm(after),
             "bells": {rules.WEEKDAYS[d].lower(): {
                 "dismissal": rules.hhmm(b.dismissal),
                 "minimum_dismissal": rules.hhmm(b.minimum_dismissal)
                 if b.minimum_dismissal is not None else None,
             } for d, b in sorted(bells.items())}}
+
+
+async def _still_inside_bells(conn: AsyncConnection, school_id: str, now: datetime) -> None:
+    """Refuse a bell schedule that the school's booked future sessions would break (the
+    bell rule's code and dates); the caller's transaction then writes nothing."""
+    booked = await store.scheduled_of(conn, school_id, SCHOOL_BASED, after=now)
+    school = await store.school_rules(conn, school_id)
+    if not booked or school is None:
+        return
+    tz = rules.zone_of(school.zone)
+    slots = []
+    for occ in booked:
+        local = occ["starts_at"].astimezone(tz)
+        slots.append(rules.Slot(local.date(), local.hour * 60 + local.minute,
+                                int((occ["ends_at"] - occ["starts_at"]).total_seconds() // 60),
+                                occ["starts_at"], occ["ends_at"]))
+    refuse(rules.check_school_window(slots, school))
 
 
 def parse_calendar(fmt: str, data: bytes) -> list[tuple[date, str, str]]:

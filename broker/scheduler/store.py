@@ -370,15 +370,22 @@ async def scheduled_from(conn: AsyncConnection, series_id: str, starts_at: datet
     ).order_by(occ.c.starts_at))
 
 
-async def scheduled_on_days(conn: AsyncConnection, school_id: str, days: Iterable[date],
-                            programme: str) -> list[Row]:
-    """The school's scheduled occurrences of ``programme`` on the given local days."""
+async def scheduled_of(conn: AsyncConnection, school_id: str, programme: str, *,
+                       days: Iterable[date] | None = None,
+                       after: datetime | None = None) -> list[Row]:
+    """The school's scheduled occurrences of ``programme`` on the given local days or
+    starting at or after ``after``."""
     occ, ser, offers = m.occurrences, m.booking_series, m.programme_offers
-    return await _all(conn, sa.select(occ).join(ser, ser.c.id == occ.c.series_id).join(
+    query = sa.select(occ).join(ser, ser.c.id == occ.c.series_id).join(
         offers, offers.c.id == ser.c.offer_id).where(
         occ.c.school_id == school_id, occ.c.status == SCHEDULED,
-        occ.c.local_day.in_(sorted(set(days))), offers.c.programme == programme,
-    ).order_by(occ.c.starts_at))
+        offers.c.programme == programme,
+    ).order_by(occ.c.starts_at)
+    if days is not None:
+        query = query.where(occ.c.local_day.in_(sorted(set(days))))
+    if after is not None:
+        query = query.where(occ.c.starts_at >= after)
+    return await _all(conn, query)
 
 
 async def cancel_occurrences(conn: AsyncConnection, ids: Sequence[str], by: str,

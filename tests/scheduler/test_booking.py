@@ -18,7 +18,7 @@ from broker.errors import NotAllowed
 from broker.scheduler import booking, enrolment, setup
 from broker.scheduler.errors import SchedulingError
 from broker.scheduler.service import Scheduler
-from tests.scheduler.conftest import DESIGNEE, DISTRICT, OTHER_DESIGNEE, VENDOR, World
+from tests.scheduler.conftest import BELLS, DESIGNEE, DISTRICT, OTHER_DESIGNEE, VENDOR, World
 
 LA = ZoneInfo("America/Los_Angeles")
 SERIES = {"rrule": "FREQ=WEEKLY;BYDAY=MO,WE,TH;COUNT=36", "first_day": "2026-10-26",
@@ -276,3 +276,21 @@ async def test_a_substitute_is_recorded_on_one_occurrence(ctx: Scheduler, world:
     await refused("overlap_tutor", booking.substitute(ctx, DESIGNEE, first, {"tutor": "t2"}))
     await refused("accommodation_missing", booking.substitute(
         ctx, DESIGNEE, await first_of(other.series_id), {"tutor": "t1"}))
+
+
+async def test_a_bell_change_that_booked_sessions_would_break_is_refused(
+    ctx: Scheduler, world: World,
+) -> None:
+    await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
+    later = {**BELLS, "bells": {d: {"dismissal": "17:01"} for d in ("mon", "wed", "thu")}}
+    err = await refused("before_bell_window",
+                        setup.set_school_schedule(ctx, DESIGNEE, "hs", later))
+    assert len(err.detail["dates"]) == 36
+    fewer_days = {**BELLS, "bells": {"mon": {"dismissal": "15:00"}}}
+    await refused("not_school_day", setup.set_school_schedule(ctx, DESIGNEE, "hs", fewer_days))
+    async with ctx.engine.connect() as conn:  # the old schedule stands
+        kept = (await conn.execute(sa.select(sa.func.count()).select_from(
+            m.bell_schedules).where(m.bell_schedules.c.school_id == "hs"))).scalar_one()
+    assert kept == 5
+    ok = {**BELLS, "bells": {d: {"dismissal": "16:00"} for d in ("mon", "wed", "thu", "fri")}}
+    assert (await setup.set_school_schedule(ctx, DESIGNEE, "hs", ok))["school"] == "hs"
