@@ -270,7 +270,8 @@ class AttendanceRow(Base):
 
 
 class ParentLinkRow(Base):
-    """A parent's single-child enrolment link; ``id`` is the SHA-256 of the link's secret."""
+    """A parent's single-child enrolment link; ``id`` is the SHA-256 of the link's secret.
+    ``offer_id`` ``None``: every home-based offer open to the child in ``language``."""
 
     __tablename__ = "parent_links"
 
@@ -278,7 +279,7 @@ class ParentLinkRow(Base):
     student_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("students.sourced_id"), index=True
     )
-    offer_id: Mapped[str] = mapped_column(String(32), ForeignKey("programme_offers.id"))
+    offer_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("programme_offers.id"))
     language: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -3,9 +3,11 @@ single-child link the district sends (no account).
 
 Guarantees:
 
-* The link names one student and one home-based offer; what it shows is that child's
-  first name and grade, the offer, and open slots **in the link's language** only. Nothing
-  else about the student or any other student is reachable through it.
+* The link names one student, a language and one home-based offer or none (then every
+  home-based offer whose grades include the child and that tutors in the language, so the
+  parent chooses among the vendors); what it shows is that child's first name and grade,
+  those offers, and their open slots **in the link's language** only. Nothing else about
+  the student or any other student is reachable through it.
 * A tampered, malformed or unknown link is ``link_invalid`` (403); one past its expiry,
   already used or revoked is ``link_expired`` (410). Checks use the scheduler's clock.
 * Booking through the link enrols the child (if not yet enrolled), books the series with
@@ -37,9 +39,10 @@ SLOT_STEP_MIN = 30
 
 async def issue_link(ctx: Scheduler, actor: Identity, spec: Mapping[str, Any],
                      endpoint: str) -> dict[str, Any]:
-    """A link for ``student`` and the home-based ``offer`` in ``language`` (district staff
+    """A link for ``student`` in ``language`` to one home-based ``offer``, or (no
+    ``offer``) to every home-based offer open to the child in that language (district staff
     or the student's school's staff); returns the token and its expiry."""
-    student_id, offer_id = inputs.ident(spec, "student"), inputs.ident(spec, "offer")
+    student_id, offer_id = inputs.ident(spec, "student"), inputs.optional_ident(spec, "offer")
     language = inputs.language(spec)
     now = ctx.now()
     expires = now + ctx.link_ttl
@@ -48,11 +51,16 @@ async def issue_link(ctx: Scheduler, actor: Identity, spec: Mapping[str, Any],
         if found is None:
             raise NotFound("no such student", field="student")
         policy.school(actor, found["school_id"])
-        offer = await store.offer(conn, offer_id)
-        if offer is None or offer["programme"] != booking.HOME_BASED:
-            raise InvalidPayload("links are for home-based offers", field="offer")
-        if language not in store.split(offer["languages"]):
-            raise InvalidPayload("the offer does not tutor in this language", field="language")
+        if offer_id is not None:
+            offer = await store.offer(conn, offer_id)
+            if offer is None or offer["programme"] != booking.HOME_BASED:
+                raise InvalidPayload("links are for home-based offers", field="offer")
+            if not _open_to(offer, found, language, now.date()):
+                raise InvalidPayload("the offer does not take this child in this language",
+                                     field="language")
+        elif not await _offers_for(conn, found, language, None, now.date()):
+            raise InvalidPayload("no home-based offer takes this child in this language",
+                                 field="language")
         token, link_id = parent_links.issue(ctx.secret, expires)
         await store.insert_parent_link(conn, {
             "id": link_id, "student_id": student_id, "offer_id": offer_id,
@@ -60,7 +68,7 @@ async def issue_link(ctx: Scheduler, actor: Identity, spec: Mapping[str, Any],
             "expires_at": expires, "used_at": None, "revoked_at": None,
         })
         await audit.record(conn, actor, "scheduler.parent_link", student_id, endpoint,
-                           f"offer={offer_id}", at=now)
+                           f"offer={offer_id or '*'}", at=now)
     return {"token": token, "expires_at": expires.isoformat()}
 
 
@@ -91,28 +99,45 @@ async def _link(conn: AsyncConnection, ctx: Scheduler, token: object) -> dict[st
     return row
 
 
+def _open_to(offer: Mapping[str, Any], child: Mapping[str, Any], language: str,
+             today: date) -> bool:
+    return (offer["programme"] == booking.HOME_BASED
+            and offer["low_grade"] <= child["grade"] <= offer["high_grade"]
+            and language in store.split(offer["languages"]) and offer["term_end"] > today)
+
+
+async def _offers_for(conn: AsyncConnection, child: Mapping[str, Any], language: str,
+                      offer_id: str | None, today: date) -> list[dict[str, Any]]:
+    """The link's offer, or every home-based offer open to the child in ``language``."""
+    found = await store.offers(conn, programme=booking.HOME_BASED)
+    return [o for o in found if (offer_id is None or o["id"] == offer_id)
+            and _open_to(o, child, language, today)]
+
+
 def _first_day(offer: Mapping[str, Any], today: date) -> date:
     term_start: date = offer["term_start"]
     return max(term_start, today + timedelta(days=1))
 
 
 async def open_link(ctx: Scheduler, token: object) -> dict[str, Any]:
-    """What the parent's page shows: the child (first name, grade), the offer and the
-    open weekly slots in the link's language."""
+    """What the parent's page shows: the child (first name, grade), the offers open to
+    them and their vendors' open weekly slots in the link's language."""
+    now = ctx.now()
     async with ctx.engine.connect() as conn:
         link = await _link(conn, ctx, token)
         child = (await store.students_by_id(conn, [link["student_id"]]))[link["student_id"]]
-        offer = await store.offer(conn, link["offer_id"])
-        assert offer is not None  # a foreign key
-        slots = await open_slots(conn, offer, link["language"], ctx.now())
+        offers = await _offers_for(conn, child, link["language"], link["offer_id"], now.date())
+        slots = [slot | {"offer": offer["id"], "vendor": offer["vendor"]}
+                 for offer in offers
+                 for slot in await open_slots(conn, offer, link["language"], now)]
     return {
         "child": {"given_name": child["given_name"], "grade": child["grade"]},
-        "offer": {"id": offer["id"], "vendor": offer["vendor"],
-                  "subjects": store.split(offer["subjects"]),
-                  "session_minutes": offer["session_minutes"],
-                  "min_sessions_per_week": offer["min_sessions_per_week"],
-                  "term_end": offer["term_end"].isoformat()},
-        "language": link["language"], "slots": slots,
+        "offers": [{"id": o["id"], "vendor": o["vendor"],
+                    "subjects": store.split(o["subjects"]),
+                    "session_minutes": o["session_minutes"],
+                    "min_sessions_per_week": o["min_sessions_per_week"],
+                    "term_end": o["term_end"].isoformat()} for o in offers],
+        "language": link["language"], "slots": slots[:MAX_SLOTS],
     }
 
 
@@ -152,9 +177,10 @@ async def open_slots(conn: AsyncConnection, offer: Mapping[str, Any], language: 
 
 async def book_from_link(ctx: Scheduler, token: object, spec: Mapping[str, Any]
                          ) -> dict[str, Any]:
-    """Book the child weekly with ``tutor`` at ``start`` on ``weekdays`` for ``subject``
-    until the term ends (see the module's guarantees)."""
+    """Book the child weekly in ``offer`` (one the link shows) with ``tutor`` at ``start``
+    on ``weekdays`` for ``subject`` until the term ends (see the module's guarantees)."""
     tutor_id, subject = inputs.ident(spec, "tutor"), inputs.text(spec, "subject", 16)
+    chosen = inputs.optional_ident(spec, "offer")
     start = inputs.minute(spec, "start")
     raw_days = spec.get("weekdays")
     if not isinstance(raw_days, list) or not raw_days or len(raw_days) > 7:
@@ -164,11 +190,14 @@ async def book_from_link(ctx: Scheduler, token: object, spec: Mapping[str, Any]
     async with ctx.engine.begin() as conn:
         link = await _link(conn, ctx, token)
         actor = f"parent-link:{link['id'][:16]}"
-        offer = await store.offer(conn, link["offer_id"])
-        assert offer is not None
         student = link["student_id"]
+        child = (await store.students_by_id(conn, [student]))[student]
+        offers = await _offers_for(conn, child, link["language"], link["offer_id"],
+                                   now.date())
+        offer = next((o for o in offers if chosen in (None, o["id"])), None)
+        if offer is None or (chosen is None and len(offers) > 1):
+            raise InvalidPayload("choose one of the offers the link shows", field="offer")
         if not await store.enrolments(conn, offer["id"], [student]):
-            child = (await store.students_by_id(conn, [student]))[student]
             await store.insert_enrolments(conn, [{
                 "id": new_id(), "student_id": student, "offer_id": offer["id"],
                 "school_id": child["school_id"], "language": link["language"],

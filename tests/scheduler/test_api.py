@@ -139,7 +139,7 @@ async def test_parent_link_and_feed_urls(client: Client) -> None:
     assert status == 201
     status, page = await call(client, "GET", f"/api/parent/{link['token']}", {})
     assert status == 200 and page["child"]["given_name"] == "Namest1"
-    assert set(page) == {"child", "offer", "language", "slots"}
+    assert set(page) == {"child", "offers", "language", "slots"}
     status, problem = await call(client, "GET", f"/api/parent/{link['token']}x", {})
     assert (status, problem["code"]) == (403, "link_invalid")
     status, made = await call(client, "POST", "/api/scheduler/feeds", DESIGNEE,

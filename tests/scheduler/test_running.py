@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from broker import audit, tokens
 from broker.db import scheduler_models as m
 from broker.db.models import metadata
-from broker.errors import NotAllowed, NotFound
+from broker.errors import InvalidPayload, NotAllowed, NotFound
 from broker.identity import Identity
 from broker.scheduler import (
     attendance,
@@ -226,3 +226,27 @@ async def test_worker_jobs_take_the_runners_now(ctx: Scheduler, world: World) ->
     assert await jobs.close_attendance(ctx.engine, now) == {"closed": 0, "tutor_no_shows": 0}
     later = datetime(2026, 10, 27, 0, 0, tzinfo=UTC)
     assert await jobs.close_attendance(ctx.engine, later) == {"closed": 1, "tutor_no_shows": 1}
+
+
+async def test_a_link_without_an_offer_shows_every_vendor_in_the_language(
+    ctx: Scheduler, world: World,
+) -> None:
+    from tests.scheduler.conftest import HOME_OFFER, make_tutor
+
+    second = await setup.create_offer(ctx, DISTRICT, {**HOME_OFFER, "vendor": "stepup"})
+    english_only = await setup.create_offer(ctx, DISTRICT, {
+        **HOME_OFFER, "vendor": "cignition", "languages": ["en"]})
+    await make_tutor(ctx, "h2", vendor="stepup")
+    await setup.publish_availability(ctx, DISTRICT, "h2", {"weekly": [
+        {"weekday": "fri", "start": "16:00", "end": "17:00"}]})
+    link = await parents.issue_link(ctx, DESIGNEE, {"student": "st7", "language": "es"},
+                                    "POST l")
+    page = await parents.open_link(ctx, link["token"])
+    assert {o["id"] for o in page["offers"]} == {world.home_offer, second["id"]}
+    assert english_only["id"] not in {s["offer"] for s in page["slots"]}
+    assert {s["vendor"] for s in page["slots"]} == {"booknook", "stepup"}
+    choice = {"tutor": "h2", "start": "16:00", "weekdays": ["fri"], "subject": "ela"}
+    with pytest.raises(InvalidPayload):  # two offers: the parent must say which
+        await parents.book_from_link(ctx, link["token"], choice)
+    booked = await parents.book_from_link(ctx, link["token"], {**choice, "offer": second["id"]})
+    assert booked["occurrences"] > 30

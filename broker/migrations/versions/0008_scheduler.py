@@ -270,7 +270,7 @@ def upgrade() -> None:
         "parent_links",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("student_id", sa.String(length=64), nullable=False),
-        sa.Column("offer_id", sa.String(length=32), nullable=False),
+        sa.Column("offer_id", sa.String(length=32), nullable=True),
         sa.Column("language", sa.String(length=16), nullable=False),
         sa.Column("created_by", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
