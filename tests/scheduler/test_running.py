@@ -192,6 +192,8 @@ async def test_feeds_show_local_times_exdates_and_moves(ctx: Scheduler, world: W
     assert "RECURRENCE-ID;TZID=America/Los_Angeles:20261029T153000" in text
     assert "DTSTART;TZID=America/Los_Angeles:20261030T150000" in text
     assert "BEGIN:VTIMEZONE" in text
+    assert "BEGIN:DAYLIGHT" in text and "BEGIN:STANDARD" in text  # the series spans 1 Nov
+    assert "Z" not in text.split("DTSTART;TZID=America/Los_Angeles:")[1][:16]
     await feeds.revoke_feeds(ctx, DESIGNEE, "student", "st1")
     with pytest.raises(NotFound):
         await feeds.render(ctx, made["token"])
@@ -199,6 +201,13 @@ async def test_feeds_show_local_times_exdates_and_moves(ctx: Scheduler, world: W
         await feeds.create_feed(ctx, tutor("t2"), "tutor", "t1")
     mine = await feeds.create_feed(ctx, tutor("t1"), "tutor", "t1")
     assert b"BEGIN:VEVENT" in await feeds.render(ctx, mine["token"])
+    # the tutor's console: the Monday after the change is still 15:30 local
+    ctx_monday = Scheduler(ctx.engine, ctx.secret,
+                           clock=lambda: datetime(2026, 11, 2, 20, 0, tzinfo=UTC))
+    upcoming = await views.tutor_upcoming(ctx_monday, tutor("t1"))
+    monday = next(o for o in upcoming["occurrences"] if o["local"].startswith("2026-11-02"))
+    assert monday["local"] == "2026-11-02T15:30:00-08:00"
+    assert monday["starts_at"] == "2026-11-02T23:30:00+00:00"
 
 
 async def test_availability_import_is_whole_or_nothing(ctx: Scheduler, world: World) -> None:
