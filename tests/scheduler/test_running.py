@@ -224,6 +224,13 @@ async def test_availability_import_is_whole_or_nothing(ctx: Scheduler, world: Wo
     assert [(w["start_min"], w["end_min"]) for w in windows] == [(900, 1020)]
     with pytest.raises(NotAllowed):  # h1 is booknook's
         await setup.import_availability(ctx, VENDOR, "json", b'{"tutors": {"h1": {}}}')
+    done = await setup.import_availability(ctx, VENDOR, "json", b"""{"tutors": {"t1": {
+        "weekly": [{"weekday": "thu", "start": "14:00", "end": "17:30"}],
+        "exceptions": [{"date": "2026-11-05", "available": true, "start": "09:00",
+                        "end": "10:00"}]}}}""")
+    assert done == {"tutors": ["t1"], "windows": 1, "exceptions": 1}
+    with pytest.raises(InvalidPayload):
+        await setup.import_availability(ctx, VENDOR, "json", b"{not json")
 
 
 async def test_worker_jobs_take_the_runners_now(ctx: Scheduler, world: World) -> None:
