@@ -136,5 +136,5 @@ async def queue_reminders(ctx: Scheduler, limit: int = 5000) -> int:
                        due_at=max(now, occ["starts_at"] - ctx.reminder_lead),
                        when=occ["starts_at"], zone=occ["timezone"])
                 for to in recipients(occ["students"], locales, occ["tutor_id"])
-            ])
+            ], revive=True)
     return len(soon)

@@ -520,16 +520,24 @@ async def staff_to_alert(conn: AsyncConnection, school_id: str, vendor: str) -> 
 
 
 # -- outbox ------------------------------------------------------------------------------------
-async def enqueue(conn: AsyncConnection, rows: Sequence[Row]) -> None:
-    """Insert outbox rows; a row whose ``dedupe_key`` is already there is skipped."""
+async def enqueue(conn: AsyncConnection, rows: Sequence[Row], *, revive: bool = False) -> None:
+    """Insert outbox rows; a row whose ``dedupe_key`` is already there is skipped, unless
+    ``revive`` and that row was withdrawn unsent: then it is pending again (a reminder of an
+    occurrence moved away and back)."""
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        pg = pg_insert(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        await conn.execute(pg, list(rows))
+    insert = (pg_insert(outbox) if conn.dialect.name == "postgresql"
+              else sqlite_insert(outbox))
+    if not revive:
+        await conn.execute(insert.on_conflict_do_nothing(index_elements=["dedupe_key"]),
+                           list(rows))
         return
-    lite = sqlite_insert(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    await conn.execute(lite, list(rows))
+    await conn.execute(insert.on_conflict_do_update(
+        index_elements=["dedupe_key"],
+        set_={"cancelled_at": None, "due_at": insert.excluded.due_at,
+              "next_attempt_at": insert.excluded.next_attempt_at},
+        where=sa.and_(outbox.c.cancelled_at.is_not(None), outbox.c.sent_at.is_(None)),
+    ), list(rows))
 
 
 async def cancel_pending(conn: AsyncConnection, key_prefixes: Iterable[str],

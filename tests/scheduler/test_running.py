@@ -266,3 +266,20 @@ async def test_a_link_without_an_offer_shows_every_vendor_in_the_language(
         await parents.book_from_link(ctx, link["token"], choice)
     booked = await parents.book_from_link(ctx, link["token"], {**choice, "offer": second["id"]})
     assert booked["occurrences"] > 30
+
+
+async def test_a_session_moved_away_and_back_is_reminded_again(
+    ctx: Scheduler, world: World, clock: FakeClock,
+) -> None:
+    booked = await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
+    first = (await occurrence_ids(ctx, booked.series_id))[0]
+    clock.at = datetime(2026, 10, 26, 12, 0, tzinfo=UTC)
+    await attendance.queue_reminders(ctx)
+    await booking.reschedule(ctx, DESIGNEE, first, {"scope": "one", "day": "2026-10-30",
+                                                    "start": "15:30"})
+    await booking.reschedule(ctx, DESIGNEE, first, {"scope": "one", "day": "2026-10-26",
+                                                    "start": "15:30"})
+    await attendance.queue_reminders(ctx)
+    pending = await rows(ctx, sa.select(outbox).where(
+        outbox.c.kind == "reminder", outbox.c.cancelled_at.is_(None)))
+    assert len(pending) == 3
