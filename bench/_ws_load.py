@@ -427,12 +427,26 @@ class Pair:
     # per side: message texts acknowledged, and what the other side received (by text)
     sent: dict[str, list[str]] | None = None
     got: dict[str, dict[str, int]] | None = None
+    # per side: the highest sequence number below which it has seen every message (as the
+    # pages keep it: a gap is filled by session:sync from there, not from the newest seen)
     last_seq: dict[str, int] | None = None
+    ahead: dict[str, set[int]] | None = None
 
     def __post_init__(self) -> None:
         self.sent = {"student": [], "tutor": []}
         self.got = {"student": {}, "tutor": {}}
         self.last_seq = {"student": 0, "tutor": 0}
+        self.ahead = {"student": set(), "tutor": set()}
+
+    def saw(self, side: str, seq: int) -> None:
+        """Count message ``seq`` as seen by ``side``; move the contiguous mark past it."""
+        assert self.last_seq is not None and self.ahead is not None
+        ahead = self.ahead[side]
+        if seq > self.last_seq[side]:
+            ahead.add(seq)
+        while self.last_seq[side] + 1 in ahead:
+            self.last_seq[side] += 1
+            ahead.discard(self.last_seq[side])
 
 
 class Load:
@@ -580,7 +594,7 @@ class Load:
                 continue
             assert pair.got is not None and pair.last_seq is not None
             seq = int(data.get("seq") or 0)
-            pair.last_seq[side] = max(pair.last_seq[side], seq)
+            pair.saw(side, seq)
             if data.get("from") == side:
                 return  # our own message, echoed
             text = str(data.get("text", ""))
@@ -627,7 +641,7 @@ class Load:
         self.fleet.sync_supported = True
         for message in got.get("messages") or []:
             text = str(message.get("text", ""))
-            pair.last_seq[side] = max(pair.last_seq[side], int(message.get("seq") or 0))
+            pair.saw(side, int(message.get("seq") or 0))
             if message.get("from") != side and text not in pair.got[side]:
                 pair.got[side][text] = int(message.get("seq") or 0)
                 self.synced += 1

@@ -501,7 +501,8 @@ class Bench:
     def spy(self, server: Server, seconds: float) -> None:
         """During a timed window: sample the profiled broker with py-spy, if installed."""
         exe = pyspy()
-        if exe is None or self.profile is None or not server.name.endswith(f"-{self.profile}"):
+        named = self.profile and re.search(rf"-{self.profile}(-p\d+)?$", server.name)
+        if exe is None or not named:
             return
         out = self.tmp / f"{server.name}-{len(self.spies) + 1}.spy.txt"
         cmd = [
