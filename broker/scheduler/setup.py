@@ -219,7 +219,9 @@ async def set_tutor(ctx: Scheduler, actor: Identity, tutor_id: str,
                     spec: Mapping[str, Any]) -> dict[str, Any]:
     """A tutor's profile: ``vendor``, ``languages``, ``accommodations`` (asl,
     enlarged_print, braille), ``timezone``, ``display_name``. District staff or the
-    vendor's manager (who may not move a tutor from another vendor)."""
+    vendor's manager (who may not move a tutor from another vendor). Dropping an
+    accommodation that a student of the tutor's booked series needs is refused
+    (``accommodation_missing``)."""
     if not inputs.ID.match(tutor_id):
         raise InvalidPayload("not a tutor id", field="tutor")
     vendor = inputs.ident(spec, "vendor")
@@ -236,6 +238,9 @@ async def set_tutor(ctx: Scheduler, actor: Identity, tutor_id: str,
         found = await store.tutor(conn, tutor_id)
         if found is not None:
             policy.vendor(actor, found["vendor"])
+            refuse(rules.check_accommodations(
+                await store.needs_taught_by(conn, tutor_id, ctx.now()),
+                store.split(values["accommodations"])))
         await store.put_tutor(conn, values)
     return tutor_view(values)
 

@@ -191,6 +191,19 @@ async def put_tutor(conn: AsyncConnection, values: Row) -> None:
                            .values(**values))
 
 
+async def needs_taught_by(conn: AsyncConnection, tutor_id: str, after: datetime
+                          ) -> dict[str, list[str]]:
+    """Per student, the accommodations needed in the series a tutor teaches that still
+    have a scheduled occurrence after ``after`` (what the tutor must keep providing)."""
+    ser, who, enr, occ = m.booking_series, m.booking_students, m.enrolments, m.occurrences
+    live = sa.select(occ.c.series_id).where(occ.c.status == SCHEDULED, occ.c.starts_at >= after)
+    rows = await _all(conn, sa.select(who.c.student_id, enr.c.accommodations).join(
+        ser, ser.c.id == who.c.series_id).join(enr, sa.and_(
+            enr.c.student_id == who.c.student_id, enr.c.offer_id == ser.c.offer_id)).where(
+        ser.c.tutor_id == tutor_id, ser.c.id.in_(live), enr.c.accommodations != ""))
+    return {r["student_id"]: split(r["accommodations"]) for r in rows}
+
+
 async def replace_availability(conn: AsyncConnection, tutor_id: str,
                                weekly: Sequence[tuple[int, int, int]],
                                exceptions: Sequence[tuple[date, bool, int | None, int | None]],

@@ -294,3 +294,18 @@ async def test_a_bell_change_that_booked_sessions_would_break_is_refused(
     assert kept == 5
     ok = {**BELLS, "bells": {d: {"dismissal": "16:00"} for d in ("mon", "wed", "thu", "fri")}}
     assert (await setup.set_school_schedule(ctx, DESIGNEE, "hs", ok))["school"] == "hs"
+
+
+async def test_a_tutor_keeps_the_accommodations_their_students_need(
+    ctx: Scheduler, world: World,
+) -> None:
+    signing = await enrolment.form_group(ctx, DESIGNEE, {
+        "offer": world.school_offer, "school": "hs", "subject": "ela", "language": "en",
+        "grade_band": "9-10", "tutor": "t2", "students": ["st4"]})
+    await booking.book_series(ctx, DESIGNEE, {"group": signing["id"], **SERIES})
+    profile = {"vendor": "tutorco", "languages": ["en", "es"],
+               "timezone": "America/Los_Angeles"}
+    await refused("accommodation_missing", setup.set_tutor(ctx, VENDOR, "t2", profile))
+    kept = await setup.set_tutor(ctx, VENDOR, "t2", {**profile,
+                                                     "accommodations": ["asl", "braille"]})
+    assert kept["accommodations"] == ["asl", "braille"]
