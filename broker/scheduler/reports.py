@@ -2,8 +2,9 @@
 and minutes per student per ISO week against the offer's target), attendance rate,
 no-shows by side, and groups scheduled below target.
 
-Who may read: district staff, and a school's staff for their own school (vendor managers
-never read students' figures); every answered read is audit-logged.
+Who may read: district staff, a school's staff for their own school, and a vendor's
+managers for their own vendor's offers without the per-student rows; every answered read
+is audit-logged.
 
 Definitions (also in ``docs/scheduler.md``):
 
@@ -40,9 +41,11 @@ def _week(day: date) -> str:
 
 async def report(ctx: Scheduler, actor: Identity, school_id: str, offer_id: str,
                  first: date, last: date, endpoint: str) -> dict[str, Any]:
-    """The report of ``school_id`` and ``offer_id`` for local days ``first``..``last``."""
-    held_to = policy.reader_school(actor)
-    if held_to is not None and held_to != school_id:
+    """The report of ``school_id`` and ``offer_id`` for local days ``first``..``last``.
+    A vendor manager may read their own vendor's offers, without the per-student rows
+    (``dosage`` is then ``None``: vendors never read students' records)."""
+    scope = policy.staff_scope(actor)
+    if scope.kind == "school" and scope.id != school_id:
         raise NotAllowed("this account may only see its own school", parameter="school")
     if last < first or (last - first).days > MAX_DAYS:
         raise InvalidPayload(f"the period is 1 to {MAX_DAYS} days", field="to")
@@ -50,13 +53,18 @@ async def report(ctx: Scheduler, actor: Identity, school_id: str, offer_id: str,
         offer = await store.offer(conn, offer_id)
         if offer is None:
             raise NotFound("no such programme offer", field="offer")
+        if scope.kind == "vendor":
+            policy.vendor(actor, offer["vendor"])
         zone = rules.zone_of(await store.school_zone(conn, school_id) or "UTC")
         start = datetime.combine(first, time(), tzinfo=zone)
         end = datetime.combine(last + timedelta(days=1), time(), tzinfo=zone)
         rows = await store.report_rows(conn, school_id, offer_id, start, end)
     await audit.record(ctx.engine, actor, "scheduler.report", None, endpoint,
                        f"school={school_id} offer={offer_id}", at=ctx.now())
-    return summarise(rows, offer, first, last) | {"school": school_id, "offer": offer_id}
+    figures = summarise(rows, offer, first, last) | {"school": school_id, "offer": offer_id}
+    if not scope.reads_student_records:
+        figures["dosage"] = None
+    return figures
 
 
 def summarise(rows: list[dict[str, Any]], offer: dict[str, Any], first: date,
@@ -129,6 +137,8 @@ CSV_COLUMNS = ("student", "week", "sessions", "minutes", "target_sessions", "tar
 def dosage_csv(figures: dict[str, Any]) -> str:
     """The report's dosage as CSV: one row per student and week (formula-like cells
     quoted, see :mod:`broker.csv_export`)."""
+    if figures["dosage"] is None:
+        raise NotAllowed("per-student dosage is not shown to vendor managers")
     target = figures["target"]
     rows = (
         (d["student"], w["week"], w["sessions"], w["minutes"], target["sessions_per_week"],

@@ -93,6 +93,13 @@ async def test_attendance_grace_close_and_no_show_alert(
     with pytest.raises(NotAllowed):
         await reports.report(ctx, OTHER_DESIGNEE, "hs", world.school_offer,
                              datetime(2026, 10, 26).date(), datetime(2026, 11, 1).date(), "x")
+    vendor_view = await reports.report(ctx, VENDOR, "hs", world.school_offer,
+                                       datetime(2026, 10, 26).date(),
+                                       datetime(2026, 11, 1).date(), "x")
+    assert vendor_view["dosage"] is None and vendor_view["no_shows"]["tutors"] == 1
+    with pytest.raises(NotAllowed):  # another vendor's offer
+        await reports.report(ctx, VENDOR, "hs", world.home_offer,
+                             datetime(2026, 10, 26).date(), datetime(2026, 11, 1).date(), "x")
 
 
 async def test_reminders_once_and_withdrawn_on_cancel(
