@@ -98,6 +98,14 @@ async def test_designee_books_and_refusals_are_typed(client: Client) -> None:
     status, history = await call(client, "GET", f"/api/scheduler/series/{booked['series']}",
                                  DESIGNEE)
     assert [h["action"] for h in history["history"]] == ["book", "cancel_one"]
+    status, groups = await call(
+        client, "GET", f"/api/scheduler/schools/hs/groups?offer={ids['offer']}", DESIGNEE)
+    assert status == 200 and [g["students"] for g in groups["groups"]] == [["st1", "st2"]]
+    status, _ = await call(client, "GET", "/api/scheduler/schools/hs/groups",
+                           {"X-Who": "staff:vendor:tutorco"})
+    assert status == 403
+    status, term = await call(client, "GET", "/api/scheduler/students/st1/schedule", DESIGNEE)
+    assert status == 200 and len(term["occurrences"]) == 36
     status, report = await call(
         client, "GET", f"/api/scheduler/reports?school=hs&offer={ids['offer']}"
         "&from=2026-11-02&to=2026-11-08", DESIGNEE)
