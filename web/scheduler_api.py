@@ -21,6 +21,7 @@ PUT      ``/api/scheduler/tutors/{tutor}/availability``    weekly windows and ex
 POST     ``/api/scheduler/availability/import?format=csv|json``  many tutors, whole
 POST     ``/api/scheduler/offers/{offer}/enrolments``      enrol students
 POST     ``/api/scheduler/groups``                         form a group
+POST     ``/api/scheduler/groups/{group}/members``         add a student (and to its series)
 POST     ``/api/scheduler/series``                         book a series or appointment
 GET      ``/api/scheduler/series/{series}``                series, occurrences, history
 POST     ``/api/scheduler/occurrences/{occurrence}/{action}``  cancel, reschedule,
@@ -198,6 +199,11 @@ async def form_group(request: web.Request) -> web.StreamResponse:
                                             await _body(request)), 201)
 
 
+async def add_member(request: web.Request) -> web.StreamResponse:
+    return _json(await enrolment.add_to_group(
+        _ctx(request), await _who(request), _param(request, "group"), await _body(request)))
+
+
 async def school_groups(request: web.Request) -> web.StreamResponse:
     offer = request.query.get("offer")
     return _json({"groups": await views.school_groups(
@@ -331,6 +337,7 @@ def setup_scheduler_api(app: web.Application, scheduler: SchedulerGetter,
     r.add_post(f"{P}/availability/import", import_availability)
     r.add_post(f"{P}/offers/{{offer}}/enrolments", enrol)
     r.add_post(f"{P}/groups", form_group)
+    r.add_post(f"{P}/groups/{{group}}/members", add_member)
     r.add_post(f"{P}/series", book_series)
     r.add_get(f"{P}/series/{{series}}", get_series)
     r.add_post(f"{P}/occurrences/{{occurrence}}/{{action}}", occurrence_action)

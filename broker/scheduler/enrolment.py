@@ -11,15 +11,18 @@ its students need (``accommodation_missing`` otherwise).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.errors import InvalidPayload, NotFound
 from broker.identity import Identity
 from broker.ids import new_id
-from broker.scheduler import inputs, policy, rules, store
+from broker.scheduler import booking, inputs, policy, rules, store
 from broker.scheduler.booking import SCHOOL_BASED
-from broker.scheduler.errors import GroupMismatch, refuse
+from broker.scheduler.errors import GroupMismatch, must, refuse
+from broker.scheduler.notices import Recipient, notice
 from broker.scheduler.service import Scheduler
 
 BAND = re.compile(r"^(K|\d{1,2})-(K|\d{1,2})$")
@@ -77,6 +80,25 @@ async def enrol(ctx: Scheduler, actor: Identity, offer_id: str,
     return {"enrolled": [r["student_id"] for r in rows], "already": sorted(already)}
 
 
+async def _fitting(conn: AsyncConnection, offer_id: str, school_id: str, language: str,
+                   band: tuple[int, int], members: Sequence[str]) -> dict[str, list[str]]:
+    """The members' accommodation needs, if every one is enrolled in the offer at the
+    school with the language and a grade inside the band (``group_mismatch`` otherwise)."""
+    enrolled = await store.enrolments(conn, offer_id, members)
+    found = await store.students_by_id(conn, members)
+    misfits = sorted(
+        s for s in members
+        if s not in enrolled or enrolled[s]["school_id"] != school_id
+        or enrolled[s]["language"] != language
+        or not band[0] <= found[s]["grade"] <= band[1]
+    )
+    if misfits:
+        raise GroupMismatch(
+            "students must be enrolled at this school in this offer, with the group's "
+            "language and a grade inside its band", students=misfits)
+    return {s: store.split(enrolled[s]["accommodations"]) for s in members}
+
+
 async def form_group(ctx: Scheduler, actor: Identity, spec: Mapping[str, Any]
                      ) -> dict[str, Any]:
     """A group: ``offer``, ``school``, ``subject``, ``language``, ``grade_band``, ``tutor``,
@@ -90,9 +112,7 @@ async def form_group(ctx: Scheduler, actor: Identity, spec: Mapping[str, Any]
     members = inputs.id_list(spec, "students")
     now = ctx.now()
     async with ctx.engine.begin() as conn:
-        offer = await store.offer(conn, offer_id)
-        if offer is None:
-            raise NotFound("no such programme offer", field="offer")
+        offer = must(await store.offer(conn, offer_id), "no such programme offer", "offer")
         if offer["programme"] != SCHOOL_BASED:
             raise InvalidPayload("groups are for school-based offers", field="offer")
         if subject not in store.split(offer["subjects"]):
@@ -102,19 +122,7 @@ async def form_group(ctx: Scheduler, actor: Identity, spec: Mapping[str, Any]
             raise InvalidPayload("no such tutor of this offer's vendor", field="tutor")
         if language not in store.split(tutor["languages"]):
             raise GroupMismatch("the tutor does not tutor in this language", field="tutor")
-        enrolled = await store.enrolments(conn, offer_id, members)
-        found = await store.students_by_id(conn, members)
-        misfits = sorted(
-            s for s in members
-            if s not in enrolled or enrolled[s]["school_id"] != school_id
-            or enrolled[s]["language"] != language
-            or not low <= found[s]["grade"] <= high
-        )
-        if misfits:
-            raise GroupMismatch(
-                "students must be enrolled at this school in this offer, with the group's "
-                "language and a grade inside its band", students=misfits)
-        needs = {s: store.split(enrolled[s]["accommodations"]) for s in members}
+        needs = await _fitting(conn, offer_id, school_id, language, (low, high), members)
         refuse([*rules.check_group_size(len(members), offer["group_limit"]),
                 *rules.check_accommodations(needs, store.split(tutor["accommodations"]))])
         values = {
@@ -134,3 +142,50 @@ def group_view(row: Mapping[str, Any]) -> dict[str, Any]:
             "language": row["language"], "tutor": row["tutor_id"],
             "accommodations": store.split(row["accommodations"]),
             "students": row["members"]}
+
+
+async def add_to_group(ctx: Scheduler, actor: Identity, group_id: str,
+                       spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Add ``student`` to a group, also to its series' sessions still to come, with every
+    group rule and the student's overlaps checked (whole or nothing); the student is told
+    and the series' history names the change. Sessions already past stay as they were."""
+    student = inputs.ident(spec, "student")
+    now = ctx.now()
+    async with ctx.engine.begin() as conn:
+        found = must(await store.group(conn, group_id), "no such group", "group")
+        policy.school(actor, found["school_id"])
+        if student in found["members"]:
+            raise InvalidPayload("the student is already in the group", field="student")
+        offer = await store.offer(conn, found["offer_id"])
+        tutor = await store.tutor(conn, found["tutor_id"])
+        assert offer is not None and tutor is not None  # foreign keys
+        members = [*found["members"], student]
+        needs = await _fitting(conn, offer["id"], found["school_id"], found["language"],
+                               grade_band(found["grade_band"]), [student])
+        refuse([*rules.check_group_size(len(members), offer["group_limit"]),
+                *rules.check_accommodations(needs, store.split(tutor["accommodations"]))])
+        await store.lock_people(conn, [found["tutor_id"]], [student])
+        live = [(ser, await store.scheduled_from(conn, ser["id"], now))
+                for ser in await store.series_of_group(conn, group_id)]
+        live = [(ser, occs) for ser, occs in live if occs]
+        for ser, occs in live:
+            slots = [rules.Slot(o["local_day"], 0, ser["minutes"], o["starts_at"],
+                                o["ends_at"]) for o in occs]
+            busy = await store.student_busy(conn, [student], slots[0].starts_at,
+                                            slots[-1].ends_at)
+            refuse(rules.check_overlaps(slots, [], busy))
+        await store.add_member(conn, group_id, student,
+                               ",".join(sorted({*store.split(found["accommodations"]),
+                                                *needs[student]})))
+        language = (await store.enrolments(conn, offer["id"], [student]))[student]["language"]
+        for ser, occs in live:
+            await store.add_booking_student(conn, ser["id"], student)
+            await store.add_changes(conn, [booking.change_row(
+                ser["id"], "add_student", actor.subject, now, student=student,
+                from_occurrence=occs[0]["id"])])
+            await store.enqueue(conn, [notice(
+                "booked", Recipient("student", student, language), key=f"{ser['id']}+{student}",
+                now=now, due_at=now, when=occs[0]["starts_at"], zone=ser["timezone"],
+                count=len(occs))])
+    return group_view({**found, "members": sorted(members)}) | {
+        "series": [ser["id"] for ser, _ in live]}

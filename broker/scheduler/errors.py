@@ -8,9 +8,11 @@ written nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from broker.errors import BrokerError
+from broker.errors import BrokerError, NotFound
+
+_T = TypeVar("_T")
 
 
 class SchedulingError(BrokerError):
@@ -167,3 +169,10 @@ def refuse(violations: list[SchedulingError]) -> None:
         for v in violations
     ]
     raise first
+
+
+def must(found: _T | None, message: str, field: str) -> _T:
+    """``found``, or :class:`~broker.errors.NotFound` naming ``field``."""
+    if found is None:
+        raise NotFound(message, field=field)
+    return found

@@ -286,6 +286,25 @@ async def group(conn: AsyncConnection, group_id: str) -> Row | None:
     return found
 
 
+async def add_member(conn: AsyncConnection, group_id: str, student_id: str,
+                     accommodations: str) -> None:
+    """A student joins a group; ``accommodations`` is the group's new union of needs."""
+    await conn.execute(m.group_members.insert().values(group_id=group_id,
+                                                       student_id=student_id))
+    await conn.execute(sa.update(m.tutoring_groups).where(m.tutoring_groups.c.id == group_id)
+                       .values(accommodations=accommodations))
+
+
+async def series_of_group(conn: AsyncConnection, group_id: str) -> list[Row]:
+    ser = m.booking_series
+    return await _all(conn, sa.select(ser).where(ser.c.group_id == group_id).order_by(ser.c.id))
+
+
+async def add_booking_student(conn: AsyncConnection, series_id: str, student_id: str) -> None:
+    await conn.execute(m.booking_students.insert().values(series_id=series_id,
+                                                          student_id=student_id))
+
+
 async def groups_of(conn: AsyncConnection, school_id: str, offer_id: str | None) -> list[Row]:
     table = m.tutoring_groups
     query = sa.select(table).where(table.c.school_id == school_id).order_by(table.c.id)

@@ -309,3 +309,29 @@ async def test_a_tutor_keeps_the_accommodations_their_students_need(
     kept = await setup.set_tutor(ctx, VENDOR, "t2", {**profile,
                                                      "accommodations": ["asl", "braille"]})
     assert kept["accommodations"] == ["asl", "braille"]
+
+
+async def test_a_student_joins_a_booked_group(ctx: Scheduler, world: World) -> None:
+    booked = await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
+    # st5 already has a session at 15:40 on Mondays with another tutor
+    other = await enrolment.form_group(ctx, DESIGNEE, {
+        "offer": world.school_offer, "school": "hs", "subject": "ela", "language": "en",
+        "grade_band": "9-10", "tutor": "t2", "students": ["st5"]})
+    await booking.book_series(ctx, DESIGNEE, {
+        "group": other["id"], **SERIES, "rrule": "FREQ=WEEKLY;BYDAY=MO,TU,FR;COUNT=3",
+        "start": "15:40"})
+    err = await refused("overlap_student", enrolment.add_to_group(
+        ctx, DESIGNEE, world.group, {"student": "st5"}))
+    assert err.detail["dates"] == ["2026-10-26"]
+    await refused("group_mismatch", enrolment.add_to_group(
+        ctx, DESIGNEE, world.group, {"student": "st7"}))  # not enrolled in this offer
+    await refused("accommodation_missing", enrolment.add_to_group(
+        ctx, DESIGNEE, world.group, {"student": "st4"}))  # needs ASL; t1 does not sign
+    joined = await enrolment.add_to_group(ctx, DESIGNEE, world.group, {"student": "st3"})
+    assert joined["students"] == ["st1", "st2", "st3"] and joined["series"] == [
+        booked.series_id]
+    assert await count(ctx.engine, m.booking_students,
+                       m.booking_students.c.series_id == booked.series_id) == 3
+    await assert_told(ctx.engine, "booked", 3 + 2 + 1, "add_student", 1)
+    with pytest.raises(NotAllowed):
+        await enrolment.add_to_group(ctx, OTHER_DESIGNEE, world.group, {"student": "st3"})
