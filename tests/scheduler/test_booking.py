@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker.db import scheduler_models as m
 from broker.db.models import metadata
 from broker.errors import NotAllowed
-from broker.scheduler import booking, enrolment, setup
+from broker.scheduler import booking, enrolment, setup, store
 from broker.scheduler.errors import SchedulingError
 from broker.scheduler.service import Scheduler
 from tests.scheduler.conftest import BELLS, DESIGNEE, DISTRICT, OTHER_DESIGNEE, VENDOR, World
@@ -221,10 +221,30 @@ async def test_home_based_inside_availability(ctx: Scheduler, world: World) -> N
     assert (await booking.book_series(ctx, DISTRICT, saturday)).occurrences == 1
 
 
-async def test_racing_bookings_for_one_tutor_book_once(ctx: Scheduler, world: World) -> None:
+async def test_racing_bookings_for_one_tutor_book_once(
+    ctx: Scheduler, world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both bookings are let into the lock before the first reads its conflicts: without
+    the lock both would read an empty schedule and both would be written."""
     other = await enrolment.form_group(ctx, DESIGNEE, {
         "offer": world.school_offer, "school": "hs", "subject": "ela", "language": "en",
         "grade_band": "9-10", "tutor": "t1", "students": ["st3", "st5"]})
+    entered: list[str] = []
+    both_in = asyncio.Event()
+    real_lock, real_busy = store.lock_people, store.tutor_busy
+
+    async def lock_people(conn: Any, tutors: Any, students: Any) -> None:
+        entered.append("x")
+        if len(entered) == 2:
+            both_in.set()
+        await real_lock(conn, tutors, students)
+
+    async def tutor_busy(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.wait_for(both_in.wait(), timeout=30)  # a guard, not a clock
+        return await real_busy(*args, **kwargs)
+
+    monkeypatch.setattr(store, "lock_people", lock_people)
+    monkeypatch.setattr(store, "tutor_busy", tutor_busy)
     results = await asyncio.gather(
         booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES}),
         booking.book_series(ctx, DESIGNEE, {"group": other["id"], **SERIES, "start": "15:45"}),
