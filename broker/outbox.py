@@ -18,8 +18,9 @@ Guarantees:
   again (the mail keeps its ``Message-ID``, the row's id, so clients can fold the copy).
 * **Never two senders on one row**: a claim is one ``UPDATE ... RETURNING`` that moves the
   due rows' ``next_attempt_at`` past the claim and counts the attempt; on PostgreSQL its
-  subquery takes the rows ``FOR UPDATE SKIP LOCKED``, so concurrent senders take disjoint
-  rows without waiting; SQLite has one writer, which serialises the claims.
+  ``WITH due AS MATERIALIZED (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`` takes at most
+  ``batch`` rows, once, so concurrent senders take disjoint rows without waiting; SQLite
+  has one writer, which serialises the claims.
 * **Never a cancelled row**: rows with ``cancelled_at`` are not claimed, and each claimed
   row is read again just before it is handed to the sender; a cancel that commits while
   the message is already with the mail server cannot call it back.
@@ -418,11 +419,15 @@ async def _claim(
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(batch)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's one writer serialises
+        # Evaluated once: as a plain ``IN (subquery)`` PostgreSQL may run the subquery again
+        # for each row (a nested loop), and each run locks and claims ``batch`` more rows.
+        .cte("due")
+        .prefix_with("MATERIALIZED")
     )
     claim = (
         outbox.update()
         .where(
-            outbox.c.id.in_(due.scalar_subquery()),
+            outbox.c.id.in_(sa.select(due.c.id)),
             # Again outside the subquery: PostgreSQL re-checks these on a row another
             # sender changed meanwhile, so a row is never claimed twice even without locks.
             outbox.c.sent_at.is_(None),

@@ -210,17 +210,41 @@ async def test_two_concurrent_senders_never_send_the_same_row(
 ) -> None:
     total = 300
     await put(engine, *(values(f"m{i}", due=T0 - timedelta(seconds=i)) for i in range(total)))
-    senders = [Recording(), Recording()]
+
+    class Meeting(Recording):
+        """Its first message waits until the other sender holds a claim too, so the two
+        certainly claim side by side."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.holding = asyncio.Event()
+            self.other: Meeting | None = None
+
+        async def send(self, message: Message) -> None:
+            if not self.holding.is_set():
+                self.holding.set()
+                assert self.other is not None
+                async with asyncio.timeout(10):
+                    await self.other.holding.wait()
+            await super().send(message)
+
+    senders = [Meeting(), Meeting()]
+    senders[0].other, senders[1].other = senders[1], senders[0]
+
+    claims: list[int] = []
 
     async def worker(eng: AsyncEngine, sender: Recording) -> None:
-        while (await send_due(eng, sender, T0, batch=7))["claimed"]:
-            pass
+        while claimed := (await send_due(eng, sender, T0, batch=7))["claimed"]:
+            claims.append(claimed)
 
     await asyncio.gather(worker(engine, senders[0]), worker(engine2, senders[1]),
                          worker(engine, senders[0]), worker(engine2, senders[1]))
     sent = Counter(m.id for s in senders for m in s.sent)
-    assert len(sent) == total and set(sent.values()) == {1}
-    assert all(s.sent for s in senders) or engine.dialect.name == "sqlite"
+    left = [r for r in (await rows(engine)).values() if r["id"] not in sent]
+    assert len(sent) == total and set(sent.values()) == {1}, [
+        (r["dedupe_key"], r["attempts"], r["sent_at"], r["next_attempt_at"]) for r in left]
+    assert all(s.sent for s in senders)
+    assert max(claims) <= 7 and sum(claims) == total  # a claim takes one batch, once
     marked = (await rows(engine)).values()
     assert all(row["sent_at"] == T0 and row["attempts"] == 1 for row in marked)
 
