@@ -28,6 +28,7 @@ from broker.jobs import Job, JobRunner
 from broker.leases import make_leases
 from broker.outbox import Sender, drain, make_sender
 from broker.retention import purge_engine
+from broker.scheduler import jobs as scheduler_jobs
 from broker.settings import Settings
 
 log = logging.getLogger("broker.worker")
@@ -49,6 +50,8 @@ def registered_jobs(ctx: WorkerContext) -> list[Job]:
         Job("retention_purge", ctx.retention_every_s,
             partial(purge_engine, ctx.engine, ctx.settings)),
         Job("outbox_send", C.OUTBOX_EVERY_S, partial(drain, ctx.engine, ctx.sender)),
+        Job("scheduler_attendance", 60.0, partial(scheduler_jobs.close_attendance, ctx.engine)),
+        Job("scheduler_reminders", 300.0, partial(scheduler_jobs.queue_reminders, ctx.engine)),
     ]
 
 

@@ -61,10 +61,12 @@ async def test_worker_once_runs_the_due_jobs_once(
     try:
         assert await run_worker(settings, once=True) == 0
         assert [r.rcpt_to for r in sink.received] == [["ana@example.org"]]
-        assert await job_rows(url) == {"retention_purge": (1, True), "outbox_send": (1, True)}
+        once = {name: (1, True) for name in (
+            "retention_purge", "outbox_send", "scheduler_attendance", "scheduler_reminders")}
+        assert await job_rows(url) == once
         assert await run_worker(settings, once=True) == 0  # nothing due yet: nothing runs
         assert len(sink.received) == 1
-        assert await job_rows(url) == {"retention_purge": (1, True), "outbox_send": (1, True)}
+        assert await job_rows(url) == once
     finally:
         await sink.close()
 
