@@ -56,10 +56,14 @@ def registered_jobs(ctx: WorkerContext) -> list[Job]:
 
 
 async def run_worker(
-    settings: Settings, *, once: bool = False, retention_every_s: float = C.RETENTION_EVERY_S
+    settings: Settings,
+    *,
+    once: bool = False,
+    retention_every_s: float = C.RETENTION_EVERY_S,
+    stop: asyncio.Event | None = None,
 ) -> int:
-    """Run the registered jobs until SIGTERM/SIGINT, or (``once``) one round: every job
-    that is due runs once, then it returns 1 if any failed, else 0."""
+    """Run the registered jobs until SIGTERM/SIGINT (or ``stop`` is set), or (``once``)
+    one round: every job that is due runs once, then it returns 1 if any failed, else 0."""
     engine = create_engine(settings.database_url)
     leases = make_leases(settings.redis_url, settings.redis_prefix)
     try:
@@ -75,11 +79,12 @@ async def run_worker(
             outcomes = await runner.run_due()
             log.info("worker round: %s", outcomes)
             return 1 if {"failed", "error"} & set(outcomes.values()) else 0
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(signum, stop.set)
         await runner.serve(stop)
         log.info("worker %s stopped", runner.worker_id)
         return 0

@@ -26,6 +26,7 @@ class SmtpSink:
     received: list[Received] = field(default_factory=list)
     logins: list[tuple[str, str]] = field(default_factory=list)
     connections: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)  # set at each message
     port: int = 0
     _server: asyncio.Server | None = None
 
@@ -82,6 +83,7 @@ class SmtpSink:
                         parsed = email.message_from_bytes(data, policy=email.policy.default)
                         assert isinstance(parsed, EmailMessage)
                         self.received.append(Received(mail_from, rcpt_to, parsed))
+                        self.arrived.set()
                         reply("250 queued")
                 elif verb == "RSET":
                     mail_from, rcpt_to = "", []

@@ -3,6 +3,7 @@ the settings (memory, or Redis with ``REDIS_URL``), and ``--once`` runs what is 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,21 @@ def test_the_command_keeps_once_and_interval(
     monkeypatch.delenv("HH_SMTP_URL", raising=False)
     assert main(["migrate"]) == 0
     assert main(["worker", "--once", "--interval", "120"]) == 0
+
+
+async def test_the_worker_serves_until_stopped(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hh.db'}"
+    await prepare(url)
+    sink = SmtpSink()
+    await sink.start()
+    settings = Settings(database_url=url, smtp_url=f"smtp://127.0.0.1:{sink.port}")
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, stop=stop))
+    try:
+        async with asyncio.timeout(20):
+            await sink.arrived.wait()
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(worker, 20) == 0
+        await sink.close()
+    assert (await job_rows(url))["outbox_send"] == (1, True)
