@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -29,11 +30,18 @@ from web.lti import frame_ancestors_middleware, setup_lti
 from web.pages import setup_pages, static_guard
 from web.problems import problem_middleware
 from web.scheduler_api import setup_scheduler_api
+from web.scheduling_pages import setup_scheduling_pages
 from web.sio import SioNotifier, SocketGateway, create_server, engineio_frame_guard
 from web.staff_api import setup_staff_api
 from web.stats_api import setup_stats_api
 
 log = logging.getLogger(__name__)
+
+def app_now(app: web.Application) -> datetime:
+    """The app's one clock: the broker's (tests give the broker a fake one, so the
+    scheduler's "now" moves with it), read at each call."""
+    return datetime.fromtimestamp(app[BROKER].clock(), UTC)
+
 
 async def health(request: web.Request) -> web.Response:
     broker = request.app.get(BROKER)
@@ -100,7 +108,9 @@ def init_app(settings: Settings | None = None) -> web.Application:
     setup_staff_api(app)
     setup_stats_api(app, lambda: app[ENGINE], staff_caller)
     setup_catalog_api(app)
-    setup_scheduler_api(app, lambda: Scheduler(app[ENGINE], settings.secret_key))
+    setup_scheduler_api(app, lambda: Scheduler(app[ENGINE], settings.secret_key,
+                                               clock=lambda: app_now(app)))
+    setup_scheduling_pages(app)
     setup_pages(app)
     if settings.demo:
         from web.demo_platform import setup_demo_platform

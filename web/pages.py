@@ -146,7 +146,7 @@ def student_launch_response(
 
 
 # -- tutor console and staff dashboard -------------------------------------------------------
-def _signin_config(request: web.Request, page: str) -> dict[str, Any]:
+def signin_config(request: web.Request, page: str) -> dict[str, Any]:
     settings = request.app[SETTINGS]
     return {
         "demo": bool(settings.demo),
@@ -159,13 +159,13 @@ def _signin_config(request: web.Request, page: str) -> dict[str, Any]:
 
 
 async def tutor(request: web.Request) -> web.Response:
-    return render_page(
-        "tutor.html", page_locale(request), config=_signin_config(request, "/tutor")
-    )
+    config = signin_config(request, "/tutor")
+    config["upcoming_url"] = "/api/scheduler/me/upcoming"
+    return render_page("tutor.html", page_locale(request), config=config)
 
 
 async def staff(request: web.Request) -> web.Response:
-    config = _signin_config(request, "/staff")
+    config = signin_config(request, "/staff")
     config["stats_url"] = "/api/stats"
     return render_page("staff.html", page_locale(request), config=config)
 

@@ -28,6 +28,8 @@ def config_of(html: str) -> dict[str, Any]:
 PAGES = [
     ("/widget", 200), ("/tutor", 200), ("/staff", 200), ("/login", 200), ("/demo/lms", 200),
     ("/lti/login", 400),  # the LTI error page
+    ("/staff/scheduling", 200), ("/staff/outbox", 200),
+    ("/parent/not-a-link", 403),  # the parent link's error page
 ]
 
 

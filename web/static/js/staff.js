@@ -2,7 +2,8 @@
 // GET /api/stats/* (docs/stats.md), drawn with the vendored uPlot, each chart with a table
 // view and a CSV download. No figure is ever invented: missing data says so.
 import { t, loadCatalog, fmtDuration, fmtNumber, fmtTime, languageName } from "./i18n.js";
-import { $, el, say, call, connect, claimsOf, config, tokenSource } from "./common.js";
+import { $, el, say, call, connect, config, tokenSource } from "./common.js";
+import { staffSignIn } from "./staff-signin.js";
 
 const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
@@ -243,23 +244,8 @@ async function loadHistory() {
 $("filters").addEventListener("submit", (event) => { event.preventDefault(); loadHistory(); });
 
 // -- start -------------------------------------------------------------------------------
-async function start() {
-  currentToken = await tokens.get();
-  if (!currentToken) {
-    $("signin").hidden = false;
-    const demo = $("demo-staff");
-    if (demo) {
-      demo.addEventListener("click", async () => {
-        try { await tokens.demo({ role: "staff" }); $("signin").hidden = true; start(); } catch (_) {
-          say($("banner"), t("Could not start the demo."));
-        }
-      });
-    }
-    return;
-  }
-  const claims = claimsOf(currentToken);
-  const scope = claims.scope === "district" ? t("district") : `${claims.scope || ""} ${claims.scope_id || ""}`.trim();
-  say($("who"), t("Signed in: {scope} staff", { scope }));
+async function start(token) {
+  currentToken = token;
   $("dashboard").hidden = false;
   defaults();
   let first = true;
@@ -285,4 +271,4 @@ async function start() {
   loadHistory();
 }
 
-start();
+staffSignIn(tokens, start);

@@ -2,6 +2,7 @@
 // several chats as tabs, end with an outcome. Speaks the /tutor namespace of docs/protocol.md.
 import { t, loadCatalog, fmtTime, fmtDuration, languageName } from "./i18n.js";
 import { SessionSync } from "./chat-sync.js";
+import { startBooked } from "./booked.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, tokenSource,
   insertMessage, enterSends,
@@ -401,6 +402,10 @@ async function start() {
   }));
   showStatus("away");
   renderQueues();
+  startBooked({
+    section: $("booked"), list: $("booked-list"), note: $("booked-note"), url: cfg.upcoming_url,
+    getToken: async () => (await tokens.get()) || token, subjectName: (id) => subjectLabels[id] || id,
+  });
   let first = true;
   const socket = connect("/tutor", () => (first ? token : tokens.get()));
   state.socket = socket;

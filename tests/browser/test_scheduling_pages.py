@@ -1,0 +1,328 @@
+"""The scheduler's pages in Chromium: a designee builds a group and books a series, a
+holiday cancels an occurrence, a parent books through the link in Spanish, a tampered
+link shows the error page, a tutor sees the booked session's countdown; axe-clean.
+
+The app's clock is fixed (the broker's :class:`~tests.broker.unit.FakeClock`, which the
+scheduler reads too): Monday 2 November 2026, 14:00 in Los Angeles (22:00 UTC), the day
+after the autumn daylight-saving change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broker import tokens
+from broker.db.engine import create_engine
+from broker.db.models import metadata
+from broker.identity import Scope, staff_identity, tutor_identity
+from broker.scheduler import booking, enrolment, parents, setup
+from broker.scheduler.service import Scheduler
+from broker.settings import Settings
+from tests.broker.harness import SECRET
+from tests.broker.unit import FakeClock
+from tests.browser.conftest import Broker, Watch, assert_clean, axe_violations, open_page
+
+NOW = datetime(2026, 11, 2, 22, 0, tzinfo=UTC)  # Monday 14:00 in America/Los_Angeles
+DISTRICT = staff_identity("dist-1", Scope.district(), source="demo")
+DESIGNEE = staff_identity("des-hs", Scope("school", "hs"), source="demo")
+ZONE = "America/Los_Angeles"
+TERM = {"term_start": "2026-09-01", "term_end": "2027-06-10"}
+SCHOOL_OFFER = {
+    "programme": "school_based", "vendor": "tutorcom", "subjects": ["math", "ela"],
+    "low_grade": 9, "high_grade": 12, "languages": ["en", "es"], "group_limit": 4,
+    "session_minutes": 30, "min_sessions_per_week": 3, **TERM,
+}
+HOME_OFFER = {
+    "programme": "home_based", "vendor": "booknook", "subjects": ["math", "ela"],
+    "low_grade": 0, "high_grade": 12, "languages": ["en", "es"], "group_limit": 1,
+    "session_minutes": 30, "min_sessions_per_week": 1, **TERM,
+}
+BELLS = {"timezone": ZONE, "after_school_end": "18:00",
+         "bells": {d: {"dismissal": "15:00", "minimum_dismissal": "12:30"}
+                   for d in ("mon", "tue", "wed", "thu", "fri")}}
+STUDENTS = [("st1", "hs", 9, "Maya"), ("st2", "hs", 9, "Leo"), ("st3", "hs", 10, "Iris"),
+            ("st4", "hs", 10, "Omar"), ("st7", "elem", 3, "Sofía")]
+
+
+@pytest.fixture
+async def world(broker_settings: Settings) -> AsyncIterator[tuple[Broker, Scheduler]]:
+    """A live broker at :data:`NOW` with the scheduler's set-up done by district staff."""
+    engine: AsyncEngine = create_engine(broker_settings.database_url)
+    ctx = Scheduler(engine, SECRET, clock=lambda: NOW)
+    async with engine.begin() as conn:
+        await conn.execute(metadata.tables["students"].insert(), [
+            {"sourced_id": s, "sis_id": f"sis-{s}", "school_id": school, "grade": grade,
+             "groups": "", "given_name": name, "family_name": "Ruiz"}
+            for s, school, grade, name in STUDENTS])
+    await setup.create_offer(ctx, DISTRICT, SCHOOL_OFFER)
+    await setup.set_school_schedule(ctx, DISTRICT, "hs", BELLS)
+    await setup.set_school_schedule(ctx, DISTRICT, "elem", BELLS)
+    await setup.set_tutor(ctx, DISTRICT, "t1", {
+        "vendor": "tutorcom", "languages": ["en", "es"], "timezone": ZONE,
+        "display_name": "Ana Tutor"})
+    await setup.set_tutor(ctx, DISTRICT, "t2", {
+        "vendor": "tutorcom", "languages": ["en"], "timezone": ZONE,
+        "display_name": "Ben Signer", "accommodations": ["asl"]})
+    server = await Broker(broker_settings, clock=FakeClock(NOW.timestamp())).start()
+    try:
+        yield server, ctx
+    finally:
+        await server.stop()
+        await engine.dispose()
+
+
+async def context_of(browser: Any, server: Broker | None = None,
+                     identity: tokens.Identity | None = None, locale: str = "en-US") -> Any:
+    """A browser context (10 s waits), signed in as ``identity`` with its session cookie."""
+    context = await browser.new_context(locale=locale)
+    context.set_default_timeout(10_000)
+    if server is not None and identity is not None:
+        await context.add_cookies([{
+            "name": "hh_session", "value": tokens.issue(SECRET, identity), "url": server.url,
+            "httpOnly": True, "sameSite": "Lax"}])
+    return context
+
+
+async def axe_clean(page: Any) -> None:
+    found = await axe_violations(page)
+    assert found == [], found
+
+
+def refused(watch: Watch, *expected: str) -> None:
+    """The refusals a test provoked on purpose are not page failures."""
+    for item in expected:
+        assert item in watch.failed, (item, watch.failed)
+    watch.failed[:] = [f for f in watch.failed if f not in expected]
+
+
+async def done(page: Any, form: str) -> None:
+    """Wait for the form's success note; fail with its error text if it was refused."""
+    await page.wait_for_selector(f"#{form}-done:not([hidden]), #{form}-error:not([hidden])")
+    assert await page.is_hidden(f"#{form}-error"), await page.inner_text(f"#{form}-error")
+
+
+async def week_times(page: Any, day: str) -> list[str]:
+    return await page.locator(f'.week-day[data-date="{day}"] li[data-status="scheduled"] '
+                              ".occ-time").all_inner_texts()
+
+
+async def test_designee_groups_books_and_a_holiday_cancels(browser: Any, world: Any) -> None:
+    server, _ = world
+    context = await context_of(browser, server, DESIGNEE)
+    watch = Watch()
+    page = await open_page(context, server.url + "/staff/scheduling", watch)
+    await page.wait_for_selector("#desk:not([hidden])")
+    assert await page.input_value("#pick-school") == "hs"
+    assert await page.locator("#pick-school").get_attribute("readonly") is not None
+    await page.click("text=Show students")
+    await page.wait_for_selector("#work:not([hidden])")
+    assert await page.locator("#roster tr").count() == 4  # the high school's students only
+    await axe_clean(page)
+
+    for name in ("Maya", "Leo"):
+        await page.get_by_label(f"Select {name} R.").check()
+    await page.click("text=Enrol the ticked students")
+    await done(page, "enrol")
+    assert "Enrolled: 2" in await page.inner_text("#enrol-done")
+    await page.get_by_label("Select Omar R.").check()
+    await page.get_by_label("ASL").check()
+    await page.click("text=Enrol the ticked students")
+    await done(page, "enrol")
+    assert "Enrolled: 1" in await page.inner_text("#enrol-done")
+    assert "English, ASL" in await page.inner_text('#roster tr[data-student="st4"]')
+
+    # Omar needs ASL, which Ana does not sign: the server's rule shows next to the form.
+    for name in ("Maya", "Leo", "Omar"):
+        await page.get_by_label(f"Select {name} R.").check()
+    await page.fill("#group-band", "9-10")
+    await page.select_option("#group-tutor", "t1")
+    await page.click("text=Form the group with the ticked students")
+    await page.wait_for_selector("#group-error:not([hidden])")
+    assert "accommodation_missing" in await page.inner_text("#group-error")
+    await page.get_by_label("Select Omar R.").uncheck()
+    await page.click("text=Form the group with the ticked students")
+    await done(page, "group")
+    assert "Ana Tutor (2 students)" in await page.inner_text("#group-done")
+
+    for day in ("Monday", "Wednesday", "Thursday"):
+        await page.locator("#book-form").get_by_label(day, exact=True).check()
+    await page.fill("#book-first", "2026-11-02")
+    await page.fill("#book-last", "2026-11-19")
+    await page.fill("#book-start", "13:29")  # 91 minutes before the 15:00 dismissal
+    await page.click("text=Book the series")
+    await page.wait_for_selector("#book-error:not([hidden])")
+    assert "before_bell_window" in await page.inner_text("#book-error")
+    await page.fill("#book-start", "15:30")
+    await page.click("text=Book the series")
+    await done(page, "book")
+    assert "Booked: 9 sessions" in await page.inner_text("#book-done")
+    assert await page.is_hidden("#book-error")
+    await page.wait_for_selector('.week-day[data-date="2026-11-02"] li[data-status="scheduled"]')
+    assert await week_times(page, "2026-11-02") == ["15:30"]
+    assert await week_times(page, "2026-11-04") == ["15:30"]
+    assert await week_times(page, "2026-11-05") == ["15:30"]
+    await axe_clean(page)
+
+    # A holiday added to the calendar cancels Wednesday's session: it leaves the week.
+    await page.fill("#cal-date", "2026-11-04")
+    await page.fill("#cal-label", "Staff day")
+    await page.click("text=Add to the calendar")
+    await done(page, "calendar")
+    assert "Sessions cancelled: 1" in await page.inner_text("#calendar-done")
+    await page.wait_for_function(
+        "() => !document.querySelector('.week-day[data-date=\"2026-11-04\"] li')")
+    assert await week_times(page, "2026-11-04") == []
+    assert await week_times(page, "2026-11-05") == ["15:30"]
+    await page.get_by_label("Show cancelled sessions").check()
+    assert "Cancelled: holiday" in await page.inner_text('.week-day[data-date="2026-11-04"]')
+    await page.get_by_label("Show cancelled sessions").uncheck()
+
+    # Cancel Thursday's session with a reason, with the keyboard.
+    await page.get_by_role("button", name="Cancel the session of 2026-11-05 at 15:30").click()
+    assert await page.evaluate("document.activeElement.id") == "cancel-reason"
+    await page.keyboard.type("Assembly")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#cancel-form", state="hidden")
+    assert await week_times(page, "2026-11-05") == []
+    assert await week_times(page, "2026-11-02") == ["15:30"]
+    # The next week is whole.
+    await page.click("#week-next")
+    await page.wait_for_selector('.week-day[data-date="2026-11-09"] li[data-status="scheduled"]')
+    assert await week_times(page, "2026-11-12") == ["15:30"]
+    refused(watch, "409 /api/scheduler/groups", "409 /api/scheduler/series")
+    assert_clean(watch)
+    await context.close()
+
+
+async def test_outbox_page_shows_the_notices(browser: Any, world: Any) -> None:
+    server, ctx = world
+    group = await _booked_group(ctx)
+    assert group
+    context = await context_of(browser, server, DISTRICT)
+    watch = Watch()
+    page = await open_page(context, server.url + "/staff/outbox", watch)
+    await page.wait_for_selector('#outbox tr[data-kind="booked"]')
+    statuses = await page.locator("#outbox tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.status)")
+    assert set(statuses) == {"pending"} and len(statuses) == 3  # two students, the tutor
+    assert "Waiting" in await page.inner_text("#outbox")
+    await axe_clean(page)
+    assert_clean(watch)
+    # school staff may not read it
+    await context.close()
+    context = await context_of(browser, server, DESIGNEE)
+    page = await open_page(context, server.url + "/staff/outbox", Watch())
+    await page.wait_for_function("() => /not_allowed/.test(document.body.innerText)")
+    await context.close()
+
+
+async def _booked_group(ctx: Scheduler) -> str:
+    offer = (await setup.list_offers(ctx, DISTRICT))[0]["id"]
+    await enrolment.enrol(ctx, DESIGNEE, offer, {"students": [
+        {"student": "st1", "language": "en"}, {"student": "st2", "language": "en"}]})
+    group = await enrolment.form_group(ctx, DESIGNEE, {
+        "offer": offer, "school": "hs", "subject": "math", "language": "en",
+        "grade_band": "9-10", "tutor": "t1", "students": ["st1", "st2"]})
+    await booking.book_series(ctx, DESIGNEE, {
+        "group": group["id"], "rrule": "FREQ=WEEKLY;BYDAY=MO,WE,TH;COUNT=9",
+        "first_day": "2026-11-02", "start": "15:30", "minutes": 30})
+    return str(group["id"])
+
+
+async def test_tutor_sees_the_booked_session_with_a_countdown(browser: Any, world: Any) -> None:
+    server, ctx = world
+    await _booked_group(ctx)
+    token = tokens.issue(SECRET, tutor_identity("t1", "tutorcom", ["en"], source="demo",
+                                                display_name="Ana Tutor"))
+    context = await context_of(browser)
+    await context.add_init_script(
+        f"sessionStorage.setItem('hh_tutor_token', {token!r});")
+    watch = Watch()
+    page = await open_page(context, server.url + "/tutor", watch)
+    await page.wait_for_selector("#booked:not([hidden]) .booked-item")
+    first = page.locator(".booked-item").first
+    assert "2026-11-02 15:30" in await first.inner_text()
+    countdown = first.locator(".countdown")
+    # 15:30 local is 90 minutes after the app's 14:00; the page counts down from there.
+    seconds = int(await countdown.get_attribute("data-seconds-left") or "0")
+    assert 90 * 60 - 30 <= seconds <= 90 * 60
+    assert re.match(r"Starts in 1h? ?(29|30)", await countdown.inner_text()), \
+        await countdown.inner_text()
+    assert await page.locator(".booked-item").count() == 6  # the next two weeks
+    await axe_clean(page)
+    assert_clean(watch)
+    await context.close()
+
+
+async def _parent_link(server: Broker, ctx: Scheduler) -> str:
+    await setup.create_offer(ctx, DISTRICT, HOME_OFFER)
+    await setup.set_tutor(ctx, DISTRICT, "h1", {
+        "vendor": "booknook", "languages": ["es"], "timezone": ZONE,
+        "display_name": "Lucía Gómez"})
+    await setup.publish_availability(ctx, DISTRICT, "h1", {"weekly": [
+        {"weekday": d, "start": "16:00", "end": "17:00"} for d in ("tue", "thu")]})
+    link = await parents.issue_link(ctx, DISTRICT, {"student": "st7", "language": "es"},
+                                    "test")
+    return str(link["token"])
+
+
+async def test_parent_books_through_the_link_in_spanish(browser: Any, world: Any) -> None:
+    server, ctx = world
+    token = await _parent_link(server, ctx)
+    context = await context_of(browser)  # an English browser: the link's language decides
+    watch = Watch()
+    page = await open_page(context, f"{server.url}/parent/{token}", watch)
+    assert await page.get_attribute("html", "lang") == "es"
+    assert await page.inner_text("#child-title") == "Tutoría para Sofía"
+    assert await page.inner_text("#child-grade") == "Grado 3"
+    await page.wait_for_selector("#slots input")
+    slots = await page.locator("#slots label").all_inner_texts()
+    assert len(slots) == 4 and all("Lucía Gómez" in s for s in slots), slots
+    assert slots[0] == "Los martes a las 16:00 con Lucía Gómez, desde el 3 de noviembre de 2026"
+    await axe_clean(page)
+    await page.get_by_label("Matemáticas").check()
+    await page.locator("#slots input").first.check()
+    assert await page.is_visible("#also")
+    await page.locator("#also input").first.check()
+    await page.get_by_role("button", name="Reservar estas sesiones").click()
+    await page.wait_for_selector("#booked:not([hidden])")
+    text = await page.inner_text("#booked")
+    assert "Sus sesiones están reservadas" in text, text
+    assert ("Cada semana los martes y jueves a las 16:00 con Lucía Gómez: 64 sesiones; "
+            "la primera es el 3 de noviembre de 2026.") in text, text
+    await axe_clean(page)
+    assert_clean(watch)
+
+    # The link is used: opening it again is the clear "no longer usable" page (410).
+    watch = Watch()
+    page = await open_page(context, f"{server.url}/parent/{token}", watch)
+    assert await page.inner_text("h1") == "This link can no longer be used"  # en-US browser
+    await page.get_by_role("link", name="Español").click()
+    await page.wait_for_selector("html[lang=es]")
+    assert await page.inner_text("h1") == "Este enlace ya no se puede usar"
+    await axe_clean(page)
+    refused(watch, f"410 /parent/{token}", f"410 /parent/{token}")
+    assert_clean(watch)
+    await context.close()
+
+
+async def test_a_tampered_link_shows_the_error_page(browser: Any, world: Any) -> None:
+    server, ctx = world
+    token = await _parent_link(server, ctx)
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    context = await context_of(browser, locale="es-MX")
+    watch = Watch()
+    page = await open_page(context, f"{server.url}/parent/{tampered}", watch)
+    assert await page.get_attribute("html", "lang") == "es"
+    assert "Este enlace no es válido" in await page.inner_text("h1")
+    assert await page.locator("#slots").count() == 0
+    await axe_clean(page)
+    refused(watch, f"403 /parent/{tampered}")
+    assert_clean(watch)
+    await context.close()

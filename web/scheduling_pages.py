@@ -1,0 +1,120 @@
+"""The scheduler's pages: a school designee's scheduling page, the parent's link page and
+the demo outbox page, with the two reads the designee's page needs besides
+``/api/scheduler/*`` (:mod:`web.scheduler_api`).
+
+=======  ================================================  ===================================
+GET      ``/staff/scheduling``                             enrol, group, book, week view
+GET      ``/staff/outbox``                                 reminders waiting and sent (demo)
+GET      ``/parent/{token}``                               a parent's link: book a slot
+GET      ``/api/scheduling/schools/{school}/roster?offer=``  roster, enrolments, tutors
+GET      ``/api/scheduling/outbox``                        the newest outbox rows (district)
+=======  ================================================  ===================================
+
+The staff pages sign in like the dashboard (the session cookie's token or a demo token)
+and call the JSON APIs with it; the parent page needs no account: the link's token is the
+key, checked here before anything is shown (a tampered link is a 403 page, an expired,
+used or withdrawn one a 410 page), and the page is shown in the link's language unless
+``?lang=`` asks otherwise. Who may read what is decided in ``broker/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from babel import Locale
+
+from broker import outbox_view, school_roster
+from broker.errors import InvalidPayload, Unauthenticated
+from broker.identity import Identity
+from broker.scheduler import inputs, parents
+from broker.scheduler.errors import ParentLinkExpired, ParentLinkInvalid
+from i18n import available_locales
+from web import jsonlib
+from web.negotiation import page_locale
+from web.pages import signin_config, subjects_of
+from web.render import N_, render_page
+from web.scheduler_api import IDENTIFY, SCHEDULER
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def languages() -> list[dict[str, str]]:
+    """The shipped locales, each named in itself, for the parent pages' language links."""
+    return [{"code": code, "name": (Locale.parse(code).get_display_name(code) or code).capitalize()}
+            for code in sorted(available_locales())]
+
+
+def _json(data: Any) -> web.Response:
+    return web.json_response(data, headers=NO_STORE, dumps=jsonlib.dumps)
+
+
+async def scheduling_page(request: web.Request) -> web.Response:
+    config = signin_config(request, "/staff/scheduling")
+    config.update(api="/api/scheduler", roster_url="/api/scheduling/schools",
+                  today=request.app[SCHEDULER]().now().date().isoformat())
+    return render_page("scheduling.html", page_locale(request), config=config)
+
+
+async def outbox_page(request: web.Request) -> web.Response:
+    config = signin_config(request, "/staff/outbox")
+    config.update(outbox_url="/api/scheduling/outbox")
+    return render_page("outbox.html", page_locale(request), config=config)
+
+
+LINK_PROBLEMS = {
+    ParentLinkInvalid: (403, N_("This link is not valid"),
+                        N_("Please use the whole link from the district's message, or ask "
+                           "your child's school for a new one.")),
+    ParentLinkExpired: (410, N_("This link can no longer be used"),
+                        N_("It has expired, been used already or been withdrawn. Ask your "
+                           "child's school for a new link.")),
+}
+
+
+async def parent_page(request: web.Request) -> web.Response:
+    token = request.match_info["token"]
+    try:
+        view = await parents.open_link(request.app[SCHEDULER](), token)
+    except (ParentLinkInvalid, ParentLinkExpired) as exc:
+        status, title, text = LINK_PROBLEMS[type(exc)]
+        return render_page("parent_error.html", page_locale(request), status=status,
+                           title=title, text=text, languages=languages())
+    config = {"book_url": f"/api/parent/{token}/book", "view": view,
+              "subjects": subjects_of(request.app)}
+    return render_page("parent.html", page_locale(request, view["language"]), config=config,
+                       child=view["child"], languages=languages())
+
+
+async def _who(request: web.Request) -> Identity:
+    identity = await request.app[IDENTIFY](request)
+    if identity is None:
+        raise Unauthenticated("please sign in")
+    return identity
+
+
+async def roster(request: web.Request) -> web.StreamResponse:
+    actor = await _who(request)
+    school, offer = request.match_info["school"], request.query.get("offer", "")
+    for name, value in (("school", school), ("offer", offer)):
+        if not inputs.ID.match(value):
+            raise InvalidPayload(f"{name} must be an id", field=name)
+    ctx = request.app[SCHEDULER]()
+    return _json(await school_roster.school_roster(
+        ctx.engine, actor, school, offer, f"GET {request.path}"[:200], ctx.now()))
+
+
+async def outbox(request: web.Request) -> web.StreamResponse:
+    actor = await _who(request)
+    ctx = request.app[SCHEDULER]()
+    return _json({"messages": await outbox_view.latest(
+        ctx.engine, actor, f"GET {request.path}", ctx.now())})
+
+
+def setup_scheduling_pages(app: web.Application) -> None:
+    """Mount the pages and reads (after :func:`web.scheduler_api.setup_scheduler_api`)."""
+    app.router.add_get("/staff/scheduling", scheduling_page)
+    app.router.add_get("/staff/outbox", outbox_page)
+    app.router.add_get("/parent/{token}", parent_page)
+    app.router.add_get("/api/scheduling/schools/{school}/roster", roster)
+    app.router.add_get("/api/scheduling/outbox", outbox)

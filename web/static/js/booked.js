@@ -1,0 +1,58 @@
+// A tutor's booked sessions (GET /api/scheduler/me/upcoming) with a countdown to each.
+// The server says how far away each session is (starts_in_s, from its own clock); the page
+// counts down from there with the browser's monotonic clock, and asks again every minute.
+import { t, fmtDuration } from "./i18n.js";
+import { el, say } from "./common.js";
+import { api } from "./api.js";
+
+const REFRESH_MS = 60000;
+
+export function startBooked({ section, list, note, url, getToken, subjectName }) {
+  let sessions = [];
+  let fetchedAt = 0;
+
+  function countdown(o) {
+    if (o.status === "cancelled") return o.cancel_reason ? t("Cancelled: {reason}", { reason: o.cancel_reason }) : t("Cancelled");
+    const elapsed = (performance.now() - fetchedAt) / 1000;
+    const left = o.starts_in_s - elapsed;
+    const length = (Date.parse(o.ends_at) - Date.parse(o.starts_at)) / 1000;
+    if (left > 0) return t("Starts in {time}", { time: fmtDuration(left) });
+    if (left > -length) return t("In progress");
+    return t("Ended");
+  }
+
+  function tick() {
+    for (const item of list.children) {
+      const o = sessions.find((s) => s.id === item.dataset.occurrence);
+      const span = o && item.querySelector(".countdown");
+      if (span) {
+        span.textContent = countdown(o);
+        span.dataset.secondsLeft = String(Math.round(o.starts_in_s - (performance.now() - fetchedAt) / 1000));
+      }
+    }
+  }
+
+  async function load() {
+    let data;
+    try {
+      data = await api(url, { token: await getToken() });
+    } catch (_) {
+      section.hidden = true;
+      return;
+    }
+    section.hidden = false;
+    sessions = data.occurrences || [];
+    fetchedAt = performance.now();
+    list.replaceChildren(...sessions.map((o) => el("li", { class: `booked-item occ-${o.status}`, "data-occurrence": o.id },
+      el("span", { class: "what" },
+        el("time", { datetime: o.local }, `${o.local.slice(0, 10)} ${o.local.slice(11, 16)}`),
+        " ", subjectName(o.subject || ""), " ", el("span", { class: "hint" }, `(${o.timezone})`)),
+      el("span", { class: "countdown", "aria-live": "off" }, countdown(o)))));
+    say(note, sessions.length ? "" : t("No booked sessions in the next two weeks."));
+    tick();
+  }
+
+  load();
+  setInterval(tick, 1000);
+  setInterval(load, REFRESH_MS);
+}
