@@ -26,7 +26,14 @@ from broker.scheduler.service import Scheduler
 from broker.settings import Settings
 from tests.broker.harness import SECRET
 from tests.broker.unit import FakeClock
-from tests.browser.conftest import Broker, Watch, assert_clean, axe_violations, open_page
+from tests.browser.conftest import (
+    Broker,
+    Watch,
+    assert_clean,
+    axe_violations,
+    open_page,
+    screenshot,
+)
 
 NOW = datetime(2026, 11, 2, 22, 0, tzinfo=UTC)  # Monday 14:00 in America/Los_Angeles
 DISTRICT = staff_identity("dist-1", Scope.district(), source="demo")
@@ -168,6 +175,7 @@ async def test_designee_groups_books_and_a_holiday_cancels(browser: Any, world: 
     assert await week_times(page, "2026-11-04") == ["15:30"]
     assert await week_times(page, "2026-11-05") == ["15:30"]
     await axe_clean(page)
+    await screenshot(page, "scheduling-week")
 
     # A holiday added to the calendar cancels Wednesday's session: it leaves the week.
     await page.fill("#cal-date", "2026-11-04")
@@ -191,10 +199,24 @@ async def test_designee_groups_books_and_a_holiday_cancels(browser: Any, world: 
     await page.wait_for_selector("#cancel-form", state="hidden")
     assert await week_times(page, "2026-11-05") == []
     assert await week_times(page, "2026-11-02") == ["15:30"]
-    # The next week is whole.
+    # The next week is whole; cancelling the rest of the series from its Monday empties it
+    # and the week after.
     await page.click("#week-next")
     await page.wait_for_selector('.week-day[data-date="2026-11-09"] li[data-status="scheduled"]')
     assert await week_times(page, "2026-11-12") == ["15:30"]
+    await page.get_by_role("button", name="Cancel the session of 2026-11-09 at 15:30").click()
+    await page.fill("#cancel-reason", "Tutor contract ended")
+    await page.get_by_label("This one and the rest of the series").check()
+    await page.click("#cancel-form button[type=submit]")
+    await page.wait_for_selector("#cancel-form", state="hidden")
+    assert await page.locator('#week li[data-status="scheduled"]').count() == 0
+    await page.click("#week-next")
+    await page.wait_for_selector('.week-day[data-date="2026-11-16"]')
+    assert await page.locator('#week li[data-status="scheduled"]').count() == 0
+    await page.click("#week-prev")
+    await page.click("#week-prev")
+    await page.wait_for_selector('.week-day[data-date="2026-11-02"] li[data-status="scheduled"]')
+    assert await week_times(page, "2026-11-02") == ["15:30"]  # before the cancelled rest
     refused(watch, "409 /api/scheduler/groups", "409 /api/scheduler/series")
     assert_clean(watch)
     await context.close()
@@ -247,7 +269,8 @@ async def test_tutor_sees_the_booked_session_with_a_countdown(browser: Any, worl
     page = await open_page(context, server.url + "/tutor", watch)
     await page.wait_for_selector("#booked:not([hidden]) .booked-item")
     first = page.locator(".booked-item").first
-    assert "2026-11-02 15:30" in await first.inner_text()
+    assert await first.locator("time").get_attribute("datetime") == "2026-11-02T15:30:00-08:00"
+    assert "Mon, Nov 2, 3:30" in await first.inner_text()  # the school's time, not the browser's
     countdown = first.locator(".countdown")
     # 15:30 local is 90 minutes after the app's 14:00; the page counts down from there.
     seconds = int(await countdown.get_attribute("data-seconds-left") or "0")
@@ -256,17 +279,24 @@ async def test_tutor_sees_the_booked_session_with_a_countdown(browser: Any, worl
         await countdown.inner_text()
     assert await page.locator(".booked-item").count() == 6  # the next two weeks
     await axe_clean(page)
+    await screenshot(page, "tutor-booked")
     assert_clean(watch)
     await context.close()
 
 
-async def _parent_link(server: Broker, ctx: Scheduler) -> str:
-    await setup.create_offer(ctx, DISTRICT, HOME_OFFER)
+async def _home_offer(ctx: Scheduler) -> str:
+    """The home-based offer, with tutor h1 (Spanish) free Tuesdays and Thursdays 16-17."""
+    offer = await setup.create_offer(ctx, DISTRICT, HOME_OFFER)
     await setup.set_tutor(ctx, DISTRICT, "h1", {
         "vendor": "booknook", "languages": ["es"], "timezone": ZONE,
         "display_name": "Lucía Gómez"})
     await setup.publish_availability(ctx, DISTRICT, "h1", {"weekly": [
         {"weekday": d, "start": "16:00", "end": "17:00"} for d in ("tue", "thu")]})
+    return str(offer["id"])
+
+
+async def _parent_link(ctx: Scheduler) -> str:
+    await _home_offer(ctx)
     link = await parents.issue_link(ctx, DISTRICT, {"student": "st7", "language": "es"},
                                     "test")
     return str(link["token"])
@@ -274,10 +304,31 @@ async def _parent_link(server: Broker, ctx: Scheduler) -> str:
 
 async def test_parent_books_through_the_link_in_spanish(browser: Any, world: Any) -> None:
     server, ctx = world
-    token = await _parent_link(server, ctx)
+    offer = await _home_offer(ctx)
+    # District staff make the link on the scheduling page, in the family's language.
+    staff = await context_of(browser, server, DISTRICT)
+    watch = Watch()
+    page = await open_page(staff, server.url + "/staff/scheduling", watch)
+    await page.wait_for_selector("#desk:not([hidden])")
+    await page.fill("#pick-school", "elem")
+    await page.select_option("#pick-offer", offer)
+    await page.click("text=Show students")
+    await page.wait_for_selector("#links-section:not([hidden])")
+    assert await page.is_hidden("#book-section") and await page.is_hidden("#group-section")
+    await page.get_by_label("Select Sofía R.").check()
+    await page.select_option("#links-language", "es")
+    await page.click("text=Make links for the ticked students")
+    await done(page, "links")
+    link = await page.get_attribute('#links li[data-student="st7"] a', "href")
+    assert link and link.startswith(f"{server.url}/parent/")
+    await axe_clean(page)
+    assert_clean(watch)
+    await staff.close()
+
     context = await context_of(browser)  # an English browser: the link's language decides
     watch = Watch()
-    page = await open_page(context, f"{server.url}/parent/{token}", watch)
+    page = await open_page(context, link, watch)
+    token = link.rsplit("/", 1)[1]
     assert await page.get_attribute("html", "lang") == "es"
     assert await page.inner_text("#child-title") == "Tutoría para Sofía"
     assert await page.inner_text("#child-grade") == "Grado 3"
@@ -286,6 +337,7 @@ async def test_parent_books_through_the_link_in_spanish(browser: Any, world: Any
     assert len(slots) == 4 and all("Lucía Gómez" in s for s in slots), slots
     assert slots[0] == "Los martes a las 16:00 con Lucía Gómez, desde el 3 de noviembre de 2026"
     await axe_clean(page)
+    await screenshot(page, "parent-link-es")
     await page.get_by_label("Matemáticas").check()
     await page.locator("#slots input").first.check()
     assert await page.is_visible("#also")
@@ -314,7 +366,7 @@ async def test_parent_books_through_the_link_in_spanish(browser: Any, world: Any
 
 async def test_a_tampered_link_shows_the_error_page(browser: Any, world: Any) -> None:
     server, ctx = world
-    token = await _parent_link(server, ctx)
+    token = await _parent_link(ctx)
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     context = await context_of(browser, locale="es-MX")
     watch = Watch()

@@ -1,11 +1,31 @@
 // A tutor's booked sessions (GET /api/scheduler/me/upcoming) with a countdown to each.
 // The server says how far away each session is (starts_in_s, from its own clock); the page
 // counts down from there with the browser's monotonic clock, and asks again every minute.
-import { t, fmtDuration } from "./i18n.js";
+import { t, fmtDuration, getLocale } from "./i18n.js";
 import { el, say } from "./common.js";
 import { api } from "./api.js";
 
 const REFRESH_MS = 60000;
+const DAY_S = 86400;
+
+// "1h 29m" within a day, "2d 1h" beyond.
+function until(seconds) {
+  if (seconds < DAY_S) return fmtDuration(seconds);
+  const unit = (value, name) => new Intl.NumberFormat(getLocale(), { style: "unit", unit: name, unitDisplay: "narrow" }).format(value);
+  const hours = Math.floor((seconds % DAY_S) / 3600);
+  return hours ? `${unit(Math.floor(seconds / DAY_S), "day")} ${unit(hours, "hour")}` : unit(Math.floor(seconds / DAY_S), "day");
+}
+
+// The session's start in its own zone (the school's or the tutor's), not the browser's.
+function when(o) {
+  try {
+    return new Intl.DateTimeFormat(getLocale(), {
+      weekday: "short", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", timeZone: o.timezone,
+    }).format(new Date(o.starts_at));
+  } catch (_) {
+    return `${o.local.slice(0, 10)} ${o.local.slice(11, 16)}`;
+  }
+}
 
 export function startBooked({ section, list, note, url, getToken, subjectName }) {
   let sessions = [];
@@ -16,7 +36,7 @@ export function startBooked({ section, list, note, url, getToken, subjectName })
     const elapsed = (performance.now() - fetchedAt) / 1000;
     const left = o.starts_in_s - elapsed;
     const length = (Date.parse(o.ends_at) - Date.parse(o.starts_at)) / 1000;
-    if (left > 0) return t("Starts in {time}", { time: fmtDuration(left) });
+    if (left > 0) return t("Starts in {time}", { time: until(left) });
     if (left > -length) return t("In progress");
     return t("Ended");
   }
@@ -43,9 +63,9 @@ export function startBooked({ section, list, note, url, getToken, subjectName })
     section.hidden = false;
     sessions = data.occurrences || [];
     fetchedAt = performance.now();
-    list.replaceChildren(...sessions.map((o) => el("li", { class: `booked-item occ-${o.status}`, "data-occurrence": o.id },
+    list.replaceChildren(...sessions.map((o) => el("li", { class: `queue-item booked-item occ-${o.status}`, "data-occurrence": o.id },
       el("span", { class: "what" },
-        el("time", { datetime: o.local }, `${o.local.slice(0, 10)} ${o.local.slice(11, 16)}`),
+        el("time", { datetime: o.local }, when(o)),
         " ", subjectName(o.subject || ""), " ", el("span", { class: "hint" }, `(${o.timezone})`)),
       el("span", { class: "countdown", "aria-live": "off" }, countdown(o)))));
     say(note, sessions.length ? "" : t("No booked sessions in the next two weeks."));

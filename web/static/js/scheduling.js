@@ -42,10 +42,16 @@ async function pick() {
   state.school = $("pick-school").value.trim();
   state.offer = state.offers.find((o) => o.id === $("pick-offer").value) || null;
   if (!state.offer) throw new Problem(400, { code: "invalid_payload", title: t("Choose a programme offer.") });
+  const schoolBased = state.offer.programme === "school_based";
+  for (const section of document.querySelectorAll(".school-based")) section.hidden = !schoolBased;
+  $("links-section").hidden = schoolBased;
+  $("links").replaceChildren();
   await loadRoster();
-  await loadGroups();
   $("work").hidden = false;
-  await loadWeek();
+  if (schoolBased) {
+    await loadGroups();
+    await loadWeek();
+  }
 }
 
 // -- roster and enrolment ------------------------------------------------------------------
@@ -68,6 +74,7 @@ async function loadRoster() {
   const languages = state.offer.languages.map((code) => ({ value: code, label: languageName(code) }));
   fillSelect($("enrol-language"), languages);
   fillSelect($("group-language"), languages);
+  fillSelect($("links-language"), languages);
   fillSelect($("group-subject"), state.offer.subjects.map((id) => ({ value: id, label: subjectName(id) })));
   fillSelect($("group-tutor"), state.roster.tutors.map((x) => ({
     value: x.id,
@@ -93,8 +100,26 @@ async function enrol() {
     method: "POST",
     body: { students: students.map((student) => ({ student, language: $("enrol-language").value, accommodations })) },
   });
+  for (const box of $("enrol-form").querySelectorAll("input[name=accommodations]")) box.checked = false;
   await loadRoster();
   return t("Enrolled: {count}. Already enrolled: {already}.", { count: fmtNumber(done.enrolled.length), already: fmtNumber(done.already.length) });
+}
+
+// -- parent links (home-based offers) ---------------------------------------------------------
+async function makeLinks() {
+  const students = ticked();
+  if (!students.length) throw new Problem(400, { code: "invalid_payload", title: t("Tick at least one student first.") });
+  const names = Object.fromEntries(state.roster.students.map((s) => [s.id, `${s.given_name} ${s.family_initial ? `${s.family_initial}.` : ""}`.trim()]));
+  for (const student of students) {
+    const link = await call(`${cfg.api}/parent-links`, {
+      method: "POST", body: { student, language: $("links-language").value, offer: state.offer.id },
+    });
+    const url = new URL(`/parent/${encodeURIComponent(link.token)}`, window.location.origin).href;
+    $("links").append(el("li", { "data-student": student },
+      el("span", {}, t("{name}, until {date}:", { name: names[student] || student, date: link.expires_at.slice(0, 10) })), " ",
+      el("a", { href: url, class: "parent-link" }, url)));
+  }
+  return t("Links made: {count}.", { count: fmtNumber(students.length) });
 }
 
 // -- groups ------------------------------------------------------------------------------
@@ -249,6 +274,7 @@ function wire() {
   on("group-form", formGroup, "group-error", "group-done");
   on("book-form", book, "book-error", "book-done");
   on("calendar-form", addDay, "calendar-error", "calendar-done");
+  on("links-form", makeLinks, "links-error", "links-done");
   on("week-form", loadWeek, "week-error");
   $("cancel-form").addEventListener("submit", async (event) => {
     event.preventDefault();
