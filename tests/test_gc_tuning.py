@@ -52,3 +52,30 @@ def test_serve_installs_the_freeze_after_startup(monkeypatch: pytest.MonkeyPatch
     serve.run(argparse.Namespace(host="127.0.0.1", port=0), Settings.from_env({}))
     [app] = seen
     assert app.on_startup[-1] is on_startup_freeze
+
+
+def test_long_full_collections_are_logged_at_most_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from web.gc_tuning import LONG_PAUSE_S, PauseWatch
+
+    now = [0.0]
+    watch = PauseWatch(clock=lambda: now[0])
+
+    def collect(generation: int, pause: float) -> None:
+        watch("start", {"generation": generation})
+        now[0] += pause
+        watch("stop", {"generation": generation})
+
+    with caplog.at_level("WARNING", logger="web.gc_tuning"):
+        collect(2, LONG_PAUSE_S / 2)  # short: not logged
+        collect(1, 5.0)  # a young generation: not watched
+        assert not caplog.records
+        collect(2, 0.4)  # logged
+        collect(2, 0.9)  # within the minute: counted, not logged
+        now[0] += 60
+        collect(2, 0.3)  # logged, with the one before it
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "400 ms" in lines[0]
+    assert "2 such pauses, longest 900 ms" in lines[1]
