@@ -161,6 +161,7 @@ def signin_config(request: web.Request, page: str) -> dict[str, Any]:
 async def tutor(request: web.Request) -> web.Response:
     config = signin_config(request, "/tutor")
     config["upcoming_url"] = "/api/scheduler/me/upcoming"
+    config["join_url"] = "/api/scheduler/occurrences/{occurrence}/join"
     return render_page("tutor.html", page_locale(request), config=config)
 
 

@@ -378,3 +378,72 @@ async def test_a_tampered_link_shows_the_error_page(browser: Any, world: Any) ->
     refused(watch, f"403 /parent/{tampered}")
     assert_clean(watch)
     await context.close()
+
+
+async def test_across_the_autumn_change_sessions_keep_their_local_time(
+    browser: Any, world: Any
+) -> None:
+    """A series booked Mon/Wed/Thu 15:30 from 26 October: the week before and the week after
+    the change (1 November) both read 15:30 in the week view; the tutor's console, on
+    Thursday 29 October at 12:00 PDT, shows 3:30 PM on both sides with the right countdown,
+    and 3 minutes before a session its Join button records the tutor on time."""
+    server, ctx = world
+    offer = (await setup.list_offers(ctx, DISTRICT))[0]["id"]
+    early = Scheduler(ctx.engine, SECRET, clock=lambda: datetime(2026, 10, 20, 19, tzinfo=UTC))
+    await enrolment.enrol(early, DESIGNEE, offer, {"students": [
+        {"student": "st1", "language": "en"}]})
+    group = await enrolment.form_group(early, DESIGNEE, {
+        "offer": offer, "school": "hs", "subject": "math", "language": "en",
+        "grade_band": "9-10", "tutor": "t1", "students": ["st1"]})
+    await booking.book_series(early, DESIGNEE, {
+        "group": group["id"], "rrule": "FREQ=WEEKLY;BYDAY=MO,WE,TH;COUNT=6",
+        "first_day": "2026-10-26", "start": "15:30", "minutes": 30})
+
+    context = await context_of(browser, server, DESIGNEE)
+    watch = Watch()
+    page = await open_page(context, server.url + "/staff/scheduling", watch)
+    await page.wait_for_selector("#desk:not([hidden])")
+    await page.click("text=Show students")
+    await page.wait_for_selector("#work:not([hidden])")
+    await page.fill("#week-date", "2026-10-28")
+    await page.click("text=Show the week")
+    await page.wait_for_selector('.week-day[data-date="2026-10-26"] li')
+    assert [await week_times(page, d) for d in ("2026-10-26", "2026-10-28", "2026-10-29")] \
+        == [["15:30"]] * 3
+    await page.click("#week-next")
+    await page.wait_for_selector('.week-day[data-date="2026-11-02"] li')
+    assert [await week_times(page, d) for d in ("2026-11-02", "2026-11-04", "2026-11-05")] \
+        == [["15:30"]] * 3
+    assert_clean(watch)
+    await context.close()
+
+    assert server.clock is not None
+    server.clock.now = datetime(2026, 10, 29, 19, 0, tzinfo=UTC).timestamp()  # 12:00 PDT
+    token = tokens.issue(SECRET, tutor_identity("t1", "tutorcom", ["en"], source="demo"))
+    context = await context_of(browser)
+    await context.add_init_script(f"sessionStorage.setItem('hh_tutor_token', {token!r});")
+    watch = Watch()
+    page = await open_page(context, server.url + "/tutor", watch)
+    await page.wait_for_selector("#booked:not([hidden]) .booked-item")
+    items = page.locator(".booked-item")
+    assert await items.locator("time").evaluate_all("ts => ts.map(t => t.dateTime)") == [
+        "2026-10-29T15:30:00-07:00", "2026-11-02T15:30:00-08:00", "2026-11-04T15:30:00-08:00",
+        "2026-11-05T15:30:00-08:00"]
+    texts = await items.all_inner_texts()
+    assert all("3:30 PM" in text for text in texts), texts
+    assert "Starts in 3h 30m" in texts[0]
+    assert "Starts in 4d 4h" in texts[1]  # 4 d 3.5 h on the wall clock, plus the hour back
+    assert await page.locator(".join:visible").count() == 0  # not yet
+    await context.close()
+
+    server.clock.now = datetime(2026, 10, 29, 22, 27, tzinfo=UTC).timestamp()  # 15:27 PDT
+    context = await context_of(browser)
+    await context.add_init_script(f"sessionStorage.setItem('hh_tutor_token', {token!r});")
+    page = await open_page(context, server.url + "/tutor", watch)
+    join = page.get_by_role("button", name="Join the session of Thu, Oct 29, 3:30 PM")
+    await join.click()
+    await page.wait_for_selector("text=You joined on time.")
+    assert await join.is_hidden()
+    await axe_clean(page)
+    assert_clean(watch)
+    await context.close()

@@ -3,7 +3,7 @@
 // counts down from there with the browser's monotonic clock, and asks again every minute.
 import { t, fmtDuration, getLocale } from "./i18n.js";
 import { el, say } from "./common.js";
-import { api } from "./api.js";
+import { api, problemText } from "./api.js";
 
 const REFRESH_MS = 60000;
 const DAY_S = 86400;
@@ -27,15 +27,19 @@ function when(o) {
   }
 }
 
-export function startBooked({ section, list, note, url, getToken, subjectName }) {
+const JOIN_EARLY_S = 600; // the Join button shows from 10 minutes before the start
+
+export function startBooked({ section, list, note, url, joinUrl, getToken, subjectName }) {
   let sessions = [];
   let fetchedAt = 0;
+  const leftOf = (o) => o.starts_in_s - (performance.now() - fetchedAt) / 1000;
+  const lengthOf = (o) => (Date.parse(o.ends_at) - Date.parse(o.starts_at)) / 1000;
+  const JOINED = { present: () => t("You joined on time."), late: () => t("You joined late.") };
 
   function countdown(o) {
     if (o.status === "cancelled") return o.cancel_reason ? t("Cancelled: {reason}", { reason: o.cancel_reason }) : t("Cancelled");
-    const elapsed = (performance.now() - fetchedAt) / 1000;
-    const left = o.starts_in_s - elapsed;
-    const length = (Date.parse(o.ends_at) - Date.parse(o.starts_at)) / 1000;
+    const left = leftOf(o);
+    const length = lengthOf(o);
     if (left > 0) return t("Starts in {time}", { time: until(left) });
     if (left > -length) return t("In progress");
     return t("Ended");
@@ -47,9 +51,34 @@ export function startBooked({ section, list, note, url, getToken, subjectName })
       const span = o && item.querySelector(".countdown");
       if (span) {
         span.textContent = countdown(o);
-        span.dataset.secondsLeft = String(Math.round(o.starts_in_s - (performance.now() - fetchedAt) / 1000));
+        span.dataset.secondsLeft = String(Math.round(leftOf(o)));
+      }
+      const join = o && item.querySelector(".join");
+      if (join) {
+        const left = leftOf(o);
+        join.hidden = !(o.status === "scheduled" && !o.tutor_status && left <= JOIN_EARLY_S && left > -lengthOf(o));
       }
     }
+  }
+
+  // Joining records the tutor's attendance (present within the grace period, else late).
+  function joinButton(o) {
+    const button = el("button", { type: "button", class: "primary small join", hidden: true,
+      "aria-label": t("Join the session of {when}", { when: when(o) }) }, t("Join"));
+    button.addEventListener("click", async () => {
+      const item = button.closest("li");
+      button.disabled = true;
+      try {
+        const done = await api(joinUrl.replace("{occurrence}", encodeURIComponent(o.id)), { method: "POST", token: await getToken(), body: {} });
+        o.tutor_status = done.status;
+        item.querySelector(".joined").textContent = JOINED[done.status] ? JOINED[done.status]() : done.status;
+        button.hidden = true;
+      } catch (error) {
+        button.disabled = false;
+        item.querySelector(".joined").textContent = problemText(error);
+      }
+    });
+    return button;
   }
 
   async function load() {
@@ -67,7 +96,9 @@ export function startBooked({ section, list, note, url, getToken, subjectName })
       el("span", { class: "what" },
         el("time", { datetime: o.local }, when(o)),
         " ", subjectName(o.subject || ""), " ", el("span", { class: "hint" }, `(${o.timezone})`)),
-      el("span", { class: "countdown", "aria-live": "off" }, countdown(o)))));
+      el("span", { class: "countdown", "aria-live": "off" }, countdown(o)),
+      joinButton(o),
+      el("span", { class: "joined", role: "status" }, o.tutor_status && JOINED[o.tutor_status] ? JOINED[o.tutor_status]() : ""))));
     say(note, sessions.length ? "" : t("No booked sessions in the next two weeks."));
     tick();
   }

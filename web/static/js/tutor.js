@@ -403,7 +403,7 @@ async function start() {
   showStatus("away");
   renderQueues();
   startBooked({
-    section: $("booked"), list: $("booked-list"), note: $("booked-note"), url: cfg.upcoming_url,
+    section: $("booked"), list: $("booked-list"), note: $("booked-note"), url: cfg.upcoming_url, joinUrl: cfg.join_url,
     getToken: async () => (await tokens.get()) || token, subjectName: (id) => subjectLabels[id] || id,
   });
   let first = true;
