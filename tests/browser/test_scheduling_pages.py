@@ -85,9 +85,10 @@ async def world(broker_settings: Settings) -> AsyncIterator[tuple[Broker, Schedu
 
 
 async def context_of(browser: Any, server: Broker | None = None,
-                     identity: tokens.Identity | None = None, locale: str = "en-US") -> Any:
+                     identity: tokens.Identity | None = None, locale: str = "en-US",
+                     **options: Any) -> Any:
     """A browser context (10 s waits), signed in as ``identity`` with its session cookie."""
-    context = await browser.new_context(locale=locale)
+    context = await browser.new_context(locale=locale, **options)
     context.set_default_timeout(10_000)
     if server is not None and identity is not None:
         await context.add_cookies([{
@@ -325,7 +326,8 @@ async def test_parent_books_through_the_link_in_spanish(browser: Any, world: Any
     assert_clean(watch)
     await staff.close()
 
-    context = await context_of(browser)  # an English browser: the link's language decides
+    # A phone with an English browser: the link's language decides.
+    context = await context_of(browser, viewport={"width": 360, "height": 740})
     watch = Watch()
     page = await open_page(context, link, watch)
     token = link.rsplit("/", 1)[1]
@@ -337,7 +339,10 @@ async def test_parent_books_through_the_link_in_spanish(browser: Any, world: Any
     assert len(slots) == 4 and all("Lucía Gómez" in s for s in slots), slots
     assert slots[0] == "Los martes a las 16:00 con Lucía Gómez, desde el 3 de noviembre de 2026"
     await axe_clean(page)
+    assert "hora del Pacífico" in await page.inner_text("#book-help")
     await screenshot(page, "parent-link-es")
+    assert await page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     await page.get_by_label("Matemáticas").check()
     await page.locator("#slots input").first.check()
     assert await page.is_visible("#also")

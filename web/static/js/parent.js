@@ -51,6 +51,17 @@ function longDate(iso) {
   }
 }
 
+// "Pacific Time" / "hora del Pacífico" rather than the zone's id, where the browser knows it.
+function zoneName(zone) {
+  try {
+    const parts = new Intl.DateTimeFormat(getLocale(), { timeZone: zone, timeZoneName: "longGeneric" }).formatToParts(new Date());
+    const found = parts.find((p) => p.type === "timeZoneName");
+    return found ? found.value : zone;
+  } catch (_) {
+    return zone;
+  }
+}
+
 const slotKey = (s) => `${s.offer}|${s.tutor}|${s.weekday}|${s.start}`;
 
 function slotText(s) {
@@ -73,8 +84,8 @@ function render() {
   $("slots").append(...slots.map((s) => radio("slot", slotKey(s), slotText(s), false)));
   const zones = [...new Set(slots.map((s) => s.timezone))];
   const minutes = [...new Set(view.offers.map((o) => o.session_minutes))];
-  say($("book-help"), t("Each session lasts {minutes} minutes. Times are in the {zone} time zone.", {
-    minutes: minutes.join(", "), zone: zones.join(", ") || "—",
+  say($("book-help"), t("Each session lasts {minutes} minutes. Times are in {zone}.", {
+    minutes: minutes.join(", "), zone: zones.map(zoneName).join(", ") || "—",
   }));
   if (!slots.length) {
     $("no-slots").hidden = false;
