@@ -452,3 +452,43 @@ async def test_across_the_autumn_change_sessions_keep_their_local_time(
     await axe_clean(page)
     assert_clean(watch)
     await context.close()
+
+
+async def test_roster_and_outbox_reads_are_scoped_and_audited(world: Any) -> None:
+    """Over plain HTTP: the roster is the school's staff's or the district's, audited; the
+    outbox is the district's; nobody signed in is 401."""
+    import aiohttp
+
+    from broker.db.models import metadata as tables
+
+    server, ctx = world
+    offer = (await setup.list_offers(ctx, DISTRICT))[0]["id"]
+    roster = f"{server.url}/api/scheduling/schools/hs/roster?offer={offer}"
+    outbox = f"{server.url}/api/scheduling/outbox"
+    vendor = staff_identity("vm-1", Scope("vendor", "tutorcom"), source="demo")
+    other = staff_identity("des-ms", Scope("school", "ms"), source="demo")
+
+    async def get(url: str, who: tokens.Identity | None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {tokens.issue(SECRET, who)}"} if who else {}
+        async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as resp:
+            if resp.status == 200:
+                assert resp.headers["Cache-Control"] == "no-store"
+            return resp.status, await resp.json(content_type=None)
+
+    status, body = await get(roster, DESIGNEE)
+    assert status == 200 and [s["id"] for s in body["students"]] == ["st2", "st1", "st3", "st4"]
+    assert body["students"][0] == {"id": "st2", "given_name": "Leo", "family_initial": "R",
+                                   "grade": 9, "enrolment": None}
+    assert [t["id"] for t in body["tutors"]] == ["t1", "t2"]
+    for who, code in ((other, 403), (vendor, 403), (None, 401)):
+        status, problem = await get(roster, who)
+        assert status == code, (who, problem)
+    status, problem = await get(f"{server.url}/api/scheduling/schools/hs/roster?offer=", DISTRICT)
+    assert (status, problem["code"], problem["field"]) == (400, "invalid_payload", "offer")
+    assert (await get(outbox, DISTRICT))[0] == 200
+    assert (await get(outbox, DESIGNEE))[0] == 403
+    async with ctx.engine.connect() as conn:
+        actions = (await conn.execute(
+            tables.tables["audit_log"].select())).mappings().all()
+    assert [(a["actor"], a["action"]) for a in actions] == [
+        ("des-hs", "scheduler.roster"), ("dist-1", "outbox.read")]
