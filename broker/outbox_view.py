@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import audit
 from broker.db.models import outbox
+from broker.errors import NotAllowed
 from broker.identity import Identity
 from broker.outbox import message_status
 from broker.scheduler import policy
@@ -28,7 +29,8 @@ COLUMNS = ("id", "kind", "recipient_kind", "recipient_id", "channel", "locale", 
 async def latest(engine: AsyncEngine, actor: Identity, endpoint: str, now: datetime,
                  limit: int = 200) -> list[dict[str, Any]]:
     """The ``limit`` (at most :data:`MAX_ROWS`) newest outbox rows, newest first."""
-    policy.district(actor)
+    if policy.staff_scope(actor).kind != "district":
+        raise NotAllowed("the outbox is for district staff")
     limit = max(1, min(limit, MAX_ROWS))
     async with engine.connect() as conn:
         rows = (await conn.execute(

@@ -242,6 +242,7 @@ async def test_outbox_page_shows_the_notices(browser: Any, world: Any) -> None:
     context = await context_of(browser, server, DESIGNEE)
     page = await open_page(context, server.url + "/staff/outbox", Watch())
     await page.wait_for_function("() => /not_allowed/.test(document.body.innerText)")
+    assert "the outbox is for district staff" in await page.inner_text("#outbox-state")
     await context.close()
 
 
