@@ -21,7 +21,9 @@ from broker import tokens
 from broker.db.engine import create_engine
 from broker.db.models import metadata
 from broker.identity import Scope, staff_identity, tutor_identity
+from broker.outbox import Message, Sender, send_due
 from broker.scheduler import booking, enrolment, parents, setup
+from broker.scheduler import jobs as scheduler_jobs
 from broker.scheduler.service import Scheduler
 from broker.settings import Settings
 from tests.broker.harness import SECRET
@@ -223,19 +225,32 @@ async def test_designee_groups_books_and_a_holiday_cancels(browser: Any, world: 
     await context.close()
 
 
+class Accepting(Sender):
+    """A mail server that takes everything (so rows become sent)."""
+
+    async def send(self, message: Message) -> None:
+        return None
+
+
 async def test_outbox_page_shows_the_notices(browser: Any, world: Any) -> None:
     server, ctx = world
     group = await _booked_group(ctx)
     assert group
+    sent = await send_due(ctx.engine, Accepting(), NOW)  # the booking notices go out
+    assert sent["sent"] == 3  # two students, the tutor
+    queued = await scheduler_jobs.queue_reminders(ctx.engine, NOW)  # today's 15:30 session
+    assert queued == {"occurrences": 1}
     context = await context_of(browser, server, DISTRICT)
     watch = Watch()
     page = await open_page(context, server.url + "/staff/outbox", watch)
-    await page.wait_for_selector('#outbox tr[data-kind="booked"]')
-    statuses = await page.locator("#outbox tr").evaluate_all(
-        "rows => rows.map(r => r.dataset.status)")
-    assert set(statuses) == {"pending"} and len(statuses) == 3  # two students, the tutor
+    await page.wait_for_selector('#outbox tr[data-kind="reminder"]')
+    rows = await page.locator("#outbox tr").evaluate_all(
+        "rows => rows.map(r => [r.dataset.kind, r.dataset.status])")
+    assert sorted(rows) == [["booked", "sent"]] * 3 + [["reminder", "pending"]] * 3
+    assert "3 waiting" in await page.inner_text("#outbox-state")
     assert "Waiting" in await page.inner_text("#outbox")
     await axe_clean(page)
+    await screenshot(page, "outbox")
     assert_clean(watch)
     # school staff may not read it
     await context.close()
