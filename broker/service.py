@@ -207,19 +207,26 @@ class Broker:
                 await self._close_queued(q["id"], "abandoned", now, "student_disconnected")
             elif max_wait and now - (epoch(q["queued_at"]) or now) > max_wait:
                 await self._close_queued(q["id"], "expired", now, "max_wait")
-        sessions = [OpenSession.from_row(row) for row in await self.store.open_sessions()]
-        if sessions:
-            subjects = [tutor_subject(s.tutor_id) for s in sessions]
-            subjects += [student_subject(s.student) for s in sessions]
+        clocks = await self.store.open_session_clocks()
+        if clocks:
+            subjects = [tutor_subject(tutor) for _, tutor, _, _, _ in clocks]
+            subjects += [student_subject(student) for _, _, student, _, _ in clocks]
             gone = await self._gone(subjects, now, judge)
             idle = self.settings.session_idle_s
-            for s in sessions:
-                if tutor_subject(s.tutor_id) in gone:
-                    await self._end(s, "tutor_lost", now, requeue=True)
-                elif student_subject(s.student) in gone:
-                    await self._end(s, "timeout", now, detail="student_disconnected")
-                elif idle and now - max(s.last_activity_at or 0.0, s.accepted_at) > idle:
-                    await self._end(s, "timeout", now, detail="idle")
+            for session_id, tutor, student, accepted_at, last_activity_at in clocks:
+                if tutor_subject(tutor) in gone:
+                    why: tuple[str, str | None, bool] = ("tutor_lost", None, True)
+                elif student_subject(student) in gone:
+                    why = ("timeout", "student_disconnected", False)
+                elif idle and now - max(last_activity_at or 0.0, accepted_at) > idle:
+                    why = ("timeout", "idle", False)
+                else:
+                    continue
+                for row in await self.store.open_sessions(session_id=session_id):
+                    reason, detail, requeue = why
+                    await self._end(
+                        OpenSession.from_row(row), reason, now, requeue=requeue, detail=detail
+                    )
         await self._reconcile(now, queued)
         if now - self._buffers_dropped_at >= BUFFER_SWEEP_EVERY_S:
             self._buffers_dropped_at = now
