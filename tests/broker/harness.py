@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import io
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from tests.services import forget_prefix
 from web.app import init_app
 from web.keys import BROKER
 
+STOP_LIMIT_S = 60.0
 SECRET = "test-secret"
 
 
@@ -128,9 +130,24 @@ class Server:
         await asyncio.wait_for(gone(), timeout)
 
     async def stop(self) -> None:
+        """Stop the process; a stop that takes over :data:`STOP_LIMIT_S` fails the test with
+        every pending task's stack, rather than hanging the suite (a rare hang in a
+        scaled-stack teardown was seen twice; this names the step it waits on)."""
         if self.test_server is not None:
-            await self.test_server.close()
-            self.test_server = None
+            server, self.test_server = self.test_server, None
+            try:
+                async with asyncio.timeout(STOP_LIMIT_S):
+                    await server.close()
+            except TimeoutError:
+                stacks = []
+                for task in asyncio.all_tasks():
+                    lines = io.StringIO()
+                    task.print_stack(file=lines)
+                    stacks.append(lines.getvalue())
+                raise AssertionError(
+                    f"stopping the server took over {STOP_LIMIT_S} s; pending tasks:\n"
+                    + "\n".join(stacks)
+                ) from None
 
     @property
     def url(self) -> str:
