@@ -2,8 +2,10 @@
 
 Guarantees:
 
-* A **tutor** belongs to exactly one on-demand vendor of the catalog and lists at least one
-  language that vendor serves; a **staff** account has a scope: ``district`` (everything,
+* A **tutor** belongs to exactly one vendor of the catalog (on-demand or scheduled) and
+  lists at least one language that vendor serves; a tutor account may name its scheduler
+  profile (``tutor_profile``, a ``tutor_profiles`` row of the same vendor), whose booked
+  sessions it runs; a **staff** account has a scope: ``district`` (everything,
   no scope id), ``school`` (a school id) or ``vendor`` (a catalog vendor id: a vendor
   manager). Anything else is refused with :class:`InvalidAccount` before anything is written.
 * Usernames are unique, case-insensitively (stored lower-case): a second ``add`` raises
@@ -47,6 +49,7 @@ _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{2,63}$")
 _IDENT = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 users = metadata.tables["users"]
+tutor_profiles = metadata.tables["tutor_profiles"]
 
 
 class InvalidAccount(InvalidPayload):
@@ -76,6 +79,7 @@ class Account:
     disabled: bool
     created_at: dt.datetime
     last_login_at: dt.datetime | None
+    tutor_profile: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Account:
@@ -91,6 +95,7 @@ class Account:
             disabled=bool(row["disabled"]),
             created_at=row["created_at"],
             last_login_at=row["last_login_at"],
+            tutor_profile=row.get("tutor_profile"),
         )
 
     def identity(self) -> Identity:
@@ -98,7 +103,7 @@ class Account:
         if self.role == "tutor":
             return tutor_identity(
                 self.id, self.vendor_id or "", self.languages, source=ACCOUNT_SOURCE,
-                display_name=self.display_name,
+                display_name=self.display_name, profile=self.tutor_profile,
             )
         return staff_identity(
             self.id, Scope.parse(self.scope, self.scope_id), source=ACCOUNT_SOURCE,
@@ -115,6 +120,7 @@ class Account:
             "languages": list(self.languages),
             "scope": self.scope,
             "scope_id": self.scope_id,
+            "tutor_profile": self.tutor_profile,
             "disabled": self.disabled,
             "created_at": self.created_at.isoformat(),
             "last_login_at": self.last_login_at.isoformat() if self.last_login_at else None,
@@ -149,10 +155,9 @@ class Accounts:
             if scope or scope_id:
                 raise InvalidAccount("a tutor has a vendor and languages, not a scope")
             v = self.catalog.vendor(vendor) if self.catalog and vendor else None
-            if v is None or not v.is_on_demand:
+            if v is None:
                 raise InvalidAccount(
-                    f"unknown on-demand vendor {vendor!r}", field="vendor",
-                    allowed=self._on_demand_ids(),
+                    f"unknown vendor {vendor!r}", field="vendor", allowed=self._vendor_ids(),
                 )
             langs = [lang.strip().lower() for lang in languages if lang.strip()]
             if not langs:
@@ -180,13 +185,28 @@ class Accounts:
             if scope == "vendor" and not known:
                 raise InvalidAccount(
                     f"unknown vendor {scope_id!r}", field="scope_id",
-                    allowed=self._on_demand_ids(),
+                    allowed=self._vendor_ids(),
                 )
             return {"vendor_id": None, "languages": "", "scope": scope, "scope_id": scope_id}
         raise InvalidAccount("role must be tutor or staff", field="role")
 
-    def _on_demand_ids(self) -> list[str]:
-        return [v.id for v in self.catalog.on_demand_vendors] if self.catalog else []
+    def _vendor_ids(self) -> list[str]:
+        return [v.id for v in self.catalog.vendors] if self.catalog else []
+
+    async def _check_profile(self, profile: str | None, role: str, vendor: str | None) -> None:
+        """A named scheduler profile must exist and be of the tutor's own vendor."""
+        if profile is None:
+            return
+        if role != "tutor":
+            raise InvalidAccount("only a tutor account names a tutor profile",
+                                 field="tutor_profile")
+        async with self.engine.connect() as conn:
+            owner = (await conn.execute(
+                sa.select(tutor_profiles.c.vendor).where(tutor_profiles.c.tutor_id == profile)
+            )).scalar_one_or_none()
+        if owner is None or owner != vendor:
+            raise InvalidAccount(f"no tutor profile {profile!r} of vendor {vendor!r}",
+                                 field="tutor_profile")
 
     # -- commands -----------------------------------------------------------------------
     async def add(
@@ -200,6 +220,7 @@ class Accounts:
         languages: Sequence[str] = (),
         scope: str | None = None,
         scope_id: str | None = None,
+        tutor_profile: str | None = None,
     ) -> Account:
         """Create an account; raise :class:`InvalidAccount`, :class:`UsernameTaken` or
         :class:`~broker.passwords.WeakPassword`. Nothing is written on failure."""
@@ -210,6 +231,8 @@ class Accounts:
                 field="username",
             )
         fields = self._validate(role, vendor, languages, scope, scope_id)
+        await self._check_profile(tutor_profile, role, fields["vendor_id"])
+        fields["tutor_profile"] = tutor_profile
         shown = (display_name or "").strip() or name
         if len(shown) > 100:
             raise InvalidAccount("a display name has at most 100 characters", field="display_name")

@@ -12,7 +12,8 @@ raw claims:
   refused everywhere a scope is needed.
 * :attr:`Identity.tutor` — a tutor's vendor, languages and display name.
 * :attr:`Identity.learner` — what the launch said of a student (school, grade, student
-  groups, locale, first name), never an LMS id, name or email.
+  groups, locale, first name, and the roster id when the launch's SIS number matched the
+  imported roster), never an LMS id, name or email.
 
 Claims issued and read (nothing else is read):
 
@@ -20,8 +21,8 @@ Claims issued and read (nothing else is read):
 role       claims
 =========  =====================================================================
 student    ``school_id``, ``grade``, ``groups``, ``locale``, ``given_name``,
-           ``test``, ``issuer``
-tutor      ``vendor``, ``languages``, ``display_name``, ``source``
+           ``test``, ``issuer``, ``roster_id``
+tutor      ``vendor``, ``languages``, ``display_name``, ``source``, ``profile``
 staff      ``scope``, ``scope_id``, ``display_name``, ``source``
 teacher    ``scope_id`` (their school), ``display_name``, ``source``
 =========  =====================================================================
@@ -140,12 +141,19 @@ class Scope:
 
 @dataclass(frozen=True, slots=True)
 class Tutor:
-    """A tutor as the broker sees them: one vendor, the languages they tutor in."""
+    """A tutor as the broker sees them: one vendor, the languages they tutor in, and
+    ``profile``: the scheduler's id for them (``tutor_profiles.tutor_id``), whose booked
+    sessions they run; the account id when the account names no profile."""
 
     id: str
     vendor: str
     languages: tuple[str, ...]
     display_name: str
+    profile: str = ""
+
+    @property
+    def scheduler_id(self) -> str:
+        return self.profile or self.id
 
     def queues(self) -> list[str]:
         return [f"{self.vendor}:{lang}" for lang in self.languages]
@@ -163,6 +171,10 @@ class Learner:
     given_name: str = ""
     test: bool = False
     issuer: str | None = None
+    # The roster's id of this student (``students.sourced_id``), set by the launch when
+    # its SIS number matched the roster: how a launch finds its booked sessions. Only the
+    # student's own token carries it; nobody else is ever shown it.
+    roster_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +253,7 @@ def _tutor(subject: str, claims: dict[str, Any]) -> Tutor:
         vendor=_text(claims.get("vendor")) or "",
         languages=languages,
         display_name=_text(claims.get("display_name"), 100) or "Tutor",
+        profile=_text(claims.get("profile")) or "",
     )
 
 
@@ -255,6 +268,7 @@ def _learner(claims: dict[str, Any]) -> Learner:
         given_name=_text(claims.get("given_name"), 100) or "",
         test=claims.get("test") is True,
         issuer=_text(claims.get("issuer"), 500),
+        roster_id=_text(claims.get("roster_id")),
     )
 
 
@@ -273,13 +287,15 @@ def staff_identity(
 
 def tutor_identity(
     subject: str, vendor: str, languages: list[str] | tuple[str, ...], *, source: str,
-    display_name: str = "",
+    display_name: str = "", profile: str | None = None,
 ) -> Identity:
     """A tutor identity; the one place that issues tutor claims."""
-    claims = {
+    claims: dict[str, Any] = {
         "source": source, "display_name": display_name, "vendor": vendor,
         "languages": list(languages),
     }
+    if profile:
+        claims["profile"] = profile
     return Identity("tutor", subject, claims)
 
 
@@ -293,5 +309,6 @@ def student_identity(subject: str, learner: Learner) -> Identity:
         "given_name": learner.given_name,
         "test": learner.test,
         "issuer": learner.issuer,
+        "roster_id": learner.roster_id,
     }
     return Identity("student", subject, claims)

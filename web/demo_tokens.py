@@ -49,6 +49,7 @@ async def demo_token(request: web.Request) -> web.Response:
             groups=tuple(sorted(str(g) for g in student.groups)),
             given_name=student.given_name,
             test=True,
+            roster_id=student.sourced_id,
         )
         subject = pseudonym(settings.pseudonym_secret, DEMO_ISSUER, sis_id)
         identity = student_identity(subject, learner)

@@ -1,7 +1,8 @@
 """What a successful LTI launch becomes: a student in the widget, or staff in the dashboard.
 
 * Learner -> student. Their pseudonym is the HMAC of issuer and LTI subject; their school,
-  grade and student groups come from the imported roster joined on the SIS number
+  grade, student groups and roster id (how the broker finds their booked sessions, see
+  ``broker.rooms``) come from the imported roster joined on the SIS number
   (``custom.student_id``, Schoology's ``$com.schoology.User.uniqueId``; the roster's
   OneRoster ``identifier``), else from the custom ``school_id`` / ``grade`` parameters,
   else the widget asks for the grade. A ``school_id`` the directory does not know is kept
@@ -38,10 +39,12 @@ async def student_identity(request: web.Request, launch: LaunchData) -> Identity
     settings = request.app[SETTINGS]
     sis_id = launch.custom.get("student_id")
     student = await student_by_sis(request.app[ENGINE], str(sis_id)) if sis_id else None
+    roster_id: str | None = None
     if student is not None:
         school_id: str | None = student.school_id
         grade: int | None = student.grade
         groups = tuple(sorted(str(g) for g in student.groups))
+        roster_id = student.sourced_id
     else:
         school_id, grade, groups = launch_school_id(launch.custom.get("school_id")), None, ()
         raw_grade = launch.custom.get("grade")
@@ -58,6 +61,7 @@ async def student_identity(request: web.Request, launch: LaunchData) -> Identity
         given_name=launch.given_name or "",
         test=launch.is_test_user,
         issuer=launch.issuer,
+        roster_id=roster_id,
     )
     subject = pseudonym(settings.pseudonym_secret, launch.issuer, launch.subject)
     return identity_of_student(subject, learner)

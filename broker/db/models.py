@@ -45,6 +45,7 @@ ZERO = text("0")
 OPEN_REQUEST = text("status IN ('queued', 'accepted')")  # keep in step with OPEN_STATUSES
 QUEUED = text("status = 'queued'")
 OPEN_SESSION = text("ended_at IS NULL")
+OPEN_BOOKED = text("ended_at IS NULL AND booking IS NOT NULL")
 
 
 class Base(DeclarativeBase):
@@ -138,7 +139,14 @@ class HelpRequestRow(Base):
 
 
 class TutoringSessionRow(Base):
-    """A matched session: who, when, how much was said, how it ended (never the text)."""
+    """A matched session: who, when, how much was said, how it ended (never the text).
+
+    An on-demand session has its ``request_id`` and its one ``student`` (a pseudonym). A
+    booked session (migration ``0009``) has neither: ``programme`` (``school_based`` or
+    ``home_based``) and ``booking`` (the occurrence it runs, unique: one room per
+    occurrence, whichever worker opens it) instead, and its students in
+    :class:`SessionParticipantRow`.
+    """
 
     __tablename__ = "tutoring_sessions"
     __table_args__ = (
@@ -150,11 +158,19 @@ class TutoringSessionRow(Base):
             "ix_tutoring_sessions_open_student", "student",
             sqlite_where=OPEN_SESSION, postgresql_where=OPEN_SESSION,
         ),
+        Index(
+            "ix_tutoring_sessions_open_booked", "booking",
+            sqlite_where=OPEN_BOOKED, postgresql_where=OPEN_BOOKED,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(32), ForeignKey("help_requests.id"), index=True)
-    student: Mapped[str] = mapped_column(String(64), index=True)
+    request_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("help_requests.id"), index=True
+    )
+    student: Mapped[str | None] = mapped_column(String(64), index=True)
+    programme: Mapped[str | None] = mapped_column(String(16))
+    booking: Mapped[str | None] = mapped_column(String(32), unique=True)
     vendor: Mapped[str] = mapped_column(String(32))
     tutor_id: Mapped[str] = mapped_column(String(64), index=True)
     tutor_name: Mapped[str] = mapped_column(String(100), default="", server_default=EMPTY)
@@ -183,6 +199,23 @@ class TutoringSessionRow(Base):
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rating_helped: Mapped[bool | None] = mapped_column(Boolean)
     rating_stars: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class SessionParticipantRow(Base):
+    """A student booked into a booked session's room (one row per student of the
+    occurrence's series, written with the session). ``student_id`` is the roster id; the
+    pseudonym and the first name other students see are filled when the student first
+    joins, and the first name is cleared when the session ends (:mod:`broker.rooms`)."""
+
+    __tablename__ = "session_participants"
+
+    session_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("tutoring_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    student_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    pseudonym: Mapped[str | None] = mapped_column(String(64))
+    first_name: Mapped[str | None] = mapped_column(String(40))
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ChatMessageRow(Base):
@@ -232,6 +265,9 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     vendor_id: Mapped[str | None] = mapped_column(String(32))
     languages: Mapped[str] = mapped_column(String(64), default="", server_default=EMPTY)
+    # A tutor of a scheduled vendor: their scheduler profile (``tutor_profiles.tutor_id``),
+    # whose booked sessions they run (migration 0009).
+    tutor_profile: Mapped[str | None] = mapped_column(String(64))
     scope: Mapped[str | None] = mapped_column(String(16))
     scope_id: Mapped[str | None] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -313,6 +349,7 @@ students = StudentRow.__table__
 help_requests = HelpRequestRow.__table__
 tutoring_sessions = TutoringSessionRow.__table__
 chat_messages = ChatMessageRow.__table__
+session_participants = SessionParticipantRow.__table__
 tutor_states = TutorStateRow.__table__
 users = UserRow.__table__
 audit_log = AuditLogRow.__table__

@@ -8,6 +8,7 @@ import pytest
 
 from broker.accounts import AccountNotFound, Accounts, InvalidAccount, UsernameTaken
 from broker.catalog_source import load_catalog
+from broker.db.models import metadata
 from broker.passwords import WeakPassword
 from tests.accounts.conftest import PASSWORD
 
@@ -26,7 +27,6 @@ async def test_tutor_account_carries_vendor_and_languages(accounts: Accounts) ->
 @pytest.mark.parametrize("kwargs,field", [
     ({"vendor": "nope", "languages": ["en"]}, "vendor"),
     ({"vendor": None, "languages": ["en"]}, "vendor"),
-    ({"vendor": "booknook", "languages": ["en"]}, "vendor"),  # scheduled, not on demand
     ({"vendor": "tutorcom", "languages": ["zh"]}, "languages"),  # Tutor.com: en, es only
     ({"vendor": "paper", "languages": []}, "languages"),
     ({"vendor": "paper", "languages": ["english"]}, "languages"),
@@ -38,6 +38,31 @@ async def test_tutor_needs_a_catalog_vendor_and_its_languages(
         await accounts.add("tutor1", PASSWORD, role="tutor", **kwargs)
     assert err.value.detail["field"] == field
     assert await accounts.list_accounts() == []
+
+
+async def test_scheduled_vendor_tutor_links_to_their_scheduler_profile(
+    accounts: Accounts,
+) -> None:
+    """A tutor of a scheduled (home-based) vendor gets an account; naming a profile makes
+    it the identity's scheduler id, which must exist and be of the same vendor."""
+    async with accounts.engine.begin() as conn:
+        await conn.execute(metadata.tables["tutor_profiles"].insert(), [
+            {"tutor_id": "bn-7", "vendor": "booknook", "display_name": "Ms. B",
+             "languages": "en", "accommodations": "", "timezone": "America/Los_Angeles"},
+        ])
+    for vendor, profile in (("booknook", "nope"), ("paper", "bn-7")):
+        with pytest.raises(InvalidAccount) as err:
+            await accounts.add("bn.tutor", PASSWORD, role="tutor", vendor=vendor,
+                               languages=["en"], tutor_profile=profile)
+        assert err.value.detail["field"] == "tutor_profile"
+    a = await accounts.add("bn.tutor", PASSWORD, role="tutor", vendor="booknook",
+                           languages=["en"], tutor_profile="bn-7")
+    tutor = a.identity().tutor
+    assert tutor is not None and tutor.scheduler_id == "bn-7" and tutor.id == a.id
+    plain = await accounts.add("paper.tutor", PASSWORD, role="tutor", vendor="paper",
+                               languages=["en"])
+    assert plain.identity().tutor is not None
+    assert plain.identity().tutor.scheduler_id == plain.id  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("scope,scope_id,ok", [

@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add.add_argument("--name", help="display name (tutors: shown to students)")
     add.add_argument("--vendor", help="tutor: the catalog vendor id (e.g. paper, tutorcom)")
     add.add_argument("--languages", default="", help="tutor: comma-separated, e.g. en,es")
+    add.add_argument(
+        "--tutor-profile", help="tutor: the scheduler profile id whose booked sessions they run"
+    )
     add.add_argument("--scope", choices=["district", "school", "vendor"], help="staff scope")
     add.add_argument("--scope-id", help="staff: the school id or the vendor id")
     add.add_argument("--password-stdin", action="store_true", help="read the password")
@@ -86,6 +89,7 @@ async def run_add(args: argparse.Namespace, settings: Settings) -> int:
         account = await accounts.add(
             args.username, password, role=args.role, display_name=args.name,
             vendor=args.vendor, languages=languages, scope=args.scope, scope_id=args.scope_id,
+            tutor_profile=args.tutor_profile,
         )
     print(f"created {_line(account)}")
     if generated:
