@@ -1,10 +1,13 @@
 """``GET /api/stats/*``: the staff statistics of :mod:`broker.stats` as JSON or CSV.
 
 Endpoints: ``summary``, ``waits``, ``service-level``, ``heatmap``, ``unmet``, ``groups``,
-``vendors``. Each takes the query parameters ``from``, ``to`` (ISO dates in district time,
-``to`` exclusive, or ISO datetimes), ``school``, ``region``, ``vendor``, ``language``,
-``grade``, ``t`` (service-level seconds) and ``format`` (``json`` or ``csv``). A bad
-parameter is a 400 problem body whose ``parameter`` names it.
+``vendors``, and ``scheduled`` (the booked tutoring programmes: dosage against target,
+attendance, no-shows, groups below target, per school, offer and week; audited, see
+:func:`broker.scheduler.reports.district`). Each takes the query parameters ``from``,
+``to`` (ISO dates in district time, ``to`` exclusive, or ISO datetimes), ``school``,
+``region``, ``vendor``, ``language``, ``grade``, ``t`` (service-level seconds) and
+``format`` (``json`` or ``csv``). A bad parameter is a 400 problem body whose
+``parameter`` names it.
 
 Who may look: staff and teachers with a usable :class:`~broker.identity.Scope` (a teacher
 is held to their own school). ``district`` sees everything; ``school`` is held to its own
@@ -29,6 +32,7 @@ from broker.csv_export import to_csv
 from broker.db.engine import Engine
 from broker.errors import InvalidPayload, NotAllowed, Unauthenticated
 from broker.identity import Identity, Scope
+from broker.scheduler import reports
 from routing.errors import UnknownGradeError
 from routing.grades import parse_grade
 from web.auth import signed_in_staff
@@ -45,15 +49,15 @@ MAX_T_S = 86_400.0
 
 
 # -- who is asking ------------------------------------------------------------------------
-async def _scope(request: web.Request, identify: Identify) -> Scope:
-    """The caller's scope; 401 for no one, 403 for anyone who is not scoped staff."""
+async def _caller(request: web.Request, identify: Identify) -> tuple[Identity, Scope]:
+    """The caller and their scope; 401 for no one, 403 for anyone who is not scoped staff."""
     found = identify(request)
     identity = await found if inspect.isawaitable(found) else found
     if identity is None:
         raise Unauthenticated("sign in as district, school or vendor staff")
     if not isinstance(identity, Identity) or not identity.is_staff:
         raise NotAllowed("statistics are for staff")
-    return identity.require_scope()  # a teacher is held to their own school
+    return identity, identity.require_scope()  # a teacher is held to their own school
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -184,6 +188,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], Table]] = {
     "unmet": _unmet_table,
     "groups": lambda d: _rows_table(d["groups"]),
     "vendors": lambda d: _rows_table(d["vendors"]),
+    "scheduled": reports.district_table,
 }
 
 
@@ -222,33 +227,57 @@ def _filename(name: str, query: Mapping[str, str]) -> str:
     return "_".join(parts) + ".csv"
 
 
+def _respond(name: str, request: web.Request, data: dict[str, Any], filters: stats.Filters,
+             fmt: str) -> web.Response:
+    """``data`` as JSON (with the filters applied) or as the endpoint's CSV table."""
+    headers = {"Cache-Control": "private, no-store"}
+    if fmt == "csv":
+        header, rows = TABLES[name](data)
+        headers["Content-Disposition"] = (
+            f'attachment; filename="{_filename(name, request.query)}"'
+        )
+        return web.Response(
+            text=to_csv(header, rows),
+            content_type="text/csv",
+            charset="utf-8",
+            headers=headers,
+        )
+    data["filters"] = _filters_view(filters)
+    return web.json_response(data, headers=headers)
+
+
 def make_handler(
     name: str, engine_getter: EngineGetter, identify: Identify, tz: ZoneInfo
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     query_fn = QUERIES[name]
 
     async def handler(request: web.Request) -> web.Response:
-        scope = await _scope(request, identify)
+        _, scope = await _caller(request, identify)
         filters, threshold, fmt = parse_params(request.query, tz)
         filters = scope.narrow(filters)
         data = await query_fn(engine_getter(), filters, threshold, tz)
-        headers = {"Cache-Control": "private, no-store"}
-        if fmt == "csv":
-            header, rows = TABLES[name](data)
-            headers["Content-Disposition"] = (
-                f'attachment; filename="{_filename(name, request.query)}"'
-            )
-            return web.Response(
-                text=to_csv(header, rows),
-                content_type="text/csv",
-                charset="utf-8",
-                headers=headers,
-            )
-        data["filters"] = _filters_view(filters)
-        return web.json_response(data, headers=headers)
+        return _respond(name, request, data, filters, fmt)
 
     handler.__name__ = f"stats_{name.replace('-', '_')}"
     return handler
+
+
+def make_scheduled_handler(
+    engine_getter: EngineGetter, identify: Identify, tz: ZoneInfo
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``scheduled``: the scheduler's booked tutoring (:func:`broker.scheduler.reports.
+    district`), with the same parameters and scopes; audited, since it may hold
+    per-student rows (``t`` is accepted and ignored)."""
+
+    async def stats_scheduled(request: web.Request) -> web.Response:
+        identity, scope = await _caller(request, identify)
+        filters, _, fmt = parse_params(request.query, tz)
+        filters = scope.narrow(filters)
+        data = await reports.district(engine_getter(), identity, scope, filters,
+                                      f"GET {request.path}"[:200])
+        return _respond("scheduled", request, data, filters, fmt)
+
+    return stats_scheduled
 
 
 def setup_stats_api(
@@ -259,7 +288,8 @@ def setup_stats_api(
     tz: ZoneInfo = stats.DISTRICT_TZ,
     prefix: str = PREFIX,
 ) -> None:
-    """Add ``GET {prefix}/{summary,waits,service-level,heatmap,unmet,groups,vendors}``.
+    """Add ``GET {prefix}/{summary,waits,service-level,heatmap,unmet,groups,vendors}`` and
+    ``GET {prefix}/scheduled``.
 
     ``engine_getter()`` returns the broker's :class:`Engine` at request time (so it
     may be created later, in a cleanup context). ``identify(request)`` returns the caller's
@@ -270,3 +300,4 @@ def setup_stats_api(
     """
     for name in QUERIES:
         app.router.add_get(f"{prefix}/{name}", make_handler(name, engine_getter, identify, tz))
+    app.router.add_get(f"{prefix}/scheduled", make_scheduled_handler(engine_getter, identify, tz))

@@ -6,6 +6,9 @@ Who may read: district staff, a school's staff for their own school, and a vendo
 managers for their own vendor's offers without the per-student rows; every answered read
 is audit-logged.
 
+:func:`district` is the same report summed over every school and offer the caller may
+see, per ISO week, for the staff dashboard (``GET /api/stats/scheduled``).
+
 Definitions (also in ``docs/scheduler.md``):
 
 * a student **attended** an occurrence marked ``present`` or ``late``; dosage counts those
@@ -21,14 +24,18 @@ Definitions (also in ``docs/scheduler.md``):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from broker import audit, csv_export
 from broker.errors import InvalidPayload, NotAllowed, NotFound
-from broker.identity import Identity
-from broker.scheduler import policy, rules, store
+from broker.identity import Identity, Scope
+from broker.scheduler import policy, report_store, rules, store
 from broker.scheduler.service import Scheduler
+from broker.stats import Filters
 
 ATTENDED = frozenset({"present", "late"})
 MAX_DAYS = 400
@@ -148,3 +155,194 @@ def dosage_csv(figures: dict[str, Any]) -> str:
         for d in figures["dosage"] for w in d["weeks"]
     )
     return csv_export.to_csv(CSV_COLUMNS, rows)
+
+
+# -- the district's figures (the staff dashboard) ----------------------------------------------
+def _rate(part: int, whole: int, digits: int = 4) -> float | None:
+    return round(part / whole, digits) if whole else None
+
+
+async def district(engine: AsyncEngine, actor: Identity, scope: Scope, filters: Filters,
+                   endpoint: str, *, at: datetime | None = None) -> dict[str, Any]:
+    """Booked tutoring per school, offer and ISO week for ``filters`` (already held to
+    ``scope`` by :meth:`~broker.identity.Scope.narrow`), the district's weekly totals, and
+    the groups below target. Per-student rows (``students``) only for staff who read
+    students' records, and only when one school is asked for (else ``None``: a vendor
+    manager or a teacher never gets them). Every answered read is audit-logged
+    (``stats.scheduled``), saying whether per-student rows were in it."""
+    personal = (actor.role == "staff" and scope.reads_student_records
+                and filters.school_id is not None)
+    async with engine.connect() as conn:
+        weeks = await report_store.programme_weeks(conn, filters)
+        tutors = await report_store.tutor_no_shows(conn, filters)
+        below = await report_store.groups_below(conn, filters)
+        per_student = await report_store.student_weeks(conn, filters) if personal else None
+        offers, names = await report_store.offers_and_schools(
+            conn, {r["offer_id"] for r in (*weeks, *tutors, *below)},
+            {r["school_id"] for r in (*weeks, *tutors, *below)})
+    period = "..".join(x.isoformat() if x else "" for x in (filters.start, filters.end))
+    await audit.record(engine, actor, "stats.scheduled", None, endpoint,
+                       f"school={filters.school_id or '*'} vendor={filters.vendor or '*'} "
+                       f"period={period} students={'yes' if personal else 'no'}", at=at)
+    return district_summary(weeks, tutors, below, offers, names, per_student)
+
+
+Key = tuple[str, str, date]
+
+
+def district_summary(weeks: Iterable[dict[str, Any]], tutors: Iterable[dict[str, Any]],
+                     below: Iterable[dict[str, Any]], offers: dict[str, dict[str, Any]],
+                     names: dict[str, str],
+                     per_student: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The figures of :func:`district` from :mod:`broker.scheduler.report_store`'s rows
+    (pure)."""
+    as_date = report_store.as_date
+    cells: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in weeks:
+        cell = cells[(r["school_id"], r["offer_id"], as_date(r["week"]))]
+        for name in ("students", "on_target", "sessions", "minutes", "marked", "absent"):
+            cell[name] += int(r[name] or 0)
+    for r in tutors:
+        cells[(r["school_id"], r["offer_id"], as_date(r["week"]))]["tutors"] += int(r["tutors"])
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in below:
+        key = (r["school_id"], r["offer_id"], as_date(r["week"]))
+        cells[key]["groups_below"] += 1
+        groups[(r["school_id"], r["offer_id"], r["group_id"])].append({
+            "week": _week(key[2]), "sessions": int(r["sessions"]),
+            "target": int(r["target_sessions"])})
+    rows = [_cell_row(key, cell, offers.get(key[1], {}), names)
+            for key, cell in sorted(cells.items())]
+    return {
+        "weeks": _weekly(rows),
+        "programmes": _programmes(rows, groups),
+        "rows": rows,
+        "groups_below_target": [
+            {"school": s, "school_name": names.get(s), "offer": o, "group": g, "weeks": w}
+            for (s, o, g), w in sorted(groups.items())],
+        "students": None if per_student is None else [_student_row(r) for r in per_student],
+        "totals": _totals(rows),
+    }
+
+
+def _cell_row(key: Key, cell: dict[str, int], offer: dict[str, Any],
+              names: dict[str, str]) -> dict[str, Any]:
+    school, offer_id, monday = key
+    target = int(offer.get("min_sessions_per_week") or 0)
+    students = cell["students"]
+    return {
+        "school": school, "school_name": names.get(school), "offer": offer_id,
+        "programme": offer.get("programme"), "vendor": offer.get("vendor"),
+        "week": _week(monday), "week_start": monday.isoformat(),
+        "target_sessions": target,
+        "target_minutes": target * int(offer.get("session_minutes") or 0),
+        "students": students, "students_on_target": cell["on_target"],
+        "share_on_target": _rate(cell["on_target"], students),
+        "sessions": cell["sessions"], "minutes": cell["minutes"],
+        "sessions_per_student": _rate(cell["sessions"], students, 2),
+        "minutes_per_student": _rate(cell["minutes"], students, 1),
+        "marked": cell["marked"], "attended": cell["sessions"],
+        "attendance_rate": _rate(cell["sessions"], cell["marked"]),
+        "student_no_shows": cell["absent"], "tutor_no_shows": cell["tutors"],
+        "groups_below_target": cell["groups_below"],
+    }
+
+
+def _sums(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for r in rows:
+        for name in ("students", "students_on_target", "sessions", "minutes", "marked",
+                     "student_no_shows", "tutor_no_shows", "groups_below_target"):
+            out[name] += r[name]
+        out["target_sessions"] += r["target_sessions"] * r["students"]
+        out["target_minutes"] += r["target_minutes"] * r["students"]
+    return out
+
+
+def _weekly(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The district's weeks: means per booked student against the mean target."""
+    by_week: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_week[r["week"]].append(r)
+    out = []
+    for week, items in sorted(by_week.items()):
+        t = _sums(items)
+        out.append({
+            "week": week, "week_start": items[0]["week_start"], "students": t["students"],
+            "students_on_target": t["students_on_target"],
+            "share_on_target": _rate(t["students_on_target"], t["students"]),
+            "sessions_per_student": _rate(t["sessions"], t["students"], 2),
+            "target_sessions_per_student": _rate(t["target_sessions"], t["students"], 2),
+            "minutes_per_student": _rate(t["minutes"], t["students"], 1),
+            "target_minutes_per_student": _rate(t["target_minutes"], t["students"], 1),
+            "marked": t["marked"], "attended": t["sessions"],
+            "attendance_rate": _rate(t["sessions"], t["marked"]),
+            "no_shows": {"students": t["student_no_shows"], "tutors": t["tutor_no_shows"]},
+        })
+    return out
+
+
+def _programmes(rows: list[dict[str, Any]],
+                groups: dict[tuple[str, str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per school and offer over the period."""
+    by_pair: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_pair[(r["school"], r["offer"])].append(r)
+    out = []
+    for (school, offer), items in sorted(by_pair.items()):
+        t = _sums(items)
+        first = items[0]
+        out.append({
+            "school": school, "school_name": first["school_name"], "offer": offer,
+            "programme": first["programme"], "vendor": first["vendor"],
+            "target": {"sessions_per_week": first["target_sessions"],
+                       "minutes_per_week": first["target_minutes"]},
+            "weeks": len(items), "student_weeks": t["students"],
+            "student_weeks_on_target": t["students_on_target"],
+            "share_on_target": _rate(t["students_on_target"], t["students"]),
+            "sessions_per_student_week": _rate(t["sessions"], t["students"], 2),
+            "attendance": {"marked": t["marked"], "attended": t["sessions"],
+                           "rate": _rate(t["sessions"], t["marked"])},
+            "no_shows": {"students": t["student_no_shows"], "tutors": t["tutor_no_shows"]},
+            "groups_below_target": sum(1 for s, o, _ in groups if (s, o) == (school, offer)),
+        })
+    return out
+
+
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    t = _sums(rows)
+    return {
+        "student_weeks": t["students"], "student_weeks_on_target": t["students_on_target"],
+        "share_on_target": _rate(t["students_on_target"], t["students"]),
+        "attendance": {"marked": t["marked"], "attended": t["sessions"],
+                       "rate": _rate(t["sessions"], t["marked"])},
+        "no_shows": {"students": t["student_no_shows"], "tutors": t["tutor_no_shows"]},
+        "groups_below_target": t["groups_below_target"],
+    }
+
+
+def _student_row(r: dict[str, Any]) -> dict[str, Any]:
+    sessions, minutes = int(r["sessions"] or 0), int(r["minutes"] or 0)
+    return {
+        "school": r["school_id"], "offer": r["offer_id"], "student": r["student_id"],
+        "week": _week(report_store.as_date(r["week"])), "sessions": sessions,
+        "minutes": minutes, "target_sessions": int(r["target_sessions"]),
+        "target_minutes": int(r["target_minutes"]),
+        "on_target": sessions >= int(r["target_sessions"])
+        and minutes >= int(r["target_minutes"]),
+    }
+
+
+#: The CSV of ``GET /api/stats/scheduled?format=csv``: one row per school, offer and week.
+DISTRICT_CSV_COLUMNS = (
+    "school", "school_name", "offer", "programme", "vendor", "week", "week_start",
+    "target_sessions", "target_minutes", "students", "students_on_target", "share_on_target",
+    "sessions_per_student", "minutes_per_student", "marked", "attended", "attendance_rate",
+    "student_no_shows", "tutor_no_shows", "groups_below_target",
+)
+
+
+def district_table(figures: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """:data:`DISTRICT_CSV_COLUMNS` and the rows of :func:`district`'s figures."""
+    columns = list(DISTRICT_CSV_COLUMNS)
+    return columns, [[r[c] for c in columns] for r in figures["rows"]]
