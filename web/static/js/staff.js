@@ -1,5 +1,5 @@
-// Staff dashboard: live figures (/staff namespace, staff:live) and history from
-// GET /api/stats/* (docs/stats.md), drawn with the vendored uPlot, each chart with a table
+// Staff dashboard: live figures (/staff namespace, staff:live), history from
+// GET /api/stats/* (docs/stats.md) and the booked programmes from /api/stats/scheduled, drawn with the vendored uPlot, each chart with a table
 // view and a CSV download. No figure is ever invented: missing data says so.
 import { t, loadCatalog, fmtDuration, fmtNumber, fmtTime, languageName } from "./i18n.js";
 import { $, el, say, call, connect, config, tokenSource } from "./common.js";
@@ -95,14 +95,23 @@ function table(caption, header, rows) {
       : [el("tr", {}, el("td", { colspan: header.length, class: "empty" }, t("No data for these filters.")))]))));
 }
 
-function barChart(holder, caption, labels, values) {
+// Bars of `values`; with `line` ({label, values}), a dashed line over them (a target) and
+// a legend naming both.
+function barChart(holder, caption, labels, values, line) {
   holder.setAttribute("role", "img");
   holder.setAttribute("aria-label", t("{chart}: bar chart; the same figures are in the table below.", { chart: caption }));
-  if (!window.uPlot || !labels.length || !values.some((v) => v)) {
+  if (!window.uPlot || !labels.length || (!values.some((v) => v) && !(line && line.values.some((v) => v)))) {
     holder.replaceChildren(el("p", { class: "empty" }, t("No data for these filters.")));
     return;
   }
   const width = Math.max(260, Math.min(holder.clientWidth || 320, 720));
+  const series = [{}, { label: caption, fill: "#1d4ed8", stroke: "#1e3a8a", width: 1, points: { show: false },
+    paths: window.uPlot.paths.bars({ size: [0.7, 80] }) }];
+  const data = [labels.map((_, i) => i), values];
+  if (line) {
+    series.push({ label: line.label, stroke: "#b45309", width: 2, dash: [6, 4], points: { show: true, size: 6 } });
+    data.push(line.values);
+  }
   const opts = {
     width, height: 220, legend: { show: false }, cursor: { show: false }, select: { show: false },
     scales: { x: { time: false, range: [-0.6, labels.length - 0.4] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
@@ -110,20 +119,25 @@ function barChart(holder, caption, labels, values) {
       { stroke: "#1f2937", grid: { show: false }, splits: () => labels.map((_, i) => i), values: (u, splits) => splits.map((i) => labels[i] ?? "") },
       { stroke: "#1f2937", grid: { stroke: "#e5e7eb" } },
     ],
-    series: [{}, { label: caption, fill: "#1d4ed8", stroke: "#1e3a8a", width: 1, points: { show: false },
-      paths: window.uPlot.paths.bars({ size: [0.7, 80] }) }],
+    series,
   };
   holder.replaceChildren();
-  new window.uPlot(opts, [labels.map((_, i) => i), values], holder);
+  new window.uPlot(opts, data, holder);
+  if (line) {
+    holder.append(el("p", { class: "chart-legend" },
+      el("span", { class: "swatch bars" }), caption, " ", el("span", { class: "swatch line" }), line.label));
+  }
 }
 
-function figure(name, caption, build) {
+// A figure in `holder` (the history's charts by default) with a table view and the CSV
+// download of the stats endpoint `csv` (by default the figure's own name).
+function figure(name, caption, build, { holder = $("charts"), csv = name } = {}) {
   const plot = el("div", { class: "chart-plot" });
   const details = el("details", {}, el("summary", {}, t("Table view")));
   const fig = el("figure", { class: "chart", "data-stats": name },
     el("figcaption", {}, caption), plot, details,
-    el("div", { class: "chart-tools" }, csvLink(name)));
-  $("charts").append(fig);
+    el("div", { class: "chart-tools" }, csvLink(csv)));
+  holder.append(fig);
   build(plot, details);
   return fig;
 }
@@ -144,7 +158,75 @@ const REASONS = {
 };
 const reasonName = (key) => (REASONS[key] ? REASONS[key]() : key);
 
+// -- booked tutoring (GET /api/stats/scheduled) --------------------------------------------
+const PROGRAMMES = { school_based: () => t("School-based"), home_based: () => t("Home-based") };
+const programmeName = (key) => (PROGRAMMES[key] ? PROGRAMMES[key]() : key || "–");
+const percent = (share) => (share === null || share === undefined ? "–" : fmtNumber(share, { style: "percent", maximumFractionDigits: 1 }));
+const schoolName = (row) => row.school_name || row.school;
+
+async function loadScheduled() {
+  const stateNote = $("scheduled-state");
+  say(stateNote, t("Loading…"));
+  $("scheduled-charts").replaceChildren();
+  $("scheduled-summary").hidden = true;
+  $("scheduled-charts").hidden = true;
+  let d;
+  try {
+    d = await getStats("scheduled");
+  } catch (error) {
+    const status = error instanceof StatsError ? error.status : 0;
+    if (status === 401 || status === 403) say(stateNote, t("No data: sign in with a staff account that may see these statistics."));
+    else if (status === 400) say(stateNote, t("No data: check the filters (dates must be in order)."));
+    else say(stateNote, t("No data: the statistics could not be loaded. Try again later."));
+    return;
+  }
+  say(stateNote, d.weeks.length ? "" : t("No booked tutoring for these filters."));
+  const tot = d.totals;
+  $("scheduled-summary").replaceChildren(
+    kpi(t("Student-weeks booked"), fmtNumber(tot.student_weeks)),
+    kpi(t("Weeks on target"), percent(tot.share_on_target)),
+    kpi(t("Attendance rate"), percent(tot.attendance.rate)),
+    kpi(t("Student no-shows"), fmtNumber(tot.no_shows.students)),
+    kpi(t("Tutor no-shows"), fmtNumber(tot.no_shows.tutors)));
+  $("scheduled-summary").hidden = false;
+  $("scheduled-charts").hidden = false;
+  const where = { holder: $("scheduled-charts"), csv: "scheduled" };
+  const weeks = d.weeks;
+
+  figure("scheduled-dosage", t("Sessions per student each week, against the target"), (plot, details) => {
+    barChart(plot, t("Sessions attended per student"), weeks.map((w) => w.week), weeks.map((w) => w.sessions_per_student || 0),
+      { label: t("Target"), values: weeks.map((w) => w.target_sessions_per_student || 0) });
+    details.append(table(t("Dosage per week"), [t("Week"), t("Students booked"), t("Sessions per student"), t("Target"),
+      t("Minutes per student"), t("Target minutes"), t("On target")],
+    weeks.map((w) => [w.week, fmtNumber(w.students), fmtNumber(w.sessions_per_student), fmtNumber(w.target_sessions_per_student),
+      fmtNumber(w.minutes_per_student), fmtNumber(w.target_minutes_per_student), percent(w.share_on_target)])));
+  }, where);
+
+  figure("scheduled-attendance", t("Attendance rate each week (%)"), (plot, details) => {
+    barChart(plot, t("Attendance rate each week (%)"), weeks.map((w) => w.week), weeks.map((w) => (w.attendance_rate || 0) * 100));
+    details.append(table(t("Attendance and no-shows per week"), [t("Week"), t("Marked"), t("Attended"), t("Attendance rate"),
+      t("Student no-shows"), t("Tutor no-shows")],
+    weeks.map((w) => [w.week, fmtNumber(w.marked), fmtNumber(w.attended), percent(w.attendance_rate),
+      fmtNumber(w.no_shows.students), fmtNumber(w.no_shows.tutors)])));
+  }, where);
+
+  const tables = el("div", { class: "scheduled-tables" },
+    el("h3", { id: "scheduled-programmes-title" }, t("Schools and programmes")),
+    table(t("Schools and programmes"), [t("School"), t("Programme"), t("Vendor"), t("Student-weeks"), t("On target"),
+      t("Attendance rate"), t("Student no-shows"), t("Tutor no-shows"), t("Groups below target")],
+    d.programmes.map((p) => [schoolName(p), programmeName(p.programme), vendorNames[p.vendor] || p.vendor || "–",
+      fmtNumber(p.student_weeks), percent(p.share_on_target), percent(p.attendance.rate),
+      fmtNumber(p.no_shows.students), fmtNumber(p.no_shows.tutors), fmtNumber(p.groups_below_target)])),
+    el("h3", { id: "scheduled-below-title" }, t("Groups below target")),
+    table(t("Groups below target"), [t("School"), t("Group"), t("Weeks below target")],
+      d.groups_below_target.map((g) => [schoolName(g), g.group, g.weeks.map((w) => t("{week}: {sessions} of {target} sessions", {
+        week: w.week, sessions: fmtNumber(w.sessions), target: fmtNumber(w.target) })).join("; ")])),
+    el("p", { class: "chart-tools" }, csvLink("scheduled")));
+  $("scheduled-charts").append(tables);
+}
+
 async function loadHistory() {
+  loadScheduled();
   const stateNote = $("history-state");
   say(stateNote, t("Loading…"));
   $("charts").replaceChildren();
