@@ -11,13 +11,25 @@ Conventions:
 * Multi-valued attributes (subjects, languages, accommodations) are comma-separated,
   sorted, lower-case codes.
 * Secrets (parent-link and feed tokens) are stored only as their SHA-256 hex digest.
+* Migration ``0011`` adds the enrolments' withdrawal, the parent links' ``expired_at``
+  and the feeds' ``last_used_at``.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.db.models import EMPTY, Base, metadata
@@ -122,13 +134,20 @@ class AvailabilityExceptionRow(Base):
     end_min: Mapped[int | None] = mapped_column(SmallInteger)
 
 
+ACTIVE_ENROLMENT = text("withdrawn_at IS NULL")
+
+
 class EnrolmentRow(Base):
-    """A student enrolled in an offer, by whom (staff account or ``parent-link:<id>``)."""
+    """A student enrolled in an offer, by whom (staff account or ``parent-link:<id>``).
+    A withdrawn enrolment keeps its row (who withdrew it, when, why: the history); a
+    student has at most one enrolment in an offer that is not withdrawn, so re-enrolling
+    after a withdrawal adds a new row."""
 
     __tablename__ = "enrolments"
     __table_args__ = (
         Index("ix_enrolments_offer_school", "offer_id", "school_id"),
-        Index("uq_enrolments_student_offer", "student_id", "offer_id", unique=True),
+        Index("uq_enrolments_student_offer_active", "student_id", "offer_id", unique=True,
+              sqlite_where=ACTIVE_ENROLMENT, postgresql_where=ACTIVE_ENROLMENT),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -139,6 +158,10 @@ class EnrolmentRow(Base):
     accommodations: Mapped[str] = mapped_column(String(64), default="", server_default=EMPTY)
     enrolled_by: Mapped[str] = mapped_column(String(64))
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(64))
+    withdraw_reason: Mapped[str] = mapped_column(String(200), default="",
+                                                 server_default=EMPTY)
 
 
 class TutoringGroupRow(Base):
@@ -271,9 +294,12 @@ class AttendanceRow(Base):
 
 class ParentLinkRow(Base):
     """A parent's single-child enrolment link; ``id`` is the SHA-256 of the link's secret.
-    ``offer_id`` ``None``: every home-based offer open to the child in ``language``."""
+    ``offer_id`` ``None``: every home-based offer open to the child in ``language``.
+    ``expired_at``: when the links job found it past ``expires_at`` unused; the row (and
+    so the hash) is deleted once it has been expired for the retention period."""
 
     __tablename__ = "parent_links"
+    __table_args__ = (Index("ix_parent_links_expires_at", "expires_at"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     student_id: Mapped[str] = mapped_column(
@@ -286,10 +312,12 @@ class ParentLinkRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CalendarFeedRow(Base):
-    """An iCalendar feed's token (SHA-256 hex) and whose schedule it shows."""
+    """An iCalendar feed's token (SHA-256 hex) and whose schedule it shows; its public id
+    is the hash's first 16 hex digits. ``last_used_at`` is updated at most hourly."""
 
     __tablename__ = "calendar_feeds"
     __table_args__ = (Index("ix_calendar_feeds_owner", "owner_kind", "owner_id"),)
@@ -299,6 +327,7 @@ class CalendarFeedRow(Base):
     owner_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 programme_offers = metadata.tables["programme_offers"]
