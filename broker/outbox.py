@@ -2,7 +2,9 @@
 
 A change that announces itself (a booking, a cancellation, a reminder job) writes its
 messages with :func:`outbox_values` and :func:`enqueue` in the same transaction as the
-change, so a message exists exactly when the change does. The worker's ``outbox`` job
+change, so a message exists exactly when the change does; a change that makes a message
+moot (a cancelled session's reminder) withdraws it with :func:`withdraw`. This module is
+the only code that writes ``outbox``. The worker's ``outbox`` job
 drains the table with :func:`send_due` through a :class:`Sender`: :class:`SmtpSender`
 when ``HH_SMTP_URL`` is set, else :class:`KeepSender` (the demo: rows stay for a page to
 show, nothing is claimed or counted).
@@ -134,22 +136,60 @@ def outbox_values(
 
 
 async def enqueue(
-    conn: AsyncConnection, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    conn: AsyncConnection,
+    values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    *,
+    revive: bool = False,
 ) -> int:
     """Insert one row's or several rows' :func:`outbox_values` in ``conn``'s transaction,
     skipping any whose ``dedupe_key`` is already there (or repeats earlier in ``values``);
-    return how many were inserted."""
+    return how many were inserted (or revived).
+
+    With ``revive``, a row whose ``dedupe_key`` is there but was withdrawn unsent
+    (:func:`withdraw`) is pending again, with the new ``due_at`` (a reminder of a session
+    moved away and back); a sent row or a pending one is left as it is. ``values`` must
+    then not repeat a ``dedupe_key`` (PostgreSQL refuses to update one row twice)."""
     rows = [values] if isinstance(values, Mapping) else list(values)
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     inserted = 0
     for start in range(0, len(rows), _INSERT_CHUNK):
-        stmt = (
-            insert(outbox)
-            .values([dict(row) for row in rows[start : start + _INSERT_CHUNK]])
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        )
+        stmt = insert(outbox).values([dict(row) for row in rows[start : start + _INSERT_CHUNK]])
+        if revive:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["dedupe_key"],
+                set_={"cancelled_at": None, "due_at": stmt.excluded.due_at,
+                      "next_attempt_at": stmt.excluded.next_attempt_at},
+                where=sa.and_(outbox.c.cancelled_at.is_not(None), outbox.c.sent_at.is_(None)),
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
         inserted += max(int((await conn.execute(stmt)).rowcount or 0), 0)
     return inserted
+
+
+async def withdraw(
+    conn: AsyncConnection,
+    key_prefixes: Sequence[str],
+    at: datetime,
+    *,
+    recipient: tuple[str, str] | None = None,
+) -> int:
+    """Withdraw (``cancelled_at`` = ``at``) the unsent rows whose ``dedupe_key`` starts
+    with one of ``key_prefixes`` (``recipient``: only those to that ``(kind, id)``), in
+    ``conn``'s transaction; a sender that claimed one skips it. Returns how many."""
+    withdrawn = 0
+    for prefix in key_prefixes:
+        stmt = outbox.update().where(
+            outbox.c.dedupe_key.startswith(prefix, autoescape=True),
+            outbox.c.sent_at.is_(None),
+            outbox.c.cancelled_at.is_(None),
+        )
+        if recipient is not None:
+            stmt = stmt.where(outbox.c.recipient_kind == recipient[0],
+                              outbox.c.recipient_id == recipient[1])
+        withdrawn += max(int((await conn.execute(stmt.values(cancelled_at=at))).rowcount or 0),
+                         0)
+    return withdrawn
 
 
 Status = Literal["pending", "sent", "cancelled", "failed"]

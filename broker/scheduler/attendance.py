@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from broker import outbox
 from broker.errors import InvalidPayload, NotAllowed, NotFound
 from broker.identity import Identity
 from broker.scheduler import policy, rules, store
@@ -114,7 +115,7 @@ async def _alert_no_show(conn: Any, occ: Mapping[str, Any], now: datetime) -> No
     if ser is None or offer is None:
         return
     staff = await store.staff_to_alert(conn, occ["school_id"], offer["vendor"])
-    await store.enqueue(conn, [
+    await outbox.enqueue(conn, [
         notice("tutor_no_show", Recipient("staff", s["id"]), key=occ["id"], now=now,
                due_at=now, when=occ["starts_at"], zone=ser["timezone"])
         for s in staff
@@ -131,7 +132,7 @@ async def queue_reminders(ctx: Scheduler, limit: int = 5000) -> int:
             stamp = occ["starts_at"].strftime("%Y%m%dT%H%M")
             locales = {s: lang for s, lang in zip(occ["students"], occ["languages"],
                                                   strict=True)}
-            await store.enqueue(conn, [
+            await outbox.enqueue(conn, [
                 notice("reminder", to, key=f"{occ['id']}@{stamp}", now=now,
                        due_at=max(now, occ["starts_at"] - ctx.reminder_lead),
                        when=occ["starts_at"], zone=occ["timezone"])

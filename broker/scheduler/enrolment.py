@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from broker import outbox
 from broker.errors import InvalidPayload, NotFound
 from broker.identity import Identity
 from broker.ids import new_id
@@ -183,7 +184,7 @@ async def add_to_group(ctx: Scheduler, actor: Identity, group_id: str,
             await store.add_changes(conn, [booking.change_row(
                 ser["id"], "add_student", actor.subject, now, student=student,
                 from_occurrence=occs[0]["id"])])
-            await store.enqueue(conn, [notice(
+            await outbox.enqueue(conn, [notice(
                 "booked", Recipient("student", student, language), key=f"{ser['id']}+{student}",
                 now=now, due_at=now, when=occs[0]["starts_at"], zone=ser["timezone"],
                 count=len(occs))])
