@@ -211,6 +211,7 @@ async def test_designee_groups_books_and_a_holiday_cancels(browser: Any, world: 
     await page.fill("#cancel-reason", "Tutor contract ended")
     await page.get_by_label("This one and the rest of the series").check()
     await page.click("#cancel-form button[type=submit]")
+    await page.click("text=Yes, cancel the rest of the series")  # asked first
     await page.wait_for_selector("#cancel-form", state="hidden")
     assert await page.locator('#week li[data-status="scheduled"]').count() == 0
     await page.click("#week-next")

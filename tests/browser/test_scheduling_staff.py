@@ -25,6 +25,9 @@ from tests.browser.test_scheduling_pages import (
     _booked_group,
     axe_clean,
     context_of,
+    done,
+    refused,
+    week_times,
 )
 
 world = test_scheduling_pages.world  # the live broker and scheduler at the fixed clock
@@ -79,5 +82,138 @@ async def test_dashboard_shows_booked_tutoring_and_its_csv(browser: Any, world: 
     lines = text.splitlines()
     assert lines[0].startswith("school,school_name,offer,programme,vendor,week,")
     assert [line.split(",")[5] for line in lines[1:]] == ["2026-W45", "2026-W46"]
+    assert_clean(watch)
+    await context.close()
+
+
+async def _week_page(browser: Any, server: Any, watch: Watch) -> tuple[Any, Any]:
+    """The designee's scheduling page with the week of 2 November shown."""
+    context = await context_of(browser, server, DESIGNEE)
+    page = await open_page(context, server.url + "/staff/scheduling", watch)
+    await page.wait_for_selector("#desk:not([hidden])")
+    await page.click("text=Show students")
+    await page.wait_for_selector('.week-day[data-date="2026-11-02"] li[data-status="scheduled"]')
+    return context, page
+
+
+def refused_prefix(watch: Watch, status_and_prefix: str, count: int) -> None:
+    """Remove ``count`` provoked refusals whose path starts with the prefix."""
+    hits = [f for f in watch.failed if f.startswith(status_and_prefix)]
+    assert len(hits) == count, (status_and_prefix, watch.failed)
+    watch.failed[:] = [f for f in watch.failed if f not in hits]
+
+
+async def test_designee_moves_substitutes_marks_and_cancels_the_rest(
+    browser: Any, world: Any
+) -> None:
+    server, ctx = world
+    await _booked_group(ctx)  # Mon/Wed/Thu 15:30 from 2 November, Maya and Leo with Ana
+    watch = Watch()
+    context, page = await _week_page(browser, server, watch)
+
+    # Move Wednesday's session: 13:29 is refused naming the rule, 16:00 is taken.
+    await page.get_by_role("button", name="Change the session of 2026-11-04 at 15:30").click()
+    assert await page.evaluate("document.activeElement.id") == "change-title"
+    assert await page.input_value("#move-day") == "2026-11-04"
+    await page.fill("#move-start", "13:29")
+    await page.fill("#move-reason", "Field trip")
+    await page.click("text=Move the session")
+    await page.wait_for_selector("#move-error:not([hidden])")
+    assert "before_bell_window" in await page.inner_text("#move-error")
+    await page.fill("#move-start", "16:00")
+    await page.click("text=Move the session")
+    await done(page, "move")
+    assert "Moved to 2026-11-04 at 16:00" in await page.inner_text("#move-done")
+    await page.wait_for_function(
+        "() => /16:00/.test(document.querySelector('.week-day[data-date=\"2026-11-04\"]')"
+        ".innerText)")
+    assert await week_times(page, "2026-11-04") == ["16:00"]
+    assert await week_times(page, "2026-11-05") == ["15:30"]
+
+    # The series' history names the move, who made it and why.
+    await page.click("#history-show")
+    await page.wait_for_selector("#history:not([hidden]) tr[data-action]")
+    history = await page.locator("#history tr[data-action]").evaluate_all(
+        "rows => rows.map(r => r.dataset.action)")
+    assert history == ["book", "reschedule_one"]
+    moved = await page.inner_text('#history tr[data-action="reschedule_one"]')
+    assert "Moved one session" in moved and "des-hs" in moved and "Field trip" in moved
+    await axe_clean(page)
+    await page.keyboard.press("Escape")
+    assert await page.is_hidden("#change-panel")
+
+    # A substitute for Thursday; attendance marked by hand for Monday.
+    await page.get_by_role("button", name="Change the session of 2026-11-05 at 15:30").click()
+    await page.select_option("#sub-tutor", "t2")
+    await page.fill("#sub-reason", "Ana is ill")
+    await page.click("text=Record the substitute")
+    await done(page, "sub")
+    assert "Substitute recorded: Ben Signer" in await page.inner_text("#sub-done")
+    await page.wait_for_selector('.week-day[data-date="2026-11-05"] .occ-sub')
+    assert "Substitute: Ben Signer" in await page.inner_text(
+        '.week-day[data-date="2026-11-05"]')
+    await page.click("#change-close")
+    await page.get_by_role("button", name="Change the session of 2026-11-02 at 15:30").click()
+    await page.get_by_label("Maya R.", exact=True).select_option("present")
+    await page.get_by_label("Leo R.", exact=True).select_option("late")
+    await page.click("text=Save attendance")
+    await done(page, "marks")
+    assert "Maya R.: Present, Leo R.: Late" in await page.inner_text("#marks-done")
+    await page.click("#change-close")
+
+    # Cancelling the rest of the series from the next Monday asks first.
+    await page.click("#week-next")
+    await page.wait_for_selector('.week-day[data-date="2026-11-09"] li[data-status="scheduled"]')
+    await page.get_by_role("button", name="Cancel the session of 2026-11-09 at 15:30").click()
+    await page.fill("#cancel-reason", "Tutor contract ended")
+    await page.get_by_label("This one and the rest of the series").check()
+    await page.click("#cancel-form button[type=submit]")
+    await page.wait_for_selector("#cancel-confirm:not([hidden])")
+    assert await page.evaluate("document.activeElement.id") == "cancel-confirm-text"
+    assert await page.locator('#week li[data-status="scheduled"]').count() == 3  # not yet
+    await axe_clean(page)
+    await page.click("text=Yes, cancel the rest of the series")
+    await page.wait_for_selector("#cancel-form", state="hidden")
+    assert await page.locator('#week li[data-status="scheduled"]').count() == 0
+    await page.click("#week-prev")
+    await page.wait_for_selector('.week-day[data-date="2026-11-02"] li[data-status="scheduled"]')
+    assert await week_times(page, "2026-11-05") == ["15:30"]  # before the cancelled rest
+    await screenshot(page, "scheduling-changes")
+    refused_prefix(watch, "409 /api/scheduler/occurrences/", 1)
+    assert_clean(watch)
+    await context.close()
+
+
+BAD_CSV = b"date,kind,label\n2026-11-05,holiday,Staff day\n2026-02-30,holiday,Leap day?\n"
+GOOD_ICS = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+            b"UID:pd-1@hs\r\nDTSTART;VALUE=DATE:20261105\r\nSUMMARY:Staff development\r\n"
+            b"END:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+async def test_designee_imports_a_calendar(browser: Any, world: Any) -> None:
+    server, ctx = world
+    await _booked_group(ctx)
+    watch = Watch()
+    context, page = await _week_page(browser, server, watch)
+    await page.set_input_files("#import-file", files=[
+        {"name": "calendar.csv", "mimeType": "text/csv", "buffer": BAD_CSV}])
+    await page.click("text=Import the calendar")
+    await page.wait_for_selector("#import-error:not([hidden])")
+    error = await page.inner_text("#import-error")
+    assert "Line 3 (bad_date)" in error and "“2026-02-30,holiday,Leap day?”" in error, error
+    assert "calendar_rejected" in error
+    assert await week_times(page, "2026-11-05") == ["15:30"]  # nothing was imported
+    await axe_clean(page)
+
+    await page.set_input_files("#import-file", files=[
+        {"name": "district.ics", "mimeType": "text/calendar", "buffer": GOOD_ICS}])
+    await page.click("text=Import the calendar")
+    await done(page, "import")
+    assert "Imported: 1 days. Sessions cancelled: 1." in await page.inner_text("#import-done")
+    await page.wait_for_function(
+        "() => !document.querySelector('.week-day[data-date=\"2026-11-05\"] li')")
+    await page.get_by_label("Show cancelled sessions").check()
+    assert "Cancelled: no_school" in await page.inner_text('.week-day[data-date="2026-11-05"]')
+    refused(watch, "400 /api/scheduler/schools/hs/calendar/import")
     assert_clean(watch)
     await context.close()

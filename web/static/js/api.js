@@ -13,15 +13,17 @@ export class Problem extends Error {
   }
 }
 
+// `body`: an object sent as JSON, or a File/Blob sent as it is (an import's raw file).
 export async function api(url, { method = "GET", body, token } = {}) {
   const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const raw = body instanceof Blob;
+  if (body !== undefined) headers["Content-Type"] = raw ? body.type || "application/octet-stream" : "application/json";
   if (token) headers.Authorization = `Bearer ${token}`;
   let response;
   try {
     response = await fetch(url, {
       method, credentials: "same-origin", headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || raw ? body : JSON.stringify(body),
     });
   } catch (_) {
     throw new Problem(0, { code: "network", title: t("The server did not answer. Check your connection and try again.") });

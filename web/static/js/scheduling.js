@@ -1,8 +1,10 @@
 // A school's tutoring designee (or district staff): pick a programme offer, enrol the
-// school's students, form a group, book a weekly series, mark the school calendar, and
-// see and change the week. Calls /api/scheduler/* (docs/scheduler.md) and the roster read
+// school's students, form a group, book a weekly series, mark or import the school
+// calendar, and see and change the week: cancel or move one session or the rest of its
+// series (the rest only after a confirmation), substitute a tutor, mark attendance by hand
+// and read the series' change history. Calls /api/scheduler/* (docs/scheduler.md) and the roster read
 // /api/scheduling/schools/{school}/roster; every refusal shows the server's message and code.
-import { t, loadCatalog, languageName, fmtNumber } from "./i18n.js";
+import { t, loadCatalog, languageName, fmtNumber, getLocale } from "./i18n.js";
 import { $, el, say, config, fillSelect, tokenSource } from "./common.js";
 import { staffSignIn } from "./staff-signin.js";
 import { api, problemText, Problem, submitting } from "./api.js";
@@ -12,7 +14,7 @@ await loadCatalog(cfg.i18n_url, cfg.locale);
 const tokens = tokenSource(cfg, "hh_staff_token");
 const subjectLabels = Object.fromEntries((cfg.subjects || []).map((s) => [s.id, s.label]));
 const subjectName = (id) => subjectLabels[id] || id;
-const state = { token: null, school: "", offer: null, offers: [], roster: null, groups: [], week: null, cancelling: null };
+const state = { token: null, school: "", offer: null, offers: [], roster: null, groups: [], week: null, cancelling: null, changing: null };
 
 const call = (path, options) => api(path, { ...options, token: state.token });
 const gradeName = (g) => (g === 0 ? t("Kindergarten") : t("Grade {n}", { n: g }));
@@ -194,6 +196,9 @@ function occurrenceItem(o) {
   const item = el("li", { class: `occ occ-${o.status}`, "data-occurrence": o.id, "data-status": o.status },
     el("span", { class: "occ-time" }, el("time", { datetime: o.local }, time)),
     el("span", { class: "occ-what" }, what));
+  if (o.tutor && group && o.tutor !== group.tutor) {
+    item.append(el("span", { class: "occ-sub" }, t("Substitute: {tutor}", { tutor: tutorName(o.tutor) })));
+  }
   if (o.status === "cancelled") {
     item.append(el("span", { class: "occ-status" }, o.cancel_reason
       ? t("Cancelled: {reason}", { reason: o.cancel_reason }) : t("Cancelled")));
@@ -203,6 +208,11 @@ function occurrenceItem(o) {
     item.append(button);
   } else {
     item.append(el("span", { class: "occ-status" }, t("Held")));
+  }
+  if (o.status !== "cancelled") {
+    const change = el("button", { type: "button", class: "secondary small", "aria-label": t("Change the session of {day} at {time}", { day: o.local.slice(0, 10), time }) }, t("Change…"));
+    change.addEventListener("click", () => openChange(o, change));
+    item.append(change);
   }
   return item;
 }
@@ -237,10 +247,12 @@ function renderWeek() {
 }
 
 function openCancel(occurrence, opener) {
+  closeChange(false);
   state.cancelling = { occurrence, opener };
   $("cancel-title").textContent = t("Cancel the session of {day} at {time}", { day: occurrence.local.slice(0, 10), time: occurrence.local.slice(11, 16) });
   $("cancel-reason").value = "";
   say($("cancel-error"), "");
+  $("cancel-confirm").hidden = true;
   $("cancel-form").hidden = false;
   $("cancel-reason").focus();
 }
@@ -249,18 +261,162 @@ function closeCancel() {
   const opener = state.cancelling && state.cancelling.opener;
   state.cancelling = null;
   $("cancel-form").hidden = true;
+  $("cancel-confirm").hidden = true;
   if (opener && opener.isConnected) opener.focus();
   else $("week-title").focus();
 }
 
+const cancelScope = () => $("cancel-form").querySelector("input[name=scope]:checked").value;
+
 async function cancel() {
   const { occurrence } = state.cancelling;
-  const scope = $("cancel-form").querySelector("input[name=scope]:checked").value;
   await call(`${cfg.api}/occurrences/${encodeURIComponent(occurrence.id)}/cancel`, {
-    method: "POST", body: { scope, reason: $("cancel-reason").value.trim() },
+    method: "POST", body: { scope: cancelScope(), reason: $("cancel-reason").value.trim() },
   });
   await loadWeek();
   return "done";
+}
+
+// Cancelling the rest of a series asks first (an in-page confirmation, not a dialog).
+async function confirmedCancel(event) {
+  event.preventDefault();
+  if (!$("cancel-form").reportValidity()) return;
+  if (cancelScope() === "rest" && $("cancel-confirm").hidden) {
+    $("cancel-confirm").hidden = false;
+    $("cancel-confirm-text").focus();
+    return;
+  }
+  if (await submitting($("cancel-form"), $("cancel-error"), null, cancel)) closeCancel();
+}
+
+// -- changing one session: move, substitute, attendance, the series' history ---------------------
+const STATUS_LABELS = { present: () => t("Present"), late: () => t("Late"), absent: () => t("Absent") };
+const studentName = (id) => {
+  const found = ((state.roster && state.roster.students) || []).find((s) => s.id === id);
+  return found ? `${found.given_name} ${found.family_initial ? `${found.family_initial}.` : ""}`.trim() : id;
+};
+
+function openChange(occurrence, opener) {
+  if (state.cancelling) closeCancel();
+  state.changing = { occurrence, opener };
+  const day = occurrence.local.slice(0, 10);
+  const time = occurrence.local.slice(11, 16);
+  $("change-title").textContent = t("Change the session of {day} at {time}", { day, time });
+  $("move-day").value = day;
+  $("move-start").value = time;
+  for (const id of ["move-reason", "sub-reason"]) $(id).value = "";
+  for (const id of ["move-error", "move-done", "sub-error", "sub-done", "marks-error", "marks-done", "history-error"]) say($(id), "");
+  const group = state.groups.find((g) => g.id === occurrence.group);
+  const tutors = ((state.roster && state.roster.tutors) || []).filter((x) => x.id !== occurrence.tutor);
+  fillSelect($("sub-tutor"), tutors.map((x) => ({ value: x.id, label: x.display_name || x.id })));
+  const students = occurrence.students || (group ? group.students : []);
+  $("marks").replaceChildren(...students.map((student) => el("div", { class: "field" },
+    el("label", { for: `mark-${student}` }, studentName(student)),
+    el("select", { id: `mark-${student}`, "data-student": student },
+      el("option", { value: "" }, t("Not marked here")),
+      ...Object.entries(STATUS_LABELS).map(([value, label]) => el("option", { value }, label()))))));
+  $("history").hidden = true;
+  $("history").replaceChildren();
+  $("change-panel").hidden = false;
+  $("change-title").focus();
+}
+
+function closeChange(refocus = true) {
+  const opener = state.changing && state.changing.opener;
+  state.changing = null;
+  $("change-panel").hidden = true;
+  if (!refocus) return;
+  if (opener && opener.isConnected) opener.focus();
+  else $("week-title").focus();
+}
+
+const occurrenceUrl = (action) => `${cfg.api}/occurrences/${encodeURIComponent(state.changing.occurrence.id)}/${action}`;
+
+async function move() {
+  const scope = $("move-form").querySelector("input[name=move-scope]:checked").value;
+  const body = { scope, day: $("move-day").value, start: $("move-start").value, reason: $("move-reason").value.trim() };
+  const done = await call(occurrenceUrl("reschedule"), { method: "POST", body });
+  $("week-date").value = $("move-day").value;
+  await loadWeek();
+  if (scope === "one") return t("Moved to {day} at {time}.", { day: body.day, time: body.start });
+  return t("Moved: {cancelled} sessions replaced by {count} at the new time.", {
+    cancelled: fmtNumber(done.cancelled.length), count: fmtNumber(done.occurrences) });
+}
+
+async function substitute() {
+  const tutor = $("sub-tutor").value;
+  await call(occurrenceUrl("substitute"), { method: "POST", body: { tutor, reason: $("sub-reason").value.trim() } });
+  await loadWeek();
+  return t("Substitute recorded: {tutor}.", { tutor: tutorName(tutor) });
+}
+
+async function saveMarks() {
+  const marks = {};
+  for (const select of $("marks").querySelectorAll("select")) if (select.value) marks[select.dataset.student] = select.value;
+  if (!Object.keys(marks).length) throw new Problem(400, { code: "invalid_payload", title: t("Choose a mark for at least one student.") });
+  const saved = await call(occurrenceUrl("attendance"), { method: "POST", body: { marks } });
+  return t("Attendance saved: {marks}.", { marks: Object.entries(saved).map(([student, status]) =>
+    `${studentName(student)}: ${STATUS_LABELS[status] ? STATUS_LABELS[status]() : status}`).join(", ") });
+}
+
+const ACTIONS = {
+  book: () => t("Booked"), book_replacing: () => t("Booked to replace a series"), cancel_one: () => t("Cancelled one session"),
+  cancel_rest: () => t("Cancelled the rest of the series"), reschedule_one: () => t("Moved one session"),
+  reschedule_rest: () => t("Moved the rest of the series"), substitute: () => t("Substitute tutor"),
+  calendar_cancel: () => t("Cancelled by the school calendar"), add_student: () => t("Student added"),
+  remove_student: () => t("Student removed"), continues: () => t("Continues a series"), withdraw: () => t("Enrolment withdrawn"),
+};
+
+function detailText(detail) {
+  let fields = {};
+  try { fields = JSON.parse(detail || "{}"); } catch (_) { return detail || ""; }
+  return Object.entries(fields).map(([key, value]) => `${key}: ${Array.isArray(value) ? value.join(", ") : value}`).join("; ");
+}
+
+async function showHistory() {
+  say($("history-error"), "");
+  const { occurrence } = state.changing;
+  let data;
+  try {
+    data = await call(`${cfg.api}/series/${encodeURIComponent(occurrence.series)}`);
+  } catch (error) {
+    say($("history-error"), problemText(error));
+    return;
+  }
+  const when = new Intl.DateTimeFormat(getLocale(), { dateStyle: "medium", timeStyle: "short", timeZone: data.series.timezone });
+  const rows = data.history.map((h) => el("tr", { "data-action": h.action },
+    el("td", {}, el("time", { datetime: h.at }, when.format(new Date(h.at)))),
+    el("th", { scope: "row" }, ACTIONS[h.action] ? ACTIONS[h.action]() : h.action),
+    el("td", {}, h.actor), el("td", {}, h.reason || "–"), el("td", {}, detailText(h.detail))));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 5, class: "empty" }, t("No changes yet."))));
+  $("history").replaceChildren(el("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-labelledby": "history-title" },
+    el("table", {},
+      el("caption", { class: "visually-hidden" }, t("Change history of the series")),
+      el("thead", {}, el("tr", {}, ...[t("When ({zone})", { zone: data.series.timezone }), t("Change"), t("By"), t("Reason"), t("Details")]
+        .map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, ...rows))));
+  $("history").hidden = false;
+}
+
+// -- importing a school calendar ---------------------------------------------------------------
+async function importCalendar() {
+  const file = $("import-file").files[0];
+  if (!file) throw new Problem(400, { code: "invalid_payload", title: t("Choose a calendar file first.") });
+  const format = /\.ics$/i.test(file.name) || file.type === "text/calendar" ? "ics" : "csv";
+  let done;
+  try {
+    done = await call(`${cfg.api}/schools/${encodeURIComponent(state.school)}/calendar/import?format=${format}`, { method: "POST", body: file });
+  } catch (error) {
+    if (!(error instanceof Problem) || !error.body.line) throw error;
+    // Name the refused line and quote it from the file, so it can be found and fixed.
+    const lines = (await file.text()).split(/\r\n|\n|\r/);
+    throw new Problem(error.status, { ...error.body, title: t("Line {line} ({reason}): {message}. The line reads: {text}", {
+      line: error.body.line, reason: error.body.reason || error.code, message: error.message,
+      text: lines[error.body.line - 1] === undefined ? "–" : `“${lines[error.body.line - 1]}”` }) });
+  }
+  $("import-file").value = "";
+  await loadWeek();
+  return t("Imported: {days} days. Sessions cancelled: {count}.", { days: fmtNumber(done.days), count: fmtNumber(done.cancelled_occurrences.length) });
 }
 
 // -- wiring ------------------------------------------------------------------------------
@@ -276,10 +432,17 @@ function wire() {
   on("calendar-form", addDay, "calendar-error", "calendar-done");
   on("links-form", makeLinks, "links-error", "links-done");
   on("week-form", loadWeek, "week-error");
-  $("cancel-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    if (await submitting($("cancel-form"), $("cancel-error"), null, cancel)) closeCancel();
-  });
+  on("import-form", importCalendar, "import-error", "import-done");
+  on("move-form", move, "move-error", "move-done");
+  on("sub-form", substitute, "sub-error", "sub-done");
+  on("marks-form", saveMarks, "marks-error", "marks-done");
+  $("history-show").addEventListener("click", showHistory);
+  $("change-close").addEventListener("click", () => closeChange());
+  $("change-panel").addEventListener("keydown", (event) => { if (event.key === "Escape") closeChange(); });
+  $("cancel-form").addEventListener("submit", confirmedCancel);
+  $("cancel-confirm-yes").addEventListener("click", confirmedCancel);
+  $("cancel-confirm-no").addEventListener("click", () => { $("cancel-confirm").hidden = true; $("cancel-reason").focus(); });
+  $("cancel-form").addEventListener("change", () => { $("cancel-confirm").hidden = true; });
   $("cancel-keep").addEventListener("click", closeCancel);
   $("week-cancelled").addEventListener("change", renderWeek);
   $("cancel-form").addEventListener("keydown", (event) => { if (event.key === "Escape") closeCancel(); });
