@@ -147,18 +147,23 @@ async def tutor_no_shows(conn: AsyncConnection, f: Filters) -> list[Row]:
 async def groups_below(conn: AsyncConnection, f: Filters) -> list[Row]:
     """Groups that, in a week they had an occurrence (cancelled or not), had fewer
     occurrences scheduled or held than their offer's weekly target: ``sessions`` is how
-    many they had."""
+    many they had; with the group's subject, grade band, language and tutor."""
     week = _monday(conn.dialect.name).label("week")
     held = sa.func.sum(sa.case((occ.c.status != CANCELLED, 1), else_=0))
+    groups, tutors = m.tutoring_groups, m.tutor_profiles
+    described = (groups.c.subject, groups.c.grade_band, groups.c.language, groups.c.tutor_id,
+                 tutors.c.display_name)
     query = (
         sa.select(occ.c.school_id, ser.c.offer_id, ser.c.group_id, week,
                   held.label("sessions"),
-                  offers.c.min_sessions_per_week.label("target_sessions"))
+                  offers.c.min_sessions_per_week.label("target_sessions"), *described)
         .select_from(occ.join(ser, ser.c.id == occ.c.series_id)
-                     .join(offers, offers.c.id == ser.c.offer_id))
-        .where(ser.c.group_id.is_not(None), *_where(f, per_student=False))
+                     .join(offers, offers.c.id == ser.c.offer_id)
+                     .join(groups, groups.c.id == ser.c.group_id)
+                     .join(tutors, tutors.c.tutor_id == groups.c.tutor_id))
+        .where(*_where(f, per_student=False))
         .group_by(occ.c.school_id, ser.c.offer_id, ser.c.group_id, week,
-                  offers.c.min_sessions_per_week)
+                  offers.c.min_sessions_per_week, *described)
         .having(held < offers.c.min_sessions_per_week)
         .order_by(occ.c.school_id, ser.c.offer_id, ser.c.group_id, week)
     )

@@ -205,12 +205,16 @@ def district_summary(weeks: Iterable[dict[str, Any]], tutors: Iterable[dict[str,
     for r in tutors:
         cells[(r["school_id"], r["offer_id"], as_date(r["week"]))]["tutors"] += int(r["tutors"])
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    described: dict[str, dict[str, Any]] = {}
     for r in below:
         key = (r["school_id"], r["offer_id"], as_date(r["week"]))
         cells[key]["groups_below"] += 1
         groups[(r["school_id"], r["offer_id"], r["group_id"])].append({
             "week": _week(key[2]), "sessions": int(r["sessions"]),
             "target": int(r["target_sessions"])})
+        described[r["group_id"]] = {
+            "subject": r["subject"], "grade_band": r["grade_band"], "language": r["language"],
+            "tutor": r["tutor_id"], "tutor_name": r["display_name"] or r["tutor_id"]}
     rows = [_cell_row(key, cell, offers.get(key[1], {}), names)
             for key, cell in sorted(cells.items())]
     return {
@@ -218,7 +222,8 @@ def district_summary(weeks: Iterable[dict[str, Any]], tutors: Iterable[dict[str,
         "programmes": _programmes(rows, groups),
         "rows": rows,
         "groups_below_target": [
-            {"school": s, "school_name": names.get(s), "offer": o, "group": g, "weeks": w}
+            {"school": s, "school_name": names.get(s), "offer": o, "group": g,
+             **described[g], "weeks": w}
             for (s, o, g), w in sorted(groups.items())],
         "students": None if per_student is None else [_student_row(r) for r in per_student],
         "totals": _totals(rows),

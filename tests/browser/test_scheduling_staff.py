@@ -68,7 +68,8 @@ async def test_dashboard_shows_booked_tutoring_and_its_csv(browser: Any, world: 
     programmes = page.locator(".scheduled-tables table").first
     assert "School-based" in await programmes.inner_text()
     below = page.locator(".scheduled-tables table").nth(1)
-    assert "2026-W46: 2 of 3 sessions" in await below.inner_text()
+    assert "Math, grades 9-10, English, with Ana Tutor\t2026-W46: 2 of 3 sessions" in (
+        await below.inner_text())
     await page.locator('figure[data-stats="scheduled-attendance"] summary').click()
     await axe_clean(page)
     await screenshot(page, "dashboard-booked-tutoring")
@@ -138,6 +139,7 @@ async def test_designee_moves_substitutes_marks_and_cancels_the_rest(
     assert history == ["book", "reschedule_one"]
     moved = await page.inner_text('#history tr[data-action="reschedule_one"]')
     assert "Moved one session" in moved and "des-hs" in moved and "Field trip" in moved
+    assert "Was: Nov 4, 2026, 3:30 PM; Now: Nov 4, 2026, 4:00 PM" in moved, moved
     await axe_clean(page)
     await page.keyboard.press("Escape")
     assert await page.is_hidden("#change-panel")

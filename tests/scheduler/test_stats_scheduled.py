@@ -100,7 +100,9 @@ async def test_figures_scopes_csv_and_audit(ctx: Scheduler, world: World, clock:
     assert programme["vendor"] == "tutorco" and programme["groups_below_target"] == 1
     assert body["groups_below_target"] == [{
         "school": "hs", "school_name": programme["school_name"], "offer": world.school_offer,
-        "group": world.group, "weeks": [{"week": "2026-W44", "sessions": 2, "target": 3}]}]
+        "group": world.group, "subject": "math", "grade_band": "9-10", "language": "en",
+        "tutor": "t1", "tutor_name": "t1",
+        "weeks": [{"week": "2026-W44", "sessions": 2, "target": 3}]}]
     assert body["filters"]["from"] == "2026-10-26T07:00:00+00:00"
 
     # The school's own staff get the per-student rows; so does the district asking for it.

@@ -367,10 +367,31 @@ const ACTIONS = {
   remove_student: () => t("Student removed"), continues: () => t("Continues a series"), withdraw: () => t("Enrolment withdrawn"),
 };
 
-function detailText(detail) {
+// A history row's details (JSON written by broker/scheduler/booking.py's change_row), each
+// field named in the page's language; instants in the series' zone, people by name.
+const DETAILS = {
+  occurrences: () => t("Sessions"), cancelled: () => t("Sessions cancelled"), rrule: () => t("Repeats"),
+  start: () => t("Start"), day: () => t("Day"), skipped_for_holidays: () => t("Skipped for holidays"),
+  old: () => t("Was"), new: () => t("Now"), old_tutor: () => t("Tutor before"), tutor: () => t("Tutor"),
+  replaced_by: () => t("Replaced by series"), continued_as: () => t("Continued as series"), series: () => t("Series"),
+  student: () => t("Student"), removed: () => t("Student"), from_occurrence: () => t("From session"),
+  cancel_reason: () => t("Cancelled because"),
+};
+
+function detailText(detail, when) {
   let fields = {};
   try { fields = JSON.parse(detail || "{}"); } catch (_) { return detail || ""; }
-  return Object.entries(fields).map(([key, value]) => `${key}: ${Array.isArray(value) ? value.join(", ") : value}`).join("; ");
+  const shown = (key, value) => {
+    if (key === "old" || key === "new") return when.format(new Date(value));
+    if (key === "tutor" || key === "old_tutor") return tutorName(value);
+    if (key === "student" || key === "removed") return studentName(value);
+    return Array.isArray(value) ? value.join(", ") : String(value);
+  };
+  const order = Object.keys(DETAILS);
+  const rank = (key) => (order.includes(key) ? order.indexOf(key) : order.length);
+  return Object.entries(fields).filter(([, value]) => !(Array.isArray(value) && !value.length) && value !== null && value !== "")
+    .sort(([a], [b]) => rank(a) - rank(b))
+    .map(([key, value]) => `${DETAILS[key] ? DETAILS[key]() : key}: ${shown(key, value)}`).join("; ");
 }
 
 async function showHistory() {
@@ -387,7 +408,7 @@ async function showHistory() {
   const rows = data.history.map((h) => el("tr", { "data-action": h.action },
     el("td", {}, el("time", { datetime: h.at }, when.format(new Date(h.at)))),
     el("th", { scope: "row" }, ACTIONS[h.action] ? ACTIONS[h.action]() : h.action),
-    el("td", {}, h.actor), el("td", {}, h.reason || "–"), el("td", {}, detailText(h.detail))));
+    el("td", {}, h.actor), el("td", {}, h.reason || "–"), el("td", {}, detailText(h.detail, when))));
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 5, class: "empty" }, t("No changes yet."))));
   $("history").replaceChildren(el("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-labelledby": "history-title" },
     el("table", {},

@@ -9,6 +9,7 @@ const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
 const tokens = tokenSource(cfg, "hh_staff_token");
 const vendorNames = Object.fromEntries((cfg.vendors || []).map((v) => [v.id, v.name]));
+const subjectLabels = Object.fromEntries((cfg.subjects || []).map((s) => [s.id, s.label]));
 let currentToken = null;
 
 // -- live --------------------------------------------------------------------------------
@@ -219,7 +220,9 @@ async function loadScheduled() {
       fmtNumber(p.no_shows.students), fmtNumber(p.no_shows.tutors), fmtNumber(p.groups_below_target)])),
     el("h3", { id: "scheduled-below-title" }, t("Groups below target")),
     table(t("Groups below target"), [t("School"), t("Group"), t("Weeks below target")],
-      d.groups_below_target.map((g) => [schoolName(g), g.group, g.weeks.map((w) => t("{week}: {sessions} of {target} sessions", {
+      d.groups_below_target.map((g) => [schoolName(g), t("{subject}, grades {band}, {language}, with {tutor}", {
+        subject: subjectLabels[g.subject] || g.subject, band: g.grade_band, language: languageName(g.language), tutor: g.tutor_name,
+      }), g.weeks.map((w) => t("{week}: {sessions} of {target} sessions", {
         week: w.week, sessions: fmtNumber(w.sessions), target: fmtNumber(w.target) })).join("; ")])),
     el("p", { class: "chart-tools" }, csvLink("scheduled")));
   $("scheduled-charts").append(tables);
