@@ -512,13 +512,15 @@ class LifecycleStore:
         return [dict(row) for row in rows]
 
     async def open_session_clocks(self) -> list[tuple[str, str, str, float, float | None]]:
-        """Every open session's (id, tutor, student, accepted_at, last_activity_at), for the
-        sweep: five plain columns per row, so reading thousands costs the event loop
-        little (the full rows, :meth:`open_sessions`, only for the few it ends)."""
+        """Every open on-demand session's (id, tutor, student, accepted_at,
+        last_activity_at), for the sweep: five plain columns per row, so reading thousands
+        costs the event loop little (the full rows, :meth:`open_sessions`, only for the few
+        it ends). Booked sessions' rooms are not here: they end at their time
+        (:mod:`broker.rooms`), not with presence or idleness."""
         s = self.sessions
         query = sa.select(
             s.c.id, s.c.tutor_id, s.c.student, s.c.accepted_at, s.c.last_activity_at
-        ).where(s.c.ended_at.is_(None))
+        ).where(s.c.ended_at.is_(None), s.c.booking.is_(None))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [

@@ -28,3 +28,11 @@ class Notifier(Protocol):
     async def to_queue_watchers(
         self, queue: str, event: str, data: dict[str, Any], *, local: bool = False
     ) -> None: ...
+
+    async def to_room(
+        self, tutor: str, students: list[str], event: str, tutor_data: dict[str, Any],
+        student_data: dict[str, Any], *, local: bool = False,
+    ) -> None:
+        """A booked room's people: its tutor (by scheduler id) gets ``tutor_data``, its
+        students (by roster id) ``student_data`` (:mod:`broker.rooms`)."""
+        ...

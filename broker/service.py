@@ -32,6 +32,10 @@ Guarantees:
 * **Pushes are reconciled**: a push lost with a process or a pub/sub outage is made good by
   each process's sweep, which re-sends its own connections' queue snapshots and positions
   when they changed, and by clients re-syncing after a reconnect or a ``server:resync``.
+* **Booked sessions** (:mod:`broker.rooms`) are rooms the worker opens for the scheduler's
+  occurrences: the same messages, sync, typing and rate limits, sent to every booked
+  participant; only the booked tutor and students may enter (``not_allowed`` for anyone
+  else); they end at their time or by their tutor, never by presence or idleness.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
+from broker import rooms_store
 from broker.constants import (
     BUFFER_AFTER_END_S,
     BUFFER_SWEEP_EVERY_S,
@@ -68,6 +73,7 @@ from broker.lifecycle_store import LifecycleStore, at, epoch
 from broker.notifier import Notifier
 from broker.outages import OutageLog
 from broker.presence import MemoryPresence, Presence
+from broker.rooms import ROOM_WATCH_S, Room, Rooms, check_text
 from broker.settings import Settings
 from broker.throttle import Throttle, Throttles
 from broker.views import OpenSession, iso, message_view, session_view, tutor_request_view
@@ -134,9 +140,11 @@ class Broker:
         self._participants: dict[str, tuple[str, str, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._room_watch: asyncio.Task[None] | None = None
         self._buffers_dropped_at = 0.0
         self._presence_since: float | None = None  # presence has answered since then
         self._outages = OutageLog(log)
+        self.rooms = Rooms(self)
         # Hooks the edge sets: who this process holds connections for.
         self.local_subjects: Callable[[], list[str]] = list
         self.local_queues: Callable[[], set[str]] = set
@@ -147,14 +155,17 @@ class Broker:
         # A presence store that starts (or restarts) empty gives everyone a grace period
         # from now: nobody who was connected before a restart is gone at once.
         await self._touch([], self.clock())
+        await self.rooms.start()
         if sweep:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="broker-sweep")
+            self._room_watch = asyncio.create_task(self._watch_rooms(), name="room-watch")
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for loop_task in (self._sweeper, self._room_watch):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
         self._pending_pushes.clear()
         for task in list(self._tasks):
             task.cancel()
@@ -189,6 +200,19 @@ class Broker:
                 raise
             except Exception:
                 log.exception("sweep failed; will retry")
+
+    async def _watch_rooms(self) -> None:
+        """Every :data:`~broker.rooms.ROOM_WATCH_S`, tell this process's people of rooms
+        that opened or closed (one indexed read of the open rooms' ids; the sweep does the
+        same, less often)."""
+        while True:
+            await asyncio.sleep(ROOM_WATCH_S)
+            try:
+                await self.rooms.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("room watch failed; will retry")
 
     async def sweep(self) -> None:
         """Heartbeat local connections, close what the grace and timeouts allow, and
@@ -228,6 +252,7 @@ class Broker:
                         OpenSession.from_row(row), reason, now, requeue=requeue, detail=detail
                     )
         await self._reconcile(now, queued)
+        await self.rooms.reconcile()
         if now - self._buffers_dropped_at >= BUFFER_SWEEP_EVERY_S:
             self._buffers_dropped_at = now
             await self.store.drop_ended_buffers(now - BUFFER_AFTER_END_S)
@@ -416,7 +441,14 @@ class Broker:
         return True
 
     async def student_state(self, student: Identity) -> dict[str, Any]:
-        """What a (re)connecting student should see: their waiting request or open session."""
+        """What a (re)connecting student should see: their waiting request or open session,
+        and ``booked``: their open booked room or next booked session (or None)."""
+        state = await self._student_state(student)
+        roster_id = student.learner.roster_id if student.learner else None
+        state["booked"] = await self.rooms.state(student=roster_id) if roster_id else None
+        return state
+
+    async def _student_state(self, student: Identity) -> dict[str, Any]:
         await self._touch([student_subject(student.subject)], self.clock())
         row = await self.store.open_request_of(student.subject)
         if row is None:
@@ -465,6 +497,7 @@ class Broker:
             "sessions": sessions,
             "queues": snapshots,
             "capacity": self._capacity(tutor.vendor),
+            "booked": await self.rooms.state(tutor=tutor.scheduler_id),
         }
 
     async def set_status(self, tutor: Tutor, status: str) -> dict[str, Any]:
@@ -552,17 +585,29 @@ class Broker:
                 return student, tutor_id, accepted_at, "tutor"
         raise NotFound("no such open session of yours")
 
+    async def _room(self, session_id: str) -> Room | None:
+        """The open booked room ``session_id`` (None for an on-demand or unknown one)."""
+        if session_id in self._participants:
+            return None
+        return await self.rooms.room(session_id)
+
+    async def join_booked(
+        self, identity: Identity, session_id: str, after_seq: int = 0
+    ) -> dict[str, Any]:
+        """Enter an open booked room (records attendance; see :meth:`Rooms.join`)."""
+        room = await self._room(session_id)
+        if room is None:
+            raise NotFound("no such open booked session")
+        return await self.rooms.join(identity, room, after_seq)
+
     async def send(self, identity: Identity, session_id: str, text: str) -> dict[str, Any]:
         """Number, store and relay a message; per session, sequence numbers increase in the
         order the messages were committed, and one connection's messages commit in the
         order it sent them."""
-        text = text.strip()
-        if not text:
-            raise InvalidPayload("message is empty")
-        if len(text) > self.settings.chat_max_chars:
-            raise InvalidPayload(
-                f"message is longer than {self.settings.chat_max_chars} characters"
-            )
+        text = check_text(text, self.settings.chat_max_chars)
+        room = await self._room(session_id)
+        if room is not None:
+            return await self.rooms.send(identity, room, text)
         student, tutor_id, accepted_at, role = await self._participant(identity, session_id)
         await self._throttle(self.chat_limiter, f"{role}:{identity.subject}", "too many messages")
         now = self.clock()
@@ -576,6 +621,9 @@ class Broker:
         return message
 
     async def typing(self, identity: Identity, session_id: str) -> None:
+        room = await self._room(session_id)
+        if room is not None:
+            return await self.rooms.typing(identity, room)
         student, tutor_id, _, role = await self._participant(identity, session_id)
         data = {"session_id": session_id, "from": role}
         if role == "student":
@@ -592,6 +640,9 @@ class Broker:
         # order so that a session ending between the two reads is seen as ended.
         found = await self.store.open_sessions(session_id=session_id)
         row = found[0] if found else await self.store.session(session_id)
+        if row is not None and row.get("booking") is not None:
+            rooms = await rooms_store.rooms(self.store.engine, [session_id])
+            return await self.rooms.sync(identity, rooms[0], after_seq)
         mine = row is not None and (
             (role == "student" and row["student"] == identity.subject)
             or (role == "tutor" and row["tutor_id"] == identity.subject)
@@ -622,6 +673,9 @@ class Broker:
         tutored_subject: str | None = None,
         resolved: bool | None = None,
     ) -> None:
+        room = await self._room(session_id)
+        if room is not None:
+            return await self.rooms.end(identity, room)
         _, _, _, role = await self._participant(identity, session_id)
         rows = await self.store.open_sessions(session_id=session_id)
         ended = bool(rows) and await self._end(

@@ -13,7 +13,9 @@ sent; different connections are handled concurrently.
 
 People are addressed through personal rooms: ``s:<pseudonym>`` in ``/student``,
 ``t:<tutor id>`` in ``/tutor``; tutors also join ``q:<vendor>:<language>`` for each queue
-they may take from. With ``REDIS_URL`` the socket.io Redis manager carries emits to
+they may take from. For booked sessions (:mod:`broker.rooms`) a student whose launch
+matched the roster also joins ``bs:<roster id>`` and a tutor ``bt:<scheduler id>``. With
+``REDIS_URL`` the socket.io Redis manager carries emits to
 whichever process holds the connection.
 """
 
@@ -88,6 +90,19 @@ class SioNotifier:
     ) -> None:
         await self.sio.emit(event, data, to=f"q:{queue}", namespace="/tutor", ignore_queue=local)
 
+    async def to_room(
+        self, tutor: str, students: list[str], event: str, tutor_data: dict[str, Any],
+        student_data: dict[str, Any], *, local: bool = False,
+    ) -> None:
+        await self.sio.emit(
+            event, tutor_data, to=f"bt:{tutor}", namespace="/tutor", ignore_queue=local
+        )
+        if students:
+            await self.sio.emit(
+                event, student_data, to=[f"bs:{s}" for s in students], namespace="/student",
+                ignore_queue=local,
+            )
+
 
 class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server, refusing client events named like its reserved events:
@@ -154,6 +169,7 @@ class SocketGateway:
             self._register(namespace, "chat:send", self.chat_send)
             self._register(namespace, "chat:typing", self.chat_typing)
             self._register(namespace, "session:end", self.session_end)
+            self._register(namespace, "booked:join", self.booked_join)
         self._register("/staff", "staff:live", self.staff_live)
 
     # -- plumbing -----------------------------------------------------------------------
@@ -281,12 +297,17 @@ class SocketGateway:
         broker = self.broker
         if namespace == "/student":
             await self.sio.enter_room(sid, f"s:{identity.subject}", namespace=namespace)
+            if identity.learner is not None and identity.learner.roster_id:
+                await self.sio.enter_room(
+                    sid, f"bs:{identity.learner.roster_id}", namespace=namespace
+                )
             if broker is not None:
                 state = await broker.student_state(identity)
                 await self.sio.emit("session:state", state, to=sid, namespace=namespace)
         elif namespace == "/tutor":
             tutor = _tutor(identity)
             await self.sio.enter_room(sid, f"t:{tutor.id}", namespace=namespace)
+            await self.sio.enter_room(sid, f"bt:{tutor.scheduler_id}", namespace=namespace)
             for queue in tutor.queues():
                 await self.sio.enter_room(sid, f"q:{queue}", namespace=namespace)
             if broker is not None:
@@ -400,6 +421,14 @@ class SocketGateway:
             outcome=p.text(data, "outcome", required=False, max_len=32) or None,
             tutored_subject=p.text(data, "tutored_subject", required=False, max_len=64) or None,
             resolved=p.boolean(data, "resolved"),
+        )
+
+    async def booked_join(
+        self, who: Identity, data: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
+        return await self._broker.join_booked(
+            who, p.ident(data, "session_id"),
+            p.integer(data, "after_seq", 0, 2**31 - 1) if "after_seq" in data else 0,
         )
 
     async def session_outcome(self, who: Identity, data: dict[str, Any], sid: str) -> None:

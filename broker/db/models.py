@@ -213,6 +213,7 @@ class SessionParticipantRow(Base):
         String(32), ForeignKey("tutoring_sessions.id", ondelete="CASCADE"), primary_key=True
     )
     student_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    grade: Mapped[int | None] = mapped_column(SmallInteger)  # from the roster, at opening
     pseudonym: Mapped[str | None] = mapped_column(String(64))
     first_name: Mapped[str | None] = mapped_column(String(40))
     joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

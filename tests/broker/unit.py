@@ -73,6 +73,14 @@ class RecordingNotifier:
     ) -> None:
         self.sent.append(Sent(student_subject(student), event, data, skip, local))
 
+    async def to_room(
+        self, tutor: str, students: list[str], event: str, tutor_data: dict[str, Any],
+        student_data: dict[str, Any], *, local: bool = False,
+    ) -> None:
+        self.sent.append(Sent(f"room-tutor:{tutor}", event, tutor_data, None, local))
+        for roster_id in students:
+            self.sent.append(Sent(f"room-student:{roster_id}", event, student_data, None, local))
+
     async def to_tutor(self, tutor_id: str, event: str, data: dict[str, Any]) -> None:
         self.sent.append(Sent(tutor_subject(tutor_id), event, data))
 

@@ -5,7 +5,7 @@
   nullable (a booked session has no request and several students); a partial index of
   open booked sessions.
 * ``users``: ``tutor_profile``, the scheduler profile a tutor account runs sessions as.
-* ``session_participants``: the students of a booked session (roster id; pseudonym,
+* ``session_participants``: the students of a booked session (roster id, grade; pseudonym,
   first name and join time once they join).
 
 Existing rows keep their values (on-demand sessions keep their request and student), so
@@ -46,6 +46,7 @@ def upgrade() -> None:
         "session_participants",
         sa.Column("session_id", sa.String(32), nullable=False),
         sa.Column("student_id", sa.String(64), nullable=False),
+        sa.Column("grade", sa.SmallInteger(), nullable=True),
         sa.Column("pseudonym", sa.String(64), nullable=True),
         sa.Column("first_name", sa.String(40), nullable=True),
         sa.Column("joined_at", sa.DateTime(timezone=True), nullable=True),

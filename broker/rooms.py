@@ -1,0 +1,434 @@
+"""Booked sessions run through the broker: rooms for the scheduler's occurrences.
+
+A **room** is a ``tutoring_sessions`` row with a ``programme`` and a ``booking`` (the
+occurrence id) and no request: one tutor (the occurrence's, a substitute included) and the
+series' students (``session_participants``, up to the offer's group limit). Chat in a room
+is the on-demand chat (the session's sequence numbers, buffer, ``chat:send``,
+``session:sync``, ``chat:typing``, rate limits) with every message sent to every
+participant.
+
+Opening and closing (:func:`run_rooms`, the worker's ``scheduler_rooms`` job, or called
+directly with an explicit ``now``):
+
+* A scheduled occurrence's room opens :data:`OPEN_LEAD` (5 minutes) before it starts;
+  rooms are written a batch (:data:`OPEN_BATCH`) per transaction, and the unique
+  ``booking`` makes a second run or a second worker open nothing twice.
+* A room closes :data:`OVERRUN` (5 minutes) after its occurrence's end (end reason
+  ``scheduled_end``), or at the next run once its occurrence is cancelled (``cancelled``);
+  its tutor may end it earlier (``tutor``). A cancelled occurrence never opens.
+
+Telling people: every broker process, every :data:`ROOM_WATCH_S` (and at each sweep),
+compares the open rooms in the database with those it knew (:meth:`Rooms.reconcile`: one
+read of an indexed column) and tells its own connected participants of each room that
+opened (``booked:open``) or closed (``session:ended``); so whatever process or worker
+opened or closed a room, each connected person is told within about half a second, and
+nothing the worker did depends on reaching the web processes.
+
+Who may enter: the tutor whose scheduler id (:attr:`broker.identity.Tutor.scheduler_id`)
+is the room's, and students whose launch carried a roster id
+(:attr:`broker.identity.Learner.roster_id`) among the room's; anyone else is refused
+``not_allowed``. ``booked:join`` records attendance
+(:func:`broker.scheduler.attendance.record_join`: present by start + 5 minutes, then late).
+
+Privacy: students see the tutor's display name and the other students by first name (from
+their launch) or pseudonym; tutors see pseudonyms, grade bands, the school's kind, the
+language and subject (first names only with ``HH_SHOW_FIRST_NAME``); nobody is shown a
+roster id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broker import rooms_store as store
+from broker.errors import InvalidPayload, NotAllowed, NotFound
+from broker.identity import Identity
+from broker.ids import new_id
+from broker.lifecycle_store import epoch
+from broker.scheduler import attendance
+from broker.scheduler.service import Scheduler
+from broker.views import iso, message_view
+from routing.grades import grade_band
+
+if TYPE_CHECKING:
+    from broker.service import Broker
+
+log = logging.getLogger(__name__)
+
+OPEN_LEAD = timedelta(minutes=5)
+OVERRUN = timedelta(minutes=5)
+SOON = timedelta(hours=12)  # a connecting person is told of their next session this far ahead
+OPEN_BATCH = 500
+ROOM_WATCH_S = 0.5  # how often each broker process looks for rooms opened or closed
+ROOMS_CACHED = 20_000
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _seconds(value: datetime | None) -> float:
+    return epoch(value) or 0.0
+
+
+# -- opening and closing (the worker's job) ------------------------------------------------
+async def open_due(engine: AsyncEngine, now: datetime, *, lead: timedelta = OPEN_LEAD,
+                   batch: int = OPEN_BATCH) -> list[str]:
+    """Open the room of every scheduled occurrence starting within ``lead`` of ``now``
+    (and not yet ended); return the ids of the rooms this call opened."""
+    opened: list[str] = []
+    while True:
+        async with engine.connect() as conn:
+            due = await store.due_to_open(conn, now + lead, now, batch)
+        if not due:
+            return opened
+        rooms: list[dict[str, Any]] = []
+        people: list[dict[str, Any]] = []
+        for occ in due:
+            sid = new_id()
+            grades = [s["grade"] for s in occ["students"] if s["grade"] is not None]
+            rooms.append({
+                "id": sid, "request_id": None, "student": None,
+                "vendor": occ["vendor"], "tutor_id": occ["tutor_id"],
+                "tutor_name": (occ["tutor_name"] or "Tutor")[:100],
+                "language": occ["language"], "subject": occ["subject"],
+                "school_id": occ["school_id"], "school_kind": occ["school_kind"],
+                "grade": min(grades) if grades else None,
+                "queued_at": occ["starts_at"], "accepted_at": now, "last_activity_at": now,
+                "programme": occ["programme"], "booking": occ["id"],
+            })
+            people += [{"session_id": sid, "student_id": s["student_id"], "grade": s["grade"],
+                        "pseudonym": None, "first_name": None, "joined_at": None}
+                       for s in occ["students"]]
+        made = await store.open_batch(engine, rooms, people)
+        opened += [r["id"] for r in rooms if r["id"] in made]
+        if len(due) < batch:
+            return opened
+        if not made:
+            return opened  # every one was opened by someone else meanwhile: stop here
+
+
+async def close_due(engine: AsyncEngine, now: datetime, *,
+                    overrun: timedelta = OVERRUN) -> list[str]:
+    """Close every open room whose occurrence ended ``overrun`` ago or was cancelled;
+    return the ids this call closed."""
+    async with engine.connect() as conn:
+        due = await store.due_to_close(conn, now - overrun)
+    closed = []
+    for room in due:
+        if await store.close(engine, room["id"], now, room["why"]):
+            closed.append(room["id"])
+    return closed
+
+
+async def run_rooms(engine: AsyncEngine, now: datetime) -> dict[str, int]:
+    """The ``scheduler_rooms`` job: close what is over, open what is due."""
+    closed = await close_due(engine, now)
+    opened = await open_due(engine, now)
+    if opened or closed:
+        log.info("rooms: %d opened, %d closed", len(opened), len(closed))
+    return {"opened": len(opened), "closed": len(closed)}
+
+
+# -- the broker's side ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Room:
+    """An open room as the broker serves it (its people never change while it is open)."""
+
+    id: str
+    booking: str
+    programme: str
+    tutor: str  # the scheduler id of its tutor
+    tutor_name: str
+    students: frozenset[str]  # roster ids
+    vendor: str
+    language: str
+    subject: str
+    school_kind: str
+    opened_at: float
+    starts_at: float
+    ends_at: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Room:
+        return cls(
+            id=row["id"], booking=row["booking"], programme=row["programme"] or "",
+            tutor=row["tutor_id"], tutor_name=row["tutor_name"] or "Tutor",
+            students=frozenset(p["student_id"] for p in row["people"]),
+            vendor=row["vendor"], language=row["language"], subject=row["subject"],
+            school_kind=row["school_kind"] or "", opened_at=_seconds(row["accepted_at"]),
+            starts_at=_seconds(row["starts_at"]), ends_at=_seconds(row["ends_at"]),
+        )
+
+
+def role_in(identity: Identity, room: Room) -> str | None:
+    """``tutor`` or ``student`` if ``identity`` is one of the room's people, else None."""
+    if identity.tutor is not None and identity.tutor.scheduler_id == room.tutor:
+        return "tutor"
+    learner = identity.learner
+    if learner is not None and learner.roster_id is not None and learner.roster_id in room.students:
+        return "student"
+    return None
+
+
+def _first_name(given_name: str) -> str:
+    words = given_name.split()
+    return words[0][:40] if words else ""
+
+
+class Rooms:
+    """The broker's handling of rooms (one per :class:`~broker.service.Broker`)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._cache: dict[str, Room] = {}
+        self._known: set[str] | None = None  # open rooms at this process's last look
+        self._looking = asyncio.Lock()  # one reconcile at a time (the watch and the sweep)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.broker.store.engine
+
+    async def start(self) -> None:
+        """Learn which rooms are open now (at the process's start): the sweeps tell of
+        those that open or close after it; people connecting are told on connect."""
+        try:
+            self._known = await store.open_ids(self.engine)
+        except Exception:
+            log.warning("could not read the open rooms at start; the first sweep will",
+                        exc_info=True)
+
+    def now(self) -> datetime:
+        return _at(self.broker.clock())
+
+    # -- lookups ----------------------------------------------------------------------
+    async def room(self, session_id: str) -> Room | None:
+        """The open room ``session_id``, or None (no such session, an on-demand one, or
+        ended)."""
+        found = self._cache.get(session_id)
+        if found is not None:
+            return found
+        rows = [r for r in await store.rooms(self.engine, [session_id]) if r["ended_at"] is None]
+        if not rows:
+            return None
+        return self._remember(Room.from_row(rows[0]))
+
+    def _remember(self, room: Room) -> Room:
+        if len(self._cache) >= ROOMS_CACHED:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[room.id] = room
+        return room
+
+    def forget(self, session_id: str) -> None:
+        self._cache.pop(session_id, None)
+
+    @staticmethod
+    def member(identity: Identity, room: Room) -> str:
+        """The caller's role in the room; :class:`NotAllowed` for anyone not booked."""
+        role = role_in(identity, room)
+        if role is None:
+            raise NotAllowed("this session is for its booked tutor and students")
+        return role
+
+    # -- views ------------------------------------------------------------------------
+    def view(self, room: Room, people: list[dict[str, Any]], for_role: str,
+             seq: int = 0) -> dict[str, Any]:
+        """What a participant sees of the room: for students, the tutor's display name and
+        the students who joined by first name or pseudonym; for the tutor, every booked
+        student's pseudonym (once joined) and grade band."""
+        show = self.broker.settings.show_first_name_to_tutors
+        view: dict[str, Any] = {
+            "session_id": room.id, "request_id": None, "programme": room.programme,
+            "booking": room.booking, "vendor": room.vendor,
+            "vendor_name": self.broker._vendor_name(room.vendor), "language": room.language,
+            "subject": room.subject, "started_at": iso(room.opened_at),
+            "starts_at": iso(room.starts_at), "ends_at": iso(room.ends_at),
+            "closes_at": iso(room.ends_at + OVERRUN.total_seconds()),
+            "tutor": {"display_name": room.tutor_name}, "seq": seq,
+        }
+        if for_role == "tutor":
+            view["school_kind"] = room.school_kind
+            view["students"] = [{
+                "pseudonym": p["pseudonym"], "joined": p["joined_at"] is not None,
+                "grade_band": grade_band(p["grade"]) if p["grade"] is not None else "",
+                **({"first_name": p["first_name"] or ""} if show else {}),
+            } for p in people]
+        else:
+            view["students"] = [{
+                "pseudonym": p["pseudonym"], "name": p["first_name"] or p["pseudonym"],
+            } for p in people if p["joined_at"] is not None]
+        return view
+
+    def _sender(self, identity: Identity, role: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(what students see, what the tutor sees) of a message's sender."""
+        if role == "tutor":
+            shown = {"role": "tutor", "name": identity.tutor.display_name if identity.tutor
+                     else "Tutor"}
+            return shown, shown
+        first = _first_name(identity.learner.given_name) if identity.learner else ""
+        to_students = {"role": "student", "pseudonym": identity.subject,
+                       "name": first or identity.subject}
+        to_tutor: dict[str, Any] = {"role": "student", "pseudonym": identity.subject}
+        if self.broker.settings.show_first_name_to_tutors and first:
+            to_tutor["first_name"] = first
+        return to_students, to_tutor
+
+    async def _tell(self, room: Room, event: str, to_students: dict[str, Any],
+                    to_tutor: dict[str, Any], *, local: bool = False) -> None:
+        await self.broker.notifier.to_room(
+            room.tutor, sorted(room.students), event, to_tutor, to_students, local=local
+        )
+
+    # -- what a participant does ------------------------------------------------------
+    async def join(self, identity: Identity, room: Room, after_seq: int) -> dict[str, Any]:
+        """Enter the room: record attendance (present or late) and, for a student, their
+        pseudonym and first name; tell the others; answer the room and the messages after
+        ``after_seq``."""
+        role = self.member(identity, room)
+        at = self.now()
+        ctx = Scheduler(self.engine, secret="", clock=lambda: at)
+        person = identity.tutor.scheduler_id if identity.tutor else (
+            identity.learner.roster_id if identity.learner else None)
+        assert person is not None  # member() checked it
+        status = await attendance.record_join(ctx, room.booking, role, person, at)
+        to_students, to_tutor = self._sender(identity, role)
+        if role == "student":
+            first = _first_name(identity.learner.given_name) if identity.learner else ""
+            await store.join(self.engine, room.id, person, identity.subject, first or None, at)
+            await self._tell(room, "booked:joined", {"session_id": room.id, "who": to_students},
+                             {"session_id": room.id, "who": to_tutor})
+        [row] = await store.rooms(self.engine, [room.id])
+        messages = [
+            message_view(room.id, m["seq"], m["sender"], m["text"], epoch(m["at"]) or 0.0)
+            for m in await self.broker.store.messages_after(room.id, after_seq)
+        ]
+        return {"session": self.view(room, row["people"], role, int(row["seq"] or 0)),
+                "messages": messages, "attendance": status,
+                "me": to_tutor if role == "tutor" else to_students}
+
+    async def send(self, identity: Identity, room: Room, text: str) -> dict[str, Any]:
+        """Number, store and relay a message to every participant (as on demand)."""
+        role = self.member(identity, room)
+        b = self.broker
+        await b._throttle(b.chat_limiter, f"{role}:{identity.subject}", "too many messages")
+        now = b.clock()
+        seq = await b.store.add_message(room.id, role, text, now, room.opened_at)
+        if seq is None:
+            self.forget(room.id)
+            raise NotFound("no such open session of yours")
+        message = message_view(room.id, seq, role, text, now)
+        to_students, to_tutor = self._sender(identity, role)
+        await self._tell(room, "chat:message", {**message, "by": to_students},
+                         {**message, "by": to_tutor})
+        return {**message, "by": to_tutor if role == "tutor" else to_students}
+
+    async def typing(self, identity: Identity, room: Room) -> None:
+        role = self.member(identity, room)
+        to_students, to_tutor = self._sender(identity, role)
+        await self._tell(room, "chat:typing",
+                         {"session_id": room.id, "from": role, "by": to_students},
+                         {"session_id": room.id, "from": role, "by": to_tutor})
+
+    async def end(self, identity: Identity, room: Room) -> None:
+        """The tutor ends the room early (reason ``tutor``); students may not end it."""
+        if self.member(identity, room) != "tutor":
+            raise NotAllowed("a booked session ends at its time or by its tutor")
+        if not await store.close(self.engine, room.id, self.now(), "tutor"):
+            raise NotFound("no such open session of yours")
+        await self.closed(room, "tutor")
+
+    async def closed(self, room: Room, reason: str, *, local: bool = False) -> None:
+        self.forget(room.id)
+        if self._known is not None:
+            self._known.discard(room.id)
+        event = {"session_id": room.id, "reason": reason, "booking": room.booking}
+        await self._tell(room, "session:ended", event, event, local=local)
+
+    async def sync(self, identity: Identity, row: dict[str, Any],
+                   after_seq: int) -> dict[str, Any]:
+        """:meth:`Broker.sync` for a room (open or ended) of the caller's."""
+        room = Room.from_row(row)
+        role = self.member(identity, room)
+        messages = [
+            message_view(room.id, m["seq"], m["sender"], m["text"], epoch(m["at"]) or 0.0)
+            for m in await self.broker.store.messages_after(room.id, after_seq)
+        ]
+        if row["ended_at"] is not None:
+            return {"session": None, "messages": messages,
+                    "ended": {"session_id": room.id, "reason": row["end_reason"]}}
+        return {"session": self.view(room, row["people"], role, int(row["seq"] or 0)),
+                "messages": messages, "ended": None}
+
+    # -- state on connect -------------------------------------------------------------
+    async def state(self, *, tutor: str | None = None,
+                    student: str | None = None) -> dict[str, Any] | None:
+        """A tutor's (scheduler id) or student's (roster id) open room, else their next
+        session starting within :data:`SOON` (``{"session": None, "booking",
+        "starts_at", "ends_at", "opens_at", ...}`` for a countdown), else None."""
+        if tutor is None and student is None:
+            return None
+        ids = await store.open_rooms_of(self.engine, tutor=tutor, student=student)
+        rows = await store.rooms(self.engine, ids)
+        if rows:
+            row = min(rows, key=lambda r: _seconds(r["starts_at"]))
+            room = self._remember(Room.from_row(row))
+            role = "tutor" if tutor is not None else "student"
+            return {"session": self.view(room, row["people"], role, int(row["seq"] or 0)),
+                    "booking": room.booking, "starts_at": iso(room.starts_at),
+                    "ends_at": iso(room.ends_at)}
+        now = self.now()
+        nxt = await store.next_occurrence(self.engine, now, now + SOON, tutor=tutor,
+                                          student=student)
+        if nxt is None:
+            return None
+        starts = _seconds(nxt["starts_at"])
+        return {"session": None, "booking": nxt["id"], "programme": nxt["programme"],
+                "subject": nxt["subject"], "language": nxt["language"],
+                "starts_at": iso(starts), "ends_at": iso(_seconds(nxt["ends_at"])),
+                "opens_at": iso(starts - OPEN_LEAD.total_seconds())}
+
+    # -- the sweep --------------------------------------------------------------------
+    async def reconcile(self) -> None:
+        """Tell this process's connected participants of every room that opened or closed
+        since the last sweep here (pushed to the rooms' people with ``local=True``: each
+        process tells its own connections). A sweep only learns what is open when
+        :meth:`start` could not read it."""
+        async with self._looking:
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        now_open = await store.open_ids(self.engine)
+        known, self._known = self._known, now_open
+        if known is None:
+            return
+        opened, closed = now_open - known, known - now_open
+        if not opened and not closed:
+            return
+        for row in await store.rooms(self.engine, opened | closed):
+            room = Room.from_row(row)
+            if row["ended_at"] is not None:
+                self.forget(room.id)
+                event = {"session_id": room.id, "reason": row["end_reason"],
+                         "booking": room.booking}
+                await self._tell(room, "session:ended", event, event, local=True)
+                continue
+            self._remember(room)
+            await self._tell(room, "booked:open",
+                             self.view(room, row["people"], "student"),
+                             self.view(room, row["people"], "tutor"), local=True)
+
+
+def check_text(text: str, max_chars: int) -> str:
+    """A message's text as :meth:`Broker.send` takes it (stripped, not empty, not too long)."""
+    text = text.strip()
+    if not text:
+        raise InvalidPayload("message is empty")
+    if len(text) > max_chars:
+        raise InvalidPayload(f"message is longer than {max_chars} characters")
+    return text

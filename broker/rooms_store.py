@@ -1,0 +1,209 @@
+"""The SQL of booked sessions' rooms (:mod:`broker.rooms`): which occurrences are due to
+open or close, opening a batch in one transaction, closing one, joining, and the reads
+the broker's edge needs. Nothing here decides anything: the lead, the overrun and who may
+enter are :mod:`broker.rooms`'.
+
+Guarantees:
+
+* :func:`open_batch` writes a batch of rooms (sessions and their participants) in **one**
+  transaction, and a room whose occurrence already has one is skipped by the unique
+  ``booking`` column (``ON CONFLICT DO NOTHING``), so two runs, or two workers racing,
+  open each occurrence's room once; only the rooms this call inserted are returned.
+* :func:`close` ends a room at most once (guarded by ``ended_at IS NULL``) and clears the
+  participants' first names in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from broker.db import scheduler_models as m
+from broker.db.models import metadata
+
+Row = dict[str, Any]
+
+sessions = metadata.tables["tutoring_sessions"]
+participants = metadata.tables["session_participants"]
+schools = metadata.tables["schools"]
+students = metadata.tables["students"]
+
+SCHEDULED = "scheduled"
+
+
+def _insert(engine: AsyncEngine | AsyncConnection, table: sa.Table) -> Any:
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+async def _all(conn: AsyncConnection, query: Any) -> list[Row]:
+    return [dict(r) for r in (await conn.execute(query)).mappings().all()]
+
+
+# -- opening -----------------------------------------------------------------------------
+async def due_to_open(conn: AsyncConnection, opens_before: datetime, now: datetime,
+                      limit: int) -> list[Row]:
+    """Scheduled occurrences starting by ``opens_before`` and not yet ended at ``now``
+    that have no room, soonest first, each with what its room is made of: the series'
+    subject and language, the offer's programme and vendor, the tutor's display name, the
+    school's kind, and ``students`` (roster id, grade)."""
+    occ, ser, offer, prof = m.occurrences, m.booking_series, m.programme_offers, m.tutor_profiles
+    has_room = sa.exists().where(sessions.c.booking == occ.c.id)
+    rows = await _all(conn, sa.select(
+        occ.c.id, occ.c.series_id, occ.c.school_id, occ.c.tutor_id, occ.c.starts_at,
+        occ.c.ends_at, ser.c.subject, ser.c.language, offer.c.programme, offer.c.vendor,
+        prof.c.display_name.label("tutor_name"), schools.c.kind.label("school_kind"),
+    ).join(ser, ser.c.id == occ.c.series_id).join(offer, offer.c.id == ser.c.offer_id)
+        .outerjoin(prof, prof.c.tutor_id == occ.c.tutor_id)
+        .outerjoin(schools, schools.c.id == occ.c.school_id)
+        .where(occ.c.status == SCHEDULED, occ.c.starts_at <= opens_before,
+               occ.c.ends_at > now, ~has_room)
+        .order_by(occ.c.starts_at, occ.c.id).limit(limit))
+    who = m.booking_students
+    series_ids = sorted({r["series_id"] for r in rows}) or [""]
+    found = await _all(conn, sa.select(who.c.series_id, who.c.student_id, students.c.grade)
+                       .outerjoin(students, students.c.sourced_id == who.c.student_id)
+                       .where(who.c.series_id.in_(series_ids)).order_by(who.c.student_id))
+    by_series: dict[str, list[Row]] = defaultdict(list)
+    for f in found:
+        by_series[f["series_id"]].append({"student_id": f["student_id"], "grade": f["grade"]})
+    for r in rows:
+        r["students"] = by_series[r["series_id"]]
+    return rows
+
+
+async def open_batch(engine: AsyncEngine, rooms: Sequence[Row],
+                     people: Sequence[Row]) -> set[str]:
+    """Insert ``rooms`` (session rows) and the ``people`` (participant rows) of those that
+    were inserted, in one transaction; return the ids of the sessions inserted (a room
+    whose occurrence already has one is skipped)."""
+    if not rooms:
+        return set()
+    async with engine.begin() as conn:
+        stmt = _insert(conn, sessions).on_conflict_do_nothing(index_elements=["booking"])
+        made = {str(r[0]) for r in (await conn.execute(
+            stmt.returning(sessions.c.id), list(rooms))).all()}
+        mine = [p for p in people if p["session_id"] in made]
+        if mine:
+            await conn.execute(participants.insert(), mine)
+    return made
+
+
+# -- closing -----------------------------------------------------------------------------
+async def due_to_close(conn: AsyncConnection, ended_before: datetime) -> list[Row]:
+    """Open rooms whose occurrence ended before ``ended_before`` or was cancelled (or is
+    gone): ``id``, ``booking``, ``why`` (``scheduled_end`` or ``cancelled``)."""
+    occ = m.occurrences
+    rows = await _all(conn, sa.select(
+        sessions.c.id, sessions.c.booking, occ.c.ends_at, occ.c.status,
+    ).outerjoin(occ, occ.c.id == sessions.c.booking).where(
+        sessions.c.ended_at.is_(None), sessions.c.booking.is_not(None),
+        sa.or_(occ.c.id.is_(None), occ.c.status == "cancelled",
+               occ.c.ends_at <= ended_before)))
+    for r in rows:
+        r["why"] = "cancelled" if r["status"] in (None, "cancelled") else "scheduled_end"
+    return rows
+
+
+async def close(engine: AsyncEngine, session_id: str, ended_at: datetime,
+                reason: str) -> bool:
+    """End an open room with ``reason``; clear its participants' first names. ``False``
+    (nothing changed) if it had already ended."""
+    async with engine.begin() as conn:
+        done = await conn.execute(sessions.update().where(
+            sessions.c.id == session_id, sessions.c.ended_at.is_(None),
+            sessions.c.booking.is_not(None),
+        ).values(ended_at=ended_at, end_reason=reason))
+        if not done.rowcount:
+            return False
+        await conn.execute(participants.update().where(
+            participants.c.session_id == session_id).values(first_name=None))
+    return True
+
+
+# -- reads and the join --------------------------------------------------------------------
+async def open_ids(engine: AsyncEngine) -> set[str]:
+    """The ids of every open room (the partial index of open booked sessions)."""
+    async with engine.connect() as conn:
+        return {str(i) for i in (await conn.execute(sa.select(sessions.c.id).where(
+            sessions.c.ended_at.is_(None), sessions.c.booking.is_not(None)))).scalars()}
+
+
+async def rooms(engine: AsyncEngine, ids: Iterable[str]) -> list[Row]:
+    """Rooms (open or ended) by session id, each with its occurrence's ``starts_at`` and
+    ``ends_at`` and ``people``: its participant rows."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    occ = m.occurrences
+    out: list[Row] = []
+    async with engine.connect() as conn:
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            found = await _all(conn, sa.select(
+                sessions, occ.c.starts_at, occ.c.ends_at,
+            ).outerjoin(occ, occ.c.id == sessions.c.booking).where(
+                sessions.c.id.in_(chunk), sessions.c.booking.is_not(None)))
+            people = await _all(conn, sa.select(participants).where(
+                participants.c.session_id.in_(chunk)).order_by(participants.c.student_id))
+            by_session: dict[str, list[Row]] = defaultdict(list)
+            for p in people:
+                by_session[p["session_id"]].append(p)
+            for r in found:
+                r["people"] = by_session[r["id"]]
+            out += found
+    return out
+
+
+async def open_rooms_of(engine: AsyncEngine, *, tutor: str | None = None,
+                        student: str | None = None) -> list[str]:
+    """The open rooms of a tutor (their scheduler id) or a student (roster id)."""
+    query = sa.select(sessions.c.id).where(
+        sessions.c.ended_at.is_(None), sessions.c.booking.is_not(None))
+    if tutor is not None:
+        query = query.where(sessions.c.tutor_id == tutor)
+    if student is not None:
+        query = query.join(participants, participants.c.session_id == sessions.c.id).where(
+            participants.c.student_id == student)
+    async with engine.connect() as conn:
+        return [str(i) for i in (await conn.execute(query)).scalars()]
+
+
+async def next_occurrence(engine: AsyncEngine, now: datetime, until: datetime, *,
+                          tutor: str | None = None, student: str | None = None) -> Row | None:
+    """The person's next scheduled occurrence that has not ended by ``now`` and starts by
+    ``until``, with its series' subject and language and its offer's programme."""
+    occ, ser, offer, who = m.occurrences, m.booking_series, m.programme_offers, m.booking_students
+    query = sa.select(
+        occ.c.id, occ.c.starts_at, occ.c.ends_at, ser.c.subject, ser.c.language,
+        offer.c.programme, offer.c.vendor,
+    ).join(ser, ser.c.id == occ.c.series_id).join(offer, offer.c.id == ser.c.offer_id).where(
+        occ.c.status == SCHEDULED, occ.c.ends_at > now, occ.c.starts_at <= until,
+    ).order_by(occ.c.starts_at).limit(1)
+    if tutor is not None:
+        query = query.where(occ.c.tutor_id == tutor)
+    if student is not None:
+        query = query.join(who, who.c.series_id == ser.c.id).where(who.c.student_id == student)
+    async with engine.connect() as conn:
+        found = await _all(conn, query)
+    return found[0] if found else None
+
+
+async def join(engine: AsyncEngine, session_id: str, student_id: str, pseudonym: str,
+               first_name: str | None, at: datetime) -> None:
+    """Record a student's join: their pseudonym and first name (for the others to see),
+    and the first time they joined."""
+    async with engine.begin() as conn:
+        await conn.execute(participants.update().where(
+            participants.c.session_id == session_id, participants.c.student_id == student_id,
+        ).values(pseudonym=pseudonym, first_name=first_name, joined_at=sa.func.coalesce(
+            participants.c.joined_at,
+            sa.bindparam("at", at, type_=participants.c.joined_at.type))))

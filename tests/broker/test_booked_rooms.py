@@ -1,0 +1,201 @@
+"""Booked sessions run through the broker (broker/rooms.py), on both stacks, with real
+socket.io clients, a fake clock and explicit job runs and sweeps: the room opens once
+(twice-run and two runners racing), only the booked tutor and students get in, everyone
+exchanges messages in order, attendance is marked present/late, a cancelled occurrence
+never opens and the room closes at its end."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from broker.db import scheduler_models as m
+from broker.db.engine import create_engine
+from broker.identity import Identity, Learner, student_identity, tutor_identity
+from broker.rooms import run_rooms
+from broker.scheduler import booking, enrolment, setup
+from broker.scheduler.service import Scheduler
+from tests.broker.conftest import fetch_all
+from tests.broker.unit import FakeClock
+from tests.scheduler.conftest import BELLS, DESIGNEE, DISTRICT, OFFER
+
+# Mon 26 Oct 2026, 15:30-16:00 in Los Angeles (PDT): 22:30-23:00 UTC; weekly Mon/Wed.
+START = datetime(2026, 10, 26, 22, 30, tzinfo=UTC)
+END = START + timedelta(minutes=30)
+SERIES = {"rrule": "FREQ=WEEKLY;BYDAY=MO,WE,TH;COUNT=3", "first_day": "2026-10-26",
+          "start": "15:30", "minutes": 30}
+GROUP = ["st1", "st2", "st5"]
+NAMES = {"st1": "Ana Maria", "st2": "Ben", "st3": "Cy", "st5": "Dee"}
+
+
+async def book_world(url: str) -> list[str]:
+    """Roster, an offer, bells, tutors t1 and t2, a group (st1, st2, st5) with t1 and a
+    weekly series; the occurrence ids, soonest first."""
+    engine = create_engine(url)
+    ctx = Scheduler(engine, "s" * 32, clock=lambda: datetime(2026, 9, 1, 16, tzinfo=UTC))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(m.metadata.tables["students"].insert(), [
+                {"sourced_id": s, "sis_id": f"sis-{s}", "school_id": "hs", "grade": g,
+                 "groups": "", "given_name": NAMES[s], "family_name": "Secret"}
+                for s, g in (("st1", 9), ("st2", 9), ("st3", 10), ("st5", 9))
+            ])
+        offer = (await setup.create_offer(ctx, DISTRICT, OFFER))["id"]
+        await setup.set_school_schedule(ctx, DISTRICT, "hs", BELLS)
+        for tid in ("t1", "t2"):
+            await setup.set_tutor(ctx, DISTRICT, tid, {
+                "vendor": "tutorco", "languages": ["en"], "timezone": "America/Los_Angeles",
+                "display_name": f"Tutor {tid}"})
+        await enrolment.enrol(ctx, DESIGNEE, offer, {"students": [
+            {"student": s, "language": "en"} for s in (*GROUP, "st3")]})
+        group = await enrolment.form_group(ctx, DESIGNEE, {
+            "offer": offer, "school": "hs", "subject": "math", "language": "en",
+            "grade_band": "9-10", "tutor": "t1", "students": GROUP,
+        })
+        booked = await booking.book_series(ctx, DESIGNEE, {"group": group["id"], **SERIES})
+        async with engine.connect() as conn:
+            occ = m.occurrences
+            return list((await conn.execute(sa.select(occ.c.id).where(
+                occ.c.series_id == booked.series_id).order_by(occ.c.starts_at))).scalars())
+    finally:
+        await engine.dispose()
+
+
+def kid(roster_id: str) -> Identity:
+    learner = Learner(school_id="hs", grade=9, given_name=NAMES[roster_id], roster_id=roster_id)
+    return student_identity(f"s-{roster_id}-pseudo", learner)
+
+
+def teacher(profile: str) -> Identity:
+    return tutor_identity(f"acct-{profile}", "tutorco", ["en"], source="account",
+                          display_name=f"Ms. {profile}", profile=profile)
+
+
+async def jobs(url: str, now: datetime, runners: int = 1) -> list[dict[str, int]]:
+    """Run the rooms job ``runners`` times at once, each on its own engine."""
+    engines = [create_engine(url) for _ in range(runners)]
+    try:
+        return list(await asyncio.gather(*(run_rooms(e, now) for e in engines)))
+    finally:
+        for e in engines:
+            await e.dispose()
+
+
+async def test_a_booked_room_runs_through_the_broker(
+    stack_settings, start_server, clients: list,
+) -> None:
+    url = stack_settings.database_url
+    first_occ, second_occ, _ = await book_world(url)
+    clock = FakeClock((START - timedelta(minutes=10)).timestamp())
+    one = await start_server(clock)
+    two = await start_server(clock) if stack_settings.redis_url else one
+    servers = [one, two] if two is not one else [one]
+    tutor = await one.connect("/tutor", teacher("t1"))
+    kids = {s: await (two if s == "st2" else one).connect("/student", kid(s)) for s in GROUP}
+    stranger = await two.connect("/student", kid("st3"))
+    other_tutor = await two.connect("/tutor", teacher("t2"))
+    clients += [tutor, stranger, other_tutor, *kids.values()]
+
+    # on connect: the next session, for a countdown, before its room opens
+    state = await tutor.next("tutor:state")
+    assert state["booked"]["session"] is None
+    assert state["booked"]["starts_at"].startswith("2026-10-26T22:30")
+    assert (await kids["st1"].next("session:state"))["booked"]["booking"] == first_occ
+    assert (await stranger.next("session:state"))["booked"] is None
+
+    # too early: nothing opens; 5 minutes ahead: it opens once, also when two runners race
+    assert await jobs(url, START - timedelta(minutes=6)) == [{"opened": 0, "closed": 0}]
+    raced = await jobs(url, START - timedelta(minutes=4), runners=2)
+    assert sorted(r["opened"] for r in raced) == [0, 1]
+    assert await jobs(url, START - timedelta(minutes=3)) == [{"opened": 0, "closed": 0}]
+    rows = await fetch_all(url, "select id, booking, programme, request_id, student "
+                           "from tutoring_sessions")
+    assert len(rows) == 1 and rows[0]["booking"] == first_occ
+    assert rows[0]["programme"] == "school_based" and rows[0]["request_id"] is None
+    room = rows[0]["id"]
+
+    for server in servers:
+        await server.sweep()
+    opened = await tutor.next("booked:open")
+    assert opened["session_id"] == room and opened["booking"] == first_occ
+    assert [s["grade_band"] for s in opened["students"]] == ["9-12"] * 3
+    for s in GROUP:
+        seen = await kids[s].next("booked:open")
+        assert seen["session_id"] == room and seen["tutor"] == {"display_name": "Tutor t1"}
+
+    # only the booked tutor and students get in
+    for outsider in (stranger, other_tutor):
+        for event, data in (("booked:join", {"session_id": room}),
+                            ("chat:send", {"session_id": room, "text": "let me in"}),
+                            ("session:sync", {"session_id": room, "after_seq": 0})):
+            ack = await outsider.call(event, data)
+            assert ack["error"]["code"] == "not_allowed", (event, ack)
+
+    # attendance: the tutor and st1 on time, st2 six minutes after the start
+    clock.now = (START - timedelta(minutes=1)).timestamp()
+    assert (await tutor.call("booked:join", {"session_id": room}))["attendance"] == "present"
+    assert (await kids["st1"].call("booked:join", {"session_id": room}))["attendance"] == (
+        "present")
+    clock.now = (START + timedelta(minutes=6)).timestamp()
+    joined = await kids["st2"].call("booked:join", {"session_id": room})
+    assert joined["attendance"] == "late"
+    assert [s["name"] for s in joined["session"]["students"]] == ["Ana", "Ben"]
+
+    # everyone's messages reach everyone, in order
+    for who, text in ((tutor, "welcome"), (kids["st1"], "hi"), (kids["st2"], "hello")):
+        ack = await who.call("chat:send", {"session_id": room, "text": text})
+        assert ack["ok"], ack
+    for person in (tutor, *kids.values()):
+        got = [await person.next("chat:message") for _ in range(3)]
+        assert [(g["seq"], g["text"]) for g in got] == [(1, "welcome"), (2, "hi"), (3, "hello")]
+    by_st1 = [g for g in kids["st2"].drain("chat:message")]
+    assert by_st1 == []  # each message came once
+    sync = await kids["st5"].call("session:sync", {"session_id": room, "after_seq": 1})
+    assert [x["text"] for x in sync["messages"]] == ["hi", "hello"]
+
+    marks = await fetch_all(url, "select student_id, status from attendance "
+                            f"where occurrence_id = '{first_occ}' order by student_id")
+    assert [(r["student_id"], r["status"]) for r in marks] == [("st1", "present"),
+                                                               ("st2", "late")]
+    occ = await fetch_all(url, f"select tutor_status from occurrences where id = '{first_occ}'")
+    assert occ[0]["tutor_status"] == "present"
+
+    # a cancelled occurrence never opens
+    async with _scheduler(url) as ctx:
+        await booking.cancel(ctx, DESIGNEE, second_occ, {"scope": "one", "reason": "trip"})
+
+    # the room closes 5 minutes after its end, by the job; everyone is told by a sweep
+    assert await jobs(url, END + timedelta(minutes=4)) == [{"opened": 0, "closed": 0}]
+    assert await jobs(url, END + timedelta(minutes=5)) == [{"opened": 0, "closed": 1}]
+    for server in servers:
+        await server.sweep()
+    for person in (tutor, *kids.values()):
+        ended = await person.next("session:ended")
+        assert ended == {"session_id": room, "reason": "scheduled_end", "booking": first_occ}
+    rows = await fetch_all(url, f"select end_reason from tutoring_sessions where id = '{room}'")
+    assert rows[0]["end_reason"] == "scheduled_end"
+    names = await fetch_all(url, "select first_name from session_participants")
+    assert {r["first_name"] for r in names} == {None}
+    second_start = START + timedelta(days=2)
+    assert await jobs(url, second_start - timedelta(minutes=2)) == [{"opened": 0, "closed": 0}]
+    ack = await tutor.call("chat:send", {"session_id": room, "text": "late"})
+    assert ack["error"]["code"] == "not_found"
+    # the stranger was never told anything about the room
+    assert stranger.drain("booked:open") == [] and stranger.drain("chat:message") == []
+
+
+class _scheduler:
+    """``async with _scheduler(url) as ctx``: a scheduler on its own engine."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+
+    async def __aenter__(self) -> Scheduler:
+        return Scheduler(self.engine, "s" * 32,
+                         clock=lambda: datetime(2026, 10, 27, 12, tzinfo=UTC))
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.engine.dispose()
