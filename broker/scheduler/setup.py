@@ -306,32 +306,39 @@ async def import_availability(ctx: Scheduler, actor: Identity, fmt: str,
 
 def _availability_csv(text: str) -> dict[str, tuple[list[tuple[int, int, int]],
                                                    list[Exception_]]]:
-    rows = list(csv.DictReader(io.StringIO(text)))
+    """Rows of a CSV availability file, per tutor; the first bad row refuses the file with
+    ``invalid_payload`` naming its ``line`` (the header is line 1) and ``tutor``."""
+    reader = csv.DictReader(io.StringIO(text))
+    if not {"tutor", "start", "end"} <= set(reader.fieldnames or ()):
+        raise InvalidPayload("line 1: the header needs tutor, start and end (and weekday, "
+                             "or date and available)", field="file", line=1)
+    rows = list(reader)
     if len(rows) > MAX_IMPORT_ROWS:
         raise InvalidPayload("too many rows", field="file")
-    specs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    out: dict[str, tuple[list[tuple[int, int, int]], list[Exception_]]] = {}
     for n, row in enumerate(rows, start=2):
-        tutor = (row.get("tutor") or "").strip()
+        cells = {k: (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()
+                 if k}
+        tutor = cells.get("tutor", "")
         if not inputs.ID.match(tutor):
             raise InvalidPayload(f"line {n}: tutor is not an id", field="file", line=n)
-        spec = specs.setdefault(tutor, {"weekly": [], "exceptions": []})
-        cells = {k: (v or "").strip() for k, v in row.items() if k}
         if cells.get("date"):
-            spec["exceptions"].append({
+            spec: dict[str, Any] = {"exceptions": [{
                 "date": cells["date"], "available": cells.get("available", "").lower() in
                 ("yes", "true", "1"), "start": cells.get("start") or None,
                 "end": cells.get("end") or None,
-            })
+            }]}
         else:
-            spec["weekly"].append({"weekday": cells.get("weekday", ""),
-                                   "start": cells.get("start"), "end": cells.get("end")})
-    out = {}
-    for tutor, spec in specs.items():
+            spec = {"weekly": [{"weekday": cells.get("weekday", ""),
+                                "start": cells.get("start"), "end": cells.get("end")}]}
         try:
-            out[tutor] = parse_availability(spec)
+            weekly, exceptions = parse_availability(spec)
         except InvalidPayload as exc:
-            raise InvalidPayload(f"tutor {tutor}: {exc.message}", field="file",
-                                 tutor=tutor) from exc
+            raise InvalidPayload(f"line {n} (tutor {tutor}): {exc.message}", field="file",
+                                 line=n, tutor=tutor) from exc
+        windows, away = out.setdefault(tutor, ([], []))
+        windows += weekly
+        away += exceptions
     return out
 
 
