@@ -354,9 +354,12 @@ class Server:
 
 
 class Worker:
-    """One load process (``bench._load``), driven over stdin/stdout."""
+    """One load process (``bench._load``, or ``module``), driven over stdin/stdout."""
 
-    def __init__(self, cfg: dict[str, Any], tmp: Path, name: str, cpu: int | None) -> None:
+    def __init__(
+        self, cfg: dict[str, Any], tmp: Path, name: str, cpu: int | None,
+        module: str = "bench._load",
+    ) -> None:
         self.name = name
         self.cfg_path = tmp / f"{name}.json"
         self.result_path = tmp / f"{name}.result.json"
@@ -364,7 +367,7 @@ class Worker:
         self.cfg_path.write_text(json.dumps(cfg))
         self._err = open(self.err_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench._load", str(self.cfg_path), str(self.result_path)],
+            [sys.executable, "-m", module, str(self.cfg_path), str(self.result_path)],
             cwd=ROOT,
             env=clean_env(),
             stdin=subprocess.PIPE,

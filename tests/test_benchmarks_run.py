@@ -16,17 +16,29 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_broker_benchmark_quick_mode_runs(tmp_path: Path) -> None:
+def quick_run(tmp_path: Path, args: list[str], timeout: float) -> str:
+    """Run ``python -m <args> --results <tmp>/RESULTS.md``; the results file's text."""
     results = tmp_path / "RESULTS.md"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.broker", "--quick", "--no-pin", "--results", str(results)],
+        [sys.executable, "-m", *args, "--results", str(results)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    text = results.read_text(encoding="utf-8")
+    return results.read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_broker_benchmark_quick_mode_runs(tmp_path: Path) -> None:
+    text = quick_run(tmp_path, ["bench.broker", "--quick", "--no-pin"], 240)
     assert "## Broker" in text and "`help:request` acked/s" in text
     assert "Errors seen by the load: none." in text
+
+
+@pytest.mark.slow
+def test_bell_benchmark_quick_mode_runs(tmp_path: Path) -> None:
+    """bench.bell at 20 rooms (100 people): the rooms open and everyone is told."""
+    text = quick_run(tmp_path, ["bench.bell", "--quick"], 180)
+    assert "## The bell" in text and "| 100 / 100 |" in text
