@@ -10,9 +10,11 @@
 
 * :func:`export_student` returns everything the broker holds about a pseudonym: help
   requests, tutoring-session metadata, retained chat messages (only when the district
-  turned message retention on) and the audit entries that name the pseudonym.
-* :func:`delete_student` removes the student's chat messages, sessions and requests **in
-  one transaction** together with one audit entry recording the deletion and its counts
+  turned message retention on), the booked rooms they joined (``booked_joins``) and the
+  audit entries that name the pseudonym.
+* :func:`delete_student` removes the student's chat messages, sessions and requests, and
+  unlinks their pseudonym and first name from the booked rooms they joined, **in one
+  transaction** together with one audit entry recording the deletion and its counts
   (the audit log keeps the fact of the deletion, not the data; earlier audit entries
   naming the pseudonym stay, being the record of who saw what). It refuses with
   :class:`~broker.errors.Conflict` while the student has a queued request or an open
@@ -40,6 +42,7 @@ from broker.identity import Identity
 requests_t = metadata.tables["help_requests"]
 sessions_t = metadata.tables["tutoring_sessions"]
 messages_t = metadata.tables["chat_messages"]
+joins_t = metadata.tables["session_participants"]
 
 
 def _plain(row: Any) -> dict[str, Any]:
@@ -71,6 +74,13 @@ async def export_student(engine: AsyncEngine, pseudonym: str) -> dict[str, Any]:
                 .order_by(messages_t.c.at, messages_t.c.id)
             )
         ).mappings().all()
+        joins = (
+            await conn.execute(
+                sa.select(joins_t.c.session_id, joins_t.c.first_name, joins_t.c.joined_at)
+                .where(joins_t.c.pseudonym == pseudonym)
+                .order_by(joins_t.c.joined_at, joins_t.c.session_id)
+            )
+        ).mappings().all()
         entries = await audit.entries(conn, subject=pseudonym)
     return {
         "pseudonym": pseudonym,
@@ -78,6 +88,7 @@ async def export_student(engine: AsyncEngine, pseudonym: str) -> dict[str, Any]:
         "help_requests": [_plain(r) for r in reqs],
         "tutoring_sessions": [_plain(s) for s in sess],
         "chat_messages": [_plain(m) for m in msgs],
+        "booked_joins": [_plain(j) for j in joins],
         "audit_entries": [_plain(e) for e in entries],
     }
 
@@ -119,6 +130,15 @@ async def delete_student(
             or 0,
             "requests": (
                 await conn.execute(requests_t.delete().where(requests_t.c.student == pseudonym))
+            ).rowcount
+            or 0,
+            # booked rooms they joined: the link to the pseudonym and the first name go
+            # (the roster's row of the booking is the district's, corrected there)
+            "booked_joins": (
+                await conn.execute(
+                    joins_t.update().where(joins_t.c.pseudonym == pseudonym)
+                    .values(pseudonym=None, first_name=None)
+                )
             ).rowcount
             or 0,
         }

@@ -122,15 +122,16 @@ async def test_export_and_delete_one_student(migrated: str, engine_of: Any) -> N
     assert "s-ben" not in str(data)
 
     counts = await delete_student(engine, "s-ana", STAFF, "cli:student delete")
-    assert counts == {"messages": 2, "sessions": 1, "requests": 1}
+    assert counts == {"messages": 2, "sessions": 1, "requests": 1, "booked_joins": 0}
     left = await export_student(engine, "s-ana")
     assert left["help_requests"] == left["tutoring_sessions"] == left["chat_messages"] == []
     actions = [(e["action"], e["detail"]) for e in left["audit_entries"]]
-    assert actions[-1] == ("student.delete", "messages=2, sessions=1, requests=1")
+    assert actions[-1] == (
+        "student.delete", "messages=2, sessions=1, requests=1, booked_joins=0")
     assert "msg" not in str(left["audit_entries"])  # the fact, not the data
     assert await count(migrated, "chat_messages", session_id=other[1]) == 1
     assert await delete_student(engine, "s-ana", STAFF, "cli") == {
-        "messages": 0, "sessions": 0, "requests": 0}
+        "messages": 0, "sessions": 0, "requests": 0, "booked_joins": 0}
 
 
 async def test_delete_refuses_while_a_session_is_open(sqlite_db: str, engine_of: Any) -> None:

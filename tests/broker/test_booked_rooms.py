@@ -18,6 +18,7 @@ from broker.identity import Identity, Learner, student_identity, tutor_identity
 from broker.rooms import run_rooms
 from broker.scheduler import booking, enrolment, setup
 from broker.scheduler.service import Scheduler
+from broker.student_data import delete_student, export_student
 from tests.broker.conftest import fetch_all
 from tests.broker.unit import FakeClock
 from tests.scheduler.conftest import BELLS, DESIGNEE, DISTRICT, OFFER
@@ -185,6 +186,17 @@ async def test_a_booked_room_runs_through_the_broker(
     assert ack["error"]["code"] == "not_found"
     # the stranger was never told anything about the room
     assert stranger.drain("booked:open") == [] and stranger.drain("chat:message") == []
+
+    # a district's data request: the join is exported, then unlinked from the pseudonym
+    engine = create_engine(url)
+    try:
+        data = await export_student(engine, "s-st1-pseudo")
+        assert [j["session_id"] for j in data["booked_joins"]] == [room]
+        counts = await delete_student(engine, "s-st1-pseudo", DISTRICT, "cli")
+        assert counts["booked_joins"] == 1
+        assert (await export_student(engine, "s-st1-pseudo"))["booked_joins"] == []
+    finally:
+        await engine.dispose()
 
 
 class _scheduler:
