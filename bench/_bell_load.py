@@ -107,7 +107,7 @@ async def main(cfg: dict[str, Any], result_path: str) -> None:
         client.start()
         if i % 50 == 49:
             await asyncio.sleep(max(0.0, started + (i + 1) / rate - mono()))
-    await asyncio.wait([c.connected_once for c in clients], timeout=120)
+    await asyncio.wait([c.connected_once for c in clients], timeout=cfg.get("connect_s", 300))
     connected = want = sum(1 for c in clients if c.connected)
     print("ready " + json.dumps({"connected": connected, "connect_s": mono() - started,
                                  "errors": dict(fleet.connect_errors)}), flush=True)

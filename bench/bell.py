@@ -64,6 +64,10 @@ SECRET = "bench-bell-secret-not-for-production"
 GOAL_S = 5.0
 LOADS = 2  # load processes (each well under the 20,000 open files a process may have)
 WAIT_S = 30.0
+# People connect at this rate (all load processes together): each connect reads the
+# person's state, their open room and their next session; faster, the servers' admission
+# gates answer 503 and the clients back off (a connect storm is bench.peak's subject).
+RATE = 500.0
 
 
 def log(msg: str) -> None:
@@ -123,11 +127,11 @@ def loads(people: list[list[str]], ports: list[int], scenario: str, tmp: Path,
     """Start the load processes (each holds every LOADS-th person) and wait until ready."""
     workers = []
     for n in range(LOADS):
-        cfg = {"scenario": scenario, "ports": ports, "secret": SECRET, "rate": 1500,
-               "people": people[n::LOADS], "max_s": 900}
+        cfg = {"scenario": scenario, "ports": ports, "secret": SECRET, "rate": RATE / LOADS,
+               "people": people[n::LOADS], "max_s": 1200, "connect_s": 400}
         workers.append(Worker(cfg, tmp, f"{tag}-load{n}", None, module="bench._bell_load"))
     for w in workers:
-        ready = json.loads(w.expect("ready", 300).split(" ", 1)[1])
+        ready = json.loads(w.expect("ready", 450).split(" ", 1)[1])
         log(f"{w.name}: {ready}")
     return workers
 
@@ -152,6 +156,7 @@ def collect(workers: list[Worker], t0: float) -> dict[str, Any]:
 
 def run_echo(people: list[list[str]], tmp: Path) -> dict[str, Any]:
     port = free_port()
+    workers: list[Worker] = []
     server = Server("bell-baseline", [sys.executable, "-m", "bench._baseline_server", "--port",
                                       str(port)], clean_env(), port, tmp)
     try:
@@ -164,6 +169,8 @@ def run_echo(people: list[list[str]], tmp: Path) -> dict[str, Any]:
             w.expect("went", 60)
         return collect(workers, t0)
     finally:
+        for w in workers:
+            w.finish()
         server.stop()
 
 
@@ -175,7 +182,8 @@ def run_bell(kind: str, people_rooms: int, tmp: Path) -> dict[str, Any]:
         url = env["DATABASE_URL"]
         starts = (datetime.now(UTC) + timedelta(minutes=10)).replace(second=0, microsecond=0)
         people = asyncio.run(seed(url, people_rooms, starts))
-        servers = []
+        servers: list[Server] = []
+        workers: list[Worker] = []
         for i in range(1 if kind == "embedded" else 2):
             port = free_port()
             servers.append(Server(
@@ -185,7 +193,7 @@ def run_bell(kind: str, people_rooms: int, tmp: Path) -> dict[str, Any]:
         try:
             for s in servers:
                 s.wait_ready()
-            workers = loads(people, [s.port for s in servers], "bell", tmp, kind)
+            workers += loads(people, [s.port for s in servers], "bell", tmp, kind)
             engine = create_engine(url)
             t0 = time.monotonic()
             counts = asyncio.run(_job(engine, starts - OPEN_LEAD))
@@ -195,6 +203,8 @@ def run_bell(kind: str, people_rooms: int, tmp: Path) -> dict[str, Any]:
             return {**out, "job_s": job_s, "opened": counts["opened"], "people": len(people),
                     "processes": len(servers)}
         finally:
+            for w in workers:
+                w.finish()
             for s in servers:
                 s.stop()
     finally:
