@@ -370,7 +370,9 @@ class Rooms:
                     student: str | None = None) -> dict[str, Any] | None:
         """A tutor's (scheduler id) or student's (roster id) open room, else their next
         session starting within :data:`SOON` (``{"session": None, "booking",
-        "starts_at", "ends_at", "opens_at", ...}`` for a countdown), else None."""
+        "starts_at", "ends_at", "opens_at", "starts_in_s", "vendor_name", ...}`` for a
+        countdown: ``starts_in_s`` is from the broker's clock, so a page with a wrong clock
+        still counts down right), else None."""
         if tutor is None and student is None:
             return None
         ids = await store.open_rooms_of(self.engine, tutor=tutor, student=student)
@@ -389,9 +391,11 @@ class Rooms:
             return None
         starts = _seconds(nxt["starts_at"])
         return {"session": None, "booking": nxt["id"], "programme": nxt["programme"],
+                "vendor": nxt["vendor"], "vendor_name": self.broker._vendor_name(nxt["vendor"]),
                 "subject": nxt["subject"], "language": nxt["language"],
                 "starts_at": iso(starts), "ends_at": iso(_seconds(nxt["ends_at"])),
-                "opens_at": iso(starts - OPEN_LEAD.total_seconds())}
+                "opens_at": iso(starts - OPEN_LEAD.total_seconds()),
+                "starts_in_s": round(starts - _seconds(now))}
 
     # -- the sweep --------------------------------------------------------------------
     async def reconcile(self) -> None:

@@ -104,6 +104,8 @@ async def test_a_booked_room_runs_through_the_broker(
     state = await tutor.next("tutor:state")
     assert state["booked"]["session"] is None
     assert state["booked"]["starts_at"].startswith("2026-10-26T22:30")
+    assert state["booked"]["starts_in_s"] == 600  # by the broker's clock, for the countdown
+    assert state["booked"]["vendor"] == "tutorco" and state["booked"]["vendor_name"]
     assert (await kids["st1"].next("session:state"))["booked"]["booking"] == first_occ
     assert (await stranger.next("session:state"))["booked"] is None
 
