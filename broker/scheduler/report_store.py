@@ -44,7 +44,10 @@ def as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _where(f: Filters, *, per_student: bool) -> list[sa.ColumnElement[bool]]:
+def _where(f: Filters, student: sa.ColumnElement[Any] | None = None
+           ) -> list[sa.ColumnElement[bool]]:
+    """The filters on an occurrence joined to its series and offer; ``grade`` on ``student``
+    (a student column of the query) or, without one, on the series' students."""
     where: list[sa.ColumnElement[bool]] = []
     if f.start is not None:
         where.append(occ.c.starts_at >= f.start)
@@ -60,43 +63,69 @@ def _where(f: Filters, *, per_student: bool) -> list[sa.ColumnElement[bool]]:
     if f.language is not None:
         where.append(ser.c.language == f.language)
     if f.grade is not None:
-        of_grade = sa.select(students.c.sourced_id).where(students.c.grade == f.grade)
-        if per_student:
-            where.append(who.c.student_id.in_(of_grade))
-        else:
-            where.append(ser.c.id.in_(sa.select(who.c.series_id).where(
-                who.c.student_id.in_(of_grade))))
+        where.append(_of_grade(student, f.grade) if student is not None else ser.c.id.in_(
+            sa.select(who.c.series_id).where(_of_grade(who.c.student_id, f.grade))))
     return where
+
+
+def _of_grade(student: sa.ColumnElement[Any], grade: int) -> sa.ColumnElement[bool]:
+    return student.in_(sa.select(students.c.sourced_id).where(students.c.grade == grade))
+
+
+def _occurrences() -> Any:
+    return occ.join(ser, ser.c.id == occ.c.series_id).join(offers, offers.c.id == ser.c.offer_id)
 
 
 def _student_weeks(dialect: str, f: Filters) -> sa.Subquery:
     """One row per school, offer, student and week the student was booked in (a cancelled
     occurrence included): sessions attended (present or late) and their minutes, marks,
-    absences, and the offer's weekly target."""
-    live = occ.c.status != CANCELLED
-    came = sa.and_(live, att.c.status.in_(("present", "late")))
+    absences, and the offer's weekly target.
+
+    Two narrow sums, stacked and added up (no join between them, whose size a planner
+    could misjudge): the weeks each series had an occurrence in, times its students
+    (booked), and the attendance rows per student and week (attended). The database never
+    joins every student to every occurrence."""
     week = _monday(dialect).label("week")
+    zero = sa.literal(0, sa.Integer)
+    series_weeks = (
+        sa.select(occ.c.series_id, week).select_from(_occurrences())
+        .where(*_where(f)).group_by(occ.c.series_id, week).subquery("series_weeks")
+    )
+    booked = (
+        sa.select(ser.c.offer_id, ser.c.school_id, who.c.student_id, series_weeks.c.week,
+                  sa.literal(1, sa.Integer).label("booked"), zero.label("sessions"),
+                  zero.label("minutes"), zero.label("marked"), zero.label("absent"))
+        .select_from(series_weeks.join(ser, ser.c.id == series_weeks.c.series_id)
+                     .join(who, who.c.series_id == ser.c.id))
+        .where(*([] if f.grade is None else [_of_grade(who.c.student_id, f.grade)]))
+    )
+    came = att.c.status.in_(("present", "late"))
+    attended = (
+        sa.select(ser.c.offer_id, ser.c.school_id, att.c.student_id, week,
+                  zero.label("booked"),
+                  sa.func.sum(sa.case((came, 1), else_=0)).label("sessions"),
+                  sa.func.sum(sa.case((came, ser.c.minutes), else_=0)).label("minutes"),
+                  sa.func.count().label("marked"),
+                  sa.func.sum(sa.case((att.c.status == "absent", 1), else_=0)).label("absent"))
+        .select_from(att.join(_occurrences(), occ.c.id == att.c.occurrence_id))
+        .where(occ.c.status != CANCELLED, *_where(f, att.c.student_id))
+        .group_by(ser.c.offer_id, ser.c.school_id, att.c.student_id, week)
+    )
+    both = sa.union_all(booked, attended).subquery("both_sums")
+    keys = (both.c.offer_id, both.c.school_id, both.c.student_id, both.c.week)
+    summed = (
+        sa.select(*keys, *(sa.func.sum(both.c[name]).label(name)
+                           for name in ("sessions", "minutes", "marked", "absent")))
+        .group_by(*keys).having(sa.func.max(both.c.booked) == 1).subquery("summed")
+    )
     return (
         sa.select(
-            occ.c.school_id, ser.c.offer_id, who.c.student_id, week,
+            summed.c.school_id, summed.c.offer_id, summed.c.student_id, summed.c.week,
             offers.c.min_sessions_per_week.label("target_sessions"),
             (offers.c.min_sessions_per_week * offers.c.session_minutes).label("target_minutes"),
-            sa.func.sum(sa.case((came, 1), else_=0)).label("sessions"),
-            sa.func.sum(sa.case((came, ser.c.minutes), else_=0)).label("minutes"),
-            sa.func.sum(sa.case((sa.and_(live, att.c.status.is_not(None)), 1),
-                                else_=0)).label("marked"),
-            sa.func.sum(sa.case((sa.and_(live, att.c.status == "absent"), 1),
-                                else_=0)).label("absent"),
+            summed.c.sessions, summed.c.minutes, summed.c.marked, summed.c.absent,
         )
-        .select_from(
-            occ.join(ser, ser.c.id == occ.c.series_id)
-            .join(offers, offers.c.id == ser.c.offer_id)
-            .join(who, who.c.series_id == ser.c.id)
-            .outerjoin(att, sa.and_(att.c.occurrence_id == occ.c.id,
-                                    att.c.student_id == who.c.student_id)))
-        .where(*_where(f, per_student=True))
-        .group_by(occ.c.school_id, ser.c.offer_id, who.c.student_id, week,
-                  offers.c.min_sessions_per_week, offers.c.session_minutes)
+        .select_from(summed.join(offers, offers.c.id == summed.c.offer_id))
         .subquery("student_weeks")
     )
 
@@ -135,10 +164,8 @@ async def tutor_no_shows(conn: AsyncConnection, f: Filters) -> list[Row]:
     week = _monday(conn.dialect.name).label("week")
     query = (
         sa.select(occ.c.school_id, ser.c.offer_id, week, sa.func.count().label("tutors"))
-        .select_from(occ.join(ser, ser.c.id == occ.c.series_id)
-                     .join(offers, offers.c.id == ser.c.offer_id))
-        .where(occ.c.status != CANCELLED, occ.c.tutor_status == "absent",
-               *_where(f, per_student=False))
+        .select_from(_occurrences())
+        .where(occ.c.status != CANCELLED, occ.c.tutor_status == "absent", *_where(f))
         .group_by(occ.c.school_id, ser.c.offer_id, week)
     )
     return [dict(r) for r in (await conn.execute(query)).mappings()]
@@ -157,11 +184,10 @@ async def groups_below(conn: AsyncConnection, f: Filters) -> list[Row]:
         sa.select(occ.c.school_id, ser.c.offer_id, ser.c.group_id, week,
                   held.label("sessions"),
                   offers.c.min_sessions_per_week.label("target_sessions"), *described)
-        .select_from(occ.join(ser, ser.c.id == occ.c.series_id)
-                     .join(offers, offers.c.id == ser.c.offer_id)
+        .select_from(_occurrences()
                      .join(groups, groups.c.id == ser.c.group_id)
                      .join(tutors, tutors.c.tutor_id == groups.c.tutor_id))
-        .where(*_where(f, per_student=False))
+        .where(*_where(f))
         .group_by(occ.c.school_id, ser.c.offer_id, ser.c.group_id, week,
                   offers.c.min_sessions_per_week, *described)
         .having(held < offers.c.min_sessions_per_week)
