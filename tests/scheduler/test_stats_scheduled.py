@@ -60,7 +60,8 @@ async def client_of(ctx: Scheduler, aiohttp_client: Any) -> TestClient[Any, Any]
 
     app = web.Application(middlewares=[problem_middleware])
     setup_stats_api(app, lambda: ctx.engine, identify)
-    return await aiohttp_client(app)
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    return client
 
 
 async def get(client: TestClient[Any, Any], who: Identity | None,
@@ -105,6 +106,16 @@ async def test_figures_scopes_csv_and_audit(ctx: Scheduler, world: World, clock:
         "weeks": [{"week": "2026-W44", "sessions": 2, "target": 3}]}]
     assert body["filters"]["from"] == "2026-10-26T07:00:00+00:00"
 
+    # The statistics' other filters: the school's region, the students' grade, the
+    # series' language, the offer's vendor.
+    for params, same in (({"region": "West"}, True), ({"region": "East"}, False),
+                         ({"grade": "9"}, True), ({"grade": "10"}, False),
+                         ({"language": "en"}, True), ({"language": "es"}, False),
+                         ({"vendor": "tutorco"}, True), ({"vendor": "booknook"}, False)):
+        _, narrowed = await get(client, DISTRICT, **params)
+        assert (narrowed["totals"] == body["totals"]) is same, params
+        assert bool(narrowed["rows"]) is same, params
+
     # The school's own staff get the per-student rows; so does the district asking for it.
     _, mine = await get(client, DESIGNEE)
     assert mine["filters"]["school"] == "hs"
@@ -144,6 +155,6 @@ async def test_figures_scopes_csv_and_audit(ctx: Scheduler, world: World, clock:
         logged = (await conn.execute(sa.select(audit.c.actor, audit.c.detail).where(
             audit.c.action == "stats.scheduled").order_by(audit.c.id))).all()
     assert [(actor, detail.rsplit(" ", 1)[1]) for actor, detail in logged] == [
-        ("dist-1", "students=no"), ("des-hs", "students=yes"), ("dist-1", "students=yes"),
+        ("dist-1", "students=no")] * 9 + [("des-hs", "students=yes"), ("dist-1", "students=yes"),
         ("des-ms", "students=yes"), ("vm-1", "students=no"), ("vm-2", "students=no"),
         ("te-1", "students=no"), ("dist-1", "students=no")]
