@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rrulestr
@@ -381,3 +382,42 @@ def attendance_status(starts_at: datetime, ends_at: datetime, joined_at: datetim
     if joined_at is None or joined_at >= ends_at:
         return "absent"
     return "present" if joined_at <= starts_at + grace else "late"
+
+
+# -- a student leaving a series ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Where a series is cut for a student who leaves it from ``cut`` on: ``tail`` (the
+    occurrence ids that go on without them, in booked order), ``scheduled`` (the tail's
+    scheduled ones) and ``stuck`` (sessions moved across the cut, which refuse the cut)."""
+
+    tail: list[str]
+    scheduled: list[str]
+    stuck: list[str]
+
+
+def leaving_cut(day: date, zone: str, now: datetime) -> datetime:
+    """The instant a student leaves from: the start of local ``day`` in ``zone``, or
+    ``now`` when that is later (a session under way or over stays as it was)."""
+    return max(datetime.combine(day, time(), tzinfo=zone_of(zone)).astimezone(UTC), now)
+
+
+def split_for_leaving(occurrences: Sequence[Mapping[str, Any]], cut: datetime) -> Split:
+    """Cut a series' occurrences (rows with ``id``, ``status``, ``starts_at``,
+    ``original_starts_at``) at ``cut``. The tail is every occurrence booked to start at or
+    after ``cut`` and, before them, the ones moved to start at or after ``cut``, so each
+    side stays one run of the series' rule (what its calendar feed expands). ``stuck``:
+    scheduled sessions on the wrong side of the cut after a move, and held ones in the
+    tail; the caller refuses the cut while there are any (move or cancel them first)."""
+    ordered = sorted(occurrences, key=lambda o: (o["original_starts_at"], o["id"]))
+    k = next((i for i, o in enumerate(ordered) if o["original_starts_at"] >= cut),
+             len(ordered))
+    while k > 0 and ordered[k - 1]["status"] == "scheduled" and ordered[k - 1][
+            "starts_at"] >= cut:
+        k -= 1
+    head, tail = ordered[:k], ordered[k:]
+    stuck = [o["id"] for o in head if o["status"] == "scheduled" and o["starts_at"] >= cut]
+    stuck += [o["id"] for o in tail if o["status"] == "held" or (
+        o["status"] == "scheduled" and o["starts_at"] < cut)]
+    return Split([o["id"] for o in tail],
+                 [o["id"] for o in tail if o["status"] == "scheduled"], stuck)
