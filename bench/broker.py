@@ -377,6 +377,7 @@ class Worker:
         )
         pin(self.proc.pid, cpu)
         self.lines: queue.Queue[str | None] = queue.Queue()
+        self.ready: dict[str, Any] = {}  # what its "ready" line said, for the caller
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
