@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from multidict import MultiDict
 
 from broker import stats
 from broker.csv_export import to_csv
@@ -266,15 +267,20 @@ def make_scheduled_handler(
     engine_getter: EngineGetter, identify: Identify, tz: ZoneInfo
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """``scheduled``: the scheduler's booked tutoring (:func:`broker.scheduler.reports.
-    district`), with the same parameters and scopes; audited, since it may hold
-    per-student rows (``t`` is accepted and ignored)."""
+    district`), with the same parameters and scopes (``t`` is accepted and ignored), plus
+    ``students=yes`` for the per-student rows of one school (district and school staff);
+    audited."""
 
     async def stats_scheduled(request: web.Request) -> web.Response:
         identity, scope = await _caller(request, identify)
-        filters, _, fmt = parse_params(request.query, tz)
+        query = MultiDict(request.query)
+        asked = query.popall("students", [])
+        if asked not in ([], ["yes"], ["no"]):
+            raise _bad("students", "yes or no, once")
+        filters, _, fmt = parse_params(query, tz)
         filters = scope.narrow(filters)
         data = await reports.district(engine_getter(), identity, scope, filters,
-                                      f"GET {request.path}"[:200])
+                                      f"GET {request.path}"[:200], students=asked == ["yes"])
         return _respond("scheduled", request, data, filters, fmt)
 
     return stats_scheduled

@@ -163,27 +163,33 @@ def _rate(part: int, whole: int, digits: int = 4) -> float | None:
 
 
 async def district(engine: AsyncEngine, actor: Identity, scope: Scope, filters: Filters,
-                   endpoint: str, *, at: datetime | None = None) -> dict[str, Any]:
+                   endpoint: str, *, students: bool = False,
+                   at: datetime | None = None) -> dict[str, Any]:
     """Booked tutoring per school, offer and ISO week for ``filters`` (already held to
     ``scope`` by :meth:`~broker.identity.Scope.narrow`), the district's weekly totals, and
-    the groups below target. Per-student rows (``students``) only for staff who read
-    students' records, and only when one school is asked for (else ``None``: a vendor
-    manager or a teacher never gets them). Every answered read is audit-logged
+    the groups below target. Per-student rows (``students``; else ``None``) only when
+    asked for, only to staff who read students' records (district and school staff; a
+    vendor manager or a teacher is refused, :class:`NotAllowed`) and only for one school
+    (else :class:`InvalidPayload` naming ``school``). Every answered read is audit-logged
     (``stats.scheduled``), saying whether per-student rows were in it."""
-    personal = (actor.role == "staff" and scope.reads_student_records
-                and filters.school_id is not None)
+    if students and (actor.role != "staff" or not scope.reads_student_records):
+        raise NotAllowed("per-student rows are for district and school staff",
+                         parameter="students")
+    if students and filters.school_id is None:
+        raise InvalidPayload("per-student rows are given for one school: choose a school",
+                             parameter="school")
     async with engine.connect() as conn:
         weeks = await report_store.programme_weeks(conn, filters)
         tutors = await report_store.tutor_no_shows(conn, filters)
         below = await report_store.groups_below(conn, filters)
-        per_student = await report_store.student_weeks(conn, filters) if personal else None
+        per_student = await report_store.student_weeks(conn, filters) if students else None
         offers, names = await report_store.offers_and_schools(
             conn, {r["offer_id"] for r in (*weeks, *tutors, *below)},
             {r["school_id"] for r in (*weeks, *tutors, *below)})
     period = "..".join(x.isoformat() if x else "" for x in (filters.start, filters.end))
     await audit.record(engine, actor, "stats.scheduled", None, endpoint,
                        f"school={filters.school_id or '*'} vendor={filters.vendor or '*'} "
-                       f"period={period} students={'yes' if personal else 'no'}", at=at)
+                       f"period={period} students={'yes' if students else 'no'}", at=at)
     return district_summary(weeks, tutors, below, offers, names, per_student)
 
 

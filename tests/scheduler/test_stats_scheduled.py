@@ -116,28 +116,36 @@ async def test_figures_scopes_csv_and_audit(ctx: Scheduler, world: World, clock:
         assert (narrowed["totals"] == body["totals"]) is same, params
         assert bool(narrowed["rows"]) is same, params
 
-    # The school's own staff get the per-student rows; so does the district asking for it.
+    # Per-student rows only when asked for, for one school, by district or school staff.
     _, mine = await get(client, DESIGNEE)
-    assert mine["filters"]["school"] == "hs"
+    assert mine["filters"]["school"] == "hs" and mine["students"] is None
+    _, mine = await get(client, DESIGNEE, students="yes")
     st1 = [(r["week"], r["sessions"], r["minutes"], r["on_target"])
            for r in mine["students"] if r["student"] == "st1"]
     assert st1 == [("2026-W44", 2, 60, False), ("2026-W45", 3, 90, True)]
-    _, asked = await get(client, DISTRICT, school="hs")
+    _, asked = await get(client, DISTRICT, school="hs", students="yes")
     assert len(asked["students"]) == 4 and asked["totals"] == body["totals"]
+    status, problem = await get(client, DISTRICT, students="yes")
+    assert (status, problem["parameter"]) == (400, "school")
+    status, problem = await get(client, DISTRICT, students="all")
+    assert (status, problem["parameter"]) == (400, "students")
 
     # Another school's staff: refused for hs, nothing for their own school.
     status, problem = await get(client, OTHER_DESIGNEE, school="hs")
     assert (status, problem["code"], problem["parameter"]) == (403, "not_allowed", "school")
-    _, theirs = await get(client, OTHER_DESIGNEE)
+    _, theirs = await get(client, OTHER_DESIGNEE, students="yes")
     assert theirs["rows"] == [] and theirs["students"] == [] and theirs["weeks"] == []
     # Vendor managers: their own offers' figures, never a student's row; another vendor's
     # manager sees none of them. A teacher sees their school's figures without students.
     _, vendor = await get(client, VENDOR, school="hs")
     assert vendor["students"] is None and vendor["totals"] == body["totals"]
+    status, problem = await get(client, VENDOR, school="hs", students="yes")
+    assert (status, problem["code"], problem["parameter"]) == (403, "not_allowed", "students")
     _, other_vendor = await get(client, OTHER_VENDOR)
     assert other_vendor["rows"] == []
     _, teacher = await get(client, TEACHER)
     assert teacher["students"] is None and teacher["totals"] == body["totals"]
+    assert (await get(client, TEACHER, students="yes"))[0] == 403
     assert (await get(client, None))[0] == 401
     status, problem = await get(client, DISTRICT, to="2026-10-01")
     assert (status, problem["parameter"]) == (400, "to")
@@ -155,6 +163,7 @@ async def test_figures_scopes_csv_and_audit(ctx: Scheduler, world: World, clock:
         logged = (await conn.execute(sa.select(audit.c.actor, audit.c.detail).where(
             audit.c.action == "stats.scheduled").order_by(audit.c.id))).all()
     assert [(actor, detail.rsplit(" ", 1)[1]) for actor, detail in logged] == [
-        ("dist-1", "students=no")] * 9 + [("des-hs", "students=yes"), ("dist-1", "students=yes"),
+        ("dist-1", "students=no")] * 9 + [
+        ("des-hs", "students=no"), ("des-hs", "students=yes"), ("dist-1", "students=yes"),
         ("des-ms", "students=yes"), ("vm-1", "students=no"), ("vm-2", "students=no"),
-        ("te-1", "students=no"), ("dist-1", "students=no")]
+        ("te-1", "students=no"), ("dist-1", "students=no")]  # refusals are not reads
