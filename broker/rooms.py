@@ -341,14 +341,10 @@ class Rooms:
             raise NotAllowed("a booked session ends at its time or by its tutor")
         if not await store.close(self.engine, room.id, self.now(), "tutor"):
             raise NotFound("no such open session of yours")
-        await self.closed(room, "tutor")
-
-    async def closed(self, room: Room, reason: str, *, local: bool = False) -> None:
         self.forget(room.id)
-        if self._known is not None:
-            self._known.discard(room.id)
-        event = {"session_id": room.id, "reason": reason, "booking": room.booking}
-        await self._tell(room, "session:ended", event, event, local=local)
+        # Told like a close by the job: this process's people now, every other process's
+        # at its next look (one path, so nobody is told twice).
+        await self.reconcile()
 
     async def sync(self, identity: Identity, row: dict[str, Any],
                    after_seq: int) -> dict[str, Any]:

@@ -166,6 +166,10 @@ async def test_a_booked_room_runs_through_the_broker(
     occ = await fetch_all(url, f"select tutor_status from occurrences where id = '{first_occ}'")
     assert occ[0]["tutor_status"] == "present"
 
+    # a student leaves; only the tutor or the clock ends a booked session
+    ack = await kids["st5"].call("session:end", {"session_id": room})
+    assert ack["error"]["code"] == "not_allowed"
+
     # a cancelled occurrence never opens
     async with _scheduler(url) as ctx:
         await booking.cancel(ctx, DESIGNEE, second_occ, {"scope": "one", "reason": "trip"})
@@ -213,3 +217,37 @@ class _scheduler:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.engine.dispose()
+
+
+async def test_a_room_ends_by_its_tutor_or_when_its_session_is_cancelled(
+    stack_settings, start_server, clients: list,
+) -> None:
+    url = stack_settings.database_url
+    _, second_occ, _ = await book_world(url)
+    clock = FakeClock((START - timedelta(minutes=2)).timestamp())
+    server = await start_server(clock)
+    tutor = await server.connect("/tutor", teacher("t1"))
+    kid1 = await server.connect("/student", kid("st1"))
+    clients += [tutor, kid1]
+    assert await jobs(url, START - timedelta(minutes=2)) == [{"opened": 1, "closed": 0}]
+    await server.sweep()
+    room = (await kid1.next("booked:open"))["session_id"]
+    assert (await tutor.next("booked:open"))["session_id"] == room
+    # the tutor ends it early: everyone is told at once, and it does not open again
+    assert (await tutor.call("session:end", {"session_id": room}))["ok"]
+    for person in (tutor, kid1):
+        assert (await person.next("session:ended"))["reason"] == "tutor"
+    assert await jobs(url, START) == [{"opened": 0, "closed": 0}]
+    # the next one opens, then is cancelled: the next run closes it as cancelled
+    second_start = START + timedelta(days=2)
+    clock.now = (second_start - timedelta(minutes=3)).timestamp()
+    assert await jobs(url, second_start - timedelta(minutes=3)) == [{"opened": 1, "closed": 0}]
+    await server.sweep()
+    second_room = (await tutor.next("booked:open"))["session_id"]
+    async with _scheduler(url) as ctx:
+        await booking.cancel(ctx, DESIGNEE, second_occ, {"scope": "one", "reason": "sick"})
+    assert await jobs(url, second_start - timedelta(minutes=2)) == [{"opened": 0, "closed": 1}]
+    await server.sweep()
+    for person in (tutor, kid1):
+        ended = await person.next("session:ended")
+        assert ended == {"session_id": second_room, "reason": "cancelled", "booking": second_occ}
