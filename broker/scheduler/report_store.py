@@ -35,7 +35,9 @@ CANCELLED = "cancelled"
 def _monday(dialect: str) -> sa.ColumnElement[Any]:
     """The Monday of the occurrence's local day, on either database."""
     if dialect == "postgresql":
-        return sa.cast(sa.func.date_trunc("week", occ.c.local_day), sa.Date)
+        # as a timestamp without zone, so the session's TimeZone plays no part
+        return sa.cast(sa.func.date_trunc("week", sa.cast(occ.c.local_day, sa.DateTime)),
+                       sa.Date)
     return sa.func.date(occ.c.local_day, "weekday 0", "-6 days")
 
 
