@@ -179,14 +179,16 @@ async def open_rooms_of(engine: AsyncEngine, *, tutor: str | None = None,
 
 async def next_occurrence(engine: AsyncEngine, now: datetime, until: datetime, *,
                           tutor: str | None = None, student: str | None = None) -> Row | None:
-    """The person's next scheduled occurrence that has not ended by ``now`` and starts by
-    ``until``, with its series' subject and language and its offer's programme."""
+    """The person's next scheduled occurrence that has not ended by ``now``, starts by
+    ``until`` and has had no room yet (one its tutor ended early is not "next" again), with
+    its series' subject and language and its offer's programme."""
     occ, ser, offer, who = m.occurrences, m.booking_series, m.programme_offers, m.booking_students
+    had_room = sa.exists().where(sessions.c.booking == occ.c.id)
     query = sa.select(
         occ.c.id, occ.c.starts_at, occ.c.ends_at, ser.c.subject, ser.c.language,
         offer.c.programme, offer.c.vendor,
     ).join(ser, ser.c.id == occ.c.series_id).join(offer, offer.c.id == ser.c.offer_id).where(
-        occ.c.status == SCHEDULED, occ.c.ends_at > now, occ.c.starts_at <= until,
+        occ.c.status == SCHEDULED, occ.c.ends_at > now, occ.c.starts_at <= until, ~had_room,
     ).order_by(occ.c.starts_at).limit(1)
     if tutor is not None:
         query = query.where(occ.c.tutor_id == tutor)
