@@ -208,6 +208,12 @@ class Identity:
         return _text(self.claims.get("display_name"), 100) or ""
 
     @property
+    def tutor_profile(self) -> str | None:
+        """A tutor's id in the scheduler (:attr:`Tutor.scheduler_id`: their linked profile,
+        else their account id); None for anyone else."""
+        return self.tutor.scheduler_id if self.tutor is not None else None
+
+    @property
     def is_staff(self) -> bool:
         return self.role in STAFF_ROLES
 

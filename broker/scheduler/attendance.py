@@ -73,7 +73,7 @@ async def mark(ctx: Scheduler, actor: Identity, occurrence_id: str,
         occ = await store.occurrence(conn, occurrence_id)
         if occ is None or occ["status"] == "cancelled":
             raise NotFound("no such session", field="occurrence")
-        if not (actor.role == "tutor" and actor.subject == occ["tutor_id"]):
+        if not (actor.role == "tutor" and actor.tutor_profile == occ["tutor_id"]):
             policy.school(actor, occ["school_id"])
         booked = set(await store.series_students(conn, occ["series_id"]))
         strangers = sorted(set(marks) - booked)

@@ -114,13 +114,14 @@ UPCOMING_DAYS = 14
 async def tutor_upcoming(ctx: Scheduler, actor: Identity) -> dict[str, Any]:
     """A tutor's own sessions from an hour ago to two weeks ahead (cancelled ones too, so
     the console shows the cancellation), with ``starts_in_s`` for the countdown."""
-    if actor.role != "tutor":
+    tutor_id = actor.tutor_profile
+    if actor.role != "tutor" or tutor_id is None:
         raise NotAllowed("this is a tutor's own schedule")
     now = ctx.now()
     async with ctx.engine.connect() as conn:
-        rows = await store.tutor_occurrences(conn, actor.subject, now - timedelta(hours=1),
+        rows = await store.tutor_occurrences(conn, tutor_id, now - timedelta(hours=1),
                                              now + timedelta(days=UPCOMING_DAYS))
-    return {"tutor": actor.subject, "now": now.isoformat(), "occurrences": [
+    return {"tutor": tutor_id, "now": now.isoformat(), "occurrences": [
         {**occurrence_view(r), "starts_in_s": int((r["starts_at"] - now).total_seconds())}
         for r in rows
     ]}

@@ -16,7 +16,7 @@ from broker.db import scheduler_models as m
 from broker.db.engine import create_engine
 from broker.identity import Identity, Learner, student_identity, tutor_identity
 from broker.rooms import run_rooms
-from broker.scheduler import booking, enrolment, setup
+from broker.scheduler import attendance, booking, enrolment, setup, views
 from broker.scheduler.service import Scheduler
 from broker.student_data import delete_student, export_student
 from tests.broker.conftest import fetch_all
@@ -223,7 +223,14 @@ async def test_a_room_ends_by_its_tutor_or_when_its_session_is_cancelled(
     stack_settings, start_server, clients: list,
 ) -> None:
     url = stack_settings.database_url
-    _, second_occ, _ = await book_world(url)
+    first_occ, second_occ, _ = await book_world(url)
+    # a tutor account linked to profile t1 sees t1's sessions and marks their attendance
+    async with _scheduler(url) as ctx:
+        upcoming = await views.tutor_upcoming(ctx, teacher("t1"))
+        assert [o["id"] for o in upcoming["occurrences"]][0] == second_occ  # the 27th, noon
+        assert upcoming["tutor"] == "t1"
+        marked = await attendance.mark(ctx, teacher("t1"), first_occ, {"marks": {"st2": "late"}})
+        assert marked == {"st2": "late"}
     clock = FakeClock((START - timedelta(minutes=2)).timestamp())
     server = await start_server(clock)
     tutor = await server.connect("/tutor", teacher("t1"))
