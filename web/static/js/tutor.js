@@ -1,8 +1,10 @@
 // Tutor console: status, the live queues of the tutor's vendor and languages, accept,
-// several chats as tabs, end with an outcome. Speaks the /tutor namespace of docs/protocol.md.
+// several chats as tabs, end with an outcome; and the tutor's booked session: its countdown,
+// then its group room (room.js). Speaks the /tutor namespace of docs/protocol.md.
 import { t, loadCatalog, fmtTime, fmtDuration, languageName } from "./i18n.js";
 import { SessionSync } from "./chat-sync.js";
 import { startBooked } from "./booked.js";
+import { BookedRoom, Countdown, roomForm, timeRange } from "./room.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, tokenSource,
   insertMessage, enterSends,
@@ -341,6 +343,7 @@ function insertSystem(chat, text) {
 }
 
 function addMessage(data) {
+  if (booked.room && data.session_id === booked.room.id) { booked.room.receive(data); return; }
   const chat = state.chats.get(data.session_id);
   if (chat) chat.sync.receive(data);
 }
@@ -378,9 +381,139 @@ document.addEventListener("visibilitychange", () => {
   if (!document.hidden && state.selected) select(state.selected);
 });
 
+// -- the booked session: countdown, then the group room --------------------------------------
+const booked = { room: null, countdown: null, ended: new Set() };
+
+function roomHeading(data) {
+  return t("Booked session: {subject}, {language}", {
+    subject: subjectName(data.subject), language: languageName(data.language || ""),
+  });
+}
+
+function tickRoom() {
+  const countdown = booked.countdown;
+  if (!countdown) return;
+  $("room-countdown").textContent = countdown.text();
+  $("room-countdown").dataset.secondsLeft = String(Math.round(countdown.startsIn()));
+  const said = countdown.milestone();
+  if (said) $("room-announce").textContent = said;
+}
+setInterval(tickRoom, 1000);
+
+function showRoomCountdown(next) {
+  booked.countdown = new Countdown(next);
+  $("room-card").hidden = false;
+  $("room-body").hidden = true;
+  $("room-ended-reason").hidden = true;
+  $("room-countdown").hidden = false;
+  $("room-title").textContent = roomHeading(next);
+  $("room-when").textContent = t("Starts at {time}. The room opens 5 minutes before; you join it by opening it here.", {
+    time: fmtTime(next.starts_at),
+  });
+  tickRoom();
+}
+
+// `booked` of tutor:state: the open room (join it, again after a reconnect), else the next
+// session (count down to it), else nothing. A room the state no longer names has ended.
+function applyBookedState(data) {
+  if (data && data.session) {
+    openRoom(data.session, true);
+    return;
+  }
+  if (booked.room && !booked.room.ended) booked.room.refresh();
+  const next = data && !booked.ended.has(data.booking) ? data : null;
+  if (next) showRoomCountdown(next);
+  else {
+    booked.countdown = null;
+    if (!booked.room) $("room-card").hidden = true;
+  }
+}
+
+function renderRoomPeople(room) {
+  const items = (room.students || []).map((s) => el("li", { class: "person" },
+    el("span", { class: "who" }, s.pseudonym ? BookedRoom.studentLabel(s) : t("Booked student")), " ",
+    s.grade_band ? el("span", { class: "tag" }, gradeBand(s.grade_band)) : null, " ",
+    el("span", { class: `tag ${s.joined ? "joined" : "not-joined"}` }, s.joined ? t("Joined") : t("Not joined yet"))));
+  $("room-people").replaceChildren(...items);
+}
+
+// booked:open (possibly more than once) or tutor:state's open room: keyed by session id.
+// Joining records the tutor's attendance.
+function openRoom(room, rejoin) {
+  if (booked.room && booked.room.id === room.session_id) {
+    if (booked.room.ended) return;
+    booked.room.update(room);
+    if (rejoin || !booked.room.joined) booked.room.join();
+    return;
+  }
+  if (booked.room && !booked.room.ended) booked.room.finish({});
+  booked.countdown = null;
+  const current = new BookedRoom(state.socket, room, "tutor", { list: $("room-messages"), typing: $("room-typing") }, {
+    shown: () => {},
+    ended: roomEnded,
+    people: renderRoomPeople,
+  });
+  booked.room = current;
+  $("room-card").hidden = false;
+  $("room-countdown").hidden = true;
+  $("room-ended-reason").hidden = true;
+  $("room-body").hidden = false;
+  $("room-send-form").hidden = false;
+  $("room-end-box").hidden = false;
+  $("room-confirm").hidden = true;
+  $("room-end").hidden = false;
+  $("room-messages").replaceChildren();
+  $("room-title").textContent = roomHeading(room);
+  $("room-when").textContent = [timeRange(room), room.school_kind ? t("school: {kind}", { kind: room.school_kind }) : ""]
+    .filter(Boolean).join(" · ");
+  renderRoomPeople(room);
+  current.system(t("The room is open. Your students join it from their course."));
+  current.join();
+  say($("room-announce"), t("Your booked session is open."));
+}
+
+function roomEnded(info) {
+  const text = info.reason === "tutor" ? t("You ended the session for everyone.")
+    : info.reason === "scheduled_end" ? t("The session has ended: its time is over.")
+      : info.reason === "cancelled" ? t("The session was cancelled.")
+        : t("The session has ended.");
+  booked.ended.add(booked.room.room.booking);
+  booked.room.system(text);
+  $("room-send-form").hidden = true;
+  $("room-end-box").hidden = true;
+  say($("room-ended-reason"), text);
+}
+
+function closeConfirm(focus) {
+  $("room-confirm").hidden = true;
+  $("room-end").hidden = false;
+  if (focus) $("room-end").focus();
+}
+
+roomForm($("room-send-form"), $("room-message"), $("room-send-error"), () => booked.room);
+$("room-end").addEventListener("click", () => {
+  $("room-confirm").hidden = false;
+  $("room-end").hidden = true;
+  $("room-end-yes").focus();
+});
+$("room-end-no").addEventListener("click", () => closeConfirm(true));
+$("room-confirm").addEventListener("keydown", (event) => {
+  if (event.key === "Escape") closeConfirm(true);
+});
+$("room-end-yes").addEventListener("click", async () => {
+  if (!booked.room) return;
+  $("room-end-yes").disabled = true;
+  const ack = await booked.room.end();
+  $("room-end-yes").disabled = false;
+  if (ack.ok || ack.error.code === "not_found") return;
+  closeConfirm(false);
+  say($("room-end-error"), errorText(ack.error));
+});
+
 // -- the connection ------------------------------------------------------------------------
 function onState(data) {
   if (!data || data.ok === false) return;
+  if ("booked" in data) applyBookedState(data.booked);
   state.capacity = data.capacity;
   showStatus(data.status || "away");
   for (const session of data.sessions || []) {
@@ -431,7 +564,12 @@ async function start() {
   socket.on("tutor:state", onState);
   socket.on("queue:snapshot", onSnapshot);
   socket.on("chat:message", addMessage);
+  socket.on("booked:open", (room) => openRoom(room, false));
+  socket.on("booked:joined", (data) => {
+    if (booked.room && data.session_id === booked.room.id) booked.room.refresh();
+  });
   socket.on("chat:typing", (data) => {
+    if (booked.room && data.session_id === booked.room.id) { booked.room.typing(data); return; }
     const chat = state.chats.get(data.session_id);
     if (!chat || data.from === "tutor") return;
     chat.typing.textContent = t("The student is typing…");
@@ -446,6 +584,7 @@ async function start() {
 }
 
 function chatEnded(data) {
+  if (booked.room && data.session_id === booked.room.id) { booked.room.finish(data); return; }
   const chat = state.chats.get(data.session_id);
   if (!chat || chat.ended) return;
   chat.ended = true;

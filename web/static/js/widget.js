@@ -1,7 +1,9 @@
-// Student widget: ask for help, wait in line, chat, rate. Speaks the /student namespace of
+// Student widget: ask for help, wait in line, chat, rate; and the student's booked tutoring
+// session: its countdown, then its group room (room.js). Speaks the /student namespace of
 // docs/protocol.md. Chat text is only ever set with textContent.
 import { t, loadCatalog, getLocale, fmtTime, fmtWait, languageName } from "./i18n.js";
 import { SessionSync } from "./chat-sync.js";
+import { BookedRoom, Countdown, roomForm, timeRange, endedText as roomEndedText } from "./room.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, insertMessage, enterSends,
 } from "./common.js";
@@ -9,11 +11,12 @@ import {
 const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
 
-const VIEWS = ["view-start", "view-waiting", "view-unmet", "view-chat", "view-rate"];
+const VIEWS = ["view-start", "view-waiting", "view-unmet", "view-chat", "view-rate", "view-room"];
 const TOKEN_KEY = "hh_student_token";
 const state = {
   view: null, request: null, session: null, endedSession: null, sync: null,
   subjects: [], needGrade: false, lastTyping: 0, typingTimer: null,
+  room: null, countdown: null, endedBookings: new Set(),
 };
 
 // -- token: server-rendered from the hh_student cookie, else the launch's #token= fragment --
@@ -32,9 +35,12 @@ function takeToken() {
 const token = takeToken();
 const claims = token ? claimsOf(token) : {};
 
-function showView(id, { focus = true } = {}) {
+function showView(wanted, { focus = true } = {}) {
+  // While a booked room is open, the request form is not offered: the room is the help.
+  const id = wanted === "view-start" && roomOpen() ? "view-room" : wanted;
   state.view = id;
   for (const view of VIEWS) $(view).hidden = view !== id;
+  showBookedCard();
   if (focus) {
     const heading = $(id).querySelector("h2");
     heading.tabIndex = -1;
@@ -53,7 +59,8 @@ autoRead.addEventListener("change", () => {
 });
 
 function helpLanguage() {
-  return (state.session && state.session.language) || $("language").value || getLocale();
+  const room = state.view === "view-room" && state.room ? state.room.room : null;
+  return (room && room.language) || (state.session && state.session.language) || $("language").value || getLocale();
 }
 
 function speak(text) {
@@ -126,6 +133,7 @@ async function loadChoices() {
 
 $("request-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  if (roomOpen()) { showView("view-room"); return; }
   const subject = $("subject").value.trim();
   const language = $("language").value;
   if (!subject) {
@@ -243,6 +251,7 @@ function addSystem(text) {
 }
 
 function addMessage(message) {
+  if (state.room && message.session_id === state.room.id) { state.room.receive(message); return; }
   if (!state.sync || message.session_id !== state.sync.sessionId) return;
   state.sync.receive(message);
 }
@@ -372,12 +381,132 @@ $("again").addEventListener("click", () => {
   showView("view-start");
 });
 
+// -- the booked tutoring session: countdown, then the group room ---------------------------
+function roomOpen() {
+  return Boolean(state.room && !state.room.ended);
+}
+
+// The card above the views: the countdown before the room opens, or (while the student is
+// in an on-demand chat or line) that the room is open, with a way to it.
+function showBookedCard() {
+  const counting = Boolean(state.countdown);
+  const away = roomOpen() && state.view !== "view-room";
+  $("booked-card").hidden = !(counting || away);
+  for (const id of ["booked-when", "booked-countdown", "booked-opens"]) $(id).hidden = !counting;
+  $("booked-open-note").hidden = !away;
+  $("booked-go").hidden = !away;
+}
+
+function tickCountdown() {
+  const countdown = state.countdown;
+  if (!countdown) return;
+  const node = $("booked-countdown");
+  node.textContent = countdown.text();
+  node.dataset.secondsLeft = String(Math.round(countdown.startsIn()));
+  const said = countdown.milestone();
+  if (said) $("booked-announce").textContent = said;
+}
+setInterval(tickCountdown, 1000);
+
+function showCountdown(booked) {
+  state.countdown = new Countdown(booked);
+  $("booked-when").replaceChildren(t("Your tutoring session with {vendor} starts at {time}.", {
+    vendor: booked.vendor_name || booked.vendor || "", time: fmtTime(booked.starts_at),
+  }));
+  tickCountdown();
+}
+
+// `booked` of session:state: the open room (join it, again after a reconnect), else the next
+// session (count down to it), else nothing. A room the state no longer names has ended.
+function applyBooked(booked) {
+  if (booked && booked.session) {
+    openRoom(booked.session, true);
+  } else {
+    if (roomOpen()) state.room.refresh();
+    const next = booked && !state.endedBookings.has(booked.booking) ? booked : null;
+    if (next) showCountdown(next);
+    else state.countdown = null;
+  }
+  showBookedCard();
+}
+
+function renderPeople(room, me) {
+  const items = [el("li", {}, el("strong", {}, (room.tutor && room.tutor.display_name) || t("Your tutor")),
+    " ", el("span", { class: "tag" }, t("Tutor")))];
+  for (const s of room.students || []) {
+    const you = me && s.pseudonym === me.pseudonym;
+    items.push(el("li", {}, you ? t("{name} (you)", { name: s.name }) : s.name));
+  }
+  $("room-people").replaceChildren(...items);
+}
+
+function readAloudButton(message, mine) {
+  if (mine || !synth) return null;
+  const button = el("button", { type: "button", class: "secondary read-aloud", "aria-label": t("Read this message aloud") }, t("Read aloud"));
+  button.addEventListener("click", () => speak(message.text));
+  return button;
+}
+
+// booked:open (possibly more than once) or session:state's open room: keyed by session id.
+function openRoom(room, rejoin) {
+  if (state.room && state.room.id === room.session_id) {
+    if (state.room.ended) return;
+    state.room.update(room);
+    if (rejoin || !state.room.joined) state.room.join();
+    return;
+  }
+  if (roomOpen()) state.room.finish({});
+  state.countdown = null;
+  const current = new BookedRoom(socket, room, "student", { list: $("room-messages"), typing: $("room-typing") }, {
+    shown: (message, mine) => { if (!mine && autoRead.checked) speak(message.text); },
+    ended: roomEnded,
+    people: renderPeople,
+    extra: readAloudButton,
+  });
+  state.room = current;
+  $("room-messages").replaceChildren();
+  $("room-ended").hidden = true;
+  $("room-send-form").hidden = false;
+  $("room-why").hidden = false;
+  $("room-title").textContent = t("{tutor} from {vendor}", {
+    tutor: current.tutorName(), vendor: room.vendor_name || room.vendor || "",
+  });
+  $("room-times").textContent = timeRange(room);
+  current.system(t("Your tutoring session is open. Say hello to {tutor}!", { tutor: current.tutorName() }));
+  renderPeople(room, null);
+  current.join();
+  // A student in an on-demand chat or line stays there; the card shows the way to the room.
+  if (state.view !== "view-chat" && state.view !== "view-waiting") showView("view-room");
+  showBookedCard();
+}
+
+function roomEnded(info) {
+  const text = roomEndedText(info.reason);
+  state.endedBookings.add(state.room.room.booking);
+  state.room.system(text);
+  $("room-send-form").hidden = true;
+  $("room-why").hidden = true;
+  $("room-ended-reason").textContent = text;
+  $("room-ended").hidden = false;
+  if (state.view !== "view-room") say($("start-notice"), text);
+  showBookedCard();
+}
+
+roomForm($("room-send-form"), $("room-message"), $("room-send-error"), () => state.room);
+$("booked-go").addEventListener("click", () => showView("view-room"));
+$("room-back").addEventListener("click", () => {
+  state.room = null;
+  showView("view-start");
+});
+
 // -- the connection ------------------------------------------------------------------------
 function applyState(data) {
   if (!data || data.ok === false) return;
+  if ("booked" in data) applyBooked(data.booked);
   if (data.session) enterChat(data.session);
   else if (data.request) enterWaiting(data.request);
   else if (state.view === "view-chat" && state.session) showRating(null);
+  else if (state.view === "view-room") return;
   else if (state.view === "view-waiting") {
     state.request = null;
     say($("start-notice"), t("Your request is no longer waiting. You can ask again."));
@@ -441,14 +570,20 @@ socket.on("request:closed", (data) => {
 socket.on("session:started", (session) => enterChat(session));
 socket.on("chat:message", addMessage);
 socket.on("chat:typing", (data) => {
+  if (state.room && data.session_id === state.room.id) { state.room.typing(data); return; }
   if (!state.session || data.session_id !== state.session.session_id || data.from === "student") return;
   $("typing").textContent = t("{name} is typing…", { name: tutorName() });
   clearTimeout(state.typingTimer);
   state.typingTimer = setTimeout(() => { $("typing").textContent = ""; }, 4000);
 });
 socket.on("session:ended", endSession);
+socket.on("booked:open", (room) => openRoom(room, false));
+socket.on("booked:joined", (data) => {
+  if (state.room && data.session_id === state.room.id) state.room.refresh();
+});
 
 function endSession(data) {
+  if (state.room && data.session_id === state.room.id) { state.room.finish(data); return; }
   if (!state.session || data.session_id !== state.session.session_id) return;
   if (state.sync) state.sync.stop();
   if (data.requeued) {
