@@ -187,6 +187,7 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
         await expect(page.locator("#room-why")).to_be_visible()
     await expect(tutor.locator("#room-body")).to_be_visible()
     await expect(tutor.locator("#room-people .joined")).to_have_count(2)
+    await expect(tutor.locator("#booked-list")).to_contain_text("You joined on time.")
     await expect(maya.locator("#room-people")).to_contain_text("Leo")
     people = await maya.locator("#room-people li").all_inner_texts()
     assert [p.strip() for p in people] == ["Ana Tutor Tutor", "Maya (you)", "Leo"], people
@@ -220,10 +221,22 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
     await screenshot(tutor, "console-booked-room")
     assert await leo.evaluate("() => document.documentElement.scrollWidth") <= 360
 
+    # -- a dropped connection rejoins with after_seq: what was missed comes with the join ----
+    await leo.context.set_offline(True)
+    await expect(leo.locator("#banner")).to_have_text("Connection lost. Reconnecting…")
+    await tutor.fill("#room-message", "Leo, you missed this")
+    await tutor.press("#room-message", "Enter")
+    await expect(maya.locator("#room-messages .msg:not(.from-system)")).to_have_count(4)
+    await leo.context.set_offline(False)
+    await expect(leo.locator("#banner")).to_be_hidden()
+    await expect(leo.locator("#room-messages .msg:not(.from-system)")).to_have_count(4)
+    assert (await senders(leo))[3] == ("Ana Tutor", "Leo, you missed this")
+    texts.append("Leo, you missed this")
+
     # -- a reload rejoins: the missed messages come with the join ---------------------------
     await leo.reload()
     await expect(leo.locator("#view-room")).to_be_visible()
-    await expect(leo.locator("#room-messages .msg:not(.from-system)")).to_have_count(3)
+    await expect(leo.locator("#room-messages .msg:not(.from-system)")).to_have_count(4)
     assert [x for _, x in await senders(leo)] == texts
     assert (await senders(leo))[0][0] == "Ana Tutor"
 

@@ -106,4 +106,5 @@ export function startBooked({ section, list, note, url, joinUrl, getToken, subje
   load();
   setInterval(tick, 1000);
   setInterval(load, REFRESH_MS);
+  return { reload: load }; // e.g. once the tutor joined a booked room (their attendance changed)
 }

@@ -383,6 +383,7 @@ document.addEventListener("visibilitychange", () => {
 
 // -- the booked session: countdown, then the group room --------------------------------------
 const booked = { room: null, countdown: null, ended: new Set() };
+let bookedList = null; // "Your booked sessions" (booked.js)
 
 function roomHeading(data) {
   return t("Booked session: {subject}, {language}", {
@@ -468,7 +469,7 @@ function openRoom(room, rejoin) {
     .filter(Boolean).join(" · ");
   renderRoomPeople(room);
   current.system(t("The room is open. Your students join it from their course."));
-  current.join();
+  current.join().then((ack) => { if (ack && ack.ok && bookedList) bookedList.reload(); });
   say($("room-announce"), t("Your booked session is open."));
 }
 
@@ -535,7 +536,7 @@ async function start() {
   }));
   showStatus("away");
   renderQueues();
-  startBooked({
+  bookedList = startBooked({
     section: $("booked"), list: $("booked-list"), note: $("booked-note"), url: cfg.upcoming_url, joinUrl: cfg.join_url,
     getToken: async () => (await tokens.get()) || token, subjectName: (id) => subjectLabels[id] || id,
   });

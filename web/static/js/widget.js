@@ -458,7 +458,7 @@ function openRoom(room, rejoin) {
   if (roomOpen()) state.room.finish({});
   state.countdown = null;
   const current = new BookedRoom(socket, room, "student", { list: $("room-messages"), typing: $("room-typing") }, {
-    shown: (message, mine) => { if (!mine && autoRead.checked) speak(message.text); },
+    shown: (message) => { if (message.from === "tutor" && autoRead.checked) speak(message.text); },
     ended: roomEnded,
     people: renderPeople,
     extra: readAloudButton,
