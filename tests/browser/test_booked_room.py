@@ -59,6 +59,21 @@ KIDS = [("st1", "lms-maya", "Maya", True), ("st2", "lms-leo", "Leo", True),
 SCRIPT = "<script>alert(1)</script>"
 
 
+# room.js's Countdown as the widget uses it, stepped through the seconds left.
+MILESTONES = """async () => {
+    const { Countdown } = await import("/static/js/room.js");
+    const countdown = new Countdown({ starts_in_s: 3700, starts_at: "2026-11-02T23:30:00Z",
+                                      opens_at: "2026-11-02T23:25:00Z" });
+    const said = [];
+    for (const left of [3700, 3599, 3000, 1799, 599, 299, 59, 30]) {
+        countdown.startsInAtReceipt = left;
+        countdown.at = performance.now();
+        said.push(countdown.milestone());
+    }
+    return said;
+}"""
+
+
 @pytest.fixture
 async def world(broker_settings: Settings) -> AsyncIterator[tuple[Broker, AsyncEngine]]:
     """A live broker at :data:`NOW` (ten minutes before the session) with Maya and Leo
@@ -171,6 +186,12 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
     assert re.match(r"Starts in (9|10)m", await tutor.inner_text("#room-countdown"))
     await expect(iris.locator("#view-start")).to_be_visible()
     assert await iris.locator("#booked-card").is_hidden()
+    assert await leo.evaluate("() => document.documentElement.scrollWidth") <= 360
+    # screen readers hear the countdown at 60, 30, 10, 5 and 1 minutes only
+    assert await maya.evaluate(MILESTONES) == [
+        "", "Your tutoring session starts in 59m 59s.", "",
+        "Your tutoring session starts in 29m 59s.", "Your tutoring session starts in 9m 59s.",
+        "Your tutoring session starts in 4m 59s.", "Your tutoring session starts in 59s.", ""]
     await axe_clean(maya, "widget countdown")
     await axe_clean(tutor, "console countdown")
     await screenshot(maya, "widget-booked-countdown")

@@ -31,6 +31,7 @@ export class Countdown {
     this.startsInAtReceipt = Number.isFinite(given) ? given : (Date.parse(booked.starts_at) - Date.now()) / 1000;
     const lead = (Date.parse(booked.starts_at) - Date.parse(booked.opens_at)) / 1000;
     this.lead = Number.isFinite(lead) ? lead : OPEN_LEAD_S;
+    this.primed = false;
     this.spoken = null;
   }
 
@@ -49,13 +50,18 @@ export class Countdown {
   }
 
   // The sentence to announce when a milestone was just passed, else "" (once per milestone).
+  // The first call only notes where the countdown stands (the page shows it already).
   milestone() {
     const minutes = this.startsIn() / 60;
-    const passed = MILESTONES_MIN.filter((m) => minutes <= m).pop();
-    if (passed === undefined || passed === this.spoken) return "";
-    const first = this.spoken === null;
+    const passed = MILESTONES_MIN.filter((m) => minutes <= m).pop() ?? null;
+    if (!this.primed) {
+      this.primed = true;
+      this.spoken = passed;
+      return "";
+    }
+    if (passed === null || passed === this.spoken) return "";
     this.spoken = passed;
-    return first ? "" : t("Your tutoring session starts in {time}.", { time: fmtDuration(this.startsIn()) });
+    return t("Your tutoring session starts in {time}.", { time: fmtDuration(this.startsIn()) });
   }
 }
 
