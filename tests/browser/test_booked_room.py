@@ -241,6 +241,10 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
     await screenshot(leo, "widget-booked-room-360")
     await screenshot(tutor, "console-booked-room")
     assert await leo.evaluate("() => document.documentElement.scrollWidth") <= 360
+    await leo.evaluate("() => { document.documentElement.style.fontSize = '200%'; }")
+    assert await leo.evaluate("() => document.documentElement.scrollWidth") <= 360  # text 200 %
+    await screenshot(leo, "widget-booked-room-360-text200")
+    await leo.evaluate("() => { document.documentElement.style.fontSize = ''; }")
 
     # -- a dropped connection rejoins with after_seq: what was missed comes with the join ----
     await leo.context.set_offline(True)
