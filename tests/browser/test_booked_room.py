@@ -53,10 +53,12 @@ OFFER = {
 BELLS = {"timezone": ZONE, "after_school_end": "18:00",
          "bells": {d: {"dismissal": "15:00", "minimum_dismissal": "12:30"}
                    for d in ("mon", "tue", "wed", "thu", "fri")}}
-# roster id, LMS user, given name, booked?
+# roster id, LMS user, given name, booked at 15:30?
 KIDS = [("st1", "lms-maya", "Maya", True), ("st2", "lms-leo", "Leo", True),
         ("st3", "lms-iris", "Iris", False)]
+NEXT_GROUP = ("st4", "Omar")  # booked with the same tutor right after, at 16:00
 SCRIPT = "<script>alert(1)</script>"
+SHOWN = ".room-log:not([hidden]) .msg:not(.from-system)"  # the shown room's chat messages
 
 
 # room.js's Countdown as the widget uses it, stepped through the seconds left.
@@ -85,19 +87,21 @@ async def world(broker_settings: Settings) -> AsyncIterator[tuple[Broker, AsyncE
         await conn.execute(metadata.tables["students"].insert(), [
             {"sourced_id": s, "sis_id": f"sis-{s}", "school_id": "hs", "grade": 9,
              "groups": "", "given_name": name, "family_name": "Ruiz"}
-            for s, _, name, _ in KIDS])
+            for s, name in [*((k[0], k[2]) for k in KIDS), NEXT_GROUP]])
     offer = (await setup.create_offer(ctx, DISTRICT, OFFER))["id"]
     await setup.set_school_schedule(ctx, DISTRICT, "hs", BELLS)
     await setup.set_tutor(ctx, DISTRICT, "t1", {
         "vendor": "tutorcom", "languages": ["en"], "timezone": ZONE, "display_name": "Ana Tutor"})
     await enrolment.enrol(ctx, DESIGNEE, offer, {"students": [
-        {"student": s, "language": "en"} for s, *_ in KIDS]})
-    group = await enrolment.form_group(ctx, DESIGNEE, {
-        "offer": offer, "school": "hs", "subject": "math", "language": "en",
-        "grade_band": "9-10", "tutor": "t1", "students": [s for s, *_, on in KIDS if on]})
-    await booking.book_series(ctx, DESIGNEE, {
-        "group": group["id"], "rrule": "FREQ=WEEKLY;BYDAY=MO;COUNT=1",
-        "first_day": "2026-11-02", "start": "15:30", "minutes": 30})
+        {"student": s, "language": "en"} for s in [*(k[0] for k in KIDS), NEXT_GROUP[0]]]})
+    for students, start in (([s for s, *_, on in KIDS if on], "15:30"),
+                            ([NEXT_GROUP[0]], "16:00")):
+        group = await enrolment.form_group(ctx, DESIGNEE, {
+            "offer": offer, "school": "hs", "subject": "math", "language": "en",
+            "grade_band": "9-10", "tutor": "t1", "students": students})
+        await booking.book_series(ctx, DESIGNEE, {
+            "group": group["id"], "rrule": "FREQ=WEEKLY;BYDAY=MO;COUNT=1",
+            "first_day": "2026-11-02", "start": start, "minutes": 30})
     server = Broker(broker_settings, clock=FakeClock(NOW.timestamp()))
     await server.start()
     platform = lms(server)
@@ -149,7 +153,7 @@ async def axe_clean(page: Any, where: str) -> None:
 
 async def senders(page: Any) -> list[tuple[str, str]]:
     """(sender, text) of each chat message of the room, in the order shown."""
-    rows = await page.locator("#room-messages .msg:not(.from-system)").evaluate_all(
+    rows = await page.locator(SHOWN).evaluate_all(
         "ms => ms.map(m => [m.querySelector('.who').textContent,"
         " m.querySelector('.text').textContent])")
     return [(who, text) for who, text in rows]
@@ -219,23 +223,23 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
     # -- everyone's messages reach everyone, named for each reader --------------------------
     await tutor.fill("#room-message", "Welcome, both of you!")
     await tutor.press("#room-message", "Enter")
-    await expect(maya.locator("#room-messages .msg:not(.from-system)")).to_have_count(1)
+    await expect(maya.locator(SHOWN)).to_have_count(1)
     await maya.fill("#room-message", f"Hi! {SCRIPT}")
     await maya.press("#room-message", "Enter")
-    await expect(leo.locator("#room-messages .msg:not(.from-system)")).to_have_count(2)
+    await expect(leo.locator(SHOWN)).to_have_count(2)
     await leo.locator("#room-message").press_sequentially("hel")
-    await expect(maya.locator("#room-typing")).to_have_text("Leo is typing…")
+    await expect(maya.locator("#room-logs .typing:not([hidden])")).to_have_text("Leo is typing…")
     await leo.locator("#room-message").press_sequentially("lo")
     await leo.press("#room-message", "Enter")
     texts = ["Welcome, both of you!", f"Hi! {SCRIPT}", "hello"]
     for page in (maya, leo, tutor):
-        await expect(page.locator("#room-messages .msg:not(.from-system)")).to_have_count(3)
+        await expect(page.locator(SHOWN)).to_have_count(3)
     assert await senders(maya) == list(zip(["Ana Tutor", "You", "Leo"], texts, strict=True))
     assert await senders(leo) == list(zip(["Ana Tutor", "Maya", "You"], texts, strict=True))
     seen_by_tutor = await senders(tutor)
     assert seen_by_tutor[0][0] == "You" and [x for _, x in seen_by_tutor] == texts
     assert all(re.fullmatch(r"s-[a-z2-7]+", w) for w, _ in seen_by_tutor[1:]), seen_by_tutor
-    assert await maya.locator("#room-messages script").count() == 0  # text stays text
+    assert await maya.locator("#room-logs script").count() == 0  # text stays text
     await axe_clean(maya, "widget room")
     await axe_clean(tutor, "console room")
     await screenshot(leo, "widget-booked-room-360")
@@ -251,17 +255,17 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
     await expect(leo.locator("#banner")).to_have_text("Connection lost. Reconnecting…")
     await tutor.fill("#room-message", "Leo, you missed this")
     await tutor.press("#room-message", "Enter")
-    await expect(maya.locator("#room-messages .msg:not(.from-system)")).to_have_count(4)
+    await expect(maya.locator(SHOWN)).to_have_count(4)
     await leo.context.set_offline(False)
     await expect(leo.locator("#banner")).to_be_hidden()
-    await expect(leo.locator("#room-messages .msg:not(.from-system)")).to_have_count(4)
+    await expect(leo.locator(SHOWN)).to_have_count(4)
     assert (await senders(leo))[3] == ("Ana Tutor", "Leo, you missed this")
     texts.append("Leo, you missed this")
 
     # -- a reload rejoins: the missed messages come with the join ---------------------------
     await leo.reload()
     await expect(leo.locator("#view-room")).to_be_visible()
-    await expect(leo.locator("#room-messages .msg:not(.from-system)")).to_have_count(4)
+    await expect(leo.locator(SHOWN)).to_have_count(4)
     assert [x for _, x in await senders(leo)] == texts
     assert (await senders(leo))[0][0] == "Ana Tutor"
 
@@ -269,6 +273,16 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
     assert await iris.locator("#view-room").is_hidden()
     assert await iris.locator("#booked-card").is_hidden()
     await expect(iris.locator("#request-form")).to_be_visible()
+
+    # -- 15:55: the tutor's next group opens; the console stays in this one and offers it ----
+    overlap = START + timedelta(minutes=25)
+    server.clock.now = overlap.timestamp()
+    assert await run_rooms(engine, overlap) == {"opened": 1, "closed": 0}
+    await server.sweep()
+    switch = tutor.get_by_role("button", name="Switch to the 4:00 PM session")
+    await expect(switch).to_be_visible()
+    await expect(tutor.locator(SHOWN)).to_have_count(4)
+    await expect(tutor.locator("#room-people .joined")).to_have_count(2)
 
     # -- the tutor ends it after confirming; the students are told --------------------------
     await tutor.click("#room-end")
@@ -280,6 +294,12 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
     await tutor.click("#room-end-yes")
     await expect(tutor.locator("#room-ended-reason")).to_have_text(
         "You ended the session for everyone.")
+    await switch.click()  # on to the next group: Omar has not joined yet
+    await expect(tutor.locator("#room-people li")).to_have_text(
+        ["Booked student grades 9-12 Not joined yet"])
+    assert await tutor.locator("#room-ended-reason").is_hidden()
+    await expect(tutor.locator("#room-send-form")).to_be_visible()
+    await axe_clean(tutor, "console, next group")
     for page in (maya, leo):
         await expect(page.locator("#room-ended-reason")).to_have_text(
             "The tutor ended the tutoring session.")
@@ -294,6 +314,7 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
                             "select student_id, status from attendance order by student_id")
     assert [(m["student_id"], m["status"]) for m in marks] == [("st1", "present"),
                                                                ("st2", "present")]
-    occ = await fetch_all(server.settings.database_url, "select tutor_status from occurrences")
-    assert occ[0]["tutor_status"] == "present"
+    occ = await fetch_all(server.settings.database_url,
+                          "select tutor_status from occurrences order by starts_at")
+    assert [o["tutor_status"] for o in occ] == ["present", "present"]  # both joined on open
     assert_clean(watch)

@@ -240,3 +240,140 @@ export class BookedRoom {
     this.hooks.ended(info || {});
   }
 }
+
+// Every open booked room of one page, one of them displayed. Back-to-back sessions overlap
+// (a room opens 5 minutes early and closes 5 minutes late), so a second room opening never
+// takes the page out of the first: it is joined at once (attendance) and offered beside it
+// (hooks.render gets the displayed room and the other open ones), with its unread count.
+// Each room keeps its own message log and typing line (created here, inside `holder`).
+// hooks: {render(current, others), welcome(room) -> text, ended(room, info), shown(message,
+// mine, room), joined(room, ack), extra(message, mine), logLabel}.
+export class RoomDesk {
+  constructor(socket, role, holder, hooks) {
+    this.socket = socket;
+    this.role = role;
+    this.holder = holder;
+    this.hooks = hooks;
+    this.rooms = new Map();
+    this.shownId = null;
+    this.endedBookings = new Set(); // a booking whose room ended is never counted down to again
+  }
+
+  get current() {
+    return this.rooms.get(this.shownId) || null;
+  }
+
+  get anyOpen() {
+    return Array.from(this.rooms.values()).some((room) => !room.ended);
+  }
+
+  others() {
+    return Array.from(this.rooms.values()).filter((room) => room.id !== this.shownId && !room.ended);
+  }
+
+  route(sessionId) {
+    return this.rooms.get(sessionId) || null;
+  }
+
+  // booked:open (may come twice: keyed by session id) or the state's open room (`rejoin`:
+  // after a (re)connect, join again with what is held).
+  open(data, rejoin) {
+    const known = this.rooms.get(data.session_id);
+    if (known) {
+      if (!known.ended) {
+        known.update(data);
+        if (rejoin || !known.joined) known.join();
+      }
+      return known;
+    }
+    const parts = {
+      list: el("div", { class: "messages room-log", role: "log", "aria-live": "polite", "aria-label": this.hooks.logLabel, hidden: true }),
+      typing: el("p", { class: "typing", "aria-live": "polite", hidden: true }),
+    };
+    this.holder.append(parts.list, parts.typing);
+    const room = new BookedRoom(this.socket, data, this.role, parts, {
+      shown: (message, mine) => {
+        if (room.id !== this.shownId && !mine) {
+          room.unread += 1;
+          this.render();
+        }
+        this.hooks.shown(message, mine, room);
+      },
+      ended: (info) => {
+        room.endedInfo = info;
+        this.endedBookings.add(room.room.booking);
+        this.hooks.ended(room, info);
+        this.render();
+      },
+      people: () => { if (room.id === this.shownId) this.render(); },
+      extra: this.hooks.extra,
+    });
+    room.unread = 0;
+    room.endedInfo = null;
+    this.rooms.set(room.id, room);
+    room.system(this.hooks.welcome(room));
+    room.join().then((ack) => this.hooks.joined(room, ack));
+    const current = this.current;
+    if (!current || current.ended) this.display(room.id);
+    else this.render();
+    return room;
+  }
+
+  // Show one room; ended rooms that are not shown are let go.
+  display(id) {
+    this.shownId = id;
+    for (const [rid, room] of Array.from(this.rooms)) {
+      const on = rid === id;
+      if (!on && room.ended) {
+        room.parts.list.remove();
+        room.parts.typing.remove();
+        this.rooms.delete(rid);
+        continue;
+      }
+      room.parts.list.hidden = !on;
+      room.parts.typing.hidden = !on;
+      if (on) room.unread = 0;
+    }
+    this.render();
+  }
+
+  // Let the shown (ended) room go; show the next open one, if any. Whether one is shown.
+  leave() {
+    const next = this.others()[0];
+    if (next) {
+      this.display(next.id);
+      return true;
+    }
+    const current = this.current;
+    if (current) {
+      current.parts.list.remove();
+      current.parts.typing.remove();
+      this.rooms.delete(current.id);
+    }
+    this.shownId = null;
+    return false;
+  }
+
+  // The state named `open` (or nothing) as the person's open room after a (re)connect: join
+  // it again; ask about every other open one (it may have ended meanwhile).
+  reconcile(open) {
+    if (open) this.open(open, true);
+    for (const room of this.rooms.values()) if (!room.ended && (!open || room.id !== open.session_id)) room.refresh();
+  }
+
+  // A button to show each other open room (labelled by `label(room)`), with its unread count.
+  switchButtons(label) {
+    return this.others().map((other) => {
+      const button = el("button", { type: "button", class: "secondary" }, label(other));
+      if (other.unread) {
+        button.append(" ", el("span", { class: "badge", "aria-label": t("{n} unread", { n: other.unread }) }, String(other.unread)));
+      }
+      button.addEventListener("click", () => this.display(other.id));
+      return button;
+    });
+  }
+
+  render() {
+    this.hooks.render(this.current, this.others());
+  }
+}

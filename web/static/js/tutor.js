@@ -4,7 +4,7 @@
 import { t, loadCatalog, fmtTime, fmtDuration, languageName } from "./i18n.js";
 import { SessionSync } from "./chat-sync.js";
 import { startBooked } from "./booked.js";
-import { BookedRoom, Countdown, roomForm, timeRange } from "./room.js";
+import { BookedRoom, Countdown, RoomDesk, roomForm, timeRange } from "./room.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, tokenSource,
   insertMessage, enterSends,
@@ -343,7 +343,8 @@ function insertSystem(chat, text) {
 }
 
 function addMessage(data) {
-  if (booked.room && data.session_id === booked.room.id) { booked.room.receive(data); return; }
+  const room = booked.desk && booked.desk.route(data.session_id);
+  if (room) { room.receive(data); return; }
   const chat = state.chats.get(data.session_id);
   if (chat) chat.sync.receive(data);
 }
@@ -382,8 +383,9 @@ document.addEventListener("visibilitychange", () => {
 });
 
 // -- the booked session: countdown, then the group room --------------------------------------
-const booked = { room: null, countdown: null, ended: new Set() };
+const booked = { desk: null, countdown: null };
 let bookedList = null; // "Your booked sessions" (booked.js)
+const shownRoom = () => (booked.desk ? booked.desk.current : null);
 
 function roomHeading(data) {
   return t("Booked session: {subject}, {language}", {
@@ -401,88 +403,66 @@ function tickRoom() {
 }
 setInterval(tickRoom, 1000);
 
-function showRoomCountdown(next) {
-  booked.countdown = new Countdown(next);
-  $("room-card").hidden = false;
-  $("room-body").hidden = true;
-  $("room-ended-reason").hidden = true;
-  $("room-countdown").hidden = false;
-  $("room-title").textContent = roomHeading(next);
-  $("room-when").textContent = t("Starts at {time}. The room opens 5 minutes before; you join it by opening it here.", {
-    time: fmtTime(next.starts_at),
-  });
-  tickRoom();
+// The card: the countdown while no room is shown, else the shown room.
+function renderCard() {
+  const room = shownRoom();
+  const counting = !room && Boolean(booked.countdown);
+  $("room-card").hidden = !room && !counting;
+  $("room-countdown").hidden = !counting;
+  $("room-body").hidden = !room;
+  if (counting) {
+    const next = booked.countdown.booked;
+    $("room-title").textContent = roomHeading(next);
+    $("room-when").textContent = t("Starts at {time}. The room opens 5 minutes before; you join it by opening it here.", {
+      time: fmtTime(next.starts_at),
+    });
+    tickRoom();
+  }
 }
 
 // `booked` of tutor:state: the open room (join it, again after a reconnect), else the next
-// session (count down to it), else nothing. A room the state no longer names has ended.
+// session (count down to it), else nothing.
 function applyBookedState(data) {
-  if (data && data.session) {
-    openRoom(data.session, true);
-    return;
-  }
-  if (booked.room && !booked.room.ended) booked.room.refresh();
-  const next = data && !booked.ended.has(data.booking) ? data : null;
-  if (next) showRoomCountdown(next);
-  else {
-    booked.countdown = null;
-    if (!booked.room) $("room-card").hidden = true;
-  }
+  const open = data && data.session ? data.session : null;
+  booked.desk.reconcile(open);
+  const next = !open && data && !booked.desk.endedBookings.has(data.booking) ? data : null;
+  booked.countdown = next ? new Countdown(next) : null;
+  renderCard();
 }
 
-function renderRoomPeople(room) {
-  const items = (room.students || []).map((s) => el("li", { class: "person" },
+function peopleItems(room) {
+  return (room.students || []).map((s) => el("li", { class: "person" },
     el("span", { class: "who" }, s.pseudonym ? BookedRoom.studentLabel(s) : t("Booked student")), " ",
     s.grade_band ? el("span", { class: "tag" }, gradeBand(s.grade_band)) : null, " ",
     el("span", { class: `tag ${s.joined ? "joined" : "not-joined"}` }, s.joined ? t("Joined") : t("Not joined yet"))));
-  $("room-people").replaceChildren(...items);
 }
 
-// booked:open (possibly more than once) or tutor:state's open room: keyed by session id.
-// Joining records the tutor's attendance.
-function openRoom(room, rejoin) {
-  if (booked.room && booked.room.id === room.session_id) {
-    if (booked.room.ended) return;
-    booked.room.update(room);
-    if (rejoin || !booked.room.joined) booked.room.join();
-    return;
+function endedText(reason) {
+  switch (reason) {
+    case "tutor": return t("You ended the session for everyone.");
+    case "scheduled_end": return t("The session has ended: its time is over.");
+    case "cancelled": return t("The session was cancelled.");
+    default: return t("The session has ended.");
   }
-  if (booked.room && !booked.room.ended) booked.room.finish({});
-  booked.countdown = null;
-  const current = new BookedRoom(state.socket, room, "tutor", { list: $("room-messages"), typing: $("room-typing") }, {
-    shown: () => {},
-    ended: roomEnded,
-    people: renderRoomPeople,
-  });
-  booked.room = current;
-  $("room-card").hidden = false;
-  $("room-countdown").hidden = true;
-  $("room-ended-reason").hidden = true;
-  $("room-body").hidden = false;
-  $("room-send-form").hidden = false;
-  $("room-end-box").hidden = false;
-  $("room-confirm").hidden = true;
-  $("room-end").hidden = false;
-  $("room-messages").replaceChildren();
-  $("room-title").textContent = roomHeading(room);
-  $("room-when").textContent = [timeRange(room), room.school_kind ? t("school: {kind}", { kind: room.school_kind }) : ""]
-    .filter(Boolean).join(" · ");
-  renderRoomPeople(room);
-  current.system(t("The room is open. Your students join it from their course."));
-  current.join().then((ack) => { if (ack && ack.ok && bookedList) bookedList.reload(); });
-  say($("room-announce"), t("Your booked session is open."));
 }
 
-function roomEnded(info) {
-  const text = info.reason === "tutor" ? t("You ended the session for everyone.")
-    : info.reason === "scheduled_end" ? t("The session has ended: its time is over.")
-      : info.reason === "cancelled" ? t("The session was cancelled.")
-        : t("The session has ended.");
-  booked.ended.add(booked.room.room.booking);
-  booked.room.system(text);
-  $("room-send-form").hidden = true;
-  $("room-end-box").hidden = true;
-  say($("room-ended-reason"), text);
+// The shown room (times, school kind, students, whether it ended) and the other open rooms
+// (a back-to-back group) as buttons to switch to.
+function renderRoom(current) {
+  $("room-switch").replaceChildren(...booked.desk.switchButtons((other) =>
+    t("Switch to the {time} session", { time: fmtTime(other.room.starts_at) })));
+  if (current) {
+    const room = current.room;
+    $("room-title").textContent = roomHeading(room);
+    $("room-when").textContent = [timeRange(room), room.school_kind ? t("school: {kind}", { kind: room.school_kind }) : ""]
+      .filter(Boolean).join(" · ");
+    $("room-people").replaceChildren(...peopleItems(room));
+    $("room-send-form").hidden = current.ended;
+    $("room-end-box").hidden = current.ended;
+    if (current.ended) say($("room-ended-reason"), endedText((current.endedInfo || {}).reason));
+    else say($("room-ended-reason"), "");
+  }
+  renderCard();
 }
 
 function closeConfirm(focus) {
@@ -491,7 +471,7 @@ function closeConfirm(focus) {
   if (focus) $("room-end").focus();
 }
 
-roomForm($("room-send-form"), $("room-message"), $("room-send-error"), () => booked.room);
+roomForm($("room-send-form"), $("room-message"), $("room-send-error"), shownRoom);
 $("room-end").addEventListener("click", () => {
   $("room-confirm").hidden = false;
   $("room-end").hidden = true;
@@ -502,14 +482,35 @@ $("room-confirm").addEventListener("keydown", (event) => {
   if (event.key === "Escape") closeConfirm(true);
 });
 $("room-end-yes").addEventListener("click", async () => {
-  if (!booked.room) return;
+  const room = shownRoom();
+  if (!room) return;
   $("room-end-yes").disabled = true;
-  const ack = await booked.room.end();
+  const ack = await room.end();
   $("room-end-yes").disabled = false;
-  if (ack.ok || ack.error.code === "not_found") return;
   closeConfirm(false);
-  say($("room-end-error"), errorText(ack.error));
+  if (!ack.ok && ack.error.code !== "not_found") say($("room-end-error"), errorText(ack.error));
 });
+
+function startRooms(socket) {
+  booked.desk = new RoomDesk(socket, "tutor", $("room-logs"), {
+    render: renderRoom,
+    welcome: () => t("The room is open. Your students join it from their course."),
+    ended: (room, info) => room.system(endedText(info.reason)),
+    shown: () => {},
+    // The tutor's attendance changed: the list of booked sessions says so.
+    joined: (room, ack) => { if (ack && ack.ok && bookedList) bookedList.reload(); },
+    logLabel: t("Messages in the booked session"),
+  });
+  socket.on("booked:open", (data) => {
+    if (!shownRoom()) say($("room-announce"), t("Your booked session is open."));
+    booked.countdown = null;
+    booked.desk.open(data, false);
+  });
+  socket.on("booked:joined", (data) => {
+    const room = booked.desk.route(data.session_id);
+    if (room) room.refresh();
+  });
+}
 
 // -- the connection ------------------------------------------------------------------------
 function onState(data) {
@@ -543,6 +544,7 @@ async function start() {
   let first = true;
   const socket = connect("/tutor", () => (first ? token : tokens.get()));
   state.socket = socket;
+  startRooms(socket);
   socket.on("connect", () => {
     if (!first) for (const chat of state.chats.values()) if (!chat.ended) chat.sync.sync();
     first = false;
@@ -565,12 +567,9 @@ async function start() {
   socket.on("tutor:state", onState);
   socket.on("queue:snapshot", onSnapshot);
   socket.on("chat:message", addMessage);
-  socket.on("booked:open", (room) => openRoom(room, false));
-  socket.on("booked:joined", (data) => {
-    if (booked.room && data.session_id === booked.room.id) booked.room.refresh();
-  });
   socket.on("chat:typing", (data) => {
-    if (booked.room && data.session_id === booked.room.id) { booked.room.typing(data); return; }
+    const room = booked.desk.route(data.session_id);
+    if (room) { room.typing(data); return; }
     const chat = state.chats.get(data.session_id);
     if (!chat || data.from === "tutor") return;
     chat.typing.textContent = t("The student is typing…");
@@ -585,7 +584,8 @@ async function start() {
 }
 
 function chatEnded(data) {
-  if (booked.room && data.session_id === booked.room.id) { booked.room.finish(data); return; }
+  const room = booked.desk && booked.desk.route(data.session_id);
+  if (room) { room.finish(data); return; }
   const chat = state.chats.get(data.session_id);
   if (!chat || chat.ended) return;
   chat.ended = true;

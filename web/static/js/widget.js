@@ -3,7 +3,7 @@
 // docs/protocol.md. Chat text is only ever set with textContent.
 import { t, loadCatalog, getLocale, fmtTime, fmtWait, languageName } from "./i18n.js";
 import { SessionSync } from "./chat-sync.js";
-import { BookedRoom, Countdown, roomForm, timeRange, endedText as roomEndedText } from "./room.js";
+import { Countdown, RoomDesk, roomForm, timeRange, endedText as roomEndedText } from "./room.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, insertMessage, enterSends,
 } from "./common.js";
@@ -16,7 +16,7 @@ const TOKEN_KEY = "hh_student_token";
 const state = {
   view: null, request: null, session: null, endedSession: null, sync: null,
   subjects: [], needGrade: false, lastTyping: 0, typingTimer: null,
-  room: null, countdown: null, endedBookings: new Set(),
+  desk: null, countdown: null,
 };
 
 // -- token: server-rendered from the hh_student cookie, else the launch's #token= fragment --
@@ -59,7 +59,7 @@ autoRead.addEventListener("change", () => {
 });
 
 function helpLanguage() {
-  const room = state.view === "view-room" && state.room ? state.room.room : null;
+  const room = state.view === "view-room" && shownRoom() ? shownRoom().room : null;
   return (room && room.language) || (state.session && state.session.language) || $("language").value || getLocale();
 }
 
@@ -251,7 +251,8 @@ function addSystem(text) {
 }
 
 function addMessage(message) {
-  if (state.room && message.session_id === state.room.id) { state.room.receive(message); return; }
+  const room = state.desk && state.desk.route(message.session_id);
+  if (room) { room.receive(message); return; }
   if (!state.sync || message.session_id !== state.sync.sessionId) return;
   state.sync.receive(message);
 }
@@ -383,7 +384,11 @@ $("again").addEventListener("click", () => {
 
 // -- the booked tutoring session: countdown, then the group room ---------------------------
 function roomOpen() {
-  return Boolean(state.room && !state.room.ended);
+  return Boolean(state.desk && state.desk.anyOpen);
+}
+
+function shownRoom() {
+  return state.desk ? state.desk.current : null;
 }
 
 // The card above the views: the countdown before the room opens, or (while the student is
@@ -417,27 +422,28 @@ function showCountdown(booked) {
 }
 
 // `booked` of session:state: the open room (join it, again after a reconnect), else the next
-// session (count down to it), else nothing. A room the state no longer names has ended.
+// session (count down to it), else nothing.
 function applyBooked(booked) {
-  if (booked && booked.session) {
-    openRoom(booked.session, true);
-  } else {
-    if (roomOpen()) state.room.refresh();
-    const next = booked && !state.endedBookings.has(booked.booking) ? booked : null;
-    if (next) showCountdown(next);
-    else state.countdown = null;
-  }
+  const open = booked && booked.session ? booked.session : null;
+  const wasOpen = roomOpen();
+  state.desk.reconcile(open);
+  const next = !open && booked && !state.desk.endedBookings.has(booked.booking) ? booked : null;
+  if (next) showCountdown(next);
+  else state.countdown = null;
+  // A room that just opened takes the student there, unless they are in an on-demand chat
+  // or line (the card then shows the way to it).
+  if (open && !wasOpen && state.view !== "view-chat" && state.view !== "view-waiting") showView("view-room");
   showBookedCard();
 }
 
-function renderPeople(room, me) {
+function peopleItems(room, me) {
   const items = [el("li", {}, el("strong", {}, (room.tutor && room.tutor.display_name) || t("Your tutor")),
     " ", el("span", { class: "tag" }, t("Tutor")))];
   for (const s of room.students || []) {
     const you = me && s.pseudonym === me.pseudonym;
     items.push(el("li", {}, you ? t("{name} (you)", { name: s.name }) : s.name));
   }
-  $("room-people").replaceChildren(...items);
+  return items;
 }
 
 function readAloudButton(message, mine) {
@@ -447,56 +453,36 @@ function readAloudButton(message, mine) {
   return button;
 }
 
-// booked:open (possibly more than once) or session:state's open room: keyed by session id.
-function openRoom(room, rejoin) {
-  if (state.room && state.room.id === room.session_id) {
-    if (state.room.ended) return;
-    state.room.update(room);
-    if (rejoin || !state.room.joined) state.room.join();
-    return;
+// The shown room: its tutor, times, people, whether it ended; the other open rooms (a
+// back-to-back session) as buttons to go to.
+function renderRoom(current) {
+  $("room-switch").replaceChildren(...state.desk.switchButtons((other) =>
+    t("Go to your {time} session", { time: fmtTime(other.room.starts_at) })));
+  if (current) {
+    const room = current.room;
+    $("room-title").textContent = t("{tutor} from {vendor}", {
+      tutor: current.tutorName(), vendor: room.vendor_name || room.vendor || "",
+    });
+    $("room-times").textContent = timeRange(room);
+    $("room-people").replaceChildren(...peopleItems(room, current.me));
+    $("room-send-form").hidden = current.ended;
+    $("room-why").hidden = current.ended;
+    $("room-ended").hidden = !current.ended;
+    $("room-ended-reason").textContent = current.ended ? roomEndedText((current.endedInfo || {}).reason) : "";
   }
-  if (roomOpen()) state.room.finish({});
-  state.countdown = null;
-  const current = new BookedRoom(socket, room, "student", { list: $("room-messages"), typing: $("room-typing") }, {
-    shown: (message) => { if (message.from === "tutor" && autoRead.checked) speak(message.text); },
-    ended: roomEnded,
-    people: renderPeople,
-    extra: readAloudButton,
-  });
-  state.room = current;
-  $("room-messages").replaceChildren();
-  $("room-ended").hidden = true;
-  $("room-send-form").hidden = false;
-  $("room-why").hidden = false;
-  $("room-title").textContent = t("{tutor} from {vendor}", {
-    tutor: current.tutorName(), vendor: room.vendor_name || room.vendor || "",
-  });
-  $("room-times").textContent = timeRange(room);
-  current.system(t("Your tutoring session is open. Say hello to {tutor}!", { tutor: current.tutorName() }));
-  renderPeople(room, null);
-  current.join();
-  // A student in an on-demand chat or line stays there; the card shows the way to the room.
-  if (state.view !== "view-chat" && state.view !== "view-waiting") showView("view-room");
   showBookedCard();
 }
 
-function roomEnded(info) {
+function roomEnded(room, info) {
   const text = roomEndedText(info.reason);
-  state.endedBookings.add(state.room.room.booking);
-  state.room.system(text);
-  $("room-send-form").hidden = true;
-  $("room-why").hidden = true;
-  $("room-ended-reason").textContent = text;
-  $("room-ended").hidden = false;
-  if (state.view !== "view-room") say($("start-notice"), text);
-  showBookedCard();
+  room.system(text);
+  if (state.view !== "view-room" || room !== shownRoom()) say($("start-notice"), text);
 }
 
-roomForm($("room-send-form"), $("room-message"), $("room-send-error"), () => state.room);
+roomForm($("room-send-form"), $("room-message"), $("room-send-error"), shownRoom);
 $("booked-go").addEventListener("click", () => showView("view-room"));
 $("room-back").addEventListener("click", () => {
-  state.room = null;
-  showView("view-start");
+  if (!state.desk.leave()) showView("view-start");
 });
 
 // -- the connection ------------------------------------------------------------------------
@@ -529,6 +515,15 @@ if (name) say($("greeting"), t("Hi, {name}!", { name }));
 
 const languages = token ? await loadChoices() : [];
 const socket = connect("/student", () => token);
+state.desk = new RoomDesk(socket, "student", $("room-logs"), {
+  render: renderRoom,
+  welcome: (room) => t("Your tutoring session is open. Say hello to {tutor}!", { tutor: room.tutorName() }),
+  ended: roomEnded,
+  shown: (message) => { if (message.from === "tutor" && autoRead.checked) speak(message.text); },
+  joined: () => {},
+  extra: readAloudButton,
+  logLabel: t("Messages in your tutoring session"),
+});
 if (token && !languages.length) showUnmet("no_vendor");
 
 let connectedOnce = false;
@@ -570,20 +565,29 @@ socket.on("request:closed", (data) => {
 socket.on("session:started", (session) => enterChat(session));
 socket.on("chat:message", addMessage);
 socket.on("chat:typing", (data) => {
-  if (state.room && data.session_id === state.room.id) { state.room.typing(data); return; }
+  const room = state.desk.route(data.session_id);
+  if (room) { room.typing(data); return; }
   if (!state.session || data.session_id !== state.session.session_id || data.from === "student") return;
   $("typing").textContent = t("{name} is typing…", { name: tutorName() });
   clearTimeout(state.typingTimer);
   state.typingTimer = setTimeout(() => { $("typing").textContent = ""; }, 4000);
 });
 socket.on("session:ended", endSession);
-socket.on("booked:open", (room) => openRoom(room, false));
+socket.on("booked:open", (data) => {
+  const wasOpen = roomOpen();
+  state.countdown = null;
+  state.desk.open(data, false);
+  if (!wasOpen && state.view !== "view-chat" && state.view !== "view-waiting") showView("view-room");
+  showBookedCard();
+});
 socket.on("booked:joined", (data) => {
-  if (state.room && data.session_id === state.room.id) state.room.refresh();
+  const room = state.desk.route(data.session_id);
+  if (room) room.refresh();
 });
 
 function endSession(data) {
-  if (state.room && data.session_id === state.room.id) { state.room.finish(data); return; }
+  const room = state.desk.route(data.session_id);
+  if (room) { room.finish(data); return; }
   if (!state.session || data.session_id !== state.session.session_id) return;
   if (state.sync) state.sync.stop();
   if (data.requeued) {
