@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from broker.db import scheduler_models as m
 from broker.db.engine import create_engine
 from broker.identity import Identity, Learner, student_identity, tutor_identity
-from broker.rooms import run_rooms
+from broker.rooms import open_due, run_rooms
 from broker.scheduler import attendance, booking, enrolment, setup, views
 from broker.scheduler.service import Scheduler
 from broker.student_data import delete_student, export_student
@@ -227,7 +227,7 @@ async def test_a_room_ends_by_its_tutor_or_when_its_session_is_cancelled(
     # a tutor account linked to profile t1 sees t1's sessions and marks their attendance
     async with _scheduler(url) as ctx:
         upcoming = await views.tutor_upcoming(ctx, teacher("t1"))
-        assert [o["id"] for o in upcoming["occurrences"]][0] == second_occ  # the 27th, noon
+        assert upcoming["occurrences"][0]["id"] == second_occ  # from the 27th, noon
         assert upcoming["tutor"] == "t1"
         marked = await attendance.mark(ctx, teacher("t1"), first_occ, {"marks": {"st2": "late"}})
         assert marked == {"st2": "late"}
@@ -258,3 +258,75 @@ async def test_a_room_ends_by_its_tutor_or_when_its_session_is_cancelled(
     for person in (tutor, kid1):
         ended = await person.next("session:ended")
         assert ended == {"session_id": second_room, "reason": "cancelled", "booking": second_occ}
+
+
+async def test_a_worker_dying_mid_open_loses_no_room_and_opens_none_twice(
+    stack_settings, monkeypatch,
+) -> None:
+    """Batches commit one by one: a run that dies after its first batch leaves that batch
+    open; the next run opens the rest, and nothing twice."""
+    from broker import rooms_store
+
+    url = stack_settings.database_url
+    occurrences = await book_world(url)
+    real = rooms_store.open_batch
+    calls = 0
+
+    async def dies_on_the_second_batch(*args: Any) -> set[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("the worker lost its database")
+        return await real(*args)
+
+    monkeypatch.setattr(rooms_store, "open_batch", dies_on_the_second_batch)
+    engine = create_engine(url)
+    try:
+        soon = START - timedelta(minutes=1)
+        try:
+            await open_due(engine, soon, lead=timedelta(days=4), batch=1)
+        except ConnectionError:
+            pass
+        else:
+            raise AssertionError("the second batch should have failed")
+        rows = await fetch_all(url, "select booking from tutoring_sessions")
+        assert [r["booking"] for r in rows] == occurrences[:1]
+        monkeypatch.setattr(rooms_store, "open_batch", real)
+        again = await open_due(engine, soon, lead=timedelta(days=4), batch=1)
+        assert len(again) == 2
+        assert await open_due(engine, soon, lead=timedelta(days=4), batch=1) == []
+        rows = await fetch_all(url, "select booking from tutoring_sessions order by booking")
+        assert sorted(r["booking"] for r in rows) == sorted(occurrences)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_room_survives_its_process(stack_settings, start_server, clients: list) -> None:
+    """The process serving a room stops; its people reconnect to another process, whose
+    state names the open room, and rejoin without losing a message."""
+    url = stack_settings.database_url
+    first_occ, _, _ = await book_world(url)
+    clock = FakeClock((START + timedelta(minutes=1)).timestamp())
+    one = await start_server(clock)
+    tutor = await one.connect("/tutor", teacher("t1"))
+    kid1 = await one.connect("/student", kid("st1"))
+    assert await jobs(url, START) == [{"opened": 1, "closed": 0}]
+    await one.sweep()
+    room = (await kid1.next("booked:open"))["session_id"]
+    for who, text in ((tutor, "first"), (kid1, "second")):
+        assert (await who.call("chat:send", {"session_id": room, "text": text}))["ok"]
+    assert (await kid1.next("chat:message"))["seq"] == 1  # the kid saw only the first
+    await tutor.close()
+    await kid1.close()
+    await one.stop()
+    two = await start_server(clock)
+    tutor = await two.connect("/tutor", teacher("t1"))
+    kid1 = await two.connect("/student", kid("st1"))
+    clients += [tutor, kid1]
+    booked = (await kid1.next("session:state"))["booked"]
+    assert booked["session"]["session_id"] == room and booked["booking"] == first_occ
+    assert (await tutor.next("tutor:state"))["booked"]["session"]["session_id"] == room
+    joined = await kid1.call("booked:join", {"session_id": room, "after_seq": 1})
+    assert [m["text"] for m in joined["messages"]] == ["second"]
+    assert (await tutor.call("chat:send", {"session_id": room, "text": "third"}))["ok"]
+    assert (await kid1.next("chat:message"))["text"] == "third"
