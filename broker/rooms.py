@@ -364,7 +364,8 @@ class Rooms:
     # -- state on connect -------------------------------------------------------------
     async def state(self, *, tutor: str | None = None,
                     student: str | None = None) -> dict[str, Any] | None:
-        """A tutor's (scheduler id) or student's (roster id) open room, else their next
+        """A tutor's (scheduler id) or student's (roster id) open room (the earliest; any
+        other open one, as back-to-back sessions overlap, in ``also_open``), else their next
         session starting within :data:`SOON` (``{"session": None, "booking",
         "starts_at", "ends_at", "opens_at", "starts_in_s", "vendor_name", ...}`` for a
         countdown: ``starts_in_s`` is from the broker's clock, so a page with a wrong clock
@@ -374,12 +375,13 @@ class Rooms:
         ids = await store.open_rooms_of(self.engine, tutor=tutor, student=student)
         rows = await store.rooms(self.engine, ids)
         if rows:
-            row = min(rows, key=lambda r: _seconds(r["starts_at"]))
-            room = self._remember(Room.from_row(row))
             role = "tutor" if tutor is not None else "student"
-            return {"session": self.view(room, row["people"], role, int(row["seq"] or 0)),
-                    "booking": room.booking, "starts_at": iso(room.starts_at),
-                    "ends_at": iso(room.ends_at)}
+            rows.sort(key=lambda r: (_seconds(r["starts_at"]), r["id"]))
+            views = [self.view(self._remember(Room.from_row(r)), r["people"], role,
+                               int(r["seq"] or 0)) for r in rows]
+            return {"session": views[0], "booking": views[0]["booking"],
+                    "starts_at": views[0]["starts_at"], "ends_at": views[0]["ends_at"],
+                    "also_open": views[1:]}
         now = self.now()
         nxt = await store.next_occurrence(self.engine, now, now + SOON, tutor=tutor,
                                           student=student)

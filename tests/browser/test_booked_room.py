@@ -283,6 +283,10 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
     await expect(switch).to_be_visible()
     await expect(tutor.locator(SHOWN)).to_have_count(4)
     await expect(tutor.locator("#room-people .joined")).to_have_count(2)
+    await tutor.reload()  # the state names both open rooms: the first shown, the next offered
+    await expect(switch).to_be_visible()
+    await expect(tutor.locator(SHOWN)).to_have_count(4)
+    await expect(tutor.locator("#room-people .joined")).to_have_count(2)
 
     # -- the tutor ends it after confirming; the students are told --------------------------
     await tutor.click("#room-end")

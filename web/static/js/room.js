@@ -354,11 +354,13 @@ export class RoomDesk {
     return false;
   }
 
-  // The state named `open` (or nothing) as the person's open room after a (re)connect: join
-  // it again; ask about every other open one (it may have ended meanwhile).
-  reconcile(open) {
-    if (open) this.open(open, true);
-    for (const room of this.rooms.values()) if (!room.ended && (!open || room.id !== open.session_id)) room.refresh();
+  // `booked` of the state after a (re)connect: join each open room it names (`session` and
+  // `also_open`) again; ask about every other one held (it may have ended meanwhile).
+  reconcile(booked) {
+    const open = booked && booked.session ? [booked.session, ...(booked.also_open || [])] : [];
+    const named = new Set(open.map((room) => room.session_id));
+    for (const room of this.rooms.values()) if (!room.ended && !named.has(room.id)) room.refresh();
+    for (const room of open) this.open(room, true);
   }
 
   // A button to show each other open room (labelled by `label(room)`), with its unread count.

@@ -424,7 +424,7 @@ function renderCard() {
 // session (count down to it), else nothing.
 function applyBookedState(data) {
   const open = data && data.session ? data.session : null;
-  booked.desk.reconcile(open);
+  booked.desk.reconcile(data);
   const next = !open && data && !booked.desk.endedBookings.has(data.booking) ? data : null;
   booked.countdown = next ? new Countdown(next) : null;
   renderCard();

@@ -426,7 +426,7 @@ function showCountdown(booked) {
 function applyBooked(booked) {
   const open = booked && booked.session ? booked.session : null;
   const wasOpen = roomOpen();
-  state.desk.reconcile(open);
+  state.desk.reconcile(booked);
   const next = !open && booked && !state.desk.endedBookings.has(booked.booking) ? booked : null;
   if (next) showCountdown(next);
   else state.countdown = null;
