@@ -298,6 +298,7 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
     await tutor.click("#room-end-yes")
     await expect(tutor.locator("#room-ended-reason")).to_have_text(
         "You ended the session for everyone.")
+    await expect(tutor.locator("#room-close")).to_be_visible()
     await switch.click()  # on to the next group: Omar has not joined yet
     await expect(tutor.locator("#room-people li")).to_have_text(
         ["Booked student grades 9-12 Not joined yet"])

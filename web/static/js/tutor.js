@@ -461,6 +461,7 @@ function renderRoom(current) {
     $("room-end-box").hidden = current.ended;
     if (current.ended) say($("room-ended-reason"), endedText((current.endedInfo || {}).reason));
     else say($("room-ended-reason"), "");
+    $("room-close").hidden = !current.ended;
   }
   renderCard();
 }
@@ -491,11 +492,23 @@ $("room-end-yes").addEventListener("click", async () => {
   if (!ack.ok && ack.error.code !== "not_found") say($("room-end-error"), errorText(ack.error));
 });
 
+$("room-close").addEventListener("click", () => {
+  booked.desk.leave();
+  renderCard();
+  const heading = $(shownRoom() || booked.countdown ? "room-title" : "queue-title");
+  heading.tabIndex = -1;
+  heading.focus();
+});
+
 function startRooms(socket) {
   booked.desk = new RoomDesk(socket, "tutor", $("room-logs"), {
     render: renderRoom,
     welcome: () => t("The room is open. Your students join it from their course."),
-    ended: (room, info) => room.system(endedText(info.reason)),
+    ended: (room, info) => {
+      room.system(endedText(info.reason));
+      // the next booked session, if any, for its countdown
+      call(socket, "tutor:state", {}).then(onState);
+    },
     shown: () => {},
     // The tutor's attendance changed: the list of booked sessions says so.
     joined: (room, ack) => { if (ack && ack.ok && bookedList) bookedList.reload(); },

@@ -477,6 +477,7 @@ function roomEnded(room, info) {
   const text = roomEndedText(info.reason);
   room.system(text);
   if (state.view !== "view-room" || room !== shownRoom()) say($("start-notice"), text);
+  call(socket, "session:state", {}).then(applyState); // the next booked session, if any
 }
 
 roomForm($("room-send-form"), $("room-message"), $("room-send-error"), shownRoom);
