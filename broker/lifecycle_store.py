@@ -292,10 +292,13 @@ class LifecycleStore:
 
     # -- messages ------------------------------------------------------------------------
     async def add_message(
-        self, session_id: str, sender: str, text: str, when: float, accepted_at: float
+        self, session_id: str, sender: str, text: str, when: float, accepted_at: float,
+        *, buffered_as: str | None = None,
     ) -> int | None:
         """Count the message and buffer it with the next sequence number of its session;
-        return that number, or ``None`` (nothing written) if the session is not open."""
+        return that number, or ``None`` (nothing written) if the session is not open.
+        ``sender`` is the role counted; the buffer records ``buffered_as`` instead when
+        given (a booked room's student slot, see :mod:`broker.rooms`; at most 8 chars)."""
         params: dict[str, Any] = {"sid": session_id, "chars": len(text), "now": at(when)}
         if sender == "tutor":
             params.update(now2=at(when), delta=max(0.0, when - accepted_at))
@@ -303,7 +306,8 @@ class LifecycleStore:
             Step(self._count_message[sender], params, expect=1, returning=True),
             Step(
                 self._buffer_message,
-                {"sid": session_id, "sender": sender, "text": text, "at": at(when)},
+                {"sid": session_id, "sender": buffered_as or sender, "text": text,
+                 "at": at(when)},
             ),
         ], key=session_id)
         if not outcome.ok:

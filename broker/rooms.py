@@ -177,6 +177,15 @@ def role_in(identity: Identity, room: Room) -> str | None:
     return None
 
 
+def _slot(room: Room, identity: Identity, role: str) -> str:
+    """What a room's buffer records as a message's sender: ``tutor``, or ``s<i>`` for the
+    room's i-th student by roster id (its people never change while it is open), so the
+    messages a page rejoins with name their senders as the pushes did."""
+    if role == "tutor" or identity.learner is None or identity.learner.roster_id is None:
+        return role
+    return f"s{sorted(room.students).index(identity.learner.roster_id)}"
+
+
 def _first_name(given_name: str) -> str:
     words = given_name.split()
     return words[0][:40] if words else ""
@@ -279,6 +288,33 @@ class Rooms:
             to_tutor["first_name"] = first
         return to_students, to_tutor
 
+    async def _messages(self, room: Room, people: list[dict[str, Any]], for_role: str,
+                        after_seq: int) -> list[dict[str, Any]]:
+        """The room's buffered messages after ``after_seq``, each with ``by`` as its push
+        had it for ``for_role`` (a student's from their slot, see :func:`_slot`; none for a
+        student who wrote before joining, whose pseudonym the room does not know)."""
+        order = sorted(room.students)
+        joined = {p["student_id"]: p for p in people if p["pseudonym"]}
+        show = self.broker.settings.show_first_name_to_tutors
+        out = []
+        for m in await self.broker.store.messages_after(room.id, after_seq):
+            sender = str(m["sender"])
+            message = message_view(room.id, m["seq"], "tutor" if sender == "tutor" else "student",
+                                   m["text"], epoch(m["at"]) or 0.0)
+            if sender == "tutor":
+                message["by"] = {"role": "tutor", "name": room.tutor_name}
+            elif sender.startswith("s") and sender[1:].isdigit() and int(sender[1:]) < len(order):
+                p = joined.get(order[int(sender[1:])])
+                if p is not None:
+                    by: dict[str, Any] = {"role": "student", "pseudonym": p["pseudonym"]}
+                    if for_role == "student":
+                        by["name"] = p["first_name"] or p["pseudonym"]
+                    elif show and p["first_name"]:
+                        by["first_name"] = p["first_name"]
+                    message["by"] = by
+            out.append(message)
+        return out
+
     async def _tell(self, room: Room, event: str, to_students: dict[str, Any],
                     to_tutor: dict[str, Any], *, local: bool = False) -> None:
         await self.broker.notifier.to_room(
@@ -304,10 +340,7 @@ class Rooms:
             await self._tell(room, "booked:joined", {"session_id": room.id, "who": to_students},
                              {"session_id": room.id, "who": to_tutor})
         [row] = await store.rooms(self.engine, [room.id])
-        messages = [
-            message_view(room.id, m["seq"], m["sender"], m["text"], epoch(m["at"]) or 0.0)
-            for m in await self.broker.store.messages_after(room.id, after_seq)
-        ]
+        messages = await self._messages(room, row["people"], role, after_seq)
         return {"session": self.view(room, row["people"], role, int(row["seq"] or 0)),
                 "messages": messages, "attendance": status,
                 "me": to_tutor if role == "tutor" else to_students}
@@ -318,7 +351,8 @@ class Rooms:
         b = self.broker
         await b._throttle(b.chat_limiter, f"{role}:{identity.subject}", "too many messages")
         now = b.clock()
-        seq = await b.store.add_message(room.id, role, text, now, room.opened_at)
+        seq = await b.store.add_message(room.id, role, text, now, room.opened_at,
+                                        buffered_as=_slot(room, identity, role))
         if seq is None:
             self.forget(room.id)
             raise NotFound("no such open session of yours")
@@ -351,10 +385,7 @@ class Rooms:
         """:meth:`Broker.sync` for a room (open or ended) of the caller's."""
         room = Room.from_row(row)
         role = self.member(identity, room)
-        messages = [
-            message_view(room.id, m["seq"], m["sender"], m["text"], epoch(m["at"]) or 0.0)
-            for m in await self.broker.store.messages_after(room.id, after_seq)
-        ]
+        messages = await self._messages(room, row["people"], role, after_seq)
         if row["ended_at"] is not None:
             return {"session": None, "messages": messages,
                     "ended": {"session_id": room.id, "reason": row["end_reason"]}}

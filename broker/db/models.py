@@ -232,6 +232,8 @@ class ChatMessageRow(Base):
         String(32), ForeignKey("tutoring_sessions.id", ondelete="CASCADE"), index=True
     )
     seq: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
+    # "student" or "tutor"; in a booked room a student's is "s<i>", their slot among the
+    # room's students by roster id (broker.rooms), so a rejoin names who wrote it.
     sender: Mapped[str] = mapped_column(String(8))
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

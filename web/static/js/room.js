@@ -9,8 +9,8 @@
 // * Joining is `booked:join` with the highest sequence number held without a gap, on open
 //   and again after every reconnect (the ack carries what was missed); one join at a time.
 // * Messages are kept by id and placed by `seq` (chat-sync.js); a message first shown
-//   without `by` (a gap filled by session:sync, whose buffer keeps only the sender's role)
-//   gets its sender's name when the push that names it arrives.
+//   without `by` (a student's sent before they joined the room, which the server cannot
+//   name) gets its sender's name if a push that names it arrives.
 // * The room ends once, whichever says so first: session:ended, a sync, or a refused join.
 // Every value from the server is inserted as text (common.js `el`).
 import { t, fmtTime, fmtDuration } from "./i18n.js";
