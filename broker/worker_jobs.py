@@ -1,9 +1,9 @@
 """The background jobs of ``homework-help worker``, in one place, and the worker itself.
 
-:func:`registered_jobs` is the list: to add a job, add one line there, e.g. a scheduler
-job ``async def open_rooms(engine, now) -> dict[str, int]`` becomes::
+:func:`registered_jobs` is the list: to add a job, add one line there, e.g. a job
+``async def my_job(engine, now) -> dict[str, int]`` becomes::
 
-    Job("open_rooms", 60.0, partial(open_rooms, ctx.engine)),
+    Job("my_job", 60.0, partial(my_job, ctx.engine)),
 
 Every job must be idempotent (a lost lease or a crash runs it again: see
 :mod:`broker.jobs` and :mod:`broker.leases`). :func:`run_worker` runs them: leases in Redis
@@ -23,6 +23,7 @@ from functools import partial
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import constants as C
+from broker import rooms
 from broker.db.engine import create_engine
 from broker.jobs import Job, JobRunner
 from broker.leases import make_leases
@@ -32,6 +33,10 @@ from broker.scheduler import jobs as scheduler_jobs
 from broker.settings import Settings
 
 log = logging.getLogger("broker.worker")
+
+# Booked rooms open 5 minutes before their start (broker.rooms.OPEN_LEAD): run every 30 s,
+# a room opens between 5 and 4.5 minutes ahead.
+ROOMS_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ def registered_jobs(ctx: WorkerContext) -> list[Job]:
         Job("outbox_send", C.OUTBOX_EVERY_S, partial(drain, ctx.engine, ctx.sender)),
         Job("scheduler_attendance", 60.0, partial(scheduler_jobs.close_attendance, ctx.engine)),
         Job("scheduler_reminders", 300.0, partial(scheduler_jobs.queue_reminders, ctx.engine)),
+        Job("scheduler_rooms", ROOMS_EVERY_S, partial(rooms.run_rooms, ctx.engine)),
     ]
 
 
