@@ -238,7 +238,7 @@ async def occurrence_action(request: web.Request) -> web.StreamResponse:
         if actor.role != "tutor":
             raise NotAllowed("only the session's tutor joins here")
         return _json({"status": await attendance.record_join(
-            _ctx(request), occurrence, "tutor", actor.subject)})
+            _ctx(request), occurrence, "tutor", actor.tutor_profile or actor.subject)})
     handler = OCCURRENCE_ACTIONS.get(action)
     if handler is None:
         raise web.HTTPNotFound()
