@@ -403,8 +403,9 @@ class Rooms:
         still counts down right), else None."""
         if tutor is None and student is None:
             return None
-        ids = await store.open_rooms_of(self.engine, tutor=tutor, student=student)
-        rows = await store.rooms(self.engine, ids)
+        now = self.now()
+        rows, nxt = await store.person_rooms(self.engine, now, now + SOON, tutor=tutor,
+                                             student=student)
         if rows:
             role = "tutor" if tutor is not None else "student"
             rows.sort(key=lambda r: (_seconds(r["starts_at"]), r["id"]))
@@ -413,9 +414,6 @@ class Rooms:
             return {"session": views[0], "booking": views[0]["booking"],
                     "starts_at": views[0]["starts_at"], "ends_at": views[0]["ends_at"],
                     "also_open": views[1:]}
-        now = self.now()
-        nxt = await store.next_occurrence(self.engine, now, now + SOON, tutor=tutor,
-                                          student=student)
         if nxt is None:
             return None
         starts = _seconds(nxt["starts_at"])

@@ -143,28 +143,47 @@ async def rooms(engine: AsyncEngine, ids: Iterable[str]) -> list[Row]:
     wanted = sorted(set(ids))
     if not wanted:
         return []
+    async with engine.connect() as conn:
+        return await _rooms(conn, wanted)
+
+
+async def _rooms(conn: AsyncConnection, wanted: list[str]) -> list[Row]:
     occ = m.occurrences
     out: list[Row] = []
-    async with engine.connect() as conn:
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
-            found = await _all(conn, sa.select(
-                sessions, occ.c.starts_at, occ.c.ends_at,
-            ).outerjoin(occ, occ.c.id == sessions.c.booking).where(
-                sessions.c.id.in_(chunk), sessions.c.booking.is_not(None)))
-            people = await _all(conn, sa.select(participants).where(
-                participants.c.session_id.in_(chunk)).order_by(participants.c.student_id))
-            by_session: dict[str, list[Row]] = defaultdict(list)
-            for p in people:
-                by_session[p["session_id"]].append(p)
-            for r in found:
-                r["people"] = by_session[r["id"]]
-            out += found
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i:i + 500]
+        found = await _all(conn, sa.select(
+            sessions, occ.c.starts_at, occ.c.ends_at,
+        ).outerjoin(occ, occ.c.id == sessions.c.booking).where(
+            sessions.c.id.in_(chunk), sessions.c.booking.is_not(None)))
+        people = await _all(conn, sa.select(participants).where(
+            participants.c.session_id.in_(chunk)).order_by(participants.c.student_id))
+        by_session: dict[str, list[Row]] = defaultdict(list)
+        for p in people:
+            by_session[p["session_id"]].append(p)
+        for r in found:
+            r["people"] = by_session[r["id"]]
+        out += found
     return out
 
 
-async def open_rooms_of(engine: AsyncEngine, *, tutor: str | None = None,
-                        student: str | None = None) -> list[str]:
+async def person_rooms(engine: AsyncEngine, now: datetime, until: datetime, *,
+                       tutor: str | None = None,
+                       student: str | None = None) -> tuple[list[Row], Row | None]:
+    """What a connecting tutor (scheduler id) or student (roster id) is told: their open
+    rooms (as :func:`rooms`), or, with none, their next occurrence (scheduled, not ended by
+    ``now``, starting by ``until``, never had a room); on one connection, since a
+    connect's reads cost more in per-query overhead than in work."""
+    async with engine.connect() as conn:
+        ids = [str(i) for i in (await conn.execute(
+            _open_rooms_of(tutor=tutor, student=student))).scalars()]
+        if ids:
+            return await _rooms(conn, sorted(ids)), None
+        found = await _all(conn, _next_occurrence(now, until, tutor=tutor, student=student))
+    return [], found[0] if found else None
+
+
+def _open_rooms_of(*, tutor: str | None, student: str | None) -> sa.Select[Any]:
     """The open rooms of a tutor (their scheduler id) or a student (roster id)."""
     query = sa.select(sessions.c.id).where(
         sessions.c.ended_at.is_(None), sessions.c.booking.is_not(None))
@@ -173,12 +192,11 @@ async def open_rooms_of(engine: AsyncEngine, *, tutor: str | None = None,
     if student is not None:
         query = query.join(participants, participants.c.session_id == sessions.c.id).where(
             participants.c.student_id == student)
-    async with engine.connect() as conn:
-        return [str(i) for i in (await conn.execute(query)).scalars()]
+    return query
 
 
-async def next_occurrence(engine: AsyncEngine, now: datetime, until: datetime, *,
-                          tutor: str | None = None, student: str | None = None) -> Row | None:
+def _next_occurrence(now: datetime, until: datetime, *, tutor: str | None,
+                     student: str | None) -> sa.Select[Any]:
     """The person's next scheduled occurrence that has not ended by ``now``, starts by
     ``until`` and has had no room yet (one its tutor ended early is not "next" again), with
     its series' subject and language and its offer's programme."""
@@ -194,9 +212,7 @@ async def next_occurrence(engine: AsyncEngine, now: datetime, until: datetime, *
         query = query.where(occ.c.tutor_id == tutor)
     if student is not None:
         query = query.join(who, who.c.series_id == ser.c.id).where(who.c.student_id == student)
-    async with engine.connect() as conn:
-        found = await _all(conn, query)
-    return found[0] if found else None
+    return query
 
 
 async def join(engine: AsyncEngine, session_id: str, student_id: str, pseudonym: str,
