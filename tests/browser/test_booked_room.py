@@ -288,7 +288,7 @@ async def test_a_booked_group_session_in_the_widget_and_the_console(
     await expect(switch).to_be_visible()
     await expect(tutor.locator(SHOWN)).to_have_count(4)
     await expect(tutor.locator("#room-people .joined")).to_have_count(2)
-    assert await senders(tutor) == seen_by_tutor + [("You", "Leo, you missed this")]
+    assert await senders(tutor) == [*seen_by_tutor, ("You", "Leo, you missed this")]
 
     # -- the tutor ends it after confirming; the students are told --------------------------
     await tutor.click("#room-end")
