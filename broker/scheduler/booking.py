@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from broker import outbox
 from broker.errors import Conflict, InvalidPayload, NotFound
 from broker.identity import Identity
 from broker.ids import new_id
@@ -120,11 +121,11 @@ def _bound(rule: str, term_end: date) -> date:
 
 async def check(conn: AsyncConnection, plan: Plan, slots: Sequence[rules.Slot], *,
                 series_rule: bool, exclude: Sequence[str] = (),
-                min_per_week: int | None = None) -> list[rules.Slot]:
-    """Every rule for ``slots`` of ``plan``; raises the violations, or returns the slots
-    that fall on holidays/breaks and are to be created cancelled (``skip_holidays``).
-    ``min_per_week`` lowers the offer's weekly minimum (a replacement need not be denser
-    than what it replaces)."""
+                min_per_week: int | None = None) -> dict[date, str]:
+    """Every rule for ``slots`` of ``plan``; raises the violations, or returns the local
+    days of the slots that fall on holidays/breaks and are to be created cancelled
+    (``skip_holidays``), with the calendar's kind for each. ``min_per_week`` lowers the
+    offer's weekly minimum (a replacement need not be denser than what it replaces)."""
     offer = plan.offer
     violations: list[SchedulingError] = []
     violations += rules.check_term(slots, offer["term_start"], offer["term_end"])
@@ -138,7 +139,8 @@ async def check(conn: AsyncConnection, plan: Plan, slots: Sequence[rules.Slot], 
             holidays = rules.holidays_in(slots, school.calendar)
             if plan.skip_holidays and series_rule:
                 skipped = holidays
-                active = [s for s in slots if s not in holidays]
+                off = {s.day for s in holidays}  # one slot a day: by day, not slot equality
+                active = [s for s in slots if s.day not in off]
             else:
                 violations += rules.check_holidays(slots, school.calendar)
             violations += rules.check_school_window(active, school)
@@ -146,12 +148,10 @@ async def check(conn: AsyncConnection, plan: Plan, slots: Sequence[rules.Slot], 
     if offer["programme"] == HOME_BASED or hours.weekly or hours.extra:
         violations += rules.check_availability(active, hours)
     if active:
-        start, end = min(s.starts_at for s in active), max(s.ends_at for s in active)
-        violations += rules.check_overlaps(
-            active,
-            await store.tutor_busy(conn, plan.tutor["tutor_id"], start, end, exclude),
-            await store.student_busy(conn, plan.students, start, end, exclude),
-        )
+        tutor_busy, student_busy = await store.busy(
+            conn, plan.tutor["tutor_id"], plan.students,
+            store.candidates(conn, [(s.starts_at, s.ends_at) for s in active]), exclude)
+        violations += rules.check_overlaps(active, tutor_busy, student_busy)
     violations += rules.check_group_size(len(plan.students), offer["group_limit"])
     violations += rules.check_accommodations(plan.needs, store.split(plan.tutor["accommodations"]))
     if series_rule:
@@ -162,7 +162,7 @@ async def check(conn: AsyncConnection, plan: Plan, slots: Sequence[rules.Slot], 
             one_off=len(slots) == 1,
         )
     refuse(violations)
-    return skipped
+    return {s.day: school.calendar[s.day] for s in skipped} if school is not None else {}
 
 
 def expand(plan: Plan) -> list[rules.Slot]:
@@ -177,25 +177,21 @@ async def book(conn: AsyncConnection, ctx: Scheduler, plan: Plan, actor: str,
     guarantees); the caller has already checked who may book."""
     await store.lock_people(conn, [plan.tutor["tutor_id"]], plan.students)
     slots = expand(plan)
-    skipped = await check(conn, plan, slots, series_rule=True, min_per_week=min_per_week)
+    holiday_kinds = await check(conn, plan, slots, series_rule=True,
+                                min_per_week=min_per_week)
     series_id = new_id()
-    holiday_kinds: Mapping[date, str] = {}
-    if skipped:
-        school = await store.school_rules(conn, plan.school_id, skipped[0].day, skipped[-1].day)
-        holiday_kinds = school.calendar if school else {}
-    skipped_days = {s.day for s in skipped}
+    skipped_days = set(holiday_kinds)
+    tutor_id = plan.tutor["tutor_id"]
     rows = [
         {
             "id": new_id(), "series_id": series_id, "school_id": plan.school_id,
-            "tutor_id": plan.tutor["tutor_id"], "local_day": s.day, "starts_at": s.starts_at,
+            "tutor_id": tutor_id, "local_day": s.day, "starts_at": s.starts_at,
             "ends_at": s.ends_at, "original_starts_at": s.starts_at,
-            "status": "cancelled" if s.day in skipped_days else "scheduled",
-            "cancelled_by": "calendar" if s.day in skipped_days else None,
-            "cancel_reason": holiday_kinds.get(s.day, "holiday") if s.day in skipped_days
-            else None,
-            "tutor_status": None,
+            "status": "scheduled" if kind is None else "cancelled",
+            "cancelled_by": None if kind is None else "calendar",
+            "cancel_reason": kind, "tutor_status": None,
         }
-        for s in slots
+        for s in slots for kind in (holiday_kinds.get(s.day),)
     ]
     await store.insert_series(conn, {
         "id": series_id, "offer_id": plan.offer["id"], "school_id": plan.school_id,
@@ -211,11 +207,12 @@ async def book(conn: AsyncConnection, ctx: Scheduler, plan: Plan, actor: str,
         series_id, action, actor, now, reason=reason, occurrences=len(rows),
         rrule=plan.rule, start=rules.hhmm(plan.start_min), skipped_for_holidays=skipped_dates,
     )])
-    first = next(r for r in rows if r["status"] == "scheduled") if len(skipped) < len(rows) \
+    skipped = sum(1 for r in rows if r["status"] == "cancelled")
+    first = next(r for r in rows if r["status"] == "scheduled") if skipped < len(rows) \
         else rows[0]
-    await store.enqueue(conn, [
+    await outbox.enqueue(conn, [
         notice("booked", to, key=series_id, now=now, due_at=now, when=first["starts_at"],
-               zone=plan.zone, count=len(rows) - len(skipped))
+               zone=plan.zone, count=len(rows) - skipped)
         for to in recipients(plan.students, plan.locales, plan.tutor["tutor_id"])
     ])
     return Booked(series_id, len(rows), skipped_dates, first["starts_at"])
@@ -333,7 +330,7 @@ def _scope(spec: Mapping[str, Any]) -> str:
 
 
 async def _withdraw(conn: AsyncConnection, occurrence_ids: Iterable[str], now: datetime) -> None:
-    await store.cancel_pending(conn, [reminder_prefix(i) for i in occurrence_ids], now)
+    await outbox.withdraw(conn, [reminder_prefix(i) for i in occurrence_ids], now)
 
 
 async def cancel(ctx: Scheduler, actor: Identity, occurrence_id: str,
@@ -357,7 +354,7 @@ async def cancel(ctx: Scheduler, actor: Identity, occurrence_id: str,
         )])
         locales = await _locales(conn, ser["offer_id"], ser["students"])
         change = new_id()
-        await store.enqueue(conn, [
+        await outbox.enqueue(conn, [
             notice("cancelled", to, key=change, now=now, due_at=now, when=occ["starts_at"],
                    zone=ser["timezone"], reason=reason)
             for to in recipients(ser["students"], locales, occ["tutor_id"])
@@ -436,7 +433,7 @@ async def _move_one(conn: AsyncConnection, plan: Plan, occ: Mapping[str, Any],
         old=occ["starts_at"].isoformat(), new=new.starts_at.isoformat(),
     )])
     change = new_id()
-    await store.enqueue(conn, [
+    await outbox.enqueue(conn, [
         notice("moved", to, key=change, now=now, due_at=now, when=new.starts_at,
                zone=ser["timezone"], old=occ["starts_at"])
         for to in recipients(plan.students, plan.locales, occ["tutor_id"])
@@ -468,7 +465,7 @@ async def substitute(ctx: Scheduler, actor: Identity, occurrence_id: str,
             ser["id"], "substitute", actor.subject, now, reason=reason,
             occurrence_id=occ["id"], old_tutor=occ["tutor_id"], tutor=sub["tutor_id"],
         )])
-        await store.enqueue(conn, [notice(
+        await outbox.enqueue(conn, [notice(
             "moved", Recipient("tutor", sub["tutor_id"]), key=f"sub-{occ['id']}", now=now,
             due_at=now, when=occ["starts_at"], zone=ser["timezone"], old=occ["starts_at"],
         )])
@@ -497,7 +494,7 @@ async def cancel_for_calendar(conn: AsyncConnection, school_id: str,
             day=occ["local_day"].isoformat(),
         )])
         locales = await _locales(conn, ser["offer_id"], ser["students"])
-        await store.enqueue(conn, [
+        await outbox.enqueue(conn, [
             notice("cancelled", to, key=f"calendar-{occ['id']}", now=now, due_at=now,
                    when=occ["starts_at"], zone=ser["timezone"], reason=kind)
             for to in recipients(ser["students"], locales, occ["tutor_id"])

@@ -3,28 +3,30 @@ service composes them inside one transaction (a booking and its occurrences, his
 outbox notices commit together or not at all).
 
 No policy here: who may do what and which rules apply are :mod:`broker.scheduler.service`
-and :mod:`broker.scheduler.rules`.
+and :mod:`broker.scheduler.rules`. The outbox is written through :mod:`broker.outbox`
+(``enqueue``, ``withdraw``), its one place.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.db import scheduler_models as m
 from broker.db.models import metadata
-from broker.scheduler.rules import Availability, Bell, Busy, SchoolRules
+from broker.db.types import UTCDateTime
+from broker.scheduler.rules import MAX_SESSION_MIN, Availability, Bell, Busy, SchoolRules
 
 Row = dict[str, Any]
 SCHEDULED = "scheduled"
-outbox = metadata.tables["outbox"]
 students = metadata.tables["students"]
 schools = metadata.tables["schools"]
 users = metadata.tables["users"]
@@ -56,7 +58,10 @@ async def lock_people(conn: AsyncConnection, tutor_ids: Iterable[str],
     PostgreSQL: ``SELECT ... FOR UPDATE`` on the tutors' profiles and the students' rows,
     in id order (no deadlock between two bookings). SQLite: a no-op write first, which
     takes the database's single write lock, so the reads that follow see every committed
-    booking and no other booking can commit before this one does.
+    booking and no other booking can commit before this one does. The no-op sets a column
+    that no foreign key references: setting the key itself made SQLite look for the
+    tutor's rows in every child table, two of them without an index on ``tutor_id``, so
+    the lock cost a scan of all the series and groups (8 ms at half a term and growing).
     """
     tutors = sorted(set(tutor_ids))
     learners = sorted(set(student_ids))
@@ -64,7 +69,7 @@ async def lock_people(conn: AsyncConnection, tutor_ids: Iterable[str],
         await conn.execute(
             sa.update(m.tutor_profiles)
             .where(m.tutor_profiles.c.tutor_id.in_(tutors or [""]))
-            .values(tutor_id=m.tutor_profiles.c.tutor_id)
+            .values(display_name=m.tutor_profiles.c.display_name)
         )
         return
     if tutors:
@@ -121,27 +126,39 @@ async def replace_bells(conn: AsyncConnection, school_id: str, zone: str,
         ])
 
 
+def _school_reads() -> tuple[sa.Select[Any], sa.Select[Any]]:
+    settings, bells, days = m.school_settings, m.bell_schedules, m.school_calendar_days
+    return (
+        sa.select(settings.c.timezone, settings.c.after_school_end, bells.c.weekday,
+                  bells.c.dismissal, bells.c.minimum_dismissal)
+        .select_from(settings.outerjoin(bells, bells.c.school_id == settings.c.school_id))
+        .where(settings.c.school_id == sa.bindparam("school")),
+        sa.select(days.c.day, days.c.kind).where(
+            days.c.school_id == sa.bindparam("school"), days.c.day >= sa.bindparam("first"),
+            days.c.day <= sa.bindparam("last")),
+    )
+
+
+_SCHOOL_READS = _school_reads()  # built once: a booking reads them every time
+
+
 async def school_rules(conn: AsyncConnection, school_id: str, first: date | None = None,
                        last: date | None = None) -> SchoolRules | None:
     """The school's bell schedule and calendar (optionally only ``first``..``last``);
-    ``None`` when its schedule was never set."""
-    setting = await _one(conn, sa.select(m.school_settings).where(
-        m.school_settings.c.school_id == school_id))
-    if setting is None:
+    ``None`` when its schedule was never set. Two reads: the settings with their bells,
+    then the calendar."""
+    with_bells, calendar_days = _SCHOOL_READS
+    rows = (await conn.execute(with_bells, {"school": school_id})).all()
+    if not rows:
         return None
-    bells = await _all(conn, sa.select(m.bell_schedules).where(
-        m.bell_schedules.c.school_id == school_id))
-    days = sa.select(m.school_calendar_days).where(
-        m.school_calendar_days.c.school_id == school_id)
-    if first is not None:
-        days = days.where(m.school_calendar_days.c.day >= first)
-    if last is not None:
-        days = days.where(m.school_calendar_days.c.day <= last)
+    found = await conn.execute(calendar_days, {
+        "school": school_id, "first": first or date.min, "last": last or date.max})
     return SchoolRules(
-        zone=setting["timezone"],
-        after_school_end=setting["after_school_end"],
-        bells={b["weekday"]: Bell(b["dismissal"], b["minimum_dismissal"]) for b in bells},
-        calendar={d["day"]: d["kind"] for d in await _all(conn, days)},
+        zone=rows[0].timezone,
+        after_school_end=rows[0].after_school_end,
+        bells={r.weekday: Bell(r.dismissal, r.minimum_dismissal) for r in rows
+               if r.weekday is not None},
+        calendar={d: kind for d, kind in found.all()},
     )
 
 
@@ -199,7 +216,8 @@ async def needs_taught_by(conn: AsyncConnection, tutor_id: str, after: datetime
     live = sa.select(occ.c.series_id).where(occ.c.status == SCHEDULED, occ.c.starts_at >= after)
     rows = await _all(conn, sa.select(who.c.student_id, enr.c.accommodations).join(
         ser, ser.c.id == who.c.series_id).join(enr, sa.and_(
-            enr.c.student_id == who.c.student_id, enr.c.offer_id == ser.c.offer_id)).where(
+            enr.c.student_id == who.c.student_id, enr.c.offer_id == ser.c.offer_id,
+            enr.c.withdrawn_at.is_(None))).where(
         ser.c.tutor_id == tutor_id, ser.c.id.in_(live), enr.c.accommodations != ""))
     return {r["student_id"]: split(r["accommodations"]) for r in rows}
 
@@ -225,22 +243,35 @@ async def replace_availability(conn: AsyncConnection, tutor_id: str,
         ])
 
 
+def _availability_read() -> sa.CompoundSelect[Any]:
+    win, exc = m.availability_windows, m.availability_exceptions
+    tutor: sa.BindParameter[str] = sa.bindparam("tutor")
+    return sa.union_all(
+        sa.select(exc.c.day, sa.cast(sa.null(), sa.SmallInteger).label("weekday"),
+                  exc.c.available, exc.c.start_min, exc.c.end_min).where(exc.c.tutor_id == tutor),
+        sa.select(sa.cast(sa.null(), sa.Date), win.c.weekday, sa.cast(sa.null(), sa.Boolean),
+                  win.c.start_min, win.c.end_min).where(win.c.tutor_id == tutor),
+    )
+
+
+_AVAILABILITY = _availability_read()
+
+
 async def availability(conn: AsyncConnection, tutor_id: str, zone: str) -> Availability:
-    windows = await _all(conn, sa.select(m.availability_windows).where(
-        m.availability_windows.c.tutor_id == tutor_id))
-    exceptions = await _all(conn, sa.select(m.availability_exceptions).where(
-        m.availability_exceptions.c.tutor_id == tutor_id))
+    """A tutor's published hours (weekly windows and dated exceptions, in one read)."""
+    rows = (await conn.execute(_AVAILABILITY, {"tutor": tutor_id})).all()
     weekly: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for w in windows:
-        weekly[w["weekday"]].append((w["start_min"], w["end_min"]))
     extra: dict[date, list[tuple[int, int]]] = defaultdict(list)
     away: dict[date, list[tuple[int, int] | None]] = defaultdict(list)
-    for x in exceptions:
-        span = (x["start_min"], x["end_min"]) if x["start_min"] is not None else None
-        if x["available"] and span is not None:
-            extra[x["day"]].append(span)
-        elif not x["available"]:
-            away[x["day"]].append(span)
+    for day, weekday, available, start_min, end_min in rows:
+        if day is None:
+            weekly[weekday].append((start_min, end_min))
+            continue
+        span = (start_min, end_min) if start_min is not None else None
+        if available and span is not None:
+            extra[day].append(span)
+        elif not available:
+            away[day].append(span)
     return Availability(zone, dict(weekly), dict(extra), dict(away))
 
 
@@ -254,8 +285,9 @@ async def students_by_id(conn: AsyncConnection, ids: Iterable[str]) -> dict[str,
 async def enrolments(conn: AsyncConnection, offer_id: str,
                      student_ids: Iterable[str] | None = None,
                      school_id: str | None = None) -> dict[str, Row]:
+    """The offer's enrolments that are not withdrawn, by student."""
     table = m.enrolments
-    query = sa.select(table).where(table.c.offer_id == offer_id)
+    query = sa.select(table).where(table.c.offer_id == offer_id, table.c.withdrawn_at.is_(None))
     if student_ids is not None:
         query = query.where(table.c.student_id.in_(sorted(set(student_ids))))
     if school_id is not None:
@@ -275,14 +307,22 @@ async def insert_group(conn: AsyncConnection, values: Row, members: Sequence[str
     ])
 
 
+_GROUP = (
+    sa.select(m.tutoring_groups, m.group_members.c.student_id.label("member"))
+    .select_from(m.tutoring_groups.outerjoin(
+        m.group_members, m.group_members.c.group_id == m.tutoring_groups.c.id))
+    .where(m.tutoring_groups.c.id == sa.bindparam("group"))
+    .order_by(m.group_members.c.student_id)
+)
+
+
 async def group(conn: AsyncConnection, group_id: str) -> Row | None:
-    found = await _one(conn, sa.select(m.tutoring_groups).where(
-        m.tutoring_groups.c.id == group_id))
-    if found is not None:
-        found["members"] = [r["student_id"] for r in await _all(
-            conn, sa.select(m.group_members.c.student_id)
-            .where(m.group_members.c.group_id == group_id)
-            .order_by(m.group_members.c.student_id))]
+    """A group with its ``members`` (sorted), in one read."""
+    rows = (await conn.execute(_GROUP, {"group": group_id})).mappings().all()
+    if not rows:
+        return None
+    found = {k: v for k, v in rows[0].items() if k != "member"}
+    found["members"] = [r["member"] for r in rows if r["member"] is not None]
     return found
 
 
@@ -322,47 +362,190 @@ async def groups_of(conn: AsyncConnection, school_id: str, offer_id: str | None)
 
 
 # -- conflicts ---------------------------------------------------------------------------------
-def _busy(rows: Iterable[Row]) -> list[Busy]:
-    return [Busy(r["starts_at"], r["ends_at"], r["id"]) for r in rows]
+Span = tuple[datetime, datetime]
+_REACH = timedelta(minutes=MAX_SESSION_MIN)
+
+
+def _meeting(postgres: bool, cand: sa.CTE, outer: Sequence[sa.FromClause],
+             columns: Sequence[sa.ColumnElement[Any]],
+             person: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """``columns`` of ``outer`` with the ``id``, ``starts_at`` and ``ends_at`` of each
+    scheduled occurrence (``person``: which ones are the person's, an equality on the
+    first column of an index) that meets one of the candidate intervals ``cand`` (made by
+    :func:`_candidate_table` from the parameters of :func:`candidates`), those in the
+    expanding parameter ``skip`` left out.
+
+    An occurrence lasts at most :data:`~broker.scheduler.rules.MAX_SESSION_MIN`, so one
+    meeting ``[a, b)`` starts after ``r = a`` minus that: each interval is one bounded
+    range probe of a ``(person, starts_at)`` index however long the person's term is, and
+    only the occurrences that really meet a candidate come back (usually none).
+
+    The candidates (and ``outer``) are the outer loop whatever the planner's statistics
+    say: a ``LATERAL`` subquery fenced with ``OFFSET 0`` on PostgreSQL (a cached generic
+    plan made while the table was small would otherwise scan every occurrence once per
+    candidate), ``MATERIALIZED`` tables on SQLite, which cannot estimate ``json_each``
+    (the other join order read every occurrence of the person once per candidate: ~80 ms
+    instead of ~0.3 ms for a term of 90)."""
+    occ = m.occurrences
+    where = sa.and_(
+        person, occ.c.starts_at > cand.c.r, occ.c.starts_at < cand.c.b,
+        occ.c.ends_at > cand.c.a, occ.c.status == SCHEDULED,
+        occ.c.id.not_in(sa.bindparam("skip", expanding=True)),
+    )
+    froms: sa.FromClause = cand
+    for table in outer:
+        froms = froms.join(table, sa.true())
+    if not postgres:
+        return sa.select(*columns, occ.c.id, occ.c.starts_at, occ.c.ends_at).select_from(
+            froms.join(occ, where))
+    hit = sa.select(occ.c.id, occ.c.starts_at, occ.c.ends_at).where(where).offset(0).lateral(
+        "hit")
+    return sa.select(*columns, hit.c.id, hit.c.starts_at, hit.c.ends_at).select_from(
+        froms.join(hit, sa.true()))
+
+
+def _candidate_table(postgres: bool) -> sa.CTE:
+    """The intervals as a table ``candidates(a, b, r)`` from **one** parameter (arrays
+    unnested on PostgreSQL, a JSON array on SQLite), so a statement is built and compiled
+    once whatever their number; ``r``, the earliest start that can reach ``[a, b)``, is
+    computed by the database (on SQLite to the whole second below, a bound no tighter)."""
+    bounds: list[sa.ColumnElement[Any]]
+    if postgres:
+        instants = postgresql.ARRAY(UTCDateTime())
+        unnested = sa.func.unnest(*(sa.bindparam(f"cand_{n}", type_=instants) for n in "ab")
+                                  ).table_valued("a", "b").render_derived()
+        bounds = [unnested.c.a, unnested.c.b, unnested.c.a - _REACH]
+        source: sa.FromClause = unnested
+    else:
+        each = sa.func.json_each(sa.bindparam("cand", type_=sa.String())).table_valued("value")
+        first = sa.func.json_extract(each.c.value, "$[0]")
+        bounds = [first, sa.func.json_extract(each.c.value, "$[1]"),
+                  sa.func.datetime(first, f"-{MAX_SESSION_MIN} minutes")]
+        source = each
+    return sa.select(*(c.label(n) for c, n in zip(bounds, "abr", strict=True))).select_from(
+        source).cte("candidates").prefix_with("MATERIALIZED")
+
+
+@dataclass(frozen=True, slots=True)
+class _BusyReads:
+    tutor: sa.Select[Any]
+    students: sa.Select[Any]
+    both: sa.CompoundSelect[Any]  # the tutor's rows have student_id NULL
+
+
+def _busy_queries(postgres: bool) -> _BusyReads:
+    """The tutor's, the students' and both overlap reads, built once per kind of
+    database."""
+    found = _BUSY.get(postgres)
+    if found is None:
+        occ, who = m.occurrences, m.booking_students
+        cand = _candidate_table(postgres)
+        mine = sa.select(who.c.series_id, who.c.student_id).where(
+            who.c.student_id.in_(sa.bindparam("students", expanding=True))
+        ).cte("mine").prefix_with("MATERIALIZED")  # a few rows, by the student index
+        tutor = occ.c.tutor_id == sa.bindparam("tutor")
+        students = _meeting(postgres, cand, [mine], [mine.c.student_id],
+                            occ.c.series_id == mine.c.series_id)
+        found = _BUSY[postgres] = _BusyReads(
+            _meeting(postgres, cand, [], [], tutor), students, sa.union_all(
+                _meeting(postgres, cand, [], [sa.null().label("student_id")], tutor),
+                students))
+    return found
+
+
+_BUSY: dict[bool, _BusyReads] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Candidate intervals in the form the overlap reads take them (made once by
+    :func:`candidates`, then given to :func:`tutor_busy` and :func:`student_busy`)."""
+
+    count: int
+    params: Mapping[str, Any]
+
+
+def candidates(conn: AsyncConnection, spans: Sequence[Span]) -> Candidates:
+    """The intervals ``spans`` (aware instants) as parameters of the overlap reads."""
+    if conn.dialect.name == "postgresql":
+        return Candidates(len(spans), {"cand_a": [a for a, _ in spans],
+                                       "cand_b": [b for _, b in spans]})
+    # SQLite: the stored instants' own text form, so text order is time order.
+    text = UTCDateTime().bind_processor(conn.dialect)
+    assert text is not None
+    return Candidates(len(spans), {"cand": json.dumps([[text(a), text(b)] for a, b in spans])})
+
+
+def _given(conn: AsyncConnection, start: datetime, end: datetime,
+           spans: Sequence[Span] | Candidates | None, exclude: Iterable[str]) -> dict[str, Any]:
+    if spans is None:
+        spans = [(start, end)]
+    found = spans if isinstance(spans, Candidates) else candidates(conn, spans)
+    return {**found.params, "skip": list(exclude)}
+
+
+def _none(spans: Sequence[Span] | Candidates | None) -> bool:
+    return spans is not None and (spans.count if isinstance(spans, Candidates)
+                                  else len(spans)) == 0
 
 
 async def tutor_busy(conn: AsyncConnection, tutor_id: str, start: datetime, end: datetime,
-                     exclude: Iterable[str] = ()) -> list[Busy]:
-    """The tutor's scheduled occurrences meeting ``[start, end)``."""
-    occ = m.occurrences
-    query = sa.select(occ.c.id, occ.c.starts_at, occ.c.ends_at).where(
-        occ.c.tutor_id == tutor_id, occ.c.status == SCHEDULED,
-        occ.c.starts_at < end, occ.c.ends_at > start,
-    )
-    skip = list(exclude)
-    if skip:
-        query = query.where(occ.c.id.not_in(skip))
-    return _busy(await _all(conn, query))
+                     exclude: Iterable[str] = (), *,
+                     spans: Sequence[Span] | Candidates | None = None) -> list[Busy]:
+    """The tutor's scheduled occurrences meeting ``[start, end)``; with ``spans`` (the
+    candidate sessions, all inside ``[start, end)``) only those meeting one of them, which
+    is all an overlap check needs and reads a handful of rows instead of a whole term."""
+    if _none(spans):
+        return []
+    query = _busy_queries(conn.dialect.name == "postgresql").tutor
+    params = _given(conn, start, end, spans, exclude) | {"tutor": tutor_id}
+    found = {r[0]: Busy(r[1], r[2], r[0]) for r in (await conn.execute(query, params)).all()}
+    return list(found.values())
 
 
 async def student_busy(conn: AsyncConnection, student_ids: Iterable[str], start: datetime,
-                       end: datetime, exclude: Iterable[str] = ()) -> dict[str, list[Busy]]:
-    """Per student, their scheduled occurrences meeting ``[start, end)``."""
-    occ, who = m.occurrences, m.booking_students
-    query = (
-        sa.select(who.c.student_id, occ.c.id, occ.c.starts_at, occ.c.ends_at)
-        .join(occ, occ.c.series_id == who.c.series_id)
-        .where(who.c.student_id.in_(sorted(set(student_ids))), occ.c.status == SCHEDULED,
-               occ.c.starts_at < end, occ.c.ends_at > start)
-    )
-    skip = list(exclude)
-    if skip:
-        query = query.where(occ.c.id.not_in(skip))
-    out: dict[str, list[Busy]] = defaultdict(list)
-    for r in await _all(conn, query):
-        out[r["student_id"]].append(Busy(r["starts_at"], r["ends_at"], r["id"]))
-    return dict(out)
+                       end: datetime, exclude: Iterable[str] = (), *,
+                       spans: Sequence[Span] | Candidates | None = None
+                       ) -> dict[str, list[Busy]]:
+    """Per student, their scheduled occurrences meeting ``[start, end)`` (or, with
+    ``spans``, one of them; see :func:`tutor_busy`)."""
+    learners = sorted(set(student_ids))
+    if not learners or _none(spans):
+        return {}
+    query = _busy_queries(conn.dialect.name == "postgresql").students
+    params = _given(conn, start, end, spans, exclude) | {"students": learners}
+    out: dict[str, dict[str, Busy]] = defaultdict(dict)
+    for student, occurrence_id, starts, ends in (await conn.execute(query, params)).all():
+        out[student][occurrence_id] = Busy(starts, ends, occurrence_id)
+    return {s: list(found.values()) for s, found in out.items()}
+
+
+async def busy(conn: AsyncConnection, tutor_id: str, student_ids: Iterable[str],
+               spans: Candidates, exclude: Iterable[str] = ()
+               ) -> tuple[list[Busy], dict[str, list[Busy]]]:
+    """:func:`tutor_busy` and :func:`student_busy` for the same candidates, in one read
+    (what a booking's overlap check asks)."""
+    learners = sorted(set(student_ids))
+    if spans.count == 0:
+        return [], {}
+    params = {**spans.params, "skip": list(exclude), "tutor": tutor_id,
+              "students": learners or [""]}
+    tutor: dict[str, Busy] = {}
+    out: dict[str, dict[str, Busy]] = defaultdict(dict)
+    query = _busy_queries(conn.dialect.name == "postgresql").both
+    for student, occurrence_id, starts, ends in (await conn.execute(query, params)).all():
+        found = Busy(starts, ends, occurrence_id)
+        if student is None:
+            tutor[occurrence_id] = found
+        else:
+            out[student][occurrence_id] = found
+    return list(tutor.values()), {s: list(f.values()) for s, f in out.items()}
 
 
 # -- series and occurrences ------------------------------------------------------------------
 async def insert_series(conn: AsyncConnection, values: Row, student_ids: Sequence[str],
                         occurrence_rows: Sequence[Row]) -> None:
-    await conn.execute(m.booking_series.insert().values(**values))
+    await conn.execute(m.booking_series.insert(), values)
     await conn.execute(m.booking_students.insert(), [
         {"series_id": values["id"], "student_id": s} for s in student_ids
     ])
@@ -551,37 +734,6 @@ async def staff_to_alert(conn: AsyncConnection, school_id: str, vendor: str) -> 
     ).order_by(users.c.id))
 
 
-# -- outbox ------------------------------------------------------------------------------------
-async def enqueue(conn: AsyncConnection, rows: Sequence[Row], *, revive: bool = False) -> None:
-    """Insert outbox rows; a row whose ``dedupe_key`` is already there is skipped, unless
-    ``revive`` and that row was withdrawn unsent: then it is pending again (a reminder of an
-    occurrence moved away and back)."""
-    if not rows:
-        return
-    insert = (pg_insert(outbox) if conn.dialect.name == "postgresql"
-              else sqlite_insert(outbox))
-    if not revive:
-        await conn.execute(insert.on_conflict_do_nothing(index_elements=["dedupe_key"]),
-                           list(rows))
-        return
-    await conn.execute(insert.on_conflict_do_update(
-        index_elements=["dedupe_key"],
-        set_={"cancelled_at": None, "due_at": insert.excluded.due_at,
-              "next_attempt_at": insert.excluded.next_attempt_at},
-        where=sa.and_(outbox.c.cancelled_at.is_not(None), outbox.c.sent_at.is_(None)),
-    ), list(rows))
-
-
-async def cancel_pending(conn: AsyncConnection, key_prefixes: Iterable[str],
-                         at: datetime) -> None:
-    """Withdraw unsent outbox rows whose ``dedupe_key`` starts with one of the prefixes."""
-    for prefix in key_prefixes:
-        await conn.execute(sa.update(outbox).where(
-            outbox.c.dedupe_key.startswith(prefix, autoescape=True),
-            outbox.c.sent_at.is_(None), outbox.c.cancelled_at.is_(None),
-        ).values(cancelled_at=at))
-
-
 # -- parent links and feeds --------------------------------------------------------------------
 async def insert_parent_link(conn: AsyncConnection, values: Row) -> None:
     await conn.execute(m.parent_links.insert().values(**values))
@@ -640,7 +792,8 @@ async def starting_between(conn: AsyncConnection, start: datetime, end: datetime
     people = await _all(conn, sa.select(who.c.series_id, who.c.student_id, enr.c.language)
                         .join(ser, ser.c.id == who.c.series_id)
                         .outerjoin(enr, sa.and_(enr.c.student_id == who.c.student_id,
-                                                enr.c.offer_id == ser.c.offer_id))
+                                                enr.c.offer_id == ser.c.offer_id,
+                                                enr.c.withdrawn_at.is_(None)))
                         .where(who.c.series_id.in_(series_ids or [""]))
                         .order_by(who.c.student_id))
     by_series: dict[str, list[Row]] = defaultdict(list)
@@ -680,3 +833,139 @@ async def feed_series(conn: AsyncConnection, owner_kind: str, owner_id: str) -> 
         s["occurrences"] = by_series[s["id"]]
         s["changes"] = int(counts.get(s["id"], 0))
     return found
+
+
+# == leaving, withdrawals, feeds by id, the parent links job ===================================
+# (issue #11's changes and safeguards: broker/scheduler/leaving.py, feeds.py, parents.py)
+async def groups_with(conn: AsyncConnection, student_id: str, offer_id: str) -> list[Row]:
+    """The groups of ``offer_id`` that ``student_id`` is a member of, with their members."""
+    grp, mem = m.tutoring_groups, m.group_members
+    ids = [r["id"] for r in await _all(conn, sa.select(grp.c.id).join(
+        mem, mem.c.group_id == grp.c.id).where(
+        mem.c.student_id == student_id, grp.c.offer_id == offer_id).order_by(grp.c.id))]
+    return [g for g in [await group(conn, i) for i in ids] if g is not None]
+
+
+async def remove_member(conn: AsyncConnection, group_id: str, student_id: str,
+                        accommodations: str) -> None:
+    """A student leaves a group; ``accommodations`` is the remaining members' union."""
+    await conn.execute(sa.delete(m.group_members).where(
+        m.group_members.c.group_id == group_id, m.group_members.c.student_id == student_id))
+    await conn.execute(sa.update(m.tutoring_groups).where(m.tutoring_groups.c.id == group_id)
+                       .values(accommodations=accommodations))
+
+
+async def series_booked_for(conn: AsyncConnection, student_id: str, offer_id: str
+                            ) -> list[Row]:
+    """Every series of ``offer_id`` booked for ``student_id`` (a group's, alone or not, or
+    a home-based one), with its students."""
+    ser, who = m.booking_series, m.booking_students
+    found = await _all(conn, sa.select(ser).join(who, who.c.series_id == ser.c.id).where(
+        who.c.student_id == student_id, ser.c.offer_id == offer_id).order_by(ser.c.id))
+    for s in found:
+        s["students"] = await series_students(conn, s["id"])
+    return found
+
+
+async def continue_series(conn: AsyncConnection, values: Row, student_ids: Sequence[str],
+                          occurrence_ids: Sequence[str]) -> None:
+    """A new series ``values`` for ``student_ids`` takes over the given occurrences (their
+    ids, times, status and attendance stay; only the series they belong to changes)."""
+    await conn.execute(m.booking_series.insert().values(**values))
+    if student_ids:
+        await conn.execute(m.booking_students.insert(), [
+            {"series_id": values["id"], "student_id": s} for s in student_ids
+        ])
+    if occurrence_ids:
+        await conn.execute(sa.update(m.occurrences).where(
+            m.occurrences.c.id.in_(list(occurrence_ids))).values(series_id=values["id"]))
+
+
+async def enrolment_row(conn: AsyncConnection, offer_id: str, student_id: str) -> Row | None:
+    """The student's enrolment in the offer that is not withdrawn, or ``None``."""
+    return (await enrolments(conn, offer_id, [student_id])).get(student_id)
+
+
+async def enrolment_history(conn: AsyncConnection, student_id: str) -> list[Row]:
+    """Every enrolment of a student, withdrawn ones included, oldest first."""
+    table = m.enrolments
+    return await _all(conn, sa.select(table).where(table.c.student_id == student_id)
+                      .order_by(table.c.enrolled_at, table.c.id))
+
+
+async def withdraw_enrolment(conn: AsyncConnection, enrolment_id: str, by: str, at: datetime,
+                             reason: str) -> bool:
+    """Mark an enrolment withdrawn; ``False`` if it already was (a race lost)."""
+    table = m.enrolments
+    done = await conn.execute(sa.update(table).where(
+        table.c.id == enrolment_id, table.c.withdrawn_at.is_(None),
+    ).values(withdrawn_at=at, withdrawn_by=by[:64], withdraw_reason=reason[:200]))
+    return bool(done.rowcount)
+
+
+async def feeds_of(conn: AsyncConnection, owner_kind: str, owner_id: str) -> list[Row]:
+    """An owner's feeds that are not revoked, newest first (hash, created, last used)."""
+    table = m.calendar_feeds
+    return await _all(conn, sa.select(table).where(
+        table.c.owner_kind == owner_kind, table.c.owner_id == owner_id,
+        table.c.revoked_at.is_(None),
+    ).order_by(table.c.created_at.desc(), table.c.token_hash))
+
+
+async def revoke_feed(conn: AsyncConnection, token_hash: str, at: datetime) -> int:
+    """Revoke one feed by its token's hash (0 if unknown or already revoked)."""
+    table = m.calendar_feeds
+    done = await conn.execute(sa.update(table).where(
+        table.c.token_hash == token_hash, table.c.revoked_at.is_(None)).values(revoked_at=at))
+    return int(done.rowcount)
+
+
+async def touch_feed(conn: AsyncConnection, token_hash: str, at: datetime,
+                     unless_after: datetime) -> None:
+    """Record a feed's use at ``at``, unless one was recorded after ``unless_after``."""
+    table = m.calendar_feeds
+    await conn.execute(sa.update(table).where(
+        table.c.token_hash == token_hash,
+        sa.or_(table.c.last_used_at.is_(None), table.c.last_used_at <= unless_after),
+    ).values(last_used_at=at))
+
+
+async def links_to_expire(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+    """Ids of links past their expiry, never used or revoked, not yet marked expired."""
+    table = m.parent_links
+    return [r["id"] for r in await _all(conn, sa.select(table.c.id).where(
+        table.c.expires_at <= now, table.c.used_at.is_(None), table.c.revoked_at.is_(None),
+        table.c.expired_at.is_(None),
+    ).order_by(table.c.expires_at, table.c.id).limit(limit))]
+
+
+async def mark_links_expired(conn: AsyncConnection, ids: Sequence[str], now: datetime) -> int:
+    """Mark the given links expired (again checking that they still qualify)."""
+    table = m.parent_links
+    if not ids:
+        return 0
+    done = await conn.execute(sa.update(table).where(
+        table.c.id.in_(list(ids)), table.c.expires_at <= now, table.c.used_at.is_(None),
+        table.c.revoked_at.is_(None), table.c.expired_at.is_(None),
+    ).values(expired_at=now))
+    return int(done.rowcount)
+
+
+async def links_to_purge(conn: AsyncConnection, expired_before: datetime,
+                         limit: int) -> list[str]:
+    """Ids (hashes) of links whose expiry is before ``expired_before``."""
+    table = m.parent_links
+    return [r["id"] for r in await _all(conn, sa.select(table.c.id).where(
+        table.c.expires_at < expired_before).order_by(table.c.expires_at, table.c.id)
+        .limit(limit))]
+
+
+async def delete_links(conn: AsyncConnection, ids: Sequence[str], expired_before: datetime
+                       ) -> int:
+    """Delete the given links (their hashes), if still expired before ``expired_before``."""
+    table = m.parent_links
+    if not ids:
+        return 0
+    done = await conn.execute(sa.delete(table).where(
+        table.c.id.in_(list(ids)), table.c.expires_at < expired_before))
+    return int(done.rowcount)

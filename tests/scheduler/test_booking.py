@@ -231,7 +231,7 @@ async def test_racing_bookings_for_one_tutor_book_once(
         "grade_band": "9-10", "tutor": "t1", "students": ["st3", "st5"]})
     entered: list[str] = []
     both_in = asyncio.Event()
-    real_lock, real_busy = store.lock_people, store.tutor_busy
+    real_lock, real_busy = store.lock_people, store.busy
 
     async def lock_people(conn: Any, tutors: Any, students: Any) -> None:
         entered.append("x")
@@ -239,12 +239,12 @@ async def test_racing_bookings_for_one_tutor_book_once(
             both_in.set()
         await real_lock(conn, tutors, students)
 
-    async def tutor_busy(*args: Any, **kwargs: Any) -> Any:
+    async def busy(*args: Any, **kwargs: Any) -> Any:
         await asyncio.wait_for(both_in.wait(), timeout=30)  # a guard, not a clock
         return await real_busy(*args, **kwargs)
 
     monkeypatch.setattr(store, "lock_people", lock_people)
-    monkeypatch.setattr(store, "tutor_busy", tutor_busy)
+    monkeypatch.setattr(store, "busy", busy)
     results = await asyncio.gather(
         booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES}),
         booking.book_series(ctx, DESIGNEE, {"group": other["id"], **SERIES, "start": "15:45"}),
