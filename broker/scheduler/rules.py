@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -123,10 +124,13 @@ def hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+@lru_cache(maxsize=8192)
 def local_instant(day: date, minute: int, zone: str) -> datetime:
     """The UTC instant of wall-clock ``minute`` on ``day`` in ``zone``; :class:`BadRecurrence`
     if that wall-clock time does not exist there (a spring-forward gap). In the autumn
-    repeat the first (daylight) instance is taken."""
+    repeat the first (daylight) instance is taken. Memoised (a pure function of its
+    arguments; the district's bookings repeat the same few times of day on the same
+    days), refusals are not."""
     tz = zone_of(zone)
     wall = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=tz)
     instant = wall.astimezone(UTC)
@@ -165,21 +169,29 @@ def expand(rule: str, first_day: date, start_min: int, minutes: int, zone: str,
     if not 1 <= minutes <= MAX_SESSION_MIN or not 0 <= start_min < 24 * 60:
         raise BadRecurrence("a session lasts 1 to 240 minutes and starts within the day")
     zone_of(zone)
+    return [slot(day, start_min, minutes, zone)
+            for day in _local_days(text, first_day, start_min, last_day)]
+
+
+@lru_cache(maxsize=1024)
+def _local_days(text: str, first_day: date, start_min: int, last_day: date) -> tuple[date, ...]:
+    """The local days of RRULE ``text`` from ``first_day`` at ``start_min`` up to
+    ``last_day`` (memoised: many series share a rule and a first day)."""
     start = datetime.combine(first_day, time(start_min // 60, start_min % 60))
     try:
         recurrence = rrulestr(text, dtstart=start, ignoretz=True)
     except (ValueError, TypeError) as exc:
         raise BadRecurrence(f"rrule does not parse: {exc}") from exc
-    out: list[Slot] = []
+    out: list[date] = []
     for when in recurrence:
         if when.date() > last_day:
             break
         if len(out) == MAX_OCCURRENCES:
             raise BadRecurrence(f"a series has at most {MAX_OCCURRENCES} occurrences")
-        out.append(slot(when.date(), start_min, minutes, zone))
+        out.append(when.date())
     if not out:
         raise BadRecurrence("the rule gives no occurrence inside the term")
-    return out
+    return tuple(out)
 
 
 def weekly_rule(weekdays: Iterable[int], *, count: int | None = None,
