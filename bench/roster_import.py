@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.results import RESULTS, write_section
+from bench.scratch_db import pg_reachable, scratch_postgres
 from routing.grades import grade_code
 from routing.oneroster import ORGS_HEADER, USERS_HEADER
 
 SECTION = "## Roster import"
 GOAL_SECONDS = 60.0
 GOAL_MIB = 1024.0
-PG_ADMIN = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 SPANS = [(0, 5)] * 14 + [(0, 6), (0, 8), (0, 8), (6, 8), (6, 8), (6, 8), (9, 12), (9, 12)]
 
 
@@ -187,24 +187,6 @@ def _child(url: str, bundle: Path) -> dict[str, Any]:
     return result
 
 
-def _pg_reachable() -> bool:
-    from tests.services import reachable
-
-    return reachable(PG_ADMIN, 5432)
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    from tests.services import asyncpg_dsn
-
-    conn = await asyncpg.connect(asyncpg_dsn(PG_ADMIN))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def run(students: int = 400_000) -> dict[str, Any]:
     """Generate a bundle of ``students`` students, import it into SQLite and (if reachable)
     PostgreSQL, each in a fresh process; return the figures."""
@@ -216,16 +198,9 @@ def run(students: int = 400_000) -> dict[str, Any]:
         results["generate_s"] = round(time.perf_counter() - started, 2)
         results["bundle_mib"] = round(sum(p.stat().st_size for p in bundle.iterdir()) / 2**20, 1)
         results["sqlite"] = _child(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", bundle)
-        if _pg_reachable():
-            from tests.services import asyncpg_dsn
-
-            name = f"hh_bench_{uuid.uuid4().hex[:8]}"
-            asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-            try:
-                base = asyncpg_dsn(PG_ADMIN).rsplit("/", 1)[0].split("://", 1)[1]
-                results["postgres"] = _child(f"postgresql+asyncpg://{base}/{name}", bundle)
-            finally:
-                asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if pg_reachable():
+            with scratch_postgres(f"hh_bench_{uuid.uuid4().hex[:8]}") as url:
+                results["postgres"] = _child(url, bundle)
         else:
             results["postgres"] = None
     return results
