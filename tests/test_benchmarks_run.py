@@ -42,3 +42,23 @@ def test_bell_benchmark_quick_mode_runs(tmp_path: Path) -> None:
     """bench.bell at 20 rooms (100 people): the rooms open and everyone is told."""
     text = quick_run(tmp_path, ["bench.bell", "--quick"], 180)
     assert "## The bell" in text and "| 100 / 100 |" in text
+
+
+def test_scheduler_benchmark_quick_mode_runs(tmp_path: Path) -> None:
+    """A few schools over four weeks on SQLite: the district is set up and booked through
+    the scheduler, the views, the 12-occurrence sample and the refused collisions run, and
+    only the "## Scheduler" section of the results file is written."""
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Other\n\nkept\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.scheduler", "--quick", "--backends", "sqlite",
+         "--results", str(results)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = results.read_text(encoding="utf-8")
+    assert "## Other\n\nkept" in text and "## Scheduler" in text
+    assert "| set-up + booking s |" in text and "overlap_tutor 2" in text
