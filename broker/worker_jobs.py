@@ -57,6 +57,8 @@ def registered_jobs(ctx: WorkerContext) -> list[Job]:
         Job("outbox_send", C.OUTBOX_EVERY_S, partial(drain, ctx.engine, ctx.sender)),
         Job("scheduler_attendance", 60.0, partial(scheduler_jobs.close_attendance, ctx.engine)),
         Job("scheduler_reminders", 300.0, partial(scheduler_jobs.queue_reminders, ctx.engine)),
+        Job("scheduler_parent_links", 3600.0,
+            partial(scheduler_jobs.expire_parent_links, ctx.engine)),
         Job("scheduler_rooms", ROOMS_EVERY_S, partial(rooms.run_rooms, ctx.engine)),
     ]
 

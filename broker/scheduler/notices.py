@@ -34,6 +34,7 @@ def N_(text: str) -> str:
 SUBJECTS = {
     "booked": N_("Tutoring sessions booked"),
     "cancelled": N_("Tutoring session cancelled"),
+    "cancelled_rest": N_("Tutoring sessions cancelled"),
     "moved": N_("Tutoring session moved"),
     "reminder": N_("Tutoring session reminder"),
     "tutor_no_show": N_("A tutor missed a booked session"),
@@ -41,6 +42,8 @@ SUBJECTS = {
 BODIES = {
     "booked": N_("%(count)s sessions are booked, the first on %(when)s."),
     "cancelled": N_("The session on %(when)s is cancelled (%(reason)s)."),
+    "cancelled_rest": N_("The %(count)s sessions from %(when)s on are cancelled "
+                         "(%(reason)s)."),
     "moved": N_("The session on %(old)s is moved to %(when)s."),
     "reminder": N_("Your tutoring session starts on %(when)s."),
     "tutor_no_show": N_("The tutor did not join the session of %(when)s."),
@@ -50,6 +53,9 @@ REASONS = {
     "break": N_("school break"),
     "no_school": N_("no school"),
     "rescheduled": N_("rescheduled"),
+    "removed": N_("no longer in the group"),
+    "withdrawn": N_("enrolment withdrawn"),
+    "group_empty": N_("no students left in the group"),
 }
 
 

@@ -14,11 +14,17 @@ Guarantees:
   every rule (:func:`broker.scheduler.booking.book`) and marks the link used, in one
   transaction: a refused booking leaves the link usable and nothing written.
 * Issuing a link is audited (it gives access to a child's enrolment).
+* Through a link that has not expired and was not revoked (used or not: the link that
+  booked), the parent withdraws the child's enrolment in a home-based offer the link
+  covers (:func:`withdraw_from_link`), with the same effects as a withdrawal by staff.
+* :func:`expire_links` (a worker job) marks links past their expiry and never used
+  ``expired``, and deletes links (their hashes) expired longer than the retention period;
+  one transaction per batch, idempotent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -29,7 +35,7 @@ from broker import audit
 from broker.errors import InvalidPayload, NotFound
 from broker.identity import Identity
 from broker.ids import new_id
-from broker.scheduler import booking, inputs, parent_links, policy, rules, store
+from broker.scheduler import booking, inputs, leaving, parent_links, policy, rules, store
 from broker.scheduler.errors import ParentLinkExpired, ParentLinkInvalid
 from broker.scheduler.service import Scheduler
 
@@ -88,13 +94,17 @@ async def revoke_links(ctx: Scheduler, actor: Identity, student_id: str,
     return {"revoked": count}
 
 
-async def _link(conn: AsyncConnection, ctx: Scheduler, token: object) -> dict[str, Any]:
+async def _link(conn: AsyncConnection, ctx: Scheduler, token: object, *,
+                used_ok: bool = False) -> dict[str, Any]:
+    """The link's row if it is genuine, known, unexpired, not revoked and (unless
+    ``used_ok``) unused."""
     now = ctx.now()
     link_id = parent_links.verify(ctx.secret, token, now)
     row = await store.parent_link(conn, link_id)
     if row is None:
         raise ParentLinkInvalid("this link is not valid")
-    if row["used_at"] is not None or row["revoked_at"] is not None or row["expires_at"] <= now:
+    used = row["used_at"] is not None and not used_ok
+    if used or row["revoked_at"] is not None or row["expires_at"] <= now:
         raise ParentLinkExpired("this link has been used or withdrawn")
     return row
 
@@ -215,3 +225,58 @@ async def book_from_link(ctx: Scheduler, token: object, spec: Mapping[str, Any]
         if not await store.use_parent_link(conn, link["id"], now):
             raise ParentLinkExpired("this link has been used or withdrawn")
     return booked.view()
+
+
+# -- a parent withdraws; the links job ---------------------------------------------------------
+async def withdraw_from_link(ctx: Scheduler, token: object, spec: Mapping[str, Any]
+                             ) -> dict[str, Any]:
+    """Withdraw the link's child from ``offer`` (optional when the child is enrolled in
+    only one home-based offer the link covers), with ``reason``: sessions from now on are
+    cancelled with notices, the enrolment is marked withdrawn by ``parent-link:<id>``."""
+    chosen = inputs.optional_ident(spec, "offer")
+    reason = inputs.text(spec, "reason", 200, "")
+    now = ctx.now()
+    async with ctx.engine.begin() as conn:
+        link = await _link(conn, ctx, token, used_ok=True)
+        student = link["student_id"]
+        homes = await store.offers(conn, programme=booking.HOME_BASED)
+        enrolled = [o["id"] for o in homes
+                    if await store.enrolment_row(conn, o["id"], student) is not None]
+        offer_id = leaving.offers_to_withdraw(link["offer_id"], enrolled, chosen)
+        offer = next(o for o in homes if o["id"] == offer_id)
+        row = await store.enrolment_row(conn, offer_id, student)
+        assert row is not None  # read above, in this transaction
+        done = await leaving.withdraw_enrolment_in(
+            conn, offer, row, f"parent-link:{link['id'][:16]}", now, reason)
+    return {k: v for k, v in done.items() if k != "student"}
+
+
+async def expire_links(ctx: Scheduler, batch: int = 500, max_batches: int = 20
+                       ) -> dict[str, int]:
+    """Mark links past their expiry and never used or revoked ``expired``, then delete
+    every link whose expiry is older than ``ctx.link_retention`` (the secret's hash goes
+    with it). One transaction per batch of at most ``batch`` links, at most
+    ``max_batches`` of each, so a round ends; running it again changes nothing new."""
+    now = ctx.now()
+    before = now - ctx.link_retention
+    expired = await _in_batches(
+        ctx, lambda conn: store.links_to_expire(conn, now, batch),
+        lambda conn, ids: store.mark_links_expired(conn, ids, now), batch, max_batches)
+    purged = await _in_batches(
+        ctx, lambda conn: store.links_to_purge(conn, before, batch),
+        lambda conn, ids: store.delete_links(conn, ids, before), batch, max_batches)
+    return {"expired": expired, "purged": purged}
+
+
+async def _in_batches(ctx: Scheduler, pick: Callable[[AsyncConnection], Awaitable[list[str]]],
+                      act: Callable[[AsyncConnection, list[str]], Awaitable[int]],
+                      batch: int, max_batches: int) -> int:
+    """``act`` on what ``pick`` finds, one transaction per batch, until a batch is short."""
+    done = 0
+    for _ in range(max_batches):
+        async with ctx.engine.begin() as conn:
+            ids = await pick(conn)
+            done += await act(conn, ids)
+        if len(ids) < batch:
+            break
+    return done

@@ -49,3 +49,13 @@ def reader_school(actor: Identity) -> str | None:
     if not scope.reads_student_records:
         raise NotAllowed("vendor managers do not read students' records")
     return scope.school
+
+
+def withdrawal(actor: Identity, programme: str, school_id: str) -> None:
+    """Who withdraws an enrolment: in a school-based offer the student's school's staff or
+    the district (the school enrolled them); in a home-based offer the district only (a
+    parent enrolled the child, and withdraws through their link, not an account)."""
+    if programme == "school_based":
+        school(actor, school_id)
+    elif staff_scope(actor).kind != "district":
+        raise NotAllowed("a home-based enrolment is withdrawn by the district or the parent")

@@ -22,6 +22,7 @@ Clock = Callable[[], datetime]
 
 ATTENDANCE_GRACE = timedelta(minutes=5)
 PARENT_LINK_TTL = timedelta(days=14)
+PARENT_LINK_RETENTION = timedelta(days=90)  # after expiry, then the link's hash is deleted
 REMINDER_LEAD = timedelta(hours=24)
 
 
@@ -38,6 +39,7 @@ class Scheduler:
     clock: Clock = field(default=utc_now)
     grace: timedelta = ATTENDANCE_GRACE
     link_ttl: timedelta = PARENT_LINK_TTL
+    link_retention: timedelta = PARENT_LINK_RETENTION
     reminder_lead: timedelta = REMINDER_LEAD
 
     def now(self) -> datetime:
