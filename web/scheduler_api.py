@@ -22,6 +22,9 @@ POST     ``/api/scheduler/availability/import?format=csv|json``  many tutors, wh
 POST     ``/api/scheduler/offers/{offer}/enrolments``      enrol students
 POST     ``/api/scheduler/groups``                         form a group
 POST     ``/api/scheduler/groups/{group}/members``         add a student (and to its series)
+POST     ``/api/scheduler/groups/{group}/members/{student}/remove``  from a date on
+POST     ``/api/scheduler/offers/{offer}/enrolments/{student}/withdraw``  end an enrolment
+GET      ``/api/scheduler/students/{student}/enrolments``  enrolments, withdrawn too (audited)
 POST     ``/api/scheduler/series``                         book a series or appointment
 GET      ``/api/scheduler/series/{series}``                series, occurrences, history
 POST     ``/api/scheduler/occurrences/{occurrence}/{action}``  cancel, reschedule,
@@ -34,8 +37,12 @@ POST     ``/api/scheduler/parent-links``                   issue a parent link
 DELETE   ``/api/scheduler/parent-links/{student}``         withdraw a student's links
 GET      ``/api/parent/{token}``                           the parent's view and open slots
 POST     ``/api/parent/{token}/book``                      book through the link
+POST     ``/api/parent/{token}/withdraw``                  withdraw the child (home-based)
 POST     ``/api/scheduler/feeds``                          a new feed token
+GET      ``/api/scheduler/feeds/{kind}/{owner}``           an owner's feeds (no secrets)
 DELETE   ``/api/scheduler/feeds/{kind}/{owner}``           revoke an owner's feeds
+DELETE   ``/api/scheduler/feeds/{kind}/{owner}/{feed}``    revoke one feed by its id
+POST     ``/api/scheduler/feeds/revoke``                   revoke one feed by its token
 GET      ``/feeds/{token}.ics``                            the iCalendar feed
 =======  ================================================  ===================================
 """
@@ -56,6 +63,7 @@ from broker.scheduler import (
     enrolment,
     feeds,
     inputs,
+    leaving,
     parents,
     reports,
     setup,
@@ -318,6 +326,59 @@ async def feed(request: web.Request) -> web.StreamResponse:
                         headers=NO_STORE)
 
 
+# -- leaving, withdrawals, single feeds (issue #11's changes) -------------------------------------
+async def remove_member(request: web.Request) -> web.StreamResponse:
+    return _json(await leaving.remove_from_group(
+        _ctx(request), await _who(request), _param(request, "group"),
+        _param(request, "student"), await _body(request), _endpoint(request)))
+
+
+async def withdraw_enrolment(request: web.Request) -> web.StreamResponse:
+    return _json(await leaving.withdraw_enrolment(
+        _ctx(request), await _who(request), _param(request, "offer"),
+        _param(request, "student"), await _body(request), _endpoint(request)))
+
+
+async def student_enrolments(request: web.Request) -> web.StreamResponse:
+    return _json(await leaving.enrolment_history(
+        _ctx(request), await _who(request), _param(request, "student"), _endpoint(request)))
+
+
+async def parent_withdraw(request: web.Request) -> web.StreamResponse:
+    return _json(await parents.withdraw_from_link(
+        _ctx(request), request.match_info["token"], await _body(request)))
+
+
+async def list_feeds(request: web.Request) -> web.StreamResponse:
+    return _json(await feeds.list_feeds(
+        _ctx(request), await _who(request), request.match_info["kind"],
+        _param(request, "owner"), _endpoint(request)))
+
+
+async def revoke_feed(request: web.Request) -> web.StreamResponse:
+    return _json(await feeds.revoke_feed(
+        _ctx(request), await _who(request),
+        owner=(request.match_info["kind"], _param(request, "owner")),
+        feed_id=_param(request, "feed")))
+
+
+async def revoke_feed_by_token(request: web.Request) -> web.StreamResponse:
+    spec = await _body(request)
+    return _json(await feeds.revoke_feed(_ctx(request), await _who(request),
+                                         token=inputs.text(spec, "token", 64)))
+
+
+def setup_leaving_routes(r: web.UrlDispatcher) -> None:
+    """The routes of the block above."""
+    r.add_post(f"{P}/groups/{{group}}/members/{{student}}/remove", remove_member)
+    r.add_post(f"{P}/offers/{{offer}}/enrolments/{{student}}/withdraw", withdraw_enrolment)
+    r.add_get(f"{P}/students/{{student}}/enrolments", student_enrolments)
+    r.add_post("/api/parent/{token}/withdraw", parent_withdraw)
+    r.add_post(f"{P}/feeds/revoke", revoke_feed_by_token)
+    r.add_get(f"{P}/feeds/{{kind}}/{{owner}}", list_feeds)
+    r.add_delete(f"{P}/feeds/{{kind}}/{{owner}}/{{feed}}", revoke_feed)
+
+
 def setup_scheduler_api(app: web.Application, scheduler: SchedulerGetter,
                         identify: Identify = signed_in) -> None:
     """Mount the scheduler's routes; ``scheduler`` gives the context at request time."""
@@ -351,3 +412,4 @@ def setup_scheduler_api(app: web.Application, scheduler: SchedulerGetter,
     r.add_get("/api/parent/{token}", parent_view)
     r.add_post("/api/parent/{token}/book", parent_book)
     r.add_get("/feeds/{token}.ics", feed)
+    setup_leaving_routes(r)
