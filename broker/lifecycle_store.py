@@ -75,6 +75,16 @@ class Accepted:
     over_capacity: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Resent:
+    """The message a ``client_id`` already made (:meth:`LifecycleStore.add_message`)."""
+
+    seq: int
+    sender: str  # as buffered: "student", "tutor", or a booked room's student slot
+    text: str
+    at: float
+
+
 def _bound(table: sa.Table, names: Sequence[str]) -> dict[str, Any]:
     """SET clause of bind parameters ``v_<column>`` (column names are reserved for VALUES)."""
     return {n: sa.bindparam("v_" + n, type_=table.c[n].type) for n in names}
@@ -146,10 +156,16 @@ class LifecycleStore:
         )
         self._insert_session = s.insert()
         # -- messages ----------------------------------------------------------------------
+        # A resend of a message its client already got numbered (same ``client_id``) counts
+        # nothing: ``m.client_id = NULL`` is never true, so a message without one passes.
+        resent = sa.exists().where(
+            m.c.session_id == sa.bindparam("sid"),
+            m.c.client_id == sa.bindparam("cid", type_=m.c.client_id.type),
+        )
         self._count_message = {
             sender: (
                 s.update()
-                .where(s.c.id == sa.bindparam("sid"), s.c.ended_at.is_(None))
+                .where(s.c.id == sa.bindparam("sid"), s.c.ended_at.is_(None), ~resent)
                 .values(
                     seq=s.c.seq + 1,
                     **{f"messages_{sender}": s.c[f"messages_{sender}"] + 1},
@@ -175,7 +191,7 @@ class LifecycleStore:
         }
         seq_text = sa.cast(s.c.seq, sa.String())
         self._buffer_message = m.insert().from_select(
-            ["id", "session_id", "seq", "sender", "text", "at"],
+            ["id", "session_id", "seq", "sender", "text", "at", "client_id"],
             sa.select(
                 s.c.id.concat(".").concat(seq_text),
                 s.c.id,
@@ -183,6 +199,7 @@ class LifecycleStore:
                 sa.bindparam("sender", type_=m.c.sender.type),
                 sa.bindparam("text", type_=m.c.text.type),
                 sa.bindparam("at", type_=m.c.at.type),
+                sa.bindparam("cid", type_=m.c.client_id.type),
             ).where(s.c.id == sa.bindparam("sid")),
         )
         # -- end ---------------------------------------------------------------------------
@@ -293,26 +310,55 @@ class LifecycleStore:
     # -- messages ------------------------------------------------------------------------
     async def add_message(
         self, session_id: str, sender: str, text: str, when: float, accepted_at: float,
-        *, buffered_as: str | None = None,
-    ) -> int | None:
+        *, buffered_as: str | None = None, client_id: str | None = None,
+    ) -> int | Resent | None:
         """Count the message and buffer it with the next sequence number of its session;
         return that number, or ``None`` (nothing written) if the session is not open.
         ``sender`` is the role counted; the buffer records ``buffered_as`` instead when
-        given (a booked room's student slot, see :mod:`broker.rooms`; at most 8 chars)."""
-        params: dict[str, Any] = {"sid": session_id, "chars": len(text), "now": at(when)}
+        given (a booked room's student slot, see :mod:`broker.rooms`; at most 8 chars).
+
+        At most once per ``client_id``: if the session already has a message with that
+        ``client_id`` (the client resent after losing the acknowledgement), nothing is
+        written and the earlier message is returned as a :class:`Resent`, whether the two
+        sends raced on one process (one lane: the second sees the first's row) or on two
+        (PostgreSQL: the second waited on the session row's lock, then the unique index
+        refuses its insert; its unit, retried alone, finds the first's row)."""
+        params: dict[str, Any] = {
+            "sid": session_id, "chars": len(text), "now": at(when), "cid": client_id,
+        }
         if sender == "tutor":
             params.update(now2=at(when), delta=max(0.0, when - accepted_at))
-        outcome = await self.writer.write([
-            Step(self._count_message[sender], params, expect=1, returning=True),
-            Step(
-                self._buffer_message,
-                {"sid": session_id, "sender": buffered_as or sender, "text": text,
-                 "at": at(when)},
-            ),
-        ], key=session_id)
+        try:
+            outcome = await self.writer.write([
+                Step(self._count_message[sender], params, expect=1, returning=True),
+                Step(
+                    self._buffer_message,
+                    {"sid": session_id, "sender": buffered_as or sender, "text": text,
+                     "at": at(when), "cid": client_id},
+                ),
+            ], key=session_id)
+        except sa.exc.IntegrityError:
+            if client_id is None:
+                raise
+            return await self.message_by_client_id(session_id, client_id)
         if not outcome.ok:
+            if client_id is not None:
+                return await self.message_by_client_id(session_id, client_id)
             return None
         return int(outcome.rows(0)[0][0])
+
+    async def message_by_client_id(self, session_id: str, client_id: str) -> Resent | None:
+        """The session's buffered message that its client numbered ``client_id``."""
+        m = self.messages
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                sa.select(m.c.seq, m.c.sender, m.c.text, m.c.at).where(
+                    m.c.session_id == session_id, m.c.client_id == client_id
+                )
+            )).first()
+        if row is None:
+            return None
+        return Resent(int(row.seq), str(row.sender), str(row.text), epoch(row.at) or 0.0)
 
     # -- end -----------------------------------------------------------------------------
     async def end_session(

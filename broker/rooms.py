@@ -50,10 +50,10 @@ from broker import rooms_store as store
 from broker.errors import InvalidPayload, NotAllowed, NotFound
 from broker.identity import Identity
 from broker.ids import new_id
-from broker.lifecycle_store import epoch
+from broker.lifecycle_store import Resent, epoch
 from broker.scheduler import attendance
 from broker.scheduler.service import Scheduler
-from broker.views import iso, message_view
+from broker.views import iso, message_view, resent_view
 from routing.grades import grade_band
 
 if TYPE_CHECKING:
@@ -345,19 +345,26 @@ class Rooms:
                 "messages": messages, "attendance": status,
                 "me": to_tutor if role == "tutor" else to_students}
 
-    async def send(self, identity: Identity, room: Room, text: str) -> dict[str, Any]:
-        """Number, store and relay a message to every participant (as on demand)."""
+    async def send(
+        self, identity: Identity, room: Room, text: str, client_id: str | None = None
+    ) -> dict[str, Any]:
+        """Number, store and relay a message to every participant (as on demand, at most
+        once per ``client_id``)."""
         role = self.member(identity, room)
         b = self.broker
         await b._throttle(b.chat_limiter, f"{role}:{identity.subject}", "too many messages")
         now = b.clock()
+        slot = _slot(room, identity, role)
         seq = await b.store.add_message(room.id, role, text, now, room.opened_at,
-                                        buffered_as=_slot(room, identity, role))
+                                        buffered_as=slot, client_id=client_id)
         if seq is None:
             self.forget(room.id)
             raise NotFound("no such open session of yours")
-        message = message_view(room.id, seq, role, text, now)
         to_students, to_tutor = self._sender(identity, role)
+        if isinstance(seq, Resent):
+            message = resent_view(room.id, seq, slot)
+            return {**message, "by": to_tutor if role == "tutor" else to_students}
+        message = message_view(room.id, seq, role, text, now)
         await self._tell(room, "chat:message", {**message, "by": to_students},
                          {**message, "by": to_tutor})
         return {**message, "by": to_tutor if role == "tutor" else to_students}

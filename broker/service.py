@@ -69,14 +69,21 @@ from broker.errors import (
 from broker.eta import estimate_wait_s
 from broker.identity import Identity, Tutor
 from broker.ids import new_id
-from broker.lifecycle_store import LifecycleStore, at, epoch
+from broker.lifecycle_store import LifecycleStore, Resent, at, epoch
 from broker.notifier import Notifier
 from broker.outages import OutageLog
 from broker.presence import MemoryPresence, Presence
 from broker.rooms import ROOM_WATCH_S, Room, Rooms, check_text
 from broker.settings import Settings
 from broker.throttle import Throttle, Throttles
-from broker.views import OpenSession, iso, message_view, session_view, tutor_request_view
+from broker.views import (
+    OpenSession,
+    iso,
+    message_view,
+    resent_view,
+    session_view,
+    tutor_request_view,
+)
 from routing.catalog import Catalog
 from routing.decision import HelpRequest, Routed, route
 from routing.schools import SchoolDirectory
@@ -600,21 +607,32 @@ class Broker:
             raise NotFound("no such open booked session")
         return await self.rooms.join(identity, room, after_seq)
 
-    async def send(self, identity: Identity, session_id: str, text: str) -> dict[str, Any]:
+    async def send(
+        self, identity: Identity, session_id: str, text: str, client_id: str | None = None
+    ) -> dict[str, Any]:
         """Number, store and relay a message; per session, sequence numbers increase in the
         order the messages were committed, and one connection's messages commit in the
-        order it sent them."""
+        order it sent them.
+
+        At most once per ``client_id``: a resend with the ``client_id`` of a message the
+        session already has (the sender lost the acknowledgement) is answered with that
+        message, same ``id`` and ``seq``, and relays nothing again (whoever missed it gets
+        it by gap fill, ``session:sync``)."""
         text = check_text(text, self.settings.chat_max_chars)
         room = await self._room(session_id)
         if room is not None:
-            return await self.rooms.send(identity, room, text)
+            return await self.rooms.send(identity, room, text, client_id)
         student, tutor_id, accepted_at, role = await self._participant(identity, session_id)
         await self._throttle(self.chat_limiter, f"{role}:{identity.subject}", "too many messages")
         now = self.clock()
-        seq = await self.store.add_message(session_id, role, text, now, accepted_at)
+        seq = await self.store.add_message(
+            session_id, role, text, now, accepted_at, client_id=client_id
+        )
         if seq is None:
             self._participants.pop(session_id, None)
             raise NotFound("no such open session of yours")
+        if isinstance(seq, Resent):
+            return resent_view(session_id, seq, role)
         message = message_view(session_id, seq, role, text, now)
         await self.notifier.to_student(student, "chat:message", message)
         await self.notifier.to_tutor(tutor_id, "chat:message", message)

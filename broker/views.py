@@ -11,7 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from broker.lifecycle_store import epoch
+from broker.errors import Conflict
+from broker.lifecycle_store import Resent, epoch
 from routing.grades import grade_band
 
 
@@ -120,3 +121,13 @@ def message_view(session_id: str, seq: int, sender: str, text: str, at: float) -
         "text": text,
         "at": iso(at),
     }
+
+
+def resent_view(session_id: str, resent: Resent, sender: str) -> dict[str, Any]:
+    """The message a resent ``client_id`` already made, as its sender first got it; a
+    ``client_id`` that another participant's message carries is refused (``conflict``),
+    so nobody is answered with someone else's words."""
+    if resent.sender != sender:
+        raise Conflict("that client_id is another message's")
+    role = "tutor" if sender == "tutor" else "student"
+    return message_view(session_id, resent.seq, role, resent.text, resent.at)

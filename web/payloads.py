@@ -42,6 +42,17 @@ def ident(data: dict[str, Any], key: str) -> str:
     return value
 
 
+def client_id(data: dict[str, Any], key: str = "client_id") -> str | None:
+    """An optional id the client chose (a message's, for at-most-once resends): at most
+    40 characters of letters, digits, ``-`` and ``_``; ``None`` when absent."""
+    if data.get(key) is None:
+        return None
+    value = text(data, key, max_len=40)
+    if not value.replace("-", "").replace("_", "").isalnum() or not value.isascii():
+        raise InvalidPayload(f"'{key}' is not a valid id", field=key)
+    return value
+
+
 def boolean(data: dict[str, Any], key: str) -> bool | None:
     value = data.get(key)
     if value is None:

@@ -408,6 +408,7 @@ class SocketGateway:
             who,
             p.ident(data, "session_id"),
             p.text(data, "text", max_len=self.settings.chat_max_chars),
+            client_id=p.client_id(data),
         )
         return {"message": message}
 

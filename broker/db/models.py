@@ -225,6 +225,11 @@ class ChatMessageRow(Base):
     in the same transaction, unless the district turned on retention."""
 
     __tablename__ = "chat_messages"
+    __table_args__ = (
+        # A client's own id for a message, unique in its session: a resend after a lost
+        # acknowledgement finds the message it already made instead of making a second.
+        Index("uq_chat_messages_client", "session_id", "client_id", unique=True),
+    )
 
     # The relayed message id: "<session id>.<sequence number>".
     id: Mapped[str] = mapped_column(String(48), primary_key=True)
@@ -237,6 +242,9 @@ class ChatMessageRow(Base):
     sender: Mapped[str] = mapped_column(String(8))
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # The sender's ``client_id`` on ``chat:send`` (``None`` when it gave none): never sent
+    # to anyone, only compared (broker.lifecycle_store.LifecycleStore.add_message).
+    client_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class TutorStateRow(Base):

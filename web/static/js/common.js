@@ -188,3 +188,20 @@ export function enterSends(textarea, form) {
     }
   });
 }
+
+// The client id of the message being sent (chat:send's client_id): the same text sent again
+// after a lost acknowledgement (a timeout, a dropped connection) reuses it, so the server
+// answers with the message it already made instead of a second copy; a new text gets a
+// new id. crypto.getRandomValues works on plain http too (randomUUID does not).
+export class Outgoing {
+  constructor() { this.text = null; this.id = null; }
+  idFor(text) {
+    if (text !== this.text) {
+      const bytes = crypto.getRandomValues(new Uint8Array(16));
+      this.id = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+      this.text = text;
+    }
+    return this.id;
+  }
+  sent() { this.text = null; this.id = null; }
+}

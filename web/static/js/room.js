@@ -14,7 +14,7 @@
 // * The room ends once, whichever says so first: session:ended, a sync, or a refused join.
 // Every value from the server is inserted as text (common.js `el`).
 import { t, fmtTime, fmtDuration } from "./i18n.js";
-import { el, say, call, insertMessage, enterSends, errorText } from "./common.js";
+import { el, say, call, insertMessage, enterSends, errorText, Outgoing } from "./common.js";
 import { SessionSync } from "./chat-sync.js";
 
 const OPEN_LEAD_S = 300;
@@ -89,13 +89,16 @@ export function roomForm(form, box, error, current) {
     room.lastTyping = Date.now();
     room.socket.emit("chat:typing", { session_id: room.id }, () => {});
   });
+  const outgoing = new Outgoing();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const room = current();
     const text = box.value.trim();
     if (!room || !text || room.ended) return;
-    const ack = await call(room.socket, "chat:send", { session_id: room.id, text });
+    const ack = await call(room.socket, "chat:send",
+      { session_id: room.id, text, client_id: outgoing.idFor(text) });
     if (ack.ok) {
+      outgoing.sent();
       box.value = "";
       room.lastTyping = 0;
       say(error, "");

@@ -7,7 +7,7 @@ import { startBooked } from "./booked.js";
 import { BookedRoom, Countdown, RoomDesk, roomForm, timeRange } from "./room.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, tokenSource,
-  insertMessage, enterSends,
+  insertMessage, enterSends, Outgoing,
 } from "./common.js";
 
 const cfg = config();
@@ -367,8 +367,11 @@ function showMessage(chat, data) {
 async function send(chat) {
   const text = chat.box.value.trim();
   if (!text || chat.ended) return;
-  const ack = await call(state.socket, "chat:send", { session_id: chat.session.session_id, text });
+  chat.outgoing = chat.outgoing || new Outgoing();
+  const ack = await call(state.socket, "chat:send",
+    { session_id: chat.session.session_id, text, client_id: chat.outgoing.idFor(text) });
   if (ack.ok) {
+    chat.outgoing.sent();
     chat.box.value = "";
     chat.lastTyping = 0;
     say(chat.error, "");

@@ -6,6 +6,7 @@ import { SessionSync } from "./chat-sync.js";
 import { Countdown, RoomDesk, roomForm, timeRange, endedText as roomEndedText } from "./room.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, insertMessage, enterSends,
+  Outgoing,
 } from "./common.js";
 
 const cfg = config();
@@ -304,13 +305,16 @@ $("message").addEventListener("input", () => {
   socket.emit("chat:typing", { session_id: state.session.session_id }, () => {});
 });
 
+const outgoing = new Outgoing(); // the message being sent, for a resend after a lost ack
 $("send-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const box = $("message");
   const text = box.value.trim();
   if (!text || !state.session) return;
-  const ack = await call(socket, "chat:send", { session_id: state.session.session_id, text });
+  const ack = await call(socket, "chat:send",
+    { session_id: state.session.session_id, text, client_id: outgoing.idFor(text) });
   if (ack.ok) {
+    outgoing.sent();
     box.value = "";
     state.lastTyping = 0;
     say($("send-error"), "");
