@@ -345,7 +345,7 @@ async def cancel(ctx: Scheduler, actor: Identity, occurrence_id: str,
         occ, ser = await _target(conn, actor, occurrence_id)
         targets = [occ] if scope == "one" else await store.scheduled_from(
             conn, ser["id"], occ["starts_at"])
-        ids = [t["id"] for t in targets]
+        ids = [target["id"] for target in targets]
         await store.cancel_occurrences(conn, ids, actor.subject, reason or "cancelled")
         await _withdraw(conn, ids, now)
         await store.add_changes(conn, [change_row(

@@ -277,18 +277,18 @@ def _weekly(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_week[r["week"]].append(r)
     out = []
     for week, items in sorted(by_week.items()):
-        t = _sums(items)
+        sums = _sums(items)
         out.append({
-            "week": week, "week_start": items[0]["week_start"], "students": t["students"],
-            "students_on_target": t["students_on_target"],
-            "share_on_target": _rate(t["students_on_target"], t["students"]),
-            "sessions_per_student": _rate(t["sessions"], t["students"], 2),
-            "target_sessions_per_student": _rate(t["target_sessions"], t["students"], 2),
-            "minutes_per_student": _rate(t["minutes"], t["students"], 1),
-            "target_minutes_per_student": _rate(t["target_minutes"], t["students"], 1),
-            "marked": t["marked"], "attended": t["sessions"],
-            "attendance_rate": _rate(t["sessions"], t["marked"]),
-            "no_shows": {"students": t["student_no_shows"], "tutors": t["tutor_no_shows"]},
+            "week": week, "week_start": items[0]["week_start"], "students": sums["students"],
+            "students_on_target": sums["students_on_target"],
+            "share_on_target": _rate(sums["students_on_target"], sums["students"]),
+            "sessions_per_student": _rate(sums["sessions"], sums["students"], 2),
+            "target_sessions_per_student": _rate(sums["target_sessions"], sums["students"], 2),
+            "minutes_per_student": _rate(sums["minutes"], sums["students"], 1),
+            "target_minutes_per_student": _rate(sums["target_minutes"], sums["students"], 1),
+            "marked": sums["marked"], "attended": sums["sessions"],
+            "attendance_rate": _rate(sums["sessions"], sums["marked"]),
+            "no_shows": {"students": sums["student_no_shows"], "tutors": sums["tutor_no_shows"]},
         })
     return out
 
@@ -301,34 +301,34 @@ def _programmes(rows: list[dict[str, Any]],
         by_pair[(r["school"], r["offer"])].append(r)
     out = []
     for (school, offer), items in sorted(by_pair.items()):
-        t = _sums(items)
+        sums = _sums(items)
         first = items[0]
         out.append({
             "school": school, "school_name": first["school_name"], "offer": offer,
             "programme": first["programme"], "vendor": first["vendor"],
             "target": {"sessions_per_week": first["target_sessions"],
                        "minutes_per_week": first["target_minutes"]},
-            "weeks": len(items), "student_weeks": t["students"],
-            "student_weeks_on_target": t["students_on_target"],
-            "share_on_target": _rate(t["students_on_target"], t["students"]),
-            "sessions_per_student_week": _rate(t["sessions"], t["students"], 2),
-            "attendance": {"marked": t["marked"], "attended": t["sessions"],
-                           "rate": _rate(t["sessions"], t["marked"])},
-            "no_shows": {"students": t["student_no_shows"], "tutors": t["tutor_no_shows"]},
+            "weeks": len(items), "student_weeks": sums["students"],
+            "student_weeks_on_target": sums["students_on_target"],
+            "share_on_target": _rate(sums["students_on_target"], sums["students"]),
+            "sessions_per_student_week": _rate(sums["sessions"], sums["students"], 2),
+            "attendance": {"marked": sums["marked"], "attended": sums["sessions"],
+                           "rate": _rate(sums["sessions"], sums["marked"])},
+            "no_shows": {"students": sums["student_no_shows"], "tutors": sums["tutor_no_shows"]},
             "groups_below_target": sum(1 for s, o, _ in groups if (s, o) == (school, offer)),
         })
     return out
 
 
 def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    t = _sums(rows)
+    sums = _sums(rows)
     return {
-        "student_weeks": t["students"], "student_weeks_on_target": t["students_on_target"],
-        "share_on_target": _rate(t["students_on_target"], t["students"]),
-        "attendance": {"marked": t["marked"], "attended": t["sessions"],
-                       "rate": _rate(t["sessions"], t["marked"])},
-        "no_shows": {"students": t["student_no_shows"], "tutors": t["tutor_no_shows"]},
-        "groups_below_target": t["groups_below_target"],
+        "student_weeks": sums["students"], "student_weeks_on_target": sums["students_on_target"],
+        "share_on_target": _rate(sums["students_on_target"], sums["students"]),
+        "attendance": {"marked": sums["marked"], "attended": sums["sessions"],
+                       "rate": _rate(sums["sessions"], sums["marked"])},
+        "no_shows": {"students": sums["student_no_shows"], "tutors": sums["tutor_no_shows"]},
+        "groups_below_target": sums["groups_below_target"],
     }
 
 

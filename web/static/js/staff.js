@@ -309,9 +309,9 @@ async function loadHistory() {
   });
 
   const g = data.groups.groups;
-  figure("groups", t("Usage by student group (% of enrolled)"), (plot, details) => {
-    barChart(plot, t("Usage by student group (% of enrolled)"), g.map((r) => r.group), g.map((r) => r.pct_of_enrolled || 0));
-    details.append(table(t("Usage by student group"), [t("Group"), t("Enrolled"), t("Students using"), t("% of enrolled"), t("Sessions")],
+  figure("groups", t("Usage by student group (percent of enrolled)"), (plot, details) => {
+    barChart(plot, t("Usage by student group (percent of enrolled)"), g.map((r) => r.group), g.map((r) => r.pct_of_enrolled || 0));
+    details.append(table(t("Usage by student group"), [t("Group"), t("Enrolled"), t("Students using"), t("Percent of enrolled"), t("Sessions")],
       g.map((r) => [r.group, fmtNumber(r.enrolled), fmtNumber(r.students_using),
         r.pct_of_enrolled === null ? "–" : fmtNumber(r.pct_of_enrolled / 100, { style: "percent", maximumFractionDigits: 2 }),
         fmtNumber(r.sessions)])));
