@@ -18,16 +18,21 @@ directly with an explicit ``now``):
   its tutor may end it earlier (``tutor``). A cancelled occurrence never opens.
 
 Telling people: every broker process, every :data:`ROOM_WATCH_S` (and at each sweep),
-compares the open rooms in the database with those it knew (:meth:`Rooms.reconcile`: one
-read of an indexed column) and tells its own connected participants of each room that
-opened (``booked:open``) or closed (``session:ended``); so whatever process or worker
-opened or closed a room, each connected person is told within about half a second, and
-nothing the worker did depends on reaching the web processes.
+compares the open rooms in the database, each with its people's key (the occurrence's
+tutor, its series, the series' number of students: :func:`broker.rooms_store.open_people`,
+one indexed read), with those it knew (:meth:`Rooms.reconcile`) and tells its own
+connected participants of each room that opened (``booked:open``), closed
+(``session:ended``) or whose people changed (``booked:open`` again to the tutor and
+students now, ``session:ended`` with reason ``substituted`` to a replaced tutor); so
+whatever process or worker opened or closed a room, or recorded a substitute or added a
+student, each connected person is told within about half a second, and nothing the
+worker or the scheduler did depends on reaching the web processes.
 
-Who may enter: the tutor whose scheduler id (:attr:`broker.identity.Tutor.scheduler_id`)
-is the room's, and students whose launch carried a roster id
-(:attr:`broker.identity.Learner.roster_id`) among the room's; anyone else is refused
-``not_allowed``. ``booked:join`` records attendance
+Who may enter: what the database says now, as of this process's last look (at most
+:data:`ROOM_WATCH_S` old, never read per message): the tutor whose scheduler id
+(:attr:`broker.identity.Tutor.scheduler_id`) is the occurrence's (a substitute included),
+and students whose launch carried a roster id (:attr:`broker.identity.Learner.roster_id`)
+among the series'; anyone else is refused ``not_allowed``. ``booked:join`` records attendance
 (:func:`broker.scheduler.attendance.record_join`: present by start + 5 minutes, then late).
 
 Privacy: students see the tutor's display name and the other students by first name (from
@@ -39,6 +44,7 @@ roster id.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -139,7 +145,9 @@ async def run_rooms(engine: AsyncEngine, now: datetime) -> dict[str, int]:
 # -- the broker's side ---------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Room:
-    """An open room as the broker serves it (its people never change while it is open)."""
+    """A room as the broker serves it. Its people are what the database says now: for an
+    open room, the occurrence's tutor (a substitute included) and the series' students;
+    for an ended one, its tutor and participants as they were."""
 
     id: str
     booking: str
@@ -157,10 +165,14 @@ class Room:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Room:
+        """From :func:`broker.rooms_store.rooms`' row."""
+        live = row["ended_at"] is None and row["occ_tutor"] is not None
         return cls(
             id=row["id"], booking=row["booking"], programme=row["programme"] or "",
-            tutor=row["tutor_id"], tutor_name=row["tutor_name"] or "Tutor",
-            students=frozenset(p["student_id"] for p in row["people"]),
+            tutor=row["occ_tutor"] if live else row["tutor_id"],
+            tutor_name=(row["occ_tutor_name"] if live else row["tutor_name"]) or "Tutor",
+            students=frozenset(s["student_id"] for s in row["students"]) if live
+            else frozenset(p["student_id"] for p in row["people"]),
             vendor=row["vendor"], language=row["language"], subject=row["subject"],
             school_kind=row["school_kind"] or "", opened_at=_seconds(row["accepted_at"]),
             starts_at=_seconds(row["starts_at"]), ends_at=_seconds(row["ends_at"]),
@@ -177,13 +189,20 @@ def role_in(identity: Identity, room: Room) -> str | None:
     return None
 
 
-def _slot(room: Room, identity: Identity, role: str) -> str:
-    """What a room's buffer records as a message's sender: ``tutor``, or ``s<i>`` for the
-    room's i-th student by roster id (its people never change while it is open), so the
-    messages a page rejoins with name their senders as the pushes did."""
-    if role == "tutor" or identity.learner is None or identity.learner.roster_id is None:
-        return role
-    return f"s{sorted(room.students).index(identity.learner.roster_id)}"
+def _slot(room_id: str, kind: str, person: str) -> str:
+    """What a room's buffer records as a message's sender (8 characters): ``kind`` (``t``
+    for a tutor, ``s`` for a student) and 7 of a digest of the room and the person's
+    scheduler or roster id. It stays the same while the room's people change (a
+    substitute, a student added), so the messages a page rejoins with name their senders as
+    the pushes did; it names nobody by itself."""
+    return kind + hashlib.sha256(f"{room_id}:{person}".encode()).hexdigest()[:7]
+
+
+def _sender_slot(room: Room, identity: Identity, role: str) -> str:
+    if role == "tutor":
+        return _slot(room.id, "t", room.tutor)
+    assert identity.learner is not None and identity.learner.roster_id is not None
+    return _slot(room.id, "s", identity.learner.roster_id)
 
 
 def _first_name(given_name: str) -> str:
@@ -197,7 +216,8 @@ class Rooms:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self._cache: dict[str, Room] = {}
-        self._known: set[str] | None = None  # open rooms at this process's last look
+        # open rooms at this process's last look, with their people's key (open_people)
+        self._known: dict[str, tuple[Any, ...]] | None = None
         self._looking = asyncio.Lock()  # one reconcile at a time (the watch and the sweep)
 
     @property
@@ -208,7 +228,7 @@ class Rooms:
         """Learn which rooms are open now (at the process's start): the sweeps tell of
         those that open or close after it; people connecting are told on connect."""
         try:
-            self._known = await store.open_ids(self.engine)
+            self._known = await store.open_people(self.engine)
         except Exception:
             log.warning("could not read the open rooms at start; the first sweep will",
                         exc_info=True)
@@ -223,10 +243,22 @@ class Rooms:
         found = self._cache.get(session_id)
         if found is not None:
             return found
-        rows = [r for r in await store.rooms(self.engine, [session_id]) if r["ended_at"] is None]
+        rows = [r for r in await self._load([session_id]) if r["ended_at"] is None]
         if not rows:
             return None
         return self._remember(Room.from_row(rows[0]))
+
+    async def _load(self, ids: set[str] | list[str]) -> list[dict[str, Any]]:
+        """The rooms' rows, those whose session row lagged its occurrence's people (a
+        substitute, a student added) first brought up to date (:func:`store.sync_people`),
+        so a new student's join has its participant row and a substitute's connect finds
+        the room."""
+        rows = await store.rooms(self.engine, ids)
+        lagging = [r for r in rows if store.drifted(r)]
+        if not lagging:
+            return rows
+        await store.sync_people(self.engine, lagging)
+        return await store.rooms(self.engine, ids)
 
     def _remember(self, room: Room) -> Room:
         if len(self._cache) >= ROOMS_CACHED:
@@ -267,11 +299,11 @@ class Rooms:
                 "pseudonym": p["pseudonym"], "joined": p["joined_at"] is not None,
                 "grade_band": grade_band(p["grade"]) if p["grade"] is not None else "",
                 **({"first_name": p["first_name"] or ""} if show else {}),
-            } for p in people]
+            } for p in people if p["student_id"] in room.students]
         else:
             view["students"] = [{
                 "pseudonym": p["pseudonym"], "name": p["first_name"] or p["pseudonym"],
-            } for p in people if p["joined_at"] is not None]
+            } for p in people if p["joined_at"] is not None and p["student_id"] in room.students]
         return view
 
     def _sender(self, identity: Identity, role: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -292,19 +324,22 @@ class Rooms:
                         after_seq: int) -> list[dict[str, Any]]:
         """The room's buffered messages after ``after_seq``, each with ``by`` as its push
         had it for ``for_role`` (a student's from their slot, see :func:`_slot`; none for a
-        student who wrote before joining, whose pseudonym the room does not know)."""
-        order = sorted(room.students)
-        joined = {p["student_id"]: p for p in people if p["pseudonym"]}
+        student who wrote before joining, whose pseudonym the room does not know; a
+        replaced tutor's as ``Tutor``, whose name the room no longer holds)."""
+        joined = {_slot(room.id, "s", p["student_id"]): p for p in people if p["pseudonym"]}
+        tutor = _slot(room.id, "t", room.tutor)
         show = self.broker.settings.show_first_name_to_tutors
         out = []
         for m in await self.broker.store.messages_after(room.id, after_seq):
             sender = str(m["sender"])
-            message = message_view(room.id, m["seq"], "tutor" if sender == "tutor" else "student",
+            by_tutor = sender.startswith("t")
+            message = message_view(room.id, m["seq"], "tutor" if by_tutor else "student",
                                    m["text"], epoch(m["at"]) or 0.0)
-            if sender == "tutor":
-                message["by"] = {"role": "tutor", "name": room.tutor_name}
-            elif sender.startswith("s") and sender[1:].isdigit() and int(sender[1:]) < len(order):
-                p = joined.get(order[int(sender[1:])])
+            if by_tutor:
+                message["by"] = {"role": "tutor",
+                                 "name": room.tutor_name if sender == tutor else "Tutor"}
+            else:
+                p = joined.get(sender)
                 if p is not None:
                     by: dict[str, Any] = {"role": "student", "pseudonym": p["pseudonym"]}
                     if for_role == "student":
@@ -354,7 +389,7 @@ class Rooms:
         b = self.broker
         await b._throttle(b.chat_limiter, f"{role}:{identity.subject}", "too many messages")
         now = b.clock()
-        slot = _slot(room, identity, role)
+        slot = _sender_slot(room, identity, role)
         seq = await b.store.add_message(room.id, role, text, now, room.opened_at,
                                         buffered_as=slot, client_id=client_id)
         if seq is None:
@@ -362,7 +397,7 @@ class Rooms:
             raise NotFound("no such open session of yours")
         to_students, to_tutor = self._sender(identity, role)
         if isinstance(seq, Resent):
-            message = resent_view(room.id, seq, slot)
+            message = {**resent_view(room.id, seq, slot), "from": role}
             return {**message, "by": to_tutor if role == "tutor" else to_students}
         message = message_view(room.id, seq, role, text, now)
         await self._tell(room, "chat:message", {**message, "by": to_students},
@@ -441,14 +476,17 @@ class Rooms:
             await self._reconcile()
 
     async def _reconcile(self) -> None:
-        now_open = await store.open_ids(self.engine)
+        now_open = await store.open_people(self.engine)
         known, self._known = self._known, now_open
         if known is None:
             return
-        opened, closed = now_open - known, known - now_open
-        if not opened and not closed:
+        opened = now_open.keys() - known.keys()
+        closed = known.keys() - now_open.keys()
+        changed = {i for i in now_open.keys() & known.keys() if now_open[i] != known[i]}
+        if not opened and not closed and not changed:
             return
-        for row in await store.rooms(self.engine, opened | closed):
+        before = {i: self._cache.get(i) for i in changed}
+        for row in await self._load(opened | closed | changed):
             room = Room.from_row(row)
             if row["ended_at"] is not None:
                 self.forget(room.id)
@@ -457,6 +495,14 @@ class Rooms:
                 await self._tell(room, "session:ended", event, event, local=True)
                 continue
             self._remember(room)
+            was = before.get(room.id)
+            if was is not None and was.tutor != room.tutor:
+                # the replaced tutor: out of the room, for their view only
+                gone = {"session_id": room.id, "reason": "substituted", "booking": room.booking}
+                await self.broker.notifier.to_room(was.tutor, [], "session:ended", gone, gone,
+                                                   local=True)
+            if was is not None and (was.tutor, was.students) == (room.tutor, room.students):
+                continue  # the process had already read the room as it is now
             await self._tell(room, "booked:open",
                              self.view(room, row["people"], "student"),
                              self.view(room, row["people"], "tutor"), local=True)

@@ -11,6 +11,9 @@ Guarantees:
   open each occurrence's room once; only the rooms this call inserted are returned.
 * :func:`close` ends a room at most once (guarded by ``ended_at IS NULL``) and clears the
   participants' first names in the same transaction.
+* :func:`rooms` returns each room's people as the database says now (the occurrence's
+  tutor, the series' students) next to its session row; :func:`sync_people` brings the
+  row up to them idempotently (processes racing write the same values).
 """
 
 from __future__ import annotations
@@ -130,16 +133,60 @@ async def close(engine: AsyncEngine, session_id: str, ended_at: datetime,
 
 
 # -- reads and the join --------------------------------------------------------------------
-async def open_ids(engine: AsyncEngine) -> set[str]:
-    """The ids of every open room (the partial index of open booked sessions)."""
+async def open_people(engine: AsyncEngine) -> dict[str, tuple[Any, ...]]:
+    """Every open room's id with what its people are now: ``(the occurrence's tutor, its
+    series, how many students that series has)``. One read of the partial index of open
+    booked sessions, a primary-key probe of each occurrence and a count on the prefix of
+    ``booking_students``' key; a room whose value changed has new people. Exact because a
+    series' ``booking_students`` rows are only ever added (a student who leaves takes the
+    occurrences to a continuation series, which changes the series)."""
+    occ, who = m.occurrences, m.booking_students
+    count = sa.select(sa.func.count()).where(who.c.series_id == occ.c.series_id)
     async with engine.connect() as conn:
-        return {str(i) for i in (await conn.execute(sa.select(sessions.c.id).where(
-            sessions.c.ended_at.is_(None), sessions.c.booking.is_not(None)))).scalars()}
+        return {str(r[0]): (r[1], r[2], int(r[3] or 0)) for r in (await conn.execute(sa.select(
+            sessions.c.id, occ.c.tutor_id, occ.c.series_id, count.scalar_subquery(),
+        ).outerjoin(occ, occ.c.id == sessions.c.booking).where(
+            sessions.c.ended_at.is_(None), sessions.c.booking.is_not(None)))).all()}
+
+
+async def sync_people(engine: AsyncEngine, rows: Sequence[Row]) -> None:
+    """Bring open rooms' rows (as :func:`rooms` read them) to their occurrence's people in
+    one transaction: the session's ``tutor_id`` and ``tutor_name`` to the occurrence's
+    tutor, and a participant row for each of the series' students that has none
+    (participants of students no longer booked stay, as a record of the room). Idempotent:
+    processes racing write the same values, the inserts skip rows already there."""
+    async with engine.begin() as conn:
+        for r in rows:
+            if r["ended_at"] is not None or r["occ_tutor"] is None:
+                continue
+            if r["occ_tutor"] != r["tutor_id"]:
+                await conn.execute(sessions.update().where(
+                    sessions.c.id == r["id"], sessions.c.ended_at.is_(None),
+                ).values(tutor_id=r["occ_tutor"],
+                         tutor_name=(r["occ_tutor_name"] or "Tutor")[:100]))
+            there = {p["student_id"] for p in r["people"]}
+            new = [{"session_id": r["id"], "student_id": s["student_id"], "grade": s["grade"],
+                    "pseudonym": None, "first_name": None, "joined_at": None}
+                   for s in r["students"] if s["student_id"] not in there]
+            if new:
+                await conn.execute(_insert(conn, participants).on_conflict_do_nothing(
+                    index_elements=["session_id", "student_id"]), new)
+
+
+def drifted(row: Row) -> bool:
+    """Whether an open room's row lags its occurrence's people (see :func:`sync_people`)."""
+    if row["ended_at"] is not None or row["occ_tutor"] is None:
+        return False
+    there = {p["student_id"] for p in row["people"]}
+    return row["occ_tutor"] != row["tutor_id"] or any(
+        s["student_id"] not in there for s in row["students"])
 
 
 async def rooms(engine: AsyncEngine, ids: Iterable[str]) -> list[Row]:
     """Rooms (open or ended) by session id, each with its occurrence's ``starts_at`` and
-    ``ends_at`` and ``people``: its participant rows."""
+    ``ends_at``, ``people`` (its participant rows) and what the database says of its
+    people now: ``occ_tutor`` and ``occ_tutor_name`` (the occurrence's tutor, a substitute
+    included) and ``students`` (the series' students, roster id and grade)."""
     wanted = sorted(set(ids))
     if not wanted:
         return []
@@ -148,21 +195,31 @@ async def rooms(engine: AsyncEngine, ids: Iterable[str]) -> list[Row]:
 
 
 async def _rooms(conn: AsyncConnection, wanted: list[str]) -> list[Row]:
-    occ = m.occurrences
+    occ, prof, who = m.occurrences, m.tutor_profiles, m.booking_students
     out: list[Row] = []
     for i in range(0, len(wanted), 500):
         chunk = wanted[i:i + 500]
         found = await _all(conn, sa.select(
-            sessions, occ.c.starts_at, occ.c.ends_at,
-        ).outerjoin(occ, occ.c.id == sessions.c.booking).where(
+            sessions, occ.c.starts_at, occ.c.ends_at, occ.c.series_id,
+            occ.c.tutor_id.label("occ_tutor"), prof.c.display_name.label("occ_tutor_name"),
+        ).outerjoin(occ, occ.c.id == sessions.c.booking)
+            .outerjoin(prof, prof.c.tutor_id == occ.c.tutor_id).where(
             sessions.c.id.in_(chunk), sessions.c.booking.is_not(None)))
         people = await _all(conn, sa.select(participants).where(
             participants.c.session_id.in_(chunk)).order_by(participants.c.student_id))
+        series_ids = sorted({r["series_id"] for r in found if r["series_id"]}) or [""]
+        booked = await _all(conn, sa.select(who.c.series_id, who.c.student_id, students.c.grade)
+                            .outerjoin(students, students.c.sourced_id == who.c.student_id)
+                            .where(who.c.series_id.in_(series_ids)).order_by(who.c.student_id))
         by_session: dict[str, list[Row]] = defaultdict(list)
         for p in people:
             by_session[p["session_id"]].append(p)
+        by_series: dict[str, list[Row]] = defaultdict(list)
+        for b in booked:
+            by_series[b["series_id"]].append({"student_id": b["student_id"], "grade": b["grade"]})
         for r in found:
             r["people"] = by_session[r["id"]]
+            r["students"] = by_series[r["series_id"]] if r["series_id"] else []
         out += found
     return out
 

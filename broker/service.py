@@ -210,8 +210,8 @@ class Broker:
 
     async def _watch_rooms(self) -> None:
         """Every :data:`~broker.rooms.ROOM_WATCH_S`, tell this process's people of rooms
-        that opened or closed (one indexed read of the open rooms' ids; the sweep does the
-        same, less often)."""
+        that opened or closed or whose people changed (one indexed read of the open rooms
+        and their people's key; the sweep does the same, less often)."""
         while True:
             await asyncio.sleep(ROOM_WATCH_S)
             try:

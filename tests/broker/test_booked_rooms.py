@@ -85,15 +85,21 @@ async def jobs(url: str, now: datetime, runners: int = 1) -> list[dict[str, int]
             await e.dispose()
 
 
+async def processes(stack_settings: Any, start_server: Any,
+                    clock: FakeClock) -> tuple[Any, Any, list[Any]]:
+    """Two broker processes on the scaled stack (one on the embedded one): (one, two, all)."""
+    one = await start_server(clock)
+    two = await start_server(clock) if stack_settings.redis_url else one
+    return one, two, [one, two] if two is not one else [one]
+
+
 async def test_a_booked_room_runs_through_the_broker(
     stack_settings, start_server, clients: list,
 ) -> None:
     url = stack_settings.database_url
     first_occ, second_occ, _ = await book_world(url)
     clock = FakeClock((START - timedelta(minutes=10)).timestamp())
-    one = await start_server(clock)
-    two = await start_server(clock) if stack_settings.redis_url else one
-    servers = [one, two] if two is not one else [one]
+    one, two, servers = await processes(stack_settings, start_server, clock)
     tutor = await one.connect("/tutor", teacher("t1"))
     kids = {s: await (two if s == "st2" else one).connect("/student", kid(s)) for s in GROUP}
     stranger = await two.connect("/student", kid("st3"))
@@ -330,3 +336,93 @@ async def test_a_room_survives_its_process(stack_settings, start_server, clients
     assert [m["text"] for m in joined["messages"]] == ["second"]
     assert (await tutor.call("chat:send", {"session_id": room, "text": "third"}))["ok"]
     assert (await kid1.next("chat:message"))["text"] == "third"
+
+
+async def test_a_substitute_and_a_student_added_after_the_room_opened_get_in(
+    stack_settings, start_server, clients: list,
+) -> None:
+    """Who may enter an open room is what the database says now: a substitute recorded 3
+    minutes before the start, and a student added to the group then, are let in at the
+    next look of each process (and told ``booked:open``); the replaced tutor is told
+    ``session:ended`` (``substituted``) and refused from then on; the students see the new
+    tutor's name, and messages sent before the change keep their senders."""
+    url = stack_settings.database_url
+    first_occ, _, _ = await book_world(url)
+    clock = FakeClock((START - timedelta(minutes=4)).timestamp())
+    one, two, servers = await processes(stack_settings, start_server, clock)
+    old = await one.connect("/tutor", teacher("t1"))
+    sub = await two.connect("/tutor", teacher("t2"))
+    kid1 = await one.connect("/student", kid("st1"))
+    kid3 = await two.connect("/student", kid("st3"))
+    clients += [old, sub, kid1, kid3]
+    assert await jobs(url, START - timedelta(minutes=4)) == [{"opened": 1, "closed": 0}]
+    for server in servers:
+        await server.sweep()
+    room = (await old.next("booked:open"))["session_id"]
+    assert (await kid1.next("booked:open"))["tutor"] == {"display_name": "Tutor t1"}
+    assert (await old.call("booked:join", {"session_id": room}))["ok"]
+    assert (await kid1.call("booked:join", {"session_id": room}))["ok"]
+    assert (await old.call("chat:send", {"session_id": room, "text": "from t1"}))["ok"]
+    assert (await kid1.call("chat:send", {"session_id": room, "text": "from st1"}))["ok"]
+    for outsider in (sub, kid3):
+        ack = await outsider.call("booked:join", {"session_id": room})
+        assert ack["error"]["code"] == "not_allowed"
+
+    # 3 minutes before the start: t1 calls in sick, t2 substitutes; st3 joins the group
+    engine = create_engine(url)
+    ctx = Scheduler(engine, "s" * 32, clock=lambda: START - timedelta(minutes=3))
+    try:
+        await booking.substitute(ctx, DESIGNEE, first_occ, {"tutor": "t2", "reason": "sick"})
+        async with engine.connect() as conn:
+            group = (await conn.execute(sa.select(m.tutoring_groups.c.id))).scalar_one()
+        await enrolment.add_to_group(ctx, DESIGNEE, group, {"student": "st3"})
+    finally:
+        await engine.dispose()
+    clock.now = (START - timedelta(minutes=3)).timestamp()
+    for server in servers:
+        await server.sweep()
+
+    gone = await old.next("session:ended")
+    assert gone == {"session_id": room, "reason": "substituted", "booking": first_occ}
+    told = await sub.next("booked:open")
+    assert told["session_id"] == room and told["tutor"] == {"display_name": "Tutor t2"}
+    assert len(told["students"]) == 4
+    assert (await kid1.next("booked:open"))["tutor"] == {"display_name": "Tutor t2"}
+    assert (await kid3.next("booked:open"))["session_id"] == room
+    for event, data in (("booked:join", {"session_id": room}),
+                        ("chat:send", {"session_id": room, "text": "still here"}),
+                        ("session:sync", {"session_id": room, "after_seq": 0})):
+        ack = await old.call(event, data)
+        assert ack["error"]["code"] == "not_allowed", (event, ack)
+
+    joined = await sub.call("booked:join", {"session_id": room})
+    assert joined["attendance"] == "present"
+    assert [(x["text"], x["by"]) for x in joined["messages"]] == [
+        ("from t1", {"role": "tutor", "name": "Tutor"}),
+        ("from st1", {"role": "student", "pseudonym": "s-st1-pseudo"})]
+    assert (await kid3.call("booked:join", {"session_id": room}))["attendance"] == "present"
+    for who, text in ((sub, "from t2"), (kid3, "from st3")):
+        assert (await who.call("chat:send", {"session_id": room, "text": text}))["ok"]
+    for person in (sub, kid1, kid3):
+        got = [await person.next("chat:message")]
+        while got[-1]["seq"] < 4:
+            got.append(await person.next("chat:message"))
+        assert [(g["seq"], g["text"]) for g in got if g["seq"] > 2] == [
+            (3, "from t2"), (4, "from st3")]
+    sync = await kid1.call("session:sync", {"session_id": room, "after_seq": 0})
+    assert [x["by"].get("name") for x in sync["messages"]] == [
+        "Tutor", "Ana", "Tutor t2", "Cy"]
+    assert old.drain("chat:message")[-1]["text"] == "from st1"  # nothing after the change
+
+    rows = await fetch_all(url, f"select tutor_id, tutor_name from tutoring_sessions "
+                           f"where id = '{room}'")
+    assert rows == [{"tutor_id": "t2", "tutor_name": "Tutor t2"}]
+    people = await fetch_all(url, "select student_id from session_participants "
+                             f"where session_id = '{room}' order by student_id")
+    assert [p["student_id"] for p in people] == ["st1", "st2", "st3", "st5"]
+    again = await one.connect("/tutor", teacher("t2"))
+    clients.append(again)
+    assert (await again.next("tutor:state"))["booked"]["session"]["session_id"] == room
+    marks = await fetch_all(url, "select tutor_status from occurrences "
+                            f"where id = '{first_occ}'")
+    assert marks == [{"tutor_status": "present"}]

@@ -445,6 +445,7 @@ function endedText(reason) {
     case "tutor": return t("You ended the session for everyone.");
     case "scheduled_end": return t("The session has ended: its time is over.");
     case "cancelled": return t("The session was cancelled.");
+    case "substituted": return t("A substitute tutor takes this session: it is no longer yours.");
     default: return t("The session has ended.");
   }
 }
