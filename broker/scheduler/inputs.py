@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from broker.errors import InvalidPayload
@@ -61,6 +61,17 @@ def flag(spec: Mapping[str, Any], name: str) -> bool:
 
 def day(spec: Mapping[str, Any], name: str) -> date:
     return parse_day(spec.get(name), name)
+
+
+def not_past_day(spec: Mapping[str, Any], name: str, now: datetime, zone: str) -> date:
+    """``name`` as a date from which a change applies: default today in ``zone``; a day
+    before today there is refused (the past stays as it was)."""
+    today = now.astimezone(zone_of(zone)).date()
+    found = day(spec, name) if spec.get(name) is not None else today
+    if found < today:
+        raise InvalidPayload(f"{name} must be today or later: past sessions stay as they "
+                             "were", field=name)
+    return found
 
 
 def parse_day(value: object, name: str) -> date:

@@ -39,7 +39,7 @@ from broker import audit, outbox
 from broker.errors import Conflict, InvalidPayload, NotAllowed, NotFound
 from broker.identity import Identity
 from broker.ids import new_id
-from broker.scheduler import booking, inputs, policy, rules, store
+from broker.scheduler import booking, continuation, inputs, policy, rules, store
 from broker.scheduler.enrolment import group_view
 from broker.scheduler.errors import must
 from broker.scheduler.notices import Recipient, notice
@@ -64,47 +64,34 @@ async def _leave_series(conn: AsyncConnection, ser: Mapping[str, Any], student: 
     """``student`` leaves one series from ``cut`` on (see the module's guarantees); ``why``
     is the reason code of the notices (``removed``/``withdrawn``), ``note`` the actor's."""
     out = _result()
-    occurrences = await store.occurrences_of(conn, ser["id"])
-    split = rules.split_for_leaving(occurrences, cut)
-    if split.stuck:
-        raise Conflict("a session of this series was moved across the date; move it back "
-                       "or cancel it first", field="from", occurrences=split.stuck)
-    if not split.scheduled:
+    cut_at = await continuation.cut_series(conn, ser["id"], cut)
+    if not cut_at.live:
         return out
-    by_id = {o["id"]: o for o in occurrences}
-    tail = [by_id[i] for i in split.tail]
-    live = [by_id[i] for i in split.scheduled]
-    first = live[0]
+    live_ids = [o["id"] for o in cut_at.live]
+    first = cut_at.live[0]
     staying = [s for s in ser["students"] if s != student]
     locales = {s: e["language"] for s, e in (await store.enrolments(
         conn, ser["offer_id"], ser["students"])).items()}
     change = new_id()
     messages = [notice("cancelled_rest", Recipient("student", student, locales.get(student, "en")),
                        key=change, now=now, due_at=now, when=first["starts_at"],
-                       zone=ser["timezone"], count=len(live), reason=why)]
+                       zone=ser["timezone"], count=len(live_ids), reason=why)]
     out["series"].append(ser["id"])
     if staying and ser["group_id"] is not None:
-        successor = new_id()
-        zone = rules.zone_of(ser["timezone"])
-        days = [o["original_starts_at"].astimezone(zone).date() for o in tail]
-        values = {k: v for k, v in ser.items() if k != "students"} | {
-            "id": successor, "first_day": days[0], "created_by": actor[:64], "created_at": now,
-            "rrule": booking._until(ser["rrule"], days[-1]),
-        }
-        await store.continue_series(conn, values, staying, split.tail)
+        successor = await continuation.continue_after(conn, ser, cut_at, staying, actor, now)
         await store.add_changes(conn, [
             booking.change_row(ser["id"], "remove_student", actor, now, reason=note or why,
                                occurrence_id=first["id"], student=student,
-                               continued_as=successor, occurrences=len(live)),
+                               continued_as=successor, occurrences=len(live_ids)),
             booking.change_row(successor, "continues", actor, now, reason=note or why,
                                occurrence_id=first["id"], series=ser["id"],
                                removed=student),
         ])
-        await outbox.withdraw(conn, [booking.reminder_prefix(i) for i in split.scheduled], now,
+        await outbox.withdraw(conn, [booking.reminder_prefix(i) for i in live_ids], now,
                               recipient=("student", student))
         out["continued_as"][ser["id"]] = successor
     else:
-        ids = split.scheduled
+        ids = live_ids
         reason = GROUP_EMPTY if ser["group_id"] is not None else WITHDRAWN
         await store.cancel_occurrences(conn, ids, actor[:64], reason)
         await outbox.withdraw(conn, [booking.reminder_prefix(i) for i in ids], now)
@@ -115,7 +102,7 @@ async def _leave_series(conn: AsyncConnection, ser: Mapping[str, Any], student: 
         messages += [notice("cancelled_rest", Recipient("tutor", t), key=change, now=now,
                             due_at=now, when=first["starts_at"], zone=ser["timezone"],
                             count=len(ids), reason=reason)
-                     for t in sorted({o["tutor_id"] for o in live})]
+                     for t in sorted({o["tutor_id"] for o in cut_at.live})]
         out["cancelled"] += ids
     await outbox.enqueue(conn, messages)
     return out
@@ -152,11 +139,7 @@ async def remove_from_group(ctx: Scheduler, actor: Identity, group_id: str, stud
         if student not in grp["members"]:
             raise NotFound("the student is not in this group", field="student")
         zone = await store.school_zone(conn, grp["school_id"]) or "UTC"
-        today = now.astimezone(rules.zone_of(zone)).date()
-        day = inputs.day(spec, "from") if spec.get("from") is not None else today
-        if day < today:
-            raise InvalidPayload("from must be today or later: past sessions stay as they "
-                                 "were", field="from")
+        day = inputs.not_past_day(spec, "from", now, zone)
         done = await _leave_group(conn, grp, student, rules.leaving_cut(day, zone, now),
                                   actor.subject, now, reason, REMOVED)
         await audit.record(conn, actor, "scheduler.remove_student", student, endpoint,

@@ -399,7 +399,7 @@ def attendance_status(starts_at: datetime, ends_at: datetime, joined_at: datetim
 # -- a student leaving a series ------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Split:
-    """Where a series is cut for a student who leaves it from ``cut`` on: ``tail`` (the
+    """Where a series is cut for a student who leaves or joins it from ``cut`` on: ``tail`` (the
     occurrence ids that go on without them, in booked order), ``scheduled`` (the tail's
     scheduled ones) and ``stuck`` (sessions moved across the cut, which refuse the cut)."""
 
@@ -409,7 +409,7 @@ class Split:
 
 
 def leaving_cut(day: date, zone: str, now: datetime) -> datetime:
-    """The instant a student leaves from: the start of local ``day`` in ``zone``, or
+    """The instant a student leaves or joins from: the start of local ``day`` in ``zone``, or
     ``now`` when that is later (a session under way or over stays as it was)."""
     return max(datetime.combine(day, time(), tzinfo=zone_of(zone)).astimezone(UTC), now)
 
