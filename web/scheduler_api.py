@@ -21,7 +21,7 @@ PUT      ``/api/scheduler/tutors/{tutor}/availability``    weekly windows and ex
 POST     ``/api/scheduler/availability/import?format=csv|json``  many tutors, whole
 POST     ``/api/scheduler/offers/{offer}/enrolments``      enrol students
 POST     ``/api/scheduler/groups``                         form a group
-POST     ``/api/scheduler/groups/{group}/members``         add a student (and to its series)
+POST     ``/api/scheduler/groups/{group}/members``         add a student from a date on
 POST     ``/api/scheduler/groups/{group}/members/{student}/remove``  from a date on
 POST     ``/api/scheduler/offers/{offer}/enrolments/{student}/withdraw``  end an enrolment
 GET      ``/api/scheduler/students/{student}/enrolments``  enrolments, withdrawn too (audited)

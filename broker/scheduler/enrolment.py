@@ -20,7 +20,7 @@ from broker import outbox
 from broker.errors import InvalidPayload, NotFound
 from broker.identity import Identity
 from broker.ids import new_id
-from broker.scheduler import booking, inputs, policy, rules, store
+from broker.scheduler import booking, continuation, inputs, policy, rules, store
 from broker.scheduler.booking import SCHOOL_BASED
 from broker.scheduler.errors import GroupMismatch, must, refuse
 from broker.scheduler.notices import Recipient, notice
@@ -147,9 +147,20 @@ def group_view(row: Mapping[str, Any]) -> dict[str, Any]:
 
 async def add_to_group(ctx: Scheduler, actor: Identity, group_id: str,
                        spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Add ``student`` to a group, also to its series' sessions still to come, with every
-    group rule and the student's overlaps checked (whole or nothing); the student is told
-    and the series' history names the change. Sessions already past stay as they were."""
+    """Add ``student`` to a group from ``from`` (a date, default today in the school's
+    zone; not in the past) on, with every group rule and the student's overlaps with the
+    group's sessions from then on checked (whole or nothing).
+
+    The cut is the start of that day in the school's zone, or now if later. A series of
+    the group with sessions from the cut on and any before it is split there
+    (:mod:`broker.scheduler.continuation`): the sessions from the cut on move, same ids, to
+    a continuation series for the old students and the new one (history ``add_student`` on
+    the old series naming it, ``continues`` on the new one); the past keeps the old
+    students only, so reports and the student's calendar start at the cut. A series with
+    nothing before the cut just gains the student (``add_student``). The student gets a
+    ``booked`` notice per series. A session moved across the cut refuses with
+    ``conflict``. Returns the group, ``from``, the ``series`` the student joined and
+    ``continued_as`` (old series -> continuation)."""
     student = inputs.ident(spec, "student")
     now = ctx.now()
     async with ctx.engine.begin() as conn:
@@ -157,6 +168,8 @@ async def add_to_group(ctx: Scheduler, actor: Identity, group_id: str,
         policy.school(actor, found["school_id"])
         if student in found["members"]:
             raise InvalidPayload("the student is already in the group", field="student")
+        zone = await store.school_zone(conn, found["school_id"]) or "UTC"
+        day = inputs.not_past_day(spec, "from", now, zone)
         offer = await store.offer(conn, found["offer_id"])
         tutor = await store.tutor(conn, found["tutor_id"])
         assert offer is not None and tutor is not None  # foreign keys
@@ -166,12 +179,13 @@ async def add_to_group(ctx: Scheduler, actor: Identity, group_id: str,
         refuse([*rules.check_group_size(len(members), offer["group_limit"]),
                 *rules.check_accommodations(needs, store.split(tutor["accommodations"]))])
         await store.lock_people(conn, [found["tutor_id"]], [student])
-        live = [(ser, await store.scheduled_from(conn, ser["id"], now))
+        cut = rules.leaving_cut(day, zone, now)
+        live = [(ser, await continuation.cut_series(conn, ser["id"], cut))
                 for ser in await store.series_of_group(conn, group_id)]
-        live = [(ser, occs) for ser, occs in live if occs]
-        for ser, occs in live:
+        live = [(ser, part) for ser, part in live if part.live]
+        for ser, part in live:
             slots = [rules.Slot(o["local_day"], 0, ser["minutes"], o["starts_at"],
-                                o["ends_at"]) for o in occs]
+                                o["ends_at"]) for o in part.live]
             busy = await store.student_busy(conn, [student], slots[0].starts_at,
                                             slots[-1].ends_at)
             refuse(rules.check_overlaps(slots, [], busy))
@@ -179,14 +193,32 @@ async def add_to_group(ctx: Scheduler, actor: Identity, group_id: str,
                                ",".join(sorted({*store.split(found["accommodations"]),
                                                 *needs[student]})))
         language = (await store.enrolments(conn, offer["id"], [student]))[student]["language"]
-        for ser, occs in live:
-            await store.add_booking_student(conn, ser["id"], student)
-            await store.add_changes(conn, [booking.change_row(
-                ser["id"], "add_student", actor.subject, now, student=student,
-                from_occurrence=occs[0]["id"])])
+        joined, continued = [], {}
+        for ser, part in live:
+            first = part.live[0]
+            if part.before:
+                before = await store.series_students(conn, ser["id"])
+                into = await continuation.continue_after(
+                    conn, ser, part, [*before, student], actor.subject, now)
+                continued[ser["id"]] = into
+                await store.add_changes(conn, [
+                    booking.change_row(ser["id"], "add_student", actor.subject, now,
+                                       occurrence_id=first["id"], student=student,
+                                       continued_as=into, occurrences=len(part.live)),
+                    booking.change_row(into, "continues", actor.subject, now,
+                                       occurrence_id=first["id"], series=ser["id"],
+                                       added=student),
+                ])
+            else:
+                into = ser["id"]
+                await store.add_booking_student(conn, into, student)
+                await store.add_changes(conn, [booking.change_row(
+                    into, "add_student", actor.subject, now, student=student,
+                    from_occurrence=first["id"])])
+            joined.append(into)
             await outbox.enqueue(conn, [notice(
-                "booked", Recipient("student", student, language), key=f"{ser['id']}+{student}",
-                now=now, due_at=now, when=occs[0]["starts_at"], zone=ser["timezone"],
-                count=len(occs))])
+                "booked", Recipient("student", student, language), key=f"{into}+{student}",
+                now=now, due_at=now, when=first["starts_at"], zone=ser["timezone"],
+                count=len(part.live))])
     return group_view({**found, "members": sorted(members)}) | {
-        "series": [ser["id"] for ser, _ in live]}
+        "from": day.isoformat(), "series": joined, "continued_as": continued}

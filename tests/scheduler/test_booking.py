@@ -331,15 +331,20 @@ async def test_a_tutor_keeps_the_accommodations_their_students_need(
     assert kept["accommodations"] == ["asl", "braille"]
 
 
-async def test_a_student_joins_a_booked_group(ctx: Scheduler, world: World) -> None:
-    booked = await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
-    # st5 already has a session at 15:40 on Mondays with another tutor
+async def book_st5_elsewhere(ctx: Scheduler, world: World, count: int) -> None:
+    """st5 in another group (tutor t2), ``count`` sessions at 15:40 on Mondays, Tuesdays
+    and Fridays from Monday 26 October."""
     other = await enrolment.form_group(ctx, DESIGNEE, {
         "offer": world.school_offer, "school": "hs", "subject": "ela", "language": "en",
         "grade_band": "9-10", "tutor": "t2", "students": ["st5"]})
     await booking.book_series(ctx, DESIGNEE, {
-        "group": other["id"], **SERIES, "rrule": "FREQ=WEEKLY;BYDAY=MO,TU,FR;COUNT=3",
+        "group": other["id"], **SERIES, "rrule": f"FREQ=WEEKLY;BYDAY=MO,TU,FR;COUNT={count}",
         "start": "15:40"})
+
+
+async def test_a_student_joins_a_booked_group(ctx: Scheduler, world: World) -> None:
+    booked = await booking.book_series(ctx, DESIGNEE, {"group": world.group, **SERIES})
+    await book_st5_elsewhere(ctx, world, 3)  # st5 is busy at 15:40 on Monday 26 October
     err = await refused("overlap_student", enrolment.add_to_group(
         ctx, DESIGNEE, world.group, {"student": "st5"}))
     assert err.detail["dates"] == ["2026-10-26"]
