@@ -15,6 +15,10 @@ from broker.scheduler import attendance, booking, enrolment, feeds, reports, set
 from broker.scheduler.errors import GroupOverLimit, SchedulingError
 from broker.scheduler.service import Scheduler
 from tests.scheduler.conftest import DESIGNEE, DISTRICT, OFFER, FakeClock, World
+from tests.scheduler.test_api import DESIGNEE as HS
+from tests.scheduler.test_api import SERIES as TERM
+from tests.scheduler.test_api import Client, call, prepare
+from tests.scheduler.test_api import client as api_client  # noqa: F401 - a fixture
 from tests.scheduler.test_booking import book_st5_elsewhere
 from tests.scheduler.test_leaving import (
     actions,
@@ -144,3 +148,23 @@ async def test_a_move_across_the_cut_or_a_full_group_refuses_the_add(
     assert await counts(ctx) == written
 
 
+
+
+async def test_joining_from_a_date_over_http(api_client: Client,  # noqa: F811 - the fixture
+                                            clock: FakeClock) -> None:
+    ids = await prepare(api_client)
+    status, booked = await call(api_client, "POST", "/api/scheduler/series", HS,
+                                {"group": ids["group"], **TERM, "start": "15:30"})
+    assert status == 201
+    status, _ = await call(api_client, "POST", f"/api/scheduler/offers/{ids['offer']}/enrolments",
+                           HS, {"students": [{"student": "st3", "language": "en"}]})
+    assert status == 200
+    clock.at = datetime(2026, 10, 29, 0, 0, tzinfo=UTC)  # Wed 28 Oct, 17:00 in LA
+    members = f"/api/scheduler/groups/{ids['group']}/members"
+    status, problem = await call(api_client, "POST", members, HS,
+                                 {"student": "st3", "from": "2026-10-01"})
+    assert (status, problem["code"], problem["field"]) == (400, "invalid_payload", "from")
+    status, done = await call(api_client, "POST", members, HS,
+                              {"student": "st3", "from": "2026-11-02"})
+    assert status == 200 and done["from"] == "2026-11-02"
+    assert done["series"] == [done["continued_as"][booked["series"]]]
