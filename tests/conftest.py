@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import schema_cache
 from tests.services import PG_ADMIN_URL, REDIS_URL, asyncpg_dsn, forget_prefix, need, unique
+
+schema_cache.install()  # per-test databases at head from this run's migrated dump
 
 
 @pytest.fixture

@@ -27,6 +27,17 @@ from broker.migrate import (
 from broker.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def real_migrations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests run the revisions themselves, not the suite's cached dump of them
+    (tests/schema_cache.py)."""
+    import broker.migrate
+    from tests import schema_cache
+
+    monkeypatch.setattr(broker.migrate, "migrate_engine", schema_cache._real)
+    monkeypatch.setitem(globals(), "migrate_engine", schema_cache._real)
+
+
 def _diff(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(
         connection, opts={"compare_type": True, "compare_server_default": True}
