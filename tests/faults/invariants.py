@@ -416,9 +416,9 @@ def check_calls(
         "session:sync answered",
         [
             f"{c.who}: {c.code}" for c in syncs
-            # while the database is down a sync is answered `internal` (nothing changed);
-            # the client asks again
-            if not c.ok and not (c.code == "internal" and timeline.phase(c.start) == "during")
+            # while the database is down (or is killed under it) a sync is answered
+            # `internal` (nothing changed); the client asks again
+            if not c.ok and not (c.code == "internal" and timeline.overlaps(c.start, c.end))
         ],
         len(syncs),
     )
