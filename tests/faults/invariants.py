@@ -391,8 +391,7 @@ def check_calls(
     outside = [
         c
         for c in calls
-        if c.event != "session:sync"
-        and (c.end < timeline.fault_from or c.start > timeline.fault_until + 1.0)
+        if c.event != "session:sync" and not timeline.overlaps(c.start, c.end, after=1.0)
     ]
     silent = [
         f"{c.who} {c.event} at {c.start - timeline.fault_from:+.1f}s"

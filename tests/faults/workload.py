@@ -123,10 +123,10 @@ class Timeline:
     # and must say so with server:resync)
     prompt: bool = False
 
-    def overlaps(self, start: float, end: float) -> bool:
-        """A call in flight at any moment the fault was on (one that started just before the
-        database was killed may be cut by it)."""
-        return start <= self.fault_until and max(start, end) >= self.fault_from
+    def overlaps(self, start: float, end: float, after: float = 0.0) -> bool:
+        """A call in flight at any moment the fault was on, or up to ``after`` seconds past
+        it (one that started just before the database was killed may be cut by it)."""
+        return start <= self.fault_until + after and end >= self.fault_from
 
     def phase(self, at: float) -> str:
         if at < self.fault_from:
