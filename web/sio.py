@@ -33,7 +33,7 @@ import socketio
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from broker import tokens
+from broker import metrics, tokens
 from broker.constants import MAX_EVENT_BYTES, STAFF_PUSH_INTERVAL_S
 from broker.errors import BrokerError, NotAllowed
 from broker.identity import Identity, Tutor
@@ -242,6 +242,7 @@ class SocketGateway:
         async def on_event(sid: str, *args: Any) -> dict[str, Any]:
             conn = self.connections.get(sid)
             if conn is None or conn.namespace != namespace:
+                metrics.count_ack(namespace, event, "unauthenticated")
                 return _error("unauthenticated", "not connected")
             data = args[0] if args else None
             try:
@@ -251,6 +252,7 @@ class SocketGateway:
                     )
             except BrokerError as exc:
                 log.info("%s %s refused for %s: %s", namespace, event, sid, exc.code)
+                metrics.count_ack(namespace, event, exc.code)
                 return {"ok": False, "error": exc.as_dict()}
             except Exception as exc:
                 kind = kind_of(exc)
@@ -258,7 +260,9 @@ class SocketGateway:
                     outages.report(kind, f"{namespace} {event}", exc)
                 else:
                     log.exception("%s %s failed for %s", namespace, event, sid)
+                metrics.count_ack(namespace, event, "internal")
                 return _error("internal", "something went wrong; nothing was changed; try again")
+            metrics.count_ack(namespace, event)
             return {"ok": True, **(result or {})}
 
         self.sio.on(event, on_event, namespace=namespace)
