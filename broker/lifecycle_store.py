@@ -535,6 +535,16 @@ class LifecycleStore:
             rows = (await conn.execute(query)).all()
         return {str(name): int(count) for name, count in rows}
 
+    async def open_session_counts(self) -> dict[str, int]:
+        """Open sessions now by kind: ``on_demand`` (from a queue) and ``booked`` (rooms)."""
+        s = self.sessions
+        query = sa.select(sa.func.count(), sa.func.count(s.c.booking)).where(
+            s.c.ended_at.is_(None)
+        )
+        async with self.engine.connect() as conn:
+            total, booked = (await conn.execute(query)).one()
+        return {"on_demand": int(total) - int(booked), "booked": int(booked)}
+
     def _open_sessions_query(self) -> sa.Select[Any]:
         s, r = self.sessions, self.requests
         return (

@@ -27,6 +27,7 @@ from web.catalog_api import setup_catalog_api
 from web.keys import BROKER, ENGINE, GATEWAY, SETTINGS
 from web.launch import on_launch
 from web.lti import frame_ancestors_middleware, setup_lti
+from web.metrics_route import setup_metrics
 from web.pages import setup_pages, static_guard
 from web.problems import problem_middleware
 from web.scheduler_api import setup_scheduler_api
@@ -102,6 +103,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     sio.attach(app)
     app[GATEWAY] = SocketGateway(sio, settings)
     app.router.add_get("/healthz", health)
+    setup_metrics(app)  # GET /metrics; HH_METRICS_TOKEN guards it when set
     app.cleanup_ctx.append(broker_ctx)  # first: the routes below need the broker's engine
     setup_lti(app, settings, on_launch)
     setup_auth(app, settings)  # after broker_ctx: its start-up needs the broker's engine
