@@ -1,6 +1,6 @@
 // Helpers shared by the three pages: configuration, safe DOM building, socket.io calls,
 // tokens for tutors and staff, and error texts. No innerHTML anywhere: text is text.
-import { t } from "./i18n.js";
+import { t, getLocale } from "./i18n.js";
 
 export function config() {
   const block = document.getElementById("hh-config");
@@ -172,7 +172,7 @@ export function insertMessage(list, message, { mine, who, timeText, extra }) {
     el("time", { datetime: message.at || "" }, timeText));
   if (extra) meta.append(extra);
   const item = el("div", { class: `msg ${mine ? "from-me" : "from-other"}`, "data-seq": message.seq },
-    meta, el("p", { class: "text" }, message.text));
+    meta, el("p", { class: "text" }, message.text), maskNote(message.moderation));
   const later = Array.from(list.children).find((li) => Number(li.dataset.seq) > message.seq);
   list.insertBefore(item, later || null);
   list.scrollTop = list.scrollHeight;
@@ -204,4 +204,85 @@ export class Outgoing {
     return this.id;
   }
   sent() { this.text = null; this.id = null; }
+  // After chat:send's acknowledgement: sent or held (not relayed, waiting for staff) is
+  // final, so the next text gets a new id; only a failure keeps the id for a resend.
+  settle(ack) {
+    const outcome = sendOutcome(ack);
+    if (outcome !== "failed") this.sent();
+    return outcome;
+  }
+}
+
+// What a chat:send acknowledgement means: "sent" (ack.message was relayed), "held" (nothing
+// was relayed: the message waits for staff review; final, never resent) or "failed".
+export function sendOutcome(ack) {
+  if (!ack || !ack.ok) return "failed";
+  return ack.held ? "held" : "sent";
+}
+
+// -- chat safety (docs/protocol.md, "Chat safety") -----------------------------------------
+const CATEGORY_LABELS = {
+  phone: () => t("a phone number"),
+  email: () => t("an email address"),
+  address: () => t("a home address"),
+  social: () => t("a social media or app contact"),
+  link: () => t("a link to another website"),
+  meet: () => t("a plan to meet in person"),
+  photo: () => t("a request for photos"),
+  personal: () => t("a personal question"),
+  profanity: () => t("rude words"),
+  sexual: () => t("sexual content"),
+  grooming: () => t("a request to keep secrets"),
+  distress: () => t("words about being hurt or unsafe"),
+};
+
+export function categoryLabel(category) {
+  return CATEGORY_LABELS[category] ? CATEGORY_LABELS[category]() : t("something not allowed");
+}
+
+// "a phone number and an email address", in the page's language.
+export function categoryList(categories) {
+  const labels = Array.from(new Set(categories || [])).map(categoryLabel);
+  if (!labels.length) return categoryLabel(null);
+  try {
+    return new Intl.ListFormat(getLocale(), { style: "long", type: "conjunction" }).format(labels);
+  } catch (_) {
+    return labels.join(", ");
+  }
+}
+
+// The note under a message whose parts were removed ({action: "mask", categories}), else null.
+export function maskNote(moderation) {
+  if (!moderation || moderation.action !== "mask") return null;
+  return el("p", { class: "mask-note" },
+    t("Removed to keep this chat safe: {what}. Contact details, links and rude words are not shared here.",
+      { what: categoryList(moderation.categories) }));
+}
+
+// What the sender of a held message is told (kindly for a student: no blame).
+export function heldText(role, categories) {
+  if (role === "student") {
+    return t("Your message was not sent. A staff member will review it. You are not in trouble: this chat is only for schoolwork, so some things can't be shared here.");
+  }
+  return t("Your message was not sent. A staff member will review it. Reason: {what}.",
+    { what: categoryList(categories) });
+}
+
+// chat:report {session_id, seq?, note?} -> the acknowledgement ({ok, report_id}).
+export function reportSession(socket, sessionId, extra) {
+  return call(socket, "chat:report", { session_id: sessionId, ...(extra || {}) });
+}
+
+// A line of text with its phone numbers ("988", "1-800-422-4453") as tel: links.
+export function withPhoneLinks(line) {
+  const text = String(line);
+  const parts = [];
+  let last = 0;
+  for (const match of text.matchAll(/(?<![\w-])\+?\d(?:[\d-]{1,16}\d)(?![\w-])/g)) {
+    parts.push(text.slice(last, match.index));
+    parts.push(el("a", { href: `tel:${match[0].replace(/-/g, "")}` }, match[0]));
+    last = match.index + match[0].length;
+  }
+  parts.push(text.slice(last));
+  return parts.filter((part) => part !== "");
 }

@@ -1,8 +1,8 @@
 // Staff dashboard: live figures (/staff namespace, staff:live), history from
 // GET /api/stats/* (docs/stats.md) and the booked programmes from /api/stats/scheduled, drawn with the vendored uPlot, each chart with a table
 // view and a CSV download. No figure is ever invented: missing data says so.
-import { t, loadCatalog, fmtDuration, fmtNumber, fmtTime, languageName } from "./i18n.js";
-import { $, el, say, call, connect, config, tokenSource } from "./common.js";
+import { t, loadCatalog, getLocale, fmtDuration, fmtNumber, fmtTime, languageName } from "./i18n.js";
+import { $, el, say, call, connect, config, tokenSource, categoryList } from "./common.js";
 import { staffSignIn } from "./staff-signin.js";
 
 const cfg = config();
@@ -328,6 +328,226 @@ async function loadHistory() {
 
 $("filters").addEventListener("submit", (event) => { event.preventDefault(); loadHistory(); });
 
+// -- safety: open alerts and the review queue (web/safety_api.py) ---------------------------
+// Polled every 10 s while the page is shown; a caller the API refuses (a vendor manager:
+// 403) never sees the section. Held words are read one flag at a time ("View"), audited.
+const SAFETY_URL = "/api/safety";
+const SAFETY_POLL_MS = 10000;
+const safety = { timer: null, suspendFlag: null, suspendButton: null, viewButton: null };
+
+class SafetyRefused extends Error {
+  constructor(status) { super(String(status)); this.status = status; }
+}
+
+async function safetyFetch(path, body) {
+  const send = () => fetch(`${SAFETY_URL}${path}`, {
+    method: body ? "POST" : "GET",
+    credentials: "same-origin",
+    headers: {
+      Accept: "application/json",
+      ...(body ? { "Content-Type": "application/json" } : {}),
+      ...(currentToken ? { Authorization: `Bearer ${currentToken}` } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  let response = await send();
+  if (response.status === 401) { // the 5-minute token ran out: once more with a fresh one
+    currentToken = (await tokens.get()) || currentToken;
+    response = await send();
+  }
+  if (!response.ok) throw new SafetyRefused(response.status);
+  return response.json();
+}
+
+const fmtWhen = (iso) => {
+  const date = iso ? new Date(iso) : null;
+  if (!date || Number.isNaN(date.getTime())) return "–";
+  return new Intl.DateTimeFormat(getLocale(), { dateStyle: "short", timeStyle: "short" }).format(date);
+};
+const shortId = (id) => (id ? String(id).slice(0, 8) : "–");
+
+const FLAG_KINDS = {
+  held: () => t("Message held"),
+  masked: () => t("Message masked"),
+  distress: () => t("Distress"),
+  report: () => t("Report"),
+};
+const FLAG_STATUSES = {
+  open: () => t("Open"),
+  dismissed: () => t("Dismissed"),
+  session_ended: () => t("Session ended"),
+  tutor_suspended: () => t("Tutor suspended"),
+};
+const SENDERS = { student: () => t("The student"), tutor: () => t("The tutor") };
+const label = (table, key) => (table[key] ? table[key]() : key || "–");
+
+function alertItem(alert) {
+  const urgent = alert.kind === "distress";
+  const titleId = `alert-${alert.id}`;
+  const title = urgent ? t("A student may be in distress") : t("Students are waiting and no tutor is on shift");
+  const where = alert.session_id ? t("Session {id}", { id: shortId(alert.session_id) })
+    : alert.queue ? queueName(alert.queue) : "";
+  const ack = el("button", { type: "button", class: urgent ? "danger" : "secondary", "aria-describedby": titleId }, t("Acknowledge"));
+  ack.addEventListener("click", async () => {
+    ack.disabled = true;
+    try {
+      await safetyFetch(`/alerts/${encodeURIComponent(alert.id)}/acknowledge`, {});
+      say($("safety-status"), t("Alert acknowledged."));
+    } catch (error) {
+      ack.disabled = false;
+      say($("safety-status"), safetyErrorText(error));
+    }
+    refreshSafety();
+  });
+  return el("li", { class: `alert-item ${urgent ? "urgent" : ""}`, "data-kind": alert.kind },
+    el("strong", { id: titleId }, title), " ",
+    el("span", { class: "hint" }, [where, fmtWhen(alert.raised_at)].filter(Boolean).join(" · ")),
+    el("p", {}, alert.detail || ""), ack);
+}
+
+function flagRow(flag) {
+  const view = el("button", { type: "button", class: "secondary" }, t("View"));
+  view.addEventListener("click", () => viewFlag(flag.id, view));
+  const actions = [view];
+  if (flag.status === "open") {
+    const act = (name, text, cls) => {
+      const button = el("button", { type: "button", class: cls }, text);
+      button.addEventListener("click", () => (name === "suspend_tutor"
+        ? askSuspend(flag.id, button) : actOnFlag(flag.id, name)));
+      actions.push(button);
+    };
+    act("dismiss", t("Dismiss"), "secondary");
+    act("end_session", t("End session"), "secondary");
+    act("suspend_tutor", t("Suspend tutor"), "danger");
+  }
+  const who = [label(SENDERS, flag.by), vendorNames[flag.vendor] || flag.vendor].filter(Boolean).join(" · ");
+  return el("tr", { "data-flag": flag.id, "data-kind": flag.kind },
+    el("th", { scope: "row" }, fmtWhen(flag.created_at)),
+    el("td", {}, label(FLAG_KINDS, flag.kind)),
+    el("td", {}, flag.categories && flag.categories.length ? categoryList(flag.categories) : "–"),
+    el("td", {}, who),
+    el("td", {}, shortId(flag.session_id)),
+    el("td", {}, label(FLAG_STATUSES, flag.status)),
+    el("td", { class: "actions" }, ...actions));
+}
+
+function safetyErrorText(error) {
+  const status = error instanceof SafetyRefused ? error.status : 0;
+  if (status === 409) return t("Someone has already decided this.");
+  if (status === 404) return t("It no longer exists.");
+  if (status === 401 || status === 403) return t("You are not allowed to do that.");
+  return t("Something went wrong. Please try again.");
+}
+
+async function refreshSafety() {
+  let alerts;
+  let flags;
+  try {
+    [alerts, flags] = await Promise.all([safetyFetch("/alerts"), safetyFetch("/flags")]);
+  } catch (error) {
+    if (error instanceof SafetyRefused && (error.status === 401 || error.status === 403)) {
+      // Not for this account (a vendor manager): no section, no polling.
+      $("safety").hidden = true;
+      clearInterval(safety.timer);
+      safety.timer = null;
+    } else {
+      say($("safety-at"), t("The safety review could not be loaded. Trying again shortly."));
+    }
+    return;
+  }
+  $("safety").hidden = false;
+  // Distress first, then the newest.
+  const open = (alerts.alerts || []).slice().sort((a, b) =>
+    (a.kind === "distress" ? 0 : 1) - (b.kind === "distress" ? 0 : 1) || String(b.raised_at).localeCompare(String(a.raised_at)));
+  $("safety-alerts").replaceChildren(...(open.length ? open.map(alertItem)
+    : [el("li", { class: "empty" }, t("No open alerts."))]));
+  const rows = (flags.flags || []).map(flagRow);
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 7, class: "empty" }, t("Nothing is waiting for review."))));
+  $("safety-flags").replaceChildren(...rows);
+  say($("safety-at"), t("Updated at {time}", { time: fmtTime() }));
+}
+
+async function viewFlag(id, button) {
+  safety.viewButton = button;
+  let flag;
+  try {
+    flag = await safetyFetch(`/flags/${encodeURIComponent(id)}`);
+  } catch (error) {
+    say($("safety-status"), safetyErrorText(error));
+    return;
+  }
+  const parts = [el("p", {}, [label(FLAG_KINDS, flag.kind), label(SENDERS, flag.by),
+    t("Session {id}", { id: shortId(flag.session_id) }), fmtWhen(flag.created_at)].join(" · "))];
+  if (flag.categories && flag.categories.length) parts.push(el("p", {}, t("Categories: {list}", { list: categoryList(flag.categories) })));
+  if (flag.note) parts.push(el("p", {}, el("strong", {}, t("Note:")), " ", flag.note));
+  if (flag.text) {
+    parts.push(el("h4", {}, flag.kind === "held" ? t("The words that were held") : t("The words as written")),
+      el("blockquote", { class: "held-words" }, flag.text));
+  }
+  parts.push(el("h4", {}, t("Messages kept from this chat")));
+  const messages = flag.messages || [];
+  parts.push(messages.length
+    ? el("ol", { class: "kept-messages" }, ...messages.map((m) => el("li", {},
+      el("span", { class: "who" }, label(SENDERS, m.from)), " ",
+      el("time", { datetime: m.at || "" }, fmtTime(m.at)), " ", el("span", { class: "text" }, m.text))))
+    : el("p", { class: "empty" }, t("No messages were kept.")));
+  $("flag-view-body").replaceChildren(...parts);
+  $("flag-view").hidden = false;
+  $("flag-view-title").focus();
+}
+
+function closeFlagView() {
+  $("flag-view").hidden = true;
+  if (safety.viewButton && safety.viewButton.isConnected) safety.viewButton.focus();
+}
+
+async function actOnFlag(id, action) {
+  try {
+    const result = await safetyFetch(`/flags/${encodeURIComponent(id)}/action`, { action });
+    const texts = {
+      dismiss: t("Dismissed."),
+      end_session: t("The session was ended."),
+      suspend_tutor: t("The tutor was suspended. Chats ended: {n}.", { n: fmtNumber(result.sessions_ended) }),
+    };
+    say($("safety-status"), texts[action]);
+  } catch (error) {
+    say($("safety-status"), safetyErrorText(error));
+  }
+  refreshSafety();
+}
+
+// Suspending asks first, in the page (no browser dialog); Escape keeps the account.
+function askSuspend(id, button) {
+  safety.suspendFlag = id;
+  safety.suspendButton = button;
+  $("suspend-confirm").hidden = false;
+  $("suspend-yes").focus();
+}
+
+function closeSuspend(focus) {
+  $("suspend-confirm").hidden = true;
+  if (focus && safety.suspendButton && safety.suspendButton.isConnected) safety.suspendButton.focus();
+  safety.suspendFlag = null;
+}
+
+$("suspend-yes").addEventListener("click", async () => {
+  const id = safety.suspendFlag;
+  closeSuspend(false);
+  if (id) await actOnFlag(id, "suspend_tutor");
+  $("safety-title").tabIndex = -1;
+  $("safety-title").focus(); // its row was redrawn: the section's heading, then the status
+});
+$("suspend-no").addEventListener("click", () => closeSuspend(true));
+$("suspend-confirm").addEventListener("keydown", (event) => { if (event.key === "Escape") closeSuspend(true); });
+$("flag-view-close").addEventListener("click", closeFlagView);
+$("flag-view").addEventListener("keydown", (event) => { if (event.key === "Escape") closeFlagView(); });
+$("safety-refresh").addEventListener("click", refreshSafety);
+
+function startSafety() {
+  refreshSafety();
+  safety.timer = setInterval(() => { if (!document.hidden) refreshSafety(); }, SAFETY_POLL_MS);
+}
+
 // -- start -------------------------------------------------------------------------------
 async function start(token) {
   currentToken = token;
@@ -353,6 +573,7 @@ async function start(token) {
       ? t("Your sign-in has expired. Please sign in again.") : t("Connection lost. Reconnecting…"));
   });
   socket.on("staff:live", showLive);
+  startSafety();
   loadHistory();
 }
 

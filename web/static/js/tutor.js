@@ -7,7 +7,7 @@ import { startBooked } from "./booked.js";
 import { BookedRoom, Countdown, RoomDesk, roomForm, timeRange } from "./room.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, tokenSource,
-  insertMessage, enterSends, Outgoing,
+  insertMessage, enterSends, Outgoing, heldText, reportSession,
 } from "./common.js";
 
 const cfg = config();
@@ -264,11 +264,12 @@ function openChat(session, focus) {
   chat.typing = el("p", { class: "typing", "aria-live": "polite" });
   chat.box = el("textarea", { id: `msg-${id}`, rows: 2, maxlength: 2000 });
   chat.error = el("p", { class: "error", role: "alert", hidden: true });
+  chat.held = el("p", { class: "notice held", role: "alert", hidden: true });
   const sendForm = el("form", { class: "send" },
     el("label", { for: `msg-${id}`, class: "visually-hidden" }, t("Message to the student")),
     chat.box,
     el("div", { class: "send-actions" }, el("button", { type: "submit", class: "primary" }, t("Send"))),
-    chat.error);
+    chat.error, chat.held);
   enterSends(chat.box, sendForm);
   sendForm.addEventListener("submit", (event) => { event.preventDefault(); send(chat); });
   chat.lastTyping = 0;
@@ -279,7 +280,7 @@ function openChat(session, focus) {
   });
   chat.endForm = endForm(chat);
   chat.panel = el("div", { role: "tabpanel", id: panelId, "aria-labelledby": tabId, tabindex: 0 },
-    facts, topic, chat.list, chat.typing, sendForm, chat.endForm);
+    facts, topic, chat.list, chat.typing, sendForm, safetyActions(chat), chat.endForm);
   renderTab(chat);
   state.chats.set(id, chat);
   $("tabs").append(chat.tab);
@@ -323,6 +324,39 @@ function endForm(chat) {
     else say(chat.error, errorText(ack.error));
   });
   return form;
+}
+
+// Report the chat to staff (one tap), or end it because the student stopped answering
+// (session:end reason student_silent; the server refuses while the student may still answer).
+function safetyActions(chat) {
+  const id = chat.session.session_id;
+  chat.report = el("button", { type: "button", class: "secondary report" }, t("Report this chat"));
+  chat.silent = el("button", { type: "button", class: "secondary" }, t("End: student not answering"));
+  chat.safetyNote = el("p", { class: "notice", role: "status", hidden: true });
+  chat.report.addEventListener("click", async () => {
+    chat.report.disabled = true;
+    const ack = await reportSession(state.socket, id);
+    if (ack.ok) say(chat.safetyNote, t("Thank you. A staff member will look at this chat."));
+    else { chat.report.disabled = false; say(chat.safetyNote, errorText(ack.error)); }
+  });
+  chat.silent.addEventListener("click", async () => {
+    if (chat.ended) return;
+    chat.silent.disabled = true;
+    const ack = await call(state.socket, "session:end", { session_id: id, reason: "student_silent" });
+    chat.silent.disabled = false;
+    if (ack.ok) { chatEnded({ session_id: id, reason: "student_silent" }); return; }
+    say(chat.safetyNote, silentRefusal(ack.error));
+  });
+  return el("div", { class: "chat-actions" }, chat.report, chat.silent, chat.safetyNote);
+}
+
+function silentRefusal(error) {
+  if (!error || error.code !== "conflict") return errorText(error);
+  const seconds = error.detail && Number(error.detail.retry_after);
+  if (seconds > 0) {
+    return t("The student may still answer. You can end the chat for not answering in {seconds} seconds.", { seconds });
+  }
+  return t("Say hello first. You can end the chat for not answering only after the student has had time to reply.");
 }
 
 function closeChat(id, note) {
@@ -370,15 +404,17 @@ async function send(chat) {
   chat.outgoing = chat.outgoing || new Outgoing();
   const ack = await call(state.socket, "chat:send",
     { session_id: chat.session.session_id, text, client_id: chat.outgoing.idFor(text) });
-  if (ack.ok) {
-    chat.outgoing.sent();
-    chat.box.value = "";
-    chat.lastTyping = 0;
-    say(chat.error, "");
-    addMessage(ack.message);
-  } else {
+  const outcome = chat.outgoing.settle(ack);
+  if (outcome === "failed") {
     say(chat.error, errorText(ack.error));
+    return;
   }
+  chat.box.value = "";
+  chat.lastTyping = 0;
+  say(chat.error, "");
+  // Held: nothing reached the student; the message is not shown as sent.
+  say(chat.held, outcome === "held" ? heldText("tutor", ack.categories) : "");
+  if (outcome === "sent") addMessage(ack.message);
 }
 
 document.addEventListener("visibilitychange", () => {
@@ -594,10 +630,35 @@ async function start() {
     chat.typingTimer = setTimeout(() => { chat.typing.textContent = ""; }, 4000);
   });
   socket.on("session:ended", chatEnded);
+  socket.on("account:suspended", () => suspended(socket));
   socket.on("server:resync", () => {
     call(socket, "tutor:state", {}).then(onState);
     for (const chat of state.chats.values()) if (!chat.ended) chat.sync.sync();
   });
+}
+
+function chatEndedText(reason) {
+  switch (reason) {
+    case "student": return t("The student ended the chat.");
+    case "timeout": return t("The chat ended after a long silence.");
+    case "student_silent": return t("You ended the chat because the student did not answer.");
+    case "tutor_silent": return t("The chat ended because the student had no answer from you in time. The student is back in line.");
+    case "ended_by_staff": return t("A staff member ended this chat.");
+    case "tutor_suspended": return t("This chat was ended by the district.");
+    default: return t("The chat has ended.");
+  }
+}
+
+// The district suspended this account after a safety review: stop and sign out.
+function suspended(socket) {
+  tokens.forget();
+  socket.disconnect();
+  $("console").hidden = true;
+  $("status-box").hidden = true;
+  say($("banner"), "");
+  say($("suspended"), t("Your account has been suspended by the district."));
+  $("suspended").tabIndex = -1;
+  $("suspended").focus();
 }
 
 function chatEnded(data) {
@@ -607,11 +668,9 @@ function chatEnded(data) {
   if (!chat || chat.ended) return;
   chat.ended = true;
   chat.sync.stop();
-  const why = data.reason === "student" ? t("The student ended the chat.")
-    : data.reason === "timeout" ? t("The chat ended after a long silence.")
-    : t("The chat has ended.");
-  insertSystem(chat, why);
+  insertSystem(chat, chatEndedText(data.reason));
   chat.box.disabled = true;
+  chat.silent.hidden = true;
   // The tutor can still record how it went (session:outcome); the form stays.
   const submit = chat.endForm.querySelector("button[type=submit]");
   if (submit) submit.textContent = t("Save and close");

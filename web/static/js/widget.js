@@ -6,7 +6,7 @@ import { SessionSync } from "./chat-sync.js";
 import { Countdown, RoomDesk, roomForm, timeRange, endedText as roomEndedText } from "./room.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, insertMessage, enterSends,
-  Outgoing,
+  Outgoing, heldText, reportSession, withPhoneLinks,
 } from "./common.js";
 
 const cfg = config();
@@ -167,12 +167,30 @@ $("request-form").addEventListener("submit", async (event) => {
 });
 
 // -- waiting -----------------------------------------------------------------------------
-function showPosition(position, eta) {
+// "Tutors are usually back around 4:00 PM" (or "Monday 4:00 PM" when not today), in the
+// district's time zone if the page knows it, else the browser's.
+function backAround(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return null;
+  const zone = cfg.timezone ? { timeZone: cfg.timezone } : {};
+  const day = (d) => new Intl.DateTimeFormat("en-CA", { ...zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(d);
+  const sameDay = day(date) === day(new Date());
+  return new Intl.DateTimeFormat(getLocale(), {
+    ...zone, hour: "numeric", minute: "2-digit", ...(sameDay ? {} : { weekday: "long" }),
+  }).format(date);
+}
+
+function showPosition(position, eta, request) {
   $("queue-position").textContent = position === 1
     ? t("You are next in line.")
     : t("You are number {position} in line.", { position });
   let etaText;
-  if (eta === null || eta === undefined) etaText = t("We can't estimate the wait yet. A tutor will be with you as soon as one is free.");
+  if (request && request.nobody_on_shift) {
+    const when = request.next_expected_at ? backAround(request.next_expected_at) : null;
+    etaText = `${t("No tutors are online right now.")} ${when
+      ? t("Tutors are usually back around {time}.", { time: when })
+      : t("We don't know yet when tutors will be back.")}`;
+  } else if (eta === null || eta === undefined) etaText = t("We can't estimate the wait yet. A tutor will be with you as soon as one is free.");
   else if (eta < 60) etaText = t("Estimated wait: less than a minute.");
   else etaText = t("Estimated wait: about {time}.", { time: fmtWait(eta) });
   $("queue-eta").textContent = etaText;
@@ -182,7 +200,7 @@ function enterWaiting(request) {
   const wasWaiting = state.view === "view-waiting";
   state.request = request;
   showView("view-waiting", { focus: !wasWaiting });
-  showPosition(request.position, request.eta_s);
+  showPosition(request.position, request.eta_s, request);
 }
 
 $("cancel").addEventListener("click", async () => {
@@ -283,6 +301,9 @@ function enterChat(session) {
   });
   if (fresh) {
     $("messages").replaceChildren();
+    say($("send-held"), "");
+    say($("report-thanks"), "");
+    $("report").disabled = false;
     if (state.sync) state.sync.stop();
     state.sync = new SessionSync(socket, session.session_id, {
       show: showMessage,
@@ -313,14 +334,17 @@ $("send-form").addEventListener("submit", async (event) => {
   if (!text || !state.session) return;
   const ack = await call(socket, "chat:send",
     { session_id: state.session.session_id, text, client_id: outgoing.idFor(text) });
-  if (ack.ok) {
-    outgoing.sent();
+  const outcome = outgoing.settle(ack);
+  if (outcome === "failed") {
+    say($("send-error"), errorText(ack.error));
+  } else {
     box.value = "";
     state.lastTyping = 0;
     say($("send-error"), "");
-    addMessage(ack.message);
-  } else {
-    say($("send-error"), errorText(ack.error));
+    // A held message is not shown as sent: the student is told, kindly, that it waits.
+    say($("send-held"), outcome === "held" ? heldText("student", ack.categories) : "");
+    if (outcome === "sent") addMessage(ack.message);
+    if (ack.crisis) showCrisis(ack.crisis);
   }
   box.focus();
 });
@@ -342,6 +366,8 @@ function endedText(reason) {
     case "tutor": return t("Your tutor ended the chat.");
     case "timeout": return t("The chat ended because nobody wrote for a while.");
     case "tutor_lost": return t("Your tutor was disconnected.");
+    case "student_silent": return t("Your tutor ended the chat because you didn't answer for a while.");
+    case "ended_by_staff": return t("A staff member ended this chat.");
     default: return "";
   }
 }
@@ -355,6 +381,8 @@ function showRating(reason) {
   $("rate-form").hidden = false;
   $("rate-form").reset();
   $("rate-thanks").hidden = true;
+  say($("rate-report-thanks"), "");
+  $("rate-report").disabled = false;
   showView("view-rate");
 }
 
@@ -382,6 +410,8 @@ $("rate-form").addEventListener("submit", async (event) => {
 
 $("again").addEventListener("click", () => {
   state.endedSession = null;
+  say($("rate-report-thanks"), "");
+  $("rate-report").disabled = false;
   say($("start-notice"), "");
   showView("view-start");
 });
@@ -551,9 +581,13 @@ socket.on("connect_error", (error) => {
 socket.on("session:state", applyState);
 socket.on("queue:position", (data) => {
   if (state.request && data.request_id === state.request.id) {
-    state.request = { ...state.request, ...data };
+    // Each push says afresh whether anyone is on shift.
+    state.request = {
+      ...state.request, ...data,
+      nobody_on_shift: Boolean(data.nobody_on_shift), next_expected_at: data.next_expected_at || null,
+    };
     if (state.view !== "view-waiting") showView("view-waiting");
-    showPosition(data.position, data.eta_s);
+    showPosition(data.position, data.eta_s, state.request);
   }
 });
 socket.on("request:closed", (data) => {
@@ -596,7 +630,7 @@ function endSession(data) {
   if (!state.session || data.session_id !== state.session.session_id) return;
   if (state.sync) state.sync.stop();
   if (data.requeued) {
-    addSystem(t("Your tutor was disconnected. You are back at the front of the line."));
+    addSystem(requeuedText(data.reason));
     state.session = null;
     call(socket, "session:state", {}).then(applyState);
     return;
@@ -612,3 +646,46 @@ function resync() {
 }
 socket.on("server:resync", resync);
 
+
+function requeuedText(reason) {
+  switch (reason) {
+    case "tutor_silent": return t("Your tutor didn't answer, so you're back at the front of the line.");
+    case "tutor_suspended": return t("Your tutor can't continue this chat, so you're back at the front of the line.");
+    default: return t("Your tutor was disconnected. You are back at the front of the line.");
+  }
+}
+
+// -- chat safety: crisis resources, reports ------------------------------------------------
+// The district's crisis resources ({title, lines}, already in the student's language): shown
+// above everything until the student closes them; a phone number in a line can be tapped.
+function showCrisis(crisis) {
+  if (!crisis || !crisis.title) return;
+  $("crisis-title").textContent = crisis.title;
+  $("crisis-lines").replaceChildren(...(crisis.lines || []).map((line) => el("li", {}, ...withPhoneLinks(line))));
+  $("crisis").hidden = false;
+}
+
+$("crisis-close").addEventListener("click", () => {
+  $("crisis").hidden = true;
+  const back = state.view === "view-chat" ? $("message") : $(state.view || "view-start").querySelector("h2");
+  if (back) { back.tabIndex = back.tabIndex < 0 ? -1 : back.tabIndex; back.focus(); }
+});
+socket.on("safety:crisis", showCrisis);
+
+// One tap reports the chat to staff (chat:report); the tutor is not told.
+async function report(button, thanks, sessionId) {
+  if (!sessionId) return;
+  button.disabled = true;
+  const ack = await reportSession(socket, sessionId);
+  if (ack.ok) {
+    say(thanks, t("Thank you. A staff member will look at this chat."));
+  } else {
+    button.disabled = false;
+    say(thanks, errorText(ack.error));
+  }
+}
+
+$("report").addEventListener("click", () =>
+  report($("report"), $("report-thanks"), state.session && state.session.session_id));
+$("rate-report").addEventListener("click", () =>
+  report($("rate-report"), $("rate-report-thanks"), state.endedSession && state.endedSession.session_id));
