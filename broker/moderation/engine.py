@@ -43,6 +43,9 @@ _GROUPS = re.compile(r"\d+")
 _OPERATOR_NEAR = re.compile(r"[=+*/^×÷<>%≈]|(?<![a-z])x(?![a-z])")
 _HANDLE = re.compile(r"(?<![\w@.])@(?P<name>[a-z_][a-z0-9_.]{2,29})(?![\w@(])")
 _TOKEN = re.compile(r"[\w@$!*|]+")
+_WORD = re.compile(r"\w+")
+_DIGIT = re.compile(r"\d")
+_EDGE_MARKS = re.compile(r"(?<![\w@$!*|])[!|]+|[!|]+(?![\w@$!*|])")
 _REPEATS = re.compile(r"(.)\1+")
 _MIN_PHONE_DIGITS, _MAX_PHONE_DIGITS = 7, 15
 
@@ -69,10 +72,11 @@ class Decision:
 class Moderator:
     """Decides per message with one set of compiled :class:`Rules`."""
 
-    __slots__ = ("_rules",)
+    __slots__ = ("_quick", "_rules")
 
-    def __init__(self, rules: Rules) -> None:
+    def __init__(self, rules: Rules, *, quick_checks: bool = True) -> None:
         self._rules = rules
+        self._quick = quick_checks
 
     @property
     def rules(self) -> Rules:
@@ -95,27 +99,46 @@ class Moderator:
         return Decision("deliver", text, categories, distress)
 
     def findings(self, text: str, sender: Literal["student", "tutor"]) -> list[Finding]:
-        """Every finding in ``text`` for ``sender``, in order of start."""
+        """Every finding in ``text`` for ``sender``, in order of start.
+
+        Quick checks skip a detector that cannot match (a phrase category none of whose
+        anchor words is in the message, links without a dot, handles without an "@"...);
+        with ``quick_checks=False`` every detector runs, with the same findings.
+        """
         rules = self._rules
         low = fold(text)
+        quick = self._quick
+        tokens = frozenset(_WORD.findall(low)) if quick else frozenset()
         found: list[Finding] = []
-        for category, pattern in rules.phrases:
+        for category, pattern, anchors in rules.phrases:
+            if quick and anchors is not None and anchors.isdisjoint(tokens):
+                continue
             allowed = rules.senders.get(category)
             if allowed is not None and sender not in allowed:
                 continue
-            found.extend(
-                Finding(category, m.start(), m.end())
-                for m in pattern.finditer(low)
-                if category not in _QUOTED_OK or not _quoted(low, m.start(), m.end())
-            )
-        emails = [Finding("email", m.start(), m.end()) for m in rules.email.finditer(low)]
-        found.extend(emails)
-        found.extend(self._links(low, emails))
-        found.extend(self._phones(low))
-        found.extend(self._handles(low))
+            for m in pattern.finditer(low):
+                if category not in _QUOTED_OK or not _quoted(low, m.start(), m.end()):
+                    found.append(Finding(category, m.start(), m.end()))
+        emails: list[Finding] = []
+        if not quick or "@" in low or not rules.at_words.isdisjoint(tokens):
+            emails = [Finding("email", m.start(), m.end()) for m in rules.email.finditer(low)]
+            found.extend(emails)
+        if not quick or "." in low:
+            found.extend(self._links(low, emails))
+        digits = len(_DIGIT.findall(low)) if quick else _MIN_PHONE_DIGITS
+        if (
+            digits >= _MIN_PHONE_DIGITS
+            or not rules.digit_words.isdisjoint(tokens)
+            or (digits and rules.digit_word.search(low))
+        ):
+            found.extend(self._phones(low))
+        if not quick or "@" in low:
+            found.extend(self._handles(low))
         found.extend(self._words(low))
         found.extend(self._spaced_words(low))
-        if rules.street is not None:
+        if rules.street is not None and (
+            not quick or (digits and not rules.street_words.isdisjoint(tokens))
+        ):
             found.extend(Finding("address", m.start(), m.end()) for m in rules.street.finditer(low))
         found = self._famous_addresses(low, found)
         found.sort(key=lambda f: (f.start, -f.end))
@@ -178,6 +201,14 @@ class Moderator:
     def _words(self, low: str) -> list[Finding]:
         rules = self._rules
         words, prefixes = rules.words, rules.word_prefixes
+        if self._quick and "*" not in low:
+            # Quick pass over the whole text, read as the tokens below are read (edge marks
+            # dropped, leetspeak, repeats collapsed): most messages stop here.
+            quick = _REPEATS.sub(r"\1", _EDGE_MARKS.sub(" ", low).translate(LEET))
+            if words.keys().isdisjoint(_WORD.findall(quick)) and (
+                rules.word_prefix is None or rules.word_prefix.search(quick) is None
+            ):
+                return []
         out: list[Finding] = []
         for m in _TOKEN.finditer(low):
             token = m.group()

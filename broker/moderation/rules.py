@@ -10,6 +10,8 @@ and ``docs/moderation.md``.
 from __future__ import annotations
 
 import re
+import re._constants as _C
+import re._parser as _sre_parser
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,11 +51,14 @@ class Rules:
     actions: Mapping[str, Action]
     alert: frozenset[str]
     senders: Mapping[str, frozenset[str]]
-    #: one combined pattern per phrase category, matched on the folded text
-    phrases: tuple[tuple[str, re.Pattern[str]], ...]
+    #: per phrase category: one combined pattern matched on the folded text, and its
+    #: anchors (a match always contains one of these words; None: no such set is known)
+    phrases: tuple[tuple[str, re.Pattern[str], frozenset[str] | None], ...]
     #: word key (see :func:`normalise.word_key`) -> category, and prefixes for ``word*``
     words: Mapping[str, str]
     word_prefixes: tuple[tuple[str, str], ...]
+    #: any word starting with one of the prefixes, for the engine's quick pass
+    word_prefix: re.Pattern[str] | None
     allow_hosts: tuple[str, ...]
     famous_addresses: tuple[str, ...]
     own_address: re.Pattern[str] | None
@@ -65,6 +70,10 @@ class Rules:
     email: re.Pattern[str]
     link: re.Pattern[str]
     street: re.Pattern[str] | None
+    #: words whose absence rules a detector out (the engine's quick checks)
+    digit_words: frozenset[str]
+    at_words: frozenset[str]
+    street_words: frozenset[str]
 
     @property
     def categories(self) -> frozenset[str]:
@@ -173,7 +182,11 @@ def compile_rules(data: Mapping[str, Any], source: Path) -> Rules:
                     words[key] = category
 
     phrases = tuple(
-        (category, _compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", f"phrases.{category}"))
+        (
+            category,
+            _compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", f"phrases.{category}"),
+            _category_anchors(parts),
+        )
         for category, parts in phrase_parts.items()
     )
     return Rules(
@@ -184,6 +197,9 @@ def compile_rules(data: Mapping[str, Any], source: Path) -> Rules:
         phrases=phrases,
         words=MappingProxyType(words),
         word_prefixes=tuple(prefixes),
+        word_prefix=re.compile(r"(?<!\w)(?:" + _words([p for p, _ in prefixes]) + ")")
+        if prefixes
+        else None,
         allow_hosts=allow,
         famous_addresses=famous,
         own_address=_alternation([_phrase(p, "addresses.own") for p in own], "addresses.own"),
@@ -199,6 +215,9 @@ def compile_rules(data: Mapping[str, Any], source: Path) -> Rules:
         email=_email(vocab["at"], vocab["dot"], providers, tlds),
         link=_link(tlds),
         street=_street(vocab["street_types"], vocab["street_stop"]),
+        digit_words=frozenset(vocab["digits"]),
+        at_words=frozenset(w for w in vocab["at"] if w.isalpha()),
+        street_words=frozenset(vocab["street_types"]),
     )
 
 
@@ -327,9 +346,135 @@ def _street(types: list[str], stop: list[str]) -> re.Pattern[str] | None:
         + name
         + r"){1,3}\s+(?:"
         + _words(types)
-        + r")(?![a-z])\.?"
+        + r")(?!\w)\.?"
         + unit
     )
+
+
+# -- anchors -----------------------------------------------------------------------------
+#
+# A match of a phrase always contains, as a whole word, one word of its pattern's most
+# selective "slot" (a part between two runs of required whitespace): "(add|follow|dm) me
+# on ..." -> {"add", "follow", "dm"}. When none of a category's anchors is among a message's
+# words, the category's pattern cannot match there and is not run. A pattern whose slots
+# are all open-ended ("[a-z]+") leaves its category without anchors (always run).
+
+_Items = list[tuple[Any, Any]]
+_SPACE = "\0"  # stands for required whitespace while expanding a slot
+_OPEN = "\1"  # stands for "anything may follow" (an open-ended part such as [a-z]+)
+_MAX_STRINGS = 256
+#: Words too frequent to be a useful anchor (chosen only when a pattern has nothing else).
+_COMMON = frozenset(
+    "a i u me my mi tu te yo your you the to is es de la el en que no y and of in on it this "
+    "that do can what how se lo por con un una los las le we are im at be for or o".split()
+)
+
+
+def _category_anchors(parts: list[str]) -> frozenset[str] | None:
+    anchors: set[str] = set()
+    for part in parts:
+        found = _pattern_anchors(part)
+        if found is None:
+            return None
+        anchors |= found
+    return frozenset(anchors)
+
+
+def _pattern_anchors(pattern: str) -> frozenset[str] | None:
+    """The anchor words of one pattern, or None when it has no closed slot."""
+    items: _Items = list(_sre_parser.parse(pattern))
+    best: frozenset[str] | None = None
+    slot: _Items = []
+    for item in [*items, None]:
+        if item is not None and not _required_space(item):
+            slot.append(item)
+            continue
+        words = _slot_anchors(slot)
+        if words is not None and (best is None or _score(words) > _score(best)):
+            best = words
+        slot = []
+    return best
+
+
+def _score(words: frozenset[str]) -> tuple[int, int]:
+    return (min(0 if w in _COMMON else len(w) for w in words), -len(words))
+
+
+def _required_space(item: tuple[Any, Any]) -> bool:
+    """``\\s+`` (at least one whitespace character)."""
+    op, av = item
+    if op is not _C.MAX_REPEAT or av[0] < 1:
+        return False
+    return _is_space(list(av[2]))
+
+
+def _is_space(items: _Items) -> bool:
+    return items == [(_C.IN, [(_C.CATEGORY, _C.CATEGORY_SPACE)])]
+
+
+def _slot_anchors(slot: _Items) -> frozenset[str] | None:
+    """The leading whole word of every string a slot can start with, if they are few."""
+    strings = _expand(slot)
+    words: set[str] = set()
+    for s in strings:
+        head = re.match(r"\w+", s)
+        if head is None or s[head.end() : head.end() + 1] == _OPEN:
+            return None  # no word, or a word that may go on ("[a-z]+" after it)
+        words.add(head.group())
+    return frozenset(words) or None
+
+
+def _expand(items: _Items) -> set[str]:
+    """The strings ``items`` can start with, each cut at the first required whitespace
+    (ending in _SPACE) or open-ended part (ending in _OPEN)."""
+    out = {""}
+    for op, av in items:
+        part = _expand_one(op, av)
+        if part is None or len(out) * len(part) > _MAX_STRINGS:
+            part = {_OPEN}
+        out = {a if _ended(a) else _cut(a + b) for a in out for b in part}
+        if all(_ended(a) for a in out):
+            break
+    return out
+
+
+def _ended(s: str) -> bool:
+    return _SPACE in s or _OPEN in s
+
+
+def _cut(s: str) -> str:
+    """``s`` up to and including its first _SPACE or _OPEN."""
+    ends = [i for i in (s.find(_SPACE), s.find(_OPEN)) if i >= 0]
+    return s[: min(ends) + 1] if ends else s
+
+
+def _expand_one(op: Any, av: Any) -> set[str] | None:
+    if op is _C.LITERAL:
+        return {chr(av)}
+    if op is _C.IN:
+        if _is_space([(op, av)]):
+            return {_SPACE}
+        if all(o is _C.LITERAL for o, _ in av):
+            return {chr(a) for _, a in av}
+        return None
+    if op is _C.SUBPATTERN:
+        return _expand(list(av[3]))
+    if op is _C.BRANCH:
+        union: set[str] = set()
+        for choice in av[1]:
+            union |= _expand(list(choice))
+        return union
+    if op in (_C.MAX_REPEAT, _C.MIN_REPEAT):
+        low, high, inner = av[0], av[1], list(av[2])
+        if _is_space(inner):
+            return {_SPACE} if low >= 1 else {"", _SPACE}
+        if high > 1:
+            return None
+        found = _expand(inner)
+        return found | {""} if low == 0 else found
+    if op in (_C.ASSERT, _C.ASSERT_NOT, _C.AT):
+        return {""}
+    return None
 
 
 # -- shape checks ------------------------------------------------------------------------

@@ -8,8 +8,10 @@ from hypothesis import strategies as st
 
 from broker.moderation import Moderator, load_rules
 from broker.moderation.engine import mask
+from tests.moderation.corpus import caught, homework
 
 MODERATOR = Moderator(load_rules())
+FULL = Moderator(MODERATOR.rules, quick_checks=False)
 SENDERS = st.sampled_from(["student", "tutor"])
 #: Filler that cannot itself form a phone number, an address or a word of the lists, nor
 #: put an arithmetic operator next to the planted detail (which makes a number homework).
@@ -30,6 +32,7 @@ PLANTED = st.sampled_from(
 @given(st.text(max_size=300), SENDERS)
 def test_check_never_raises_and_masks_only_the_spans(text: str, sender: str) -> None:
     decision = MODERATOR.check(text, sender)  # type: ignore[arg-type]
+    assert MODERATOR.findings(text, sender) == FULL.findings(text, sender)  # type: ignore[arg-type]
     assert decision.categories == tuple(sorted(set(decision.categories)))
     if decision.action == "deliver":
         assert decision.text == text
@@ -68,3 +71,27 @@ def _kept(text: str, spans: list) -> list[str]:  # type: ignore[type-arg]
         pos = max(pos, f.end)
     out.append(text[pos:])
     return out
+
+
+#: Words and marks from both corpora, to build messages that come close to the patterns.
+PIECES = sorted(
+    {w for case in homework() + caught() for w in case.text.split()}
+    | {"@", ".", ",", "-", "(", ")", "!", "?", "¿", "*", "555", "1234", "#"}
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=14), st.sampled_from([" ", "", "  ", "\n"]),
+       SENDERS)  # fmt: skip
+def test_the_quick_checks_never_change_the_findings(
+    pieces: list[str], separator: str, sender: str
+) -> None:
+    text = separator.join(pieces)
+    assert MODERATOR.findings(text, sender) == FULL.findings(text, sender)  # type: ignore[arg-type]
+
+
+def test_the_quick_checks_never_change_the_findings_on_the_corpora() -> None:
+    for case in homework() + caught():
+        assert MODERATOR.findings(case.text, case.sender) == FULL.findings(
+            case.text, case.sender
+        ), case.text
