@@ -38,6 +38,11 @@ _NANP = re.compile(r"(?:\+?1[\s.\-]*)?\(?\d{3}\)?[\s.\-]*\d{3}[\s.\-]\d{4}\Z")
 _MX = re.compile(r"\(?\d{2}\)?[\s.\-]\d{4}[\s.\-]\d{4}\Z")
 _SEVEN = re.compile(r"\d{3}[\s.\-]\d{4}\Z")
 _DECIMAL = re.compile(r"\d+[.,]\d{4,}\Z")
+_DECIMAL_INSIDE = re.compile(r"(?<!\d)0\.\d|\d\.\d{5,}")
+_THOUSANDS = re.compile(r"\d{1,3}(?:\.\d{3}){2,}\Z")
+_YEARS = re.compile(r"(?:1\d|20)\d\d\s?-\s?(?:1\d|20)\d\d\Z")
+#: How far before and after a number the words that make it a phone number are looked for.
+_CONTEXT_BEFORE, _CONTEXT_AFTER = 40, 30
 _SPACED = re.compile(r"(?<![\w@$!*])(?:[a-z0-9@$!*][ .\-_]){2,}[a-z0-9@$!*](?![\w@$!*])")
 _GROUPS = re.compile(r"\d+")
 _OPERATOR_NEAR = re.compile(r"[=+*/^×÷<>%≈]|(?<![a-z])x(?![a-z])")
@@ -164,17 +169,19 @@ class Moderator:
     def _phones(self, low: str) -> list[Finding]:
         rules = self._rules
         out: list[Finding] = []
-        context: bool | None = None  # computed on the first candidate only
         for m in rules.phone_run.finditer(low):
             run = m.group()
             spoken = rules.digit_word.findall(run)
             n = sum(c.isdigit() for c in run) + len(spoken)
             if not _MIN_PHONE_DIGITS <= n <= _MAX_PHONE_DIGITS or _not_a_phone(run, spoken):
                 continue
-            if context is None:
-                context = bool(rules.phone_context and rules.phone_context.search(low))
-            score = _phone_shape(run, spoken, n, low, m.start(), m.end())
-            score += 2 if context else 0
+            start, end = m.start(), m.end()
+            score = _phone_shape(run, spoken, low, start, end)
+            context = rules.phone_context
+            if context is not None and context.search(
+                low, max(0, start - _CONTEXT_BEFORE), end + _CONTEXT_AFTER
+            ):
+                score += 2
             score -= 3 if self._homework_number(low, m.start(), m.end()) else 0
             if score >= PHONE_THRESHOLD:
                 out.append(Finding("phone", m.start(), m.end()))
@@ -187,6 +194,8 @@ class Moderator:
         after = low[end : end + 3]
         if _OPERATOR_NEAR.search(before) or _OPERATOR_NEAR.search(after):
             return True
+        if low.startswith("+", start) and low[:start].rstrip()[-1:].isalnum():
+            return True  # "555 + 123 ...": an addition, not a country code
         near = self._rules.number_context
         return near is not None and near.search(low, max(0, start - 30), end + 20) is not None
 
@@ -239,17 +248,17 @@ class Moderator:
         return out
 
     def _famous_addresses(self, low: str, found: list[Finding]) -> list[Finding]:
-        """Drop address findings that name a famous address, unless the message says the
-        address is the sender's own."""
+        """Drop address findings that name a famous address, unless the words just before
+        it say the address is the sender's own ("I live at ...")."""
         famous = self._rules.famous_addresses
         if not famous or not any(f.category == "address" for f in found):
             return found
         own = self._rules.own_address
-        if own is not None and own.search(low):
-            return found
         kept: list[Finding] = []
         for f in found:
-            if f.category == "address":
+            if f.category == "address" and (
+                own is None or not own.search(low, max(0, f.start - _CONTEXT_BEFORE), f.end)
+            ):
                 span = " ".join(low[f.start : f.end].split())
                 if any(span.startswith(a) or a in span for a in famous):
                     continue
@@ -258,12 +267,18 @@ class Moderator:
 
 
 def _not_a_phone(run: str, spoken: list[str]) -> bool:
-    """Runs that are numbers of another kind: a decimal ("3.14159265"), a list written with
-    commas ("1, 2, 3, 4, 5, 6, 7"), one or two digits repeated ("1111111111")."""
+    """Runs that are numbers of another kind: a decimal ("3.14159265", "0.00450 10110"), a
+    list written with commas ("1, 2, 3, 4, 5, 6, 7"), thousands with dots ("126.014.024"),
+    years from and to ("1861-1865"),
+    one or two digits repeated ("1111111111"), spoken digits counting up ("uno dos tres")."""
+    if _DECIMAL_INSIDE.search(run):
+        return True
     if spoken:
-        return False
+        return _counting(spoken) and (len(spoken) >= 5 or not any(c.isdigit() for c in run))
     digits = run.strip("()+ ")
-    if _DECIMAL.match(digits) or "," in run:
+    if "," in run or _DECIMAL.match(digits):
+        return True
+    if _THOUSANDS.match(digits) or _YEARS.match(digits):
         return True
     return len({c for c in run if c.isdigit()}) <= 2
 
@@ -277,13 +292,11 @@ def _quoted(low: str, start: int, end: int) -> bool:
     return low.count('"', 0, start) % 2 == 1 and '"' in low[end:]
 
 
-def _phone_shape(run: str, spoken: list[str], n: int, low: str, start: int, end: int) -> int:
+def _phone_shape(run: str, spoken: list[str], low: str, start: int, end: int) -> int:
     """How much a run's own form says "phone number" (0-3)."""
-    digits_only = run.strip("()+ ")
     if spoken:
-        if len(spoken) == n and _counting(spoken):
-            return 0  # "one two three four five six seven": counting, not a number
-        return 2
+        return 2  # digits spoken, or mixed ("5five5"): never arithmetic
+    digits_only = run.strip("()+ ")
     score = 0
     if run.startswith("+") or _NANP.match(digits_only) or _MX.match(digits_only):
         score = 2

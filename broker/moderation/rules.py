@@ -288,9 +288,12 @@ def _digit_word(digits: list[str]) -> str:
 
 def _phone_run(digits: list[str]) -> re.Pattern[str]:
     """A run of digits and spoken digits with the separators phone numbers are written
-    with (spaces, dots, dashes, parentheses), an optional leading ``+``."""
+    with (spaces, dots, commas, dashes, parentheses), an optional leading ``+``; not
+    starting inside a word ("H2SO4 uno dos..."), not across the end of a sentence (". ")."""
     token = r"(?:\d|" + _digit_word(digits) + ")"
-    return re.compile(r"(?:\+\s?)?\(?" + token + r"(?:[\s.,\-()]{0,3}" + token + r")*")
+    return re.compile(
+        r"(?<![a-z])(?:\+\s?)?\(?" + token + r"(?:(?:[\s,\-()]|\.(?!\s)){0,3}" + token + r")*"
+    )
 
 
 def _email(at: list[str], dot: list[str], providers: list[str], tlds: list[str]) -> re.Pattern[str]:

@@ -100,6 +100,15 @@ def test_a_clean_message_is_the_same_object_back(moderator: Moderator) -> None:
         ("call me: eight oh eight, five five five, one two one two", True),
         ("ISBN 978-0-06-112008-4", False),
         ("+52 55 1234 5678", True),
+        ("the civil war was 1861-1865, call it the 1860s", False),  # years from and to
+        ("how many sig figs in 0.00450 three?", False),  # a decimal, then a word
+        ("what is 555 + 123 4567", False),  # "+" adds, it is no country code
+        ("H2SO4 uno dos tres cuatro cinco seis siete", False),  # counting after a formula
+        ("la población es 126.014.024, llama la atención", False),  # thousands with dots
+        ("call me later, ok? The census of the whole state says 8336817 people", False),
+        ("call me later, my number is in the census: 8336817", True),
+        ("phone " + "x" * 60 + " 555 123 4567", True),  # the shape alone is a phone
+        ("phone " + "x" * 60 + " 5551234567 is the answer", False),  # too far from "phone"
     ],
 )
 def test_phone_heuristics(moderator: Moderator, text: str, phone: bool) -> None:
