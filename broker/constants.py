@@ -68,3 +68,18 @@ OUTBOX_RETRY_BASE_S = 60.0  # a failed send is retried after this, doubling ...
 OUTBOX_RETRY_MAX_S = 6 * 3600.0  # ... up to this
 OUTBOX_MAX_ATTEMPTS = 8  # then the message is given up (kept, with its last error)
 DEFAULT_MAIL_FROM = "homework-help@localhost"
+
+# -- chat safety (issue 12; docs/moderation.md, docs/operations.md) ----------------------
+# A tutor who accepts and writes nothing for this long loses the session (``tutor_silent``)
+# and the student goes back to the head of the queue.
+TUTOR_SILENT_S = 60.0
+# After the tutor's first message, a student who writes nothing for this long may be ended
+# by the tutor as ``student_silent``.
+STUDENT_SILENT_S = 180.0
+# A queue with students waiting and no available tutor for this long raises a staff alert.
+NO_TUTOR_ALERT_S = 120.0
+# How long a flagged session's messages (and a held message's words) are kept for review,
+# whatever the message retention.
+SAFETY_REVIEW_DAYS = 30
+# A report's free-text note, at most.
+REPORT_NOTE_MAX_CHARS = 500

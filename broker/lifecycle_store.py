@@ -218,6 +218,20 @@ class LifecycleStore:
             .where(r.c.id == sa.bindparam("rid"))
             .values(status="queued", accepted_at=None)
         )
+        # Back at the head of its queue (before every queued request of that queue): the
+        # student was let down by a tutor who never answered (``tutor_silent``).
+        head = r.alias("head")
+        self._requeue_head = (
+            r.update()
+            .where(r.c.id == sa.bindparam("rid"))
+            .values(
+                status="queued",
+                accepted_at=None,
+                rank=sa.select(sa.func.coalesce(sa.func.min(head.c.rank), r.c.rank) - 1)
+                .where(head.c.queue == r.c.queue, head.c.status == "queued")
+                .scalar_subquery(),
+            )
+        )
         self._free_slot = (
             t.update()
             .where(t.c.tutor_id == sa.bindparam("tid"), t.c.open_sessions > 0)
@@ -363,17 +377,19 @@ class LifecycleStore:
     # -- end -----------------------------------------------------------------------------
     async def end_session(
         self, session_id: str, request_id: str, tutor_id: str, values: dict[str, Any],
-        *, requeue: bool,
+        *, requeue: bool, at_head: bool = False,
     ) -> bool:
         """End the open session with ``values`` (:data:`SESSION_END_FIELDS`); its request
         ends too, or goes back to ``queued`` (keeping its rank, so its place). ``False``
-        (nothing changed) if the session had already ended."""
+        (nothing changed) if the session had already ended. With ``at_head`` a requeued
+        request goes before every request waiting in its queue."""
         when = values["ended_at"]
         steps: list[Step] = [
             Step(self._end_session, {"sid": session_id, **_params(values)}, expect=1)
         ]
         if requeue:
-            steps.append(Step(self._requeue_request, {"rid": request_id}))
+            requeue_stmt = self._requeue_head if at_head else self._requeue_request
+            steps.append(Step(requeue_stmt, {"rid": request_id}))
         else:
             closed = {"closed_at": when, "close_reason": values["end_reason"]}
             steps.append(Step(self._end_request, {"rid": request_id, **_params(closed)}))
@@ -383,15 +399,20 @@ class LifecycleStore:
 
     async def drop_ended_buffers(self, ended_before: float) -> int:
         """Delete the messages of sessions that ended before ``ended_before`` (retention
-        off); return how many. Idempotent, safe in every process at once."""
+        off), except a flagged session's while staff may review it (``safety_flags
+        .keep_until``); return how many. Idempotent, safe in every process at once."""
         if self.keep_text:
             return 0
         m, s = self.messages, self.sessions
         cutoff = at(ended_before)
         ended = sa.select(s.c.id).where(s.c.ended_at.is_not(None), s.c.ended_at < cutoff)
+        flags = Base.metadata.tables["safety_flags"]
+        kept = sa.select(flags.c.session_id).where(flags.c.keep_until > cutoff)
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                m.delete().where(m.c.at < cutoff, m.c.session_id.in_(ended))
+                m.delete().where(
+                    m.c.at < cutoff, m.c.session_id.in_(ended), m.c.session_id.not_in(kept)
+                )
             )
         return int(result.rowcount or 0)
 
@@ -571,20 +592,24 @@ class LifecycleStore:
             rows = (await conn.execute(query.order_by(s.c.accepted_at))).mappings().all()
         return [dict(row) for row in rows]
 
-    async def open_session_clocks(self) -> list[tuple[str, str, str, float, float | None]]:
+    async def open_session_clocks(
+        self,
+    ) -> list[tuple[str, str, str, float, float | None, float | None]]:
         """Every open on-demand session's (id, tutor, student, accepted_at,
-        last_activity_at), for the sweep: five plain columns per row, so reading thousands
+        last_activity_at, first_response_at), for the sweep: plain columns, so reading thousands
         costs the event loop little (the full rows, :meth:`open_sessions`, only for the few
         it ends). Booked sessions' rooms are not here: they end at their time
         (:mod:`broker.rooms`), not with presence or idleness."""
         s = self.sessions
         query = sa.select(
-            s.c.id, s.c.tutor_id, s.c.student, s.c.accepted_at, s.c.last_activity_at
+            s.c.id, s.c.tutor_id, s.c.student, s.c.accepted_at, s.c.last_activity_at,
+            s.c.first_response_at,
         ).where(s.c.ended_at.is_(None), s.c.booking.is_(None))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            (str(i), str(t), str(st), epoch(a) or 0.0, epoch(la)) for i, t, st, a, la in rows
+            (str(i), str(t), str(st), epoch(a) or 0.0, epoch(la), epoch(fr))
+            for i, t, st, a, la, fr in rows
         ]
 
     async def session(self, session_id: str) -> dict[str, Any] | None:

@@ -6,7 +6,9 @@ What :func:`purge_engine` deletes, in one transaction:
   default: message bodies are relayed, kept only while their session is open) every
   message of a session that is not open is deleted, so turning retention off also clears
   what an earlier setting kept. An open session's messages are its buffer (what a
-  reconnecting participant is sent again) and are never purged;
+  reconnecting participant is sent again) and are never purged; a flagged session's are
+  kept until its flags' review period ends (``safety_flags.keep_until``,
+  ``HH_SAFETY_REVIEW_DAYS``), and a held message's words are deleted then;
 * **topics and first names** of requests that are no longer open, on the same terms as
   messages (they are the student's own words);
 * **sessions** that *ended* before ``now - metadata_retention_days`` (with their messages);
@@ -26,6 +28,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker import safety_store
 from broker.constants import OPEN_STATUSES
 from broker.db.engine import create_engine
 from broker.db.models import metadata
@@ -34,6 +37,7 @@ from broker.settings import Settings
 requests_t = metadata.tables["help_requests"]
 sessions_t = metadata.tables["tutoring_sessions"]
 messages_t = metadata.tables["chat_messages"]
+flags_t = metadata.tables["safety_flags"]
 
 
 def cutoffs(settings: Settings, now: dt.datetime) -> tuple[dt.datetime | None, dt.datetime]:
@@ -68,7 +72,16 @@ async def purge_engine(
             old_messages = sa.or_(old_messages, messages_t.c.session_id.in_(expired_sessions))
         open_sessions = sa.select(sessions_t.c.id).where(sessions_t.c.ended_at.is_(None))
         result = await conn.execute(
-            messages_t.delete().where(old_messages, messages_t.c.session_id.not_in(open_sessions))
+            messages_t.delete().where(
+                old_messages,
+                messages_t.c.session_id.not_in(open_sessions),
+                messages_t.c.session_id.not_in(safety_store.kept_sessions(now)),
+            )
+        )
+        await conn.execute(
+            flags_t.update()
+            .where(flags_t.c.keep_until <= now, flags_t.c.text.is_not(None))
+            .values(text=None)
         )
         counts["messages"] = int(result.rowcount or 0)
         await conn.execute(

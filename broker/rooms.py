@@ -381,10 +381,12 @@ class Rooms:
                 "me": to_tutor if role == "tutor" else to_students}
 
     async def send(
-        self, identity: Identity, room: Room, text: str, client_id: str | None = None
+        self, identity: Identity, room: Room, text: str, client_id: str | None = None,
+        moderation: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Number, store and relay a message to every participant (as on demand, at most
-        once per ``client_id``)."""
+        once per ``client_id``); ``text`` is what moderation let through
+        (:meth:`broker.safety.Safety.screen`), ``moderation`` goes on the message."""
         role = self.member(identity, room)
         b = self.broker
         await b._throttle(b.chat_limiter, f"{role}:{identity.subject}", "too many messages")
@@ -400,6 +402,8 @@ class Rooms:
             message = {**resent_view(room.id, seq, slot), "from": role}
             return {**message, "by": to_tutor if role == "tutor" else to_students}
         message = message_view(room.id, seq, role, text, now)
+        if moderation is not None:
+            message["moderation"] = moderation
         await self._tell(room, "chat:message", {**message, "by": to_students},
                          {**message, "by": to_tutor})
         return {**message, "by": to_tutor if role == "tutor" else to_students}
@@ -415,12 +419,18 @@ class Rooms:
         """The tutor ends the room early (reason ``tutor``); students may not end it."""
         if self.member(identity, room) != "tutor":
             raise NotAllowed("a booked session ends at its time or by its tutor")
-        if not await store.close(self.engine, room.id, self.now(), "tutor"):
+        if not await self.close(room, "tutor"):
             raise NotFound("no such open session of yours")
+
+    async def close(self, room: Room, reason: str) -> bool:
+        """End the room now (its tutor, or staff: ``ended_by_staff``); ``False`` if it had
+        already ended."""
+        closed = await store.close(self.engine, room.id, self.now(), reason)
         self.forget(room.id)
         # Told like a close by the job: this process's people now, every other process's
         # at its next look (one path, so nobody is told twice).
         await self.reconcile()
+        return closed
 
     async def sync(self, identity: Identity, row: dict[str, Any],
                    after_seq: int) -> dict[str, Any]:

@@ -24,10 +24,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.db import scheduler_models as m
+from broker.db.engine import dialect_insert
 from broker.db.models import metadata
 
 Row = dict[str, Any]
@@ -38,13 +38,6 @@ schools = metadata.tables["schools"]
 students = metadata.tables["students"]
 
 SCHEDULED = "scheduled"
-
-
-def _insert(engine: AsyncEngine | AsyncConnection, table: sa.Table) -> Any:
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 async def _all(conn: AsyncConnection, query: Any) -> list[Row]:
@@ -91,7 +84,7 @@ async def open_batch(engine: AsyncEngine, rooms: Sequence[Row],
     if not rooms:
         return set()
     async with engine.begin() as conn:
-        stmt = _insert(conn, sessions).on_conflict_do_nothing(index_elements=["booking"])
+        stmt = dialect_insert(conn, sessions).on_conflict_do_nothing(index_elements=["booking"])
         made = {str(r[0]) for r in (await conn.execute(
             stmt.returning(sessions.c.id), list(rooms))).all()}
         mine = [p for p in people if p["session_id"] in made]
@@ -169,7 +162,7 @@ async def sync_people(engine: AsyncEngine, rows: Sequence[Row]) -> None:
                     "pseudonym": None, "first_name": None, "joined_at": None}
                    for s in r["students"] if s["student_id"] not in there]
             if new:
-                await conn.execute(_insert(conn, participants).on_conflict_do_nothing(
+                await conn.execute(dialect_insert(conn, participants).on_conflict_do_nothing(
                     index_elements=["session_id", "student_id"]), new)
 
 

@@ -74,15 +74,19 @@ from broker.notifier import Notifier
 from broker.outages import OutageLog
 from broker.presence import MemoryPresence, Presence
 from broker.rooms import ROOM_WATCH_S, Room, Rooms, check_text
+from broker.safety import Safety, Screened, Where
+from broker.safety_desk import SafetyDesk
 from broker.settings import Settings
 from broker.throttle import Throttle, Throttles
 from broker.views import (
     OpenSession,
+    held_view,
     iso,
     message_view,
     resent_view,
     session_view,
     tutor_request_view,
+    with_crisis,
 )
 from routing.catalog import Catalog
 from routing.decision import HelpRequest, Routed, route
@@ -91,7 +95,11 @@ from routing.schools import SchoolDirectory
 log = logging.getLogger(__name__)
 
 SNAPSHOT_LIMIT = 50  # tutors see the head of each queue, plus its total
-END_REASONS = frozenset({"student", "tutor", "timeout", "tutor_lost"})
+END_REASONS = frozenset({
+    "student", "tutor", "timeout", "tutor_lost", "tutor_silent", "student_silent",
+    "ended_by_staff", "tutor_suspended",
+})
+REQUEUED_REASONS = frozenset({"tutor_lost", "tutor_silent", "tutor_suspended"})
 TUTOR_STATUSES = frozenset({"available", "away"})
 PARTICIPANTS_CACHED = 20_000
 
@@ -152,6 +160,8 @@ class Broker:
         self._presence_since: float | None = None  # presence has answered since then
         self._outages = OutageLog(log)
         self.rooms = Rooms(self)
+        self.safety = Safety(store.engine, settings)
+        self.desk = SafetyDesk(self)
         # Hooks the edge sets: who this process holds connections for.
         self.local_subjects: Callable[[], list[str]] = list
         self.local_queues: Callable[[], set[str]] = set
@@ -240,15 +250,18 @@ class Broker:
                 await self._close_queued(q["id"], "expired", now, "max_wait")
         clocks = await self.store.open_session_clocks()
         if clocks:
-            subjects = [tutor_subject(tutor) for _, tutor, _, _, _ in clocks]
-            subjects += [student_subject(student) for _, _, student, _, _ in clocks]
+            subjects = [tutor_subject(clock[1]) for clock in clocks]
+            subjects += [student_subject(clock[2]) for clock in clocks]
             gone = await self._gone(subjects, now, judge)
             idle = self.settings.session_idle_s
-            for session_id, tutor, student, accepted_at, last_activity_at in clocks:
+            silent = self.settings.tutor_silent_s
+            for session_id, tutor, student, accepted_at, last_activity_at, answered in clocks:
                 if tutor_subject(tutor) in gone:
                     why: tuple[str, str | None, bool] = ("tutor_lost", None, True)
                 elif student_subject(student) in gone:
                     why = ("timeout", "student_disconnected", False)
+                elif silent and answered is None and now - accepted_at > silent:
+                    why = ("tutor_silent", None, True)
                 elif idle and now - max(last_activity_at or 0.0, accepted_at) > idle:
                     why = ("timeout", "idle", False)
                 else:
@@ -256,13 +269,26 @@ class Broker:
                 for row in await self.store.open_sessions(session_id=session_id):
                     reason, detail, requeue = why
                     await self._end(
-                        OpenSession.from_row(row), reason, now, requeue=requeue, detail=detail
+                        OpenSession.from_row(row), reason, now, requeue=requeue, detail=detail,
+                        at_head=reason == "tutor_silent",
                     )
         await self._reconcile(now, queued)
         await self.rooms.reconcile()
+        await self._watch_safety(now)
         if now - self._buffers_dropped_at >= BUFFER_SWEEP_EVERY_S:
             self._buffers_dropped_at = now
             await self.store.drop_ended_buffers(now - BUFFER_AFTER_END_S)
+
+    async def _watch_safety(self, now: float) -> None:
+        """Re-read the moderation rules if their file changed; raise or clear the
+        nobody-on-shift alerts; know when tutors are next expected where nobody is."""
+        self.safety.reload()
+        await self.desk.refresh_suspended()
+        _, _, available = await self._count_rates(now)
+        await self.desk.watch_queues(now, available)
+        waiting = {name for name, (length, _) in (await self.store.queue_figures()).items()
+                   if length and not available.get(name)}
+        await self.desk.refresh_next_expected(now, waiting)
 
     # -- presence, which is allowed to be lost or unreachable ----------------------------
     async def _touch(self, subjects: list[str], now: float) -> bool:
@@ -398,10 +424,12 @@ class Broker:
             open_request = await self.store.open_request_of(student.subject)
             held = open_request["id"] if open_request else None
             raise Conflict("you already have an open request", request_id=held)
-        eta = await self._eta(decision.queue, position)
+        rate, available = await self._queue_rates(decision.queue, now)
+        eta = estimate_wait_s(position, rate, available)
         self._last_position[request_id] = (position, eta)
         self.push_queue(decision.queue)
         return {
+            **self.desk.nobody_on_shift(decision.queue, available),
             "id": request_id,
             "vendor": decision.vendor,
             "vendor_name": self._vendor_name(decision.vendor),
@@ -520,6 +548,8 @@ class Broker:
 
     async def accept(self, tutor: Tutor, request_id: str) -> dict[str, Any]:
         """Claim a request for a tutor: exactly one tutor wins; capacity is enforced."""
+        if tutor.id in self.desk.suspended:
+            raise NotAllowed("this account is suspended")
         row = await self.store.request(request_id)
         if row is None or row["status"] != "queued":
             raise AlreadyTaken("this request is no longer waiting")
@@ -621,22 +651,61 @@ class Broker:
         text = check_text(text, self.settings.chat_max_chars)
         room = await self._room(session_id)
         if room is not None:
-            return await self.rooms.send(identity, room, text, client_id)
+            screened = await self._screen(
+                identity, session_id, self.rooms.member(identity, room), text, client_id
+            )
+            if screened.held:
+                return held_view(session_id, screened)
+            return with_crisis(
+                await self.rooms.send(
+                    identity, room, screened.text, client_id, moderation=screened.moderation
+                ),
+                screened,
+            )
         student, tutor_id, accepted_at, role = await self._participant(identity, session_id)
         await self._throttle(self.chat_limiter, f"{role}:{identity.subject}", "too many messages")
+        screened = await self._screen(identity, session_id, role, text, client_id)
+        if screened.crisis is not None:
+            await self.notifier.to_student(student, "safety:crisis", screened.crisis)
+        if screened.held:
+            return held_view(session_id, screened)
         now = self.clock()
         seq = await self.store.add_message(
-            session_id, role, text, now, accepted_at, client_id=client_id
+            session_id, role, screened.text, now, accepted_at, client_id=client_id
         )
         if seq is None:
             self._participants.pop(session_id, None)
             raise NotFound("no such open session of yours")
         if isinstance(seq, Resent):
             return resent_view(session_id, seq, role)
-        message = message_view(session_id, seq, role, text, now)
+        message = message_view(session_id, seq, role, screened.text, now)
+        if screened.moderation is not None:
+            message["moderation"] = screened.moderation
         await self.notifier.to_student(student, "chat:message", message)
         await self.notifier.to_tutor(tutor_id, "chat:message", message)
-        return message
+        return with_crisis(message, screened)
+
+    async def _screen(
+        self, identity: Identity, session_id: str, role: str, text: str, client_id: str | None
+    ) -> Screened:
+        """Moderate one message of a participant (:meth:`Safety.screen`): the session's
+        school and vendor are read only for a message that must be recorded."""
+        decision = self.safety.decide(text, role)
+        where = None
+        if decision.action != "deliver" or decision.distress:
+            where = await self.where(session_id)
+        learner = identity.learner
+        return await self.safety.screen(
+            decision, text, where, role, now=self.clock(), client_id=client_id,
+            locale=learner.locale if learner is not None else None,
+        )
+
+    async def where(self, session_id: str) -> Where:
+        """The session's school, vendor and tutor, as flags and alerts record them."""
+        row = await self.store.session(session_id)
+        if row is None:
+            raise NotFound("no such session of yours")
+        return Where(session_id, row["school_id"], row["vendor"], row["tutor_id"])
 
     async def typing(self, identity: Identity, session_id: str) -> None:
         room = await self._room(session_id)
@@ -673,7 +742,7 @@ class Broker:
         ]
         if not found:
             ended: dict[str, Any] = {"session_id": session_id, "reason": row["end_reason"]}
-            if row["end_reason"] == "tutor_lost" and role == "student":
+            if row["end_reason"] in REQUEUED_REASONS and role == "student":
                 ended["requeued"] = True
             return {"session": None, "messages": messages, "ended": ended}
         session = OpenSession.from_row(row)
@@ -690,7 +759,14 @@ class Broker:
         outcome: str | None = None,
         tutored_subject: str | None = None,
         resolved: bool | None = None,
+        reason: str | None = None,
     ) -> None:
+        """End a session of the caller's; a tutor may end it as ``student_silent``
+        (:meth:`SafetyDesk.end_student_silent`)."""
+        if reason == "student_silent":
+            return await self.desk.end_student_silent(identity, session_id)
+        if reason is not None:
+            raise InvalidPayload("reason may only be student_silent")
         room = await self._room(session_id)
         if room is not None:
             return await self.rooms.end(identity, room)
@@ -728,6 +804,7 @@ class Broker:
         now: float,
         *,
         requeue: bool = False,
+        at_head: bool = False,
         detail: str | None = None,
         outcome: str | None = None,
         tutored_subject: str | None = None,
@@ -741,7 +818,8 @@ class Broker:
             "resolved": resolved,
         }
         if not await self.store.end_session(
-            session.id, session.request_id, session.tutor_id, values, requeue=requeue
+            session.id, session.request_id, session.tutor_id, values, requeue=requeue,
+            at_head=at_head,
         ):
             return False  # another process (or caller) ended it first
         self._participants.pop(session.id, None)
@@ -827,7 +905,8 @@ class Broker:
                 await self.notifier.to_student(
                     row["student"],
                     "queue:position",
-                    {"request_id": row["id"], "position": position, "eta_s": eta},
+                    {"request_id": row["id"], "position": position, "eta_s": eta,
+                     **self.desk.nobody_on_shift(name, available)},
                     local=local,
                 )
 

@@ -51,6 +51,11 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw) if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = C.DEFAULT_HOST
@@ -79,6 +84,16 @@ class Settings:
     show_first_name_to_tutors: bool = False
     smtp_url: str | None = None  # HH_SMTP_URL; None: the outbox is kept, not sent
     mail_from: str = C.DEFAULT_MAIL_FROM  # HH_MAIL_FROM
+    # chat safety (docs/moderation.md)
+    moderation_rules_path: Path | None = None  # HH_MODERATION_RULES; None: shipped rules
+    crisis_resources_path: Path | None = None  # HH_CRISIS_RESOURCES; None: shipped text
+    tutor_silent_s: float = C.TUTOR_SILENT_S  # HH_TUTOR_SILENT_S; 0 turns it off
+    student_silent_s: float = C.STUDENT_SILENT_S  # HH_STUDENT_SILENT_S
+    no_tutor_alert_s: float = C.NO_TUTOR_ALERT_S  # HH_NO_TUTOR_ALERT_S; 0 turns it off
+    safety_review_days: int = C.SAFETY_REVIEW_DAYS  # HH_SAFETY_REVIEW_DAYS
+    safety_alert_email: str | None = None  # HH_SAFETY_ALERT_EMAIL: the district's contact
+    # HH_VENDOR_SAFETY_CONTACTS: "vendor=address;vendor=address", told of suspensions
+    vendor_safety_contacts: str = ""
 
     @property
     def uses_redis(self) -> bool:
@@ -130,4 +145,20 @@ class Settings:
             show_first_name_to_tutors=_bool(env, "HH_SHOW_FIRST_NAME", False),
             smtp_url=env.get("HH_SMTP_URL") or None,
             mail_from=env.get("HH_MAIL_FROM") or C.DEFAULT_MAIL_FROM,
+            moderation_rules_path=_path(env, "HH_MODERATION_RULES"),
+            crisis_resources_path=_path(env, "HH_CRISIS_RESOURCES"),
+            tutor_silent_s=_float(env, "HH_TUTOR_SILENT_S", C.TUTOR_SILENT_S),
+            student_silent_s=_float(env, "HH_STUDENT_SILENT_S", C.STUDENT_SILENT_S),
+            no_tutor_alert_s=_float(env, "HH_NO_TUTOR_ALERT_S", C.NO_TUTOR_ALERT_S),
+            safety_review_days=_int(env, "HH_SAFETY_REVIEW_DAYS", C.SAFETY_REVIEW_DAYS),
+            safety_alert_email=env.get("HH_SAFETY_ALERT_EMAIL") or None,
+            vendor_safety_contacts=env.get("HH_VENDOR_SAFETY_CONTACTS", ""),
         )
+
+    def vendor_contact(self, vendor: str) -> str | None:
+        """The address ``HH_VENDOR_SAFETY_CONTACTS`` gives for ``vendor``, if any."""
+        for part in self.vendor_safety_contacts.split(";"):
+            name, _, address = part.partition("=")
+            if name.strip() == vendor and address.strip():
+                return address.strip()
+        return None

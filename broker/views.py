@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker.errors import Conflict
 from broker.lifecycle_store import Resent, epoch
 from routing.grades import grade_band
+
+if TYPE_CHECKING:
+    from broker.safety import Screened
 
 
 def iso(seconds: float) -> str:
@@ -121,6 +124,21 @@ def message_view(session_id: str, seq: int, sender: str, text: str, at: float) -
         "text": text,
         "at": iso(at),
     }
+
+
+def held_view(session_id: str, screened: Screened) -> dict[str, Any]:
+    """The sender's answer for a message held for staff review: nothing was relayed."""
+    view: dict[str, Any] = {
+        "session_id": session_id, "held": True, "categories": list(screened.categories),
+    }
+    return with_crisis(view, screened)
+
+
+def with_crisis(view: dict[str, Any], screened: Screened) -> dict[str, Any]:
+    """``view`` plus the crisis resources a student's distress brought, if any."""
+    if screened.crisis is not None:
+        return {**view, "crisis": screened.crisis}
+    return view
 
 
 def resent_view(session_id: str, resent: Resent, sender: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from web.lti import frame_ancestors_middleware, setup_lti
 from web.metrics_route import setup_metrics
 from web.pages import setup_pages, static_guard
 from web.problems import problem_middleware
+from web.safety_api import setup_safety_api
 from web.scheduler_api import setup_scheduler_api
 from web.scheduling_pages import setup_scheduling_pages
 from web.sio import SioNotifier, SocketGateway, create_server, engineio_frame_guard
@@ -108,6 +109,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     setup_lti(app, settings, on_launch)
     setup_auth(app, settings)  # after broker_ctx: its start-up needs the broker's engine
     setup_staff_api(app)
+    setup_safety_api(app)
     setup_stats_api(app, lambda: app[ENGINE], staff_caller)
     setup_catalog_api(app)
     setup_scheduler_api(app, lambda: Scheduler(app[ENGINE], settings.secret_key,

@@ -34,9 +34,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from broker import metrics, tokens
-from broker.constants import MAX_EVENT_BYTES, STAFF_PUSH_INTERVAL_S
-from broker.errors import BrokerError, NotAllowed
-from broker.identity import Identity, Tutor
+from broker.constants import MAX_EVENT_BYTES, REPORT_NOTE_MAX_CHARS, STAFF_PUSH_INTERVAL_S
+from broker.errors import BrokerError, NotAllowed, Unauthenticated
+from broker.identity import ACCOUNT_SOURCE, Identity, Tutor
 from broker.outages import OutageLog, kind_of
 from broker.service import Broker, student_subject, tutor_subject
 from broker.settings import Settings
@@ -170,6 +170,7 @@ class SocketGateway:
             self._register(namespace, "chat:typing", self.chat_typing)
             self._register(namespace, "session:end", self.session_end)
             self._register(namespace, "booked:join", self.booked_join)
+            self._register(namespace, "chat:report", self.chat_report)
         self._register("/staff", "staff:live", self.staff_live)
 
     # -- plumbing -----------------------------------------------------------------------
@@ -280,6 +281,8 @@ class SocketGateway:
                     identity.require_scope()
                 elif namespace == "/tutor":
                     _tutor(identity)
+                if identity.source == ACCOUNT_SOURCE and not await self._active(identity):
+                    raise Unauthenticated("please sign in")
             except BrokerError as exc:
                 log.info("refused %s connection: %s", namespace, exc.message)
                 # connect_error's data is the documented {code, message}
@@ -290,6 +293,12 @@ class SocketGateway:
             await self._joined(sid, namespace, identity)
 
         return connect
+
+    async def _active(self, identity: Identity) -> bool:
+        """Whether a tutor's or staff member's account is not disabled (e.g. suspended
+        after a safety review): a token minted before does not outlive that."""
+        broker = self.broker
+        return broker is None or not await broker.desk.disabled(identity.subject)
 
     def _disconnect_handler(self, namespace: str) -> Callable[..., Awaitable[None]]:
         async def disconnect(sid: str, *_: Any) -> None:
@@ -414,7 +423,10 @@ class SocketGateway:
             p.text(data, "text", max_len=self.settings.chat_max_chars),
             client_id=p.client_id(data),
         )
-        return {"message": message}
+        if message.get("held"):  # not relayed: {held, session_id, categories, crisis?}
+            return message
+        crisis = message.pop("crisis", None)
+        return {"message": message, **({"crisis": crisis} if crisis else {})}
 
     async def chat_typing(self, who: Identity, data: dict[str, Any], sid: str) -> None:
         await self._broker.typing(who, p.ident(data, "session_id"))
@@ -426,6 +438,15 @@ class SocketGateway:
             outcome=p.text(data, "outcome", required=False, max_len=32) or None,
             tutored_subject=p.text(data, "tutored_subject", required=False, max_len=64) or None,
             resolved=p.boolean(data, "resolved"),
+            reason=p.text(data, "reason", required=False, max_len=32) or None,
+        )
+
+    async def chat_report(self, who: Identity, data: dict[str, Any], sid: str) -> dict[str, Any]:
+        return await self._broker.desk.report(
+            who,
+            p.ident(data, "session_id"),
+            p.integer(data, "seq", 1, 2**31 - 1) if data.get("seq") is not None else None,
+            p.text(data, "note", required=False, max_len=REPORT_NOTE_MAX_CHARS) or "",
         )
 
     async def booked_join(

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.db import scheduler_models  # the scheduler's tables join ``metadata``
+from broker.db import (
+    safety_models,  # chat safety's tables join ``metadata``
+    scheduler_models,  # the scheduler's tables join ``metadata``
+)
 from broker.db.engine import create_engine, session_factory
 from broker.db.models import (
     AuditLogRow,
@@ -46,6 +49,7 @@ __all__ = [
     "create_engine",
     "create_schema",
     "metadata",
+    "safety_models",
     "scheduler_models",
     "session_factory",
 ]

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -25,6 +31,14 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10
 PG_POOL_RECYCLE_S = 1800
+
+
+def dialect_insert(db: AsyncEngine | AsyncConnection, table: Table) -> Any:
+    """``INSERT`` for ``db``'s dialect (PostgreSQL's or SQLite's), so a caller can add
+    ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+    if db.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def create_engine(url: str, *, transactional_ddl: bool = False, **kwargs: Any) -> AsyncEngine:

@@ -27,6 +27,9 @@ async def test_a_request_is_recorded_queued_and_pushed_once_flushed(rig: Rig) ->
         "position": 1,
         "eta_s": None,  # no tutor available and no accepts yet: no basis for an estimate
         "overflow": False,
+        # nobody on shift, and no accepts in the last weeks to say when they come back
+        "nobody_on_shift": True,
+        "next_expected_at": None,
     }
     row = await rig.request_row(ack["id"])
     assert (row["status"], row["vendor"], row["queue"]) == ("queued", "paper", "paper:en")
@@ -59,7 +62,8 @@ async def test_a_burst_of_changes_makes_one_push_of_what_changed(rig: Rig) -> No
     assert len(snapshots) == 1 and snapshots[0]["total"] == 2
     # only cy's position changed (3 -> 2)
     assert rig.notifier.of(event="queue:position") == [
-        {"request_id": ids[2], "position": 2, "eta_s": None}
+        {"request_id": ids[2], "position": 2, "eta_s": None,
+         "nobody_on_shift": True, "next_expected_at": None}
     ]
     assert rig.notifier.of(to="student:s-ana") == []
     await rig.flush()  # nothing pending: nothing more is sent

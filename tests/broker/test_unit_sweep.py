@@ -12,6 +12,7 @@ import pytest
 
 from broker.errors import Conflict
 from broker.lifecycle_store import at
+from broker.views import iso
 from tests.broker.unit import T0, FakeClock, Rig, as_identity, broker_rig, student, tutor
 
 GRACE = 60.0
@@ -37,7 +38,8 @@ async def test_a_student_gone_past_grace_is_abandoned(rig: Rig) -> None:
     closed = {"request_id": gone, "status": "abandoned", "reason": "student_disconnected"}
     assert rig.notifier.of(to="student:s-ana") == [closed]
     assert rig.notifier.of(to="student:s-bob", event="queue:position") == [
-        {"request_id": stays, "position": 1, "eta_s": None}
+        {"request_id": stays, "position": 1, "eta_s": None,
+         "nobody_on_shift": True, "next_expected_at": None}
     ]
     assert await rig.ask(ana) != gone  # her hold went with the request
 
@@ -156,7 +158,9 @@ async def test_a_lost_tutor_puts_the_request_back_at_the_head(rig: Rig) -> None:
     ]
     # bob was first while ana was in her session; now he is behind her again
     assert rig.notifier.of(to="student:s-bob") == [
-        {"request_id": later, "position": 2, "eta_s": 1800}
+        # the tutor is gone: nobody on shift; one came at this hour a week ago
+        {"request_id": later, "position": 2, "eta_s": 1800, "nobody_on_shift": True,
+         "next_expected_at": iso((T0 // 3600 + 7 * 24) * 3600)}
     ]
     session = await rig.session_row(sid)
     assert (session["end_reason"], session["messages_tutor"]) == ("tutor_lost", 1)

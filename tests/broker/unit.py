@@ -138,6 +138,7 @@ def unit_settings(database_url: str, **changes: Any) -> Settings:
         "session_idle_s": 600.0,
         "chat_rate_messages": 3,
         "chat_rate_window_s": 10.0,
+        "tutor_silent_s": 0.0,  # tests/broker/test_safety.py turns it on
     }
     values.update(changes)
     return Settings(**values)

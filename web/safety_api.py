@@ -1,0 +1,102 @@
+"""The staff safety review (issue 12): flags (held and masked messages, reports, distress)
+and alerts (distress, nobody on shift), and the actions on them.
+
+Routes added by :func:`setup_safety_api` (district staff, or a school's designee held to
+their school; vendor managers, tutors and students are refused):
+
+* ``GET /api/safety/flags[?status=open|dismissed|session_ended|tutor_suspended|all]``: the
+  review queue, newest first, without anyone's words;
+* ``GET /api/safety/flags/{id}``: one flag with the held words and the session's kept
+  messages (the read is audit-logged before it is answered);
+* ``POST /api/safety/flags/{id}/action`` ``{"action": "dismiss"|"end_session"|
+  "suspend_tutor"}``: decide it (audited; ``409`` if already decided);
+* ``GET /api/safety/alerts[?all=1]``: open alerts (or the latest 100);
+* ``POST /api/safety/alerts/{id}/acknowledge``: staff have seen it (audited).
+
+Callers authenticate like the other staff APIs (a bearer socket token or the session
+cookie). Responses carry ``Cache-Control: no-store``. This module parses, calls and
+renders; who may see what is decided in ``broker/``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from broker.errors import InvalidPayload
+from web.auth import staff_caller
+from web.keys import BROKER
+
+ID = re.compile(r"^[0-9a-f]{32}$")
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _id(request: web.Request) -> str:
+    value = request.match_info["id"]
+    if not ID.match(value):
+        raise InvalidPayload("not an id", field="id")
+    return value
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, headers=NO_STORE)
+
+
+async def list_flags(request: web.Request) -> web.StreamResponse:
+    staff = await staff_caller(request)
+    status = request.query.get("status", "open")
+    flags = await request.app[BROKER].safety.flags(staff, None if status == "all" else status)
+    return _json({"flags": flags})
+
+
+async def get_flag(request: web.Request) -> web.StreamResponse:
+    staff = await staff_caller(request)
+    flag_id = _id(request)
+    _, view = await request.app[BROKER].safety.flag(
+        staff, flag_id, f"GET /api/safety/flags/{flag_id}"
+    )
+    return _json(view)
+
+
+async def act_on_flag(request: web.Request) -> web.StreamResponse:
+    staff = await staff_caller(request)
+    flag_id = _id(request)
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise InvalidPayload("the body must be JSON") from exc
+    action = body.get("action") if isinstance(body, dict) else None
+    if not isinstance(action, str):
+        raise InvalidPayload("action is required", field="action")
+    result = await request.app[BROKER].desk.act(
+        staff, flag_id, action, f"POST /api/safety/flags/{flag_id}/action"
+    )
+    return _json(result)
+
+
+async def list_alerts(request: web.Request) -> web.StreamResponse:
+    staff = await staff_caller(request)
+    alerts = await request.app[BROKER].safety.alerts(
+        staff, open_only=request.query.get("all") != "1"
+    )
+    return _json({"alerts": alerts})
+
+
+async def acknowledge_alert(request: web.Request) -> web.StreamResponse:
+    staff = await staff_caller(request)
+    alert_id = _id(request)
+    broker = request.app[BROKER]
+    await broker.safety.acknowledge(
+        staff, alert_id, f"POST /api/safety/alerts/{alert_id}/acknowledge", broker.clock()
+    )
+    return _json({"alert_id": alert_id, "acknowledged": True})
+
+
+def setup_safety_api(app: web.Application) -> None:
+    app.router.add_get("/api/safety/flags", list_flags)
+    app.router.add_get("/api/safety/flags/{id}", get_flag)
+    app.router.add_post("/api/safety/flags/{id}/action", act_on_flag)
+    app.router.add_get("/api/safety/alerts", list_alerts)
+    app.router.add_post("/api/safety/alerts/{id}/acknowledge", acknowledge_alert)
