@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import re
 import statistics
 import sys
@@ -29,6 +30,7 @@ from tests.moderation.corpus import Case, caught, homework, rate
 
 SECTION = "## Moderation"
 GOAL_P99_MS = 0.2
+LONG_CHARS = 2000
 RELAY_START = "<!-- relay: moderation on vs off (bench.broker), kept by bench.moderation -->"
 RELAY_END = "<!-- end relay -->"
 RELAY_PLACEHOLDER = (
@@ -55,6 +57,19 @@ def measure(
             samples.append(elapsed)
             per_case[i].append(elapsed)
     return samples, {i: int(statistics.median(v)) for i, v in per_case.items()}
+
+
+def long_messages(hw: list[Case]) -> list[Case]:
+    """Messages of HH_CHAT_MAX_CHARS' default length made of homework lines run together
+    (the same ones on every run)."""
+    rng = random.Random(12)
+    out = []
+    for i in range(20):
+        text = ""
+        while len(text) < LONG_CHARS:
+            text += rng.choice(hw).text + "\n"
+        out.append(Case("student" if i % 2 else "tutor", text[:LONG_CHARS]))
+    return out
 
 
 def percentile(sorted_ns: list[int], q: float) -> float:
@@ -92,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     hw_rate, hw_fail = rate(moderator, hw)
     bad_rate, bad_fail = rate(moderator, bad)
     slowest = sorted(medians.items(), key=lambda kv: -kv[1])[:3]
+    long_cases = long_messages(hw)
+    long_ns = sorted(measure(moderator, long_cases, max(1, args.rounds // 10))[0])
 
     day = datetime.now(UTC).date().isoformat()
     lines = [
@@ -110,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| p99 per message | {p99:.4f} ms | {'yes' if p99 < GOAL_P99_MS else 'NO'} |",
         f"| max per message | {worst:.4f} ms | - |",
         f"| messages per second on one core | {per_s:,.0f} | - |",
+        f"| {len(long_cases)} messages of {LONG_CHARS:,} characters (homework run together): "
+        f"p50 / p99 | {percentile(long_ns, 0.5):.3f} / {percentile(long_ns, 0.99):.3f} ms | - |",
         f"| rules file load + compile | {load_ms:.1f} ms | - |",
         f"| homework delivered untouched | {hw_rate:.2%} ({len(hw) - len(hw_fail)}/{len(hw)})"
         f" | {'yes' if hw_rate == 1 else 'NO'} (100%) |",

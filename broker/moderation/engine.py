@@ -26,7 +26,7 @@ from typing import Literal
 
 from broker.errors import ConfigError
 from broker.moderation.normalise import LEET, fold
-from broker.moderation.rules import SHIPPED_RULES, Action, Rules, load_rules
+from broker.moderation.rules import SHIPPED_RULES, Action, Phrase, Rules, load_rules
 
 __all__ = ["Action", "Decision", "Finding", "Moderator", "ReloadingModerator", "load_rules"]
 
@@ -113,11 +113,9 @@ class Moderator:
         rules = self._rules
         low = fold(text)
         quick = self._quick
-        tokens = frozenset(_WORD.findall(low)) if quick else frozenset()
+        tokens = frozenset(_WORD.findall(low)) if quick else None
         found: list[Finding] = []
-        for category, pattern, anchors in rules.phrases:
-            if quick and anchors is not None and anchors.isdisjoint(tokens):
-                continue
+        for category, pattern, _anchors in self._candidates(tokens):
             allowed = rules.senders.get(category)
             if allowed is not None and sender not in allowed:
                 continue
@@ -125,7 +123,7 @@ class Moderator:
                 if category not in _QUOTED_OK or not _quoted(low, m.start(), m.end()):
                     found.append(Finding(category, m.start(), m.end()))
         emails: list[Finding] = []
-        if not quick or "@" in low or not rules.at_words.isdisjoint(tokens):
+        if tokens is None or "@" in low or not rules.at_words.isdisjoint(tokens):
             emails = [Finding("email", m.start(), m.end()) for m in rules.email.finditer(low)]
             found.extend(emails)
         if not quick or "." in low:
@@ -133,19 +131,20 @@ class Moderator:
         digits = len(_DIGIT.findall(low)) if quick else _MIN_PHONE_DIGITS
         if (
             digits >= _MIN_PHONE_DIGITS
+            or tokens is None
             or not rules.digit_words.isdisjoint(tokens)
             or (digits and rules.digit_word.search(low))
         ):
-            found.extend(self._phones(low))
+            found.extend(self._phones(low, tokens))
         if not quick or "@" in low:
             found.extend(self._handles(low))
         found.extend(self._words(low))
         found.extend(self._spaced_words(low))
         if rules.street is not None and (
-            not quick or (digits and not rules.street_words.isdisjoint(tokens))
+            tokens is None or (digits and not rules.street_words.isdisjoint(tokens))
         ):
             found.extend(Finding("address", m.start(), m.end()) for m in rules.street.finditer(low))
-        found = self._famous_addresses(low, found)
+        found = self._famous_addresses(low, tokens, found)
         found.sort(key=lambda f: (f.start, -f.end))
         return found
 
@@ -166,7 +165,20 @@ class Moderator:
             out.append(Finding("link", m.start(), m.end()))
         return out
 
-    def _phones(self, low: str) -> list[Finding]:
+    def _candidates(self, tokens: frozenset[str] | None) -> list[Phrase]:
+        """The phrases that can match a message with these words (None: all of them)."""
+        phrases = self._rules.phrases
+        if tokens is None:
+            return list(phrases)
+        index = self._rules.phrase_index
+        picked = set(self._rules.phrase_always)
+        for token in tokens:
+            hit = index.get(token)
+            if hit:
+                picked.update(hit)
+        return [phrases[i] for i in sorted(picked)]
+
+    def _phones(self, low: str, tokens: frozenset[str] | None) -> list[Finding]:
         rules = self._rules
         out: list[Finding] = []
         for m in rules.phone_run.finditer(low):
@@ -179,15 +191,17 @@ class Moderator:
             score = _phone_shape(run, spoken, low, start, end)
             context = rules.phone_context
             if context is not None and context.search(
-                low, max(0, start - _CONTEXT_BEFORE), end + _CONTEXT_AFTER
+                low, tokens, max(0, start - _CONTEXT_BEFORE), end + _CONTEXT_AFTER
             ):
                 score += 2
-            score -= 3 if self._homework_number(low, m.start(), m.end()) else 0
+            score -= 3 if self._homework_number(low, tokens, start, end) else 0
             if score >= PHONE_THRESHOLD:
                 out.append(Finding("phone", m.start(), m.end()))
         return out
 
-    def _homework_number(self, low: str, start: int, end: int) -> bool:
+    def _homework_number(
+        self, low: str, tokens: frozenset[str] | None, start: int, end: int
+    ) -> bool:
         """An arithmetic operator next to the run, or a homework word just before or after
         it ("page", "ISBN", "equals", "times"...)."""
         before = low[max(0, start - 3) : start]
@@ -197,7 +211,7 @@ class Moderator:
         if low.startswith("+", start) and low[:start].rstrip()[-1:].isalnum():
             return True  # "555 + 123 ...": an addition, not a country code
         near = self._rules.number_context
-        return near is not None and near.search(low, max(0, start - 30), end + 20) is not None
+        return near is not None and near.search(low, tokens, max(0, start - 30), end + 20)
 
     def _handles(self, low: str) -> list[Finding]:
         ignore = self._rules.handle_ignore
@@ -247,7 +261,9 @@ class Moderator:
                 out.append(Finding(category, m.start(), m.end()))
         return out
 
-    def _famous_addresses(self, low: str, found: list[Finding]) -> list[Finding]:
+    def _famous_addresses(
+        self, low: str, tokens: frozenset[str] | None, found: list[Finding]
+    ) -> list[Finding]:
         """Drop address findings that name a famous address, unless the words just before
         it say the address is the sender's own ("I live at ...")."""
         famous = self._rules.famous_addresses
@@ -257,7 +273,7 @@ class Moderator:
         kept: list[Finding] = []
         for f in found:
             if f.category == "address" and (
-                own is None or not own.search(low, max(0, f.start - _CONTEXT_BEFORE), f.end)
+                own is None or not own.search(low, tokens, max(0, f.start - _CONTEXT_BEFORE), f.end)
             ):
                 span = " ".join(low[f.start : f.end].split())
                 if any(span.startswith(a) or a in span for a in famous):

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, NamedTuple, cast, get_args
 
 from broker.errors import ConfigError
 from broker.moderation.normalise import fold, word_key
@@ -43,6 +43,29 @@ _LOCALE_LISTS = (
 _CATEGORY = re.compile(r"[a-z][a-z_]*\Z")
 
 
+class Phrase(NamedTuple):
+    """One pattern of the rules file, compiled, with its anchors (see ``_anchors``)."""
+
+    category: str
+    pattern: re.Pattern[str]
+    anchors: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Anchored:
+    """An alternation of patterns and its anchors (see ``_anchors``)."""
+
+    pattern: re.Pattern[str]
+    anchors: frozenset[str] | None
+
+    def search(self, text: str, tokens: frozenset[str] | None, start: int, end: int) -> bool:
+        """Whether the pattern matches in ``text[start:end]``; ``tokens`` (the words of
+        ``text``, or None) let it answer no at once when no anchor is among them."""
+        if tokens is not None and self.anchors is not None and self.anchors.isdisjoint(tokens):
+            return False
+        return self.pattern.search(text, start, end) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     """Compiled moderation rules; read-only once built."""
@@ -51,9 +74,12 @@ class Rules:
     actions: Mapping[str, Action]
     alert: frozenset[str]
     senders: Mapping[str, frozenset[str]]
-    #: per phrase category: one combined pattern matched on the folded text, and its
-    #: anchors (a match always contains one of these words; None: no such set is known)
-    phrases: tuple[tuple[str, re.Pattern[str], frozenset[str] | None], ...]
+    #: every phrase pattern of every locale, matched on the folded text
+    phrases: tuple[Phrase, ...]
+    #: anchor word -> the phrases (indices) that can only match with it in the message
+    phrase_index: Mapping[str, tuple[int, ...]]
+    #: phrases without anchors: always tried
+    phrase_always: tuple[int, ...]
     #: word key (see :func:`normalise.word_key`) -> category, and prefixes for ``word*``
     words: Mapping[str, str]
     word_prefixes: tuple[tuple[str, str], ...]
@@ -61,12 +87,12 @@ class Rules:
     word_prefix: re.Pattern[str] | None
     allow_hosts: tuple[str, ...]
     famous_addresses: tuple[str, ...]
-    own_address: re.Pattern[str] | None
+    own_address: Anchored | None
     handle_ignore: frozenset[str]
     phone_run: re.Pattern[str]
     digit_word: re.Pattern[str]
-    phone_context: re.Pattern[str] | None
-    number_context: re.Pattern[str] | None
+    phone_context: Anchored | None
+    number_context: Anchored | None
     email: re.Pattern[str]
     link: re.Pattern[str]
     street: re.Pattern[str] | None
@@ -150,7 +176,7 @@ def compile_rules(data: Mapping[str, Any], source: Path) -> Rules:
     own = _strings(addresses, "own", "addresses.own")
 
     vocab: dict[str, list[str]] = {name: [] for name in _LOCALE_LISTS}
-    phrase_parts: dict[str, list[str]] = {}
+    phrase_parts: dict[str, list[tuple[str, str]]] = {}
     words: dict[str, str] = {}
     prefixes: list[tuple[str, str]] = []
     locales = _table(data, "locales")
@@ -169,7 +195,7 @@ def compile_rules(data: Mapping[str, Any], source: Path) -> Rules:
             _known_category(category, actions, f"{where}.phrases")
             for i, pattern in enumerate(_strings({category: patterns}, category, where)):
                 label = f"{where}.phrases.{category}[{i}]"
-                phrase_parts.setdefault(category, []).append(_phrase(pattern, label))
+                phrase_parts.setdefault(category, []).append((_phrase(pattern, label), label))
         for category, listed in _table(body, "words", where).items():
             _known_category(category, actions, f"{where}.words")
             for word in _strings({category: listed}, category, f"{where}.words"):
@@ -182,19 +208,22 @@ def compile_rules(data: Mapping[str, Any], source: Path) -> Rules:
                     words[key] = category
 
     phrases = tuple(
-        (
-            category,
-            _compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", f"phrases.{category}"),
-            _category_anchors(parts),
-        )
+        Phrase(category, _compile(r"(?<!\w)(?:" + part + r")(?!\w)", label), _anchors([part]))
         for category, parts in phrase_parts.items()
+        for part, label in parts
     )
+    index: dict[str, list[int]] = {}
+    for i, phrase in enumerate(phrases):
+        for word in phrase.anchors or ():
+            index.setdefault(word, []).append(i)
     return Rules(
         source=source,
         actions=MappingProxyType(actions),
         alert=alert,
         senders=MappingProxyType(senders),
         phrases=phrases,
+        phrase_index=MappingProxyType({w: tuple(ids) for w, ids in index.items()}),
+        phrase_always=tuple(i for i, p in enumerate(phrases) if p.anchors is None),
         words=MappingProxyType(words),
         word_prefixes=tuple(prefixes),
         word_prefix=re.compile(r"(?<!\w)(?:" + _words([p for p, _ in prefixes]) + ")")
@@ -270,10 +299,11 @@ def _compile(pattern: str, label: str) -> re.Pattern[str]:
         raise _Bad(f"{label}: the pattern does not compile ({exc}): {pattern!r}") from None
 
 
-def _alternation(parts: list[str], label: str) -> re.Pattern[str] | None:
+def _alternation(parts: list[str], label: str) -> Anchored | None:
     if not parts:
         return None
-    return _compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", label)
+    pattern = _compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", label)
+    return Anchored(pattern, _anchors(parts))
 
 
 def _words(words: list[str]) -> str:
@@ -373,7 +403,8 @@ _COMMON = frozenset(
 )
 
 
-def _category_anchors(parts: list[str]) -> frozenset[str] | None:
+def _anchors(parts: list[str]) -> frozenset[str] | None:
+    """The anchors of an alternation of ``parts``: a match contains one of them."""
     anchors: set[str] = set()
     for part in parts:
         found = _pattern_anchors(part)
