@@ -37,6 +37,7 @@ alerts = metadata.tables["staff_alerts"]
 messages = metadata.tables["chat_messages"]
 sessions = metadata.tables["tutoring_sessions"]
 users = metadata.tables["users"]
+tutor_states = metadata.tables["tutor_states"]
 
 OPEN = "open"
 
@@ -158,8 +159,8 @@ async def suspend_account(
     engine: AsyncEngine, tutor_id: str, actor: Identity, endpoint: str, now: datetime,
     notices: Sequence[Mapping[str, Any]] = (), flag_id: str | None = None,
 ) -> bool:
-    """Disable the tutor's account and decide their open flags as ``tutor_suspended``,
-    with the audit entry and the notices, in one transaction; ``False`` (nothing changed)
+    """Disable the tutor's account, set them away, and decide their open flags as
+    ``tutor_suspended``, with the audit entry and the notices, in one transaction; ``False`` (nothing changed)
     if no account has that id."""
     async with engine.begin() as conn:
         result = await conn.execute(
@@ -168,6 +169,11 @@ async def suspend_account(
         )
         if not result.rowcount:
             return False
+        # Not on shift any more: no wait estimate or staff figure counts them.
+        await conn.execute(
+            tutor_states.update().where(tutor_states.c.tutor_id == tutor_id)
+            .values(status="away", updated_at=now)
+        )
         await conn.execute(
             flags.update()
             .where(flags.c.tutor_id == tutor_id, flags.c.status == OPEN)

@@ -188,6 +188,8 @@ async def test_a_suspended_tutor_loses_sessions_and_cannot_accept(
     await t.until("account:suspended", lambda e: True)
     rows = await fetch_all(url, "select disabled from users where id = 't-s-susp'")
     assert rows[0]["disabled"] in (True, 1)
+    rows = await fetch_all(url, "select status from tutor_states where tutor_id = 't-s-susp'")
+    assert rows == [{"status": "away"}]  # not counted as on shift any more
     state = await kid.call("session:state")
     rid = state["request"]["id"]
     refused = await t.call("help:accept", {"request_id": rid})

@@ -14,7 +14,9 @@
 // * The room ends once, whichever says so first: session:ended, a sync, or a refused join.
 // Every value from the server is inserted as text (common.js `el`).
 import { t, fmtTime, fmtDuration } from "./i18n.js";
-import { el, say, call, insertMessage, enterSends, errorText, Outgoing } from "./common.js";
+import {
+  el, say, call, insertMessage, enterSends, errorText, Outgoing, heldText,
+} from "./common.js";
 import { SessionSync } from "./chat-sync.js";
 
 const OPEN_LEAD_S = 300;
@@ -75,6 +77,7 @@ export function endedText(reason) {
     case "scheduled_end": return t("The tutoring session has ended: its time is over.");
     case "cancelled": return t("The tutoring session was cancelled.");
     case "tutor": return t("The tutor ended the tutoring session.");
+    case "ended_by_staff": return t("The district's staff ended the tutoring session.");
     default: return t("The tutoring session has ended.");
   }
 }
@@ -97,15 +100,20 @@ export function roomForm(form, box, error, current) {
     if (!room || !text || room.ended) return;
     const ack = await call(room.socket, "chat:send",
       { session_id: room.id, text, client_id: outgoing.idFor(text) });
-    if (ack.ok) {
-      outgoing.sent();
+    const outcome = outgoing.settle(ack);
+    if (outcome === "sent") {
       box.value = "";
       room.lastTyping = 0;
       say(error, "");
       room.receive(ack.message);
+    } else if (outcome === "held") { // not relayed: it waits for staff review
+      box.value = "";
+      say(error, heldText(room.role, ack.categories));
     } else {
       say(error, errorText(ack.error));
     }
+    // A student's words about being hurt: the page shows the district's crisis resources.
+    if (ack.crisis) document.dispatchEvent(new CustomEvent("hh:crisis", { detail: ack.crisis }));
     box.focus();
   });
 }

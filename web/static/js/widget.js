@@ -665,6 +665,7 @@ function showCrisis(crisis) {
   $("crisis").hidden = false;
 }
 
+document.addEventListener("hh:crisis", (event) => showCrisis(event.detail)); // booked rooms
 $("crisis-close").addEventListener("click", () => {
   $("crisis").hidden = true;
   const back = state.view === "view-chat" ? $("message") : $(state.view || "view-start").querySelector("h2");
