@@ -81,5 +81,7 @@ NO_TUTOR_ALERT_S = 120.0
 # How long a flagged session's messages (and a held message's words) are kept for review,
 # whatever the message retention.
 SAFETY_REVIEW_DAYS = 30
+# A question left for the next tutor while nobody is on shift keeps its place this long.
+LEFT_QUESTION_S = 12 * 3600.0
 # A report's free-text note, at most.
 REPORT_NOTE_MAX_CHARS = 500

@@ -517,14 +517,32 @@ class LifecycleStore:
         return [dict(row) for row in rows], total
 
     async def queued(self) -> list[dict[str, Any]]:
-        """Every queued request (id, student, queue, queued_at), for the sweep."""
+        """Every queued request (id, student, queue, queued_at, left_until), for the sweep."""
         r = self.requests
-        query = sa.select(r.c.id, r.c.student, r.c.queue, r.c.queued_at).where(
+        query = sa.select(r.c.id, r.c.student, r.c.queue, r.c.queued_at, r.c.left_until).where(
             r.c.status == "queued"
         )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [dict(row) for row in rows]
+
+    async def leave_question(
+        self, request_id: str, student: str, topic: str | None, until: float
+    ) -> bool:
+        """The student's waiting request keeps its place until ``until`` while they are
+        away (with their question as its topic, if given); ``False`` if it is not their
+        waiting request."""
+        r = self.requests
+        values: dict[str, Any] = {"left_until": at(until)}
+        if topic:
+            values["topic"] = topic
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                r.update()
+                .where(r.c.id == request_id, r.c.student == student, r.c.status == "queued")
+                .values(**values)
+            )
+        return bool(result.rowcount)
 
     async def queue_figures(self) -> dict[str, tuple[int, dt.datetime | None]]:
         """Queue name -> (requests waiting, the oldest one's queued_at), non-empty queues."""

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from broker import rooms_store
+from broker.constants import LEFT_QUESTION_S
 from broker.db.models import metadata
 from broker.errors import Conflict, NotAllowed, NotFound
 from broker.identity import Identity
@@ -134,6 +135,35 @@ class SafetyDesk:
             )
         if not await b._end(OpenSession.from_row(row), "student_silent", now):
             raise NotFound("no such open session of yours")
+
+    async def leave_question(
+        self, identity: Identity, request_id: str, topic: str | None
+    ) -> dict[str, Any]:
+        """Nobody is on shift: the student leaves their question (optionally rewritten) and
+        may go; the request keeps its place for ``LEFT_QUESTION_S`` and is accepted when
+        they are back (a tutor sees it marked ``left``)."""
+        b = self.broker
+        await b._throttle(b.request_limiter, identity.subject)
+        until = b.clock() + LEFT_QUESTION_S
+        if not await b.store.leave_question(request_id, identity.subject, topic, until):
+            raise NotFound("no such waiting request")
+        b.push_queue((await b.store.request(request_id) or {}).get("queue") or "")
+        return {"request_id": request_id, "left_until": iso(until)}
+
+    async def check_left_question(self, row: dict[str, Any]) -> None:
+        """A tutor may accept a left question only while its student is here."""
+        if row.get("left_until") is None:
+            return
+        b = self.broker
+        subject = f"student:{row['student']}"
+        now = b.clock()
+        try:
+            seen = (await b.presence.last_seen([subject], now)).get(subject, now)
+        except Exception:  # presence unreachable: let the tutor try (the sweep judges)
+            seen = now
+        if now - seen > 3 * b.sweep_interval:  # every process touches its people each sweep
+            raise Conflict("this student left their question and is away; they keep their "
+                           "place and will be matched when they come back")
 
     # -- staff ---------------------------------------------------------------------------
     async def act(

@@ -160,8 +160,8 @@ async def suspend_account(
     notices: Sequence[Mapping[str, Any]] = (), flag_id: str | None = None,
 ) -> bool:
     """Disable the tutor's account, set them away, and decide their open flags as
-    ``tutor_suspended``, with the audit entry and the notices, in one transaction; ``False`` (nothing changed)
-    if no account has that id."""
+    ``tutor_suspended``, with the audit entry and the notices, in one transaction;
+    ``False`` (nothing changed) if no account has that id."""
     async with engine.begin() as conn:
         result = await conn.execute(
             users.update().where(users.c.id == tutor_id, users.c.role == "tutor")

@@ -244,6 +244,8 @@ class Broker:
         queued = await self.store.queued()
         gone = await self._gone([student_subject(q["student"]) for q in queued], now, judge)
         for q in queued:
+            if (epoch(q["left_until"]) or 0.0) > now:
+                continue  # a question left for the next tutor keeps its place
             if student_subject(q["student"]) in gone:
                 await self._close_queued(q["id"], "abandoned", now, "student_disconnected")
             elif max_wait and now - (epoch(q["queued_at"]) or now) > max_wait:
@@ -500,6 +502,8 @@ class Broker:
                     "eta_s": eta,
                     "language": row["language"],
                     "subject": row["subject"],
+                    "left_until": iso(epoch(row["left_until"]) or 0.0)
+                    if row["left_until"] else None,
                 },
                 "session": None,
             }
@@ -555,6 +559,7 @@ class Broker:
             raise AlreadyTaken("this request is no longer waiting")
         if row["vendor"] != tutor.vendor or row["language"] not in tutor.languages:
             raise NotAllowed("this request is not in your queues")
+        await self.desk.check_left_question(row)
         now = self.clock()
         session_row = {
             "id": new_id(),

@@ -40,6 +40,8 @@ def tutor_request_view(row: dict[str, Any], now: float) -> dict[str, Any]:
         "topic": row.get("topic") or "",
         "waited_s": max(0, int(now - queued_at)),
         "priority": int(row.get("priority") or 0),
+        # the student left their question and may be away: accepted when they are back
+        "left": row.get("left_until") is not None,
     }
     if row.get("first_name"):  # only when the district turned HH_SHOW_FIRST_NAME on
         view["first_name"] = row["first_name"]

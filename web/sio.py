@@ -34,7 +34,12 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from broker import metrics, tokens
-from broker.constants import MAX_EVENT_BYTES, REPORT_NOTE_MAX_CHARS, STAFF_PUSH_INTERVAL_S
+from broker.constants import (
+    MAX_EVENT_BYTES,
+    REPORT_NOTE_MAX_CHARS,
+    STAFF_PUSH_INTERVAL_S,
+    TOPIC_MAX_CHARS,
+)
 from broker.errors import BrokerError, NotAllowed, Unauthenticated
 from broker.identity import ACCOUNT_SOURCE, Identity, Tutor
 from broker.outages import OutageLog, kind_of
@@ -158,6 +163,7 @@ class SocketGateway:
             sio.on("disconnect", self._disconnect_handler(namespace), namespace=namespace)
         self._register("/student", "help:request", self.help_request)
         self._register("/student", "help:cancel", self.help_cancel)
+        self._register("/student", "help:leave", self.help_leave)
         self._register("/student", "session:rate", self.session_rate)
         self._register("/student", "session:state", self.student_state)
         self._register("/tutor", "tutor:status", self.tutor_status)
@@ -439,6 +445,13 @@ class SocketGateway:
             tutored_subject=p.text(data, "tutored_subject", required=False, max_len=64) or None,
             resolved=p.boolean(data, "resolved"),
             reason=p.text(data, "reason", required=False, max_len=32) or None,
+        )
+
+    async def help_leave(self, who: Identity, data: dict[str, Any], sid: str) -> dict[str, Any]:
+        return await self._broker.desk.leave_question(
+            who,
+            p.ident(data, "request_id"),
+            p.text(data, "topic", required=False, max_len=TOPIC_MAX_CHARS) or None,
         )
 
     async def chat_report(self, who: Identity, data: dict[str, Any], sid: str) -> dict[str, Any]:

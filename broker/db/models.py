@@ -129,6 +129,9 @@ class HelpRequestRow(Base):
     # the district turned message retention on.
     topic: Mapped[str | None] = mapped_column(String(200))
     first_name: Mapped[str | None] = mapped_column(String(40))
+    # The student left their question for the next tutor (nobody was on shift): until
+    # then the request keeps its place while the student is away (migration 0013).
+    left_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

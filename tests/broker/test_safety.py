@@ -302,3 +302,37 @@ async def test_a_flagged_sessions_messages_outlive_the_buffer(
     await server.broker.store.drop_ended_buffers(clock() - BUFFER_AFTER_END_S)
     rows = await fetch_all(url, "select session_id from chat_messages")
     assert [r["session_id"] for r in rows] == [flagged]
+
+
+async def test_a_question_left_for_the_next_tutor_keeps_its_place_while_away(
+    start_server, clients: list
+) -> None:
+    clock = FakeClock()
+    server = await start_server(clock)
+    kid = await server.connect("/student", student("s-left", "elem", 3))
+    clients.append(kid)
+    rid = (await kid.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    question = "How do I factor x^2 + 5x + 6?"
+    left = await kid.call("help:leave", {"request_id": rid, "topic": question})
+    assert left["ok"] and left["request_id"] == rid and left["left_until"]
+    other = await server.connect("/student", student("s-nosy", "elem", 3))
+    clients.append(other)
+    assert (await other.call("help:leave", {"request_id": rid}))["error"]["code"] == "not_found"
+    await kid.close()
+    await server.disconnected("student:s-left")
+    clock.advance(server.settings.grace_seconds * 3)  # long past the grace period
+    await server.sweep()
+    assert await server.position(rid) == 1  # kept, not abandoned
+    t = await server.connect("/tutor", tutor("t-morning", "paper", ["en"]))
+    clients.append(t)
+    snapshot = await t.until("queue:snapshot", lambda s: s["total"] == 1)
+    assert snapshot["requests"][0]["left"] is True
+    assert snapshot["requests"][0]["topic"] == question
+    away = await t.call("help:accept", {"request_id": rid})
+    assert away["error"]["code"] == "conflict" and "away" in away["error"]["message"]
+    back = await server.connect("/student", student("s-left", "elem", 3))
+    clients.append(back)
+    state = await back.call("session:state")
+    assert state["request"]["id"] == rid and state["request"]["left_until"]
+    accepted = await t.call("help:accept", {"request_id": rid})
+    assert accepted["ok"] and accepted["session"]["topic"] == question

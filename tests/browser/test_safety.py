@@ -120,6 +120,14 @@ async def test_masked_held_distress_report_and_a_silent_student(
     await expect(eta).to_have_text(
         "No tutors are online right now. We don't know yet when tutors will be back.")
     await no_serious_axe(student, "widget (nobody on shift)")
+    # ... and the student may leave their question for the next tutor, keeping their place
+    await student.fill("#leave-question", "How do I add 3/4 and 1/6?")
+    await student.click("#leave-form button[type=submit]")
+    done = student.locator("#leave-done")
+    await expect(done).to_be_focused()
+    await expect(done).to_contain_text("Your question is saved for the next tutor.")
+    await expect(student.locator("#leave-form")).to_be_hidden()
+    await no_serious_axe(student, "widget (question left)")
     tutor = await console(server, browser, contexts, watch)
     panel = await start_chat(student, tutor, asked=True)
 

@@ -1,5 +1,7 @@
 """Chat safety: flags for staff review (held/masked messages, reports, distress) and
-staff alerts (distress, a queue with nobody on shift). See broker/db/safety_models.py.
+staff alerts (distress, a queue with nobody on shift), and ``help_requests.left_until`` (a
+question left for the next tutor keeps its place while the student is away). See
+broker/db/safety_models.py.
 
 Revision ID: 0013
 Revises: 0012
@@ -20,6 +22,9 @@ OPEN_ALERT = sa.text("cleared_at IS NULL")
 
 
 def upgrade() -> None:
+    # A question left for the next tutor keeps its place while the student is away.
+    with op.batch_alter_table("help_requests") as batch:
+        batch.add_column(sa.Column("left_until", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "safety_flags",
         sa.Column("id", sa.String(32), primary_key=True),
@@ -74,5 +79,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("help_requests") as batch:
+        batch.drop_column("left_until")
     op.drop_table("staff_alerts")
     op.drop_table("safety_flags")

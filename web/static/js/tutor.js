@@ -142,6 +142,9 @@ function renderQueues() {
           el("strong", {}, subjectName(r.subject)), " ",
           el("span", { class: "tag" }, gradeBand(r.grade_band)),
           el("span", { class: "tag" }, languageName(r.language)),
+          // nobody was on shift: the student left this question and may be away until
+          // they come back (accepting is refused while they are)
+          r.left ? el("span", { class: "tag" }, t("left a question")) : null,
           el("br"), topic),
         el("span", { class: "waited", "data-waited": r.waited_s, "data-at": snap.receivedAt,
           "aria-label": t("waiting for {time}", { time: fmtDuration(waitedNow(r, snap.receivedAt)) }) },

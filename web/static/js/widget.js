@@ -194,7 +194,33 @@ function showPosition(position, eta, request) {
   else if (eta < 60) etaText = t("Estimated wait: less than a minute.");
   else etaText = t("Estimated wait: about {time}.", { time: fmtWait(eta) });
   $("queue-eta").textContent = etaText;
+  // Nobody on shift: the student may leave their question and go (docs/protocol.md).
+  const left = Boolean(request && request.left_until);
+  $("leave-form").hidden = !(request && request.nobody_on_shift) || left;
+  $("leave-done").hidden = !left;
+  if (left) $("leave-done").textContent = leftText(request.left_until);
 }
+
+function leftText(until) {
+  const when = backAround(until);
+  return when
+    ? t("Your question is saved for the next tutor. You keep your place in line until {time}: open Homework Help again to be matched.", { time: when })
+    : t("Your question is saved for the next tutor. Open Homework Help again to be matched.");
+}
+
+$("leave-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!state.request) return;
+  const topic = $("leave-question").value.trim();
+  const ack = await call(socket, "help:leave", { request_id: state.request.id, ...(topic ? { topic } : {}) });
+  if (ack.ok) {
+    state.request = { ...state.request, left_until: ack.left_until };
+    showPosition(state.request.position, state.request.eta_s, state.request);
+    $("leave-done").focus();
+  } else {
+    say($("queue-eta"), errorText(ack.error));
+  }
+});
 
 function enterWaiting(request) {
   const wasWaiting = state.view === "view-waiting";
