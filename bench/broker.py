@@ -500,6 +500,8 @@ class Bench:
         self.load_cpu = 1 if pinned else None
         self.profile = profile
         self.profiles: dict[str, Path] = {}
+        # What the chat scenario writes after each message's timestamp (default: x's).
+        self.chat_filler: str | None = None
         self.spies: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
 
     def spy(self, server: Server, seconds: float) -> None:
@@ -708,6 +710,9 @@ class Bench:
             cfg = self.base_cfg(
                 "chat", server.url, sessions=z.sessions, warmup=z.warmup, duration=z.chat_duration
             )
+            if self.chat_filler:
+                cfg["filler"] = self.chat_filler
+                cfg["stamp"] = "letters"
             run = drive(
                 server,
                 [cfg],

@@ -62,3 +62,15 @@ def test_scheduler_benchmark_quick_mode_runs(tmp_path: Path) -> None:
     text = results.read_text(encoding="utf-8")
     assert "## Other\n\nkept" in text and "## Scheduler" in text
     assert "| set-up + booking s |" in text and "overlap_tutor 2" in text
+
+
+@pytest.mark.slow
+def test_moderation_relay_benchmark_quick_mode_runs() -> None:
+    """bench.moderation_relay's smoke run: both servers (moderation on, and patched off)
+    relay chat with no errors (its ratio is not judged on a 2-second run)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.moderation_relay", "--quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert "| messages relayed/s |" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("errors {}") == 2

@@ -53,6 +53,9 @@ _DIGIT = re.compile(r"\d")
 _EDGE_MARKS = re.compile(r"(?<![\w@$!*|])[!|]+|[!|]+(?![\w@$!*|])")
 _REPEATS = re.compile(r"(.)\1+")
 _MIN_PHONE_DIGITS, _MAX_PHONE_DIGITS = 7, 15
+# Seven digits with at most three phone separators between each: any phone run with no
+# spoken digits has this in it (so without it, and without spoken digits, none can match).
+_SEVEN_DIGITS = re.compile(r"\d(?:[\s,\-().]{0,3}\d){6}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,7 @@ class Moderator:
             found.extend(self._links(low, emails))
         digits = len(_DIGIT.findall(low)) if quick else _MIN_PHONE_DIGITS
         if (
-            digits >= _MIN_PHONE_DIGITS
+            (digits >= _MIN_PHONE_DIGITS and (not quick or _SEVEN_DIGITS.search(low)))
             or tokens is None
             or not rules.digit_words.isdisjoint(tokens)
             or (digits and rules.digit_word.search(low))
@@ -183,6 +186,8 @@ class Moderator:
         out: list[Finding] = []
         for m in rules.phone_run.finditer(low):
             run = m.group()
+            if len(run) < _MIN_PHONE_DIGITS:
+                continue  # each digit or spoken digit takes a character at least: too short
             spoken = rules.digit_word.findall(run)
             n = sum(c.isdigit() for c in run) + len(spoken)
             if not _MIN_PHONE_DIGITS <= n <= _MAX_PHONE_DIGITS or _not_a_phone(run, spoken):
@@ -227,7 +232,8 @@ class Moderator:
         if self._quick and "*" not in low:
             # Quick pass over the whole text, read as the tokens below are read (edge marks
             # dropped, leetspeak, repeats collapsed): most messages stop here.
-            quick = _REPEATS.sub(r"\1", _EDGE_MARKS.sub(" ", low).translate(LEET))
+            marked = _EDGE_MARKS.sub(" ", low) if "!" in low or "|" in low else low
+            quick = _REPEATS.sub(r"\1", marked.translate(LEET))
             if words.keys().isdisjoint(_WORD.findall(quick)) and (
                 rules.word_prefix is None or rules.word_prefix.search(quick) is None
             ):
