@@ -71,9 +71,23 @@ ALERTS_RAISED = Counter(
 )
 
 
+# Each counter's children by label values, so that counting (on every ack and every chat
+# message) is a dict lookup and an increment, not prometheus_client's label resolution.
+# Bounded: events, codes, actions and categories are fixed sets.
+_CHILDREN: dict[tuple[Counter, tuple[str, ...]], Any] = {}
+
+
+def _child(counter: Counter, *values: str) -> Any:
+    key = (counter, values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = counter.labels(*values)
+    return child
+
+
 def count_ack(namespace: str, event: str, code: str = OK) -> None:
     """Count one acknowledgement of ``event`` in ``namespace`` with ``code``."""
-    ACKS.labels(namespace=namespace, event=event, code=code).inc()
+    _child(ACKS, namespace, event, code).inc()
 
 
 def count_moderation(action: str, categories: Sequence[str]) -> None:
@@ -82,7 +96,7 @@ def count_moderation(action: str, categories: Sequence[str]) -> None:
     So ``sum by (action)`` over categories counts a decision with two categories twice;
     ``hh_moderation_decisions_total{category="none"}`` are decisions that named none."""
     for category in categories or (NO_CATEGORY,):
-        MODERATION_DECISIONS.labels(action=action, category=category).inc()
+        _child(MODERATION_DECISIONS, action, category).inc()
 
 
 def count_alert(kind: str) -> None:
