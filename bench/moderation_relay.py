@@ -26,14 +26,17 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench._load import stamp
 from bench.broker import FULL, QUICK, Bench, Stack, raise_nofile
 from bench.moderation import RELAY_END, RELAY_START
 from bench.results import RESULTS
+from broker.moderation import Moderator, load_rules
 
 GOAL_RATIO = 0.9
 FILLER = "can you check step 2? I got 3x + 5 = 20 so x = 5, page 112 question 4"
@@ -76,8 +79,30 @@ def block(on: dict[str, Any], off: dict[str, Any], rounds: dict[str, list[int]],
         f"{GOAL_RATIO:.0%} of off | {met} ({ratio:.2f}x) |",
         f"| send -> receive p50 / p99 | {on['p50'] * 1e3:.1f} / {on['p99'] * 1e3:.1f} ms | "
         f"{off['p50'] * 1e3:.1f} / {off['p99'] * 1e3:.1f} ms | - | - |",
+        "",
+        f"The server is CPU-bound in this scenario, so the gap is moderation's CPU: "
+        f"{1e6 / on['per_s'] - 1e6 / off['per_s']:.0f} us more per relayed message "
+        f"(1/on - 1/off), against {check_us():.0f} us for `Moderator.check` of this line "
+        "timed alone (best of 5 x 2,000 calls; the rest is the decision's garbage and colder "
+        "caches in a loaded server). At a real evening peak the server is far from "
+        "CPU-bound (bench.peak: ~0.2 messages per session per second).",
         RELAY_END,
     ]
+
+
+def check_us() -> float:
+    """Microseconds of one ``Moderator.check`` of the benchmark's line (best of 5 runs)."""
+    moderator = Moderator(load_rules())
+    line = f"{stamp(81234.567890)} {FILLER}"
+    for _ in range(500):
+        moderator.check(line, "student")
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(2000):
+            moderator.check(line, "student")
+        best = min(best, (time.perf_counter() - t0) / 2000 * 1e6)
+    return best
 
 
 def write_block(lines: list[str], path: Path) -> None:
