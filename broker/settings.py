@@ -84,6 +84,7 @@ class Settings:
     show_first_name_to_tutors: bool = False
     smtp_url: str | None = None  # HH_SMTP_URL; None: the outbox is kept, not sent
     mail_from: str = C.DEFAULT_MAIL_FROM  # HH_MAIL_FROM
+    default_locale: str = "en"  # HH_DEFAULT_LOCALE: pages' language when nothing says one
     # chat safety (docs/moderation.md)
     moderation_rules_path: Path | None = None  # HH_MODERATION_RULES; None: shipped rules
     crisis_resources_path: Path | None = None  # HH_CRISIS_RESOURCES; None: shipped text
@@ -145,6 +146,7 @@ class Settings:
             show_first_name_to_tutors=_bool(env, "HH_SHOW_FIRST_NAME", False),
             smtp_url=env.get("HH_SMTP_URL") or None,
             mail_from=env.get("HH_MAIL_FROM") or C.DEFAULT_MAIL_FROM,
+            default_locale=env.get("HH_DEFAULT_LOCALE") or "en",
             moderation_rules_path=_path(env, "HH_MODERATION_RULES"),
             crisis_resources_path=_path(env, "HH_CRISIS_RESOURCES"),
             tutor_silent_s=_float(env, "HH_TUTOR_SILENT_S", C.TUTOR_SILENT_S),

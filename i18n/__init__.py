@@ -21,19 +21,68 @@ class I18nError(Exception):
     """The one exception base of the i18n package."""
 
 
-def negotiate(locale: str | None) -> str:
-    """Best supported locale for a tag such as ``es-MX`` or ``es_MX``; ``en`` by default."""
+# Catalog names for tags CLDR spells differently: Filipino is shipped as Tagalog (``tl``).
+ALIASES = {"fil": "tl"}
+# A bare language whose catalogs are split by script: its usual script.
+DEFAULT_SCRIPT = {"zh": "Hans"}
+
+
+def match(locale: str | None) -> str | None:
+    """The shipped locale for a BCP 47 or POSIX tag, or ``None`` if none fits.
+
+    Regional tags fall back sensibly: ``es-MX`` -> ``es``; Chinese by script, which CLDR
+    infers from the region (``zh-TW``, ``zh-HK`` -> ``zh_Hant``; ``zh-CN``, ``zh`` ->
+    ``zh_Hans``); ``fil`` and ``tl-PH`` -> ``tl``."""
     if not locale:
-        return DEFAULT_LOCALE
+        return None
+    if locale.strip().replace("-", "_").lower() == "en_xa":
+        from i18n import pseudo
+
+        return pseudo.PSEUDO_LOCALE if pseudo.enabled() else None
     try:
-        parsed = Locale.parse(locale.replace("-", "_"))
+        parsed = Locale.parse(locale.strip().replace("-", "_"))
     except (ValueError, UnknownLocaleError, TypeError):
-        return DEFAULT_LOCALE
+        return None
     available = available_locales()
-    for candidate in (str(parsed), parsed.language):
+    language = ALIASES.get(parsed.language, parsed.language)
+    script = parsed.script or DEFAULT_SCRIPT.get(parsed.language)
+    candidates = [str(parsed)]
+    if script:
+        candidates.append(f"{language}_{script}")
+    candidates.append(language)
+    for candidate in candidates:
         if candidate in available:
             return candidate
-    return DEFAULT_LOCALE
+    return None
+
+
+def negotiate(locale: str | None) -> str:
+    """Best supported locale for a tag such as ``es-MX`` or ``es_MX``; ``en`` by default."""
+    return match(locale) or DEFAULT_LOCALE
+
+
+def babel_locale(name: str) -> Locale:
+    """The CLDR locale for formatting in a shipped locale (``tl`` is CLDR's ``fil``; the
+    pseudo-locale ``en_XA`` formats as English)."""
+    if name == "en_XA":
+        return Locale.parse("en")
+    return Locale.parse(ALIASES_BACK.get(name, name))
+
+
+ALIASES_BACK = {v: k for k, v in ALIASES.items()}
+
+
+def html_lang(name: str) -> str:
+    """A shipped locale as an HTML ``lang`` value (BCP 47: ``zh-Hant``)."""
+    return name.replace("_", "-")
+
+
+def direction(name: str) -> str:
+    """``rtl`` or ``ltr`` for a shipped locale (Arabic and Persian are right-to-left)."""
+    try:
+        return str(babel_locale(name).text_direction)
+    except (ValueError, UnknownLocaleError):
+        return "ltr"
 
 
 @lru_cache(maxsize=1)
@@ -48,6 +97,10 @@ def available_locales() -> frozenset[str]:
 def translator(locale: str | None) -> gettext.NullTranslations:
     """Translations for ``locale`` (compiled ``.mo`` if present, else compiled on the fly)."""
     name = negotiate(locale)
+    if name == "en_XA":
+        from i18n import pseudo
+
+        return pseudo.translations()
     mo = LOCALES_DIR / name / "LC_MESSAGES" / f"{DOMAIN}.mo"
     po = mo.with_suffix(".po")
     if mo.is_file() and (not po.is_file() or mo.stat().st_mtime >= po.stat().st_mtime):

@@ -141,8 +141,13 @@ class Catalog:
         overflow: bool = False,
         kinds_decide: Iterable[SchoolKind] = (),
         unknown_school: Mapping[int, str] | None = None,
+        languages: Iterable[str] = (),
     ) -> None:
         self._vendors = tuple(vendors)
+        # The languages the district offers its students to ask for help in (its families'
+        # home languages), whether or not a vendor serves them now: a request in one no
+        # vendor serves is recorded as unmet demand (``language_unsupported``).
+        self._district_languages = tuple(dict.fromkeys(languages))
         self._subjects = tuple(subjects)
         self._labels = dict(self._subjects)
         if len(self._labels) != len(self._subjects):
@@ -232,6 +237,7 @@ class Catalog:
             overflow=enabled,
             kinds_decide=kinds,
             unknown_school=unknown,
+            languages=_strings(district, "languages", "district", default=[]),
         )
 
     def with_overflow(self, enabled: bool) -> Catalog:
@@ -243,6 +249,7 @@ class Catalog:
             overflow=enabled,
             kinds_decide=self.kinds_decide,
             unknown_school={g: v.id for g, v in self._unknown.items()},
+            languages=self._district_languages,
         )
 
     # -- what the broker and the widget read -------------------------------------------
@@ -250,6 +257,14 @@ class Catalog:
     def vendors(self) -> tuple[Vendor, ...]:
         """Every vendor, in catalog order (scheduled programmes included)."""
         return self._vendors
+
+    @property
+    def district_languages(self) -> list[str]:
+        """Every language the district offers to ask for help in: its ``[district]
+        languages`` list, then any language an on-demand vendor serves that it does not
+        name, without duplicates."""
+        served = (lang for v in self._on_demand for lang in v.languages)
+        return _unique([*self._district_languages, *served])
 
     @property
     def on_demand_vendors(self) -> tuple[Vendor, ...]:

@@ -28,6 +28,7 @@ from web.keys import BROKER, ENGINE, GATEWAY, SETTINGS
 from web.launch import on_launch
 from web.lti import frame_ancestors_middleware, setup_lti
 from web.metrics_route import setup_metrics
+from web.negotiation import remember_language
 from web.pages import setup_pages, static_guard
 from web.problems import problem_middleware
 from web.safety_api import setup_safety_api
@@ -96,7 +97,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
         client_max_size=64 * 1024,
         middlewares=[
             frame_ancestors_middleware(settings), problem_middleware, engineio_frame_guard(),
-            static_guard,
+            static_guard, remember_language,
         ],
     )
     app[SETTINGS] = settings

@@ -47,7 +47,7 @@ from broker.settings import Settings
 from broker.sign_in import SignIn
 from broker.throttle import Throttles
 from web.keys import ACCOUNTS, BROKER, IDENTITY, SETTINGS, SIGN_IN
-from web.negotiation import accept_language
+from web.negotiation import page_locale
 from web.problems import problem
 from web.render import N_, render_page
 
@@ -190,7 +190,7 @@ async def api_login(request: web.Request) -> web.StreamResponse:
 
 
 def _locale(request: web.Request) -> str | None:
-    return request.query.get("lang") or accept_language(request)
+    return page_locale(request)
 
 
 def _safe_next(value: object) -> str:

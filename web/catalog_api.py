@@ -1,8 +1,10 @@
 """``GET /api/catalog``: the district's subject list and the help languages a student can use.
 
-With a student's bearer token, ``languages_for_student`` lists only the languages some vendor can
-serve for that student's school and grade (from routing); without one, every on-demand
-language.
+``languages`` is every language the district offers (the widget lists them all); with a
+student's bearer token, ``languages_for_student`` lists only the languages some vendor can
+serve for that student's school and grade (from routing), without one every on-demand
+language — the widget says which are not available now, and a request in one is recorded as
+unmet demand.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ async def catalog(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "subjects": [{"id": sid, "label": label} for sid, label in cat.subjects],
+            "languages": cat.district_languages,
             "languages_for_student": cat.languages_for(school, grade),
         }
     )

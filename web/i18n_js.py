@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from i18n import DEFAULT_LOCALE, DOMAIN, LOCALES_DIR, negotiate
+from i18n import DEFAULT_LOCALE, DOMAIN, LOCALES_DIR, html_lang, negotiate, pseudo
 
 _TAG = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8}){0,3}$")
 
@@ -25,6 +25,10 @@ _TAG = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8}){0,3}$")
 def _po_mtime(locale: str) -> float:
     po = LOCALES_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
     return po.stat().st_mtime if po.is_file() else 0.0
+
+
+# The catalog's subject labels and vendor names (web/catalog_labels.py): the scripts show them.
+LABELS_MODULE = "catalog_labels.py"
 
 
 @lru_cache(maxsize=32)
@@ -43,7 +47,9 @@ def _catalog(locale: str, mtime: float) -> dict[str, str]:
             continue
         if not isinstance(message.string, str) or not message.string:
             continue
-        if message.locations and not any(path.endswith(".js") for path, _line in message.locations):
+        if message.locations and not any(
+            path.endswith((".js", LABELS_MODULE)) for path, _line in message.locations
+        ):
             continue
         out[message.id] = message.string
     return out
@@ -52,7 +58,9 @@ def _catalog(locale: str, mtime: float) -> dict[str, str]:
 def js_catalog(locale: str | None) -> dict[str, Any]:
     """The JSON body for ``locale``: ``{"locale", "messages"}``."""
     name = negotiate(locale)
-    return {"locale": name, "messages": _catalog(name, _po_mtime(name))}
+    if name == pseudo.PSEUDO_LOCALE:
+        return {"locale": html_lang(name), "messages": pseudo.messages()}
+    return {"locale": html_lang(name), "messages": _catalog(name, _po_mtime(name))}
 
 
 async def catalog_json(request: web.Request) -> web.Response:

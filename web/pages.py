@@ -36,7 +36,7 @@ from aiohttp import web
 from broker import tokens
 from broker.errors import Unauthenticated
 from broker.identity import Identity
-from i18n import negotiate
+from i18n import html_lang, negotiate
 from routing.catalog import Catalog
 from web.auth import is_secure
 from web.i18n_js import setup_i18n_js
@@ -74,6 +74,12 @@ def vendors_of(app: web.Application) -> list[dict[str, Any]]:
     ]
 
 
+def district_languages(app: web.Application) -> list[str]:
+    """Every language the district offers to ask for help in (the catalog's)."""
+    catalog = _catalog(app)
+    return catalog.district_languages if catalog is not None else []
+
+
 # -- the student widget ----------------------------------------------------------------------
 def student_from_cookie(request: web.Request) -> tuple[str, Identity] | None:
     """(token, identity) from a valid ``hh_student`` cookie with a student token."""
@@ -97,7 +103,7 @@ async def widget(request: web.Request) -> web.Response:
         "given_name": "",
         "catalog_url": "/api/catalog",
         "subjects": subjects_of(request.app),
-        "languages": sorted({lang for v in vendors_of(request.app) for lang in v["languages"]}),
+        "languages": district_languages(request.app),
         "max_chars": settings.chat_max_chars,
     }
     hint = None
@@ -130,8 +136,8 @@ def student_launch_response(
     settings = request.app[SETTINGS]
     token = tokens.issue(settings.secret_key, identity, ttl_s)
     location = "/widget"
-    if locale:
-        location += "?lang=" + quote(negotiate(locale))
+    if locale:  # a hint (below an explicit choice), for when the cookie cannot be read
+        location += "?launch_lang=" + quote(html_lang(negotiate(locale)))
     response = web.HTTPSeeOther(location + "#token=" + quote(token, safe=""))
     secure = is_secure(request)
     # Written by hand: http.cookies on Python < 3.14 rejects the Partitioned attribute

@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from i18n import negotiate, translator
+from i18n import available_locales, babel_locale, direction, html_lang, negotiate, translator
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -69,6 +69,22 @@ def csp(frame_ancestors: str = "'none'") -> str:
     )
 
 
+@lru_cache(maxsize=1)
+def _menu(shipped: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    items = []
+    for name in shipped:
+        own = babel_locale(name)
+        label = own.get_display_name(own) or name
+        items.append((html_lang(name), label[:1].upper() + label[1:]))
+    return tuple(sorted(items, key=lambda item: (item[0] != "en", item[1].casefold())))
+
+
+def language_menu() -> tuple[tuple[str, str], ...]:
+    """Every shipped locale as (BCP 47 tag, its own name: "Español", "中文 (简体)"), for the
+    pages' language menu; English first."""
+    return _menu(available_locales())
+
+
 def render_page(
     template: str,
     locale: str | None,
@@ -81,11 +97,13 @@ def render_page(
     """Render ``template`` in ``locale`` (negotiated against the shipped catalogs) with
     the pages' headers. ``config`` becomes the page's ``hh-config`` JSON block."""
     lang = negotiate(locale)
-    page_config = {"locale": lang, "i18n_url": f"/i18n/{lang}.json", **(config or {})}
+    tag = html_lang(lang)
+    page_config = {"locale": tag, "i18n_url": f"/i18n/{tag}.json", **(config or {})}
     html = (
         environment(lang)
         .get_template(template)
-        .render(lang=lang, config=page_config, vendor=VENDOR, static=STATIC_PREFIX, **context)
+        .render(lang=tag, dir=direction(lang), config=page_config, vendor=VENDOR,
+                static=STATIC_PREFIX, locale_menu=language_menu(), **context)
     )
     return web.Response(
         text=html,

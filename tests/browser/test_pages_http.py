@@ -69,7 +69,7 @@ async def test_widget_renders_the_token_of_the_student_cookie(live_broker: Broke
     assert config["token"] == token
     assert config["given_name"] == "</script><b>Zoë"
     assert config["locale"] == "es"  # from the launch locale
-    assert '<html lang="es">' in html and "Pedir un tutor" in html
+    assert '<html lang="es" dir="ltr">' in html and "Pedir un tutor" in html
 
 
 async def test_widget_ignores_a_forged_or_foreign_cookie(live_broker: Broker) -> None:
@@ -92,7 +92,8 @@ async def test_student_launch_response_sets_cookie_and_fragment(live_broker: Bro
     identity = tokens.Identity("student", "stu-9", {"school_id": "elem", "grade": 2})
     response = student_launch_response(request, identity, "es-MX")
     location = response.headers["Location"]
-    assert location.startswith("/widget?lang=es#token=")
+    # the launch's locale is a hint (below the person's own choice), not a choice
+    assert location.startswith("/widget?launch_lang=es#token=")
     from http.cookies import SimpleCookie
 
     header = response.headers["Set-Cookie"]

@@ -147,14 +147,15 @@ async def test_error_page_uses_the_launch_locale_else_accept_language(
     claims[CLAIM + "version"] = "1.1"
     response = await env.launch(env.platform.sign_launch(claims), login.state)
     assert response.status == 400
-    assert asked[-1] == "es-MX"
+    assert asked[-1] == "es"  # the launch's es-MX, matched to the shipped catalog
     html = await response.text()
-    assert '<html lang="es">' in html
+    assert '<html lang="es" dir="ltr">' in html
 
     response = await env.client.post(
         "/lti/launch", data={"id_token": "x", "state": "y"},
         headers={"Accept-Language": "fr-CA,fr;q=0.8,en;q=0.5"},
     )
     assert response.status == 401
-    assert asked[-1] == "fr-CA"
+    assert asked[-1] == "fr"  # Accept-Language's first tag a catalog serves
+    assert '<html lang="fr" dir="ltr">' in await response.text()
     assert env.launches == []

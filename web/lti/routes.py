@@ -26,7 +26,7 @@ from web.lti.registry import Registry
 from web.lti.state import LoginState, StateCodec
 from web.lti.tool_keys import ToolKeys
 from web.lti.validate import Policy, peek, validate_id_token
-from web.negotiation import accept_language
+from web.negotiation import page_locale
 from web.render import render_page
 
 log = logging.getLogger("web.lti")
@@ -83,7 +83,7 @@ def refuse(
     )
     return render(
         "error.html",
-        locale or accept_language(request),
+        page_locale(request, locale),
         status=exc.http_status,
         code=exc.code,
         message=exc.public_message,
@@ -150,7 +150,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if storage_target:
         response = render(
             "storage.html",
-            accept_language(request),
+            page_locale(request),
             mode="put",
             next_url=auth_url,
             action="",
@@ -221,7 +221,7 @@ async def launch(request: web.Request) -> web.StreamResponse:
             if not checked:
                 return render(
                     "storage.html",
-                    locale or accept_language(request),
+                    page_locale(request, locale),
                     mode="get",
                     action=tool.base_url(request) + LAUNCH_PATH,
                     fields={"id_token": token, "state": state},

@@ -17,7 +17,7 @@ const TOKEN_KEY = "hh_student_token";
 const state = {
   view: null, request: null, session: null, endedSession: null, sync: null,
   subjects: [], needGrade: false, lastTyping: 0, typingTimer: null,
-  desk: null, countdown: null,
+  desk: null, countdown: null, servable: null,
 };
 
 // -- token: server-rendered from the hh_student cookie, else the launch's #token= fragment --
@@ -103,6 +103,7 @@ function subjectLabel(id) {
 async function loadChoices() {
   let subjects = [];
   let languages = null;
+  let servable = null;
   try {
     const response = await fetch(cfg.catalog_url, {
       credentials: "same-origin", headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
@@ -110,13 +111,17 @@ async function loadChoices() {
     if (response.ok) {
       const body = await response.json();
       subjects = Array.isArray(body.subjects) ? body.subjects : [];
-      languages = Array.isArray(body.languages_for_student) ? body.languages_for_student : null;
+      // Every language the district offers; those no tutor can serve for this student are
+      // still listed (asking records the need), with a plain note when one is chosen.
+      languages = Array.isArray(body.languages) ? body.languages : null;
+      servable = Array.isArray(body.languages_for_student) ? body.languages_for_student : null;
     }
   } catch (_) { /* degrade below */ }
   // Degrade when /api/catalog is missing or failed: the broker's own subject list (rendered
   // into the page), else a free-text subject; every on-demand language.
   if (!subjects.length) subjects = cfg.subjects || [];
   if (languages === null || !Array.isArray(languages)) languages = cfg.languages || [];
+  state.servable = servable || languages;
   state.subjects = subjects;
   if (subjects.length) {
     fillSelect($("subject"), [{ value: "", label: t("Choose a subject") },
@@ -126,11 +131,39 @@ async function loadChoices() {
     $("subject").replaceWith(input);
     $("catalog-note").hidden = false;
   }
+  // The chat language defaults to the page's (zh-Hant -> zh), else the first served one.
   const mine = getLocale().split("-")[0];
-  const preferred = languages.includes(mine) ? mine : languages[0];
+  const preferred = languages.includes(mine) ? mine : (state.servable[0] || languages[0]);
   fillSelect($("language"), languages.map((code) => ({ value: code, label: languageName(code) })), preferred);
+  noteLanguage();
   return languages;
 }
+
+// Said plainly before the student asks: no tutor can help in this language right now; asking
+// anyway records the need (the request comes back as unmet, language_unsupported).
+function noteLanguage() {
+  const code = $("language").value;
+  const note = $("language-note");
+  if (!code || !state.servable || state.servable.includes(code)) {
+    note.hidden = true;
+    note.textContent = "";
+    return;
+  }
+  const offered = state.servable.map(languageName);
+  note.textContent = t("No tutor can help in {language} right now. You can ask in {others}, or ask anyway so the district knows you need {language}.",
+    { language: languageName(code), others: listOf(offered) });
+  note.hidden = false;
+}
+
+function listOf(items) {
+  try {
+    return new Intl.ListFormat(getLocale(), { style: "long", type: "disjunction" }).format(items);
+  } catch (_) {
+    return items.join(", ");
+  }
+}
+
+$("language").addEventListener("change", noteLanguage);
 
 $("request-form").addEventListener("submit", async (event) => {
   event.preventDefault();
