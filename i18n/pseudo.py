@@ -57,10 +57,10 @@ def translations() -> gettext.NullTranslations:
     for message in template:
         if not message.id:
             continue
-        if isinstance(message.id, tuple):
-            catalog.add(message.id, tuple(pseudo(i) for i in message.id), flags=message.flags)
-        else:
+        if isinstance(message.id, str):
             catalog.add(message.id, pseudo(message.id), flags=message.flags)
+        else:
+            catalog.add(message.id, tuple(pseudo(i) for i in message.id), flags=message.flags)
     buf = BytesIO()
     write_mo(buf, catalog)
     buf.seek(0)
