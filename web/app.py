@@ -24,6 +24,7 @@ from broker.settings import Settings
 from broker.throttle import Throttles
 from web.auth import setup_auth, staff_caller
 from web.catalog_api import setup_catalog_api
+from web.compression import compress
 from web.keys import BROKER, ENGINE, GATEWAY, SETTINGS
 from web.launch import on_launch
 from web.lti import frame_ancestors_middleware, setup_lti
@@ -97,7 +98,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
         client_max_size=64 * 1024,
         middlewares=[
             frame_ancestors_middleware(settings), problem_middleware, engineio_frame_guard(),
-            static_guard, remember_language,
+            static_guard, remember_language, compress,
         ],
     )
     app[SETTINGS] = settings

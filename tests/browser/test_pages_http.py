@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from typing import Any
@@ -132,3 +133,24 @@ def test_message_catalog_is_up_to_date() -> None:
     from i18n.extract import check
 
     assert check() == 0, "run: python -m i18n.extract extract && python -m i18n.extract update"
+
+
+async def test_scripts_and_catalogs_are_gzipped_when_accepted(live_broker: Broker) -> None:
+    """web/compression.py: gzip for browsers that accept it, plain for the others."""
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
+        for path in ("/static/js/widget.js", "/static/css/app.css", "/i18n/es.json"):
+            async with http.get(live_broker.url + path,
+                                headers={"Accept-Encoding": "identity"}) as plain:
+                raw = await plain.read()
+                assert plain.status == 200 and "Content-Encoding" not in plain.headers
+                kind = plain.content_type
+            async with http.get(live_broker.url + path,
+                                headers={"Accept-Encoding": "gzip, br"}) as zipped:
+                body = await zipped.read()
+                assert zipped.headers["Content-Encoding"] == "gzip", path
+                assert "Accept-Encoding" in zipped.headers["Vary"]
+                assert zipped.content_type == kind
+            assert gzip.decompress(body) == raw and len(body) < len(raw) / 2
+        async with http.get(live_broker.url + "/static/js/nope.js",
+                            headers={"Accept-Encoding": "gzip"}) as missing:
+            assert missing.status == 404
