@@ -60,6 +60,8 @@ async def compress(request: web.Request, handler: Handler) -> web.StreamResponse
         return response
     if not (request.path.startswith("/static/") or request.path.startswith("/i18n/")):
         return response
+    if "Content-Encoding" in response.headers:  # already encoded by its handler
+        return response
     response.headers.add("Vary", "Accept-Encoding")
     if not _wants_gzip(request) or response.status != 200:
         return response

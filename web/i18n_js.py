@@ -11,6 +11,8 @@ messages), never a 404, so a page can always start.
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 from functools import lru_cache
 from typing import Any
@@ -63,13 +65,27 @@ def js_catalog(locale: str | None) -> dict[str, Any]:
     return {"locale": html_lang(name), "messages": _catalog(name, _po_mtime(name))}
 
 
+@lru_cache(maxsize=64)
+def _encoded(name: str, mtime: float) -> tuple[bytes, bytes]:
+    """A locale's catalog body as JSON, plain and gzipped, made once per catalog version:
+    serving it then costs what serving English's empty one does."""
+    body = json.dumps(js_catalog(name), ensure_ascii=False, separators=(",", ":")).encode()
+    return body, gzip.compress(body, compresslevel=9, mtime=0)
+
+
 async def catalog_json(request: web.Request) -> web.Response:
     raw = request.match_info["locale"]
-    locale = raw if _TAG.match(raw) else None
-    return web.json_response(
-        js_catalog(locale),
-        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
-    )
+    name = negotiate(raw if _TAG.match(raw) else None)
+    plain, zipped = _encoded(name, _po_mtime(name) if name != pseudo.PSEUDO_LOCALE else 0.0)
+    headers = {
+        "Cache-Control": "public, max-age=300",
+        "X-Content-Type-Options": "nosniff",
+        "Vary": "Accept-Encoding",
+    }
+    if "gzip" in request.headers.get("Accept-Encoding", "").lower():
+        headers["Content-Encoding"] = "gzip"
+        return web.Response(body=zipped, content_type="application/json", headers=headers)
+    return web.Response(body=plain, content_type="application/json", headers=headers)
 
 
 def setup_i18n_js(app: web.Application) -> None:
