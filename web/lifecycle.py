@@ -73,6 +73,19 @@ SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
 NOTIFY_S = 2.0  # sending server:restart to every client
 DRAIN_S = 1.5  # clients leaving by themselves
 DRAIN_QUIET_S = 0.4  # ... unless none has left for this long
+
+
+def drain_limits(env: Mapping[str, str] = os.environ) -> tuple[float, float]:
+    """(drain, quiet) seconds: ``HH_SHUTDOWN_DRAIN_S`` / ``HH_SHUTDOWN_DRAIN_QUIET_S`` for
+    clients slower to leave than these defaults expect (the whole stop stays within its
+    deadline either way)."""
+    def read(name: str, default: float) -> float:
+        try:
+            return max(0.0, float(env.get(name, default)))
+        except ValueError:
+            return default
+
+    return read("HH_SHUTDOWN_DRAIN_S", DRAIN_S), read("HH_SHUTDOWN_DRAIN_QUIET_S", DRAIN_QUIET_S)
 CLOSE_S = 1.0  # the server closing the rest (the handlers' ends it waits for)
 HANDLERS_S = 1.5  # event handlers still running
 SERVER_SHUTDOWN_S = 1.0  # aiohttp (without hard_exit): connections still open after that
@@ -149,6 +162,7 @@ class Shutdown:
     steps: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     current: str = ""  # the step under way, for the watchdog's message
+    drain_quiet_s: float = DRAIN_QUIET_S
 
     async def run(self) -> None:
         # Nothing started now outlives the process: a full collection over every
@@ -167,7 +181,8 @@ class Shutdown:
         connected = self.open_sockets()
         await self._step("listen", self.stop_listening())
         await self._step("notify", self.notify(), within(NOTIFY_S))
-        await self._step("drain", self.drain(within(DRAIN_S)))
+        drain_s, self.drain_quiet_s = drain_limits()
+        await self._step("drain", self.drain(within(drain_s)))
         await self._step("handlers", self.handlers(within(HANDLERS_S)))
         self.counts["left"] = connected - self.open_sockets()
         await self._step("close", self.close_rest(within(CLOSE_S)))
@@ -251,7 +266,7 @@ class Shutdown:
         return len(self.sio.eio.sockets)
 
     async def drain(self, limit: float) -> None:
-        """Until every client has left, none has left for ``DRAIN_QUIET_S`` (those that
+        """Until every client has left, none has left for the quiet time (those that
         remain are not following server:restart), or ``limit``."""
         last = self.open_sockets()
         deadline = time.monotonic() + limit
@@ -262,7 +277,7 @@ class Shutdown:
             now = self.open_sockets()
             if now < last:
                 quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= DRAIN_QUIET_S:
+            elif time.monotonic() - quiet_since >= self.drain_quiet_s:
                 break
             last = now
 
