@@ -27,6 +27,18 @@ function when(o) {
   }
 }
 
+// The zone's own name in the page's language ("Pacific Time"), from Intl; its id if unknown.
+function zoneName(o) {
+  try {
+    const parts = new Intl.DateTimeFormat(getLocale(), { timeZone: o.timezone, timeZoneName: "longGeneric" })
+      .formatToParts(new Date(o.starts_at));
+    const found = parts.find((part) => part.type === "timeZoneName");
+    return found ? found.value : o.timezone;
+  } catch (_) {
+    return o.timezone;
+  }
+}
+
 const JOIN_EARLY_S = 600; // the Join button shows from 10 minutes before the start
 
 export function startBooked({ section, list, note, url, joinUrl, getToken, subjectName }) {
@@ -95,7 +107,7 @@ export function startBooked({ section, list, note, url, joinUrl, getToken, subje
     list.replaceChildren(...sessions.map((o) => el("li", { class: `queue-item booked-item occ-${o.status}`, "data-occurrence": o.id },
       el("span", { class: "what" },
         el("time", { datetime: o.local }, when(o)),
-        " ", subjectName(o.subject || ""), " ", el("span", { class: "hint" }, `(${o.timezone})`)),
+        " ", subjectName(o.subject || ""), " ", el("span", { class: "hint" }, `(${zoneName(o)})`)),
       el("span", { class: "countdown", "aria-live": "off" }, countdown(o)),
       joinButton(o),
       el("span", { class: "joined", role: "status" }, o.tutor_status && JOINED[o.tutor_status] ? JOINED[o.tutor_status]() : ""))));

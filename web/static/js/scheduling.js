@@ -12,8 +12,10 @@ import { api, problemText, Problem, submitting } from "./api.js";
 const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
 const tokens = tokenSource(cfg, "hh_staff_token");
-const subjectLabels = Object.fromEntries((cfg.subjects || []).map((s) => [s.id, s.label]));
+const subjectLabels = Object.fromEntries((cfg.subjects || []).map((s) => [s.id, t(s.label)]));
 const subjectName = (id) => subjectLabels[id] || id;
+const vendorNames = Object.fromEntries((cfg.vendors || []).map((v) => [v.id, t(v.name)]));
+const vendorName = (id) => vendorNames[id] || id;
 const state = { token: null, school: "", offer: null, offers: [], roster: null, groups: [], week: null, cancelling: null, changing: null };
 
 const call = (path, options) => api(path, { ...options, token: state.token });
@@ -29,7 +31,7 @@ const tutorName = (id) => {
 function offerLabel(o) {
   const programme = o.programme === "school_based" ? t("School-based") : t("Home-based");
   return t("{programme}: {vendor}, {subjects}, grades {low}-{high}, until {end}", {
-    programme, vendor: o.vendor, subjects: o.subjects.map(subjectName).join(", "),
+    programme, vendor: vendorName(o.vendor), subjects: o.subjects.map(subjectName).join(", "),
     low: o.low_grade === 0 ? "K" : o.low_grade, high: o.high_grade, end: o.term_end,
   });
 }

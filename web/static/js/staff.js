@@ -8,8 +8,8 @@ import { staffSignIn } from "./staff-signin.js";
 const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
 const tokens = tokenSource(cfg, "hh_staff_token");
-const vendorNames = Object.fromEntries((cfg.vendors || []).map((v) => [v.id, v.name]));
-const subjectLabels = Object.fromEntries((cfg.subjects || []).map((s) => [s.id, s.label]));
+const vendorNames = Object.fromEntries((cfg.vendors || []).map((v) => [v.id, t(v.name)]));
+const subjectLabels = Object.fromEntries((cfg.subjects || []).map((s) => [s.id, t(s.label)]));
 let currentToken = null;
 
 // -- live --------------------------------------------------------------------------------

@@ -22,6 +22,13 @@ const state = {
   chats: new Map(), selected: null, studentNo: 0, socket: null,
 };
 
+// routing.schools.SchoolKind, as "school: {kind}" shows it
+const SCHOOL_KINDS = {
+  elementary: () => t("elementary"), middle: () => t("middle"), high: () => t("high"),
+  span: () => t("several levels"), options: () => t("options or continuation"),
+  virtual_academy: () => t("virtual academy"),
+};
+const schoolKind = (kind) => (SCHOOL_KINDS[kind] ? SCHOOL_KINDS[kind]() : kind);
 const subjectName = (id) => (subjectLabels[id] ? t(subjectLabels[id]) : id || "");
 const gradeBand = (band) => band ? t("grades {band}", { band }) : "";
 
@@ -260,9 +267,9 @@ function openChat(session, focus) {
   });
   const student = session.student || {};
   const facts = el("p", { class: "hint" },
-    [gradeBand(student.grade_band), student.school_kind ? t("school: {kind}", { kind: student.school_kind }) : "",
+    [gradeBand(student.grade_band), student.school_kind ? t("school: {kind}", { kind: schoolKind(student.school_kind) }) : "",
       languageName(session.language), subjectName(session.subject)].filter(Boolean).join(" · "));
-  const topic = session.topic ? el("p", {}, el("strong", {}, t("Working on:")), " ", session.topic) : null;
+  const topic = session.topic ? el("p", {}, el("strong", {}, t("Working on:")), " ", el("bdi", {}, session.topic)) : null;
   chat.list = el("div", { class: "messages", role: "log", "aria-live": "polite", "aria-label": t("Messages") });
   chat.typing = el("p", { class: "typing", "aria-live": "polite" });
   chat.box = el("textarea", { id: `msg-${id}`, rows: 2, maxlength: 2000 });
@@ -497,7 +504,7 @@ function renderRoom(current) {
   if (current) {
     const room = current.room;
     $("room-title").textContent = roomHeading(room);
-    $("room-when").textContent = [timeRange(room), room.school_kind ? t("school: {kind}", { kind: room.school_kind }) : ""]
+    $("room-when").textContent = [timeRange(room), room.school_kind ? t("school: {kind}", { kind: schoolKind(room.school_kind) }) : ""]
       .filter(Boolean).join(" · ");
     $("room-people").replaceChildren(...peopleItems(room));
     $("room-send-form").hidden = current.ended;
@@ -595,7 +602,7 @@ async function start() {
   renderQueues();
   bookedList = startBooked({
     section: $("booked"), list: $("booked-list"), note: $("booked-note"), url: cfg.upcoming_url, joinUrl: cfg.join_url,
-    getToken: async () => (await tokens.get()) || token, subjectName: (id) => subjectLabels[id] || id,
+    getToken: async () => (await tokens.get()) || token, subjectName,
   });
   let first = true;
   const socket = connect("/tutor", () => (first ? token : tokens.get()));

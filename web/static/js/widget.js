@@ -36,6 +36,21 @@ function takeToken() {
 const token = takeToken();
 const claims = token ? claimsOf(token) : {};
 
+// The language menu (base.html) reloads the page in the chosen language with a plain GET,
+// which would lose a token that lives only in this page (storage blocked inside the LMS's
+// iframe): the reload carries it in the fragment, where takeToken finds it as at launch.
+// A token the server rendered (the hh_student cookie) comes back by itself.
+if (token && !cfg.token) {
+  $("lang-menu-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const url = new URL(location.href);
+    url.searchParams.set("lang", $("lang-menu").value);
+    if (url.search === location.search) return; // the page is in that language already
+    url.hash = `token=${encodeURIComponent(token)}`;
+    location.assign(url.href);
+  });
+}
+
 function showView(wanted, { focus = true } = {}) {
   // While a booked room is open, the request form is not offered: the room is the help.
   const id = wanted === "view-start" && roomOpen() ? "view-room" : wanted;
