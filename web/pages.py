@@ -80,6 +80,12 @@ def district_languages(app: web.Application) -> list[str]:
     return catalog.district_languages if catalog is not None else []
 
 
+def all_vendor_names(app: web.Application) -> dict[str, str]:
+    """Vendor id -> name for every vendor of the catalog (on-demand and scheduled)."""
+    catalog = _catalog(app)
+    return {v.id: v.name for v in catalog.vendors} if catalog is not None else {}
+
+
 # -- the student widget ----------------------------------------------------------------------
 def student_from_cookie(request: web.Request) -> tuple[str, Identity] | None:
     """(token, identity) from a valid ``hh_student`` cookie with a student token."""
@@ -160,6 +166,8 @@ def signin_config(request: web.Request, page: str) -> dict[str, Any]:
         "demo_token_url": "/demo/token" if settings.demo else None,
         "login_url": "/login?next=" + quote(page, safe="/"),
         "vendors": vendors_of(request.app),
+        # every vendor's name, scheduled programmes' included (for names, not choices)
+        "vendor_names": all_vendor_names(request.app),
         "subjects": subjects_of(request.app),
     }
 

@@ -22,14 +22,12 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from babel import Locale
 
 from broker import outbox_view, school_roster
 from broker.errors import InvalidPayload, Unauthenticated
 from broker.identity import Identity
 from broker.scheduler import inputs, parents
 from broker.scheduler.errors import ParentLinkExpired, ParentLinkInvalid
-from i18n import available_locales
 from web import jsonlib
 from web.negotiation import page_locale
 from web.pages import signin_config, subjects_of
@@ -37,12 +35,6 @@ from web.render import N_, render_page
 from web.scheduler_api import IDENTIFY, SCHEDULER
 
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def languages() -> list[dict[str, str]]:
-    """The shipped locales, each named in itself, for the parent pages' language links."""
-    return [{"code": code, "name": (Locale.parse(code).get_display_name(code) or code).capitalize()}
-            for code in sorted(available_locales())]
 
 
 def _json(data: Any) -> web.Response:
@@ -79,11 +71,11 @@ async def parent_page(request: web.Request) -> web.Response:
     except (ParentLinkInvalid, ParentLinkExpired) as exc:
         status, title, text = LINK_PROBLEMS[type(exc)]
         return render_page("parent_error.html", page_locale(request), status=status,
-                           title=title, text=text, languages=languages())
+                           title=title, text=text)
     config = {"book_url": f"/api/parent/{token}/book", "view": view,
               "subjects": subjects_of(request.app)}
     return render_page("parent.html", page_locale(request, view["language"]), config=config,
-                       child=view["child"], languages=languages())
+                       child=view["child"])
 
 
 async def _who(request: web.Request) -> Identity:

@@ -57,8 +57,14 @@ async def test_student_tutor_staff_journey(
     await expect(student.locator("#greeting")).to_have_text("¡Hola, Ana!")
     assert "#token" not in student.url, "the token stays in the address bar"
     languages = await student.locator("#language option").evaluate_all("os => os.map(o => o.value)")
-    assert languages == ["en", "es"]  # Tutor.com serves a high-school student in these
-    assert await student.locator("#language").input_value() == "es"
+    # every language the district offers; Tutor.com serves a high-school student in en, es
+    assert languages == ["en", "es", "zh", "fr", "ko", "hy", "vi", "tl", "ru", "ar", "fa"]
+    assert await student.locator("#language").input_value() == "es"  # the page's language
+    await expect(student.locator("#language-note")).to_be_hidden()
+    await student.select_option("#language", "fr")  # no tutor for it at her school: said so
+    await expect(student.locator("#language-note")).to_contain_text("francés")
+    await student.select_option("#language", "es")
+    await expect(student.locator("#language-note")).to_be_hidden()
     await student.select_option("#subject", "algebra")
     await student.fill("#topic", "ecuaciones lineales")
     await no_serious_axe(student, "widget (start)")

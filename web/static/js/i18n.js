@@ -72,11 +72,16 @@ export function fmtNumber(value, options) {
   return new Intl.NumberFormat(locale, options).format(value);
 }
 
+// A language's name in the page's language, capitalised as a menu item or table cell.
 export function languageName(code) {
+  const name = languageInText(code);
+  return name ? name.charAt(0).toLocaleUpperCase(locale) + name.slice(1) : code;
+}
+
+// ... and as CLDR writes it inside a sentence ("francés" in Spanish, "French" in English).
+export function languageInText(code) {
   try {
-    const names = new Intl.DisplayNames([locale], { type: "language" });
-    const name = names.of(code);
-    return name ? name.charAt(0).toLocaleUpperCase(locale) + name.slice(1) : code;
+    return new Intl.DisplayNames([locale], { type: "language" }).of(code) || code;
   } catch (_) {
     return code;
   }

@@ -14,7 +14,7 @@ await loadCatalog(cfg.i18n_url, cfg.locale);
 const tokens = tokenSource(cfg, "hh_staff_token");
 const subjectLabels = Object.fromEntries((cfg.subjects || []).map((s) => [s.id, t(s.label)]));
 const subjectName = (id) => subjectLabels[id] || id;
-const vendorNames = Object.fromEntries((cfg.vendors || []).map((v) => [v.id, t(v.name)]));
+const vendorNames = Object.fromEntries(Object.entries(cfg.vendor_names || {}).map(([id, name]) => [id, t(name)]));
 const vendorName = (id) => vendorNames[id] || id;
 const state = { token: null, school: "", offer: null, offers: [], roster: null, groups: [], week: null, cancelling: null, changing: null };
 

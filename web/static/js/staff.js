@@ -8,7 +8,7 @@ import { staffSignIn } from "./staff-signin.js";
 const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
 const tokens = tokenSource(cfg, "hh_staff_token");
-const vendorNames = Object.fromEntries((cfg.vendors || []).map((v) => [v.id, t(v.name)]));
+const vendorNames = Object.fromEntries(Object.entries(cfg.vendor_names || {}).map(([id, name]) => [id, t(name)]));
 const subjectLabels = Object.fromEntries((cfg.subjects || []).map((s) => [s.id, t(s.label)]));
 let currentToken = null;
 

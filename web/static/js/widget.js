@@ -1,7 +1,7 @@
 // Student widget: ask for help, wait in line, chat, rate; and the student's booked tutoring
 // session: its countdown, then its group room (room.js). Speaks the /student namespace of
 // docs/protocol.md. Chat text is only ever set with textContent.
-import { t, loadCatalog, getLocale, fmtTime, fmtWait, languageName } from "./i18n.js";
+import { t, loadCatalog, getLocale, fmtTime, fmtWait, languageName, languageInText } from "./i18n.js";
 import { SessionSync } from "./chat-sync.js";
 import { Countdown, RoomDesk, roomForm, timeRange, endedText as roomEndedText } from "./room.js";
 import {
@@ -79,11 +79,34 @@ function helpLanguage() {
   return (room && room.language) || (state.session && state.session.language) || $("language").value || getLocale();
 }
 
+// Whether the browser has a voice for `lang` (its primary subtag); unknown (true) while the
+// browser has not listed its voices yet.
+function hasVoice(lang) {
+  const voices = synth ? synth.getVoices() : [];
+  if (!voices.length) return true;
+  const want = String(lang || "").toLowerCase().split(/[-_]/)[0];
+  return voices.some((v) => String(v.lang || "").toLowerCase().split(/[-_]/)[0] === want);
+}
+
+// Said, not silent: when the browser has no voice for the chat's language, reading aloud
+// would use another language's voice; the student is told so (dictation says so on error).
+function noteVoice() {
+  const lang = helpLanguage();
+  const missing = synth && autoRead.checked && !hasVoice(lang);
+  $("speech-note").hidden = !missing;
+  $("speech-note").textContent = missing
+    ? t("This browser has no voice for {language}, so messages may be read in another voice.", { language: languageInText(lang) })
+    : "";
+}
+autoRead.addEventListener("change", noteVoice);
+if (synth) synth.addEventListener("voiceschanged", noteVoice);
+
 function speak(text) {
   if (!synth) return;
   synth.cancel();
   const utterance = new SpeechSynthesisUtterance(text);
   utterance.lang = helpLanguage();
+  noteVoice();
   synth.speak(utterance);
 }
 
@@ -164,9 +187,9 @@ function noteLanguage() {
     note.textContent = "";
     return;
   }
-  const offered = state.servable.map(languageName);
+  const offered = state.servable.map(languageInText);
   note.textContent = t("No tutor can help in {language} right now. You can ask in {others}, or ask anyway so the district knows you need {language}.",
-    { language: languageName(code), others: listOf(offered) });
+    { language: languageInText(code), others: listOf(offered) });
   note.hidden = false;
 }
 
