@@ -39,11 +39,17 @@ def match(locale: str | None) -> str | None:
         from i18n import pseudo
 
         return pseudo.PSEUDO_LOCALE if pseudo.enabled() else None
+    return _match(locale, available_locales())
+
+
+@lru_cache(maxsize=1024)
+def _match(locale: str, available: frozenset[str]) -> str | None:
+    """:func:`match` for a real tag against ``available`` (cached: CLDR parsing is not free,
+    and every page and catalog request asks)."""
     try:
         parsed = Locale.parse(locale.strip().replace("-", "_"))
     except (ValueError, UnknownLocaleError, TypeError):
         return None
-    available = available_locales()
     language = ALIASES.get(parsed.language, parsed.language)
     script = parsed.script or DEFAULT_SCRIPT.get(parsed.language)
     candidates = [str(parsed)]
