@@ -102,6 +102,7 @@ END_REASONS = frozenset({
 REQUEUED_REASONS = frozenset({"tutor_lost", "tutor_silent", "tutor_suspended"})
 TUTOR_STATUSES = frozenset({"available", "away"})
 PARTICIPANTS_CACHED = 20_000
+SAFETY_WATCH_EVERY_S = 1.0  # the rules file, suspensions and nobody-on-shift, at most this often
 
 
 def student_subject(pseudonym: str) -> str:
@@ -157,6 +158,7 @@ class Broker:
         self._sweeper: asyncio.Task[None] | None = None
         self._room_watch: asyncio.Task[None] | None = None
         self._buffers_dropped_at = 0.0
+        self._safety_watched_at = float("-inf")
         self._presence_since: float | None = None  # presence has answered since then
         self._outages = OutageLog(log)
         self.rooms = Rooms(self)
@@ -276,7 +278,9 @@ class Broker:
                     )
         await self._reconcile(now, queued)
         await self.rooms.reconcile()
-        await self._watch_safety(now)
+        if now - self._safety_watched_at >= SAFETY_WATCH_EVERY_S or now < self._safety_watched_at:
+            self._safety_watched_at = now
+            await self._watch_safety(now)
         if now - self._buffers_dropped_at >= BUFFER_SWEEP_EVERY_S:
             self._buffers_dropped_at = now
             await self.store.drop_ended_buffers(now - BUFFER_AFTER_END_S)

@@ -266,8 +266,8 @@ async def every_locale(
                 problems.extend(f"{name} [{tag} {w}px] {f}" for f in await layout_faults(page))
                 await shot(page, name, tag, w)
             await page.set_viewport_size({"width": width, "height": SIZES[0][1]})
-        else:
-            await shot(page, name, tag, width)
+        else:  # the viewport only: a reviewer's look, at a fraction of a full page's cost
+            await page.screenshot(path=str(ARTIFACTS / f"{name}-{tag}-{width}.png"))
 
 
 def visible(selector: str, attached: str = "") -> Ready:
