@@ -215,16 +215,13 @@ class SafetyDesk:
         return ended
 
     # -- nobody on shift -----------------------------------------------------------------
-    async def watch_queues(self, now: float, available: dict[str, int]) -> None:
+    async def watch_queues(self, now: float, unserved: set[str]) -> None:
         """Raise or clear the ``no_tutor`` alert of each queue (see the module's
-        guarantees); ``available`` is tutors on shift per queue."""
+        guarantees); ``unserved``: the queues with students waiting and nobody on shift."""
         b = self.broker
         limit = b.settings.no_tutor_alert_s
         if not limit:
             return
-        waiting = {name for name, (length, _) in (await b.store.queue_figures()).items()
-                   if length > 0}
-        unserved = {name for name in waiting if available.get(name, 0) == 0}
         for name in list(self._unserved_since):
             if name not in unserved:
                 del self._unserved_since[name]

@@ -291,10 +291,10 @@ class Broker:
         self.safety.reload()
         await self.desk.refresh_suspended()
         _, _, available = await self._count_rates(now)
-        await self.desk.watch_queues(now, available)
-        waiting = {name for name, (length, _) in (await self.store.queue_figures()).items()
-                   if length and not available.get(name)}
-        await self.desk.refresh_next_expected(now, waiting)
+        unserved = {name for name, (length, _) in (await self.store.queue_figures()).items()
+                    if length and not available.get(name)}
+        await self.desk.watch_queues(now, unserved)
+        await self.desk.refresh_next_expected(now, unserved)
 
     # -- presence, which is allowed to be lost or unreachable ----------------------------
     async def _touch(self, subjects: list[str], now: float) -> bool:
