@@ -16,6 +16,7 @@ name                                   type          what
 ``<p>:presence:seen``                  sorted set    subject -> last heartbeat (epoch seconds)
 ``<p>:presence:epoch``                 string        when presence was (re)created
 ``<p>:lease:<job>``                    string        a background job's lease: its owner (``PX``)
+``<p>:board:<session id>``             list          an open session's whiteboard log (``EXPIRE``)
 =====================================  ============  ==========================================
 """
 
@@ -62,3 +63,8 @@ class RedisKeys:
         """A background job's lease (``broker/leases.py``); losing it lets the job run
         again elsewhere, which jobs tolerate (they are idempotent)."""
         return f"{self.prefix}:lease:{name}"
+
+    def board(self, session_id: str) -> str:
+        """An open session's whiteboard log (:mod:`broker.whiteboard`): session content
+        kept for the session, dropped at its end; losing it clears the board."""
+        return f"{self.prefix}:board:{session_id}"

@@ -88,6 +88,7 @@ from broker.views import (
     tutor_request_view,
     with_crisis,
 )
+from broker.whiteboard import Whiteboard
 from routing.catalog import Catalog
 from routing.decision import HelpRequest, Routed, route
 from routing.schools import SchoolDirectory
@@ -164,6 +165,7 @@ class Broker:
         self.rooms = Rooms(self)
         self.safety = Safety(store.engine, settings)
         self.desk = SafetyDesk(self)
+        self.board = Whiteboard(self)  # the sessions' whiteboards (broker/whiteboard.py)
         # Hooks the edge sets: who this process holds connections for.
         self.local_subjects: Callable[[], list[str]] = list
         self.local_queues: Callable[[], set[str]] = set
@@ -832,6 +834,7 @@ class Broker:
         ):
             return False  # another process (or caller) ended it first
         self._participants.pop(session.id, None)
+        await self.board.drop(session.id)
         self._stale_counts()
         event = {"session_id": session.id, "reason": reason}
         await self.notifier.to_tutor(session.tutor_id, "session:ended", event)

@@ -45,7 +45,7 @@ from broker.identity import ACCOUNT_SOURCE, Identity, Tutor
 from broker.outages import OutageLog, kind_of
 from broker.service import Broker, student_subject, tutor_subject
 from broker.settings import Settings
-from web import jsonlib
+from web import board_events, jsonlib
 from web import payloads as p
 from web.sio_manager import FanoutManager
 
@@ -178,6 +178,7 @@ class SocketGateway:
             self._register(namespace, "booked:join", self.booked_join)
             self._register(namespace, "chat:report", self.chat_report)
         self._register("/staff", "staff:live", self.staff_live)
+        board_events.register(self._register, lambda: self._broker)  # the whiteboard
 
     # -- plumbing -----------------------------------------------------------------------
     def attach(self, broker: Broker) -> None:
