@@ -26,6 +26,7 @@ from typing import Literal
 
 from broker.errors import ConfigError
 from broker.moderation.normalise import LEET, fold
+from broker.moderation.prescreen import EDGE_MARKS, WordScreen, letter_runs, words_and_digits
 from broker.moderation.rules import SHIPPED_RULES, Action, Phrase, Rules, load_rules
 
 __all__ = ["Action", "Decision", "Finding", "Moderator", "ReloadingModerator", "load_rules"]
@@ -50,7 +51,9 @@ _HANDLE = re.compile(r"(?<![\w@.])@(?P<name>[a-z_][a-z0-9_.]{2,29})(?![\w@(])")
 _TOKEN = re.compile(r"[\w@$!*|]+")
 _WORD = re.compile(r"\w+")
 _DIGIT = re.compile(r"\d")
-_EDGE_MARKS = re.compile(r"(?<![\w@$!*|])[!|]+|[!|]+(?![\w@$!*|])")
+#: The last four characters of any ``_SPACED`` match (a message without it has none).
+_SPACED_TAIL = re.compile(r"[ .\-_][a-z0-9@$!*][ .\-_][a-z0-9@$!*](?![\w@$!*])")
+_LETTER_WORD = re.compile(r"[a-z]+")
 _REPEATS = re.compile(r"(.)\1+")
 _MIN_PHONE_DIGITS, _MAX_PHONE_DIGITS = 7, 15
 # Seven digits with at most three phone separators between each: any phone run with no
@@ -80,11 +83,20 @@ class Decision:
 class Moderator:
     """Decides per message with one set of compiled :class:`Rules`."""
 
-    __slots__ = ("_quick", "_rules")
+    __slots__ = ("_anchor_words", "_digit_runs", "_quick", "_rules", "_word_screen")
 
     def __init__(self, rules: Rules, *, quick_checks: bool = True) -> None:
         self._rules = rules
         self._quick = quick_checks
+        self._anchor_words = frozenset(rules.phrase_index)
+        self._word_screen = WordScreen(rules.words, [p for p, _ in rules.word_prefixes])
+        # Spoken digits all in [a-z]: one is found (``digit_word``) exactly when it is a
+        # maximal run of letters of an ASCII message (``Scan.letter_runs``).
+        self._digit_runs = (
+            frozenset(w.encode("ascii") for w in rules.digit_words)
+            if all(_LETTER_WORD.fullmatch(w) for w in rules.digit_words)
+            else None
+        )
 
     @property
     def rules(self) -> Rules:
@@ -116,7 +128,14 @@ class Moderator:
         rules = self._rules
         low = fold(text)
         quick = self._quick
-        tokens = frozenset(_WORD.findall(low)) if quick else None
+        ascii_text = quick and low.isascii()
+        tokens: frozenset[str] | None
+        if ascii_text:
+            tokens, digits = words_and_digits(low)
+        elif quick:
+            tokens, digits = frozenset(_WORD.findall(low)), len(_DIGIT.findall(low))
+        else:
+            tokens, digits = None, _MIN_PHONE_DIGITS
         found: list[Finding] = []
         for category, pattern, _anchors in self._candidates(tokens):
             allowed = rules.senders.get(category)
@@ -131,18 +150,18 @@ class Moderator:
             found.extend(emails)
         if not quick or "." in low:
             found.extend(self._links(low, emails))
-        digits = len(_DIGIT.findall(low)) if quick else _MIN_PHONE_DIGITS
         if (
             (digits >= _MIN_PHONE_DIGITS and (not quick or _SEVEN_DIGITS.search(low)))
             or tokens is None
             or not rules.digit_words.isdisjoint(tokens)
-            or (digits and rules.digit_word.search(low))
+            or (digits and self._spoken_digit(low, ascii_text))
         ):
             found.extend(self._phones(low, tokens))
         if not quick or "@" in low:
             found.extend(self._handles(low))
-        found.extend(self._words(low))
-        found.extend(self._spaced_words(low))
+        found.extend(self._words(low, ascii_text))
+        if not quick or _SPACED_TAIL.search(low):
+            found.extend(self._spaced_words(low))
         if rules.street is not None and (
             tokens is None or (digits and not rules.street_words.isdisjoint(tokens))
         ):
@@ -175,11 +194,15 @@ class Moderator:
             return list(phrases)
         index = self._rules.phrase_index
         picked = set(self._rules.phrase_always)
-        for token in tokens:
-            hit = index.get(token)
-            if hit:
-                picked.update(hit)
+        for token in tokens & self._anchor_words:
+            picked.update(index[token])
         return [phrases[i] for i in sorted(picked)]
+
+    def _spoken_digit(self, low: str, ascii_text: bool) -> bool:
+        """Whether a spoken digit ("five", "uno") stands anywhere in ``low``."""
+        if ascii_text and self._digit_runs is not None:
+            return not self._digit_runs.isdisjoint(letter_runs(low))
+        return self._rules.digit_word.search(low) is not None
 
     def _phones(self, low: str, tokens: frozenset[str] | None) -> list[Finding]:
         rules = self._rules
@@ -226,18 +249,25 @@ class Moderator:
             if m.group("name") not in ignore and any(c.isalpha() for c in m.group("name"))
         ]
 
-    def _words(self, low: str) -> list[Finding]:
+    def listed_word_possible(self, low: str, ascii_text: bool = False) -> bool:
+        """The quick pass of :meth:`_words` over the whole folded text, read as its tokens
+        are read (edge marks dropped, leetspeak, repeats collapsed): ``False`` proves no
+        word is listed. ``ascii_text`` (``low`` is ASCII) answers the same with
+        :class:`WordScreen`."""
+        if ascii_text:
+            return self._word_screen.may_match(low)
+        rules = self._rules
+        marked = EDGE_MARKS.sub(" ", low) if "!" in low or "|" in low else low
+        quick = _REPEATS.sub(r"\1", marked.translate(LEET))
+        return not rules.words.keys().isdisjoint(_WORD.findall(quick)) or (
+            rules.word_prefix is not None and rules.word_prefix.search(quick) is not None
+        )
+
+    def _words(self, low: str, ascii_text: bool = False) -> list[Finding]:
         rules = self._rules
         words, prefixes = rules.words, rules.word_prefixes
-        if self._quick and "*" not in low:
-            # Quick pass over the whole text, read as the tokens below are read (edge marks
-            # dropped, leetspeak, repeats collapsed): most messages stop here.
-            marked = _EDGE_MARKS.sub(" ", low) if "!" in low or "|" in low else low
-            quick = _REPEATS.sub(r"\1", marked.translate(LEET))
-            if words.keys().isdisjoint(_WORD.findall(quick)) and (
-                rules.word_prefix is None or rules.word_prefix.search(quick) is None
-            ):
-                return []
+        if self._quick and "*" not in low and not self.listed_word_possible(low, ascii_text):
+            return []  # most messages stop here
         out: list[Finding] = []
         for m in _TOKEN.finditer(low):
             token = m.group()

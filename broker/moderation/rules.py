@@ -502,9 +502,11 @@ def _expand_one(op: Any, av: Any) -> set[str] | None:
         low, high, inner = av[0], av[1], list(av[2])
         if _is_space(inner):
             return {_SPACE} if low >= 1 else {"", _SPACE}
-        if high > 1:
-            return None
         found = _expand(inner)
+        if high > 1:
+            # The first repetition decides how a match starts; one that ends before a
+            # space or an open part may be followed by another: anything may follow.
+            found = {s if _ended(s) else s + _OPEN for s in found}
         return found | {""} if low == 0 else found
     if op in (_C.ASSERT, _C.ASSERT_NOT, _C.AT):
         return {""}
