@@ -12,6 +12,8 @@ What :func:`purge_engine` deletes, in one transaction:
 * **topics and first names** of requests that are no longer open, on the same terms as
   messages (they are the student's own words);
 * **sessions** that *ended* before ``now - metadata_retention_days`` (with their messages);
+* **chat pictures** (:mod:`broker.media`) on the same terms as messages (not counted in
+  the returned counts);
 * **help requests** decided before that cutoff (``requested_at``) that are closed (any
   status but ``queued`` / ``accepted``) and no longer have a session.
 
@@ -32,6 +34,7 @@ from broker import safety_store
 from broker.constants import OPEN_STATUSES
 from broker.db.engine import create_engine
 from broker.db.models import metadata
+from broker.media import store as media_store
 from broker.settings import Settings
 
 requests_t = metadata.tables["help_requests"]
@@ -84,6 +87,7 @@ async def purge_engine(
             .values(text=None)
         )
         counts["messages"] = int(result.rowcount or 0)
+        await media_store.purge(conn, now, message_cutoff, settings.message_retention_days > 0)
         await conn.execute(
             requests_t.update()
             .where(

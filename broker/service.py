@@ -70,6 +70,7 @@ from broker.eta import estimate_wait_s
 from broker.identity import Identity, Tutor
 from broker.ids import new_id
 from broker.lifecycle_store import LifecycleStore, Resent, at, epoch
+from broker.media import Media
 from broker.notifier import Notifier
 from broker.outages import OutageLog
 from broker.presence import MemoryPresence, Presence
@@ -165,6 +166,7 @@ class Broker:
         self.rooms = Rooms(self)
         self.safety = Safety(store.engine, settings)
         self.desk = SafetyDesk(self)
+        self.media = Media(self)  # pictures in the chat (broker.media)
         self.board = Whiteboard(self)  # the sessions' whiteboards (broker/whiteboard.py)
         # Hooks the edge sets: who this process holds connections for.
         self.local_subjects: Callable[[], list[str]] = list
@@ -286,6 +288,7 @@ class Broker:
         if now - self._buffers_dropped_at >= BUFFER_SWEEP_EVERY_S:
             self._buffers_dropped_at = now
             await self.store.drop_ended_buffers(now - BUFFER_AFTER_END_S)
+            await self.media.drop_ended(now - BUFFER_AFTER_END_S)
 
     async def _watch_safety(self, now: float) -> None:
         """Re-read the moderation rules if their file changed; raise or clear the
@@ -649,7 +652,8 @@ class Broker:
         return await self.rooms.join(identity, room, after_seq)
 
     async def send(
-        self, identity: Identity, session_id: str, text: str, client_id: str | None = None
+        self, identity: Identity, session_id: str, text: str, client_id: str | None = None,
+        image: str | None = None,
     ) -> dict[str, Any]:
         """Number, store and relay a message; per session, sequence numbers increase in the
         order the messages were committed, and one connection's messages commit in the
@@ -658,10 +662,16 @@ class Broker:
         At most once per ``client_id``: a resend with the ``client_id`` of a message the
         session already has (the sender lost the acknowledgement) is answered with that
         message, same ``id`` and ``seq``, and relays nothing again (whoever missed it gets
-        it by gap fill, ``session:sync``)."""
-        text = check_text(text, self.settings.chat_max_chars)
+        it by gap fill, ``session:sync``).
+
+        With ``image`` (an uploaded picture's id, :mod:`broker.media`) the message
+        announces that picture, ``text`` (its caption) may be empty, and its client id is
+        the picture's, so it is announced at most once."""
+        text = check_text(text, self.settings.chat_max_chars) if image is None else text.strip()
         room = await self._room(session_id)
         if room is not None:
+            if image is not None:
+                raise NotAllowed("pictures cannot be sent in booked sessions yet")
             screened = await self._screen(
                 identity, session_id, self.rooms.member(identity, room), text, client_id
             )
@@ -675,6 +685,9 @@ class Broker:
             )
         student, tutor_id, accepted_at, role = await self._participant(identity, session_id)
         await self._throttle(self.chat_limiter, f"{role}:{identity.subject}", "too many messages")
+        picture = None
+        if image is not None:
+            client_id, picture = await self.media.announcing(session_id, role, image)
         screened = await self._screen(identity, session_id, role, text, client_id)
         if screened.crisis is not None:
             await self.notifier.to_student(student, "safety:crisis", screened.crisis)
@@ -688,10 +701,13 @@ class Broker:
             self._participants.pop(session_id, None)
             raise NotFound("no such open session of yours")
         if isinstance(seq, Resent):
-            return resent_view(session_id, seq, role)
+            resent = resent_view(session_id, seq, role)
+            return {**resent, "image": picture} if picture else resent
         message = message_view(session_id, seq, role, screened.text, now)
         if screened.moderation is not None:
             message["moderation"] = screened.moderation
+        if picture is not None:
+            message["image"] = picture
         await self.notifier.to_student(student, "chat:message", message)
         await self.notifier.to_tutor(tutor_id, "chat:message", message)
         return with_crisis(message, screened)
@@ -751,6 +767,7 @@ class Broker:
             message_view(session_id, m["seq"], m["sender"], m["text"], epoch(m["at"]) or 0.0)
             for m in await self.store.messages_after(session_id, after_seq)
         ]
+        messages = await self.media.attach(session_id, messages)
         if not found:
             ended: dict[str, Any] = {"session_id": session_id, "reason": row["end_reason"]}
             if row["end_reason"] in REQUEUED_REASONS and role == "student":

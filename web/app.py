@@ -28,6 +28,7 @@ from web.compression import compress
 from web.keys import BROKER, ENGINE, GATEWAY, SETTINGS
 from web.launch import on_launch
 from web.lti import frame_ancestors_middleware, setup_lti
+from web.media_api import setup_media_api
 from web.metrics_route import setup_metrics
 from web.negotiation import remember_language
 from web.pages import setup_pages, static_guard
@@ -112,6 +113,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     setup_auth(app, settings)  # after broker_ctx: its start-up needs the broker's engine
     setup_staff_api(app)
     setup_safety_api(app)
+    setup_media_api(app)  # chat pictures (docs/protocol.md, "Images")
     setup_stats_api(app, lambda: app[ENGINE], staff_caller)
     setup_catalog_api(app)
     setup_scheduler_api(app, lambda: Scheduler(app[ENGINE], settings.secret_key,

@@ -424,11 +424,14 @@ class SocketGateway:
     async def chat_send(
         self, who: Identity, data: dict[str, Any], sid: str
     ) -> dict[str, Any]:
+        # a picture's message (docs/protocol.md, "Images"): its caption may be empty
+        image = p.ident(data, "image") if data.get("image") is not None else None
         message = await self._broker.send(
             who,
             p.ident(data, "session_id"),
-            p.text(data, "text", max_len=self.settings.chat_max_chars),
+            p.text(data, "text", required=image is None, max_len=self.settings.chat_max_chars),
             client_id=p.client_id(data),
+            image=image,
         )
         if message.get("held"):  # not relayed: {held, session_id, categories, crisis?}
             return message

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.db import (
+    media_models,  # chat images' table joins ``metadata``
     safety_models,  # chat safety's tables join ``metadata``
     scheduler_models,  # the scheduler's tables join ``metadata``
 )
@@ -48,6 +49,7 @@ __all__ = [
     "UserRow",
     "create_engine",
     "create_schema",
+    "media_models",
     "metadata",
     "safety_models",
     "scheduler_models",
