@@ -176,6 +176,8 @@ export function insertMessage(list, message, { mine, who, timeText, extra }) {
   const later = Array.from(list.children).find((li) => Number(li.dataset.seq) > message.seq);
   list.insertBefore(item, later || null);
   list.scrollTop = list.scrollHeight;
+  // A picture's message (chat-media.js shows it where the page listens for this).
+  if (message.image) item.dispatchEvent(new CustomEvent("hh:image", { bubbles: true, detail: { item, message } }));
   return item;
 }
 

@@ -3,6 +3,7 @@
 // then its group room (room.js). Speaks the /tutor namespace of docs/protocol.md.
 import { t, loadCatalog, fmtTime, fmtDuration, languageName } from "./i18n.js";
 import { SessionSync } from "./chat-sync.js";
+import { pictureControls, sendImage, showImage } from "./chat-media.js";
 import { startBooked } from "./booked.js";
 import { BookedRoom, Countdown, RoomDesk, roomForm, timeRange } from "./room.js";
 import {
@@ -278,7 +279,7 @@ function openChat(session, focus) {
   const sendForm = el("form", { class: "send" },
     el("label", { for: `msg-${id}`, class: "visually-hidden" }, t("Message to the student")),
     chat.box,
-    el("div", { class: "send-actions" }, el("button", { type: "submit", class: "primary" }, t("Send"))),
+    el("div", { class: "send-actions" }, ...pictures(chat), el("button", { type: "submit", class: "primary" }, t("Send"))),
     chat.error, chat.held);
   enterSends(chat.box, sendForm);
   sendForm.addEventListener("submit", (event) => { event.preventDefault(); send(chat); });
@@ -407,6 +408,25 @@ function showMessage(chat, data) {
     }
   }
 }
+
+// Pictures (chat-media.js; docs/protocol.md, "Images"): the tutor's own, sent from each
+// chat's composer, and every picture of a chat shown in it.
+function pictures(chat) {
+  chat.imageStatus = el("span", { class: "hint image-status", role: "status" });
+  const controls = pictureControls(`-${chat.session.session_id}`, async (file) => {
+    if (chat.ended) return;
+    const sent = await sendImage({
+      socket: state.socket, sessionId: chat.session.session_id, file,
+      token: async () => (await tokens.get()) || "", status: chat.imageStatus, error: chat.error,
+    });
+    if (sent) addMessage(sent);
+  });
+  return [...controls, chat.imageStatus];
+}
+
+$("panels").addEventListener("hh:image", ({ detail }) => {
+  showImage(detail.item, detail.message, { token: async () => (await tokens.get()) || "", role: "tutor" });
+});
 
 async function send(chat) {
   const text = chat.box.value.trim();

@@ -647,6 +647,24 @@ if (name) say($("greeting"), t("Hi, {name}!", { name }));
 
 const languages = token ? await loadChoices() : [];
 const socket = connect("/student", () => token);
+// Pictures: chat-media.js is loaded on first use (a picture chosen or received), so the
+// widget's first load stays small (docs/protocol.md, "Images").
+const media = () => import("./chat-media.js");
+for (const input of [$("photo-pick"), $("photo-camera")]) {
+  input.addEventListener("change", async () => {
+    const file = input.files && input.files[0];
+    input.value = "";
+    if (!file || !state.session) return;
+    const sent = await (await media()).sendImage({
+      socket, sessionId: state.session.session_id, file, token: async () => token,
+      status: $("image-status"), error: $("send-error"),
+    });
+    if (sent) addMessage(sent);
+  });
+}
+$("messages").addEventListener("hh:image", ({ detail }) => {
+  media().then((m) => m.showImage(detail.item, detail.message, { token: async () => token, role: "student" }));
+});
 state.desk = new RoomDesk(socket, "student", $("room-logs"), {
   render: renderRoom,
   welcome: (room) => t("Your tutoring session is open. Say hello to {tutor}!", { tutor: room.tutorName() }),
