@@ -22,6 +22,7 @@ CHAT_MAX_CHARS = 2000
 CHAT_RATE_MESSAGES = 10  # messages per sender ...
 CHAT_RATE_WINDOW_S = 10.0  # ... per this many seconds
 TOPIC_MAX_CHARS = 200
+TUTOR_NOTES_MAX_CHARS = 2000  # a tutor's private notes on a session (issue 14)
 # With message retention off, an ended session's messages stay this long in its buffer, so
 # that a participant who missed the last ones (a pub/sub outage) still gets them on sync;
 # every process's sweep deletes them after that, at most this often.

@@ -13,9 +13,11 @@ The estimate is deliberately simple, so that students and staff can be told how 
 
 Taking the larger of the two keeps a quiet queue honest: after a slow quarter of an hour the
 accept rate alone would predict a long wait although tutors are sitting idle, and with no
-history at all the tutors available still give an estimate. When both are zero (no recent
-accepts, no tutor available) the wait is unknown and the estimate is ``None``; the student
-is told "waiting for a tutor" rather than a made-up number.
+history at all the tutors available still give an estimate. With **no tutor available**
+(status ``available`` and connected now: the broker counts only tutors who are really
+there) the estimate is ``None`` whatever the accept history says: the accepts of tutors who
+have since left move nobody. The student is then told that nobody is online (and when
+tutors are next expected, if known) rather than a made-up number.
 
 Guarantees: never negative, never divides by zero, an ``int`` number of seconds or ``None``,
 and monotone: a later position never gets a smaller estimate.
@@ -38,10 +40,13 @@ def estimate_wait_s(
     """Seconds until the student at 1-based ``position`` is likely to be accepted.
 
     ``0`` for a position of 0 or less (not waiting); ``None`` when nothing moves the queue
-    (no recent accepts and no tutor available). Negative or NaN inputs count as 0.
+    (no tutor available, or no recent accepts and no handling time). Negative or NaN
+    inputs count as 0.
     """
     if position <= 0:
         return 0
+    if tutors_available <= 0:
+        return None
     rate = accepts_per_s if accepts_per_s > 0 else 0.0  # also NaN -> 0.0
     if tutors_available > 0 and fallback_handle_s > 0:
         rate = max(rate, tutors_available / fallback_handle_s)

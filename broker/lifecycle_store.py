@@ -63,7 +63,9 @@ def epoch(value: dt.datetime | None) -> float | None:
     return value.timestamp()
 
 
-SESSION_END_FIELDS = ("ended_at", "end_reason", "outcome", "tutored_subject", "resolved")
+SESSION_END_FIELDS = (
+    "ended_at", "end_reason", "outcome", "tutored_subject", "resolved", "tutor_notes",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,14 +464,19 @@ class LifecycleStore:
         outcome: str | None,
         tutored_subject: str | None,
         resolved: bool | None,
+        notes: str | None = None,
     ) -> bool:
-        """The tutor's account of an ended session of theirs. False if not theirs/ended."""
+        """The tutor's account of an ended session of theirs (with their private notes).
+        False if not theirs/ended."""
         s = self.sessions
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 s.update()
                 .where(s.c.id == session_id, s.c.tutor_id == tutor_id, s.c.ended_at.is_not(None))
-                .values(outcome=outcome, tutored_subject=tutored_subject, resolved=resolved)
+                .values(
+                    outcome=outcome, tutored_subject=tutored_subject, resolved=resolved,
+                    tutor_notes=notes,
+                )
             )
         return bool(result.rowcount)
 

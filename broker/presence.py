@@ -47,6 +47,11 @@ class Presence(abc.ABC):
         """When each subject was last touched, or the store's epoch for one never touched
         since the store was (re)created; the epoch is ``now`` if the store has none yet."""
 
+    @abc.abstractmethod
+    async def forget(self, subjects: list[str]) -> None:
+        """The subjects left on purpose (a tutor signed out): they are gone at once, until
+        a connection of theirs touches them again."""
+
     async def gone(self, subjects: list[str], now: float, grace_s: float) -> set[str]:
         """The subjects nobody has touched for longer than ``grace_s``."""
         seen = await self.last_seen(subjects, now)
@@ -69,6 +74,10 @@ class MemoryPresence(Presence):
         if len(self._seen) > 10_000 and now - self._pruned_at > 3600:
             self._pruned_at = now
             self._seen = {k: v for k, v in self._seen.items() if now - v <= FORGET_AFTER_S}
+
+    async def forget(self, subjects: list[str]) -> None:
+        for subject in subjects:
+            self._seen[subject] = float("-inf")
 
     async def last_seen(self, subjects: list[str], now: float) -> dict[str, float]:
         if self._epoch is None:
@@ -100,6 +109,12 @@ class RedisPresence(Presence):
                 pipe.zadd(self._seen_key, {s: now for s in subjects})
             pipe.zremrangebyscore(self._seen_key, "-inf", now - FORGET_AFTER_S)
             await pipe.execute()
+
+    async def forget(self, subjects: list[str]) -> None:
+        # Score 0 (1970): gone for everyone; pruned by the next touch, after which the
+        # store's epoch answers for them (their first touch or earlier).
+        if subjects:
+            await self._redis.zadd(self._seen_key, dict.fromkeys(subjects, 0.0))
 
     async def last_seen(self, subjects: list[str], now: float) -> dict[str, float]:
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -105,6 +105,13 @@ REQUEUED_REASONS = frozenset({"tutor_lost", "tutor_silent", "tutor_suspended"})
 TUTOR_STATUSES = frozenset({"available", "away"})
 PARTICIPANTS_CACHED = 20_000
 SAFETY_WATCH_EVERY_S = 1.0  # the rules file, suspensions and nobody-on-shift, at most this often
+# Presence people can see (docs/protocol.md, "peer:presence"): someone whose last connection
+# closed is announced gone to the other side of their sessions once every process has had
+# this many sweeps to heartbeat another connection of theirs; someone counts as "here" (in
+# wait estimates and the staff's "tutors available") while touched within this many sweeps.
+PEER_LOST_AFTER_SWEEPS = 1.5
+HERE_WITHIN_SWEEPS = 3.0
+SIGNED_OUT = "signed_out"
 
 
 def student_subject(pseudonym: str) -> str:
@@ -162,6 +169,7 @@ class Broker:
         self._buffers_dropped_at = 0.0
         self._safety_watched_at = float("-inf")
         self._presence_since: float | None = None  # presence has answered since then
+        self._left: dict[str, float] = {}  # subject -> when its last connection here closed
         self._outages = OutageLog(log)
         self.rooms = Rooms(self)
         self.safety = Safety(store.engine, settings)
@@ -246,6 +254,7 @@ class Broker:
         """
         now = self.clock()
         judge = await self._touch(self.local_subjects(), now) and self._presence_settled(now)
+        await self._announce_departures(now, judge)
         max_wait = self.settings.queue_max_wait_s
         queued = await self.store.queued()
         gone = await self._gone([student_subject(q["student"]) for q in queued], now, judge)
@@ -332,6 +341,109 @@ class Broker:
             self._presence_since = None
             self._outages.report("presence", "a presence read", exc)
             return set()
+
+    @property
+    def here_within_s(self) -> float:
+        """How recently someone must have been touched to count as connected now."""
+        return HERE_WITHIN_SWEEPS * self.sweep_interval + 1.0
+
+    async def _here(self, subjects: list[str], now: float) -> set[str]:
+        """Who is connected to some process now (touched within :attr:`here_within_s`);
+        everyone when presence cannot tell (it is not needed to serve anyone)."""
+        if not subjects:
+            return set()
+        try:
+            seen = await self.presence.last_seen(subjects, now)
+        except Exception as exc:
+            self._presence_since = None
+            self._outages.report("presence", "a presence read", exc)
+            return set(subjects)
+        return {s for s in subjects if now - seen.get(s, now) <= self.here_within_s}
+
+    # -- presence people can see (peer:presence) ------------------------------------------
+    def note_left(self, subject: str) -> None:
+        """The edge: the last connection of ``subject`` (``role:id``) in this process closed.
+        Remembered in this process only (allowed to be lost: the sweep still ends the
+        session after the grace period); the sweep announces it once no process has
+        touched ``subject`` since (:meth:`_announce_departures`)."""
+        self._left[subject] = self.clock()
+
+    async def _announce_departures(self, now: float, judge: bool) -> None:
+        """Tell the other side of each open session of someone whose last connection
+        closed (here) :data:`PEER_LOST_AFTER_SWEEPS` sweeps ago, and whom no process has
+        touched since, that they lost their connection and how long their place is kept."""
+        if not self._left or not judge:
+            return
+        due_after = PEER_LOST_AFTER_SWEEPS * self.sweep_interval
+        due = {s: t for s, t in self._left.items() if now - t >= due_after or now < t}
+        for subject in due:
+            del self._left[subject]
+        local = set(self.local_subjects())
+        subjects = [s for s in due if s not in local]
+        if not subjects:
+            return
+        try:
+            seen = await self.presence.last_seen(subjects, now)
+        except Exception as exc:
+            self._outages.report("presence", "a presence read", exc)
+            return
+        for subject in subjects:
+            last = seen.get(subject, now)
+            if last > due[subject]:
+                continue  # connected again, here or in another process
+            kept = max(0, int(self.settings.grace_seconds - (now - last)))
+            await self._tell_peers(subject, present=False, back_within_s=kept)
+
+    async def announce_back(self, identity: Identity) -> None:
+        """The edge: ``identity`` (a student or tutor) connected; the other side of their
+        open sessions is told they are here (harmless when nobody was told they left)."""
+        subject = f"{identity.role}:{identity.subject}"
+        self._left.pop(subject, None)
+        if identity.role in ("student", "tutor"):
+            await self._tell_peers(subject, present=True)
+
+    async def _tell_peers(
+        self, subject: str, *, present: bool, back_within_s: int | None = None
+    ) -> None:
+        role, _, who = subject.partition(":")
+        if role == "tutor":
+            rows = await self.store.open_sessions(tutor=who)
+        elif role == "student":
+            rows = await self.store.open_sessions(student=who)
+        else:
+            return
+        for row in rows:
+            event: dict[str, Any] = {"session_id": row["id"], "who": role, "present": present}
+            if not present:
+                event["back_within_s"] = back_within_s
+            if role == "tutor":
+                await self.notifier.to_student(row["student"], "peer:presence", event)
+            else:
+                await self.notifier.to_tutor(row["tutor_id"], "peer:presence", event)
+        if rows:
+            log.info("%s %s: told %d session(s)", subject, "back" if present else "left", len(rows))
+
+    async def sign_out(self, tutor: Tutor) -> dict[str, Any]:
+        """A tutor signs out: their status is ``away``, each of their open on-demand
+        sessions ends at once as ``tutor_lost`` (detail ``signed_out``), its student told
+        and back in line at their place, and they stop counting as present. One
+        transaction per session, each guarded (a session another process ended is
+        skipped); an error leaves the rest open, and a retry ends them."""
+        now = self.clock()
+        await self.store.set_tutor_status(tutor.id, tutor.vendor, tutor.languages, "away", now)
+        self._counts = None
+        ended = 0
+        for row in await self.store.open_sessions(tutor=tutor.id):
+            if await self._end(
+                OpenSession.from_row(row), "tutor_lost", now, requeue=True, detail=SIGNED_OUT
+            ):
+                ended += 1
+        with contextlib.suppress(Exception):  # presence may be lost; the grace still ends it
+            await self.presence.forget([tutor_subject(tutor.id)])
+        self._left.pop(tutor_subject(tutor.id), None)
+        for name in tutor.queues():
+            self.push_queue(name)
+        return {"ended": ended}
 
     async def _reconcile(self, now: float, queued: list[dict[str, Any]]) -> None:
         """Re-send this process's own connections the state of any queue they watch or wait
@@ -607,7 +719,12 @@ class Broker:
             session.student, "session:started", session_view(session, vendor_name, "student")
         )
         self.push_queue(session.queue)
-        return session_view(session, vendor_name, "tutor")
+        view = session_view(session, vendor_name, "tutor")
+        if student_subject(session.student) not in await self._here(
+            [student_subject(session.student)], now
+        ):
+            view["student_present"] = False  # the tutor is told the student is not here
+        return view
 
     # -- chat ---------------------------------------------------------------------------
     def _remember(self, session: OpenSession) -> None:
@@ -788,9 +905,13 @@ class Broker:
         tutored_subject: str | None = None,
         resolved: bool | None = None,
         reason: str | None = None,
+        notes: str | None = None,
     ) -> None:
         """End a session of the caller's; a tutor may end it as ``student_silent``
-        (:meth:`SafetyDesk.end_student_silent`)."""
+        (:meth:`SafetyDesk.end_student_silent`). ``notes``: the tutor's private notes,
+        stored with the outcome (a student's are refused)."""
+        if notes is not None and identity.role != "tutor":
+            raise InvalidPayload("only tutors keep notes")
         if reason == "student_silent":
             return await self.desk.end_student_silent(identity, session_id)
         if reason is not None:
@@ -807,6 +928,7 @@ class Broker:
             outcome=outcome,
             tutored_subject=tutored_subject,
             resolved=resolved,
+            notes=notes,
         )
         if not ended:
             raise NotFound("no such open session of yours")
@@ -818,10 +940,12 @@ class Broker:
         outcome: str | None,
         tutored_subject: str | None,
         resolved: bool | None,
+        notes: str | None = None,
     ) -> None:
-        """Record how an ended session went (when the student ended it before the tutor)."""
+        """Record how an ended session went (when the student ended it before the tutor),
+        with the tutor's private notes."""
         if not await self.store.set_outcome(
-            session_id, tutor.id, outcome, tutored_subject, resolved
+            session_id, tutor.id, outcome, tutored_subject, resolved, notes
         ):
             raise NotFound("no such ended session of yours")
 
@@ -837,6 +961,7 @@ class Broker:
         outcome: str | None = None,
         tutored_subject: str | None = None,
         resolved: bool | None = None,
+        notes: str | None = None,
     ) -> bool:
         values = {
             "ended_at": at(now),
@@ -844,6 +969,7 @@ class Broker:
             "outcome": outcome or detail,
             "tutored_subject": tutored_subject,
             "resolved": resolved,
+            "tutor_notes": notes,
         }
         if not await self.store.end_session(
             session.id, session.request_id, session.tutor_id, values, requeue=requeue,
@@ -854,6 +980,8 @@ class Broker:
         await self.board.drop(session.id)
         self._stale_counts()
         event = {"session_id": session.id, "reason": reason}
+        if detail == SIGNED_OUT:
+            event["detail"] = detail  # the student is told their tutor signed out
         await self.notifier.to_tutor(session.tutor_id, "session:ended", event)
         if requeue:
             await self.notifier.to_student(
@@ -862,12 +990,15 @@ class Broker:
             row = await self.store.request(session.request_id)
             if row is not None and row["status"] == "queued":
                 position = await self.store.position(row["queue"], row["rank"], row["id"])
-                eta = await self._eta(row["queue"], position)
+                self._counts = None  # the tutor who left must not count in this estimate
+                rate, available = await self._queue_rates(row["queue"], now)
+                eta = estimate_wait_s(position, rate, available)
                 self._last_position[row["id"]] = (position, eta)
                 await self.notifier.to_student(
                     session.student,
                     "queue:position",
-                    {"request_id": row["id"], "position": position, "eta_s": eta},
+                    {"request_id": row["id"], "position": position, "eta_s": eta,
+                     **self.desk.nobody_on_shift(row["queue"], available)},
                 )
             self.push_queue(session.queue)
         else:
@@ -959,8 +1090,9 @@ class Broker:
         From counts at most ``TUTOR_COUNT_MAX_AGE_S`` old, refreshed in the background when
         older (one read of each per second, never on a request's path once counted), and
         at once after this process changed a tutor's status. A tutor counts as available
-        while their status is ``available`` and some process has seen them within the
-        grace period."""
+        while their status is ``available`` and they are connected to some process now
+        (:meth:`_here`: a closed browser stops counting within a few sweeps, not after
+        the grace period)."""
         cached = self._counts
         if cached is None:
             cached = await self._count_rates(now)
@@ -977,9 +1109,9 @@ class Broker:
             states = [
                 state for state in await self.store.tutor_states() if state["status"] == "available"
             ]
-            gone = await self._gone([tutor_subject(state["tutor_id"]) for state in states], now)
+            here = await self._here([tutor_subject(state["tutor_id"]) for state in states], now)
             for state in states:
-                if tutor_subject(state["tutor_id"]) in gone:
+                if tutor_subject(state["tutor_id"]) not in here:
                     continue
                 for language in filter(None, state["languages"].split(",")):
                     key = f"{state['vendor']}:{language}"
@@ -1016,7 +1148,8 @@ class Broker:
     async def live_figures(self, vendor: str | None = None) -> dict[str, Any]:
         """Queued per queue, longest wait, tutors available and busy (optionally one vendor).
 
-        Tutors gone past the grace period are not counted, whatever their status says."""
+        Available and away count only tutors connected now (:meth:`_here`), busy ones
+        those within the grace period, whatever their status says."""
         now = self.clock()
         queues: list[QueueFigures] = []
         for name, (length, oldest) in sorted((await self.store.queue_figures()).items()):
@@ -1029,20 +1162,27 @@ class Broker:
             for state in await self.store.tutor_states()
             if vendor is None or state["vendor"] == vendor
         ]
-        gone = await self._gone([tutor_subject(state["tutor_id"]) for state in states], now)
+        subjects = [tutor_subject(state["tutor_id"]) for state in states]
+        gone = await self._gone(subjects, now)
+        here = await self._here(subjects, now)
+        # busy: a session is open (its tutor may be reconnecting, within the grace period);
+        # available and away: connected now, so a closed browser stops counting at once
         present = [state for state in states if tutor_subject(state["tutor_id"]) not in gone]
+        connected = [state for state in present if tutor_subject(state["tutor_id"]) in here]
         return {
             "queues": queues,
             "queued": sum(q["queued"] for q in queues),
             "longest_wait_s": max((q["longest_wait_s"] for q in queues), default=0),
             "tutors_available": sum(
                 1
-                for state in present
+                for state in connected
                 if state["status"] == "available" and not state["open_sessions"]
             ),
             "tutors_busy": sum(1 for state in present if state["open_sessions"]),
             "tutors_away": sum(
-                1 for state in present if state["status"] == "away" and not state["open_sessions"]
+                1
+                for state in connected
+                if state["status"] == "away" and not state["open_sessions"]
             ),
             "at": iso(now),
         }

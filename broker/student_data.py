@@ -156,7 +156,7 @@ SESSION_FIELDS = (
     "id", "request_id", "vendor", "tutor_id", "language", "subject", "school_id",
     "school_kind", "grade", "queued_at", "accepted_at", "ended_at", "end_reason", "outcome",
     "tutored_subject", "resolved", "messages_student", "messages_tutor", "rating_helped",
-    "rating_stars",
+    "rating_stars", "tutor_notes",
 )
 
 

@@ -39,6 +39,7 @@ from broker.constants import (
     REPORT_NOTE_MAX_CHARS,
     STAFF_PUSH_INTERVAL_S,
     TOPIC_MAX_CHARS,
+    TUTOR_NOTES_MAX_CHARS,
 )
 from broker.errors import BrokerError, NotAllowed, Unauthenticated
 from broker.identity import ACCOUNT_SOURCE, Identity, Tutor
@@ -170,6 +171,7 @@ class SocketGateway:
         self._register("/tutor", "help:accept", self.help_accept)
         self._register("/tutor", "tutor:state", self.tutor_state)
         self._register("/tutor", "session:outcome", self.session_outcome)
+        self._register("/tutor", "tutor:sign_out", self.tutor_sign_out)
         for namespace in ("/student", "/tutor"):
             self._register(namespace, "session:sync", self.session_sync)
             self._register(namespace, "chat:send", self.chat_send)
@@ -309,7 +311,13 @@ class SocketGateway:
 
     def _disconnect_handler(self, namespace: str) -> Callable[..., Awaitable[None]]:
         async def disconnect(sid: str, *_: Any) -> None:
-            self.connections.pop(sid, None)
+            conn = self.connections.pop(sid, None)
+            broker = self.broker
+            if conn is None or broker is None or conn.namespace not in ("/student", "/tutor"):
+                return
+            subject = f"{conn.identity.role}:{conn.identity.subject}"
+            if subject not in self.local_subjects():  # their last connection here closed
+                broker.note_left(subject)
 
         return disconnect
 
@@ -324,6 +332,8 @@ class SocketGateway:
             if broker is not None:
                 state = await broker.student_state(identity)
                 await self.sio.emit("session:state", state, to=sid, namespace=namespace)
+                if state.get("session"):
+                    await broker.announce_back(identity)
         elif namespace == "/tutor":
             tutor = _tutor(identity)
             await self.sio.enter_room(sid, f"t:{tutor.id}", namespace=namespace)
@@ -335,6 +345,8 @@ class SocketGateway:
                 await self.sio.emit("tutor:state", state, to=sid, namespace=namespace)
                 for snapshot in state["queues"]:
                     await self.sio.emit("queue:snapshot", snapshot, to=sid, namespace=namespace)
+                if state["sessions"]:
+                    await broker.announce_back(identity)
         else:
             await self.sio.enter_room(sid, "staff", namespace=namespace)
             if broker is not None:
@@ -413,6 +425,11 @@ class SocketGateway:
     ) -> dict[str, Any]:
         return await self._broker.tutor_state(_tutor(who))
 
+    async def tutor_sign_out(
+        self, who: Identity, data: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
+        return await self._broker.sign_out(_tutor(who))
+
     async def session_sync(
         self, who: Identity, data: dict[str, Any], sid: str
     ) -> dict[str, Any]:
@@ -449,6 +466,7 @@ class SocketGateway:
             tutored_subject=p.text(data, "tutored_subject", required=False, max_len=64) or None,
             resolved=p.boolean(data, "resolved"),
             reason=p.text(data, "reason", required=False, max_len=32) or None,
+            notes=_notes(data),
         )
 
     async def help_leave(self, who: Identity, data: dict[str, Any], sid: str) -> dict[str, Any]:
@@ -481,6 +499,7 @@ class SocketGateway:
             outcome=p.text(data, "outcome", required=False, max_len=32) or None,
             tutored_subject=p.text(data, "tutored_subject", required=False, max_len=64) or None,
             resolved=p.boolean(data, "resolved"),
+            notes=_notes(data),
         )
 
     # -- staff events -------------------------------------------------------------------
@@ -494,6 +513,11 @@ def _tutor(identity: Identity) -> Tutor:
     if identity.tutor is None:
         raise NotAllowed("tutors only")
     return identity.tutor
+
+
+def _notes(data: dict[str, Any]) -> str | None:
+    """A tutor's private notes on a session (optional; blank is none)."""
+    return p.text(data, "notes", required=False, max_len=TUTOR_NOTES_MAX_CHARS).strip() or None
 
 
 def _staff_vendor(identity: Identity) -> str | None:

@@ -189,6 +189,8 @@ class TutoringSessionRow(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     tutored_subject: Mapped[str | None] = mapped_column(String(64))
     resolved: Mapped[bool | None] = mapped_column(Boolean)
+    # the tutor's private notes, with the outcome (migration 0015; never shown to the student)
+    tutor_notes: Mapped[str | None] = mapped_column(Text)
     messages_student: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
     messages_tutor: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
     chars_student: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)

@@ -12,9 +12,9 @@ from broker.eta import estimate_wait_s
 
 
 def test_from_the_accept_rate() -> None:
-    # one accept every 30 s: the third in line waits about 90 s
-    assert estimate_wait_s(3, 1 / 30, 0) == 90
-    assert estimate_wait_s(1, 0.5, 0) == 2
+    # one accept every 30 s: the third in line waits about 90 s (one tutor is there, slow)
+    assert estimate_wait_s(3, 1 / 30, 1, fallback_handle_s=3600) == 90
+    assert estimate_wait_s(1, 0.5, 1) == 2
 
 
 def test_from_tutors_available_without_history() -> None:
@@ -33,6 +33,8 @@ def test_faster_of_the_two_wins() -> None:
 
 def test_unknown_when_nothing_moves_the_queue() -> None:
     assert estimate_wait_s(1, 0.0, 0) is None
+    # accepts by tutors who have since left move nobody: no tutor there, no estimate
+    assert estimate_wait_s(1, 0.5, 0) is None
     assert estimate_wait_s(5, -1.0, -2) is None
     assert estimate_wait_s(5, math.nan, 0) is None
     assert estimate_wait_s(5, 0.0, 3, fallback_handle_s=0) is None
@@ -44,9 +46,9 @@ def test_not_waiting_is_zero() -> None:
 
 
 def test_capped() -> None:
-    assert estimate_wait_s(10_000, 1e-9, 0) == int(QUEUE_MAX_WAIT_S)
-    assert estimate_wait_s(10, 0.001, 0, cap_s=60) == 60
-    assert estimate_wait_s(10, math.inf, 0) == 0
+    assert estimate_wait_s(10_000, 1e-9, 1, fallback_handle_s=math.inf) == int(QUEUE_MAX_WAIT_S)
+    assert estimate_wait_s(10, 0.001, 1, fallback_handle_s=1e9, cap_s=60) == 60
+    assert estimate_wait_s(10, math.inf, 1) == 0
 
 
 @given(

@@ -200,15 +200,18 @@ async def test_wait_estimates_count_accepts_from_every_process(unit_db: str) -> 
     made no accepts itself estimates from the others'."""
     clock = FakeClock()
     async with broker_rig(unit_db, clock=clock) as here, broker_rig(unit_db, clock=clock) as there:
-        ms_x = tutor("t-x")
-        for i in range(2):  # two accepts made by the other process
+        ms_x, ms_y = tutor("t-x"), tutor("t-y")
+        for i in range(9):  # nine accepts made by the other process
             rid = await there.ask(student(f"s-{i}"))
             await there.broker.accept(ms_x, rid)
             await there.broker.end(as_identity(ms_x), await _sid_of(there, rid))
         clock.advance(2)  # past the one-second count cache
+        await here.connect(ms_y)  # an estimate needs a tutor who is there (issue 14)
+        await here.broker.set_status(ms_y, "available")
         ack = await here.broker.request_help(student("s-new"), "math", "en")
-        # 2 accepts in the 900 s window: 1/450 per second, so position 1 waits 450 s
-        assert ack["position"] == 1 and ack["eta_s"] == 450
+        # 9 accepts in the 900 s window: 1/100 per second (faster than one tutor's 1/120),
+        # so position 1 waits 100 s
+        assert ack["position"] == 1 and ack["eta_s"] == 100
 
 
 async def _sid_of(rig: Rig, request_id: str) -> str:

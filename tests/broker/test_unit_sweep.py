@@ -8,6 +8,8 @@ connections its process holds (Rig.connect / Rig.disconnect).
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 import pytest
 
 from broker.errors import Conflict
@@ -153,13 +155,16 @@ async def test_a_lost_tutor_puts_the_request_back_at_the_head(rig: Rig) -> None:
     to_ana = [(s.event, s.data) for s in rig.notifier.sent if s.to == "student:s-ana"]
     assert to_ana == [
         ("session:ended", {"session_id": sid, "reason": "tutor_lost", "requeued": True}),
-        # one accept in the last 15 minutes: the queue moves one place per 900 s
-        ("queue:position", {"request_id": rid, "position": 1, "eta_s": 900}),
+        # the only tutor is gone: no estimate from their past accepts, and nobody on shift
+        # (issue 14)
+        ("queue:position", {"request_id": rid, "position": 1, "eta_s": None,
+                            "nobody_on_shift": True, "next_expected_at": ANY}),
     ]
     # bob was first while ana was in her session; now he is behind her again
     assert rig.notifier.of(to="student:s-bob") == [
         # the tutor is gone: nobody on shift; one came at this hour a week ago
-        {"request_id": later, "position": 2, "eta_s": 1800, "nobody_on_shift": True,
+        # (and so no estimate from the accepts of a tutor who left: issue 14)
+        {"request_id": later, "position": 2, "eta_s": None, "nobody_on_shift": True,
          "next_expected_at": iso((T0 // 3600 + 7 * 24) * 3600)}
     ]
     session = await rig.session_row(sid)
