@@ -3,6 +3,8 @@
 // then its group room (room.js). Speaks the /tutor namespace of docs/protocol.md.
 import { t, loadCatalog, fmtTime, fmtDuration, languageName } from "./i18n.js";
 import { SessionSync } from "./chat-sync.js";
+import { BoardDesk } from "./whiteboard.js";
+import { watchMath } from "./chat-math.js";
 import { pictureControls, sendImage, showImage } from "./chat-media.js";
 import { startBooked } from "./booked.js";
 import { BookedRoom, Countdown, RoomDesk, roomForm, timeRange } from "./room.js";
@@ -291,7 +293,9 @@ function openChat(session, focus) {
   });
   chat.endForm = endForm(chat);
   chat.panel = el("div", { role: "tabpanel", id: panelId, "aria-labelledby": tabId, tabindex: 0 },
-    facts, topic, chat.list, chat.typing, sendForm, safetyActions(chat), chat.endForm);
+    facts, topic, chat.boardSlot = el("div", { class: "board-slot" }), chat.list, chat.typing, sendForm,
+    safetyActions(chat), chat.endForm);
+  state.boards.open(id, chat.boardSlot, { otherSide: t("The student") }); // whiteboard.js
   renderTab(chat);
   state.chats.set(id, chat);
   $("tabs").append(chat.tab);
@@ -373,6 +377,7 @@ function silentRefusal(error) {
 function closeChat(id, note) {
   const chat = state.chats.get(id);
   if (!chat) return;
+  state.boards.close(id);
   chat.tab.remove();
   chat.panel.remove();
   state.chats.delete(id);
@@ -627,6 +632,9 @@ async function start() {
   let first = true;
   const socket = connect("/tutor", () => (first ? token : tokens.get()));
   state.socket = socket;
+  state.boards = new BoardDesk(socket, "tutor"); // the chats' whiteboards
+  watchMath($("panels")); // math in messages (chat-math.js)
+  watchMath($("room-logs"));
   startRooms(socket);
   socket.on("connect", () => {
     if (!first) for (const chat of state.chats.values()) if (!chat.ended) chat.sync.sync();
@@ -698,6 +706,7 @@ function chatEnded(data) {
   if (!chat || chat.ended) return;
   chat.ended = true;
   chat.sync.stop();
+  state.boards.end(data.session_id);
   insertSystem(chat, chatEndedText(data.reason));
   chat.box.disabled = true;
   chat.silent.hidden = true;

@@ -3,6 +3,8 @@
 // docs/protocol.md. Chat text is only ever set with textContent.
 import { t, loadCatalog, getLocale, fmtTime, fmtWait, languageName, languageInText } from "./i18n.js";
 import { SessionSync } from "./chat-sync.js";
+import { BoardDesk } from "./whiteboard.js";
+import { watchMath, mountMathTools } from "./chat-math.js";
 import { Countdown, RoomDesk, roomForm, timeRange, endedText as roomEndedText } from "./room.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, insertMessage, enterSends,
@@ -407,6 +409,7 @@ function enterChat(session) {
       ended: (info) => endSession(info),
     });
     addSystem(t("You are chatting with {tutor}. Say hello and describe your question.", { tutor: tutorName() }));
+    boards.openOnly(session.session_id, boardSlot, { otherSide: tutorName() });
   }
   state.sync.known(session.seq);
   const wasChat = state.view === "view-chat";
@@ -647,6 +650,15 @@ if (name) say($("greeting"), t("Hi, {name}!", { name }));
 
 const languages = token ? await loadChoices() : [];
 const socket = connect("/student", () => token);
+// Math rendered in every message, the equation toolbar, the chat's whiteboard
+// (chat-math.js, whiteboard.js).
+const boards = new BoardDesk(socket, "student");
+const boardSlot = el("div", { class: "board-slot" });
+$("messages").before(boardSlot);
+watchMath($("messages"));
+watchMath($("room-logs"));
+mountMathTools($("message"));
+$("messages").tabIndex = 0; // the log scrolls (taller with math and the board): keyboard-reachable
 // Pictures: chat-media.js is loaded on first use (a picture chosen or received), so the
 // widget's first load stays small (docs/protocol.md, "Images").
 const media = () => import("./chat-media.js");
