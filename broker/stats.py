@@ -495,11 +495,12 @@ async def vendor_capacity(
 ) -> dict[str, Any]:
     """Per vendor: sessions, tutor-hours in session, distinct tutors, average concurrency.
 
-    ``tutor_hours`` sums ``ended_at - accepted_at`` of ended sessions (open sessions are
-    counted in ``sessions`` but not in hours). ``avg_concurrent`` is tutor-hours divided by
-    the period's hours: the mean number of sessions in progress at any moment. The period
-    is ``[start, end)`` of the filters, an open end clipped to ``now``; without dates, from
-    the first acceptance to the last end in the data.
+    ``tutor_hours`` (and ``tutor_minutes``) sums ``ended_at - accepted_at`` of ended
+    sessions (open sessions are counted in ``sessions`` but not in hours).
+    ``avg_concurrent`` is tutor-hours divided by the period's hours: the mean number of
+    sessions in progress at any moment. The period is ``[start, end)`` of the filters, an
+    open end clipped to ``now``; without dates, from the first acceptance to the last end
+    in the data.
     """
     now = now or dt.datetime.now(UTC)
     async with engine.connect() as conn:
@@ -534,6 +535,8 @@ async def vendor_capacity(
                 "sessions": int(n),
                 "ended_sessions": int(ended),
                 "tutor_hours": _r(tutor_hours, 2),
+                # minutes too: a day of short chats is 0.00 hours at two decimals
+                "tutor_minutes": _r(tutor_hours * 60.0, 2),
                 "distinct_tutors": int(tutors),
                 "avg_session_min": _r(tutor_hours * 60.0 / ended, 2) if ended else None,
                 "avg_concurrent": _r(tutor_hours / hours, 3) if hours else None,

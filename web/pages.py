@@ -1,8 +1,10 @@
-"""The three pages people use: the student widget, the tutor console, the staff dashboard.
+"""The pages people use: the front door, the student widget, the tutor console, the staff
+dashboard.
 
 Routes added by :func:`setup_pages`:
 
 =======  =======================  ===========================================================
+GET      ``/``                    the front door: what the product is, who goes in where
 GET      ``/widget``              student chat widget (framed by Schoology after the launch)
 GET      ``/tutor``               tutor console
 GET      ``/staff``               staff dashboard
@@ -36,6 +38,7 @@ from aiohttp import web
 from broker import tokens
 from broker.errors import Unauthenticated
 from broker.identity import Identity
+from broker.stats import DISTRICT_TZ
 from i18n import html_lang, negotiate
 from routing.catalog import Catalog
 from web.auth import is_secure
@@ -157,6 +160,17 @@ def student_launch_response(
     return response
 
 
+# -- the front door --------------------------------------------------------------------------
+async def front_door(request: web.Request) -> web.Response:
+    """``/``: what Homework Help is and where each person goes in (students from their
+    course, tutors and staff by signing in; the demo LMS in demo mode)."""
+    settings = request.app[SETTINGS]
+    return render_page(
+        "index.html", page_locale(request), config={},
+        demo_url="/demo/lms" if settings.demo else None,
+    )
+
+
 # -- tutor console and staff dashboard -------------------------------------------------------
 def signin_config(request: web.Request, page: str) -> dict[str, Any]:
     settings = request.app[SETTINGS]
@@ -182,6 +196,7 @@ async def tutor(request: web.Request) -> web.Response:
 async def staff(request: web.Request) -> web.Response:
     config = signin_config(request, "/staff")
     config["stats_url"] = "/api/stats"
+    config["timezone"] = DISTRICT_TZ.key  # the statistics' days and hours are the district's
     return render_page("staff.html", page_locale(request), config=config)
 
 
@@ -203,6 +218,7 @@ async def static_guard(
 
 def setup_pages(app: web.Application) -> None:
     """Mount the pages, their static files and the scripts' translation endpoint."""
+    app.router.add_get("/", front_door)
     app.router.add_get("/widget", widget)
     app.router.add_get("/tutor", tutor)
     app.router.add_get("/staff", staff)

@@ -1,8 +1,10 @@
 """``GET /api/stats/*``: the staff statistics of :mod:`broker.stats` as JSON or CSV.
 
 Endpoints: ``summary``, ``waits``, ``service-level``, ``heatmap``, ``unmet``, ``groups``,
-``vendors``, and ``scheduled`` (the booked tutoring programmes: dosage against target,
-attendance, no-shows, groups below target, per school, offer and week; audited, see
+``vendors``, ``trends`` (per day or week, :mod:`broker.stats_trends`), ``filters`` (what
+the dashboard's filters may offer the caller, :mod:`broker.stats_options`), and
+``scheduled`` (the booked tutoring programmes: dosage against target, attendance,
+no-shows, groups below target, per school, offer and week; audited, see
 :func:`broker.scheduler.reports.district`). Each takes the query parameters ``from``,
 ``to`` (ISO dates in district time, ``to`` exclusive, or ISO datetimes), ``school``,
 ``region``, ``vendor``, ``language``, ``grade``, ``t`` (service-level seconds) and
@@ -28,15 +30,17 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from multidict import MultiDict
 
-from broker import stats
+from broker import stats, stats_options, stats_trends
 from broker.csv_export import to_csv
 from broker.db.engine import Engine
 from broker.errors import InvalidPayload, NotAllowed, Unauthenticated
 from broker.identity import Identity, Scope
 from broker.scheduler import reports
+from routing.catalog import Catalog
 from routing.errors import UnknownGradeError
 from routing.grades import parse_grade
 from web.auth import signed_in_staff
+from web.keys import BROKER
 
 EngineGetter = Callable[[], Engine]
 Identify = Callable[[web.Request], "Identity | Awaitable[Identity | None] | None"]
@@ -176,6 +180,11 @@ def _unmet_table(d: dict[str, Any]) -> Table:
     return ["kind", "dimension", "key", "name", "count"], rows
 
 
+def _trends_table(d: dict[str, Any]) -> Table:
+    header = ["start", "requests", "sessions", "unmet", "accepted", "p90_wait_s"]
+    return ["bucket", *header], [[d["bucket"], *(p[k] for k in header)] for p in d["points"]]
+
+
 def _rows_table(items: list[dict[str, Any]]) -> Table:
     header = list(items[0]) if items else []
     return header, [[item[k] for k in header] for item in items]
@@ -189,6 +198,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], Table]] = {
     "unmet": _unmet_table,
     "groups": lambda d: _rows_table(d["groups"]),
     "vendors": lambda d: _rows_table(d["vendors"]),
+    "trends": _trends_table,
     "scheduled": reports.district_table,
 }
 
@@ -204,6 +214,7 @@ QUERIES: dict[str, Query] = {
     "unmet": lambda e, f, t, tz: stats.unmet(e, f, tz),
     "groups": lambda e, f, t, tz: stats.group_usage(e, f),
     "vendors": lambda e, f, t, tz: stats.vendor_capacity(e, f),
+    "trends": lambda e, f, t, tz: stats_trends.trends(e, f, tz),
 }
 
 
@@ -286,6 +297,33 @@ def make_scheduled_handler(
     return stats_scheduled
 
 
+CatalogGetter = Callable[[web.Application], "Catalog | None"]
+
+
+def broker_catalog(app: web.Application) -> Catalog | None:
+    """The running broker's vendor catalog (``None`` before it started)."""
+    broker = app.get(BROKER)
+    return broker.catalog if broker is not None else None
+
+
+def make_filters_handler(
+    engine_getter: EngineGetter, identify: Identify, catalog_of: CatalogGetter
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``filters``: the schools, regions, vendors, languages and grades the caller's scope
+    lets the dashboard offer (:func:`broker.stats_options.filter_options`); no parameters."""
+
+    async def stats_filters(request: web.Request) -> web.Response:
+        _, scope = await _caller(request, identify)
+        for name in request.query:
+            if name != "_":
+                raise _bad(name, "unknown parameter")
+        catalog = catalog_of(request.app)
+        data = await stats_options.filter_options(engine_getter(), scope, catalog)
+        return web.json_response(data, headers={"Cache-Control": "private, no-store"})
+
+    return stats_filters
+
+
 def setup_stats_api(
     app: web.Application,
     engine_getter: EngineGetter,
@@ -293,17 +331,22 @@ def setup_stats_api(
     *,
     tz: ZoneInfo = stats.DISTRICT_TZ,
     prefix: str = PREFIX,
+    catalog_of: CatalogGetter = broker_catalog,
 ) -> None:
-    """Add ``GET {prefix}/{summary,waits,service-level,heatmap,unmet,groups,vendors}`` and
-    ``GET {prefix}/scheduled``.
+    """Add ``GET {prefix}/{summary,waits,service-level,heatmap,unmet,groups,vendors,trends}``,
+    ``GET {prefix}/filters`` and ``GET {prefix}/scheduled``.
 
     ``engine_getter()`` returns the broker's :class:`Engine` at request time (so it
     may be created later, in a cleanup context). ``identify(request)`` returns the caller's
     :class:`~broker.tokens.Identity` or ``None`` (sync or async), or raises
     :class:`~broker.errors.BrokerError`; by default the signed-in staff member or teacher
-    of ``web.auth`` (disabled accounts refused). Errors are raised as
+    of ``web.auth`` (disabled accounts refused). ``catalog_of(app)`` gives the vendor catalog
+    the ``filters`` endpoint offers vendors and languages from (the running broker's by
+    default). Errors are raised as
     :class:`~broker.errors.BrokerError`, so the app's problem middleware must be installed.
     """
     for name in QUERIES:
         app.router.add_get(f"{prefix}/{name}", make_handler(name, engine_getter, identify, tz))
     app.router.add_get(f"{prefix}/scheduled", make_scheduled_handler(engine_getter, identify, tz))
+    filters = make_filters_handler(engine_getter, identify, catalog_of)
+    app.router.add_get(f"{prefix}/filters", filters)

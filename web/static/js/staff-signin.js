@@ -17,6 +17,18 @@ export async function staffSignIn(tokens, onReady) {
     }
     return;
   }
+  const signOut = $("sign-out-form");
+  if (signOut) { // POST /logout clears the sign-in cookie; then the sign-in page
+    signOut.hidden = false;
+    signOut.addEventListener("submit", async (event) => {
+      event.preventDefault(); // fetch sends the page's Origin (a form post under no-referrer sends "null")
+      tokens.forget();
+      try {
+        await fetch(signOut.action, { method: "POST", credentials: "same-origin", headers: { Accept: "application/json" } });
+      } catch (_) { /* offline: the token is forgotten; the cookie ends by itself */ }
+      location.assign(`/login?next=${encodeURIComponent(location.pathname)}`);
+    });
+  }
   const claims = claimsOf(token);
   const scope = claims.scope === "district" ? t("district") : `${claims.scope || ""} ${claims.scope_id || ""}`.trim();
   say($("who"), t("Signed in: {scope} staff", { scope }));

@@ -4,6 +4,7 @@
 import { t, loadCatalog, getLocale, fmtDuration, fmtNumber, fmtTime, languageName } from "./i18n.js";
 import { $, el, say, call, connect, config, tokenSource, categoryList } from "./common.js";
 import { staffSignIn } from "./staff-signin.js";
+import { table, kpi, barChart, lineChart, barList, heatTable, hourLabel, weekdayNames } from "./staff-charts.js";
 
 const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
@@ -36,35 +37,120 @@ function showLive(f) {
 
 // -- history -----------------------------------------------------------------------------
 const isoDay = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+const dayOf = (iso) => { const [y, m, d] = String(iso).split("-").map(Number); return new Date(y, m - 1, d); };
+const nextDay = (iso) => { const d = dayOf(iso); return isoDay(new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1)); };
+const utcDay = (iso) => { const [y, m, d] = String(iso).split("-").map(Number); return new Date(Date.UTC(y, m - 1, d)); };
+const DISTRICT_TZ = cfg.timezone || "America/Los_Angeles";
+
+function zoneName() {
+  try {
+    const parts = new Intl.DateTimeFormat(getLocale(), { timeZone: DISTRICT_TZ, timeZoneName: "longGeneric" }).formatToParts(new Date());
+    return (parts.find((p) => p.type === "timeZoneName") || {}).value || DISTRICT_TZ;
+  } catch (_) {
+    return DISTRICT_TZ;
+  }
+}
 
 function defaults() {
   const today = new Date();
-  const tomorrow = new Date(today.getFullYear(), today.getMonth(), today.getDate() + 1);
   const weekAgo = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6);
   $("f-from").value = isoDay(weekAgo);
-  $("f-to").value = isoDay(tomorrow);
-  const languages = new Set((cfg.vendors || []).flatMap((v) => v.languages));
-  for (const code of languages) $("f-language").append(el("option", { value: code }, languageName(code)));
+  $("f-last").value = isoDay(today);
+}
+
+// The filters this account may use (GET /api/stats/filters, held to its scope by the
+// server): a school's staff and teachers see their school only, a vendor manager their
+// vendor only; a filter the scope sets is shown, not offered.
+const gradeName = (g) => (g === -2 ? t("Pre-kindergarten") : g === -1 ? t("Transitional kindergarten")
+  : g === 0 ? t("Kindergarten") : t("Grade {n}", { n: g }));
+const GRADE_PARAM = { "-2": "PK", "-1": "TK", 0: "K" };
+let scopeInfo = null;
+
+function offer(select, allLabel, items, fixed) {
+  const options = items.map((item) => el("option", { value: item.value }, item.label));
+  select.replaceChildren(...(fixed ? options : [el("option", { value: "" }, allLabel), ...options]));
+  select.disabled = Boolean(fixed);
+}
+
+function fillFilters(o) {
+  const fixed = new Set(o.fixed || []);
+  const schoolLabel = (s) => (s.name ? t("{school} ({id})", { school: s.name, id: s.id }) : s.id);
+  offer($("f-school"), t("All schools"), o.schools.map((s) => ({ value: s.id, label: schoolLabel(s) })), fixed.has("school"));
+  offer($("f-region"), t("All regions"), o.regions.map((r) => ({ value: r, label: r })), false);
+  $("f-region-field").hidden = !o.regions.length;
+  offer($("f-vendor"), t("All vendors"), o.vendors.map((v) => ({ value: v.id, label: vendorNames[v.id] || (v.name ? t(v.name) : v.id) })), fixed.has("vendor"));
+  offer($("f-language"), t("All languages"), o.languages.map((code) => ({ value: code, label: languageName(code) })), false);
+  offer($("f-grade"), t("All grades"), o.grades.map((g) => ({ value: GRADE_PARAM[g] || String(g), label: gradeName(g) })), false);
+  const scope = o.scope || {};
+  const school = o.schools[0] ? (o.schools[0].name || o.schools[0].id) : scope.id;
+  const vendor = vendorNames[scope.id] || scope.name || scope.id;
+  if (scope.kind === "school") {
+    say($("scope-note"), t("This account sees {school} only.", { school }));
+    say($("who"), scopeInfo.role === "teacher" ? t("Signed in: teacher at {school}", { school }) : t("Signed in: staff of {school}", { school }));
+  } else if (scope.kind === "vendor") {
+    say($("scope-note"), t("This account sees the requests {vendor} served only.", { vendor }));
+    say($("who"), t("Signed in: manager at {vendor}", { vendor }));
+  }
 }
 
 function query(extra) {
   const params = new URLSearchParams();
-  for (const [key, value] of new FormData($("filters"))) if (value) params.set(key, String(value));
+  for (const [key, value] of new FormData($("filters"))) {
+    if (!value) continue;
+    if (key === "last") params.set("to", nextDay(String(value))); // the API's end is exclusive
+    else params.set(key, String(value));
+  }
   for (const [key, value] of Object.entries(extra || {})) params.set(key, value);
   return params.toString();
 }
 
-class StatsError extends Error {
-  constructor(status) { super(String(status)); this.status = status; }
+// "Showing Tue, Nov 24 – Mon, Nov 30, 2026, Pacific Time": the range in words.
+function rangeWords() {
+  const from = $("f-from").value;
+  const last = $("f-last").value;
+  const fmt = new Intl.DateTimeFormat(getLocale(), { weekday: "short", day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+  const zone = zoneName();
+  if (from && last) return t("Showing {range}, {zone}.", { range: fmt.formatRange(utcDay(from), utcDay(last)), zone });
+  if (from) return t("Showing from {day} to today, {zone}.", { day: fmt.format(utcDay(from)), zone });
+  if (last) return t("Showing everything up to {day}, {zone}.", { day: fmt.format(utcDay(last)), zone });
+  return t("Showing everything recorded, {zone}.", { zone });
 }
 
-async function getStats(name) {
-  const response = await fetch(`${cfg.stats_url}/${name}?${query()}`, {
+class StatsError extends Error {
+  constructor(status, body) { super(String(status)); this.status = status; this.body = body || {}; }
+}
+
+async function statsFetch(url) {
+  const send = () => fetch(url, {
     credentials: "same-origin",
     headers: { Accept: "application/json", ...(currentToken ? { Authorization: `Bearer ${currentToken}` } : {}) },
   });
-  if (!response.ok) throw new StatsError(response.status);
+  let response = await send();
+  if (response.status === 401) { // the 5-minute token ran out: once more with a fresh one
+    currentToken = (await tokens.get()) || currentToken;
+    response = await send();
+  }
+  if (!response.ok) throw new StatsError(response.status, await response.json().catch(() => ({})));
   return response.json();
+}
+
+const getStats = (name) => statsFetch(`${cfg.stats_url}/${name}?${query()}`);
+
+// Why there are no figures: not allowed (and what to do), expired, bad filters, or down.
+function refusalText(error) {
+  const status = error instanceof StatsError ? error.status : 0;
+  const why = (error && error.body) || {};
+  if (status === 401) return t("Your sign-in has expired. Please sign in again.");
+  if (status === 403 && (why.parameter === "school" || why.parameter === "vendor")) {
+    return t("Not allowed: this account sees its own school or vendor only. Choose it, or all, in the filters.");
+  }
+  if (status === 403 && scopeInfo && scopeInfo.role === "teacher") {
+    return t("Not allowed: your course's Homework Help link names no school, so there is no school to show. Ask the district to add your school to the link.");
+  }
+  if (status === 403) return t("Not allowed: this account may not see statistics. Ask the district for a district, school or vendor staff account.");
+  if (status === 404) return t("No data: history statistics are not available on this server yet.");
+  if (status === 400) return t("Check the filters: the last day must not be before the first day.");
+  return t("The statistics could not be loaded. Try again later.");
 }
 
 // A CSV link that works with the sign-in cookie as a plain link, and with the bearer token
@@ -87,64 +173,17 @@ function csvLink(name) {
   return link;
 }
 
-function table(caption, header, rows) {
-  return el("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": caption }, el("table", {},
-    el("caption", { class: "visually-hidden" }, caption),
-    el("thead", {}, el("tr", {}, ...header.map((h, i) => el("th", { scope: "col", class: i ? "num" : null }, h)))),
-    el("tbody", {}, ...(rows.length ? rows.map((row) => el("tr", {},
-      ...row.map((cell, i) => (i ? el("td", { class: "num" }, cell) : el("th", { scope: "row" }, cell)))))
-      : [el("tr", {}, el("td", { colspan: header.length, class: "empty" }, t("No data for these filters.")))]))));
-}
-
-// Bars of `values`; with `line` ({label, values}), a dashed line over them (a target) and
-// a legend naming both.
-function barChart(holder, caption, labels, values, line) {
-  holder.setAttribute("role", "img");
-  holder.setAttribute("aria-label", t("{chart}: bar chart; the same figures are in the table below.", { chart: caption }));
-  if (!window.uPlot || !labels.length || (!values.some((v) => v) && !(line && line.values.some((v) => v)))) {
-    holder.replaceChildren(el("p", { class: "empty" }, t("No data for these filters.")));
-    return;
-  }
-  const width = Math.max(260, Math.min(holder.clientWidth || 320, 720));
-  const series = [{}, { label: caption, fill: "#1d4ed8", stroke: "#1e3a8a", width: 1, points: { show: false },
-    paths: window.uPlot.paths.bars({ size: [0.7, 80] }) }];
-  const data = [labels.map((_, i) => i), values];
-  if (line) {
-    series.push({ label: line.label, stroke: "#b45309", width: 2, dash: [6, 4], points: { show: true, size: 6 } });
-    data.push(line.values);
-  }
-  const opts = {
-    width, height: 220, legend: { show: false }, cursor: { show: false }, select: { show: false },
-    scales: { x: { time: false, range: [-0.6, labels.length - 0.4] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [
-      { stroke: "#1f2937", grid: { show: false }, splits: () => labels.map((_, i) => i), values: (u, splits) => splits.map((i) => labels[i] ?? "") },
-      { stroke: "#1f2937", grid: { stroke: "#e5e7eb" } },
-    ],
-    series,
-  };
-  holder.replaceChildren();
-  new window.uPlot(opts, data, holder);
-  if (line) {
-    holder.append(el("p", { class: "chart-legend" },
-      el("span", { class: "swatch bars" }), caption, " ", el("span", { class: "swatch line" }), line.label));
-  }
-}
-
 // A figure in `holder` (the history's charts by default) with a table view and the CSV
 // download of the stats endpoint `csv` (by default the figure's own name).
-function figure(name, caption, build, { holder = $("charts"), csv = name } = {}) {
+function figure(name, caption, build, { holder = $("charts"), csv = name, wide = false } = {}) {
   const plot = el("div", { class: "chart-plot" });
   const details = el("details", {}, el("summary", {}, t("Table view")));
-  const fig = el("figure", { class: "chart", "data-stats": name },
+  const fig = el("figure", { class: wide ? "chart wide-chart" : "chart", "data-stats": name },
     el("figcaption", {}, caption), plot, details,
     el("div", { class: "chart-tools" }, csvLink(csv)));
   holder.append(fig);
   build(plot, details);
   return fig;
-}
-
-function kpi(label, value) {
-  return el("div", { class: "kpi" }, el("span", { class: "label" }, label), el("span", { class: "value" }, value));
 }
 
 const REASONS = {
@@ -158,6 +197,62 @@ const REASONS = {
   invalid_language: () => t("Invalid language"),
 };
 const reasonName = (key) => (REASONS[key] ? REASONS[key]() : key);
+
+// The district's student groups, written out with the abbreviation after.
+const GROUPS = {
+  All: () => t("All students"),
+  SWD: () => t("Students with disabilities (SWD)"),
+  EL: () => t("English learners (EL)"),
+  RFEP: () => t("Reclassified fluent English proficient (RFEP)"),
+};
+const groupName = (key) => (GROUPS[key] ? GROUPS[key]() : key);
+
+// The wait histogram's buckets (the API's "0-30s" ... "20+ min"), in the page's language.
+const WAIT_BUCKETS = [
+  () => t("under 30 s"), () => t("30-60 s"), () => t("1-2 min"), () => t("2-5 min"),
+  () => t("5-10 min"), () => t("10-20 min"), () => t("20 min or more"),
+];
+const bucketName = (i, raw) => (WAIT_BUCKETS[i] ? WAIT_BUCKETS[i]() : raw);
+const gradeKey = (key) => (key === null || key === undefined ? "–" : gradeName(key));
+
+// -- trends: requests, sessions, unmet and the p90 wait per day or week --------------------
+function bucketLabel(iso, bucket, style) {
+  const fmt = new Intl.DateTimeFormat(getLocale(), { day: "numeric", month: "short", timeZone: "UTC", ...(style || {}) });
+  const text = fmt.format(utcDay(iso));
+  return bucket === "week" ? t("week of {day}", { day: text }) : text;
+}
+
+function showTrends(tr) {
+  const holder = $("trends-charts");
+  holder.replaceChildren();
+  $("trends").hidden = false;
+  const byWeek = tr.bucket === "week";
+  say($("trends-hint"), byWeek
+    ? t("Per week (Monday to Sunday): the range is longer than two months.")
+    : t("Per day. Ranges longer than two months are shown per week."));
+  const points = tr.points || [];
+  const labels = points.map((p) => bucketLabel(p.start, tr.bucket));
+  const xName = byWeek ? t("Week (starting Monday)") : t("Day");
+  const none = t("No requests for help in this range.");
+  const tableRows = () => points.map((p) => [bucketLabel(p.start, tr.bucket, { year: "numeric" }), fmtNumber(p.requests),
+    fmtNumber(p.sessions), fmtNumber(p.unmet), fmtDuration(p.p90_wait_s)]);
+  const header = [xName, t("Requests"), t("Sessions"), t("Unmet requests"), t("90th percentile wait")];
+  const wide = { holder, csv: "trends", wide: true };
+  figure("trends-demand", byWeek ? t("Requests, sessions and unmet requests per week") : t("Requests, sessions and unmet requests per day"), (plot, details) => {
+    lineChart(plot, t("Requests, sessions and unmet requests"), labels, [
+      { label: t("Requests"), values: points.map((p) => p.requests), style: "solid" },
+      { label: t("Sessions"), values: points.map((p) => p.sessions), style: "dashed" },
+      { label: t("Unmet requests"), values: points.map((p) => p.unmet), style: "dotted" },
+    ], { x: xName, y: t("Requests or sessions"), empty: none });
+    details.append(table(t("Trends"), header, tableRows(), none));
+  }, wide);
+  figure("trends-wait", byWeek ? t("Wait before a tutor accepted, 90th percentile, per week") : t("Wait before a tutor accepted, 90th percentile, per day"), (plot, details) => {
+    lineChart(plot, t("90th percentile wait"), labels, [
+      { label: t("90th percentile wait (minutes)"), values: points.map((p) => (p.p90_wait_s === null ? null : Math.round(p.p90_wait_s / 6) / 10)), style: "solid" },
+    ], { x: xName, y: t("Minutes"), empty: t("No request was accepted in this range, so there is no wait to show.") });
+    details.append(table(t("Trends"), header, tableRows(), none));
+  }, wide);
+}
 
 // -- booked tutoring (GET /api/stats/scheduled) --------------------------------------------
 const PROGRAMMES = { school_based: () => t("School-based"), home_based: () => t("Home-based") };
@@ -175,10 +270,7 @@ async function loadScheduled() {
   try {
     d = await getStats("scheduled");
   } catch (error) {
-    const status = error instanceof StatsError ? error.status : 0;
-    if (status === 401 || status === 403) say(stateNote, t("No data: sign in with a staff account that may see these statistics."));
-    else if (status === 400) say(stateNote, t("No data: check the filters (dates must be in order)."));
-    else say(stateNote, t("No data: the statistics could not be loaded. Try again later."));
+    say(stateNote, refusalText(error));
     return;
   }
   say(stateNote, d.weeks.length ? "" : t("No booked tutoring for these filters."));
@@ -195,8 +287,10 @@ async function loadScheduled() {
   const weeks = d.weeks;
 
   figure("scheduled-dosage", t("Sessions per student each week, against the target"), (plot, details) => {
-    barChart(plot, t("Sessions attended per student"), weeks.map((w) => w.week), weeks.map((w) => w.sessions_per_student || 0),
-      { label: t("Target"), values: weeks.map((w) => w.target_sessions_per_student || 0) });
+    barChart(plot, t("Sessions attended per student"), weeks.map((w) => w.week), weeks.map((w) => w.sessions_per_student || 0), {
+      line: { label: t("Target"), values: weeks.map((w) => w.target_sessions_per_student || 0) },
+      x: t("Week"), y: t("Sessions per student"), empty: t("No booked tutoring for these filters."),
+    });
     details.append(table(t("Dosage per week"), [t("Week"), t("Students booked"), t("Sessions per student"), t("Target"),
       t("Minutes per student"), t("Target minutes"), t("On target")],
     weeks.map((w) => [w.week, fmtNumber(w.students), fmtNumber(w.sessions_per_student), fmtNumber(w.target_sessions_per_student),
@@ -204,7 +298,8 @@ async function loadScheduled() {
   }, where);
 
   figure("scheduled-attendance", t("Attendance rate each week (%)"), (plot, details) => {
-    barChart(plot, t("Attendance rate each week (%)"), weeks.map((w) => w.week), weeks.map((w) => (w.attendance_rate || 0) * 100));
+    barChart(plot, t("Attendance rate each week (%)"), weeks.map((w) => w.week), weeks.map((w) => (w.attendance_rate || 0) * 100),
+      { x: t("Week"), y: t("Attendance (%)"), empty: t("No booked tutoring for these filters.") });
     details.append(table(t("Attendance and no-shows per week"), [t("Week"), t("Marked"), t("Attended"), t("Attendance rate"),
       t("Student no-shows"), t("Tutor no-shows")],
     weeks.map((w) => [w.week, fmtNumber(w.marked), fmtNumber(w.attended), percent(w.attendance_rate),
@@ -228,27 +323,32 @@ async function loadScheduled() {
   $("scheduled-charts").append(tables);
 }
 
+
 async function loadHistory() {
-  loadScheduled();
   const stateNote = $("history-state");
-  say(stateNote, t("Loading…"));
   $("charts").replaceChildren();
+  $("trends-charts").replaceChildren();
   $("summary").hidden = true;
   $("charts").hidden = true;
+  $("trends").hidden = true;
+  if ($("f-from").value && $("f-last").value && $("f-last").value < $("f-from").value) {
+    say($("range-words"), "");
+    say(stateNote, t("Check the filters: the last day must not be before the first day."));
+    return;
+  }
+  say($("range-words"), rangeWords());
+  loadScheduled();
+  say(stateNote, t("Loading…"));
   let data;
   try {
-    const names = ["summary", "waits", "service-level", "heatmap", "unmet", "groups", "vendors"];
+    const names = ["summary", "waits", "service-level", "heatmap", "unmet", "groups", "vendors", "trends"];
     const results = await Promise.all(names.map(getStats));
     data = Object.fromEntries(names.map((n, i) => [n, results[i]]));
   } catch (error) {
-    const status = error instanceof StatsError ? error.status : 0;
-    if (status === 404) say(stateNote, t("No data: history statistics are not available on this server yet."));
-    else if (status === 401 || status === 403) say(stateNote, t("No data: sign in with a staff account that may see these statistics."));
-    else if (status === 400) say(stateNote, t("No data: check the filters (dates must be in order)."));
-    else say(stateNote, t("No data: the statistics could not be loaded. Try again later."));
+    say(stateNote, refusalText(error));
     return;
   }
-  say(stateNote, data.summary.requests ? "" : t("No data for these filters."));
+  say(stateNote, data.summary.requests ? "" : t("No requests for help in this range with these filters: nobody asked, or the filters leave everyone out."));
   const s = data.summary;
   const sl = data["service-level"];
   $("summary").replaceChildren(
@@ -260,10 +360,13 @@ async function loadHistory() {
       sl.share === null ? "–" : fmtNumber(sl.share, { style: "percent", maximumFractionDigits: 1 })));
   $("summary").hidden = false;
   $("charts").hidden = false;
+  showTrends(data.trends);
+  const noSessions = t("No sessions in this range.");
 
   const w = data.waits;
   figure("waits", t("Wait before a tutor accepted"), (plot, details) => {
-    barChart(plot, t("Wait before a tutor accepted"), w.histogram.map((b) => b.bucket), w.histogram.map((b) => b.count));
+    barChart(plot, t("Wait before a tutor accepted"), w.histogram.map((b, i) => bucketName(i, b.bucket)), w.histogram.map((b) => b.count),
+      { x: t("Wait before a tutor accepted"), y: t("Requests"), empty: t("No request was accepted in this range.") });
     details.append(table(t("Wait percentiles"), [t("Statistic"), t("Value")], [
       [t("Accepted requests"), fmtNumber(w.count)],
       [t("Average"), fmtDuration(w.mean_s)], [t("Median (p50)"), fmtDuration(w.p50_s)],
@@ -271,11 +374,12 @@ async function loadHistory() {
       [t("99th percentile"), fmtDuration(w.p99_s)], [t("Longest"), fmtDuration(w.max_s)],
       [t("Gave up while waiting"), fmtNumber(w.gave_up.total)], [t("Still waiting"), fmtNumber(w.still_waiting)],
     ]));
-    details.append(table(t("Wait distribution"), [t("Wait"), t("Requests")], w.histogram.map((b) => [b.bucket, fmtNumber(b.count)])));
+    details.append(table(t("Wait distribution"), [t("Wait"), t("Requests")], w.histogram.map((b, i) => [bucketName(i, b.bucket), fmtNumber(b.count)])));
   });
 
   figure("service-level", t("Service level"), (plot, details) => {
-    barChart(plot, t("Service level"), [t("Within"), t("Later"), t("Gave up")], [sl.within, sl.accepted_later, sl.gave_up]);
+    barChart(plot, t("Service level"), [t("Within"), t("Later"), t("Gave up")], [sl.within, sl.accepted_later, sl.gave_up],
+      { x: t("Answered within {time}", { time: fmtDuration(sl.threshold_s) }), y: t("Requests"), empty: t("No request was accepted or given up in this range.") });
     details.append(table(t("Service level"), [t("Statistic"), t("Value")], [
       [t("Threshold"), fmtDuration(sl.threshold_s)], [t("Accepted within"), fmtNumber(sl.within)],
       [t("Accepted later"), fmtNumber(sl.accepted_later)], [t("Gave up"), fmtNumber(sl.gave_up)],
@@ -284,45 +388,60 @@ async function loadHistory() {
   });
 
   const h = data.heatmap;
-  figure("heatmap", t("Sessions by hour of the week ({zone})", { zone: h.timezone }), (plot, details) => {
-    const max = Math.max(0, ...h.cells.flat());
-    const level = (n) => (n && max ? Math.min(5, 1 + Math.floor((4 * n) / max)) : 0);
-    plot.replaceChildren(el("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": t("Sessions by day and hour") }, el("table", { class: "heat" },
-      el("caption", { class: "visually-hidden" }, t("Sessions by day and hour")),
-      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, t("Day")), ...h.hours.map((hr) => el("th", { scope: "col" }, String(hr))))),
-      el("tbody", {}, ...h.days.map((day, d) => el("tr", {}, el("th", { scope: "row" }, day),
-        ...h.cells[d].map((n) => el("td", { class: `heat-${level(n)}` }, n ? String(n) : ""))))))));
+  const zone = zoneName();
+  figure("heatmap", t("Sessions by day and hour"), (plot, details) => {
+    plot.replaceChildren(
+      el("p", { class: "axis-note" }, t("Across: hour of the day, 00:00 to 23:00 ({zone}). Down: day of the week. Each cell: sessions started in that hour.", { zone })),
+      el("p", { class: "hint heat-scroll-hint" }, t("Scroll sideways to see every hour.")),
+      heatTable(h.cells, t("Sessions by day and hour")));
+    if (!h.total) plot.append(el("p", { class: "empty" }, noSessions));
+    const days = weekdayNames("long");
+    const peakDay = h.peak ? days[h.days.indexOf(h.peak.day)] || h.peak.day : "";
     details.append(table(t("Busiest hour"), [t("Statistic"), t("Value")], [
       [t("Sessions"), fmtNumber(h.total)],
-      [t("Busiest hour"), h.peak ? `${h.peak.day} ${String(h.peak.hour).padStart(2, "0")}:00 (${h.peak.sessions})` : "–"],
+      [t("Busiest hour"), h.peak ? t("{day} {hour} ({sessions} sessions)", { day: peakDay, hour: hourLabel(h.peak.hour), sessions: fmtNumber(h.peak.sessions) }) : "–"],
     ]));
-  });
+  }, { wide: true });
 
   const u = data.unmet;
   figure("unmet", t("Unmet demand by reason"), (plot, details) => {
-    barChart(plot, t("Unmet demand by reason"), u.by_reason.map((i) => reasonName(i.key)), u.by_reason.map((i) => i.count));
+    barList(plot, t("Unmet demand by reason"), u.by_reason.map((i) => ({ label: reasonName(i.key), value: i.count, text: fmtNumber(i.count) })),
+      t("Every request in this range could be routed to a vendor."));
     details.append(
       table(t("Unmet demand by reason"), [t("Reason"), t("Requests")], u.by_reason.map((i) => [reasonName(i.key), fmtNumber(i.count)])),
       table(t("Unmet demand by language"), [t("Language"), t("Requests")], u.by_language.map((i) => [languageName(i.key), fmtNumber(i.count)])),
-      table(t("Unmet demand by grade"), [t("Grade"), t("Requests")], u.by_grade.map((i) => [String(i.key ?? "–"), fmtNumber(i.count)])),
+      table(t("Unmet demand by grade"), [t("Grade"), t("Requests")], u.by_grade.map((i) => [gradeKey(i.key), fmtNumber(i.count)])),
       table(t("Unmet demand by school"), [t("School"), t("Requests")], u.by_school.map((i) => [i.name || String(i.key ?? "–"), fmtNumber(i.count)])));
   });
 
   const g = data.groups.groups;
-  figure("groups", t("Usage by student group (percent of enrolled)"), (plot, details) => {
-    barChart(plot, t("Usage by student group (percent of enrolled)"), g.map((r) => r.group), g.map((r) => r.pct_of_enrolled || 0));
+  const rostered = g.some((r) => r.enrolled);
+  figure("groups", t("Students using Homework Help, percent of enrolled, by group"), (plot, details) => {
+    barList(plot, t("Students using Homework Help, percent of enrolled, by group"), g.map((r) => ({
+      label: groupName(r.group), value: r.pct_of_enrolled || 0,
+      text: r.pct_of_enrolled === null ? "–" : fmtNumber(r.pct_of_enrolled / 100, { style: "percent", maximumFractionDigits: 2 }),
+    })), rostered ? t("No student used Homework Help in this range.") : t("No roster is loaded, so there is no enrolment to compare with."));
     details.append(table(t("Usage by student group"), [t("Group"), t("Enrolled"), t("Students using"), t("Percent of enrolled"), t("Sessions")],
-      g.map((r) => [r.group, fmtNumber(r.enrolled), fmtNumber(r.students_using),
+      g.map((r) => [groupName(r.group), fmtNumber(r.enrolled), fmtNumber(r.students_using),
         r.pct_of_enrolled === null ? "–" : fmtNumber(r.pct_of_enrolled / 100, { style: "percent", maximumFractionDigits: 2 }),
         fmtNumber(r.sessions)])));
   });
 
+  // Tutor time counts ended sessions only; a day of short chats is minutes, not hours.
   const v = data.vendors.vendors;
+  const minutes = v.reduce((sum, r) => sum + (r.tutor_minutes || 0), 0);
+  const open = v.reduce((sum, r) => sum + (r.sessions - r.ended_sessions), 0);
+  const inHours = minutes >= 120;
   figure("vendors", t("Vendor capacity used"), (plot, details) => {
-    barChart(plot, t("Tutor hours by vendor"), v.map((r) => vendorNames[r.vendor] || r.vendor), v.map((r) => r.tutor_hours || 0));
-    details.append(table(t("Vendor capacity used"), [t("Vendor"), t("Sessions"), t("Tutor hours"), t("Tutors"), t("Average chat (min)")],
-      v.map((r) => [vendorNames[r.vendor] || r.vendor, fmtNumber(r.sessions), fmtNumber(r.tutor_hours),
-        fmtNumber(r.distinct_tutors), fmtNumber(r.avg_session_min)])));
+    barChart(plot, t("Tutor time in sessions by vendor"), v.map((r) => vendorNames[r.vendor] || r.vendor),
+      v.map((r) => (inHours ? r.tutor_hours : r.tutor_minutes) || 0), {
+        x: t("Vendor"), y: inHours ? t("Tutor time (hours)") : t("Tutor time (minutes)"),
+        empty: open ? t("{n} sessions still open: their tutor time counts once they end.", { n: fmtNumber(open) }) : noSessions,
+      });
+    details.append(table(t("Vendor capacity used"), [t("Vendor"), t("Sessions"), t("Tutor time (minutes)"), t("Tutors"),
+      t("Average chat (minutes)"), t("Average sessions at once")],
+    v.map((r) => [vendorNames[r.vendor] || r.vendor, fmtNumber(r.sessions), fmtNumber(r.tutor_minutes),
+      fmtNumber(r.distinct_tutors), fmtNumber(r.avg_session_min), fmtNumber(r.avg_concurrent)]), noSessions));
   });
 }
 
@@ -549,10 +668,20 @@ function startSafety() {
 }
 
 // -- start -------------------------------------------------------------------------------
+// The token's role (staff or teacher), unverified, for wording only (the server decides).
+function roleOf(token) {
+  try {
+    return JSON.parse(atob(token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/"))).r || null;
+  } catch (_) {
+    return null;
+  }
+}
+
 async function start(token) {
   currentToken = token;
   $("dashboard").hidden = false;
   defaults();
+  scopeInfo = { role: roleOf(token) };
   let first = true;
   const socket = connect("/staff", async () => {
     if (first) { first = false; return currentToken; }
@@ -574,6 +703,12 @@ async function start(token) {
   });
   socket.on("staff:live", showLive);
   startSafety();
+  try {
+    fillFilters(await statsFetch(`${cfg.stats_url}/filters`));
+  } catch (error) {
+    say($("history-state"), refusalText(error));
+    return;
+  }
   loadHistory();
 }
 

@@ -640,9 +640,11 @@ function banner(text) {
 }
 
 if (!token) {
+  // Opened outside a launch: one message, and no connection (so no "connection lost"
+  // banner beside it). Nothing below runs: this module's evaluation stops here.
   $("no-token").hidden = false;
-  showView("view-start", { focus: false });
-  $("request-form").hidden = true;
+  for (const control of document.querySelectorAll("header.bar .toggle, #notify-on")) control.hidden = true;
+  await new Promise(() => {});
 }
 
 const name = cfg.given_name || claims.given_name;

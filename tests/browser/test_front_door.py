@@ -1,0 +1,55 @@
+"""The front door (issue 14): ``/`` says what Homework Help is and where each person goes in
+(the demo course in demo mode, sign-in for tutors and staff); ``/widget`` opened outside a
+launch shows one clear message and no connection banner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import Broker, Watch, assert_clean, axe_violations, open_page
+
+pytestmark = pytest.mark.browser
+
+
+async def test_front_door_and_the_widget_outside_a_launch(
+    live_broker: Broker, browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    watch = Watch()
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    page = await open_page(ctx, f"{live_broker.url}/", watch)
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Homework Help")
+    await expect(page.get_by_role("heading", name="Students")).to_be_visible()
+    await expect(
+        page.get_by_role("link", name="Try the demo course (demo mode)")
+    ).to_have_attribute("href", "/demo/lms")
+    tutors = page.get_by_role("link", name="Sign in to the tutor console")
+    await expect(tutors).to_have_attribute("href", "/login?next=/tutor")
+    await expect(page.get_by_role("link", name="Sign in to the staff dashboard")).to_have_attribute(
+        "href", "/login?next=/staff"
+    )
+    assert await axe_violations(page) == []
+    await tutors.click()
+    await expect(page.get_by_role("heading", name="Sign in to Homework Help")).to_be_visible()
+
+    # the widget without a launch: the one message, nothing else, no "connection lost"
+    sockets: list[str] = []
+    ctx.on("page", lambda new: new.on("websocket", lambda ws: sockets.append(ws.url)))
+    widget = await open_page(ctx, f"{live_broker.url}/widget", watch)
+    await expect(widget.locator("#no-token")).to_be_visible()
+    await expect(widget.locator("#no-token")).to_contain_text(
+        "Please open Homework Help from your course in Schoology."
+    )
+    await expect(widget.get_by_role("link", name="What is Homework Help?")).to_have_attribute(
+        "href", "/"
+    )
+    for hidden in ("#view-start", "#request-form", "#banner", "#auto-read"):
+        await expect(widget.locator(hidden)).to_be_hidden()
+    await widget.wait_for_load_state("networkidle")
+    assert sockets == [], "the widget opened a connection outside a launch"
+    assert await axe_violations(widget) == []
+    await ctx.close()
+    assert_clean(watch)
