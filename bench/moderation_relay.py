@@ -58,10 +58,32 @@ def unmoderated() -> Iterator[None]:
             os.environ["HH_BENCH_BROKER_CMD"] = before
 
 
+def cpu_us(fig: dict[str, Any]) -> float | None:
+    """Server CPU microseconds per relayed message in a round (None when not measured):
+    unlike messages per second, hardly moved by other work on the machine."""
+    if fig.get("server_cpu") is None or not fig["per_s"]:
+        return None
+    return float(fig["server_cpu"]) / 100 / float(fig["per_s"]) * 1e6
+
+
+def least_cpu(figs: list[dict[str, Any]]) -> float | None:
+    measured = [us for us in map(cpu_us, figs) if us is not None]
+    return min(measured) if measured else None
+
+
 def block(on: dict[str, Any], off: dict[str, Any], rounds: dict[str, list[int]],
-          sessions: int) -> list[str]:
+          sessions: int, cpu: dict[str, float | None] | None = None) -> list[str]:
     ratio = on["per_s"] / off["per_s"] if off["per_s"] else 0.0
     met = "yes" if ratio >= GOAL_RATIO else "NO"
+    cpu_on, cpu_off = (cpu or {}).get("on"), (cpu or {}).get("off")
+    cpu_rows = []
+    if cpu_on and cpu_off:
+        cpu_met = "yes" if cpu_off / cpu_on >= GOAL_RATIO else "NO"
+        cpu_rows = [
+            f"| server CPU per relayed message (least of the rounds) | {cpu_on:.0f} us | "
+            f"{cpu_off:.0f} us | off/on >= {GOAL_RATIO:.0%} | {cpu_met} "
+            f"({cpu_off / cpu_on:.2f}x) |"
+        ]
     day = datetime.now(UTC).date().isoformat()
     return [
         RELAY_START,
@@ -79,6 +101,7 @@ def block(on: dict[str, Any], off: dict[str, Any], rounds: dict[str, list[int]],
         f"{GOAL_RATIO:.0%} of off | {met} ({ratio:.2f}x) |",
         f"| send -> receive p50 / p99 | {on['p50'] * 1e3:.1f} / {on['p99'] * 1e3:.1f} ms | "
         f"{off['p50'] * 1e3:.1f} / {off['p99'] * 1e3:.1f} ms | - | - |",
+        *cpu_rows,
         "",
         f"The server is CPU-bound in this scenario, so the gap is moderation's CPU: "
         f"{1e6 / on['per_s'] - 1e6 / off['per_s']:.0f} us more per relayed message "
@@ -137,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
                 context = unmoderated() if side == "off" else contextlib.nullcontext()
                 with context:
                     fig = bench.chat(stack)
+                us = cpu_us(fig)
                 print(f"round {n + 1} moderation {side}: {fig['per_s']:,.0f}/s "
-                      f"p99 {fig['p99'] * 1e3:.1f} ms errors {fig.get('errors')}", flush=True)
+                      f"p99 {fig['p99'] * 1e3:.1f} ms server CPU "
+                      f"{'-' if us is None else f'{us:.0f} us'}/message "
+                      f"errors {fig.get('errors')}", flush=True)
                 runs[side].append(fig)
     finally:
         stack.cleanup()
@@ -146,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     best = {side: max(figs, key=lambda f: f["per_s"]) for side, figs in runs.items()}
     lines = block(best["on"], best["off"],
                   {side: [round(f["per_s"]) for f in figs] for side, figs in runs.items()},
-                  sizes.sessions)
+                  sizes.sessions, {side: least_cpu(figs) for side, figs in runs.items()})
     print("\n".join(lines))
     if not (args.no_write or args.quick):
         write_block(lines, args.results)

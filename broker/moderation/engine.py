@@ -167,7 +167,8 @@ class Moderator:
         ):
             found.extend(Finding("address", m.start(), m.end()) for m in rules.street.finditer(low))
         found = self._famous_addresses(low, tokens, found)
-        found.sort(key=lambda f: (f.start, -f.end))
+        if len(found) > 1:
+            found.sort(key=_by_start)
         return found
 
     # -- detectors -----------------------------------------------------------------------
@@ -193,8 +194,11 @@ class Moderator:
         if tokens is None:
             return list(phrases)
         index = self._rules.phrase_index
+        hits = tokens & self._anchor_words
+        if not hits and not self._rules.phrase_always:
+            return []
         picked = set(self._rules.phrase_always)
-        for token in tokens & self._anchor_words:
+        for token in hits:
             picked.update(index[token])
         return [phrases[i] for i in sorted(picked)]
 
@@ -318,6 +322,11 @@ class Moderator:
         return kept
 
 
+def _by_start(f: Finding) -> tuple[int, int]:
+    """Findings in order of start, the longest first among those starting together."""
+    return (f.start, -f.end)
+
+
 def _not_a_phone(run: str, spoken: list[str]) -> bool:
     """Runs that are numbers of another kind: a decimal ("3.14159265", "0.00450 10110"), a
     list written with commas ("1, 2, 3, 4, 5, 6, 7"), thousands with dots ("126.014.024"),
@@ -403,7 +412,7 @@ def mask(text: str, findings: list[Finding]) -> str:
     spans are merged and take the category of the first."""
     if not findings:
         return text
-    spans = sorted(findings, key=lambda f: (f.start, -f.end))
+    spans = sorted(findings, key=_by_start)
     out: list[str] = []
     pos = 0
     current: Finding | None = None
