@@ -37,10 +37,17 @@ run: $(STAMP)
 	HH_DEMO=1 $(BIN)/homework-help serve
 
 ## test: set up and run ruff, mypy and every test
+# The suite runs on both cores (pytest-xdist: every test has its own databases, Redis key
+# prefix and ports), except tests/faults, whose invariants are checked against timings
+# (grace periods, reconnect windows) and which start and stop their own PostgreSQL and Redis:
+# they run after, alone.
+PYTEST_PARALLEL := -n 2 --ignore=tests/faults
+
 test: $(TEST_STAMP) browsers
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_PARALLEL)
+	$(BIN)/pytest -q tests/faults
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
@@ -49,7 +56,8 @@ typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
 pytest: $(TEST_STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_PARALLEL)
+	$(BIN)/pytest -q tests/faults
 
 ## lock: regenerate requirements/*.txt from pyproject.toml's ranges (newest versions that fit)
 lock:

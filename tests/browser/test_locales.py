@@ -14,8 +14,9 @@ page):
 * in ``en-XA`` (about 40% longer) and Arabic (right to left), at 360×740 and 1280×800, the
   page never scrolls sideways and no visible button, label, heading or tab clips its text;
 * in every locale (each ``i18n/locales/*`` with ``LC_MESSAGES``, plus ``en-XA``) the page
-  carries the right ``lang`` and ``dir``, is axe-clean (no serious or critical violation),
-  and a full-page screenshot is written to ``test-artifacts/screenshots/``;
+  carries the right ``lang`` and ``dir`` and a screenshot is written to
+  ``test-artifacts/screenshots/``; in English, ``en-XA`` and Arabic it is axe-clean (no
+  serious or critical violation; a translation changes text, not structure);
 * the language menu reloads the page in the chosen language, the ``hh_lang`` cookie keeps
   it on the next visit over Accept-Language and the LTI launch's locale, and the widget
   keeps the student's token even when it lives only in the URL fragment (storage blocked).
@@ -61,6 +62,11 @@ SHIPPED = sorted(
 )
 LOCALES = [html_lang(name) for name in SHIPPED] + [PSEUDO]
 CHECKED = (PSEUDO, "ar")  # the long and the right-to-left locale: layout checked
+# axe checks a page's structure (names, roles, contrast, landmarks), which a translation does
+# not change; a missing translation is caught by tests/test_catalogs_complete.py. So axe runs
+# in English, the longest locale and the right-to-left one, not in all thirteen (it was most
+# of this test's two minutes of CI).
+AXE_CHECKED = (html_lang(DEFAULT_LOCALE), *CHECKED)
 SIZES = ((360, 740), (1280, 800))
 TUTOR_NAME = "Ana Tutor"
 STUDENT_TEXT = "how do I add 3/4 and 1/6?"
@@ -254,8 +260,9 @@ async def every_locale(
             "() => [document.documentElement.lang, document.documentElement.dir]")
         if (lang, dir_) != (tag, expected_dir(tag)):
             problems.append(f"{name} [{tag}]: lang={lang!r} dir={dir_!r}")
-        for violation in await axe_violations(page):
-            problems.append(f"{name} [{tag}] axe: {violation}")
+        if tag in AXE_CHECKED:
+            for violation in await axe_violations(page):
+                problems.append(f"{name} [{tag}] axe: {violation}")
         if tag == PSEUDO:
             problems.extend(f"{name} [{tag}] untranslated: {m}" for m in
                             await untranslated(page, allowed))
