@@ -195,3 +195,31 @@ async def test_bad_strokes_are_refused_with_a_typed_error_and_change_nothing(
     ]
     assert codes == ["ok", "ok", "ok", "rate_limited"]
     assert len((await kid.call("board:sync", {"session_id": session}))["strokes"]) == 4
+
+
+async def test_strokes_cross_processes_on_the_scaled_stack(
+    stack_settings: Any, start_server: Any, clients: list[Client]
+) -> None:
+    """The student on one process, the tutor on another: strokes, undo and clear reach the
+    other side through the fan-out, and either process reads the board from Redis."""
+    if stack_settings.redis_url is None:
+        pytest.skip("one process serves the embedded stack")
+    one, two = await start_server(), await start_server()
+    kid = await one.connect("/student", student("s-ana", "elem", 3))
+    ms = await two.connect("/tutor", tutor("t-1", "paper", ["en", "es"]))
+    clients += [kid, ms]
+    assert (await ms.call("tutor:status", {"status": "available"}))["ok"]
+    ack = await kid.call("help:request", {"subject": "math", "language": "es"})
+    session = (await ms.call("help:accept", {"request_id": ack["request"]["id"]}))["session"][
+        "session_id"]
+    assert (await kid.call("board:stroke", stroke(session, "k1", [[0.1, 0.2]])))["ok"]
+    assert (await ms.next("board:stroke"))["id"] == "k1"
+    assert (await ms.call("board:stroke", stroke(session, "t1", [[0.3, 0.4]])))["ok"]
+    assert (await kid.next("board:stroke"))["id"] == "t1"
+    assert (await ms.call("board:undo", {"session_id": session, "id": "t1"}))["ok"]
+    assert (await kid.next("board:undo"))["id"] == "t1"
+    assert [s["id"] for s in (await kid.call("board:sync", {"session_id": session}))["strokes"]] \
+        == ["k1"]
+    assert (await kid.call("board:clear", {"session_id": session}))["ok"]
+    await ms.next("board:clear")
+    assert (await ms.call("board:sync", {"session_id": session}))["strokes"] == []
