@@ -1,0 +1,287 @@
+"""Benchmark: whiteboard strokes relayed at 60 points/s per side with p99 under 50 ms, chat
+relayed in the same run as the baseline, and the widget's first load (issue 14).
+
+``python -m bench.whiteboard [--quick] [--scaled] [--sessions N] [--seconds S] [--no-write]
+[--results PATH]``
+
+One broker process (``homework-help serve``, as ``bench.broker`` starts it, pinned to CPU 0;
+embedded stack, or PostgreSQL + Redis with ``--scaled``) and real socket.io clients in this
+process (pinned to CPU 1): ``N`` open sessions, and in each
+both sides draw at once, each a pen stroke sent as ``board:stroke`` batches of 3 points
+every 50 ms (60 points/s per side), for ``S`` seconds; the latency of a batch is from the
+sender's emit to the other side's ``board:stroke`` (one clock: the same process). The
+baseline in the same run: both sides of every session also send a ``chat:send`` every
+other second (the chat's rate limit is 10 per 10 s), timed the same way to the other side's
+``chat:message``. Then Chromium opens the widget with a
+student's token and sums what it transferred for scripts, styles and the catalog
+(``bench.i18n``'s measure; goal: under 200 KB, KaTeX not among it). Writes the
+"## Whiteboard" section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.broker import (
+    Server,
+    Stack,
+    clean_env,
+    free_port,
+    homework_help,
+    pin,
+    raise_nofile,
+    tree_cpu,
+)
+from bench.results import RESULTS, write_section
+from tests.broker.harness import SECRET, Client, student, tutor
+from tests.browser.conftest import Broker
+
+SECTION = "## Whiteboard"
+GOAL_P99_MS = 50.0
+GOAL_FIRST_LOAD_KB = 200.0
+POINTS_PER_BATCH = 3
+BATCH_S = 0.05  # 20 batches of 3 points a second: 60 points/s per side
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class Timings:
+    """Emit times by key, and the latencies of what arrived on the other side."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, float] = {}
+        self.board: list[float] = []
+        self.chat: list[float] = []
+        self.refused: dict[str, int] = {}
+        self.server_cpu_s = 0.0
+        self.wall_s = 0.0
+
+    def arrived(self, key: str, into: list[float]) -> None:
+        start = self.sent.pop(key, None)
+        if start is not None:
+            into.append((time.perf_counter() - start) * 1000)
+
+
+async def open_sessions(
+    server: Broker, n: int, timings: Timings
+) -> list[tuple[Client, Client, str]]:
+    """``n`` sessions, each a student and a tutor of their own."""
+    pairs = []
+    for i in range(n):
+        kid = await server.connect("/student", student(f"s-wb-{i}", "elem", 3))
+        ms = await server.connect("/tutor", tutor(f"t-wb-{i}", "paper", ["en"]))
+        assert (await ms.call("tutor:status", {"status": "available"}))["ok"]
+        ack = await kid.call("help:request", {"subject": "math", "language": "en"})
+        assert ack["ok"], ack
+        accepted = await ms.call("help:accept", {"request_id": ack["request"]["id"]})
+        assert accepted["ok"], accepted
+        session = accepted["session"]["session_id"]
+        for client in (kid, ms):
+            ns = client.namespace
+
+            async def on_stroke(data: Any) -> None:
+                timings.arrived(f"{data['session_id']}/{data['by']}/{data['id']}/{data['part']}",
+                                timings.board)
+
+            async def on_chat(data: Any) -> None:
+                timings.arrived(f"{data['session_id']}/{data['from']}/{data['text']}", timings.chat)
+
+            client.sio.on("board:stroke", on_stroke, namespace=ns)
+            client.sio.on("chat:message", on_chat, namespace=ns)
+        pairs.append((kid, ms, session))
+    return pairs
+
+
+async def draw(client: Client, role: str, session: str, seconds: float, timings: Timings) -> None:
+    """One side: a pen stroke at 60 points/s (a new stroke every second), and a chat
+    message every other second (under the chat's 10 per 10 s)."""
+    pending: set[asyncio.Task[Any]] = set()
+
+    async def send(event: str, payload: dict[str, Any], key: str) -> None:
+        timings.sent[key] = time.perf_counter()
+        ack = await client.call(event, payload)
+        if not ack.get("ok"):
+            code = ack.get("error", {}).get("code", "?")
+            timings.refused[code] = timings.refused.get(code, 0) + 1
+            timings.sent.pop(key, None)
+
+    start = time.perf_counter()
+    tick = 0
+    while time.perf_counter() - start < seconds:
+        stroke_no, part = divmod(tick, int(1 / BATCH_S))
+        sid = f"{role[0]}{stroke_no}"
+        y = (stroke_no % 10) / 10
+        points = [[round((part * POINTS_PER_BATCH + k) / 60, 4), y]
+                  for k in range(POINTS_PER_BATCH)]
+        payload = {"session_id": session, "id": sid, "part": part, "tool": "pen",
+                   "colour": "#1f2937", "width": 3, "points": points}
+        task = asyncio.create_task(send("board:stroke", payload, f"{session}/{role}/{sid}/{part}"))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        if part == 0 and stroke_no % 2 == 0:
+            text = f"step {stroke_no}: 3x + 5 = 20"
+            chat = asyncio.create_task(send("chat:send", {"session_id": session, "text": text},
+                                            f"{session}/{role}/{text}"))
+            pending.add(chat)
+            chat.add_done_callback(pending.discard)
+        tick += 1
+        await asyncio.sleep(max(0.0, start + tick * BATCH_S - time.perf_counter()))
+    await asyncio.gather(*pending)
+
+
+async def relay(server: Broker, sessions: int, seconds: float) -> Timings:
+    timings = Timings()
+    pairs = await open_sessions(server, sessions, timings)
+    try:
+        await asyncio.gather(*(
+            draw(client, role, session, seconds, timings)
+            for kid, ms, session in pairs
+            for client, role in ((kid, "student"), (ms, "tutor"))
+        ))
+        await asyncio.sleep(0.5)  # the last pushes
+    finally:
+        for kid, ms, _ in pairs:
+            await kid.close()
+            await ms.close()
+    return timings
+
+
+async def first_load_kb(server: Broker) -> float:
+    """The widget's first load (scripts, styles, catalog; compressed, as on the wire), KB."""
+    from bench.i18n import first_load_bytes
+
+    sizes = await first_load_bytes(server, ["en"])
+    return sum(sizes["en"].values()) / 1024
+
+
+class Remote(Broker):
+    """The harness's client side (tokens, ``connect``) for a broker in another process."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+
+async def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    server = Remote(url)
+    cpu_before, wall_before = tree_cpu([pid]), time.perf_counter()
+    timings = await relay(server, args.sessions, args.seconds)
+    timings.server_cpu_s = tree_cpu([pid]) - cpu_before
+    timings.wall_s = time.perf_counter() - wall_before
+    load_kb = float("nan") if args.no_browser else await first_load_kb(server)
+    return {"timings": timings, "first_load_kb": load_kb}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """A broker process (``homework-help serve`` on a fresh copy of the test district, as
+    ``bench.broker`` starts them) pinned to CPU 0, the clients here on CPU 1."""
+    tmp = Path(tempfile.mkdtemp(prefix="hh-bench-board-"))
+    stack = Stack("scaled" if args.scaled else "embedded", tmp)
+    stack.prepare()
+    try:
+        port = free_port()
+        env = clean_env(HH_SECRET_KEY=SECRET, HH_PSEUDONYM_SECRET=SECRET, HH_LOG_LEVEL="WARNING",
+                        HH_HOST="127.0.0.1", PORT=str(port), HH_TUTOR_SILENT_S="0",
+                        **stack.fresh("board"))
+        server = Server("broker", [*homework_help(), "serve", "--port", str(port)], env, port, tmp)
+        try:
+            server.wait_ready()
+            pin(server.pid, 0)
+            pin(os.getpid(), 1 if (os.cpu_count() or 1) > 1 else None)
+            return asyncio.run(measure(server.url, server.pid, args))
+        finally:
+            server.stop()
+    finally:
+        stack.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
+    t: Timings = out["timings"]
+    board_p50, board_p99 = statistics.median(t.board), pct(t.board, 0.99)
+    chat_p50, chat_p99 = statistics.median(t.chat), pct(t.chat, 0.99)
+    sides = 2 * args.sessions
+    met = board_p99 < GOAL_P99_MS
+    load = out["first_load_kb"]
+    lines = [
+        SECTION,
+        "",
+        f"`python -m bench.whiteboard{' --scaled' if args.scaled else ''} --sessions "
+        f"{args.sessions} --seconds {args.seconds:g}` on {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+        f"{'PostgreSQL + Redis' if args.scaled else 'SQLite + in-process'}; the broker "
+        "(`homework-help serve`) on CPU 0, the clients in the bench's process on CPU 1.",
+        "",
+        f"{args.sessions} sessions, both sides drawing at once: {sides} senders x 60 points/s "
+        f"(`board:stroke` batches of {POINTS_PER_BATCH} points every {BATCH_S * 1000:.0f} ms), "
+        f"plus one `chat:send` per side every other second as the baseline; latency from the "
+        "sender's emit to the other side's push.",
+        "",
+        "| relay | relayed | p50 | p99 |",
+        "|---|---|---|---|",
+        f"| whiteboard strokes | {len(t.board)} batches ({len(t.board) * POINTS_PER_BATCH} "
+        f"points) | {board_p50:.1f} ms | {board_p99:.1f} ms |",
+        f"| chat messages (baseline) | {len(t.chat)} | {chat_p50:.1f} ms | {chat_p99:.1f} ms |",
+        "",
+        f"Goal: strokes at 60 points/s per side with p99 under {GOAL_P99_MS:.0f} ms: "
+        f"**{'met' if met else 'NOT met'}** (p99 {board_p99:.1f} ms; "
+        f"{board_p99 / chat_p99:.2f}x the chat's p99 in the same run). Refused: "
+        f"{t.refused or 'none'}; not arrived: {len(t.sent)}. The broker's CPU over the run "
+        f"(sessions opened, strokes and chat relayed): {t.server_cpu_s:.1f} s in "
+        f"{t.wall_s:.1f} s ({100 * t.server_cpu_s / max(t.wall_s, 1e-9):.0f}% of one core); "
+        f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.",
+        "",
+    ]
+    if load == load:  # not NaN
+        lines += [
+            f"The widget's first load (Chromium, `en`, scripts + styles + catalog, gzip as sent): "
+            f"{load:.1f} KB (goal < {GOAL_FIRST_LOAD_KB:.0f} KB: "
+            f"**{'met' if load < GOAL_FIRST_LOAD_KB else 'NOT met'}**). KaTeX (75 KB script, "
+            "its styles and fonts) is not part of it: `chat-math.js` imports it when the first "
+            "message with math is shown or the equation toolbar is opened "
+            "(tests/browser/test_math_board.py checks that the first load fetches none of it).",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 sessions for 3 s")
+    parser.add_argument("--scaled", action="store_true", help="PostgreSQL + Redis")
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--no-browser", action="store_true", help="skip the first-load measure")
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.quick:
+        args.sessions, args.seconds = 3, 3.0
+    raise_nofile()
+    out = run(args)
+    text = report(args, out)
+    print(text)
+    if not args.no_write and not args.quick:
+        write_section(SECTION, text, args.results)
+
+
+if __name__ == "__main__":
+    main()
