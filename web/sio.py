@@ -9,7 +9,8 @@ of socket.io's reserved events (``connect``, ``disconnect``...) is answered
 
 **One connection's events are handled one at a time, in the order they arrived**, so a
 burst of messages from one sender is numbered, stored and relayed in the order it was
-sent; different connections are handled concurrently.
+sent; different connections are handled concurrently. The whiteboard's ``board:*`` events
+keep their own order, beside the others (a stroke does not wait for a chat commit).
 
 People are addressed through personal rooms: ``s:<pseudonym>`` in ``/student``,
 ``t:<tutor id>`` in ``/tutor``; tutors also join ``q:<vendor>:<language>`` for each queue
@@ -73,6 +74,8 @@ class Connection:
     namespace: str
     identity: Identity
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # one event at a time
+    # the whiteboard's events, in their own order: a stroke never waits behind a chat commit
+    board_turn: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class SioNotifier:
@@ -256,7 +259,7 @@ class SocketGateway:
                 return _error("unauthenticated", "not connected")
             data = args[0] if args else None
             try:
-                async with conn.turn:
+                async with conn.board_turn if event.startswith("board:") else conn.turn:
                     result = await handler(
                         conn.identity, p.obj(data if data is not None else {}), sid
                     )
