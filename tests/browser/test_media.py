@@ -38,6 +38,13 @@ async def test_a_photo_sent_and_shown_on_the_other_side(
     tutor = await console(server, browser, contexts, watch)
     panel = await start_chat(student, tutor)
 
+    # The picker is a labelled control reached with the keyboard (the camera's twin shows
+    # on touch screens only).
+    pick = student.get_by_label("Add a picture")
+    await pick.focus()
+    await expect(pick).to_be_focused()
+    await expect(student.get_by_label("Take a photo")).to_be_hidden()
+
     # The student's photo of the problem (a phone's 3 MB JPEG) reaches the tutor.
     await student.set_input_files("#photo-pick", picture(
         "IMG_0001.jpg", files.phone_photo(), "image/jpeg"))
