@@ -128,7 +128,7 @@ async def test_math_rendered_and_whiteboard_shared(live_broker: Broker, browser:
     t_canvas = panel.locator("canvas.board-canvas")
     desc = panel.locator(".board [id$=-desc]")
     await expect(desc).to_have_text(
-        "Drawings on the whiteboard: 0 by you, 2 by The student.", timeout=5000)
+        "Drawings on the whiteboard: 0 by you, 2 by the student.", timeout=5000)
     assert await inked(t_canvas) > 200
 
     # the tutor draws a line and writes a text with the keyboard only
@@ -153,7 +153,7 @@ async def test_math_rendered_and_whiteboard_shared(live_broker: Broker, browser:
 
     # undo takes back the student's rectangle on both sides
     await student.get_by_role("button", name="Undo").click()
-    await expect(desc).to_contain_text("2 by you, 1 by The student")
+    await expect(desc).to_contain_text("2 by you, 1 by the student")
 
     # kept for the session: a reload brings the board back from the server
     await student.reload()

@@ -295,7 +295,9 @@ function openChat(session, focus) {
   chat.panel = el("div", { role: "tabpanel", id: panelId, "aria-labelledby": tabId, tabindex: 0 },
     facts, topic, chat.boardSlot = el("div", { class: "board-slot" }), chat.list, chat.typing, sendForm,
     safetyActions(chat), chat.endForm);
-  state.boards.open(id, chat.boardSlot, { otherSide: t("The student") }); // whiteboard.js
+  state.boards.open(id, chat.boardSlot, { otherSide: t("the student"), // whiteboard.js
+    drawingText: t("The student is drawing on the whiteboard."),
+    clearedText: t("The student cleared the whiteboard.") });
   renderTab(chat);
   state.chats.set(id, chat);
   $("tabs").append(chat.tab);

@@ -65,10 +65,14 @@ function paint(ctx, stroke, w, h) {
 
 // One session's board: its strokes, its canvas and controls (built into `mount`).
 export class Board {
-  constructor(desk, sessionId, mount, { otherSide }) {
+  // `otherSide` names the other side inside a sentence (the tutor's name, "the student");
+  // `drawingText` and `clearedText` are what is announced when they draw or clear.
+  constructor(desk, sessionId, mount, { otherSide, drawingText, clearedText }) {
     this.desk = desk;
     this.sessionId = sessionId;
-    this.otherSide = otherSide; // "Your tutor" / "The student", for what is announced
+    this.otherSide = otherSide;
+    this.drawingText = drawingText || t("{other} is drawing on the whiteboard.", { other: otherSide });
+    this.clearedText = clearedText || t("{other} cleared the whiteboard.", { other: otherSide });
     this.strokes = []; // [{id, by, tool, colour, width, points, text?}] in drawing order
     this.mine = []; // ids of my strokes, for undo
     this.tool = "pen";
@@ -410,12 +414,12 @@ export class Board {
     this.strokes = [];
     this.mine = [];
     this.redraw();
-    this.announce(t("{other} cleared the whiteboard.", { other: this.otherSide }));
+    this.announce(this.clearedText);
   }
 
   noticed() {
     if (this.section.hidden) this.badge.hidden = false;
-    this.announce(t("{other} is drawing on the whiteboard.", { other: this.otherSide }));
+    this.announce(this.drawingText);
   }
 
   announce(text) {

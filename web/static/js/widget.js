@@ -5,6 +5,7 @@ import { t, loadCatalog, getLocale, fmtTime, fmtWait, languageName, languageInTe
 import { SessionSync } from "./chat-sync.js";
 import { BoardDesk } from "./whiteboard.js";
 import { watchMath, mountMathTools } from "./chat-math.js";
+import { Attention, attentionControls } from "./attention.js";
 import { Countdown, RoomDesk, roomForm, timeRange, endedText as roomEndedText } from "./room.js";
 import {
   $, el, say, call, connect, errorText, claimsOf, fillSelect, config, insertMessage, enterSends,
@@ -13,13 +14,17 @@ import {
 
 const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
+// A tutor joining or replying while this tab is in the background: title count, sound,
+// notification (attention.js). Sound on by default for students; they can turn it off.
+const attention = new Attention({ soundKey: "hh_student_sound", soundDefault: true });
+attentionControls(attention, $("sound-on"), $("notify-on"));
 
 const VIEWS = ["view-start", "view-waiting", "view-unmet", "view-chat", "view-rate", "view-room"];
 const TOKEN_KEY = "hh_student_token";
 const state = {
   view: null, request: null, session: null, endedSession: null, sync: null,
   subjects: [], needGrade: false, lastTyping: 0, typingTimer: null,
-  desk: null, countdown: null, servable: null,
+  desk: null, countdown: null, servable: null, transcript: [],
 };
 
 // -- token: server-rendered from the hh_student cookie, else the launch's #token= fragment --
@@ -229,6 +234,8 @@ $("request-form").addEventListener("submit", async (event) => {
   $("ask").disabled = false;
   if (ack.ok) {
     say($("start-notice"), "");
+    say($("requeued-note"), "");
+    state.requeued = false;
     enterWaiting(ack.request);
   } else if (ack.error.code === "unmet") {
     showUnmet((ack.error.detail || {}).reason, language);
@@ -375,16 +382,13 @@ function addMessage(message) {
   state.sync.receive(message);
 }
 
+// Reading aloud is one toggle in the header ("Read tutor messages aloud"), not a button on
+// every message (one tab stop each).
 function showMessage(message) {
   const mine = message.from === "student";
-  let extra = null;
-  if (!mine && synth) {
-    extra = el("button", { type: "button", class: "secondary read-aloud", "aria-label": t("Read this message aloud") }, t("Read aloud"));
-    extra.addEventListener("click", () => speak(message.text));
-  }
-  insertMessage($("messages"), message, {
-    mine, who: mine ? t("You") : tutorName(), timeText: fmtTime(message.at), extra,
-  });
+  const who = mine ? t("You") : tutorName();
+  insertMessage($("messages"), message, { mine, who, timeText: fmtTime(message.at) });
+  rememberLine(message, who);
   if (!mine) {
     $("typing").textContent = "";
     if (autoRead.checked) speak(message.text);
@@ -400,6 +404,11 @@ function enterChat(session) {
   });
   if (fresh) {
     $("messages").replaceChildren();
+    if (!state.requeued) state.transcript = [];
+    state.requeued = false;
+    hidePeerNote();
+    closeEndConfirm(false);
+    $("requeued-note").hidden = true;
     say($("send-held"), "");
     say($("report-thanks"), "");
     $("report").disabled = false;
@@ -409,6 +418,7 @@ function enterChat(session) {
       ended: (info) => endSession(info),
     });
     addSystem(t("You are chatting with {tutor}. Say hello and describe your question.", { tutor: tutorName() }));
+    state.sync.restore(); // this tab's copy, shown before the server's answer
     boards.openOnly(session.session_id, boardSlot, { otherSide: tutorName() });
   }
   state.sync.known(session.seq);
@@ -438,7 +448,7 @@ $("send-form").addEventListener("submit", async (event) => {
   if (outcome === "failed") {
     say($("send-error"), errorText(ack.error));
   } else {
-    box.value = "";
+    if (box.value.trim() === text) box.value = ""; // not what was typed since
     state.lastTyping = 0;
     say($("send-error"), "");
     // A held message is not shown as sent: the student is told, kindly, that it waits.
@@ -449,14 +459,86 @@ $("send-form").addEventListener("submit", async (event) => {
   box.focus();
 });
 
-$("end").addEventListener("click", async () => {
+// "End chat" asks first, in the page (no window.confirm): Yes ends it, Keep chatting or
+// Escape goes back to the message box.
+function closeEndConfirm(focus) {
+  $("end-confirm").hidden = true;
+  $("end").setAttribute("aria-expanded", "false");
+  if (focus) $("message").focus();
+}
+
+$("end").setAttribute("aria-expanded", "false");
+$("end").setAttribute("aria-controls", "end-confirm");
+$("end").addEventListener("click", () => {
   if (!state.session) return;
+  $("end-confirm").hidden = false;
+  $("end").setAttribute("aria-expanded", "true");
+  $("end-yes").focus();
+});
+$("end-no").addEventListener("click", () => closeEndConfirm(true));
+$("end-confirm").addEventListener("keydown", (event) => {
+  if (event.key === "Escape") closeEndConfirm(true);
+});
+$("end-yes").addEventListener("click", async () => {
+  if (!state.session) return;
+  $("end-yes").disabled = true;
   const ack = await call(socket, "session:end", { session_id: state.session.session_id });
+  $("end-yes").disabled = false;
+  closeEndConfirm(false);
   if (ack.ok) {
     if (state.sync) state.sync.stop(); // one last sync, for a tutor's message in flight
     showRating("student");
   }
   else say($("send-error"), errorText(ack.error));
+});
+
+// -- the other side's presence (peer:presence) ------------------------------------------------
+function hidePeerNote() {
+  say($("peer-note"), "");
+}
+
+function onPeerPresence(data) {
+  if (!state.session || data.session_id !== state.session.session_id || data.who !== "tutor") return;
+  if (data.present) {
+    if (!$("peer-note").hidden) say($("peer-note"), t("Your tutor is back."));
+    return;
+  }
+  const seconds = Math.max(0, Number(data.back_within_s) || 0);
+  say($("peer-note"), t("Your tutor lost their connection. Please wait: if they are not back within {seconds} seconds, you go back in line and keep your place.", { seconds }));
+  attention.notify({ title: t("Your tutor lost their connection."), tag: "hh-peer" });
+}
+
+// -- the student's own transcript (kept in this page only) ----------------------------------
+function rememberLine(message, who) {
+  const line = { seq: message.seq, who, at: message.at, text: message.text };
+  const later = state.transcript.findIndex((l) => l.seq > message.seq);
+  if (later < 0) state.transcript.push(line);
+  else state.transcript.splice(later, 0, line);
+}
+
+function transcriptText() {
+  const session = state.endedSession || state.session || {};
+  const head = t("{tutor} from {vendor}", {
+    tutor: (session.tutor && session.tutor.display_name) || t("Your tutor"),
+    vendor: session.vendor_name || session.vendor || "",
+  });
+  const lines = state.transcript.map((l) => `[${fmtTime(l.at)}] ${l.who}: ${l.text}`);
+  return [t("Homework Help"), head, "", ...lines, ""].join("\n");
+}
+
+$("transcript-save").addEventListener("click", () => {
+  const blob = new Blob([transcriptText()], { type: "text/plain;charset=utf-8" });
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { href: url, download: `homework-help-${new Date().toISOString().slice(0, 10)}.txt` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+});
+
+$("transcript-print").addEventListener("click", () => {
+  $("transcript").replaceChildren(...transcriptText().split("\n").map((line) => el("p", {}, line)));
+  window.print();
 });
 
 // -- rating ------------------------------------------------------------------------------
@@ -480,11 +562,26 @@ function showRating(reason) {
   $("ended-reason").textContent = endedText(reason);
   $("rate-form").hidden = false;
   $("rate-form").reset();
+  paintStars();
+  $("transcript-box").hidden = !state.transcript.length;
+  hidePeerNote();
+  closeEndConfirm(false);
   $("rate-thanks").hidden = true;
   say($("rate-report-thanks"), "");
   $("rate-report").disabled = false;
   showView("view-rate");
 }
+
+// The star control: five radios (one radio group: arrows move, Space checks), drawn as
+// stars on one line; the checked star and those before it are filled.
+function paintStars() {
+  const checked = $("stars").querySelector("input:checked");
+  const value = checked ? Number(checked.value) : 0;
+  for (const input of $("stars").querySelectorAll("input")) {
+    input.closest("label").classList.toggle("on", Number(input.value) <= value);
+  }
+}
+$("stars").addEventListener("change", paintStars);
 
 $("rate-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -510,6 +607,7 @@ $("rate-form").addEventListener("submit", async (event) => {
 
 $("again").addEventListener("click", () => {
   state.endedSession = null;
+  state.transcript = [];
   say($("rate-report-thanks"), "");
   $("rate-report").disabled = false;
   say($("start-notice"), "");
@@ -578,13 +676,6 @@ function peopleItems(room, me) {
     items.push(el("li", {}, you ? t("{name} (you)", { name: s.name }) : s.name));
   }
   return items;
-}
-
-function readAloudButton(message, mine) {
-  if (mine || !synth) return null;
-  const button = el("button", { type: "button", class: "secondary read-aloud", "aria-label": t("Read this message aloud") }, t("Read aloud"));
-  button.addEventListener("click", () => speak(message.text));
-  return button;
 }
 
 // The shown room: its tutor, times, people, whether it ended; the other open rooms (a
@@ -685,7 +776,6 @@ state.desk = new RoomDesk(socket, "student", $("room-logs"), {
   ended: roomEnded,
   shown: (message) => { if (message.from === "tutor" && autoRead.checked) speak(message.text); },
   joined: () => {},
-  extra: readAloudButton,
   logLabel: t("Messages in your tutoring session"),
 });
 if (token && !languages.length) showUnmet("no_vendor");
@@ -730,8 +820,19 @@ socket.on("request:closed", (data) => {
   say($("start-notice"), texts[data.status] || t("Your request is no longer waiting. You can ask again."));
   showView("view-start");
 });
-socket.on("session:started", (session) => enterChat(session));
-socket.on("chat:message", addMessage);
+socket.on("session:started", (session) => {
+  enterChat(session);
+  attention.notify({ title: t("A tutor joined your chat."), tag: "hh-chat" });
+});
+socket.on("chat:message", (message) => {
+  const sync = state.sync;
+  const fresh = sync && message.session_id === sync.sessionId && message.from === "tutor"
+    && !sync.seen.has(message.id);
+  addMessage(message);
+  // the text stays out of the notification: a lock screen may show it to anyone
+  if (fresh) attention.notify({ title: t("{tutor} replied.", { tutor: tutorName() }), tag: "hh-chat" });
+});
+socket.on("peer:presence", onPeerPresence);
 socket.on("chat:typing", (data) => {
   const room = state.desk.route(data.session_id);
   if (room) { room.typing(data); return; }
@@ -759,8 +860,16 @@ function endSession(data) {
   if (!state.session || data.session_id !== state.session.session_id) return;
   if (state.sync) state.sync.stop();
   if (data.requeued) {
-    addSystem(requeuedText(data.reason));
+    // Told, not silently moved: the waiting view says why, and the conversation so far can
+    // still be saved from there.
+    const why = requeuedText(data.reason, data.detail);
+    addSystem(why);
+    hidePeerNote();
+    state.endedSession = state.session;
     state.session = null;
+    say($("requeued-note"), why);
+    state.requeued = true; // the transcript goes on with the next tutor
+    attention.notify({ title: why, tag: "hh-chat" });
     call(socket, "session:state", {}).then(applyState);
     return;
   }
@@ -776,7 +885,8 @@ function resync() {
 socket.on("server:resync", resync);
 
 
-function requeuedText(reason) {
+function requeuedText(reason, detail) {
+  if (detail === "signed_out") return t("Your tutor signed out. You are back in line and keep your place.");
   switch (reason) {
     case "tutor_silent": return t("Your tutor didn't answer, so you're back at the front of the line.");
     case "tutor_suspended": return t("Your tutor can't continue this chat, so you're back at the front of the line.");
