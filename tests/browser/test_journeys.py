@@ -104,14 +104,15 @@ async def test_student_tutor_staff_journey(
     await student.keyboard.press("Enter")
     panel = tutor.get_by_role("tabpanel")
     await expect(panel.locator(".msg .text", has_text=SCRIPT)).to_be_visible()
-    box = panel.locator("textarea")
+    box = panel.locator("textarea[id^=msg-]")
     await box.fill(IMG)
     await box.press("Enter")
     await expect(student.locator(".msg.from-other .text", has_text=IMG)).to_be_visible()
     await expect(student.locator(".msg.from-me .text")).to_have_text(SCRIPT)
     assert await student.locator("#messages img, #messages script").count() == 0
     assert await tutor.locator("[role=tabpanel] img, [role=tabpanel] .messages script").count() == 0
-    await expect(student.locator(".msg.from-other .read-aloud")).to_be_visible()
+    # reading aloud is one toggle in the header, not a button (a tab stop) per message
+    await expect(student.locator("#messages .read-aloud")).to_have_count(0)
     await box.press_sequentially("un momento")
     await expect_text(student.locator("#typing"), "Sr. Gómez está escribiendo")
     await no_serious_axe(student, "widget (chat)")
@@ -122,8 +123,9 @@ async def test_student_tutor_staff_journey(
     # -- the tutor ends it with an outcome; the student rates it ---------------------------
     await panel.locator("select[id^=subj-]").select_option("algebra")
     await panel.locator("select[id^=outcome-]").select_option("concept_explained")
-    await panel.get_by_label("Yes").check()
+    await panel.get_by_role("radio", name="Yes").check()
     await panel.get_by_role("button", name="End chat").click()
+    await panel.get_by_role("button", name="Yes, end the chat").click()  # asked in the page
     await expect(tutor.get_by_role("tab")).to_have_count(0)
     await expect(student.locator("#view-rate")).to_be_visible()
     await expect_text(student.locator("#ended-reason"), "Tu tutor terminó el chat")
