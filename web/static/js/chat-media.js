@@ -91,8 +91,12 @@ export async function sendImage({ socket, sessionId, file, token, status, error 
     return null;
   }
   say(status, t("Sending your picture…"));
-  const up = await upload(imagesUrl(sessionId), file, await token(),
-    (percent) => say(status, t("Sending your picture… {percent}%", { percent })));
+  let step = 0; // progress is said at each quarter, not at every event (screen readers)
+  const up = await upload(imagesUrl(sessionId), file, await token(), (percent) => {
+    if (Math.floor(percent / 25) <= step || percent >= 100) return;
+    step = Math.floor(percent / 25);
+    say(status, t("Sending your picture… {percent}%", { percent: step * 25 }));
+  });
   if (!up.ok) {
     say(status, "");
     say(error, imageErrorText(up.error));
