@@ -3,9 +3,10 @@
 // then its group room (room.js). Speaks the /tutor namespace of docs/protocol.md.
 import { t, loadCatalog, fmtTime, fmtDuration, languageName } from "./i18n.js";
 import { SessionSync } from "./chat-sync.js";
+import { pictureControls, sendImage, showImage } from "./chat-media.js";
+import { Attention, attentionControls } from "./attention.js";
 import { BoardDesk } from "./whiteboard.js";
 import { watchMath } from "./chat-math.js";
-import { pictureControls, sendImage, showImage } from "./chat-media.js";
 import { startBooked } from "./booked.js";
 import { BookedRoom, Countdown, RoomDesk, roomForm, timeRange } from "./room.js";
 import {
@@ -16,7 +17,6 @@ import {
 const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
 
-const BASE_TITLE = document.title;
 const tokens = tokenSource(cfg, "hh_tutor_token");
 const vendorNames = Object.fromEntries((cfg.vendors || []).map((v) => [v.id, v.name]));
 const subjectLabels = Object.fromEntries((cfg.subjects || []).map((s) => [s.id, s.label]));
@@ -35,37 +35,15 @@ const schoolKind = (kind) => (SCHOOL_KINDS[kind] ? SCHOOL_KINDS[kind]() : kind);
 const subjectName = (id) => (subjectLabels[id] ? t(subjectLabels[id]) : id || "");
 const gradeBand = (band) => band ? t("grades {band}", { band }) : "";
 
-// -- sound and title badge: "(students waiting + unread messages) Tutor console" -------------------------------------------------------------------
-let audio = null;
-function unlockAudio() {
-  const Context = window.AudioContext || window.webkitAudioContext;
-  if (!audio && Context) audio = new Context();
-  if (audio && audio.state === "suspended") audio.resume();
-}
-document.addEventListener("click", unlockAudio, { capture: true });
-document.addEventListener("keydown", unlockAudio, { capture: true });
-
-function beep() {
-  if (!audio || audio.state !== "running") return;
-  const now = audio.currentTime;
-  const osc = audio.createOscillator();
-  const gain = audio.createGain();
-  osc.type = "sine";
-  osc.frequency.setValueAtTime(880, now);
-  osc.frequency.setValueAtTime(1175, now + 0.12);
-  gain.gain.setValueAtTime(0.0001, now);
-  gain.gain.exponentialRampToValueAtTime(0.25, now + 0.02);
-  gain.gain.exponentialRampToValueAtTime(0.0001, now + 0.3);
-  osc.connect(gain).connect(audio.destination);
-  osc.start(now);
-  osc.stop(now + 0.32);
-}
+// -- attention: title badge "(students waiting + unread messages) Tutor console", a sound
+// (on unless the tutor turns it off; the choice is kept) and a notification while hidden --
+const attention = new Attention({ soundKey: "hh_tutor_sound", soundDefault: true });
+attentionControls(attention, $("sound-on"), $("notify-on"));
 
 function updateTitle() {
   const unread = Array.from(state.chats.values()).reduce((n, c) => n + c.unread, 0);
   const waiting = Array.from(state.queues.values()).reduce((n, q) => n + q.total, 0);
-  const badge = waiting + unread;
-  document.title = badge ? `(${badge}) ${BASE_TITLE}` : BASE_TITLE;
+  attention.setBadge(waiting + unread);
 }
 
 // -- sign-in -----------------------------------------------------------------------------
@@ -103,10 +81,44 @@ function showSignIn() {
   });
 }
 
-$("sign-out").addEventListener("click", () => {
+// Signing out ends the tutor's open chats at once (tutor:sign_out: each student is told and
+// goes back in line at their place) and sets them away; with a chat open it asks first, in
+// the page.
+function openChats() {
+  return Array.from(state.chats.values()).filter((chat) => !chat.ended).length;
+}
+
+async function signOut() {
+  const socket = state.socket;
+  if (socket && socket.connected) {
+    const ack = await call(socket, "tutor:sign_out", {});
+    if (!ack.ok && openChats()) { say($("banner"), errorText(ack.error)); return; }
+  }
   tokens.forget();
-  if (state.socket) state.socket.disconnect();
+  if (socket) socket.disconnect();
   location.assign(cfg.login_url);
+}
+
+function closeSignOutConfirm(focus) {
+  $("signout-confirm").hidden = true;
+  $("sign-out").setAttribute("aria-expanded", "false");
+  if (focus) $("sign-out").focus();
+}
+
+$("sign-out").addEventListener("click", () => {
+  if (!openChats()) { signOut(); return; }
+  $("signout-confirm").hidden = false;
+  $("sign-out").setAttribute("aria-expanded", "true");
+  $("signout-yes").focus();
+});
+$("signout-no").addEventListener("click", () => closeSignOutConfirm(true));
+$("signout-confirm").addEventListener("keydown", (event) => {
+  if (event.key === "Escape") closeSignOutConfirm(true);
+});
+$("signout-yes").addEventListener("click", async () => {
+  $("signout-yes").disabled = true;
+  await signOut();
+  $("signout-yes").disabled = false;
 });
 
 // -- status ------------------------------------------------------------------------------
@@ -198,7 +210,7 @@ function onSnapshot(snap) {
   renderQueues();
   updateTitle();
   if (fresh) {
-    beep();
+    attention.notify({ title: t("A new student is waiting."), count: false, tag: "hh-queue" });
     say($("queue-note"), t("A new student is waiting."));
   }
 }
@@ -292,8 +304,9 @@ function openChat(session, focus) {
     state.socket.emit("chat:typing", { session_id: id }, () => {});
   });
   chat.endForm = endForm(chat);
+  chat.peerNote = el("p", { class: "notice peer-note", role: "status", hidden: true }); // peer:presence
   chat.panel = el("div", { role: "tabpanel", id: panelId, "aria-labelledby": tabId, tabindex: 0 },
-    facts, topic, chat.boardSlot = el("div", { class: "board-slot" }), chat.list, chat.typing, sendForm,
+    facts, topic, chat.peerNote, chat.boardSlot = el("div", { class: "board-slot" }), chat.list, chat.typing, sendForm,
     safetyActions(chat), chat.endForm);
   state.boards.open(id, chat.boardSlot, { otherSide: t("the student"), // whiteboard.js
     drawingText: t("The student is drawing on the whiteboard."),
@@ -303,6 +316,7 @@ function openChat(session, focus) {
   $("tabs").append(chat.tab);
   $("panels").append(chat.panel);
   insertSystem(chat, t("You accepted this request. Say hello!"));
+  if (session.student_present === false) showPeer(chat, { present: false });
   if (focus || !state.selected) select(id, focus);
   else { chat.panel.hidden = true; chat.tab.setAttribute("aria-selected", "false"); chat.tab.tabIndex = -1; }
 }
@@ -315,30 +329,81 @@ const OUTCOMES = [
   ["not_homework", () => t("Not a homework question")],
 ];
 
+// The end form starts empty: the tutor chooses an outcome and says whether the question was
+// resolved (nothing is pre-filled, so the district's figures are the tutors' own answers;
+// the subject starts as the one the student asked about). Ending a chat that is still open
+// asks first, in the page. Private notes go with the outcome (`notes` of session:end and
+// session:outcome): kept with the session for this tutor, never shown to the student
+// (docs/protocol.md).
+const NOTES_MAX = 2000;
+
 function endForm(chat) {
   const id = chat.session.session_id;
   const subject = el("select", { id: `subj-${id}` });
   fillSelect(subject, (cfg.subjects || []).map((s) => ({ value: s.id, label: t(s.label) })), chat.session.subject);
-  const outcome = el("select", { id: `outcome-${id}` });
-  fillSelect(outcome, OUTCOMES.map(([value, label]) => ({ value, label: label() })), "homework_help");
+  const outcome = el("select", { id: `outcome-${id}`, required: true });
+  fillSelect(outcome, [{ value: "", label: t("Choose an outcome") },
+    ...OUTCOMES.map(([value, label]) => ({ value, label: label() }))], "");
   const radio = (value, label) => el("label", { class: "choice" },
-    el("input", { type: "radio", name: `resolved-${id}`, value, checked: value === "yes" }), " ", label);
-  const form = el("form", { class: "end-form card" },
+    el("input", { type: "radio", name: `resolved-${id}`, value, required: true }), " ", label);
+  const notes = el("textarea", { id: `notes-${id}`, rows: 3, maxlength: NOTES_MAX, "aria-describedby": `notes-hint-${id}` });
+  const error = el("p", { class: "error", role: "alert", hidden: true });
+  const submit = el("button", { type: "submit", class: "danger" }, t("End chat"));
+  const yes = el("button", { type: "button", class: "danger" }, t("Yes, end the chat"));
+  const no = el("button", { type: "button", class: "secondary" }, t("Keep chatting"));
+  const confirm = el("div", { class: "notice confirm", role: "group", "aria-labelledby": `end-confirm-${id}`, hidden: true },
+    el("p", { id: `end-confirm-${id}` }, t("End this chat? The student is told it has ended.")), yes, no);
+  const form = el("form", { class: "end-form card", novalidate: true },
     el("h3", {}, t("End this chat")),
     el("div", { class: "field" }, el("label", { for: `subj-${id}` }, t("Subject actually tutored")), subject),
     el("div", { class: "field" }, el("label", { for: `outcome-${id}` }, t("Outcome")), outcome),
     el("fieldset", {}, el("legend", {}, t("Was the question resolved?")), radio("yes", t("Yes")), radio("no", t("No"))),
-    el("button", { type: "submit", class: "danger" }, t("End chat")));
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const resolved = form.querySelector(`input[name="resolved-${id}"]:checked`);
-    const payload = { session_id: id, outcome: outcome.value, resolved: resolved ? resolved.value === "yes" : undefined };
+    el("div", { class: "field" },
+      el("label", { for: `notes-${id}` }, t("Private notes (optional)")), notes,
+      el("p", { id: `notes-hint-${id}`, class: "hint" }, t("Only you can read these notes. The student never sees them."))),
+    error, submit, confirm);
+  const resolved = () => form.querySelector(`input[name="resolved-${id}"]:checked`);
+  const complete = () => {
+    if (!outcome.value) { say(error, t("Choose an outcome.")); outcome.focus(); return false; }
+    if (!resolved()) {
+      say(error, t("Say whether the question was resolved."));
+      form.querySelector(`input[name="resolved-${id}"]`).focus();
+      return false;
+    }
+    say(error, "");
+    return true;
+  };
+  const back = (focus) => {
+    confirm.hidden = true;
+    submit.hidden = false;
+    if (focus) submit.focus();
+  };
+  chat.closeEndConfirm = back;
+  // Still open: end it with the outcome. Already ended by the student or a timeout:
+  // record the outcome of the ended session.
+  async function save() {
+    const payload = { session_id: id, outcome: outcome.value, resolved: resolved().value === "yes" };
     if (subject.value) payload.tutored_subject = subject.value;
-    // Still open: end it with the outcome. Already ended by the student or a timeout:
-    // record the outcome of the ended session.
+    if (notes.value.trim()) payload.notes = notes.value.trim().slice(0, NOTES_MAX);
     const ack = await call(state.socket, chat.ended ? "session:outcome" : "session:end", payload);
     if (ack.ok || ack.error.code === "not_found") closeChat(id, t("Chat ended and saved."));
-    else say(chat.error, errorText(ack.error));
+    else say(error, errorText(ack.error));
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!complete()) return;
+    if (chat.ended) { save(); return; }
+    confirm.hidden = false;
+    submit.hidden = true;
+    yes.focus();
+  });
+  no.addEventListener("click", () => back(true));
+  confirm.addEventListener("keydown", (event) => { if (event.key === "Escape") back(true); });
+  yes.addEventListener("click", async () => {
+    yes.disabled = true;
+    await save();
+    yes.disabled = false;
+    back(false);
   });
   return form;
 }
@@ -388,6 +453,34 @@ function closeChat(id, note) {
   if (!next.done) select(next.value);
   else { $("no-chats").hidden = false; updateTitle(); }
   say($("queue-note"), note);
+}
+
+// The student's presence (peer:presence; student_present of help:accept): they left the page
+// (the chat ends if they are not back within the grace period), or they are back.
+function showPeer(chat, data) {
+  if (data.present) {
+    if (!chat.peerNote.hidden) say(chat.peerNote, t("The student is back."));
+    return;
+  }
+  const seconds = Number(data.back_within_s);
+  say(chat.peerNote, seconds > 0
+    ? t("The student has left the page. The chat ends if they are not back within {seconds} seconds.", { seconds })
+    : t("The student is not on the page right now. They may come back, or the chat ends by itself."));
+}
+
+function onPeerPresence(data) {
+  const chat = state.chats.get(data.session_id);
+  if (!chat || chat.ended || data.who !== "student") return;
+  showPeer(chat, data);
+  if (!data.present) attention.notify({ title: t("A student left the chat page."), count: false, tag: "hh-peer" });
+}
+
+function onChatMessage(data) {
+  const chat = state.chats.get(data.session_id);
+  const fresh = chat && data.from === "student" && !chat.sync.seen.has(data.id);
+  addMessage(data);
+  // unread messages are counted by the tabs (the title badge); the text stays out of it
+  if (fresh) attention.notify({ title: t("A student wrote to you."), count: false, tag: "hh-chat" });
 }
 
 function insertSystem(chat, text) {
@@ -446,7 +539,7 @@ async function send(chat) {
     say(chat.error, errorText(ack.error));
     return;
   }
-  chat.box.value = "";
+  if (chat.box.value.trim() === text) chat.box.value = ""; // not what was typed since
   chat.lastTyping = 0;
   say(chat.error, "");
   // Held: nothing reached the student; the message is not shown as sent.
@@ -659,7 +752,8 @@ async function start() {
   });
   socket.on("tutor:state", onState);
   socket.on("queue:snapshot", onSnapshot);
-  socket.on("chat:message", addMessage);
+  socket.on("chat:message", onChatMessage);
+  socket.on("peer:presence", onPeerPresence);
   socket.on("chat:typing", (data) => {
     const room = booked.desk.route(data.session_id);
     if (room) { room.typing(data); return; }
@@ -708,6 +802,8 @@ function chatEnded(data) {
   if (!chat || chat.ended) return;
   chat.ended = true;
   chat.sync.stop();
+  say(chat.peerNote, "");
+  if (chat.closeEndConfirm) chat.closeEndConfirm(false);
   state.boards.end(data.session_id);
   insertSystem(chat, chatEndedText(data.reason));
   chat.box.disabled = true;
