@@ -613,9 +613,11 @@ class Broker:
             return {"request": None, "session": None}
         if row["status"] == "queued":
             position = await self.store.position(row["queue"], row["rank"], row["id"])
-            eta = await self._eta(row["queue"], position)
+            rate, available = await self._queue_rates(row["queue"], self.clock())
+            eta = estimate_wait_s(position, rate, available)
             return {
                 "request": {
+                    **self.desk.nobody_on_shift(row["queue"], available),
                     "id": row["id"],
                     "vendor": row["vendor"],
                     "vendor_name": self._vendor_name(row["vendor"]),
@@ -1125,10 +1127,6 @@ class Broker:
         """The counts changed (an accept, an end): refresh them, in the background."""
         if self._counts is not None:
             self._counts = (self._counts[0] - TUTOR_COUNT_MAX_AGE_S - 1, *self._counts[1:])
-
-    async def _eta(self, name: str, position: int) -> int | None:
-        rate, available = await self._queue_rates(name, self.clock())
-        return estimate_wait_s(position, rate, available)
 
     async def _throttle(self, limiter: Throttle, key: str, message: str | None = None) -> None:
         """Count one event of ``key``; :class:`RateLimited` (nothing counted, nothing
