@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.results import write_section
-from broker import stats
+from broker import stats, stats_trends
 from broker.db.engine import create_engine
 from broker.db.models import help_requests, schools, students, tutoring_sessions
 from broker.migrate import migrate
@@ -170,6 +170,7 @@ async def bench(sessions: int, url: str) -> dict[str, Any]:
             "unmet": lambda f: stats.unmet(engine, f),
             "groups": lambda f: stats.group_usage(engine, f),
             "vendors": lambda f: stats.vendor_capacity(engine, f),
+            "trends": lambda f: stats_trends.trends(engine, f),
         }
         timings = {}
         for name, query in queries.items():

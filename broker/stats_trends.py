@@ -3,9 +3,9 @@ day or per week, in the district's time zone (staff ask "is it getting better" f
 
 Same definitions and filters as :mod:`broker.stats` (a request belongs to the bucket of
 its ``requested_at``; its sessions and its wait go with it; test traffic is left out).
-The database groups by UTC hour (a few thousand groups a year); Python moves each hour to
-its local day, so daylight-saving changes land on the right day. Waits are streamed as
-one float per accepted request, as :func:`broker.stats.waits` reads them.
+One pass over the requests (their first acceptance and session count grouped by request),
+streamed as :func:`broker.stats.waits` reads waits; each request's UTC hour is moved to
+its local day (once per distinct hour), so daylight-saving changes land on the right day.
 
 Guarantees: every bucket of the range is present, in order, with zeros where nothing
 happened (so a line chart shows a quiet day as zero, not as a gap); the range is cut into
@@ -16,7 +16,8 @@ days up to :data:`DAY_BUCKETS_MAX` days and into ISO weeks (Monday to Sunday) be
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter, defaultdict
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,7 +32,6 @@ from broker.stats import (
     UTC,
     Filters,
     _conditions,
-    _first_acceptance,
     _parse_utc_hour,
     _r,
     _seconds,
@@ -49,38 +49,64 @@ def _bucket_start(day: dt.date, bucket: str) -> dt.date:
     return day - dt.timedelta(days=day.weekday()) if bucket == "week" else day
 
 
-async def _hourly(
-    conn: AsyncConnection, column: Any, joined: Any, where: list[Any], extra: Any = None
-) -> list[tuple[dt.datetime, int, int]]:
-    """(UTC hour, rows, rows where ``extra``) per UTC hour."""
-    hour = _utc_hour(conn.dialect.name, column).label("hour")
-    flagged = sa.func.count(sa.case((extra, 1))) if extra is not None else sa.literal(0)
-    stmt = sa.select(hour, sa.func.count(), flagged).select_from(joined).where(*where)
-    rows = (await conn.execute(stmt.group_by(hour))).all()
-    return [(_parse_utc_hour(str(h)), int(n), int(f)) for h, n, f in rows if h is not None]
+@dataclass(slots=True)
+class _Tally:
+    """What the requests of one hour (or day) add up to."""
+
+    requests: int = 0
+    unmet: int = 0
+    sessions: int = 0
+    waits: list[float] = field(default_factory=list)
+
+    def add(self, other: _Tally) -> None:
+        self.requests += other.requests
+        self.unmet += other.unmet
+        self.sessions += other.sessions
+        self.waits.extend(other.waits)
 
 
-async def _waits_by_hour(conn: AsyncConnection, f: Filters) -> list[tuple[dt.datetime, float]]:
-    """(UTC hour of the request, wait in seconds) of every accepted request."""
+async def _per_hour(conn: AsyncConnection, f: Filters) -> dict[str, _Tally]:
+    """Per UTC hour (``YYYY-MM-DDTHH``) of ``requested_at``: the requests matching ``f``,
+    the unmet ones, their sessions and the waits of the accepted ones. One streamed pass
+    over the requests, their first acceptance and their session count (grouped by
+    request), added up as it is read."""
     dialect = conn.dialect.name
-    first = _first_acceptance()
+    per_request = (
+        sa.select(
+            s.c.request_id,
+            sa.func.min(s.c.accepted_at).label("first_accepted"),
+            sa.func.count().label("sessions"),
+        )
+        .group_by(s.c.request_id)
+        .subquery("per_request")
+    )
     stmt = (
         sa.select(
             _utc_hour(dialect, r.c.requested_at),
-            _seconds(dialect, first.c.first_accepted, r.c.queued_at),
+            r.c.status == "unmet",
+            _seconds(dialect, per_request.c.first_accepted, r.c.queued_at),
+            per_request.c.sessions,
         )
-        .select_from(r.join(first, first.c.request_id == r.c.id))
-        .where(r.c.queued_at.is_not(None), *_conditions(f))
+        .select_from(r.outerjoin(per_request, per_request.c.request_id == r.c.id))
+        .where(*_conditions(f))
     )
-    out: list[tuple[dt.datetime, float]] = []
+    hours: dict[str, _Tally] = {}
     result = await conn.stream(stmt)
     async for partition in result.partitions(_PARTITION):
-        out.extend(
-            (_parse_utc_hour(str(h)), float(w))
-            for h, w in partition
-            if h is not None and w is not None
-        )
-    return out
+        for hour, unmet, wait, sessions in partition:
+            tally = hours.get(hour)
+            if tally is None:
+                if hour is None:
+                    continue
+                tally = hours[hour] = _Tally()
+            tally.requests += 1
+            if unmet:
+                tally.unmet += 1
+            if sessions:
+                tally.sessions += sessions
+            if wait is not None:
+                tally.waits.append(float(wait))
+    return hours
 
 
 def _local_day(when: dt.datetime, tz: ZoneInfo) -> dt.date:
@@ -118,22 +144,12 @@ async def trends(
     up to today).
     """
     now = now or dt.datetime.now(UTC)
-    where = _conditions(f)
     async with engine.connect() as conn:
-        requests = await _hourly(conn, r.c.requested_at, r, where, r.c.status == "unmet")
-        sessions = await _hourly(conn, r.c.requested_at, s.join(r, r.c.id == s.c.request_id), where)
-        waits = await _waits_by_hour(conn, f)
-    days: dict[dt.date, Counter[str]] = defaultdict(Counter)
-    for when, n, unmet in requests:
-        counted = days[_local_day(when, tz)]
-        counted["requests"] += n
-        counted["unmet"] += unmet
-    for when, n, _ in sessions:
-        days[_local_day(when, tz)]["sessions"] += n
-    wait_days: dict[dt.date, list[float]] = defaultdict(list)
-    for when, wait in waits:
-        wait_days[_local_day(when, tz)].append(wait)
-    span = _range(f, tz, now, [*days, *wait_days])
+        hours = await _per_hour(conn, f)
+    days: dict[dt.date, _Tally] = defaultdict(_Tally)
+    for hour, tally in hours.items():  # a few thousand hours a year, each moved once
+        days[_local_day(_parse_utc_hour(str(hour)), tz)].add(tally)
+    span = _range(f, tz, now, list(days))
     if span is None:
         return {"bucket": "day", "timezone": tz.key, "from": None, "to": None, "points": []}
     first, end = span
@@ -144,22 +160,19 @@ async def trends(
     while at < end and len(starts) < MAX_BUCKETS:
         starts.append(at)
         at += step
-    totals: dict[dt.date, Counter[str]] = defaultdict(Counter)
-    bucket_waits: dict[dt.date, list[float]] = defaultdict(list)
-    for day, counts in days.items():
-        totals[_bucket_start(day, bucket)].update(counts)
-    for day, values in wait_days.items():
-        bucket_waits[_bucket_start(day, bucket)].extend(values)
+    buckets: dict[dt.date, _Tally] = defaultdict(_Tally)
+    for day, tally in days.items():
+        buckets[_bucket_start(day, bucket)].add(tally)
     points = []
     for begins in starts:
-        counts = totals.get(begins, Counter())
-        values = sorted(bucket_waits.get(begins, []))
+        tally = buckets.get(begins) or _Tally()
+        values = sorted(tally.waits)
         points.append(
             {
                 "start": begins.isoformat(),
-                "requests": counts["requests"],
-                "sessions": counts["sessions"],
-                "unmet": counts["unmet"],
+                "requests": tally.requests,
+                "sessions": tally.sessions,
+                "unmet": tally.unmet,
                 "accepted": len(values),
                 "p90_wait_s": _r(percentile(values, 90)),
             }

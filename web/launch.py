@@ -11,15 +11,21 @@
   or the roster school of ``custom.student_id`` is never used for teachers).
 * Administrator -> staff: scoped to ``custom.school_id`` when given, else district-wide.
 
+Teachers and staff are sent to ``/staff`` with the session cookie and, as students are, with
+their token in the redirect's fragment (for an LMS iframe whose browser refuses the cookie).
+
 Nothing is written to the database by a launch: the identity lives in a signed token.
 """
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from aiohttp import web
 
+from broker import tokens
+from broker.constants import SESSION_COOKIE_TTL_S
 from broker.directory import student_by_sis
 from broker.identity import LTI_SOURCE, Identity, Learner, Scope, staff_identity
 from broker.identity import student_identity as identity_of_student
@@ -102,6 +108,11 @@ async def on_launch(request: web.Request, launch: LaunchData) -> web.StreamRespo
         return student_launch_response(request, identity, launch.locale)
     identity = launch_staff_identity(request, launch)
     log.info("%s launch", identity.role)
-    response = web.HTTPSeeOther("/staff")
+    # The token travels in the fragment too (never sent to a server; the dashboard keeps it
+    # in the tab and erases it): inside the LMS's iframe the browser may refuse our cookie.
+    token = tokens.issue(request.app[SETTINGS].secret_key, identity, SESSION_COOKIE_TTL_S)
+    response = web.HTTPSeeOther("/staff#token=" + quote(token, safe=""))
     set_session_cookie(response, request, identity)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response

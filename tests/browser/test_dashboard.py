@@ -151,6 +151,8 @@ async def test_teacher_and_vendor_manager_see_their_own(live_broker: Broker, bro
     name = await school.locator("option").inner_text()
     assert "demo-sch" in name and "(" in name, name  # the school's name, then its id
     await expect(frame.locator("#who")).to_contain_text("Signed in: teacher at")
+    staff_frame = next(f for f in lms.frames if "/staff" in f.url)
+    assert "token" not in staff_frame.url  # the launch's fragment token is kept, then erased
     await expect(frame.locator("#scope-note")).to_contain_text("This account sees")
     await expect(frame.locator("#summary")).to_be_visible()
     assert "Not allowed" not in await frame.locator("#history-state").inner_text()

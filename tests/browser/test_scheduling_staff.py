@@ -53,7 +53,7 @@ async def test_dashboard_shows_booked_tutoring_and_its_csv(browser: Any, world: 
     page = await open_page(context, server.url + "/staff", watch)
     await page.wait_for_selector("#dashboard:not([hidden])")
     await page.fill("#f-from", "2026-11-02")
-    await page.fill("#f-to", "2026-11-16")
+    await page.fill("#f-last", "2026-11-15")  # the dashboard's last day is included
     await page.click("#filters button[type=submit]")
     dosage = page.locator('figure[data-stats="scheduled-dosage"]')
     await dosage.locator("canvas").wait_for()

@@ -8,6 +8,14 @@ import { table, kpi, barChart, lineChart, barList, heatTable, hourLabel, weekday
 
 const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
+// A teacher's or administrator's LMS launch brings its token in the fragment too (inside
+// the LMS's iframe the browser may refuse the sign-in cookie): kept in this tab, erased
+// from the address bar.
+const launched = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+if (launched) {
+  try { sessionStorage.setItem("hh_staff_token", decodeURIComponent(launched[1])); } catch (_) { /* the cookie, then */ }
+  history.replaceState(null, "", location.pathname + location.search);
+}
 const tokens = tokenSource(cfg, "hh_staff_token");
 const vendorNames = Object.fromEntries(Object.entries(cfg.vendor_names || {}).map(([id, name]) => [id, t(name)]));
 const subjectLabels = Object.fromEntries((cfg.subjects || []).map((s) => [s.id, t(s.label)]));
@@ -51,12 +59,24 @@ function zoneName() {
   }
 }
 
-function defaults() {
+// The period menu fills the first and last day (today included); editing a day makes it
+// "Chosen days". Staff ask "is it getting better" first: four weeks by default.
+function applyPeriod(period) {
+  if (period === "custom") return;
   const today = new Date();
-  const weekAgo = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6);
-  $("f-from").value = isoDay(weekAgo);
+  const first = period === "year"
+    ? new Date(today.getMonth() >= 7 ? today.getFullYear() : today.getFullYear() - 1, 7, 1)
+    : new Date(today.getFullYear(), today.getMonth(), today.getDate() - Number(period) + 1);
+  $("f-from").value = isoDay(first);
   $("f-last").value = isoDay(today);
 }
+
+function defaults() {
+  applyPeriod($("f-period").value);
+}
+
+$("f-period").addEventListener("change", () => { applyPeriod($("f-period").value); if ($("f-period").value !== "custom") loadHistory(); });
+for (const id of ["f-from", "f-last"]) $(id).addEventListener("input", () => { $("f-period").value = "custom"; });
 
 // The filters this account may use (GET /api/stats/filters, held to its scope by the
 // server): a school's staff and teachers see their school only, a vendor manager their
