@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from tests.broker.conftest import clients, fetch_all, stack, stack_settings, start_server
 from tests.broker.harness import Client, Server, staff, student, tutor
 from tests.broker.unit import FakeClock
@@ -172,3 +174,29 @@ async def test_estimates_and_figures_count_only_connected_tutors(
     clients.append(late)
     accepted = await late.call("help:accept", {"request_id": first["id"]})
     assert accepted["ok"] and accepted["session"]["student_present"] is False
+
+
+async def test_another_process_still_holding_the_tutor_is_not_a_departure(
+    start_server: Any, clients: list[Client]
+) -> None:
+    """Scaled stack: a tutor with a tab on each of two processes closes one; the other
+    process's heartbeat keeps them there, so nobody is told they left until both close."""
+    server, clock = await _start(start_server)
+    if server.settings.redis_url is None:
+        pytest.skip("one process only without Redis")
+    other = await start_server(clock=clock)
+    kid, tut, sid = await _chat(server, clients, "two")
+    second = await other.connect("/tutor", tutor("t-two", "paper", ["en"]))
+    clients.append(second)
+    await tut.close()
+    await server.disconnected("tutor:t-two")
+    clock.advance(server.broker.sweep_interval)
+    await other.sweep()  # the other process's heartbeat, after the close (within a sweep)
+    clock.advance(_settle(server))
+    await server.sweep()  # this process sees that touch: no departure to announce
+    assert (await kid.call("chat:send", {"session_id": sid, "text": "still there?"}))["ok"]
+    await kid.until("chat:message", lambda m: m["text"] == "still there?")
+    assert [e["present"] for e in kid.drain("peer:presence")] == [True]  # the second tab
+    await _drop(other, clock, second, "tutor:t-two")
+    lost = await kid.until("peer:presence", lambda e: e["present"] is False)
+    assert lost["session_id"] == sid
