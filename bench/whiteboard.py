@@ -4,12 +4,14 @@ relayed in the same run as the baseline, and the widget's first load (issue 14).
 ``python -m bench.whiteboard [--quick] [--scaled] [--sessions N] [--seconds S] [--no-write]
 [--results PATH]``
 
-One broker process (``homework-help serve``, as ``bench.broker`` starts it, pinned to CPU 0;
-embedded stack, or PostgreSQL + Redis with ``--scaled``) and real socket.io clients in this
-process (pinned to CPU 1): ``N`` open sessions, and in each
+One broker process (``homework-help serve``, as ``bench.broker`` starts it; embedded stack,
+or PostgreSQL + Redis with ``--scaled``) and real socket.io clients in ``--workers`` load
+processes (with ``--pinned``, the broker on CPU 0 and the bench on CPU 1): ``N`` open
+sessions, and in each
 both sides draw at once, each a pen stroke sent as ``board:stroke`` batches of 3 points
 every 50 ms (60 points/s per side), for ``S`` seconds; the latency of a batch is from the
-sender's emit to the other side's ``board:stroke`` (one clock: the same process). The
+sender's emit to the other side's ``board:stroke`` (one clock: both sides of a session are
+in the same load process). The
 baseline in the same run: both sides of every session also send a ``chat:send`` every
 other second (the chat's rate limit is 10 per 10 s), timed the same way to the other side's
 ``chat:message``. Then Chromium opens the widget with a
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import platform
 import shutil
@@ -29,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +72,7 @@ class Timings:
         self.chat: list[float] = []
         self.refused: dict[str, int] = {}
         self.server_cpu_s = 0.0
+        self.missing = 0
         self.wall_s = 0.0
 
     def arrived(self, key: str, into: list[float]) -> None:
@@ -77,11 +82,11 @@ class Timings:
 
 
 async def open_sessions(
-    server: Broker, n: int, timings: Timings
+    server: Broker, first: int, n: int, timings: Timings
 ) -> list[tuple[Client, Client, str]]:
-    """``n`` sessions, each a student and a tutor of their own."""
+    """``n`` sessions (numbered from ``first``), each a student and a tutor of their own."""
     pairs = []
-    for i in range(n):
+    for i in range(first, first + n):
         kid = await server.connect("/student", student(f"s-wb-{i}", "elem", 3))
         ms = await server.connect("/tutor", tutor(f"t-wb-{i}", "paper", ["en"]))
         assert (await ms.call("tutor:status", {"status": "available"}))["ok"]
@@ -143,9 +148,12 @@ async def draw(client: Client, role: str, session: str, seconds: float, timings:
     await asyncio.gather(*pending)
 
 
-async def relay(server: Broker, sessions: int, seconds: float) -> Timings:
+async def relay(
+    server: Broker, first: int, sessions: int, seconds: float, start_at: float
+) -> Timings:
     timings = Timings()
-    pairs = await open_sessions(server, sessions, timings)
+    pairs = await open_sessions(server, first, sessions, timings)
+    await asyncio.sleep(max(0.0, start_at - time.time()))  # every worker starts together
     try:
         await asyncio.gather(*(
             draw(client, role, session, seconds, timings)
@@ -179,19 +187,41 @@ class Remote(Broker):
         return self._url
 
 
-async def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
-    server = Remote(url)
+def worker(url: str, first: int, n: int, seconds: float, start_at: float) -> dict[str, Any]:
+    """One load process: its sessions' both sides, from ``start_at`` (wall clock)."""
+    timings = asyncio.run(relay(Remote(url), first, n, seconds, start_at))
+    return {"board": timings.board, "chat": timings.chat, "refused": timings.refused,
+            "missing": len(timings.sent)}
+
+
+def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The sessions spread over ``--workers`` load processes (the clients' own work is as
+    large as the broker's, so one process of clients would measure itself), then the
+    widget's first load."""
+    workers = max(1, min(args.workers, args.sessions))
+    shares = [args.sessions // workers + (k < args.sessions % workers) for k in range(workers)]
+    start_at = time.time() + 5 + 0.3 * max(shares)  # after every worker opened its sessions
     cpu_before, wall_before = tree_cpu([pid]), time.perf_counter()
-    timings = await relay(server, args.sessions, args.seconds)
+    timings = Timings()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(worker, url, sum(shares[:k]), shares[k], args.seconds, start_at)
+                   for k in range(workers)]
+        for future in futures:
+            part = future.result()
+            timings.board += part["board"]
+            timings.chat += part["chat"]
+            for code, count in part["refused"].items():
+                timings.refused[code] = timings.refused.get(code, 0) + count
+            timings.missing += part["missing"]
     timings.server_cpu_s = tree_cpu([pid]) - cpu_before
     timings.wall_s = time.perf_counter() - wall_before
-    load_kb = float("nan") if args.no_browser else await first_load_kb(server)
+    load_kb = float("nan") if args.no_browser else asyncio.run(first_load_kb(Remote(url)))
     return {"timings": timings, "first_load_kb": load_kb}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """A broker process (``homework-help serve`` on a fresh copy of the test district, as
-    ``bench.broker`` starts them) pinned to CPU 0, the clients here on CPU 1."""
+    ``bench.broker`` starts them), the clients here (``--pinned``: CPU 0 and CPU 1)."""
     tmp = Path(tempfile.mkdtemp(prefix="hh-bench-board-"))
     stack = Stack("scaled" if args.scaled else "embedded", tmp)
     stack.prepare()
@@ -203,9 +233,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server = Server("broker", [*homework_help(), "serve", "--port", str(port)], env, port, tmp)
         try:
             server.wait_ready()
-            pin(server.pid, 0)
-            pin(os.getpid(), 1 if (os.cpu_count() or 1) > 1 else None)
-            return asyncio.run(measure(server.url, server.pid, args))
+            if args.pinned and (os.cpu_count() or 1) > 1:
+                pin(server.pid, 0)
+                pin(os.getpid(), 1)
+            return measure(server.url, server.pid, args)
         finally:
             server.stop()
     finally:
@@ -223,28 +254,32 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
     lines = [
         SECTION,
         "",
-        f"`python -m bench.whiteboard{' --scaled' if args.scaled else ''} --sessions "
+        f"`python -m bench.whiteboard{' --scaled' if args.scaled else ''}"
+        f"{' --pinned' if args.pinned else ''} --workers {args.workers} --sessions "
         f"{args.sessions} --seconds {args.seconds:g}` on {platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
         f"{'PostgreSQL + Redis' if args.scaled else 'SQLite + in-process'}; the broker "
-        "(`homework-help serve`) on CPU 0, the clients in the bench's process on CPU 1.",
+        f"(`homework-help serve`) in its own process, the clients in {args.workers} load "
+        f"processes{' (pinned: CPU 0 and CPU 1)' if args.pinned else ''}.",
         "",
         f"{args.sessions} sessions, both sides drawing at once: {sides} senders x 60 points/s "
         f"(`board:stroke` batches of {POINTS_PER_BATCH} points every {BATCH_S * 1000:.0f} ms), "
         f"plus one `chat:send` per side every other second as the baseline; latency from the "
         "sender's emit to the other side's push.",
         "",
-        "| relay | relayed | p50 | p99 |",
-        "|---|---|---|---|",
+        "| relay | relayed | p50 | p95 | p99 | max |",
+        "|---|---|---|---|---|---|",
         f"| whiteboard strokes | {len(t.board)} batches ({len(t.board) * POINTS_PER_BATCH} "
-        f"points) | {board_p50:.1f} ms | {board_p99:.1f} ms |",
-        f"| chat messages (baseline) | {len(t.chat)} | {chat_p50:.1f} ms | {chat_p99:.1f} ms |",
+        f"points) | {board_p50:.1f} ms | {pct(t.board, 0.95):.1f} ms | {board_p99:.1f} ms | "
+        f"{max(t.board):.1f} ms |",
+        f"| chat messages (baseline) | {len(t.chat)} | {chat_p50:.1f} ms | "
+        f"{pct(t.chat, 0.95):.1f} ms | {chat_p99:.1f} ms | {max(t.chat):.1f} ms |",
         "",
         f"Goal: strokes at 60 points/s per side with p99 under {GOAL_P99_MS:.0f} ms: "
         f"**{'met' if met else 'NOT met'}** (p99 {board_p99:.1f} ms; "
         f"{board_p99 / chat_p99:.2f}x the chat's p99 in the same run). Refused: "
-        f"{t.refused or 'none'}; not arrived: {len(t.sent)}. The broker's CPU over the run "
+        f"{t.refused or 'none'}; not arrived: {t.missing}. The broker's CPU over the run "
         f"(sessions opened, strokes and chat relayed): {t.server_cpu_s:.1f} s in "
         f"{t.wall_s:.1f} s ({100 * t.server_cpu_s / max(t.wall_s, 1e-9):.0f}% of one core); "
         f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.",
@@ -269,7 +304,10 @@ def main() -> None:
     parser.add_argument("--scaled", action="store_true", help="PostgreSQL + Redis")
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=2, help="load processes")
     parser.add_argument("--no-browser", action="store_true", help="skip the first-load measure")
+    parser.add_argument("--pinned", action="store_true",
+                        help="the broker on CPU 0, the clients on CPU 1 (a quiet machine)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
