@@ -1,7 +1,8 @@
 """Pictures in the chat over HTTP and socket.io, on both stacks (SQLite + in-process, and
 PostgreSQL + Redis with two processes): a photo sent, announced, relayed and fetched by the
 other side only; bad files, strangers, caps and the throttle refused with typed errors and
-nothing stored; pictures gone with their session unless retention keeps them."""
+nothing stored; pictures gone with their session, kept while a reported session is under
+review, and purged by the retention job when it keeps messages."""
 
 from __future__ import annotations
 
@@ -113,12 +114,14 @@ async def test_a_photo_is_relayed_and_only_the_other_side_may_fetch_it(
         assert (await get(second, other, sid, image["id"]))[1] == data
 
 
-async def test_bad_files_are_refused_with_a_typed_error_and_nothing_stored(
+async def test_bad_files_caps_throttle_and_pictures_gone_with_their_session(
     start_server, clients: list
 ) -> None:
-    server = await start_server()
-    _, _, sid = await open_session(server, clients)
-    me = student(*KID)
+    clock = FakeClock(time.time())
+    server = await start_server(clock)
+    kid, tut, sid = await open_session(server, clients)
+    me, other = student(*KID), tutor(f"t-{KID[0]}", "paper", ["en"])
+    # Every bad file: a typed error, and nothing stored.
     refused = {
         "svg with script": (files.SVG_WITH_SCRIPT, 415, "unsupported_image"),
         "html named .jpg": (files.HTML, 415, "unsupported_image"),
@@ -146,49 +149,49 @@ async def test_bad_files_are_refused_with_a_typed_error_and_nothing_stored(
     assert bad[0] in (400, 404)
     assert await stored(server) == 0
 
-
-async def test_caps_throttle_and_pictures_gone_with_their_session(
-    start_server, clients: list
-) -> None:
-    clock = FakeClock(time.time())
-    server = await start_server(clock)
-    kid, _, sid = await open_session(server, clients)
-    me, other = student(*KID), tutor(f"t-{KID[0]}", "paper", ["en"])
+    # The caps and the throttle (the bad files above were counted by it too).
     media = server.broker.media
     media.configure(uploads=2)
     ids = []
     for _ in range(2):
-        status, body = await post(server, me, sid, files.png())
+        status, body = await post(server, other, sid, files.png())
         ids.append(body["image"]["id"])
-    status, body = await post(server, me, sid, files.png())
-    assert (status, body["code"]) == (429, "rate_limited")  # a third upload in a minute
-    media.configure(uploads=10, per_session=2)
     status, body = await post(server, other, sid, files.png())
+    assert (status, body["code"]) == (429, "rate_limited")  # a third upload in a minute
+    media.configure(uploads=50, per_session=2)
+    status, body = await post(server, me, sid, files.png())
     assert (status, body["code"], body["limit"]) == (409, "image_limit", "count")
     media.configure(per_session=10, session_bytes=1)
-    status, body = await post(server, other, sid, files.png())
+    status, body = await post(server, me, sid, files.png())
     assert (status, body["code"], body["limit"]) == (409, "image_limit", "bytes")
     media.configure(session_bytes=10**9)
     assert await stored(server) == 2
 
-    assert (await kid.call("chat:send", {"session_id": sid, "image": ids[0]}))["ok"]
+    # Gone with the session: a short while after its end, as its messages.
+    assert (await tut.call("chat:send", {"session_id": sid, "image": ids[0]}))["ok"]
     assert (await kid.call("session:end", {"session_id": sid}))["ok"]
-    status, _ = await post(server, me, sid, files.png())
+    status, _ = await post(server, other, sid, files.png())
     assert status == 404  # ended: nothing more comes in
-    assert (await get(server, other, sid, ids[0]))[0] == 200  # in flight for a while
+    assert (await get(server, me, sid, ids[0]))[0] == 200  # in flight for a while
+    assert (await get(server, me, sid, ids[1]))[0] == 404  # never announced
     clock.advance(BUFFER_AFTER_END_S + 1)
-    assert (await get(server, other, sid, ids[0]))[0] == 404
+    assert (await get(server, me, sid, ids[0]))[0] == 404
     await server.sweep()
     assert await stored(server) == 0
 
-    # With message retention on, the retention job purges them instead, when it is time.
+    # A reported session's pictures are kept while staff may review it, as its messages;
+    # with message retention on, the retention job purges them when it is time.
     settings = server.settings.with_(message_retention_days=1)
     kid2, _, sid2 = await open_session(server, clients, "s-pic-2")
     assert (await post(server, student("s-pic-2", *KID[1:]), sid2, files.png()))[0] == 201
+    assert (await kid2.call("chat:report", {"session_id": sid2}))["ok"]
     assert (await kid2.call("session:end", {"session_id": sid2}))["ok"]
+    clock.advance(BUFFER_AFTER_END_S + 1)
+    await server.sweep()
+    assert await stored(server) == 1
     engine = server.broker.store.engine
     now = datetime.fromtimestamp(clock.now, UTC)
     await purge_engine(engine, settings, now)
     assert await stored(server) == 1
-    await purge_engine(engine, settings, now + timedelta(days=2))
+    await purge_engine(engine, settings, now + timedelta(days=40))  # review is over
     assert await stored(server) == 0
