@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Watch, assert_clean
+from tests.browser.conftest import Watch, assert_clean, screenshot
 from tests.browser.test_journeys import no_serious_axe
 from tests.browser.test_safety import (  # noqa: F401  (fixtures, by name)
     console,
@@ -54,6 +54,7 @@ async def test_a_photo_sent_and_shown_on_the_other_side(
     await expect(seen).to_have_attribute("alt", "Picture from the student", timeout=15000)
     assert await seen.evaluate("img => img.complete && img.naturalWidth") == 1200
     await no_serious_axe(student, "widget (a picture sent)")
+    await screenshot(student, "media-widget")
 
     # Full size in an in-page dialog; Escape closes it and gives the focus back.
     opener = panel.get_by_role("button", name=re.compile("Open the picture full size"))
@@ -62,6 +63,7 @@ async def test_a_photo_sent_and_shown_on_the_other_side(
     dialog = tutor.get_by_role("dialog", name="Picture, full size")
     await expect(dialog).to_be_visible()
     await no_serious_axe(tutor, "tutor console (picture full size)")
+    await screenshot(tutor, "media-tutor-full-size")
     await tutor.keyboard.press("Escape")
     await expect(dialog).to_be_hidden()
     await expect(opener).to_be_focused()
