@@ -152,8 +152,15 @@ def clear_session_cookie(response: web.StreamResponse, request: web.Request) -> 
 
 
 def _same_origin(request: web.Request) -> None:
+    """Refuse a post from another site. Our pages' ``Referrer-Policy: no-referrer`` makes a
+    browser send ``Origin: null`` with their own form posts (the sign-in form), so a
+    ``null`` origin passes only with the browser's ``Sec-Fetch-Site: same-origin`` (a
+    header no page script can set)."""
     origin = request.headers.get("Origin")
-    if origin == "null" or (origin and urlsplit(origin).netloc != request.host):
+    if origin == "null":
+        if request.headers.get("Sec-Fetch-Site") != "same-origin":
+            raise NotAllowed("cross-site request refused")
+    elif origin and urlsplit(origin).netloc != request.host:
         raise NotAllowed("cross-site request refused")
 
 

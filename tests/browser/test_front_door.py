@@ -1,6 +1,7 @@
 """The front door (issue 14): ``/`` says what Homework Help is and where each person goes in
-(the demo course in demo mode, sign-in for tutors and staff); ``/widget`` opened outside a
-launch shows one clear message and no connection banner."""
+(the demo course in demo mode, sign-in for tutors and staff), a staff member signs in
+through it and out again; ``/widget`` opened outside a launch shows one clear message and
+no connection banner."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ from typing import Any
 
 import pytest
 
+from broker.accounts import Accounts
+from broker.catalog_source import load_catalog
+from broker.db.engine import create_engine
 from tests.browser.conftest import Broker, Watch, assert_clean, axe_violations, open_page
 
 pytestmark = pytest.mark.browser
+PASSWORD = "correct horse battery 42"
 
 
-async def test_front_door_and_the_widget_outside_a_launch(
-    live_broker: Broker, browser: Any
+async def test_front_door_sign_in_and_the_widget_outside_a_launch(
+    live_broker: Broker, browser: Any, sqlite_url: str
 ) -> None:
     from playwright.async_api import expect
 
@@ -32,8 +37,26 @@ async def test_front_door_and_the_widget_outside_a_launch(
         "href", "/login?next=/staff"
     )
     assert await axe_violations(page) == []
-    await tutors.click()
-    await expect(page.get_by_role("heading", name="Sign in to Homework Help")).to_be_visible()
+
+    # staff sign in through the form (the browser posts it with "Origin: null" under the
+    # pages' no-referrer policy), land on the dashboard, and sign out
+    engine = create_engine(sqlite_url)
+    try:
+        await Accounts(engine, load_catalog()).add(
+            "dana", PASSWORD, role="staff", scope="district", display_name="Dana"
+        )
+    finally:
+        await engine.dispose()
+    await page.get_by_role("link", name="Sign in to the staff dashboard").click()
+    await page.fill("#username", "dana")
+    await page.fill("#password", PASSWORD)
+    await page.click("form button[type=submit]")
+    await expect(page.locator("#dashboard")).to_be_visible()
+    assert page.url.endswith("/staff")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url("**/login?next=%2Fstaff")
+    await page.goto(f"{live_broker.url}/staff")
+    await expect(page.locator("#signin")).to_be_visible()  # the cookie is gone
 
     # the widget without a launch: the one message, nothing else, no "connection lost"
     sockets: list[str] = []
