@@ -1,7 +1,7 @@
 """Pictures in the chat (issue 14), in Chromium: a student's 3 MB phone photo sent from the
 widget is shown on the tutor's side (and the tutor's picture on the student's), opens full
 size in an in-page dialog and closes with Escape; a refused file says why in the chat; the
-pages stay axe-clean with the new controls."""
+pages stay axe-clean with the new controls; on a phone (touch) the camera is offered too."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Watch, assert_clean, screenshot
+from tests.browser.conftest import Watch, assert_clean, open_page, screenshot
 from tests.browser.test_journeys import no_serious_axe
 from tests.browser.test_safety import (  # noqa: F401  (fixtures, by name)
     console,
@@ -77,6 +77,17 @@ async def test_a_photo_sent_and_shown_on_the_other_side(
         "homework.jpg", files.SVG_WITH_SCRIPT, "image/jpeg"))  # named and typed as a photo
     await expect(student.locator("#send-error")).to_have_text(re.compile("can't be sent"))
     await expect(student.locator("#messages .chat-image")).to_have_count(2)
+
+    # On a phone (a touch screen) the camera is offered beside the picker.
+    phone = await browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True,
+                                      is_mobile=True, locale="en-US")
+    contexts.append(phone)
+    token = server.student_token("stu-cam", "hs", 10, locale="en")
+    page = await open_page(phone, f"{server.url}/widget#token={token}", watch)
+    shown = await page.evaluate("""() => [matchMedia("(pointer: coarse)").matches,
+        getComputedStyle(document.querySelector(".attach.camera")).display]""")
+    assert shown[0] and shown[1] != "none", shown
+    assert await page.get_attribute("#photo-camera", "capture") == "environment"
 
     watch.failed = [f for f in watch.failed if not re.fullmatch(r"415 /api/sessions/\w+/images", f)]
     assert_clean(watch)
