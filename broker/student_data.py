@@ -10,8 +10,10 @@
 
 * :func:`export_student` returns everything the broker holds about a pseudonym: help
   requests, tutoring-session metadata, retained chat messages (only when the district
-  turned message retention on), the booked rooms they joined (``booked_joins``) and the
-  audit entries that name the pseudonym.
+  turned message retention on), the pictures of their sessions still held
+  (``chat_images``, bytes in base64), the booked rooms they joined (``booked_joins``) and
+  the audit entries that name the pseudonym. Deleting removes the pictures with the
+  sessions (``ON DELETE CASCADE``).
 * :func:`delete_student` removes the student's chat messages, sessions and requests, and
   unlinks their pseudonym and first name from the booked rooms they joined, **in one
   transaction** together with one audit entry recording the deletion and its counts
@@ -38,6 +40,7 @@ from broker.constants import OPEN_STATUSES
 from broker.db.models import metadata
 from broker.errors import Conflict, NotAllowed, NotFound
 from broker.identity import Identity
+from broker.media import store as media_store
 
 requests_t = metadata.tables["help_requests"]
 sessions_t = metadata.tables["tutoring_sessions"]
@@ -82,6 +85,7 @@ async def export_student(engine: AsyncEngine, pseudonym: str) -> dict[str, Any]:
             )
         ).mappings().all()
         entries = await audit.entries(conn, subject=pseudonym)
+        pictures = await media_store.exported(conn, pseudonym)
     return {
         "pseudonym": pseudonym,
         "exported_at": dt.datetime.now(dt.UTC).isoformat(),
@@ -89,6 +93,7 @@ async def export_student(engine: AsyncEngine, pseudonym: str) -> dict[str, Any]:
         "tutoring_sessions": [_plain(s) for s in sess],
         "chat_messages": [_plain(m) for m in msgs],
         "booked_joins": [_plain(j) for j in joins],
+        "chat_images": pictures,  # the pictures of their sessions (broker.media)
         "audit_entries": [_plain(e) for e in entries],
     }
 

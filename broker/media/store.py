@@ -18,6 +18,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from typing import Any
 
@@ -155,3 +156,20 @@ async def purge(
         )
     )
     return int(result.rowcount or 0)
+
+
+async def exported(conn: AsyncConnection, pseudonym: str) -> list[dict[str, Any]]:
+    """Every picture of the student's sessions, JSON-ready (the bytes in base64), for a
+    district's data request (:func:`broker.student_data.export_student`)."""
+    rows = (await conn.execute(
+        sa.select(images)
+        .join(sessions, sessions.c.id == images.c.session_id)
+        .where(sessions.c.student == pseudonym)
+        .order_by(images.c.created_at, images.c.id)
+    )).mappings().all()
+    return [
+        {**{k: v for k, v in row.items() if k not in ("data", "created_at")},
+         "created_at": row["created_at"].isoformat(),
+         "data_base64": base64.b64encode(bytes(row["data"])).decode("ascii")}
+        for row in rows
+    ]

@@ -17,6 +17,7 @@ from PIL import Image
 from broker import tokens
 from broker.constants import BUFFER_AFTER_END_S
 from broker.retention import purge_engine
+from broker.student_data import export_student
 from tests.broker.conftest import fetch_all
 from tests.broker.harness import SECRET, Server, staff, student, tutor
 from tests.broker.unit import FakeClock
@@ -166,6 +167,9 @@ async def test_bad_files_caps_throttle_and_pictures_gone_with_their_session(
     assert (status, body["code"], body["limit"]) == (409, "image_limit", "bytes")
     media.configure(session_bytes=10**9)
     assert await stored(server) == 2
+    held = await export_student(server.broker.store.engine, KID[0])  # a data request
+    assert sorted(p["id"] for p in held["chat_images"]) == sorted(ids)
+    assert all(p["data_base64"] and p["session_id"] == sid for p in held["chat_images"])
 
     # Gone with the session: a short while after its end, as its messages.
     assert (await tut.call("chat:send", {"session_id": sid, "image": ids[0]}))["ok"]
