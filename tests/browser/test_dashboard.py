@@ -14,6 +14,7 @@ from broker import tokens
 from broker.db.engine import create_engine
 from tests.broker.harness import SECRET
 from tests.browser.conftest import (
+    SCREENSHOTS,
     Broker,
     Watch,
     assert_clean,
@@ -111,6 +112,8 @@ async def test_dashboard_at_a_glance(live_broker: Broker, browser: Any, sqlite_u
     await expect(heat.locator(".heat-scroll-hint")).to_be_visible()
     sizes = await wrap.evaluate("w => [w.scrollWidth, w.clientWidth]")
     assert sizes[0] > sizes[1], sizes
+    await heat.scroll_into_view_if_needed()
+    await page.screenshot(path=str(SCREENSHOTS / "dashboard-phone-heat.png"))
     await page.set_viewport_size({"width": 1280, "height": 900})
 
     # a range without requests says why; a long range goes per week

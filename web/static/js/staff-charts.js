@@ -41,6 +41,12 @@ function axis(label, extra) {
   return { stroke: INK, label, labelSize: 24, labelFont: "600 13px system-ui, sans-serif", font: "12px system-ui, sans-serif", ...extra };
 }
 
+// A value axis as wide as its longest tick ("20,000" must not run into the axis's name).
+const valueAxis = (label) => axis(label, {
+  grid: { stroke: GRID },
+  size: (u, values) => Math.max(50, 30 + 7 * Math.max(0, ...(values || []).map((v) => String(v).length))),
+});
+
 // Bars of `values` over `labels`; `opts`: {x, y} axis names with units, `empty` (why
 // nothing is drawn), `line` ({label, values}: a dashed line over the bars, a target).
 export function barChart(holder, caption, labels, values, opts = {}) {
@@ -64,7 +70,7 @@ export function barChart(holder, caption, labels, values, opts = {}) {
     scales: { x: { time: false, range: [-0.6, labels.length - 0.4] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
     axes: [
       axis(x, { grid: { show: false }, splits: () => labels.map((_, i) => i), values: (u, splits) => splits.map((i) => labels[i] ?? "") }),
-      axis(y, { grid: { stroke: GRID } }),
+      valueAxis(y),
     ],
     series,
   };
@@ -98,7 +104,7 @@ export function lineChart(holder, caption, labels, lines, opts = {}) {
     scales: { x: { time: false, range: [-0.3, Math.max(labels.length - 0.7, 0.7)] }, y: { range: (u, min, max) => [0, Math.max(1, (max || 0) * 1.1)] } },
     axes: [
       axis(x, { grid: { show: false }, splits: () => labels.map((_, i) => i).filter((i) => i % every === 0), values: (u, splits) => splits.map((i) => labels[i] ?? "") }),
-      axis(y, { grid: { stroke: GRID } }),
+      valueAxis(y),
     ],
     series: [{}, ...lines.map((l) => ({ label: l.label, width: 2, ...LINE_STYLES[l.style || "solid"],
       points: { show: labels.length <= 31, size: 5 }, spanGaps: false }))],

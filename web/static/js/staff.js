@@ -230,7 +230,7 @@ const groupName = (key) => (GROUPS[key] ? GROUPS[key]() : key);
 // The wait histogram's buckets (the API's "0-30s" ... "20+ min"), in the page's language.
 const WAIT_BUCKETS = [
   () => t("under 30 s"), () => t("30-60 s"), () => t("1-2 min"), () => t("2-5 min"),
-  () => t("5-10 min"), () => t("10-20 min"), () => t("20 min or more"),
+  () => t("5-10 min"), () => t("10-20 min"), () => t("20+ min"),
 ];
 const bucketName = (i, raw) => (WAIT_BUCKETS[i] ? WAIT_BUCKETS[i]() : raw);
 const gradeKey = (key) => (key === null || key === undefined ? "–" : gradeName(key));
