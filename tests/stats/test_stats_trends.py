@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.catalog_source import load_catalog
-from broker.db.models import help_requests
-from tests.stats.seed import request_row, t
+from broker.db.models import help_requests, tutoring_sessions
+from tests.stats.seed import request_row, sec, session_row, t
 from tests.stats.test_stats_api import get, identify_async
 from web.problems import problem_middleware
 from web.stats_api import setup_stats_api
@@ -130,3 +130,43 @@ async def test_filters_offer_only_what_the_scope_allows(
     assert status == 401
     status, body = await get(client, "filters", school="hs")
     assert status == 400 and body["parameter"] == "school"
+
+
+async def test_short_sessions_count_as_tutor_minutes(
+    engine: AsyncEngine, aiohttp_client: Any
+) -> None:
+    """A day of 20-second chats is 0.01 tutor-hours but 0.67 tutor-minutes: the dashboard
+    draws minutes (it drew "No data" from hours rounded to 0.0)."""
+    when = t("2025-05-05 18:00:00")
+    rows = [
+        request_row(
+            f"short{i}",
+            f"s3{i}",
+            "",
+            "hs",
+            10,
+            "en",
+            when + sec(60 * i),
+            vendor="tutorcom",
+            status="ended",
+            closed_at=when + sec(60 * i + 25),
+        )
+        for i in range(2)
+    ]
+    async with engine.begin() as conn:
+        await conn.execute(help_requests.insert(), rows)
+        await conn.execute(
+            tutoring_sessions.insert(),
+            [
+                session_row(
+                    f"Sshort{i}", row, "t1", row["queued_at"] + sec(5), row["queued_at"] + sec(25)
+                )
+                for i, row in enumerate(rows)
+            ],
+        )
+    app = web.Application(middlewares=[problem_middleware])
+    setup_stats_api(app, lambda: engine, identify_async)
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    _, body = await get(client, "vendors", **{"from": "2025-05-05", "to": "2025-05-06"})
+    [vendor] = body["vendors"]
+    assert (vendor["sessions"], vendor["tutor_hours"], vendor["tutor_minutes"]) == (2, 0.01, 0.67)
