@@ -26,7 +26,13 @@ from typing import Literal
 
 from broker.errors import ConfigError
 from broker.moderation.normalise import LEET, fold
-from broker.moderation.prescreen import EDGE_MARKS, WordScreen, letter_runs, words_and_digits
+from broker.moderation.prescreen import (
+    EDGE_MARKS,
+    WordScreen,
+    ascii_view,
+    letter_runs,
+    words_and_digits,
+)
 from broker.moderation.rules import SHIPPED_RULES, Action, Phrase, Rules, load_rules
 
 __all__ = ["Action", "Decision", "Finding", "Moderator", "ReloadingModerator", "load_rules"]
@@ -128,10 +134,10 @@ class Moderator:
         rules = self._rules
         low = fold(text)
         quick = self._quick
-        ascii_text = quick and low.isascii()
+        plain = ascii_view(low) if quick else None
         tokens: frozenset[str] | None
-        if ascii_text:
-            tokens, digits = words_and_digits(low)
+        if plain is not None:
+            tokens, digits = words_and_digits(plain)
         elif quick:
             tokens, digits = frozenset(_WORD.findall(low)), len(_DIGIT.findall(low))
         else:
@@ -154,12 +160,12 @@ class Moderator:
             (digits >= _MIN_PHONE_DIGITS and (not quick or _SEVEN_DIGITS.search(low)))
             or tokens is None
             or not rules.digit_words.isdisjoint(tokens)
-            or (digits and self._spoken_digit(low, ascii_text))
+            or (digits and self._spoken_digit(low, plain))
         ):
             found.extend(self._phones(low, tokens))
         if not quick or "@" in low:
             found.extend(self._handles(low))
-        found.extend(self._words(low, ascii_text))
+        found.extend(self._words(low, plain))
         if not quick or _SPACED_TAIL.search(low):
             found.extend(self._spaced_words(low))
         if rules.street is not None and (
@@ -202,10 +208,11 @@ class Moderator:
             picked.update(index[token])
         return [phrases[i] for i in sorted(picked)]
 
-    def _spoken_digit(self, low: str, ascii_text: bool) -> bool:
-        """Whether a spoken digit ("five", "uno") stands anywhere in ``low``."""
-        if ascii_text and self._digit_runs is not None:
-            return not self._digit_runs.isdisjoint(letter_runs(low))
+    def _spoken_digit(self, low: str, plain: str | None) -> bool:
+        """Whether a spoken digit ("five", "uno") stands anywhere in ``low`` (``plain``: its
+        :func:`ascii_view`, when it has one)."""
+        if plain is not None and self._digit_runs is not None:
+            return not self._digit_runs.isdisjoint(letter_runs(plain))
         return self._rules.digit_word.search(low) is not None
 
     def _phones(self, low: str, tokens: frozenset[str] | None) -> list[Finding]:
@@ -253,13 +260,13 @@ class Moderator:
             if m.group("name") not in ignore and any(c.isalpha() for c in m.group("name"))
         ]
 
-    def listed_word_possible(self, low: str, ascii_text: bool = False) -> bool:
+    def listed_word_possible(self, low: str, plain: str | None = None) -> bool:
         """The quick pass of :meth:`_words` over the whole folded text, read as its tokens
         are read (edge marks dropped, leetspeak, repeats collapsed): ``False`` proves no
-        word is listed. ``ascii_text`` (``low`` is ASCII) answers the same with
-        :class:`WordScreen`."""
-        if ascii_text:
-            return self._word_screen.may_match(low)
+        word is listed. With ``plain`` (``low``'s :func:`ascii_view`) it answers the same
+        with :class:`WordScreen`."""
+        if plain is not None:
+            return self._word_screen.may_match(plain)
         rules = self._rules
         marked = EDGE_MARKS.sub(" ", low) if "!" in low or "|" in low else low
         quick = _REPEATS.sub(r"\1", marked.translate(LEET))
@@ -267,10 +274,10 @@ class Moderator:
             rules.word_prefix is not None and rules.word_prefix.search(quick) is not None
         )
 
-    def _words(self, low: str, ascii_text: bool = False) -> list[Finding]:
+    def _words(self, low: str, plain: str | None = None) -> list[Finding]:
         rules = self._rules
         words, prefixes = rules.words, rules.word_prefixes
-        if self._quick and "*" not in low and not self.listed_word_possible(low, ascii_text):
+        if self._quick and "*" not in low and not self.listed_word_possible(low, plain):
             return []  # most messages stop here
         out: list[Finding] = []
         for m in _TOKEN.finditer(low):

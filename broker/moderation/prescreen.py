@@ -6,7 +6,8 @@ is ASCII (English, and Spanish once its accents are folded), this module answers
 ``bytes.translate`` and ``bytes.split`` (one C pass each) instead of regular-expression
 scans that cost a Python-level step per character.
 
-Guarantees (for ``low`` the folded text, ``low.isascii()``):
+Guarantees (for ``low`` the folded text, ``low.isascii()``, or what :func:`ascii_view` made
+of it, the answers being those for the folded text):
 
 * :func:`words_and_digits` is exactly ``frozenset(re.findall(r"\\w+", low))`` and the
   number of decimal digits in ``low``.
@@ -23,7 +24,7 @@ from collections.abc import Iterable
 
 from broker.moderation.normalise import LEET
 
-__all__ = ["EDGE_MARKS", "WordScreen", "letter_runs", "words_and_digits"]
+__all__ = ["EDGE_MARKS", "WordScreen", "ascii_view", "letter_runs", "words_and_digits"]
 
 _WORD_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 _LETTERS = b"abcdefghijklmnopqrstuvwxyz"
@@ -52,6 +53,16 @@ _DIGITS = b"0123456789"
 _NOT_DIGITS = bytes(b for b in range(256) if b not in _DIGITS)
 #: Runs of "!" or "|" at the edge of a word: marks, not letters ("wow!!", "|hi|").
 EDGE_MARKS = re.compile(r"(?<![\w@$!*|])[!|]+|[!|]+(?![\w@$!*|])")
+
+
+def ascii_view(low: str) -> str | None:
+    """``low`` itself when ASCII; with Spanish's opening marks (``¿``, ``¡``: neither word
+    characters nor a listed word's look-alikes, like a space to every fact here) as spaces
+    when that makes it ASCII; else None (the engine then asks its regular expressions)."""
+    if low.isascii():
+        return low
+    marked = low.replace("¿", " ").replace("¡", " ")
+    return marked if marked.isascii() else None
 
 
 def words_and_digits(low: str) -> tuple[frozenset[str], int]:
