@@ -72,6 +72,7 @@ class Timings:
         self.chat: list[float] = []
         self.refused: dict[str, int] = {}
         self.server_cpu_s = 0.0
+        self.load = 0.0
         self.missing = 0
         self.wall_s = 0.0
 
@@ -194,18 +195,19 @@ def worker(url: str, first: int, n: int, seconds: float, start_at: float) -> dic
             "missing": len(timings.sent)}
 
 
-def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
-    """The sessions spread over ``--workers`` load processes (the clients' own work is as
-    large as the broker's, so one process of clients would measure itself), then the
-    widget's first load."""
-    workers = max(1, min(args.workers, args.sessions))
-    shares = [args.sessions // workers + (k < args.sessions % workers) for k in range(workers)]
+def one_size(url: str, pid: int, sessions: int, first: int, args: argparse.Namespace) -> Timings:
+    """``sessions`` sessions (ids from ``first``) spread over ``--workers`` load processes
+    (the clients' own work is as large as the broker's: one process of clients would
+    measure itself)."""
+    workers = max(1, min(args.workers, sessions))
+    shares = [sessions // workers + (k < sessions % workers) for k in range(workers)]
     start_at = time.time() + 5 + 0.3 * max(shares)  # after every worker opened its sessions
-    cpu_before, wall_before = tree_cpu([pid]), time.perf_counter()
     timings = Timings()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(worker, url, sum(shares[:k]), shares[k], args.seconds, start_at)
-                   for k in range(workers)]
+        futures = [pool.submit(worker, url, first + sum(shares[:k]), shares[k], args.seconds,
+                               start_at) for k in range(workers)]
+        time.sleep(max(0.0, start_at - time.time()))  # the sessions are open: drawing starts
+        cpu_before = tree_cpu([pid])
         for future in futures:
             part = future.result()
             timings.board += part["board"]
@@ -214,9 +216,19 @@ def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
                 timings.refused[code] = timings.refused.get(code, 0) + count
             timings.missing += part["missing"]
     timings.server_cpu_s = tree_cpu([pid]) - cpu_before
-    timings.wall_s = time.perf_counter() - wall_before
+    timings.wall_s = time.time() - start_at + 0.5
+    timings.load = os.getloadavg()[0]
+    return timings
+
+
+def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Each size in turn (fresh sessions), then the widget's first load."""
+    rounds, first = {}, 0
+    for size in args.sizes:
+        rounds[size] = one_size(url, pid, size, first, args)
+        first += size
     load_kb = float("nan") if args.no_browser else asyncio.run(first_load_kb(Remote(url)))
-    return {"timings": timings, "first_load_kb": load_kb}
+    return {"rounds": rounds, "first_load_kb": load_kb}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -245,46 +257,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
-    t: Timings = out["timings"]
-    board_p50, board_p99 = statistics.median(t.board), pct(t.board, 0.99)
-    chat_p50, chat_p99 = statistics.median(t.chat), pct(t.chat, 0.99)
-    sides = 2 * args.sessions
-    met = board_p99 < GOAL_P99_MS
-    load = out["first_load_kb"]
+    rounds: dict[int, Timings] = out["rounds"]
+    sizes = ",".join(str(n) for n in args.sizes)
     lines = [
         SECTION,
         "",
         f"`python -m bench.whiteboard{' --scaled' if args.scaled else ''}"
-        f"{' --pinned' if args.pinned else ''} --workers {args.workers} --sessions "
-        f"{args.sessions} --seconds {args.seconds:g}` on {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+        f"{' --pinned' if args.pinned else ''} --workers {args.workers} --sessions {sizes} "
+        f"--seconds {args.seconds:g}` on {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{sys.version.split()[0]}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
         f"{'PostgreSQL + Redis' if args.scaled else 'SQLite + in-process'}; the broker "
         f"(`homework-help serve`) in its own process, the clients in {args.workers} load "
         f"processes{' (pinned: CPU 0 and CPU 1)' if args.pinned else ''}.",
         "",
-        f"{args.sessions} sessions, both sides drawing at once: {sides} senders x 60 points/s "
-        f"(`board:stroke` batches of {POINTS_PER_BATCH} points every {BATCH_S * 1000:.0f} ms), "
-        f"plus one `chat:send` per side every other second as the baseline; latency from the "
-        "sender's emit to the other side's push.",
+        "N sessions, both sides drawing at once: 2N senders x 60 points/s (`board:stroke` "
+        f"batches of {POINTS_PER_BATCH} points every {BATCH_S * 1000:.0f} ms) for "
+        f"{args.seconds:g} s, plus one `chat:send` per side every other second as the "
+        "baseline; latency from the sender's emit to the other side's push. The broker's CPU "
+        "is its own over the round; the load average (1 min) is the machine's at its end.",
         "",
-        "| relay | relayed | p50 | p95 | p99 | max |",
-        "|---|---|---|---|---|---|",
-        f"| whiteboard strokes | {len(t.board)} batches ({len(t.board) * POINTS_PER_BATCH} "
-        f"points) | {board_p50:.1f} ms | {pct(t.board, 0.95):.1f} ms | {board_p99:.1f} ms | "
-        f"{max(t.board):.1f} ms |",
-        f"| chat messages (baseline) | {len(t.chat)} | {chat_p50:.1f} ms | "
-        f"{pct(t.chat, 0.95):.1f} ms | {chat_p99:.1f} ms | {max(t.chat):.1f} ms |",
+        "| N | relay | relayed | p50 | p95 | p99 | max | broker CPU | load avg |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    verdicts = []
+    for size, t in rounds.items():
+        cpu = f"{100 * t.server_cpu_s / max(t.wall_s, 1e-9):.0f}% of a core"
+        lines += [
+            f"| {size} | strokes | {len(t.board)} batches ({len(t.board) * POINTS_PER_BATCH} "
+            f"points) | {statistics.median(t.board):.1f} ms | {pct(t.board, 0.95):.1f} ms | "
+            f"{pct(t.board, 0.99):.1f} ms | {max(t.board):.1f} ms | {cpu} | {t.load:.1f} |",
+            f"| {size} | chat (baseline) | {len(t.chat)} | {statistics.median(t.chat):.1f} ms | "
+            f"{pct(t.chat, 0.95):.1f} ms | {pct(t.chat, 0.99):.1f} ms | {max(t.chat):.1f} ms "
+            "| | |",
+        ]
+        p99 = pct(t.board, 0.99)
+        verdicts.append(f"N={size}: **{'met' if p99 < GOAL_P99_MS else 'NOT met'}** "
+                        f"(p99 {p99:.1f} ms, {p99 / pct(t.chat, 0.99):.2f}x the chat's; "
+                        f"refused {t.refused or 'none'}, not arrived {t.missing})")
+    lines += [
         "",
         f"Goal: strokes at 60 points/s per side with p99 under {GOAL_P99_MS:.0f} ms: "
-        f"**{'met' if met else 'NOT met'}** (p99 {board_p99:.1f} ms; "
-        f"{board_p99 / chat_p99:.2f}x the chat's p99 in the same run). Refused: "
-        f"{t.refused or 'none'}; not arrived: {t.missing}. The broker's CPU over the run "
-        f"(sessions opened, strokes and chat relayed): {t.server_cpu_s:.1f} s in "
-        f"{t.wall_s:.1f} s ({100 * t.server_cpu_s / max(t.wall_s, 1e-9):.0f}% of one core); "
-        f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.",
+        + "; ".join(verdicts) + ".",
         "",
     ]
+    load = out["first_load_kb"]
     if load == load:  # not NaN
         lines += [
             f"The widget's first load (Chromium, `en`, scripts + styles + catalog, gzip as sent): "
@@ -302,7 +318,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 sessions for 3 s")
     parser.add_argument("--scaled", action="store_true", help="PostgreSQL + Redis")
-    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--sessions", default="1,5,10",
+                        help="sessions drawing at once, one round per size: 1,5,10")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=2, help="load processes")
     parser.add_argument("--no-browser", action="store_true", help="skip the first-load measure")
@@ -312,7 +329,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.quick:
-        args.sessions, args.seconds = 3, 3.0
+        args.sessions, args.seconds = "3", 3.0
+    args.sizes = [int(n) for n in str(args.sessions).split(",")]
     raise_nofile()
     out = run(args)
     text = report(args, out)
