@@ -181,7 +181,12 @@ function csvLink(name) {
   link.addEventListener("click", async (event) => {
     if (!currentToken) return;
     event.preventDefault();
-    const response = await fetch(href, { credentials: "same-origin", headers: { Authorization: `Bearer ${currentToken}` } });
+    const send = () => fetch(href, { credentials: "same-origin", headers: { Authorization: `Bearer ${currentToken}` } });
+    let response = await send();
+    if (response.status === 401) { // the 5-minute token ran out: once more with a fresh one
+      currentToken = (await tokens.get()) || currentToken;
+      response = await send();
+    }
     if (!response.ok) { say($("history-state"), t("The download failed.")); return; }
     const url = URL.createObjectURL(await response.blob());
     const save = el("a", { href: url, download: `stats-${name}.csv` });
@@ -718,7 +723,12 @@ async function start(token) {
   });
   socket.on("connect_error", (error) => {
     const code = error && error.data && error.data.code;
-    say($("banner"), code === "unauthenticated" || code === "not_allowed"
+    if (code === "not_allowed") { // signed in, but this account may not see the live figures
+      socket.disconnect();
+      say($("banner"), t("This account may not see the live figures."));
+      return;
+    }
+    say($("banner"), code === "unauthenticated"
       ? t("Your sign-in has expired. Please sign in again.") : t("Connection lost. Reconnecting…"));
   });
   socket.on("staff:live", showLive);
