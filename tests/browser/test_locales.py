@@ -377,7 +377,7 @@ async def test_every_page_in_every_locale(
     await expect(page.locator("#view-chat")).to_be_visible()
     await page.fill("#message", STUDENT_TEXT)
     await page.keyboard.press("Enter")
-    box = tutor.locator("[role=tabpanel] textarea")
+    box = tutor.locator("[role=tabpanel] textarea[id^=msg-]")
     await box.fill(TUTOR_TEXT)
     await box.press("Enter")
     await expect(page.locator(".msg.from-other .text")).to_have_text(TUTOR_TEXT)

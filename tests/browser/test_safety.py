@@ -145,7 +145,7 @@ async def test_masked_held_distress_report_and_a_silent_student(
     await no_serious_axe(student, "widget (masked message)")
 
     # -- the tutor's contact attempt is held: "not sent" for the tutor, nothing for the student
-    box = panel.locator("textarea")
+    box = panel.locator("textarea[id^=msg-]")
     await box.fill(CONTACT)
     await box.press("Enter")
     held = panel.locator(".notice.held")
