@@ -5,6 +5,7 @@ import { t, loadCatalog, getLocale, fmtDuration, fmtNumber, fmtTime, languageNam
 import { $, el, say, call, connect, config, tokenSource, categoryList } from "./common.js";
 import { staffSignIn } from "./staff-signin.js";
 import { table, kpi, barChart, lineChart, barList, heatTable, hourLabel, weekdayNames } from "./staff-charts.js";
+import { rangeWords, zoneName, bucketLabel, gradeName, gradeParam, gradeKey, reasonName, groupName, bucketName } from "./staff-words.js";
 
 const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
@@ -47,17 +48,7 @@ function showLive(f) {
 const isoDay = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
 const dayOf = (iso) => { const [y, m, d] = String(iso).split("-").map(Number); return new Date(y, m - 1, d); };
 const nextDay = (iso) => { const d = dayOf(iso); return isoDay(new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1)); };
-const utcDay = (iso) => { const [y, m, d] = String(iso).split("-").map(Number); return new Date(Date.UTC(y, m - 1, d)); };
-const DISTRICT_TZ = cfg.timezone || "America/Los_Angeles";
-
-function zoneName() {
-  try {
-    const parts = new Intl.DateTimeFormat(getLocale(), { timeZone: DISTRICT_TZ, timeZoneName: "longGeneric" }).formatToParts(new Date());
-    return (parts.find((p) => p.type === "timeZoneName") || {}).value || DISTRICT_TZ;
-  } catch (_) {
-    return DISTRICT_TZ;
-  }
-}
+const DISTRICT_TZ = cfg.timezone || "America/Los_Angeles"; // the statistics' days and hours
 
 // The period menu fills the first and last day (today included); editing a day makes it
 // "Chosen days". Staff ask "is it getting better" first: four weeks by default.
@@ -81,9 +72,6 @@ for (const id of ["f-from", "f-last"]) $(id).addEventListener("input", () => { $
 // The filters this account may use (GET /api/stats/filters, held to its scope by the
 // server): a school's staff and teachers see their school only, a vendor manager their
 // vendor only; a filter the scope sets is shown, not offered.
-const gradeName = (g) => (g === -2 ? t("Pre-kindergarten") : g === -1 ? t("Transitional kindergarten")
-  : g === 0 ? t("Kindergarten") : t("Grade {n}", { n: g }));
-const GRADE_PARAM = { "-2": "PK", "-1": "TK", 0: "K" };
 let scopeInfo = null;
 
 function offer(select, allLabel, items, fixed) {
@@ -100,7 +88,7 @@ function fillFilters(o) {
   $("f-region-field").hidden = !o.regions.length;
   offer($("f-vendor"), t("All vendors"), o.vendors.map((v) => ({ value: v.id, label: vendorNames[v.id] || (v.name ? t(v.name) : v.id) })), fixed.has("vendor"));
   offer($("f-language"), t("All languages"), o.languages.map((code) => ({ value: code, label: languageName(code) })), false);
-  offer($("f-grade"), t("All grades"), o.grades.map((g) => ({ value: GRADE_PARAM[g] || String(g), label: gradeName(g) })), false);
+  offer($("f-grade"), t("All grades"), o.grades.map((g) => ({ value: gradeParam(g), label: gradeName(g) })), false);
   const scope = o.scope || {};
   const school = o.schools[0] ? (o.schools[0].name || o.schools[0].id) : scope.id;
   const vendor = vendorNames[scope.id] || scope.name || scope.id;
@@ -122,18 +110,6 @@ function query(extra) {
   }
   for (const [key, value] of Object.entries(extra || {})) params.set(key, value);
   return params.toString();
-}
-
-// "Showing Tue, Nov 24 – Mon, Nov 30, 2026, Pacific Time": the range in words.
-function rangeWords() {
-  const from = $("f-from").value;
-  const last = $("f-last").value;
-  const fmt = new Intl.DateTimeFormat(getLocale(), { weekday: "short", day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
-  const zone = zoneName();
-  if (from && last) return t("Showing {range}, {zone}.", { range: fmt.formatRange(utcDay(from), utcDay(last)), zone });
-  if (from) return t("Showing from {day} to today, {zone}.", { day: fmt.format(utcDay(from)), zone });
-  if (last) return t("Showing everything up to {day}, {zone}.", { day: fmt.format(utcDay(last)), zone });
-  return t("Showing everything recorded, {zone}.", { zone });
 }
 
 class StatsError extends Error {
@@ -211,42 +187,7 @@ function figure(name, caption, build, { holder = $("charts"), csv = name, wide =
   return fig;
 }
 
-const REASONS = {
-  language_unsupported: () => t("Language not offered"),
-  grade_unsupported: () => t("Grade not served"),
-  subject_unsupported: () => t("Subject not served"),
-  outside_hours: () => t("Outside hours"),
-  school_unknown_grade_ambiguous: () => t("Unknown school, grade 6-8"),
-  no_vendor: () => t("No vendor for the school"),
-  invalid_grade: () => t("Invalid grade"),
-  invalid_language: () => t("Invalid language"),
-};
-const reasonName = (key) => (REASONS[key] ? REASONS[key]() : key);
-
-// The district's student groups, written out with the abbreviation after.
-const GROUPS = {
-  All: () => t("All students"),
-  SWD: () => t("Students with disabilities (SWD)"),
-  EL: () => t("English learners (EL)"),
-  RFEP: () => t("Reclassified fluent English proficient (RFEP)"),
-};
-const groupName = (key) => (GROUPS[key] ? GROUPS[key]() : key);
-
-// The wait histogram's buckets (the API's "0-30s" ... "20+ min"), in the page's language.
-const WAIT_BUCKETS = [
-  () => t("under 30 s"), () => t("30-60 s"), () => t("1-2 min"), () => t("2-5 min"),
-  () => t("5-10 min"), () => t("10-20 min"), () => t("20+ min"),
-];
-const bucketName = (i, raw) => (WAIT_BUCKETS[i] ? WAIT_BUCKETS[i]() : raw);
-const gradeKey = (key) => (key === null || key === undefined ? "–" : gradeName(key));
-
 // -- trends: requests, sessions, unmet and the p90 wait per day or week --------------------
-function bucketLabel(iso, bucket, style) {
-  const fmt = new Intl.DateTimeFormat(getLocale(), { day: "numeric", month: "short", timeZone: "UTC", ...(style || {}) });
-  const text = fmt.format(utcDay(iso));
-  return bucket === "week" ? t("week of {day}", { day: text }) : text;
-}
-
 function showTrends(tr) {
   const holder = $("trends-charts");
   holder.replaceChildren();
@@ -361,7 +302,7 @@ async function loadHistory() {
     say(stateNote, t("Check the filters: the last day must not be before the first day."));
     return;
   }
-  say($("range-words"), rangeWords());
+  say($("range-words"), rangeWords($("f-from").value, $("f-last").value, DISTRICT_TZ));
   loadScheduled();
   say(stateNote, t("Loading…"));
   let data;
@@ -413,7 +354,7 @@ async function loadHistory() {
   });
 
   const h = data.heatmap;
-  const zone = zoneName();
+  const zone = zoneName(DISTRICT_TZ);
   figure("heatmap", t("Sessions by day and hour"), (plot, details) => {
     plot.replaceChildren(
       el("p", { class: "axis-note" }, t("Across: hour of the day, 00:00 to 23:00 ({zone}). Down: day of the week. Each cell: sessions started in that hour.", { zone })),
