@@ -66,6 +66,11 @@ async def test_chat_on_a_phone(live_broker: Broker, browser: Any, sqlite_url: st
         send = page.locator("#send-form button[type=submit]")
         box = await send.bounding_box()
         assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"]
+        # the newest message is above the composer, not under it
+        latest = await page.locator("#messages .msg").last.bounding_box()
+        composer = await page.locator("#send-form").bounding_box()
+        assert latest is not None and composer is not None
+        assert latest["y"] + latest["height"] <= composer["y"] + 1
         await expect(page.locator(".read-aloud")).to_have_count(0)
         for target in await page.evaluate(TARGETS):
             assert target["w"] >= 24 and target["h"] >= 24, f"too small: {target}"

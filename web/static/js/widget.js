@@ -382,6 +382,18 @@ function addMessage(message) {
   state.sync.receive(message);
 }
 
+// On a phone the composer sticks to the bottom of the screen (app.css): the page scrolls so
+// that the newest message sits just above it rather than under it.
+const phone = window.matchMedia("(max-width: 40rem)");
+function keepLatestInView() {
+  if (!phone.matches || state.view !== "view-chat") return;
+  const list = $("messages").getBoundingClientRect();
+  const composer = $("send-form").getBoundingClientRect();
+  const hidden = list.bottom - composer.top;
+  if (hidden > 0) window.scrollBy(0, hidden);
+}
+$("message").addEventListener("focus", () => requestAnimationFrame(keepLatestInView));
+
 // Reading aloud is one toggle in the header ("Read tutor messages aloud"), not a button on
 // every message (one tab stop each).
 function showMessage(message) {
@@ -389,6 +401,7 @@ function showMessage(message) {
   const who = mine ? t("You") : tutorName();
   insertMessage($("messages"), message, { mine, who, timeText: fmtTime(message.at) });
   rememberLine(message, who);
+  keepLatestInView();
   if (!mine) {
     $("typing").textContent = "";
     if (autoRead.checked) speak(message.text);
@@ -425,6 +438,7 @@ function enterChat(session) {
   const wasChat = state.view === "view-chat";
   showView("view-chat", { focus: false });
   if (!wasChat) $("message").focus();
+  keepLatestInView();
 }
 
 enterSends($("message"), $("send-form"));
