@@ -632,10 +632,11 @@ class Broker:
             }
         for found in await self.store.open_sessions(student=student.subject):
             session = OpenSession.from_row(found)
-            return {
-                "request": None,
-                "session": session_view(session, self._vendor_name(session.vendor), "student"),
-            }
+            view = session_view(session, self._vendor_name(session.vendor), "student")
+            tutor = tutor_subject(session.tutor_id)
+            if tutor not in await self._here([tutor], self.clock()):
+                view["tutor_present"] = False  # a page that reloads is told again
+            return {"request": None, "session": view}
         return {"request": None, "session": None}
 
     async def rate(
@@ -652,6 +653,11 @@ class Broker:
             session_view(OpenSession.from_row(row), self._vendor_name(row["vendor"]), "tutor")
             for row in await self.store.open_sessions(tutor=tutor.id)
         ]
+        students = [student_subject(view["student"]["pseudonym"]) for view in sessions]
+        here = await self._here(students, now)
+        for view, subject in zip(sessions, students, strict=True):
+            if subject not in here:
+                view["student_present"] = False  # a console that reloads is told again
         state = await self.store.tutor_state(tutor.id)
         snapshots = [await self._snapshot(q, now) for q in tutor.queues()]
         return {

@@ -66,6 +66,9 @@ async def test_student_told_when_tutor_drops_comes_back_and_is_gone(
     assert lost["session_id"] == sid and lost["who"] == "tutor"
     assert 0 < lost["back_within_s"] <= grace
     assert lost["back_within_s"] >= grace - _settle(server) - 1
+    reloaded = await server.connect("/student", student("s-drop", "elem", 2))
+    clients.append(reloaded)  # the student's page reloads meanwhile: told again
+    assert (await reloaded.next("session:state"))["session"]["tutor_present"] is False
     clock.advance(1)
     back = await server.connect("/tutor", tutor("t-drop", "paper", ["en"]))
     clients.append(back)
@@ -110,6 +113,10 @@ async def test_a_reload_is_not_announced_but_leaving_is(
     await _drop(server, clock, kid2, "student:s-reload")
     left = await tut.until("peer:presence", lambda e: e["who"] == "student")
     assert left["present"] is False and left["session_id"] == sid
+    console = await server.connect("/tutor", tutor("t-reload", "paper", ["en"]))
+    clients.append(console)  # the console reloads meanwhile: told again
+    [session] = (await console.next("tutor:state"))["sessions"]
+    assert session["session_id"] == sid and session["student_present"] is False
 
 
 async def test_sign_out_ends_sessions_at_once(start_server: Any, clients: list[Client]) -> None:

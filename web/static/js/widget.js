@@ -439,6 +439,7 @@ function enterChat(session) {
   showView("view-chat", { focus: false });
   if (!wasChat) $("message").focus();
   keepLatestInView();
+  if (session.tutor_present === false) onPeerPresence({ session_id: session.session_id, who: "tutor", present: false });
 }
 
 enterSends($("message"), $("send-form"));
@@ -518,7 +519,9 @@ function onPeerPresence(data) {
     return;
   }
   const seconds = Math.max(0, Number(data.back_within_s) || 0);
-  say($("peer-note"), t("Your tutor lost their connection. Please wait: if they are not back within {seconds} seconds, you go back in line and keep your place.", { seconds }));
+  say($("peer-note"), seconds
+    ? t("Your tutor lost their connection. Please wait: if they are not back within {seconds} seconds, you go back in line and keep your place.", { seconds })
+    : t("Your tutor is not connected right now. Please wait: if they do not come back soon, you go back in line and keep your place."));
   attention.notify({ title: t("Your tutor lost their connection."), tag: "hh-peer" });
 }
 
