@@ -38,13 +38,15 @@ import logging
 import math
 import re
 import time
+import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
-from broker.errors import Conflict, InvalidPayload, NotAllowed, NotFound
+from broker.errors import Conflict, InvalidPayload, NotAllowed, NotFound, RateLimited
 from broker.redis_keys import RedisKeys
+from broker.throttle import MemoryThrottle
 
 if TYPE_CHECKING:
     from broker.identity import Identity
@@ -69,11 +71,14 @@ DEFAULT_COLOUR = "#1f2937"
 
 # -- the log's storage ---------------------------------------------------------------------
 class BoardStore(abc.ABC):
-    """Each open session's board log: entries are JSON texts, oldest first."""
+    """Each open session's board log (entries are JSON texts, oldest first) and the
+    drawing rate of each sender, checked where the entry is added: one round trip."""
 
     @abc.abstractmethod
-    async def append(self, session_id: str, entry: str, cap: int) -> bool:
-        """Add ``entry`` unless the board already holds ``cap`` entries (then False)."""
+    async def append(self, session_id: str, entry: str, cap: int, sender: str) -> str | float:
+        """Add ``entry`` for ``sender``: ``"ok"``; ``"full"`` when the board already holds
+        ``cap`` entries; else the seconds until ``sender`` may draw again (past
+        :data:`RATE_EVENTS` per :data:`RATE_WINDOW_S`). Only ``"ok"`` changed anything."""
 
     @abc.abstractmethod
     async def entries(self, session_id: str) -> list[str]:
@@ -83,23 +88,38 @@ class BoardStore(abc.ABC):
     async def drop(self, session_id: str) -> None:
         """Forget the board (session ended, or cleared)."""
 
+    @abc.abstractmethod
+    def limit_rate(self, limit: int, window_s: float) -> None:
+        """Change the drawing rate limit (tests, and a district that wants another)."""
+
 
 class MemoryBoards(BoardStore):
     """Boards in this process (the embedded stack: one process). Bounded: boards untouched
     for :data:`BOARD_TTL_S` and, past :data:`MEMORY_BOARDS` boards, the least recently
-    drawn-on ones are forgotten."""
+    drawn-on ones are forgotten. The rate is a :class:`~broker.throttle.MemoryThrottle`."""
 
-    def __init__(self, clock: Any = time.monotonic, max_boards: int = MEMORY_BOARDS) -> None:
+    def __init__(self, clock: Any = time.monotonic, max_boards: int = MEMORY_BOARDS,
+                 throttle_clock: Any = time.time) -> None:
         self.clock = clock
+        self.throttle_clock = throttle_clock
         self.max_boards = max_boards
         self._boards: OrderedDict[str, tuple[float, list[str]]] = OrderedDict()
+        self.limit_rate(RATE_EVENTS, RATE_WINDOW_S)
 
-    async def append(self, session_id: str, entry: str, cap: int) -> bool:
+    def limit_rate(self, limit: int, window_s: float) -> None:
+        self.limiter = MemoryThrottle("board", limit, window_s, self.throttle_clock)
+
+    async def append(self, session_id: str, entry: str, cap: int,
+                     sender: str = "") -> str | float:
+        wait = await self.limiter.retry_after(sender)
+        if wait > 0:
+            return wait
         now = self.clock()
         _, log_ = self._boards.pop(session_id, (now, []))
         if len(log_) >= cap:
             self._boards[session_id] = (now, log_)
-            return False
+            return "full"
+        await self.limiter.record(sender)
         log_.append(entry)
         self._boards[session_id] = (now, log_)  # most recently drawn-on last
         while self._boards:
@@ -107,7 +127,7 @@ class MemoryBoards(BoardStore):
             if len(self._boards) <= self.max_boards and now - touched < BOARD_TTL_S:
                 break
             del self._boards[oldest]
-        return True
+        return "ok"
 
     async def entries(self, session_id: str) -> list[str]:
         found = self._boards.get(session_id)
@@ -119,28 +139,49 @@ class MemoryBoards(BoardStore):
         self._boards.pop(session_id, None)
 
 
+# The sender's sliding window exactly as broker/throttle.py keeps it in Redis (a sorted set
+# under the same ``<p>:rate:board:<digest>`` key), then the cap, then the entry: one script.
 _APPEND = """
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+local now, window, limit = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+if redis.call('ZCARD', KEYS[2]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return tostring(math.max(tonumber(oldest[2]) + window - now, 1.0))
+end
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 'full' end
+redis.call('ZADD', KEYS[2], now, ARGV[7])
+redis.call('EXPIRE', KEYS[2], math.ceil(window) + 1)
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-return 1
+return 'ok'
 """
 
 
 class RedisBoards(BoardStore):
     """One Redis list per board, shared by every process, expiring :data:`BOARD_TTL_S`
-    after its last entry; the cap is checked and the entry added in one script."""
+    after its last entry; the sender's rate (counted across processes), the cap and the
+    entry are checked and added in one script, one round trip per stroke batch."""
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, clock: Any = time.time) -> None:
         self.redis = redis
         self.keys = keys
+        self.clock = clock
         self._append = redis.register_script(_APPEND)
+        self.limit_rate(RATE_EVENTS, RATE_WINDOW_S)
 
-    async def append(self, session_id: str, entry: str, cap: int) -> bool:
-        added = await self._append(
-            keys=[self.keys.board(session_id)], args=[entry, cap, BOARD_TTL_S]
+    def limit_rate(self, limit: int, window_s: float) -> None:
+        self.limit, self.window_s = limit, window_s
+
+    async def append(self, session_id: str, entry: str, cap: int,
+                     sender: str = "") -> str | float:
+        now = self.clock()
+        result = await self._append(
+            keys=[self.keys.board(session_id), self.keys.throttle("board", sender)],
+            args=[entry, cap, BOARD_TTL_S, repr(now), repr(self.window_s), self.limit,
+                  f"{now}:{uuid.uuid4().hex[:8]}"],
         )
-        return bool(int(added))
+        text = result.decode() if isinstance(result, bytes) else str(result)
+        return text if text in ("ok", "full") else float(text)
 
     async def entries(self, session_id: str) -> list[str]:
         raw = await self.redis.lrange(self.keys.board(session_id), 0, -1)
@@ -258,10 +299,11 @@ class Whiteboard:
         self.broker = broker
         throttles = broker.throttles
         if store is None:
-            store = (RedisBoards(throttles.redis, throttles.keys)
-                     if throttles.redis is not None else MemoryBoards())
+            store = (RedisBoards(throttles.redis, throttles.keys, throttles.clock)
+                     if throttles.redis is not None
+                     else MemoryBoards(throttle_clock=throttles.clock))
         self.store = store
-        self.limiter = throttles.make("board", RATE_EVENTS, RATE_WINDOW_S)
+        self.limiter = throttles.make("board", RATE_EVENTS, RATE_WINDOW_S)  # clears
 
     async def _side(self, identity: Identity, session_id: str) -> tuple[str, str, str]:
         """(student, tutor id, the caller's role) of an open on-demand session of the
@@ -281,11 +323,13 @@ class Whiteboard:
 
     async def _write(self, session_id: str, role: str, identity: Identity,
                      entry: dict[str, Any]) -> None:
-        await self.broker._throttle(self.limiter, f"{role}:{identity.subject}",
-                                    "drawing too fast")
         text = json.dumps(entry, separators=(",", ":"))
-        if not await self.store.append(session_id, text, MAX_ENTRIES):
+        done = await self.store.append(session_id, text, MAX_ENTRIES,
+                                       f"{role}:{identity.subject}")
+        if done == "full":
             raise Conflict("the whiteboard is full: clear it to draw more", reason="board_full")
+        if done != "ok":
+            raise RateLimited("drawing too fast", retry_after=int(float(done)) + 1)
 
     async def stroke(self, identity: Identity, session_id: str,
                      data: dict[str, Any]) -> dict[str, Any]:

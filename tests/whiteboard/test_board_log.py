@@ -1,5 +1,5 @@
 """The board's log without a server: folding batches, undos and clears into strokes, and
-the memory store's bounds (TTL, number of boards, entries per board)."""
+the memory store's bounds (TTL, number of boards, entries per board, each sender's rate)."""
 
 from __future__ import annotations
 
@@ -35,9 +35,9 @@ def test_fold_joins_batches_drops_undone_and_keeps_sides_apart() -> None:
 async def test_memory_boards_are_bounded() -> None:
     now = [0.0]
     boards = MemoryBoards(clock=lambda: now[0], max_boards=2)
-    assert await boards.append("s1", "x", cap=2)
-    assert await boards.append("s1", "y", cap=2)
-    assert not await boards.append("s1", "z", cap=2)  # full
+    assert await boards.append("s1", "x", cap=2) == "ok"
+    assert await boards.append("s1", "y", cap=2) == "ok"
+    assert await boards.append("s1", "z", cap=2) == "full"
     assert await boards.entries("s1") == ["x", "y"]
     await boards.append("s2", "x", cap=2)
     await boards.append("s3", "x", cap=2)  # the least recently drawn-on (s1) goes
@@ -47,3 +47,12 @@ async def test_memory_boards_are_bounded() -> None:
     assert await boards.entries("s3") == []
     await boards.drop("s2")
     assert await boards.entries("s2") == []
+
+
+async def test_memory_boards_limit_each_senders_rate() -> None:
+    boards = MemoryBoards(throttle_clock=lambda: 100.0)
+    boards.limit_rate(2, 10)
+    assert [await boards.append("s", "x", 50, "student:a") for _ in range(3)][:2] == ["ok", "ok"]
+    assert await boards.append("s", "x", 50, "student:a") == 10.0  # seconds to wait
+    assert await boards.append("s", "x", 50, "tutor:b") == "ok"  # another sender
+    assert len(await boards.entries("s")) == 3  # the refused ones added nothing
