@@ -1,22 +1,21 @@
 """Benchmark: whiteboard strokes relayed at 60 points/s per side with p99 under 50 ms, chat
 relayed in the same run as the baseline, and the widget's first load (issue 14).
 
-``python -m bench.whiteboard [--quick] [--scaled] [--sessions N] [--seconds S] [--no-write]
-[--results PATH]``
+``python -m bench.whiteboard [--quick] [--stacks embedded,scaled] [--sessions 1,5,10]
+[--seconds S] [--workers W] [--pinned] [--no-browser] [--no-write] [--results PATH]``
 
-One broker process (``homework-help serve``, as ``bench.broker`` starts it; embedded stack,
-or PostgreSQL + Redis with ``--scaled``) and real socket.io clients in ``--workers`` load
-processes (with ``--pinned``, the broker on CPU 0 and the bench on CPU 1): ``N`` open
-sessions, and in each
-both sides draw at once, each a pen stroke sent as ``board:stroke`` batches of 3 points
-every 50 ms (60 points/s per side), for ``S`` seconds; the latency of a batch is from the
-sender's emit to the other side's ``board:stroke`` (one clock: both sides of a session are
-in the same load process). The
-baseline in the same run: both sides of every session also send a ``chat:send`` every
-other second (the chat's rate limit is 10 per 10 s), timed the same way to the other side's
-``chat:message``. Then Chromium opens the widget with a
-student's token and sums what it transferred for scripts, styles and the catalog
-(``bench.i18n``'s measure; goal: under 200 KB, KaTeX not among it). Writes the
+For each stack, one broker process (``homework-help serve``, as ``bench.broker`` starts it;
+embedded: SQLite + in-process, scaled: PostgreSQL + Redis) and real socket.io clients in
+``--workers`` load processes (with ``--pinned``, the broker on CPU 0 and the bench on CPU
+1). For each size ``N``: ``N`` open sessions, and in each both sides draw at once, each a
+pen stroke sent as ``board:stroke`` batches of 3 points every 50 ms (60 points/s per
+side), for ``S`` seconds; the latency of a batch is from the sender's emit to the other
+side's ``board:stroke`` (one clock: both sides of a session are in the same load process).
+The baseline in the same run: both sides of every session also send a ``chat:send`` every
+other second (the chat's rate limit is 10 per 10 s), timed the same way to the other
+side's ``chat:message``. Then Chromium opens the widget with a student's token and sums
+what it transferred for scripts, styles and the catalog (``bench.i18n``'s measure; goal:
+under 200 KB, KaTeX not among it). Writes the
 "## Whiteboard" section of bench/RESULTS.md.
 """
 
@@ -231,11 +230,11 @@ def measure(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     return {"rounds": rounds, "first_load_kb": load_kb}
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """A broker process (``homework-help serve`` on a fresh copy of the test district, as
     ``bench.broker`` starts them), the clients here (``--pinned``: CPU 0 and CPU 1)."""
     tmp = Path(tempfile.mkdtemp(prefix="hh-bench-board-"))
-    stack = Stack("scaled" if args.scaled else "embedded", tmp)
+    stack = Stack(kind, tmp)
     stack.prepare()
     try:
         port = free_port()
@@ -256,17 +255,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
-    rounds: dict[int, Timings] = out["rounds"]
+def report(args: argparse.Namespace, outs: dict[str, dict[str, Any]]) -> str:
     sizes = ",".join(str(n) for n in args.sizes)
     lines = [
         SECTION,
         "",
-        f"`python -m bench.whiteboard{' --scaled' if args.scaled else ''}"
+        f"`python -m bench.whiteboard --stacks {','.join(args.stacks)}"
         f"{' --pinned' if args.pinned else ''} --workers {args.workers} --sessions {sizes} "
         f"--seconds {args.seconds:g}` on {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{sys.version.split()[0]}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
-        f"{'PostgreSQL + Redis' if args.scaled else 'SQLite + in-process'}; the broker "
+        "embedded: SQLite + in-process; scaled: PostgreSQL + Redis; the broker "
         f"(`homework-help serve`) in its own process, the clients in {args.workers} load "
         f"processes{' (pinned: CPU 0 and CPU 1)' if args.pinned else ''}.",
         "",
@@ -276,22 +274,25 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
         "baseline; latency from the sender's emit to the other side's push. The broker's CPU "
         "is its own over the round; the load average (1 min) is the machine's at its end.",
         "",
-        "| N | relay | relayed | p50 | p95 | p99 | max | broker CPU | load avg |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| stack | N | relay | relayed | p50 | p95 | p99 | max | broker CPU | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     verdicts = []
-    for size, t in rounds.items():
+    rounds = [(kind, size, t) for kind, out in outs.items() for size, t in out["rounds"].items()]
+    for kind, size, t in rounds:
         cpu = f"{100 * t.server_cpu_s / max(t.wall_s, 1e-9):.0f}% of a core"
         lines += [
-            f"| {size} | strokes | {len(t.board)} batches ({len(t.board) * POINTS_PER_BATCH} "
-            f"points) | {statistics.median(t.board):.1f} ms | {pct(t.board, 0.95):.1f} ms | "
+            f"| {kind} | {size} | strokes | {len(t.board)} batches "
+            f"({len(t.board) * POINTS_PER_BATCH} points) | {statistics.median(t.board):.1f} ms | "
+            f"{pct(t.board, 0.95):.1f} ms | "
             f"{pct(t.board, 0.99):.1f} ms | {max(t.board):.1f} ms | {cpu} | {t.load:.1f} |",
-            f"| {size} | chat (baseline) | {len(t.chat)} | {statistics.median(t.chat):.1f} ms | "
+            f"| {kind} | {size} | chat (baseline) | {len(t.chat)} | "
+            f"{statistics.median(t.chat):.1f} ms | "
             f"{pct(t.chat, 0.95):.1f} ms | {pct(t.chat, 0.99):.1f} ms | {max(t.chat):.1f} ms "
             "| | |",
         ]
         p99 = pct(t.board, 0.99)
-        verdicts.append(f"N={size}: **{'met' if p99 < GOAL_P99_MS else 'NOT met'}** "
+        verdicts.append(f"{kind} N={size}: **{'met' if p99 < GOAL_P99_MS else 'NOT met'}** "
                         f"(p99 {p99:.1f} ms, {p99 / pct(t.chat, 0.99):.2f}x the chat's; "
                         f"refused {t.refused or 'none'}, not arrived {t.missing})")
     lines += [
@@ -300,7 +301,7 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
         + "; ".join(verdicts) + ".",
         "",
     ]
-    load = out["first_load_kb"]
+    load = next(iter(outs.values()))["first_load_kb"]
     if load == load:  # not NaN
         lines += [
             f"The widget's first load (Chromium, `en`, scripts + styles + catalog, gzip as sent): "
@@ -317,7 +318,8 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 sessions for 3 s")
-    parser.add_argument("--scaled", action="store_true", help="PostgreSQL + Redis")
+    parser.add_argument("--stacks", default="embedded,scaled",
+                        help="embedded (SQLite + in-process) and/or scaled (PostgreSQL + Redis)")
     parser.add_argument("--sessions", default="1,5,10",
                         help="sessions drawing at once, one round per size: 1,5,10")
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -332,8 +334,12 @@ def main() -> None:
         args.sessions, args.seconds = "3", 3.0
     args.sizes = [int(n) for n in str(args.sessions).split(",")]
     raise_nofile()
-    out = run(args)
-    text = report(args, out)
+    args.stacks = str(args.stacks).split(",")
+    outs = {}
+    for n, kind in enumerate(args.stacks):
+        args.no_browser = args.no_browser or n > 0  # the first load once
+        outs[kind] = run(args, kind)
+    text = report(args, outs)
     print(text)
     if not args.no_write and not args.quick:
         write_section(SECTION, text, args.results)
