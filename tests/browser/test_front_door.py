@@ -12,7 +12,14 @@ import pytest
 from broker.accounts import Accounts
 from broker.catalog_source import load_catalog
 from broker.db.engine import create_engine
-from tests.browser.conftest import Broker, Watch, assert_clean, axe_violations, open_page
+from tests.browser.conftest import (
+    Broker,
+    Watch,
+    assert_clean,
+    axe_violations,
+    open_page,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery 42"
@@ -37,6 +44,7 @@ async def test_front_door_sign_in_and_the_widget_outside_a_launch(
         "href", "/login?next=/staff"
     )
     assert await axe_violations(page) == []
+    await screenshot(page, "front-door")
 
     # staff sign in through the form (the browser posts it with "Origin: null" under the
     # pages' no-referrer policy), land on the dashboard, and sign out
