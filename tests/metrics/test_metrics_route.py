@@ -46,6 +46,7 @@ async def test_queue_tutors_sessions_and_acks_are_exposed(
     bad = await kid.call("help:request", {"language": "es"})
     assert bad["error"]["code"] == "invalid_payload"
     clock.advance(42)
+    await server.sweep()  # the heartbeat: "available" counts tutors connected now (issue 14)
 
     now = await scrape(server.url)
     assert now.value("hh_queue_depth", queue=QUEUE) == 1
