@@ -360,7 +360,7 @@ function endForm(chat) {
     el("fieldset", {}, el("legend", {}, t("Was the question resolved?")), radio("yes", t("Yes")), radio("no", t("No"))),
     el("div", { class: "field" },
       el("label", { for: `notes-${id}` }, t("Private notes (optional)")), notes,
-      el("p", { id: `notes-hint-${id}`, class: "hint" }, t("Only you can read these notes. The student never sees them."))),
+      el("p", { id: `notes-hint-${id}`, class: "hint" }, t("Private: the student never sees these notes. They are kept with this chat's record."))),
     error, submit, confirm);
   const resolved = () => form.querySelector(`input[name="resolved-${id}"]:checked`);
   const complete = () => {
