@@ -12,9 +12,12 @@ from typing import Any
 
 import pytest
 
+from broker import tokens
+from tests.broker.harness import SECRET
+from tests.broker.harness import tutor as harness_tutor
 from tests.broker.unit import FakeClock
 from tests.browser.chat_steps import chat_between, clocked_broker, settle_s, tutor_accepts
-from tests.browser.conftest import Broker, Watch, assert_clean, axe_violations
+from tests.browser.conftest import Broker, Watch, assert_clean, axe_violations, open_page
 
 __all__ = ["clocked_broker"]
 pytestmark = pytest.mark.browser
@@ -61,9 +64,24 @@ async def test_tutor_closes_the_browser_then_signs_out(
     await tutor.click("#sign-out")
     await tutor.click("#signout-yes")
     await tutor.wait_for_url("**/login**")
+    await tutor.goto(f"{server.url}/tutor")  # signed out for real: the console asks again
+    await expect(tutor.locator("#signin")).to_be_visible()
     await expect(student.locator("#requeued-note")).to_contain_text("Your tutor signed out.")
     await expect(student.locator("#queue-eta")).to_contain_text("No tutors are online right now.")
     assert await axe_violations(student) == []
     for ctx in (student_ctx, tutor_ctx):
         await ctx.close()
+
+    # a tutor signed in with the sign-in cookie: signing out clears it too
+    signed_in = await browser.new_context(viewport={"width": 1280, "height": 900})
+    cookie = server.staff_cookie()
+    identity = harness_tutor("t-cookie", "paper", ["en"], "Ms Cookie")
+    await signed_in.add_cookies([{**cookie, "value": tokens.issue(SECRET, identity)}])
+    page = await open_page(signed_in, f"{server.url}/tutor", watch)
+    await expect(page.locator("#console")).to_be_visible()
+    await page.click("#sign-out")  # no chat open: no question
+    await page.wait_for_url("**/login**")
+    await page.goto(f"{server.url}/tutor")
+    await expect(page.locator("#signin")).to_be_visible()
+    await signed_in.close()
     assert_clean(watch)

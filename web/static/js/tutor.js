@@ -96,6 +96,9 @@ async function signOut() {
   }
   tokens.forget();
   if (socket) socket.disconnect();
+  try { // the sign-in cookie too (web/auth.py), or /tutor would sign them in again
+    await fetch("/logout", { method: "POST", credentials: "same-origin", headers: { Accept: "application/json" } });
+  } catch (_) { /* offline: the token is forgotten; the cookie ends by itself */ }
   location.assign(cfg.login_url);
 }
 
