@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Broker, Watch, assert_clean, axe_violations, open_page
+from tests.browser.conftest import (
+    Broker,
+    Watch,
+    assert_clean,
+    axe_violations,
+    open_page,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -97,6 +104,7 @@ async def test_math_rendered_and_whiteboard_shared(live_broker: Broker, browser:
     assert await panel.locator(".messages script").count() == 0
     mathml = await got.locator("annotation").first.text_content()
     assert mathml == r"\frac{1}{2} + x^2"  # the source, for screen readers and copying
+    await expect(student.locator(".math-preview")).to_be_hidden()  # the box was emptied
     mine = student.locator(".msg.from-me .text")
     await expect(mine.locator(".katex")).to_have_count(2)
     await expect(mine).to_contain_text("$5 and $10")
@@ -150,6 +158,8 @@ async def test_math_rendered_and_whiteboard_shared(live_broker: Broker, browser:
     await expect(s_desc).to_contain_text("Texts on the whiteboard: x = 3")
     await no_serious_axe(student, "widget (whiteboard)")
     await no_serious_axe(tutor, "tutor console (whiteboard)")
+    await screenshot(student, "widget-math-board-phone")
+    await screenshot(tutor, "tutor-math-board")
 
     # undo takes back the student's rectangle on both sides
     await student.get_by_role("button", name="Undo").click()

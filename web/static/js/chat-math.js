@@ -213,6 +213,14 @@ export function mountMathTools(box, idPrefix = "") {
     previewBody = fresh;
   };
   box.addEventListener("input", refresh);
-  if (form) form.addEventListener("submit", () => setTimeout(refresh, 0));
+  // The page empties the box once the message is acknowledged (not an input event): the
+  // preview follows the box's value until then.
+  if (form) {
+    form.addEventListener("submit", () => {
+      const sent = box.value;
+      const watch = setInterval(() => { if (box.value !== sent) { clearInterval(watch); refresh(); } }, 100);
+      setTimeout(() => clearInterval(watch), 15000);
+    });
+  }
   return { toggle, toolbar, preview };
 }
