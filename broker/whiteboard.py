@@ -17,8 +17,9 @@ Guarantees:
   drew it). The sender's other tabs catch up with ``board:sync``.
 * **Bounded**: at most :data:`MAX_POINTS` points per batch, coordinates normalised to
   0..1 (rounded to 1/10,000), a fixed set of tools, ``#rrggbb`` colours, widths 1..40,
-  text of at most :data:`MAX_TEXT` characters screened by the chat's moderation rules
-  (masked parts masked; what the chat would hold is refused). At most
+  text of at most :data:`MAX_TEXT` characters screened and recorded as a chat message is
+  (masked parts masked; what the chat would hold is refused and kept for staff review;
+  distress raises the staff alert and shows the student the crisis resources). At most
   :data:`MAX_ENTRIES` entries per board (``conflict``, ``reason: "board_full"``: clear it)
   and :data:`RATE_EVENTS` events per sender per :data:`RATE_WINDOW_S` (``rate_limited``),
   counted across processes.
@@ -337,12 +338,15 @@ class Whiteboard:
         batch = stroke(data)
         student, tutor_id, role = await self._side(identity, session_id)
         if "text" in batch:
-            decision = self.broker.safety.decide(batch["text"], role)
-            if decision.action == "hold":
+            # the chat's screening, recorded as the chat's is (a flag for staff to review;
+            # for distress an alert and the student's crisis resources)
+            screened = await self.broker._screen(identity, session_id, role, batch["text"], None)
+            if screened.crisis is not None:
+                await self.broker.notifier.to_student(student, "safety:crisis", screened.crisis)
+            if screened.held:
                 raise NotAllowed("this text cannot go on the whiteboard",
-                                 field="text", categories=list(decision.categories))
-            if decision.action == "mask":
-                batch["text"] = decision.text
+                                 field="text", categories=list(screened.categories))
+            batch["text"] = screened.text
         batch["by"] = role
         await self._write(session_id, role, identity, {"k": "s", **batch})
         relayed = {"session_id": session_id, **batch}

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from broker import whiteboard
+from tests.broker.conftest import fetch_all
 from tests.broker.harness import Client, Server, student, tutor
 
 PEN = {"tool": "pen", "colour": "#1f2937", "width": 3}
@@ -168,6 +169,11 @@ async def test_bad_strokes_are_refused_with_a_typed_error_and_change_nothing(
     held = await ms.call("board:stroke", text("t1", "let's meet after school"))
     assert held["error"]["code"] == "not_allowed", held
     assert (await kid.call("board:sync", {"session_id": session}))["strokes"] == []
+    # kept for staff, as a held chat message is
+    flags = await fetch_all(server.settings.database_url,
+                            "SELECT kind, session_id, text FROM safety_flags")
+    assert flags == [{"kind": "held", "session_id": session,
+                      "text": "let's meet after school"}], flags
     masked = await ms.call("board:stroke", text("t2", "call 555-123-4567"))
     assert masked["ok"] and "555" not in masked["stroke"]["text"], masked
     assert "555" not in (await kid.next("board:stroke"))["text"]
