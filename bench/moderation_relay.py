@@ -106,10 +106,10 @@ def block(on: dict[str, Any], off: dict[str, Any], rounds: dict[str, list[int]],
         f"The server is CPU-bound in this scenario, so the gap is moderation's CPU: "
         f"{1e6 / on['per_s'] - 1e6 / off['per_s']:.0f} us more per relayed message "
         f"(1/on - 1/off), against {check_us():.0f} us of CPU for `Moderator.check` of this "
-        "line timed alone (best of 5 x 2,000 calls). On a machine shared with other work the "
-        "rounds swing widely; the server's CPU per relayed message (its CPU time over the "
-        "messages it relayed) is the steadier comparison. At a real evening peak the server "
-        "is far from "
+        "line timed alone (best of 5 x 2,000 calls). The server's CPU per relayed message "
+        "is its CPU time over the messages it relayed in the window. On a machine shared "
+        "with other work both figures swing from round to round (hence best and least of "
+        "several alternating rounds). At a real evening peak the server is far from "
         "CPU-bound (bench.peak: ~0.2 messages per session per second).",
         RELAY_END,
     ]
