@@ -74,8 +74,9 @@ for (const id of ["f-from", "f-last"]) $(id).addEventListener("input", () => { $
 // vendor only; a filter the scope sets is shown, not offered.
 let scopeInfo = null;
 
+// `item.data`: the label is the district's data (a region's name), not a message.
 function offer(select, allLabel, items, fixed) {
-  const options = items.map((item) => el("option", { value: item.value }, item.label));
+  const options = items.map((item) => el("option", { value: item.value, "data-i18n-skip": item.data ? "" : null }, item.label));
   select.replaceChildren(...(fixed ? options : [el("option", { value: "" }, allLabel), ...options]));
   select.disabled = Boolean(fixed);
 }
@@ -84,7 +85,7 @@ function fillFilters(o) {
   const fixed = new Set(o.fixed || []);
   const schoolLabel = (s) => (s.name ? t("{school} ({id})", { school: s.name, id: s.id }) : s.id);
   offer($("f-school"), t("All schools"), o.schools.map((s) => ({ value: s.id, label: schoolLabel(s) })), fixed.has("school"));
-  offer($("f-region"), t("All regions"), o.regions.map((r) => ({ value: r, label: r })), false);
+  offer($("f-region"), t("All regions"), o.regions.map((r) => ({ value: r, label: r, data: true })), false);
   $("f-region-field").hidden = !o.regions.length;
   offer($("f-vendor"), t("All vendors"), o.vendors.map((v) => ({ value: v.id, label: vendorNames[v.id] || (v.name ? t(v.name) : v.id) })), fixed.has("vendor"));
   offer($("f-language"), t("All languages"), o.languages.map((code) => ({ value: code, label: languageName(code) })), false);
@@ -224,7 +225,8 @@ function showTrends(tr) {
 const PROGRAMMES = { school_based: () => t("School-based"), home_based: () => t("Home-based") };
 const programmeName = (key) => (PROGRAMMES[key] ? PROGRAMMES[key]() : key || "–");
 const percent = (share) => (share === null || share === undefined ? "–" : fmtNumber(share, { style: "percent", maximumFractionDigits: 1 }));
-const schoolName = (row) => row.school_name || row.school;
+// A school's name is the district's data, not a message: marked so (bdi: any direction).
+const schoolName = (row) => el("bdi", { "data-i18n-skip": "" }, row.school_name || row.school);
 
 async function loadScheduled() {
   const stateNote = $("scheduled-state");
@@ -377,7 +379,7 @@ async function loadHistory() {
       table(t("Unmet demand by reason"), [t("Reason"), t("Requests")], u.by_reason.map((i) => [reasonName(i.key), fmtNumber(i.count)])),
       table(t("Unmet demand by language"), [t("Language"), t("Requests")], u.by_language.map((i) => [languageName(i.key), fmtNumber(i.count)])),
       table(t("Unmet demand by grade"), [t("Grade"), t("Requests")], u.by_grade.map((i) => [gradeKey(i.key), fmtNumber(i.count)])),
-      table(t("Unmet demand by school"), [t("School"), t("Requests")], u.by_school.map((i) => [i.name || String(i.key ?? "–"), fmtNumber(i.count)])));
+      table(t("Unmet demand by school"), [t("School"), t("Requests")], u.by_school.map((i) => [el("bdi", { "data-i18n-skip": "" }, i.name || String(i.key ?? "–")), fmtNumber(i.count)])));
   });
 
   const g = data.groups.groups;
