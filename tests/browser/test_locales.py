@@ -1,10 +1,10 @@
 """Every page in every shipped locale, in Chromium (issue 13, "checks that keep it true").
 
 One broker, started with ``HH_PSEUDO_LOCALE=1`` (the translator reads it at call time), and
-one browser. For each page a person sees (the front door, the widget opened outside a launch, the student widget's start, waiting, unmet and
-chat views, the tutor console with a chat open, the staff dashboard with its Safety
-section, sign-in, an LTI error, scheduling, the outbox, a parent's link and its error
-page):
+one browser. For each page a person sees (the front door, the widget opened outside a
+launch, the student widget's start, waiting, unmet and chat views, the tutor console with a
+chat open, the staff dashboard with its Safety section, sign-in, an LTI error, scheduling,
+the outbox, a parent's link and its error page):
 
 * in the pseudo-locale ``en-XA`` every visible text node and every ``placeholder``,
   ``aria-label``, ``title`` and ``alt`` must come from the catalogs (wrapped in ⟦ ⟧); what
@@ -319,8 +319,10 @@ async def test_every_page_in_every_locale(
     # -- pages nobody signs in to -------------------------------------------------------------
     anon = await new_context(browser, contexts, 360, locale="en-US")
     page = await open_page(anon, f"{server.url}/login", watch)
-    await every_locale(page, "front-door", f"{server.url}/", visible("#intro-title"), [], problems)
-    await every_locale(page, "widget-outside", f"{server.url}/widget", visible("main"), [], problems)
+    await every_locale(page, "front-door", f"{server.url}/", visible("#intro-title"), [],
+                       problems)
+    await every_locale(page, "widget-outside", f"{server.url}/widget", visible("main"), [],
+                       problems)
     await every_locale(page, "sign-in", f"{server.url}/login", visible("#username"), [], problems)
     lti = f"{server.url}/lti/login"
     await every_locale(page, "lti-error", lti, visible("main h1"), ["iss"], problems)
