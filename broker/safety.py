@@ -252,14 +252,20 @@ class Safety:
         rows = await safety_store.list_flags(self.engine, self.staff_school(staff), status=status)
         return [flag_view(row) for row in rows]
 
-    async def flag(
-        self, staff: Identity, flag_id: str, endpoint: str
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(the flag's raw row, its view with the session's kept messages), audited."""
+    async def scoped_flag(self, staff: Identity, flag_id: str) -> dict[str, Any]:
+        """The flag's raw row if the caller may review it; :class:`NotAllowed` for vendor
+        managers and anyone else, :class:`NotFound` outside their school."""
         row = await safety_store.get_flag(self.engine, flag_id)
         school = self.staff_school(staff)
         if row is None or (school is not None and row["school_id"] != school):
             raise NotFound("no such flag")
+        return row
+
+    async def flag(
+        self, staff: Identity, flag_id: str, endpoint: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the flag's raw row, its view with the session's kept messages), audited."""
+        row = await self.scoped_flag(staff, flag_id)
         context = await safety_store.flag_context(self.engine, row, staff, endpoint)
         view = flag_view(row)
         view["text"] = row["text"]

@@ -35,6 +35,8 @@ from broker.db.models import metadata
 from broker.errors import Conflict, NotAllowed, NotFound
 from broker.identity import Identity
 from broker.lifecycle_store import at, epoch
+from broker.media.service import image_view
+from broker.media.store import CLIENT_ID_PREFIX
 from broker.rooms import Room, role_in
 from broker.safety import ACTIONS
 from broker.views import OpenSession, iso
@@ -166,6 +168,37 @@ class SafetyDesk:
                            "place and will be matched when they come back")
 
     # -- staff ---------------------------------------------------------------------------
+    async def review(self, staff: Identity, flag_id: str, endpoint: str) -> dict[str, Any]:
+        """One flag for its reviewer (:meth:`Safety.flag`, audited), with the pictures the
+        session still holds: a picture message's ``image`` and, when the flagged message
+        itself was a picture (a held caption's), the flag's ``image``; fetched one at a
+        time with :meth:`flag_image`."""
+        media = self.broker.media
+        row, view = await self.broker.safety.flag(staff, flag_id, endpoint)
+        await media.attach(row["session_id"], view["messages"])
+        client_id = row.get("client_id") or ""
+        if client_id.startswith(CLIENT_ID_PREFIX):
+            found = await media.store.find(row["session_id"], client_id[len(CLIENT_ID_PREFIX):])
+            if found is not None:
+                view["image"] = image_view(found)
+        return view
+
+    async def flag_image(
+        self, staff: Identity, flag_id: str, image_id: str, endpoint: str
+    ) -> tuple[bytes, str]:
+        """(bytes, media type) of a picture of the flagged session for its reviewer (the
+        flag's scope: district staff, or the school's designee): one its messages
+        announced, or the flag's own; audited in the read's transaction. ``not_found`` once
+        the review period has deleted it."""
+        row = await self.broker.safety.scoped_flag(staff, flag_id)
+        found = await self.broker.media.store.staff_read(
+            row["session_id"], image_id, held=row.get("client_id") == CLIENT_ID_PREFIX + image_id,
+            actor=staff, endpoint=endpoint, detail=f"flag={flag_id}",
+        )
+        if found is None:
+            raise NotFound("no such picture")
+        return found
+
     async def act(
         self, staff: Identity, flag_id: str, action: str, endpoint: str
     ) -> dict[str, Any]:

@@ -7,7 +7,11 @@ their school; vendor managers, tutors and students are refused):
 * ``GET /api/safety/flags[?status=open|dismissed|session_ended|tutor_suspended|all]``: the
   review queue, newest first, without anyone's words;
 * ``GET /api/safety/flags/{id}``: one flag with the held words and the session's kept
-  messages (the read is audit-logged before it is answered);
+  messages, a picture message with its ``image`` (the read is audit-logged before it is
+  answered);
+* ``GET /api/safety/flags/{id}/images/{image_id}``: a picture of the flagged session (one
+  its messages announced, or the flag's own), audit-logged in the read's transaction and
+  sent with the participants' picture headers (``no-store``, ``nosniff``, sandbox);
 * ``POST /api/safety/flags/{id}/action`` ``{"action": "dismiss"|"end_session"|
   "suspend_tutor"}``: decide it (audited; ``409`` if already decided);
 * ``GET /api/safety/alerts[?all=1]``: open alerts (or the latest 100);
@@ -28,15 +32,16 @@ from aiohttp import web
 from broker.errors import InvalidPayload
 from web.auth import staff_caller
 from web.keys import BROKER
+from web.media_api import IMAGE_HEADERS
 
 ID = re.compile(r"^[0-9a-f]{32}$")
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _id(request: web.Request) -> str:
-    value = request.match_info["id"]
+def _id(request: web.Request, key: str = "id") -> str:
+    value = request.match_info[key]
     if not ID.match(value):
-        raise InvalidPayload("not an id", field="id")
+        raise InvalidPayload("not an id", field=key)
     return value
 
 
@@ -54,10 +59,17 @@ async def list_flags(request: web.Request) -> web.StreamResponse:
 async def get_flag(request: web.Request) -> web.StreamResponse:
     staff = await staff_caller(request)
     flag_id = _id(request)
-    _, view = await request.app[BROKER].safety.flag(
-        staff, flag_id, f"GET /api/safety/flags/{flag_id}"
-    )
+    view = await request.app[BROKER].desk.review(staff, flag_id, f"GET /api/safety/flags/{flag_id}")
     return _json(view)
+
+
+async def get_flag_image(request: web.Request) -> web.StreamResponse:
+    staff = await staff_caller(request)
+    flag_id, image_id = _id(request), _id(request, "image_id")
+    data, media_type = await request.app[BROKER].desk.flag_image(
+        staff, flag_id, image_id, f"GET /api/safety/flags/{flag_id}/images/{image_id}"
+    )
+    return web.Response(body=data, content_type=media_type, headers=IMAGE_HEADERS)
 
 
 async def act_on_flag(request: web.Request) -> web.StreamResponse:
@@ -97,6 +109,7 @@ async def acknowledge_alert(request: web.Request) -> web.StreamResponse:
 def setup_safety_api(app: web.Application) -> None:
     app.router.add_get("/api/safety/flags", list_flags)
     app.router.add_get("/api/safety/flags/{id}", get_flag)
+    app.router.add_get("/api/safety/flags/{id}/images/{image_id}", get_flag_image)
     app.router.add_post("/api/safety/flags/{id}/action", act_on_flag)
     app.router.add_get("/api/safety/alerts", list_alerts)
     app.router.add_post("/api/safety/alerts/{id}/acknowledge", acknowledge_alert)

@@ -14,6 +14,9 @@ Guarantees:
   process's sweep, retention off) and :func:`purge` (the retention job, in its
   transaction) never touch an open session's pictures, and keep a flagged session's
   while its flags' review period lasts, as for its messages.
+* :meth:`MediaStore.staff_read` (a safety reviewer's look at a flagged session's picture)
+  writes its audit entry in the transaction that reads the bytes, so no staff look at a
+  child's picture goes unrecorded, and an entry is written only for a picture answered.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from broker import safety_store
+from broker import audit, safety_store
 from broker.commit import GroupCommitter, Step
 from broker.db.models import metadata
+from broker.identity import Identity
 
 images = metadata.tables["chat_images"]
 messages = metadata.tables["chat_messages"]
@@ -110,6 +114,29 @@ class MediaStore:
         async with self.engine.connect() as conn:
             value = await conn.scalar(sa.select(images.c.data).where(images.c.id == image_id))
         return bytes(value) if value is not None else None
+
+    async def staff_read(
+        self, session_id: str, image_id: str, *, held: bool, actor: Identity, endpoint: str,
+        detail: str,
+    ) -> tuple[bytes, str] | None:
+        """(bytes, media type) of the session's picture for a safety reviewer, audited in
+        the same transaction; ``None`` (nothing recorded) if the session holds no such
+        picture, or holds it unannounced and it is not the flagged one (``held``: the
+        picture of the flag's held message)."""
+        query = (
+            sa.select(images.c.data, images.c.media_type, messages.c.seq)
+            .select_from(images.outerjoin(messages, _message_of()))
+            .where(images.c.id == image_id, images.c.session_id == session_id)
+        )
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(query)).mappings().first()
+            if row is None or (row["seq"] is None and not held):
+                return None
+            await audit.record(
+                conn, actor, "safety.read_image", session_id, endpoint,
+                f"{detail} image={image_id}",
+            )
+        return bytes(row["data"]), str(row["media_type"])
 
     async def announced_after(self, session_id: str, after_seq: int) -> dict[int, dict[str, Any]]:
         """The session's announced pictures by their message's ``seq`` (``seq > after_seq``)."""
