@@ -31,6 +31,7 @@ from tests.browser.conftest import (
     screenshot,
 )
 from tests.browser.test_journeys import no_serious_axe
+from tests.media import files
 
 pytestmark = pytest.mark.browser
 
@@ -177,6 +178,12 @@ async def test_masked_held_distress_report_and_a_silent_student(
     await no_serious_axe(student, "widget (crisis resources)")
     await screenshot(student, "safety-widget-crisis")
 
+    # -- a picture: its transcript line says so, and the staff review shows it -------------
+    await student.set_input_files("#photo-pick", {
+        "name": "work.png", "mimeType": "image/png", "buffer": files.png(80, 60)})
+    await expect(panel.locator(".chat-image img[alt='Picture from the student']")).to_be_visible(
+        timeout=15000)
+
     # -- the student reports the chat in one tap --------------------------------------------
     await student.get_by_role("button", name="Report a problem").click()
     await expect(student.locator("#report-thanks")).to_have_text(
@@ -208,6 +215,12 @@ async def test_masked_held_distress_report_and_a_silent_student(
     await expect(staff.locator("#flag-view")).to_be_visible()
     await expect(staff.locator(".held-words")).to_have_text(CONTACT)
     await expect(staff.locator("#flag-view-title")).to_be_focused()
+    kept = staff.locator("#flag-view .kept-messages .chat-image img")  # fetched, audited
+    await expect(kept).to_have_attribute("alt", "Picture from the student")
+    await expect(kept).to_have_js_property("naturalWidth", 80)
+    assert [a["action"] for a in await fetch_all(
+        sqlite_url, "SELECT action FROM audit_log WHERE action = 'safety.read_image'")] == [
+        "safety.read_image"]
     await staff.keyboard.press("Escape")
     await expect(staff.locator("#flag-view")).to_be_hidden()
     await expect(view).to_be_focused()
@@ -239,6 +252,13 @@ async def test_masked_held_distress_report_and_a_silent_student(
     await expect(student.locator("#rate-report-thanks")).to_have_text(
         "Thank you. A staff member will look at this chat.")
     await no_serious_axe(student, "widget (rating, reported)")
+    # the printed transcript says what the picture was and shows it (print() stubbed)
+    await student.evaluate("window.print = () => { document.body.dataset.printed = '1'; }")
+    await student.click("#transcript-print")
+    await expect(student.locator("body[data-printed='1']")).to_have_count(1)
+    await expect(student.locator("#transcript")).to_contain_text("You: [Your picture]")
+    await expect(student.locator("#transcript .chat-image img")).to_have_attribute(
+        "alt", "Your picture")
     reports = await fetch_all(
         sqlite_url, "SELECT kind, \"by\" FROM safety_flags WHERE kind = 'report'")
     assert [(r["kind"], r["by"]) for r in reports] == [("report", "student")] * 2

@@ -426,12 +426,13 @@ class SafetyRefused extends Error {
   constructor(status) { super(String(status)); this.status = status; }
 }
 
-async function safetyFetch(path, body) {
+async function safetyResponse(path, body, accept = "application/json") {
   const send = () => fetch(`${SAFETY_URL}${path}`, {
     method: body ? "POST" : "GET",
     credentials: "same-origin",
+    cache: "no-store",
     headers: {
-      Accept: "application/json",
+      Accept: accept,
       ...(body ? { "Content-Type": "application/json" } : {}),
       ...(currentToken ? { Authorization: `Bearer ${currentToken}` } : {}),
     },
@@ -443,8 +444,36 @@ async function safetyFetch(path, body) {
     response = await send();
   }
   if (!response.ok) throw new SafetyRefused(response.status);
-  return response.json();
+  return response;
 }
+
+async function safetyFetch(path, body) {
+  return (await safetyResponse(path, body)).json();
+}
+
+// A flagged session's picture (GET /api/safety/flags/{id}/images/{image_id}, audited), shown
+// inline from a data: URL (the page allows data: images; nothing is kept after the view).
+function flagPicture(flagId, image, alt) {
+  const note = el("p", { class: "hint" }, t("Loading the picture…"));
+  const figure = el("figure", { class: "chat-image" }, note);
+  (async () => {
+    const path = `/flags/${encodeURIComponent(flagId)}/images/${encodeURIComponent(image.id)}`;
+    const blob = await (await safetyResponse(path, null, "image/*")).blob();
+    const url = await new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(blob);
+    });
+    note.replaceWith(el("img", { src: url, alt, width: image.width, height: image.height }));
+  })().catch(() => { note.textContent = t("This picture is no longer available."); });
+  return figure;
+}
+
+const PICTURE_FROM = {
+  student: () => t("Picture from the student"),
+  tutor: () => t("Picture from the tutor"),
+};
 
 const fmtWhen = (iso) => {
   const date = iso ? new Date(iso) : null;
@@ -571,12 +600,17 @@ async function viewFlag(id, button) {
     parts.push(el("h4", {}, flag.kind === "held" ? t("The words that were held") : t("The words as written")),
       el("blockquote", { class: "held-words" }, flag.text));
   }
+  if (flag.image) { // the flagged message was a picture (its caption held or masked)
+    parts.push(el("h4", {}, t("The picture sent with them")),
+      flagPicture(flag.id, flag.image, flag.text || label(PICTURE_FROM, flag.by)));
+  }
   parts.push(el("h4", {}, t("Messages kept from this chat")));
   const messages = flag.messages || [];
   parts.push(messages.length
     ? el("ol", { class: "kept-messages" }, ...messages.map((m) => el("li", {},
       el("span", { class: "who" }, label(SENDERS, m.from)), " ",
-      el("time", { datetime: m.at || "" }, fmtTime(m.at)), " ", el("span", { class: "text" }, m.text))))
+      el("time", { datetime: m.at || "" }, fmtTime(m.at)), " ", el("span", { class: "text" }, m.text),
+      ...(m.image ? [flagPicture(flag.id, m.image, m.text || label(PICTURE_FROM, m.from))] : []))))
     : el("p", { class: "empty" }, t("No messages were kept.")));
   $("flag-view-body").replaceChildren(...parts);
   $("flag-view").hidden = false;

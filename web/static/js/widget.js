@@ -399,8 +399,8 @@ $("message").addEventListener("focus", () => requestAnimationFrame(keepLatestInV
 function showMessage(message) {
   const mine = message.from === "student";
   const who = mine ? t("You") : tutorName();
-  insertMessage($("messages"), message, { mine, who, timeText: fmtTime(message.at) });
-  rememberLine(message, who);
+  const item = insertMessage($("messages"), message, { mine, who, timeText: fmtTime(message.at) });
+  rememberLine(message, who, item);
   keepLatestInView();
   if (!mine) {
     $("typing").textContent = "";
@@ -526,21 +526,40 @@ function onPeerPresence(data) {
 }
 
 // -- the student's own transcript (kept in this page only) ----------------------------------
-function rememberLine(message, who) {
-  const line = { seq: message.seq, who, at: message.at, text: message.text };
+// A picture's line says what it was (and its caption); the printed view also shows the
+// picture itself when the chat already shows it (the same in-page data: URL: nothing is
+// fetched or kept anew, and a picture no longer loaded stays a line of text).
+function rememberLine(message, who, item) {
+  let text = message.text;
+  if (message.image) {
+    const what = message.from === "student" ? t("[Your picture]") : t("[Picture from your tutor]");
+    text = text ? `${what} ${text}` : what;
+  }
+  const line = { seq: message.seq, who, at: message.at, text, item: message.image ? item : null };
   const later = state.transcript.findIndex((l) => l.seq > message.seq);
   if (later < 0) state.transcript.push(line);
   else state.transcript.splice(later, 0, line);
 }
 
-function transcriptText() {
+function transcriptHead() {
   const session = state.endedSession || state.session || {};
-  const head = t("{tutor} from {vendor}", {
+  return [t("Homework Help"), t("{tutor} from {vendor}", {
     tutor: (session.tutor && session.tutor.display_name) || t("Your tutor"),
     vendor: session.vendor_name || session.vendor || "",
-  });
-  const lines = state.transcript.map((l) => `[${fmtTime(l.at)}] ${l.who}: ${l.text}`);
-  return [t("Homework Help"), head, "", ...lines, ""].join("\n");
+  }), ""];
+}
+const transcriptLine = (l) => `[${fmtTime(l.at)}] ${l.who}: ${l.text}`;
+
+function transcriptText() {
+  return [...transcriptHead(), ...state.transcript.map(transcriptLine), ""].join("\n");
+}
+
+// The picture a transcript line shows in the chat, if it is loaded there (else null).
+function printedPicture(line) {
+  const shown = line.item && line.item.querySelector(".chat-image img");
+  if (!shown || !shown.src.startsWith("data:")) return null;
+  return el("figure", { class: "chat-image" },
+    el("img", { src: shown.src, alt: shown.alt, width: shown.getAttribute("width"), height: shown.getAttribute("height") }));
 }
 
 $("transcript-save").addEventListener("click", () => {
@@ -553,8 +572,15 @@ $("transcript-save").addEventListener("click", () => {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 });
 
-$("transcript-print").addEventListener("click", () => {
-  $("transcript").replaceChildren(...transcriptText().split("\n").map((line) => el("p", {}, line)));
+$("transcript-print").addEventListener("click", async () => {
+  const pictures = [];
+  $("transcript").replaceChildren(...transcriptHead().map((line) => el("p", {}, line)),
+    ...state.transcript.flatMap((line) => {
+      const picture = printedPicture(line);
+      if (picture) pictures.push(picture.querySelector("img"));
+      return [el("p", {}, transcriptLine(line)), ...(picture ? [picture] : [])];
+    }));
+  await Promise.all(pictures.map((img) => img.decode().catch(() => {})));
   window.print();
 });
 
