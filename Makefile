@@ -41,7 +41,7 @@ run: $(STAMP)
 # prefix and ports), except tests/faults, whose invariants are checked against timings
 # (grace periods, reconnect windows) and which start and stop their own PostgreSQL and Redis:
 # they run after, alone.
-PYTEST_PARALLEL := -n 2 --ignore=tests/faults
+PYTEST_PARALLEL := -n 2 --dist worksteal --ignore=tests/faults
 
 test: $(TEST_STAMP) browsers
 	$(BIN)/ruff check .
