@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.db import (
+    capacity_models,  # vendors' shift plans join ``metadata``
     media_models,  # chat images' table joins ``metadata``
     safety_models,  # chat safety's tables join ``metadata``
     scheduler_models,  # the scheduler's tables join ``metadata``
@@ -47,6 +48,7 @@ __all__ = [
     "TutoringSessionRow",
     "UTCDateTime",
     "UserRow",
+    "capacity_models",
     "create_engine",
     "create_schema",
     "media_models",
