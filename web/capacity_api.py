@@ -10,8 +10,9 @@ GET    ``/api/capacity/coverage``                   scheduled / observed / neede
 
 Coverage parameters: ``week`` (any day of the local week, default this week) or ``from``
 and ``to`` (ISO dates, local midnight, ``to`` exclusive; at most 31 days), ``vendor``,
-``language``, ``target`` (the fraction, default 0.8), ``t`` (the target wait in seconds,
-default 60), ``format`` (``json`` or ``csv``). A bad parameter is a 400 problem body naming
+``language``, ``target`` (the fraction) and ``t`` (the target wait in seconds; both
+default to the district's ``HH_SERVICE_TARGET`` / ``HH_SERVICE_TARGET_WAIT_S``, else 80%
+within 60 s), ``format`` (``json`` or ``csv``). A bad parameter is a 400 problem body naming
 it (``parameter``); a bad plan one naming the entry (``field``, ``part``, ``index``).
 
 Who may do what is decided in :mod:`broker.capacity.shifts` (district staff: every queue;
@@ -34,6 +35,7 @@ from broker.errors import InvalidPayload, Unauthenticated
 from broker.identity import Identity
 from routing.catalog import Catalog
 from web import jsonlib
+from web.keys import SETTINGS
 
 EngineGetter = Callable[[], Engine]
 CatalogGetter = Callable[[], Catalog]
@@ -101,6 +103,16 @@ def _period(
             dt.datetime.combine(end, dt.time(), tzinfo=tz).astimezone(dt.UTC))
 
 
+def _district_target(app: web.Application) -> coverage.Target:
+    """The district's service target (``HH_SERVICE_TARGET``, ``HH_SERVICE_TARGET_WAIT_S``)
+    when the app has settings that name one, else 80% within 60 s."""
+    settings = app.get(SETTINGS)
+    return coverage.Target(
+        fraction=float(getattr(settings, "service_target", 0.8)),
+        wait_s=float(getattr(settings, "service_target_wait_s", 60.0)),
+    )
+
+
 async def list_plans(request: web.Request) -> web.StreamResponse:
     who = await _who(request)
     vendor = request.query.get("vendor") or None
@@ -145,9 +157,10 @@ async def get_coverage(request: web.Request) -> web.StreamResponse:
     fmt = query.get("format") or "json"
     if fmt not in ("json", "csv"):
         raise _bad("format", "json or csv")
+    default = _district_target(request.app)
     target = coverage.Target(
-        fraction=_number(query, "target", 0.0, 0.999, 0.8),
-        wait_s=_number(query, "t", 0.0, 86_400.0, 60.0),
+        fraction=_number(query, "target", 0.0, 0.999, default.fraction),
+        wait_s=_number(query, "t", 0.0, 86_400.0, default.wait_s),
     )
     report = await coverage.coverage(
         request.app[ENGINE_KEY](), who, catalog, start, end,
