@@ -44,6 +44,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _bounded(
+    env: Mapping[str, str], name: str, default: float, low: float, high: float,
+    *, with_low: bool = False,
+) -> float:
+    """A number strictly between ``low`` and ``high`` (or equal to ``low`` if ``with_low``)."""
+    value = _float(env, name, default)
+    if not (low < value < high or (with_low and value == low)):
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value!r}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -95,6 +106,9 @@ class Settings:
     safety_alert_email: str | None = None  # HH_SAFETY_ALERT_EMAIL: the district's contact
     # HH_VENDOR_SAFETY_CONTACTS: "vendor=address;vendor=address", told of suspensions
     vendor_safety_contacts: str = ""
+    # capacity planning (docs/capacity.md): the target staffing advice aims at
+    service_target: float = 0.8  # HH_SERVICE_TARGET: share accepted within the wait below
+    service_target_wait_s: float = 60.0  # HH_SERVICE_TARGET_WAIT_S
 
     @property
     def uses_redis(self) -> bool:
@@ -155,6 +169,10 @@ class Settings:
             safety_review_days=_int(env, "HH_SAFETY_REVIEW_DAYS", C.SAFETY_REVIEW_DAYS),
             safety_alert_email=env.get("HH_SAFETY_ALERT_EMAIL") or None,
             vendor_safety_contacts=env.get("HH_VENDOR_SAFETY_CONTACTS", ""),
+            service_target=_bounded(env, "HH_SERVICE_TARGET", 0.8, 0.0, 1.0),
+            service_target_wait_s=_bounded(
+                env, "HH_SERVICE_TARGET_WAIT_S", 60.0, 0.0, 86400.0, with_low=True
+            ),
         )
 
     def vendor_contact(self, vendor: str) -> str | None:
