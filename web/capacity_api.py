@@ -4,6 +4,7 @@
 GET    ``/api/capacity/plans[?vendor=]``            the queues the caller may read, published?
 GET    ``/api/capacity/plans/{vendor}/{language}``  one queue's plan, in the district's zone
 PUT    ``/api/capacity/plans/{vendor}/{language}``  replace it: ``{weekly, exceptions}``
+POST   ``/api/capacity/plans/import?format=``       many queues' plans, CSV or JSON, whole
 GET    ``/api/capacity/coverage``                   scheduled / observed / needed per queue and
                                                     half-hour (``format=csv`` too)
 =====  ==========================================  ===========================================
@@ -145,6 +146,21 @@ async def put_plan(request: web.Request) -> web.StreamResponse:
     return _json(await shifts.read_plan(engine, who, catalog, vendor, language))
 
 
+async def import_plans(request: web.Request) -> web.StreamResponse:
+    """Many queues' plans from a CSV or JSON body (``?format=``), all or nothing."""
+    who = await _who(request)
+    catalog = request.app[CATALOG_KEY]()
+    fmt = request.query.get("format") or "csv"
+    try:
+        text = (await request.read()).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload("the file must be UTF-8 text") from exc
+    plans = shifts.parse_import(text, fmt, catalog.timezone, catalog)
+    await shifts.replace_plans(request.app[ENGINE_KEY](), who, catalog, plans,
+                               f"POST {request.path}", request.app[CLOCK_KEY]())
+    return _json({"queues": [f"{v}:{lang}" for v, lang in plans]})
+
+
 async def get_coverage(request: web.Request) -> web.StreamResponse:
     who = await _who(request)
     query = request.query
@@ -185,6 +201,7 @@ def setup_capacity_api(
     app[IDENTIFY_KEY] = identify
     app[CLOCK_KEY] = clock or (lambda: dt.datetime.now(dt.UTC))
     app.router.add_get(f"{P}/plans", list_plans)
+    app.router.add_post(f"{P}/plans/import", import_plans)
     app.router.add_get(f"{P}/plans/{{vendor}}/{{language}}", get_plan)
     app.router.add_put(f"{P}/plans/{{vendor}}/{{language}}", put_plan)
     app.router.add_get(f"{P}/coverage", get_coverage)

@@ -188,8 +188,18 @@ async def test_http_plans_and_coverage(client: TestClient[Any, Any]) -> None:
         assert (status, body["code"]) == (want, code), (method, path, who, body)
     status, body = await _call(client, "GET", "plans/paper/zh", "vendor:paper")
     assert body["weekly"] == plan["weekly"]  # the refused writes changed nothing
+    csv_plans = ("vendor,language,day,date,start,end,headcount,note\n"
+                 "paper,fr,sat,,10:00,12:00,1,\n")
+    resp = await client.post("/api/capacity/plans/import?format=csv", data=csv_plans,
+                             headers={"X-Who": "vendor:paper"})
+    assert resp.status == 200 and (await resp.json())["queues"] == ["paper:fr"]
+    mixed = csv_plans.replace("10:00", "09:00") + "tutorcom,en,sat,,10:00,12:00,9,\n"
+    resp = await client.post("/api/capacity/plans/import?format=csv", data=mixed,
+                             headers={"X-Who": "vendor:paper"})
+    assert resp.status == 403  # another vendor's queue in the file: nothing written
     status, listed = await _call(client, "GET", "plans", "vendor:paper")
-    assert [p["published"] for p in listed["plans"]] == [True, False, True, False]
+    assert [p["published"] for p in listed["plans"]] == [True, False, True, True]
+    assert listed["plans"][3]["weekly_tutor_hours"] == 2.0  # still 10:00-12:00
     status, report = await _call(client, "GET", "coverage", "vendor:paper",
                                  week="2024-10-30", language="zh", t="120", target="0.9")
     assert status == 200 and report["target"] == {"fraction": 0.9, "wait_s": 120.0}
