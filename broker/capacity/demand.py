@@ -37,13 +37,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.constants import DEFAULT_TUTOR_CAPACITY
 from broker.db.models import help_requests, tutoring_sessions
-from broker.stats import GAVE_UP_STATUSES, _seconds, _utc_hour
+from broker.stats import GAVE_UP_STATUSES, _seconds
 from routing.catalog import Catalog
 
 UTC = dt.UTC
 SLOTS_PER_DAY = 48
 SLOTS_PER_WEEK = 7 * SLOTS_PER_DAY
 HALF_HOUR = dt.timedelta(minutes=30)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 Queue = tuple[str, str]
 
 r = help_requests
@@ -145,19 +146,17 @@ def _half_hours(start: dt.datetime, end: dt.datetime) -> Iterator[tuple[dt.datet
         at += HALF_HOUR
 
 
-def _utc_half_hour(dialect: str, column: Any) -> tuple[Any, Any]:
-    """``(hour text, 0|1)``: the UTC half-hour a timestamp falls in, exactly, in SQL."""
-    minute = (
-        sa.extract("minute", sa.func.timezone("UTC", column)) if dialect == "postgresql"
-        else sa.cast(sa.func.strftime("%M", column), sa.Integer)
-    )
-    half = sa.case((minute >= 30, 1), else_=0).label("half")
-    return _utc_hour(dialect, column).label("hour"), half
+def _half_hour_bucket(dialect: str, column: Any) -> sa.ColumnElement[int]:
+    """The UTC half-hour a timestamp falls in, as whole half-hours since 1970 (exact)."""
+    if dialect == "postgresql":
+        epoch = sa.extract("epoch", column)
+        return sa.cast(sa.func.floor(epoch / 1800), sa.BigInteger).label("bucket")
+    # SQLite stores UTCDateTime as naive UTC text; strftime('%s') reads it as UTC seconds.
+    return (sa.cast(sa.func.strftime("%s", column), sa.Integer) // 1800).label("bucket")
 
 
-def _bucket(hour: Any, half: Any) -> dt.datetime:
-    when = dt.datetime.strptime(str(hour), "%Y-%m-%dT%H").replace(tzinfo=UTC)
-    return when + HALF_HOUR * int(half)
+def _bucket(bucket: Any) -> dt.datetime:
+    return EPOCH + HALF_HOUR * int(bucket)
 
 
 def _first_acceptance() -> sa.Subquery:
@@ -183,12 +182,12 @@ def _where(start: dt.datetime, end: dt.datetime, vendor: str | None,
 async def _requests(conn: AsyncConnection, where: list[sa.ColumnElement[bool]]) -> list[Any]:
     dialect = conn.dialect.name
     first = _first_acceptance()
-    hour, half = _utc_half_hour(dialect, r.c.queued_at)
+    bucket = _half_hour_bucket(dialect, r.c.queued_at)
     accepted = first.c.first_accepted.is_not(None)
     gave_up = sa.and_(first.c.first_accepted.is_(None), r.c.status.in_(GAVE_UP_STATUSES))
     stmt = (
         sa.select(
-            r.c.queue, hour, half, sa.func.count(),
+            r.c.queue, bucket, sa.func.count(),
             sa.func.count(first.c.first_accepted),
             sa.func.sum(sa.case((gave_up, 1), else_=0)),
             sa.func.sum(sa.case(
@@ -200,20 +199,20 @@ async def _requests(conn: AsyncConnection, where: list[sa.ColumnElement[bool]]) 
         )
         .select_from(r.outerjoin(first, first.c.request_id == r.c.id))
         .where(*where)
-        .group_by(r.c.queue, hour, half)
+        .group_by(r.c.queue, bucket)
     )
     return list((await conn.execute(stmt)).all())
 
 
 async def _handles(conn: AsyncConnection, where: list[sa.ColumnElement[bool]]) -> list[Any]:
     dialect = conn.dialect.name
-    hour, half = _utc_half_hour(dialect, r.c.queued_at)
+    bucket = _half_hour_bucket(dialect, r.c.queued_at)
     stmt = (
-        sa.select(r.c.queue, hour, half, sa.func.count(),
+        sa.select(r.c.queue, bucket, sa.func.count(),
                   sa.func.sum(_seconds(dialect, s.c.ended_at, s.c.accepted_at)))
         .select_from(s.join(r, r.c.id == s.c.request_id))
         .where(*where, s.c.ended_at.is_not(None))
-        .group_by(r.c.queue, hour, half)
+        .group_by(r.c.queue, bucket)
     )
     return list((await conn.execute(stmt)).all())
 
@@ -256,14 +255,14 @@ async def observed_demand(
     async with engine.connect() as conn:
         requests = await _requests(conn, where)
         handles = await _handles(conn, where)
-    for name, hour, half, arrivals, accepted, gave_up, line_s in requests:
-        cell = of(name).slots[week_slot(_bucket(hour, half), tz)]
+    for name, bucket, arrivals, accepted, gave_up, line_s in requests:
+        cell = of(name).slots[week_slot(_bucket(bucket), tz)]
         cell.arrivals += int(arrivals)
         cell.accepted += int(accepted)
         cell.gave_up += int(gave_up or 0)
         cell.line_s += max(0.0, float(line_s or 0.0))
-    for name, hour, half, handled, handle_s in handles:
-        cell = of(name).slots[week_slot(_bucket(hour, half), tz)]
+    for name, bucket, handled, handle_s in handles:
+        cell = of(name).slots[week_slot(_bucket(bucket), tz)]
         cell.handled += int(handled)
         cell.handle_s += max(0.0, float(handle_s or 0.0))
     exposure = [0.0] * SLOTS_PER_WEEK

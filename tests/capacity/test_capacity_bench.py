@@ -1,0 +1,23 @@
+"""bench.capacity keeps working: its quick mode (2,000 sessions, SQLite) runs to the end and
+rewrites only the "## Capacity" section of the results file it is given."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_capacity_benchmark_quick_mode_runs(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Other\n\nkept\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.capacity", "--quick", "--results", str(results)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = results.read_text(encoding="utf-8")
+    assert "## Other\n\nkept\n" in text
+    assert "## Capacity" in text and "| sqlite | 2," in text and "| yes |" in text
