@@ -202,7 +202,7 @@ def service_level(agents: int, arrival_rate: float, mean_handle_s: float,
     """
     _check(arrival_rate, mean_handle_s, patience_s)
     _check_agents(agents)
-    if target_wait_s < 0:
+    if not target_wait_s >= 0:
         raise ValueError(f"target_wait_s must be >= 0, got {target_wait_s!r}")
     if arrival_rate == 0:
         return 1.0
