@@ -18,7 +18,8 @@ Definitions (also in ``docs/capacity.md``, "Shift plans"):
   the target wait over accepted + gave up, as in :func:`broker.stats.service_level`).
   Requests no vendor could serve belong to no queue (``/api/stats/unmet``).
 * **needed**: ``broker.capacity.erlang.tutors_needed`` for that half-hour's arrival rate
-  (arrivals / 1800 s), the queue's mean handle time over the period (accept to end) and
+  (arrivals / 1800 s), the queue's mean handle time over the period (accept to end), its
+  patience over the period (Erlang A, as the advice; Erlang C when nobody gave up) and
   its vendor's concurrent-session capacity; ``None`` when the queue had no ended session
   in the period (no handle time), or when the Erlang module is not installed
   (``needed_method`` is then ``None``).
@@ -132,10 +133,14 @@ async def _observed(
 async def _demand(
     conn: AsyncConnection, wanted: Sequence[Queue], start: dt.datetime, end: dt.datetime,
     n: int, target: Target,
-) -> tuple[dict[Queue, list[_Cell]], dict[Queue, list[list[float]]]]:
-    """Per queue and half-hour: arrivals and outcomes, and the accepted requests' waits."""
+) -> tuple[dict[Queue, list[_Cell]], dict[Queue, list[list[float]]], dict[Queue, float | None]]:
+    """Per queue and half-hour: arrivals and outcomes, and the accepted requests' waits;
+    per queue, the patience estimate (time in line of everyone queued, up to acceptance
+    or giving up, over the number who gave up; ``None`` when nobody gave up), as
+    :mod:`broker.capacity.demand` defines it."""
     cells = {q: [_Cell() for _ in range(n)] for q in wanted}
     waits: dict[Queue, list[list[float]]] = {q: [[] for _ in range(n)] for q in wanted}
+    in_line: dict[Queue, float] = dict.fromkeys(wanted, 0.0)
     by_name = {f"{v}:{lang}": (v, lang) for v, lang in wanted}
     first = (
         sa.select(s.c.request_id, sa.func.min(s.c.accepted_at).label("first_accepted"))
@@ -144,12 +149,12 @@ async def _demand(
         .subquery("first_acceptance")
     )
     rows = await conn.execute(
-        sa.select(r.c.queue, r.c.queued_at, r.c.status, first.c.first_accepted)
+        sa.select(r.c.queue, r.c.queued_at, r.c.status, first.c.first_accepted, r.c.closed_at)
         .select_from(r.outerjoin(first, first.c.request_id == r.c.id))
         .where(r.c.queued_at >= start, r.c.queued_at < end, r.c.is_test == sa.false(),
                r.c.queue.in_(sorted(by_name)))
     )
-    for name, queued, status, accepted in rows:
+    for name, queued, status, accepted, closed in rows:
         queue = by_name[name]
         i = _index(queued, start)
         cell = cells[queue][i]
@@ -159,9 +164,15 @@ async def _demand(
             cell.accepted += 1
             cell.within += wait <= target.wait_s
             waits[queue][i].append(wait)
+            in_line[queue] += wait
         elif status in GAVE_UP_STATUSES:
             cell.gave_up += 1
-    return cells, waits
+            in_line[queue] += max(0.0, (closed - queued).total_seconds()) if closed else 0.0
+    patience = {}
+    for queue in wanted:
+        gave_up = sum(c.gave_up for c in cells[queue])
+        patience[queue] = in_line[queue] / gave_up if gave_up else None
+    return cells, waits, patience
 
 
 def _r(value: float | None, digits: int = 1) -> float | None:
@@ -190,7 +201,7 @@ async def coverage(
     async with engine.connect() as conn:
         plans = await shifts.load_plans(conn, wanted, start, end)
         seen, handle = await _observed(conn, wanted, start, end, now, n)
-        cells, waits = await _demand(conn, wanted, start, end, n, target)
+        cells, waits, patience = await _demand(conn, wanted, start, end, n, target)
     out_queues = []
     for queue in wanted:
         capacity = catalog.vendor(queue[0]).capacity  # type: ignore[union-attr]
@@ -200,7 +211,8 @@ async def coverage(
         for i, at in enumerate(instants):
             cell = cells[queue][i]
             if cell.arrivals not in memo:
-                memo[cell.arrivals] = _needed(fn, cell.arrivals, handle[queue], capacity, target)
+                memo[cell.arrivals] = _needed(fn, cell.arrivals, handle[queue], capacity,
+                                              target, patience[queue])
             needed = memo[cell.arrivals]
             ordered = sorted(waits[queue][i])
             decided = cell.accepted + cell.gave_up
@@ -222,7 +234,8 @@ async def coverage(
             })
         out_queues.append({
             "vendor": queue[0], "language": queue[1], "sessions_per_tutor": capacity,
-            "mean_handle_s": _r(handle[queue]), "slots": slots,
+            "mean_handle_s": _r(handle[queue]), "patience_s": _r(patience[queue]),
+            "slots": slots,
             "scheduled_tutor_hours": sum(scheduled) / 2,
             "short_half_hours": sum(1 for x in slots if x["short"]),
         })
@@ -239,14 +252,16 @@ async def coverage(
 
 
 def _needed(
-    fn: NeededFn | None, arrivals: int, handle_s: float | None, capacity: int, target: Target
+    fn: NeededFn | None, arrivals: int, handle_s: float | None, capacity: int, target: Target,
+    patience_s: float | None,
 ) -> int | None:
     if fn is None or handle_s is None:
         return None
     if arrivals == 0:
         return 0
     return int(fn(arrivals / HALF_HOUR.total_seconds(), max(handle_s, 1.0), capacity,
-                  target.fraction, target.wait_s))
+                  target.fraction, target.wait_s,
+                  patience_s=max(patience_s, 1.0) if patience_s is not None else None))
 
 
 def to_csv(report: dict[str, Any]) -> str:
