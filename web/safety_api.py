@@ -25,7 +25,6 @@ renders; who may see what is decided in ``broker/``.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from aiohttp import web
 
@@ -33,9 +32,9 @@ from broker.errors import InvalidPayload
 from web.auth import staff_caller
 from web.keys import BROKER
 from web.media_api import IMAGE_HEADERS
+from web.responses import no_store_json
 
 ID = re.compile(r"^[0-9a-f]{32}$")
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _id(request: web.Request, key: str = "id") -> str:
@@ -45,8 +44,7 @@ def _id(request: web.Request, key: str = "id") -> str:
     return value
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, headers=NO_STORE)
+_json = no_store_json
 
 
 async def list_flags(request: web.Request) -> web.StreamResponse:

@@ -72,12 +72,12 @@ from broker.scheduler import (
 from broker.scheduler.service import Scheduler
 from web import jsonlib
 from web.auth import authorise, bearer_identity
+from web.responses import NO_STORE, no_store_json
 
 SchedulerGetter = Callable[[], Scheduler]
 Identify = Callable[[web.Request], Awaitable[Identity]]
 SCHEDULER: web.AppKey[SchedulerGetter] = web.AppKey("scheduler")
 IDENTIFY: web.AppKey[Identify] = web.AppKey("scheduler_identify")
-NO_STORE = {"Cache-Control": "no-store"}
 MAX_FILE = 2_000_000  # calendar and availability files (the app's JSON limit is 64 KiB)
 P = "/api/scheduler"
 
@@ -106,8 +106,7 @@ async def _body(request: web.Request) -> Mapping[str, Any]:
     return inputs.body(data)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, headers=NO_STORE, dumps=jsonlib.dumps)
+_json = no_store_json
 
 
 def _endpoint(request: web.Request) -> str:

@@ -19,8 +19,6 @@ used or withdrawn one a 410 page), and the page is shown in the link's language 
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from broker import outbox_view, school_roster
@@ -28,17 +26,13 @@ from broker.errors import InvalidPayload, Unauthenticated
 from broker.identity import Identity
 from broker.scheduler import inputs, parents
 from broker.scheduler.errors import ParentLinkExpired, ParentLinkInvalid
-from web import jsonlib
 from web.negotiation import page_locale
 from web.pages import signin_config, subjects_of
 from web.render import N_, render_page
+from web.responses import no_store_json
 from web.scheduler_api import IDENTIFY, SCHEDULER
 
-NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _json(data: Any) -> web.Response:
-    return web.json_response(data, headers=NO_STORE, dumps=jsonlib.dumps)
+_json = no_store_json
 
 
 async def scheduling_page(request: web.Request) -> web.Response:
