@@ -444,6 +444,22 @@ async def list_plans(
     ]
 
 
+async def weekly_headcounts(
+    engine: AsyncEngine, actor: Identity, catalog: Catalog, vendor: str | None = None
+) -> dict[Queue, list[int]]:
+    """The published weekly patterns the caller may read, each as 336 headcounts indexed
+    ``weekday * 48 + slot`` (district wall clock): the ``headcounts`` that
+    :func:`broker.capacity.advice.advise` takes for the expected service level of a plan.
+    Dated exceptions are left out (they belong to concrete weeks: see coverage)."""
+    vendor = readable_vendor(actor, vendor)
+    wanted = queues(catalog, vendor)
+    async with engine.connect() as conn:
+        plans = await load_plans(conn, wanted, with_exceptions=False)
+        rows = await conn.execute(sa.select(plans_t.c.vendor, plans_t.c.language))
+        published = {(str(v), str(lang)) for v, lang in rows}
+    return {q: [n for day in plans[q].weekly for n in day] for q in wanted if q in published}
+
+
 # -- files: many queues at once (``homework-help import-shifts``) -----------------------------
 CSV_FIELDS = ("vendor", "language", "day", "date", "start", "end", "headcount", "note")
 

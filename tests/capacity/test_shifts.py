@@ -171,6 +171,8 @@ async def test_vendor_manager_publishes_and_reads_only_their_own(engine: AsyncEn
         ("en", False, 0), ("es", True, 8.0), ("zh", False, 0), ("fr", False, 0)]
     assert {p["vendor"] for p in await shifts.list_plans(engine, DISTRICT, CATALOG)} == {
         "paper", "tutorcom"}
+    (pattern,) = (await shifts.weekly_headcounts(engine, PAPER, CATALOG)).values()
+    assert len(pattern) == 336 and pattern[48 + 30:48 + 38] == [2] * 8 and sum(pattern) == 16
     await _publish(engine, DISTRICT, "paper", "es", {"weekly": ALL_DAY[:1]})  # replaces all
     again = await shifts.read_plan(engine, PAPER, CATALOG, "paper", "es")
     assert again["exceptions"] == [] and len(again["weekly"]) == 1
