@@ -54,6 +54,9 @@ MAX_HEADCOUNT = 10_000
 MAX_ENTRIES = 2_000  # weekly ranges or exceptions in one plan
 MAX_NOTE = 200
 DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES: tuple[str, ...] = (
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+)
 _CLOCK = re.compile(r"^([01][0-9]|2[0-4]):([0-5][0-9])$")
 
 plans_t = metadata.tables[ShiftPlanRow.__tablename__]
@@ -120,11 +123,13 @@ def _headcount(value: object, index: int | None) -> int:
 
 
 def _day(value: object, index: int) -> int:
-    if isinstance(value, str) and value.strip().lower()[:3] in DAYS:
-        return DAYS.index(value.strip().lower()[:3])
+    text = value.strip().lower() if isinstance(value, str) else ""
+    for i, day in enumerate(DAYS):
+        if text in (day, DAY_NAMES[i]):
+            return i
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 6:
         return value
-    raise _bad("day must be mon..sun (or 0..6, 0 = Monday)", "day", index)
+    raise _bad("day must be mon..sun, monday..sunday or 0..6 (0 = Monday)", "day", index)
 
 
 def _range(entry: Mapping[str, Any], index: int) -> tuple[int, int]:

@@ -57,7 +57,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
          "headcount"),
         ({"weekly": [{"day": "mon", "start": "16:00", "end": "18:00", "headcount": True}]},
          "headcount"),
-        ({"weekly": [{"day": "funday", "start": "16:00", "end": "18:00", "headcount": 1}]}, "day"),
+        ({"weekly": [{"day": "monkey", "start": "16:00", "end": "18:00", "headcount": 1}]}, "day"),
         ({"weekly": [{"day": "mon", "start": "16:00", "end": "18:00", "headcount": 1},
                      {"day": "mon", "start": "17:30", "end": "19:00", "headcount": 2}]}, "weekly"),
         ({"exceptions": [{"date": "2024-03-10", "start": "02:00", "end": "04:00",
@@ -84,6 +84,8 @@ def test_pattern_round_trips_as_ranges() -> None:
     plan = shifts.parse_plan({"weekly": entered}, LA)
     assert plan.weekly[0][32:37] == [3, 3, 3, 3, 5] and plan.weekly[6][47] == 1
     assert shifts.weekly_ranges(plan.weekly) == entered
+    same = [dict(entered[0], day="Monday"), dict(entered[1], day=0), entered[2]]
+    assert shifts.parse_plan({"weekly": same}, LA).weekly == plan.weekly
 
 
 def test_spring_forward_week_has_23_hours_on_sunday() -> None:
