@@ -26,7 +26,6 @@ import datetime as dt
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from aiohttp import web
 
@@ -37,13 +36,13 @@ from broker.identity import Identity
 from routing.catalog import Catalog
 from web import jsonlib
 from web.keys import SETTINGS
+from web.responses import NO_STORE, no_store_json
 
 EngineGetter = Callable[[], Engine]
 CatalogGetter = Callable[[], Catalog]
 Identify = Callable[[web.Request], "Identity | Awaitable[Identity | None] | None"]
 Clock = Callable[[], dt.datetime]
 P = "/api/capacity"
-NO_STORE = {"Cache-Control": "no-store"}
 COVERAGE_PARAMS = frozenset({"week", "from", "to", "vendor", "language", "target", "t",
                              "format", "_"})
 ENGINE_KEY: web.AppKey[EngineGetter] = web.AppKey("capacity_engine")
@@ -60,8 +59,7 @@ async def _who(request: web.Request) -> Identity:
     return identity
 
 
-def _json(data: Any) -> web.Response:
-    return web.json_response(data, headers=NO_STORE, dumps=jsonlib.dumps)
+_json = no_store_json
 
 
 def _bad(name: str, why: str) -> InvalidPayload:
