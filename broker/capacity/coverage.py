@@ -259,9 +259,12 @@ def _needed(
         return None
     if arrivals == 0:
         return 0
-    return int(fn(arrivals / HALF_HOUR.total_seconds(), max(handle_s, 1.0), capacity,
-                  target.fraction, target.wait_s,
-                  patience_s=max(patience_s, 1.0) if patience_s is not None else None))
+    try:
+        return int(fn(arrivals / HALF_HOUR.total_seconds(), max(handle_s, 1.0), capacity,
+                      target.fraction, target.wait_s,
+                      patience_s=max(patience_s, 1.0) if patience_s is not None else None))
+    except ValueError:  # beyond what the model sizes (over 10,000 slots): shown as unknown
+        return None
 
 
 def to_csv(report: dict[str, Any]) -> str:
