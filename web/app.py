@@ -23,6 +23,7 @@ from broker.service import Broker
 from broker.settings import Settings
 from broker.throttle import Throttles
 from web.auth import setup_auth, staff_caller
+from web.capacity_advice_api import setup_capacity_advice_api
 from web.capacity_api import setup_capacity_api
 from web.catalog_api import setup_catalog_api
 from web.compression import compress
@@ -119,6 +120,8 @@ def init_app(settings: Settings | None = None) -> web.Application:
     setup_catalog_api(app)
     setup_capacity_api(app, lambda: app[ENGINE], lambda: app[BROKER].catalog, staff_caller,
                        lambda: app_now(app))  # shift plans and coverage (issue 15)
+    setup_capacity_advice_api(app, lambda: app[ENGINE], lambda: app[BROKER].catalog,
+                              staff_caller, lambda: app_now(app))  # advice, what-if
     setup_scheduler_api(app, lambda: Scheduler(app[ENGINE], settings.secret_key,
                                                clock=lambda: app_now(app)))
     setup_scheduling_pages(app)
