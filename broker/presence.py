@@ -31,6 +31,17 @@ from broker.redis_pool import open_redis
 FORGET_AFTER_S = 24 * 3600.0
 
 
+def student_subject(pseudonym: str) -> str:
+    """The presence subject of a student (their pseudonym): the one spelling every module
+    uses, so a touch and a look-up always name the same person."""
+    return f"student:{pseudonym}"
+
+
+def tutor_subject(tutor_id: str) -> str:
+    """The presence subject of a tutor account."""
+    return f"tutor:{tutor_id}"
+
+
 class Presence(abc.ABC):
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect. Called once before use."""

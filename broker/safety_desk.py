@@ -37,6 +37,7 @@ from broker.identity import Identity
 from broker.lifecycle_store import at, epoch
 from broker.media.service import image_view
 from broker.media.store import CLIENT_ID_PREFIX
+from broker.presence import student_subject
 from broker.rooms import Room, role_in
 from broker.safety import ACTIONS
 from broker.views import OpenSession, iso
@@ -157,7 +158,7 @@ class SafetyDesk:
         if row.get("left_until") is None:
             return
         b = self.broker
-        subject = f"student:{row['student']}"
+        subject = student_subject(row["student"])
         now = b.clock()
         try:
             seen = (await b.presence.last_seen([subject], now)).get(subject, now)

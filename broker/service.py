@@ -73,7 +73,7 @@ from broker.lifecycle_store import LifecycleStore, Resent, at, epoch
 from broker.media import Media
 from broker.notifier import Notifier
 from broker.outages import OutageLog
-from broker.presence import MemoryPresence, Presence
+from broker.presence import MemoryPresence, Presence, student_subject, tutor_subject
 from broker.rooms import ROOM_WATCH_S, Room, Rooms, check_text
 from broker.safety import Safety, Screened, Where
 from broker.safety_desk import SafetyDesk
@@ -112,14 +112,6 @@ SAFETY_WATCH_EVERY_S = 1.0  # the rules file, suspensions and nobody-on-shift, a
 PEER_LOST_AFTER_SWEEPS = 1.5
 HERE_WITHIN_SWEEPS = 3.0
 SIGNED_OUT = "signed_out"
-
-
-def student_subject(pseudonym: str) -> str:
-    return f"student:{pseudonym}"
-
-
-def tutor_subject(tutor_id: str) -> str:
-    return f"tutor:{tutor_id}"
 
 
 class QueueFigures(TypedDict):

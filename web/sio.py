@@ -45,7 +45,8 @@ from broker.constants import (
 from broker.errors import BrokerError, NotAllowed, Unauthenticated
 from broker.identity import ACCOUNT_SOURCE, Identity, Tutor
 from broker.outages import OutageLog, kind_of
-from broker.service import Broker, student_subject, tutor_subject
+from broker.presence import student_subject, tutor_subject
+from broker.service import Broker
 from broker.settings import Settings
 from web import board_events, jsonlib
 from web import payloads as p

@@ -29,8 +29,8 @@ from broker.catalog_source import load_catalog
 from broker.db.engine import create_engine
 from broker.identity import Identity, Learner, Tutor, student_identity, tutor_identity
 from broker.lifecycle_store import LifecycleStore
-from broker.presence import MemoryPresence
-from broker.service import Broker, student_subject, tutor_subject
+from broker.presence import MemoryPresence, student_subject, tutor_subject
+from broker.service import Broker
 from broker.settings import Settings
 from routing.schools import School, SchoolDirectory, SchoolKind
 from tests.broker.district import SCHOOLS
