@@ -1,0 +1,74 @@
+"""``homework-help simulate``: an evening hour of the synthetic year through the real broker
+over socket.io on a virtual clock (both stacks), and a no-tutor hour where all give up."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from broker.capacity import synthetic
+from broker.settings import Settings
+from tests.broker.harness import SECRET, free_port
+from web.cli import build_parser
+from web.commands.simulate import replay
+
+TZ = ZoneInfo(synthetic.TIMEZONE)
+EVENING = dt.datetime(2024, 2, 5, 18, tzinfo=TZ)  # a Monday in term: the evening peak
+
+
+@pytest.fixture(scope="module")
+def year() -> synthetic.Year:
+    return synthetic.generate(seed=3)
+
+
+@pytest.fixture(params=["embedded", "scaled"])
+def sim_settings(request: pytest.FixtureRequest) -> Settings:
+    if request.param == "embedded":
+        url, redis_url, prefix = str(request.getfixturevalue("sqlite_url")), None, "hh"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+        redis_url = str(request.getfixturevalue("redis_url"))
+        prefix = str(request.getfixturevalue("redis_prefix"))
+    return Settings(database_url=url, redis_url=redis_url, redis_prefix=prefix,
+                    secret_key=SECRET, pseudonym_secret=SECRET, port=free_port(),
+                    host="127.0.0.1", tutor_silent_s=0.0, session_idle_s=0.0)
+
+
+async def test_advised_evening_hour_meets_the_target(
+    year: synthetic.Year, sim_settings: Settings
+) -> None:
+    start = EVENING.astimezone(dt.UTC)
+    end = start + dt.timedelta(hours=1)
+    expected = year.between(start, end)
+    report = await replay(sim_settings, year, start, end)
+    assert report.arrivals == len(expected) > 20
+    assert not report.errors, report.errors
+    overall = report.overall()
+    routed = overall.arrivals
+    assert routed + sum(report.unmet.values()) + report.conflicts == report.arrivals
+    # every routed request was either accepted or gave up (sessions ended after the hour)
+    assert overall.accepted + overall.gave_up == routed
+    assert overall.service_level is not None and overall.service_level >= 0.75
+    assert overall.expected_service_level is not None
+    assert overall.expected_service_level >= report.target_fraction
+    assert overall.tutor_hours > 0 and overall.busy_hours > 0
+    assert report.queue("tutorcom:en").arrivals > 0
+    assert set(report.as_dict()["overall"]) >= {"service_level", "wait_p50_s", "wait_p90_s"}
+
+
+async def test_no_tutors_everyone_gives_up(year: synthetic.Year, sqlite_url: str) -> None:
+    settings = Settings(database_url=sqlite_url, secret_key=SECRET, pseudonym_secret=SECRET,
+                        port=free_port(), host="127.0.0.1", tutor_silent_s=0.0)
+    start = EVENING.astimezone(dt.UTC)
+    report = await replay(settings, year, start, start + dt.timedelta(minutes=20), tutors=0)
+    overall = report.overall()
+    assert overall.arrivals > 0 and overall.accepted == 0
+    assert overall.gave_up == overall.arrivals and overall.service_level == 0.0
+    assert overall.tutor_hours == 0 and overall.percentile(0.5) is None
+
+
+def test_command_is_registered() -> None:
+    args = build_parser().parse_args(["simulate", "--period", "year", "--tutors", "3"])
+    assert args.command == "simulate" and args.period == "year" and args.tutors == 3
