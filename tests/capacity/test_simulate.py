@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from broker.capacity import synthetic
+from broker.capacity.demand import observed_demand
+from broker.catalog_source import load_catalog
+from broker.db.engine import create_engine
 from broker.settings import Settings
 from tests.broker.harness import SECRET, free_port
 from web.cli import build_parser
@@ -56,6 +59,17 @@ async def test_advised_evening_hour_meets_the_target(
     assert overall.tutor_hours > 0 and overall.busy_hours > 0
     assert report.queue("tutorcom:en").arrivals > 0
     assert set(report.as_dict()["overall"]) >= {"service_level", "wait_p50_s", "wait_p90_s"}
+    # the broker's own records say the same (what the staff reports are built from)
+    engine = create_engine(sim_settings.database_url)
+    try:
+        demand = await observed_demand(engine, load_catalog(sim_settings), start, end)
+    finally:
+        await engine.dispose()
+    for qd in demand.queues:
+        recorded = qd.total()
+        measured = report.queue(f"{qd.vendor}:{qd.language}")
+        assert (recorded.arrivals, recorded.accepted, recorded.gave_up) == (
+            measured.arrivals, measured.accepted, measured.gave_up), qd.queue
 
 
 async def test_no_tutors_everyone_gives_up(year: synthetic.Year, sqlite_url: str) -> None:
