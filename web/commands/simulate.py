@@ -6,7 +6,8 @@ a period of the synthetic year (:mod:`broker.capacity.synthetic`; default one we
 socket.io: each arrival is a student connection sending ``help:request``; simulated tutors
 follow a headcount per queue and half-hour (the staffing advice for that week's demand,
 or ``--tutors N`` flat), accept the head of their queue with ``help:accept`` when they have
-a free chat, and end it with ``session:end`` after the arrival's handle time; a student
+a free chat (after ``--reaction-s``, a mean reading time, if given), and end it with
+``session:end`` after the arrival's handle time; a student
 not accepted within their patience sends ``help:cancel``. The clock jumps from event to
 event and the broker's sweep runs whenever it moved 30 virtual seconds, so a week takes
 a few minutes and nothing waits on the wall clock.
@@ -32,6 +33,7 @@ import datetime as dt
 import heapq
 import json
 import logging
+import random
 import socket
 import sys
 import tempfile
@@ -184,6 +186,11 @@ class SimTutor:
     client: Any  # socketio.AsyncClient
     sessions: set[str] = field(default_factory=set)
     on_shift: bool = False
+    claimed: int = 0  # requests this tutor is about to accept (reaction time)
+
+    @property
+    def load(self) -> int:
+        return len(self.sessions) + self.claimed
 
 
 @dataclass
@@ -213,9 +220,11 @@ class Replay:
     """The event loop of one replay (see the module docstring)."""
 
     def __init__(self, url: str, secret: str, broker: Any, clock: VirtualClock,
-                 catalog: Any, plan: Plan, report: Report) -> None:
+                 catalog: Any, plan: Plan, report: Report, reaction_s: float = 0.0) -> None:
         self.url, self.secret, self.broker, self.clock = url, secret, broker, clock
         self.catalog, self.plan, self.report = catalog, plan, report
+        self.reaction_s = reaction_s
+        self.rng = random.Random(0)
         self.events: list[tuple[float, int, str, Any]] = []
         self.seq = 0
         self.tutors: dict[Queue, list[SimTutor]] = defaultdict(list)
@@ -367,30 +376,43 @@ class Replay:
             cap = self.capacity.get(vendor, 1)
             pool = [t for t in self.tutors.get((vendor, language), []) if t.on_shift]
             while line:
-                free = [t for t in pool if len(t.sessions) < cap]
+                free = [t for t in pool if t.load < cap]
                 if not free:
                     break
-                tutor = min(free, key=lambda t: len(t.sessions))
+                tutor = min(free, key=lambda t: t.load)
                 w = line.popleft()
                 if not w.open:
                     continue
-                w.open = False
-                ack = await self.call(tutor.client, "/tutor", "help:accept",
-                                      {"request_id": w.request_id})
-                if not ack.get("ok"):
-                    self.refused(ack, "help:accept")
-                    await w.client.disconnect()
-                    continue
-                session_id = ack["session"]["session_id"]
-                tutor.sessions.add(session_id)
-                q = self.report.queue(name)
-                wait = self.clock.now - w.arrived
-                q.accepted += 1
-                q.waits.append(wait)
-                q.busy_hours += w.handle_s / 3600
-                if wait <= self.report.target_wait_s:
-                    q.within_target += 1
-                self.push(self.clock.now + w.handle_s, "end", (tutor, session_id, w))
+                if self.reaction_s > 0:  # the tutor reads the request first
+                    tutor.claimed += 1
+                    delay = self.rng.expovariate(1 / self.reaction_s)
+                    self.push(self.clock.now + delay, "accept", (tutor, w))
+                else:
+                    await self.accept(tutor, w)
+
+    async def on_accept(self, data: tuple[SimTutor, Waiting]) -> None:
+        tutor, w = data
+        tutor.claimed -= 1
+        if w.open:  # else the student gave up while the tutor was reading
+            await self.accept(tutor, w)
+
+    async def accept(self, tutor: SimTutor, w: Waiting) -> None:
+        w.open = False
+        ack = await self.call(tutor.client, "/tutor", "help:accept", {"request_id": w.request_id})
+        if not ack.get("ok"):
+            self.refused(ack, "help:accept")
+            await w.client.disconnect()
+            return
+        session_id = ack["session"]["session_id"]
+        tutor.sessions.add(session_id)
+        q = self.report.queue(w.queue)
+        wait = self.clock.now - w.arrived
+        q.accepted += 1
+        q.waits.append(wait)
+        q.busy_hours += w.handle_s / 3600
+        if wait <= self.report.target_wait_s:
+            q.within_target += 1
+        self.push(self.clock.now + w.handle_s, "end", (tutor, session_id, w))
 
 
 # -- headcounts ---------------------------------------------------------------------------
@@ -483,7 +505,7 @@ async def running_app(settings: Settings, schools: Sequence[Any]) -> AsyncIterat
 
 
 async def replay(settings: Settings, year: Any, start: dt.datetime, end: dt.datetime, *,
-                 tutors: int | None = None) -> Report:
+                 tutors: int | None = None, reaction_s: float = 0.0) -> Report:
     """Replay ``year``'s arrivals in ``[start, end)`` through a broker on ``settings``."""
     from broker.capacity.advice import Target
     from broker.catalog_source import load_catalog
@@ -497,7 +519,8 @@ async def replay(settings: Settings, year: Any, start: dt.datetime, end: dt.date
     began = time.perf_counter()
     async with running_app(settings, list(schools)) as (url, broker):
         broker.clock = clock
-        sim = Replay(url, settings.secret_key, broker, clock, catalog, plan, report)
+        sim = Replay(url, settings.secret_key, broker, clock, catalog, plan, report,
+                     reaction_s)
         await sim.run(year.between(start, end), start, end)
     report.wall_s = time.perf_counter() - began
     return report
@@ -515,6 +538,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--tutors", type=int, default=None,
                    help="a flat headcount per queue instead of the advice")
+    p.add_argument("--reaction-s", type=float, default=0.0,
+                   help="tutors' mean time to accept a request they take (exponential)")
     p.add_argument("--database-url", default=None,
                    help="run against this database (default: a temporary SQLite file)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -545,7 +570,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             redis_url=settings.redis_url if args.database_url else None,
             tutor_silent_s=0.0, session_idle_s=0.0, demo=False,
         )
-        report = await replay(sim_settings, year, start, end, tutors=args.tutors)
+        report = await replay(sim_settings, year, start, end, tutors=args.tutors,
+                              reaction_s=args.reaction_s)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.text(),
           file=sys.stdout)
     return 0
