@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.capacity import shifts
-from broker.capacity.advice import Expected, Planner, QueueAdvice, Target, advise
+from broker.capacity.advice import Expected, Planner, QueueAdvice, SlotAdvice, Target, advise
 from broker.capacity.demand import (
     SLOTS_PER_DAY,
     SLOTS_PER_WEEK,
@@ -40,6 +40,30 @@ from routing.catalog import Catalog
 MAX_CHANGES = 400
 #: Highest headcount a what-if may ask for in one half-hour.
 MAX_HEADCOUNT = 500
+#: Most chat slots the advice searches (erlang.agents_needed's bound).
+MAX_SLOTS = 10_000
+
+
+class CappedPlanner(Planner):
+    """A :class:`Planner` that never fails a whole report over one impossible half-hour:
+    when more than :data:`MAX_SLOTS` chat slots would be needed (absurd figures, such as
+    sessions the broker closed months later, give handle times of months), the half-hour
+    gets the tutors those slots make and is remembered as ``capped``."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
+        self.capped: set[tuple[float, float, float | None, int]] = set()
+
+    def tutors_needed(self, rate: float, handle_s: float, patience_s: float | None,
+                      capacity: int) -> int:
+        try:
+            return super().tutors_needed(rate, handle_s, patience_s, capacity)
+        except ValueError:
+            self.capped.add((rate, handle_s, patience_s, capacity))
+            return -(-MAX_SLOTS // capacity)
+
+    def was_capped(self, q: QueueAdvice, s: SlotAdvice) -> bool:
+        return (s.rate_per_s, s.mean_handle_s, q.patience_s, q.capacity) in self.capped
 
 
 def _r(value: float, digits: int = 4) -> float | None:
@@ -93,16 +117,17 @@ async def advice(
     (``null`` when the queue has no published plan)."""
     target = target or Target()
     demand, plans = await _load(engine, actor, catalog, start, end, vendor, language)
-    result = advise(demand, target, headcounts=plans)
+    planner = CappedPlanner(target)
+    result = advise(demand, target, headcounts=plans, planner=planner)
     return {
         "from": start.isoformat(), "to": end.isoformat(), "timezone": result.timezone,
         "target": {"fraction": target.fraction, "wait_s": target.wait_s},
         "needed_tutor_hours": result.needed_tutor_hours,
-        "queues": [_queue_advice(q, q.queue in plans) for q in result.queues],
+        "queues": [_queue_advice(q, q.queue in plans, planner) for q in result.queues],
     }
 
 
-def _queue_advice(q: QueueAdvice, published: bool) -> dict[str, Any]:
+def _queue_advice(q: QueueAdvice, published: bool, planner: CappedPlanner) -> dict[str, Any]:
     return {
         "vendor": q.vendor, "language": q.language, "sessions_per_tutor": q.capacity,
         "patience_s": None if q.patience_s is None else _r(q.patience_s, 1),
@@ -113,7 +138,7 @@ def _queue_advice(q: QueueAdvice, published: bool) -> dict[str, Any]:
             {"weekday": s.weekday, "slot": s.slot, "arrivals": s.arrivals,
              "arrivals_per_hour": _r(s.rate_per_s * 3600, 3),
              "mean_handle_s": _r(s.mean_handle_s, 1), "basis": s.basis,
-             "needed": _expected(s.needed),
+             "needed": _expected(s.needed), "capped": planner.was_capped(q, s),
              "scheduled": _expected(s.scheduled) if published and s.scheduled else None}
             for s in q.slots
         ],
@@ -188,7 +213,7 @@ async def what_if(
     weighted by its arrivals), tutor-hours per week, and per half-hour the headcount and
     its service level and mean wait."""
     target = target or Target()
-    planner = Planner(target)
+    planner = CappedPlanner(target)
     demand, plans = await _load(engine, actor, catalog, start, end, vendor, language)
     needed = advise(demand, target, planner=planner)
     bases = {q.queue: list(plans.get(q.queue) or [s.needed.tutors for s in q.slots])

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.capacity import shifts
+from broker.capacity import shifts, views
 from broker.capacity.advice import Target, advise
 from broker.capacity.demand import observed_demand
 from broker.catalog_source import load_catalog
@@ -41,7 +41,8 @@ MONDAY_1600 = 0 * 48 + 32
 PLAN = {"weekly": [{"day": "mon", "start": "16:00", "end": "18:00", "headcount": 1}]}
 
 
-def _rows() -> list[tuple[Any, list[dict[str, Any]]]]:
+def demand_rows() -> list[tuple[Any, list[dict[str, Any]]]]:
+    """The three Mondays' requests and sessions, as (table, rows); the browser test too."""
     reqs, sessions = [], []
     for day in MONDAYS:
         for k in range(4):
@@ -61,7 +62,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     eng = create_engine(database_url)
     try:
         async with eng.begin() as conn:
-            for table, batch in _rows():
+            for table, batch in demand_rows():
                 await conn.execute(table.insert(), batch)
         plan = shifts.parse_plan(PLAN, LA)
         await shifts.replace_plans(eng, PAPER, CATALOG, {("paper", "en"): plan}, "test")
@@ -178,3 +179,12 @@ async def test_what_if(client: TestClient[Any, Any]) -> None:
     for who, body, code in refused:
         status, problem = await _what_if(client, who, body)
         assert status == code, (who, body, problem)
+
+
+def test_an_impossible_half_hour_is_capped_not_an_error() -> None:
+    """Sessions closed months late make handle times of months: the advice says "at least
+    the search's bound" for that half-hour instead of failing the whole report."""
+    planner = views.CappedPlanner(Target())
+    assert planner.tutors_needed(1 / 1800, 2.3e7, None, 2) == views.MAX_SLOTS // 2
+    assert planner.tutors_needed(8 / 3600, 1200.0, None, 2) == 3
+    assert len(planner.capped) == 1

@@ -6,6 +6,7 @@ import { $, el, say, call, connect, config, tokenSource, categoryList } from "./
 import { staffSignIn } from "./staff-signin.js";
 import { table, kpi, barChart, lineChart, barList, heatTable, hourLabel, weekdayNames } from "./staff-charts.js";
 import { rangeWords, zoneName, bucketLabel, gradeName, gradeParam, gradeKey, reasonName, groupName, bucketName } from "./staff-words.js";
+import { staffCapacity } from "./staff-capacity.js";
 
 const cfg = config();
 await loadCatalog(cfg.i18n_url, cfg.locale);
@@ -91,6 +92,7 @@ function fillFilters(o) {
   offer($("f-language"), t("All languages"), o.languages.map((code) => ({ value: code, label: languageName(code) })), false);
   offer($("f-grade"), t("All grades"), o.grades.map((g) => ({ value: gradeParam(g), label: gradeName(g) })), false);
   const scope = o.scope || {};
+  scopeInfo.kind = scope.kind; // the Staffing section is not a school's (staff-capacity.js)
   const school = o.schools[0] ? (o.schools[0].name || o.schools[0].id) : scope.id;
   const vendor = vendorNames[scope.id] || scope.name || scope.id;
   if (scope.kind === "school") {
@@ -293,6 +295,7 @@ async function loadScheduled() {
 
 
 async function loadHistory() {
+  if (scopeInfo.kind !== "school") capacity.load(); // Staffing follows the same days (staff-capacity.js)
   const stateNote = $("history-state");
   $("charts").replaceChildren();
   $("trends-charts").replaceChildren();
@@ -414,6 +417,11 @@ async function loadHistory() {
 }
 
 $("filters").addEventListener("submit", (event) => { event.preventDefault(); loadHistory(); });
+const capacity = staffCapacity({
+  token: async (fresh) => (fresh ? (currentToken = (await tokens.get()) || currentToken) : currentToken),
+  range: () => ({ from: $("f-from").value, to: $("f-last").value ? nextDay($("f-last").value) : "" }),
+  queueName,
+});
 
 // -- safety: open alerts and the review queue (web/safety_api.py) ---------------------------
 // Polled every 10 s while the page is shown; a caller the API refuses (a vendor manager:
