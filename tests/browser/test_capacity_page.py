@@ -14,7 +14,14 @@ from broker.capacity import shifts
 from broker.catalog_source import load_catalog
 from broker.db.engine import create_engine
 from broker.identity import Scope, staff_identity
-from tests.browser.conftest import Broker, Watch, assert_clean, axe_violations, open_page
+from tests.browser.conftest import (
+    Broker,
+    Watch,
+    assert_clean,
+    axe_violations,
+    open_page,
+    screenshot,
+)
 from tests.capacity.test_advice_api import PLAN, demand_rows
 
 pytestmark = pytest.mark.browser
@@ -82,5 +89,7 @@ async def test_staffing_heatmap_and_what_if(live_broker: Broker, browser: Any,
 
     violations = await axe_violations(page)
     assert not violations, violations
+    await page.locator("#staffing").scroll_into_view_if_needed()
+    await screenshot(page, "staffing-1280")
     await ctx.close()
     assert_clean(watch)
