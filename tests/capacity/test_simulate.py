@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from broker import stats
 from broker.capacity import synthetic
 from broker.capacity.demand import observed_demand
 from broker.catalog_source import load_catalog
@@ -60,10 +61,13 @@ async def test_advised_evening_hour_meets_the_target(
     assert 0 < (overall.percentile(0.5) or 0) <= (overall.percentile(0.9) or 0)  # reading
     assert report.queue("tutorcom:en").arrivals > 0
     assert set(report.as_dict()["overall"]) >= {"service_level", "wait_p50_s", "wait_p90_s"}
-    # the broker's own records say the same (what the staff reports are built from)
+    # the broker's own records and the staff reports' functions say the same
     engine = create_engine(sim_settings.database_url)
     try:
         demand = await observed_demand(engine, load_catalog(sim_settings), start, end)
+        window = stats.Filters(start=start, end=end)
+        level = await stats.service_level(engine, window, report.target_wait_s)
+        usage = {row["group"]: row for row in (await stats.group_usage(engine, window))["groups"]}
     finally:
         await engine.dispose()
     for qd in demand.queues:
@@ -71,6 +75,12 @@ async def test_advised_evening_hour_meets_the_target(
         measured = report.queue(f"{qd.vendor}:{qd.language}")
         assert (recorded.arrivals, recorded.accepted, recorded.gave_up) == (
             measured.arrivals, measured.accepted, measured.gave_up), qd.queue
+    assert (level["within"], level["accepted"], level["gave_up"]) == (
+        overall.within_target, overall.accepted, overall.gave_up)
+    assert usage["All"]["sessions"] == overall.accepted
+    for group in ("All", "SWD", "EL", "RFEP"):
+        students = {a.student.id for a in expected if group == "All" or group in a.student.groups}
+        assert usage[group]["students_requesting"] == len(students), group
 
 
 async def test_no_tutors_everyone_gives_up(year: synthetic.Year, sqlite_url: str) -> None:
