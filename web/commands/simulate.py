@@ -27,6 +27,7 @@ service level for the same headcount beside it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -54,6 +55,8 @@ DEFAULT_WEEK = dt.date(2024, 2, 5)  # a term-time week (Monday) of the synthetic
 #: before it judges who has gone, so a longer step loses nobody; it only makes "connected
 #: now" (shown to people, not used to route) coarser. 30 s keeps timeouts within 30 s.
 SWEEP_EVERY_S = 30.0
+#: Student connections opened ahead of their arrival (the handshakes overlap the replay).
+CONNECT_AHEAD = 8
 
 
 # -- the report --------------------------------------------------------------------------
@@ -224,6 +227,8 @@ class Replay:
         self.url, self.secret, self.broker, self.clock = url, secret, broker, clock
         self.catalog, self.plan, self.report = catalog, plan, report
         self.reaction_s = reaction_s
+        self.arrivals: list[Any] = []
+        self.connecting: dict[int, asyncio.Task[Any]] = {}
         self.rng = random.Random(0)
         self.events: list[tuple[float, int, str, Any]] = []
         self.seq = 0
@@ -257,8 +262,9 @@ class Replay:
 
     async def run(self, arrivals: Sequence[Any], start: dt.datetime, end: dt.datetime) -> None:
         t0, t_end = start.timestamp(), end.timestamp()
-        for a in arrivals:
-            self.push(a.at.timestamp(), "arrive", a)
+        self.arrivals = list(arrivals)
+        for i, a in enumerate(self.arrivals):
+            self.push(a.at.timestamp(), "arrive", i)
         shift = t0 - t0 % HALF_HOUR_S
         while shift < t_end:
             self.push(max(shift, t0), "shift", None)
@@ -271,6 +277,9 @@ class Replay:
             await getattr(self, f"on_{kind}")(data)
             await self.dispatch()
         await self.advance(max(self.clock.now, t_end))
+        for task in self.connecting.values():  # none unless an arrival failed midway
+            with contextlib.suppress(Exception):
+                await (await task).disconnect()
         for tutors in self.tutors.values():
             for tutor in tutors:
                 await tutor.client.disconnect()
@@ -312,14 +321,27 @@ class Replay:
                 if not ack.get("ok"):
                     self.refused(ack, "tutor:status")
 
-    async def on_arrive(self, a: Any) -> None:
+    def preconnect(self, i: int) -> asyncio.Task[Any]:
+        """The connection of arrival ``i``, opened ahead (connecting changes nothing the
+        replay measures: the student only asks when their arrival comes)."""
         from broker import tokens
 
+        task = self.connecting.get(i)
+        if task is None:
+            a = self.arrivals[i]
+            ident = tokens.Identity("student", a.student.id, {
+                "school_id": a.student.school.id, "grade": a.student.grade,
+                "groups": sorted(a.student.groups)})
+            task = self.connecting[i] = asyncio.ensure_future(self.connect("/student", ident))
+        return task
+
+    async def on_arrive(self, i: int) -> None:
+        a = self.arrivals[i]
         self.report.arrivals += 1
-        ident = tokens.Identity("student", a.student.id, {
-            "school_id": a.student.school.id, "grade": a.student.grade,
-            "groups": sorted(a.student.groups)})
-        sio = await self.connect("/student", ident)
+        for ahead in range(i + 1, min(i + 1 + CONNECT_AHEAD, len(self.arrivals))):
+            self.preconnect(ahead)
+        sio = await self.preconnect(i)
+        del self.connecting[i]
         ack = await self.call(sio, "/student", "help:request",
                               {"subject": a.subject, "language": a.language})
         if not ack.get("ok"):
