@@ -9,7 +9,7 @@ or ``--tutors N`` flat), accept the head of their queue with ``help:accept`` whe
 a free chat (after ``--reaction-s``, a mean reading time, if given), and end it with
 ``session:end`` after the arrival's handle time; a student
 not accepted within their patience sends ``help:cancel``. The clock jumps from event to
-event and the broker's sweep runs whenever it moved 30 virtual seconds, so a week takes
+event and the broker's sweep runs whenever it moved 60 virtual seconds, so a week takes
 a few minutes and nothing waits on the wall clock.
 
 Guarantees: deterministic for a seed (events in time order, ties by arrival); only
@@ -53,8 +53,9 @@ HALF_HOUR_S = 1800.0
 DEFAULT_WEEK = dt.date(2024, 2, 5)  # a term-time week (Monday) of the synthetic year
 #: Virtual seconds between the replay's broker sweeps. Each sweep touches every connection
 #: before it judges who has gone, so a longer step loses nobody; it only makes "connected
-#: now" (shown to people, not used to route) coarser. 30 s keeps timeouts within 30 s.
-SWEEP_EVERY_S = 30.0
+#: now" (shown to people, not used to route) coarser. 60 s, half the default grace,
+#: keeps the broker's timeouts within a minute of due.
+SWEEP_EVERY_S = 60.0
 #: Student connections opened ahead of their arrival (the handshakes overlap the replay).
 CONNECT_AHEAD = 8
 
