@@ -19,6 +19,9 @@ from i18n.extract import POT
 
 SHIPPED = sorted(p.name for p in LOCALES_DIR.iterdir() if (p / "LC_MESSAGES").is_dir())
 PLACEHOLDER = re.compile(r"\{\w+\}|%\(\w+\)[sdif]")
+# A '%' that is no placeholder: Jinja's and Python's gettext apply `text % variables` to
+# templates' messages, so a translation's bare "%" (e.g. "rate %)") fails the page.
+PERCENT = re.compile(r"%\(\w+\)[sdif]|%%")
 # The locales issue 13 names; a catalog missing from the shipped ones fails the suite.
 REQUIRED = {"es", "zh_Hans", "zh_Hant", "fr", "ko", "hy", "vi", "tl", "ru", "ar", "fa"}
 
@@ -58,6 +61,10 @@ def problems(catalog: Catalog, template: Catalog) -> list[str]:
                 tuple(sorted(set(e))) for e in expected
             }:
                 found.append(f"placeholders differ: {key[:60]!r} -> {text[:60]!r}")
+        if not any("%" in PERCENT.sub("", i) for i in ids):
+            for text in strings:
+                if "%" in PERCENT.sub("", text):
+                    found.append(f"bare %: {key[:60]!r} -> {text[:60]!r}")
         for error in message.check(catalog):
             found.append(f"babel: {key[:60]!r}: {error}")
     return found
@@ -95,7 +102,11 @@ def test_the_checks_catch_what_they_are_for(template: Catalog) -> None:
     singular.string = PLACEHOLDER.sub("{oops}", singular.string)
     plural.string = (plural.string[0],)  # a form missing
     other.flags.add("fuzzy")
+    percent = next(m for m in catalog if m.id and isinstance(m.id, str) and "%" not in m.id
+                   and m not in (singular, other))
+    percent.string += " (50 %)"
     found = problems(catalog, template)
+    assert any(p.startswith("bare %") for p in found)
     assert any(p.startswith("placeholders differ") for p in found)
     assert any(p.startswith("plural forms 1 of 2") for p in found)
     assert any(p.startswith("fuzzy") for p in found)
