@@ -51,7 +51,7 @@ from bench.broker import (
     homework_help,
     percentile,
     raise_nofile,
-    reachable,
+    stack_kinds,
 )
 from bench.results import RESULTS, write_section
 from broker.db import scheduler_models as m
@@ -268,12 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()
     tmp = Path(tempfile.mkdtemp(prefix="hh-bell-"))
     try:
-        kinds = ["embedded"]
-        if args.scaled:
-            if reachable(5432) and reachable(6379):
-                kinds.append("scaled")
-            else:
-                log("PostgreSQL or Redis not reachable: embedded only")
+        kinds = stack_kinds(args.scaled, log)
         runs = {kind: run_bell(kind, rooms, tmp) for kind in kinds}
         everyone = [["student", str(i)] for i in range(rooms * 5)]
         echo = run_echo(everyone, tmp)

@@ -53,7 +53,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,17 @@ def reachable(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def stack_kinds(scaled: bool, say: Callable[[str], None]) -> list[str]:
+    """The stacks a benchmark runs: embedded, and scaled when asked for and PostgreSQL and
+    Redis answer on 127.0.0.1 (otherwise ``say`` why it is embedded only)."""
+    if not scaled:
+        return ["embedded"]
+    if reachable(5432) and reachable(6379):
+        return ["embedded", "scaled"]
+    say("--scaled: PostgreSQL or Redis not reachable on 127.0.0.1; embedded only")
+    return ["embedded"]
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -1131,12 +1142,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="hh-bench-broker-"))
     bench = Bench(sizes, tmp, pinned=pinned, profile=args.profile)
-    stacks: dict[str, Stack] = {"embedded": Stack("embedded", tmp)}
-    if args.scaled:
-        if reachable(5432) and reachable(6379):
-            stacks["scaled"] = Stack("scaled", tmp)
-        else:
-            log("--scaled: PostgreSQL or Redis not reachable on 127.0.0.1; embedded only")
+    stacks = {kind: Stack(kind, tmp) for kind in stack_kinds(args.scaled, log)}
     figures: dict[str, dict[str, Any]] = {}
     try:
         for stack in stacks.values():

@@ -51,7 +51,7 @@ from bench.broker import (
     homework_help,
     percentile,
     pin,
-    reachable,
+    stack_kinds,
 )
 from bench.results import RESULTS, write_section
 from broker import tokens
@@ -266,12 +266,7 @@ def main() -> None:
     two = (os.cpu_count() or 1) >= 2
     server_cpu, load_cpu = (0, 1) if two else (None, None)
     pin(os.getpid(), load_cpu)
-    kinds = ["embedded"]
-    if args.scaled:
-        if reachable(5432) and reachable(6379):
-            kinds.append("scaled")
-        else:
-            log("PostgreSQL or Redis not reachable: embedded only")
+    kinds = stack_kinds(args.scaled, log)
     tmp = Path(tempfile.mkdtemp(prefix="bench-media-"))
     results: dict[str, dict[str, float | None]] = {}
     try:
