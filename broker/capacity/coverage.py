@@ -21,7 +21,7 @@ Definitions (also in ``docs/capacity.md``, "Shift plans"):
   (arrivals / 1800 s), the queue's mean handle time over the period (accept to end), its
   patience over the period (Erlang A, as the advice; Erlang C when nobody gave up) and
   its vendor's concurrent-session capacity; ``None`` when the queue had no ended session
-  in the period (no handle time), or when the Erlang module is not installed
+  in the period (no handle time), or when the caller passes no sizing function
   (``needed_method`` is then ``None``).
 * **short**: ``needed > scheduled``; **under_delivered**: ``observed < scheduled``.
 
@@ -31,7 +31,6 @@ Who: district staff (every queue) and vendor managers (their vendor's queues onl
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker import csv_export
 from broker.capacity import shifts
+from broker.capacity.erlang import tutors_needed
 from broker.capacity.shifts import HALF_HOUR, Queue
 from broker.db.models import help_requests, tutoring_sessions
 from broker.errors import InvalidPayload
@@ -68,14 +68,9 @@ class Target:
     wait_s: float = 60.0
 
 
-def needed_function() -> NeededFn | None:
-    """``tutors_needed`` from ``broker.capacity.erlang``, or ``None`` if it is not there."""
-    try:
-        module = importlib.import_module("broker.capacity.erlang")
-    except ImportError:
-        return None
-    found = getattr(module, "tutors_needed", None)
-    return found if callable(found) else None
+def needed_function() -> NeededFn:
+    """The sizing function coverage uses: ``broker.capacity.erlang.tutors_needed``."""
+    return tutors_needed
 
 
 def check_period(start: dt.datetime, end: dt.datetime) -> None:
