@@ -24,6 +24,11 @@ Definitions (also in ``docs/capacity.md``, "Shift plans"):
   in the period (no handle time), or when the caller passes no sizing function
   (``needed_method`` is then ``None``).
 * **short**: ``needed > scheduled``; **under_delivered**: ``observed < scheduled``.
+* **unmet** (once per report, not per queue: no vendor could serve those requests, so
+  they belong to no queue): the district's requests with status ``unmet`` (test traffic
+  excluded, every language, whatever ``vendor``/``language`` asked) per half-hour they
+  were asked in (``requested_at``); ``None`` for a vendor manager, who does not see unmet
+  demand in the statistics either.
 
 Who: district staff (every queue) and vendor managers (their vendor's queues only).
 """
@@ -170,6 +175,20 @@ async def _demand(
     return cells, waits, patience
 
 
+async def _unmet(
+    conn: AsyncConnection, start: dt.datetime, end: dt.datetime, n: int
+) -> list[int]:
+    """The district's unmet requests (no vendor could serve them) per half-hour of
+    ``[start, end)``, by when they were asked."""
+    counts = [0] * n
+    rows = await conn.execute(sa.select(r.c.requested_at).where(
+        r.c.status == "unmet", r.c.is_test == sa.false(),
+        r.c.requested_at >= start, r.c.requested_at < end))
+    for (asked,) in rows:
+        counts[_index(_aware(asked), start)] += 1
+    return counts
+
+
 def _r(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -197,6 +216,8 @@ async def coverage(
         plans = await shifts.load_plans(conn, wanted, start, end)
         seen, handle = await _observed(conn, wanted, start, end, now, n)
         cells, waits, patience = await _demand(conn, wanted, start, end, n, target)
+        unmet = (await _unmet(conn, start, end, n)
+                 if actor.require_scope().kind == "district" else None)
     out_queues = []
     for queue in wanted:
         capacity = catalog.vendor(queue[0]).capacity  # type: ignore[union-attr]
@@ -243,6 +264,7 @@ async def coverage(
         "needed_method": "erlang.tutors_needed" if fn is not None else None,
         "observed_method": "distinct tutors with a session open (a lower bound)",
         "queues": out_queues,
+        "unmet": None if unmet is None else {"total": sum(unmet), "half_hours": unmet},
     }
 
 
