@@ -24,11 +24,13 @@ from typing import Any
 
 import pytest
 
+from broker import tokens
 from broker.capacity import shifts
 from broker.catalog_source import load_catalog
 from broker.db.engine import create_engine
 from broker.db.models import help_requests, tutoring_sessions
 from broker.identity import Scope, staff_identity
+from tests.broker.harness import SECRET
 from tests.browser.conftest import (
     Broker,
     Watch,
@@ -260,4 +262,34 @@ async def test_staffing_daylight_saving_weeks(live_broker: Broker, browser: Any,
         assert "did not happen" in (await _cell(page, (slot, 6)).get_attribute("aria-label") or "")
     await expect(_cell(page, (3, 6))).to_contain_text("1/?")  # 01:30 happened once
     await ctx.close()
+    assert_clean(watch)
+
+
+async def test_vendor_manager_sees_no_unmet_demand(live_broker: Broker, browser: Any,
+                                                   sqlite_url: str) -> None:
+    """Unmet requests belong to no vendor: a vendor manager's table has no unmet column or
+    row (coverage answers ``unmet: null``), only their own queues, and the same marks."""
+    from playwright.async_api import expect
+
+    await seeded(sqlite_url, PLAN)
+    watch = Watch()
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    manager = tokens.Identity("staff", "vm-1", {"scope": "vendor", "scope_id": "paper"})
+    await ctx.add_cookies([{**live_broker.staff_cookie(), "value": tokens.issue(SECRET, manager)}])
+    page = await open_page(ctx, f"{live_broker.url}/staff", watch)
+    await expect(page.locator("#staffing")).to_be_visible()
+    await expect(page.locator("#cap-queue option")).not_to_have_count(0)
+    options = await page.locator("#cap-queue option").evaluate_all("os => os.map(o => o.value)")
+    assert options and all(o.startswith("paper:") for o in options), options
+    await _pick(page, "2024-10-07", "October 7, 2024")
+    api = await _coverage(ctx, live_broker.url)
+    assert api["unmet"] is None
+    mon = _slot(api, "2024-10-07T16:00")
+    await expect(_cell(page, MON_1600)).to_contain_text(f"1/{mon['needed']} −{mon['needed'] - 1}")
+    await expect(page.locator(".cap-heat thead th")).to_have_count(1 + 7 + 1)  # no unmet column
+    await expect(page.locator(".cap-heat tfoot tr")).to_have_count(2)  # gave up, p90 wait
+    assert "nobody could serve" not in (await _cell(page, MON_1600).get_attribute("title") or "")
+    await ctx.close()
+    # The Safety section is the district's: its API refuses a vendor manager by design.
+    watch.failed = [f for f in watch.failed if not f.startswith("403 /api/safety/")]
     assert_clean(watch)

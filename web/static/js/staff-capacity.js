@@ -3,8 +3,8 @@
 // seven dated days across, the district's wall clock). Each cell is one local half-hour:
 // tutors scheduled (the vendor's plan with its dated exceptions) against tutors needed for
 // the target from that half-hour's requests. A gap is marked by colour AND by text (−2 on a
-// striped cell: two short; +1: one spare; ▾: fewer tutors seen chatting than scheduled),
-// and every figure of the cell (scheduled, seen, needed, requests, gave up, p90 wait,
+// striped cell: two short; +1: one spare; ▾: fewer tutors observed than scheduled),
+// and every figure of the cell (scheduled, observed, needed, requests, gave up, p90 wait,
 // service level, unmet) is in its aria-label/title and in the detail line that follows
 // the keyboard (one Tab stop, then the arrow keys). Beside the days: per half-hour and per
 // day, the requests nobody could serve (coverage's `unmet`, district staff only) and the
@@ -117,18 +117,18 @@ export function staffCapacity(opts) {
     const needed = f.needed === null ? t("unknown (no chat ended this week)") : fmtNumber(f.needed);
     const parts = [state.whatIf
       ? t("{when}: what-if {tutors} tutors, {needed} needed.", { when: when(entry, twice), tutors: fmtNumber(f.tutors), needed })
-      : t("{when}: {scheduled} scheduled, {observed} seen chatting, {needed} needed.", {
+      : t("{when}: {scheduled} scheduled, {observed} observed, {needed} needed.", {
         when: when(entry, twice), scheduled: fmtNumber(entry.scheduled), observed: fmtNumber(entry.observed), needed })];
     if (f.gap < 0) parts.push(t("{n} short.", { n: fmtNumber(-f.gap) }));
     if (f.gap > 0) parts.push(t("{n} more than needed.", { n: fmtNumber(f.gap) }));
-    if (f.under) parts.push(t("Fewer seen than scheduled."));
+    if (f.under) parts.push(t("Fewer observed than scheduled."));
     if (f.expected) {
       parts.push(t("Expected service level {sl}, average wait {wait}.", {
         sl: percent(f.expected.service_level),
         wait: f.expected.average_wait_s === null ? t("no limit (overloaded)") : fmtDuration(f.expected.average_wait_s) }));
     }
     parts.push(entry.arrivals
-      ? t("{arrivals} requests, {accepted} accepted, {gave_up} gave up; 90% waited at most {p90}; {sl} accepted within {wait}.", {
+      ? t("{arrivals} requests, {accepted} accepted, {gave_up} gave up; p90 wait {p90}; {sl} accepted within {wait}.", {
         arrivals: fmtNumber(entry.arrivals), accepted: fmtNumber(entry.accepted), gave_up: fmtNumber(entry.gave_up),
         p90: fmtDuration(entry.wait_p90_s), sl: entry.service_level === null ? "–" : percent(entry.service_level),
         wait: fmtDuration(state.report.target.wait_s) })
