@@ -374,10 +374,12 @@ export function staffCapacity(opts) {
     }
     const body = { from: state.week, to: addDays(state.week, DAYS), vendor: queue.vendor, language: queue.language,
       target, target_wait_s: waitS, changes };
+    const ticket = state.loads;
     const [answer, needed] = await Promise.all([
       safeSend(`${API}/what-if`, { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } }),
       safeSend(coverageUrl(queue, { target: String(target), t: String(waitS) })),
     ]);
+    if (ticket !== state.loads) return; // another week or queue was chosen meanwhile
     const failed = [answer, needed].find((r) => !r.ok);
     if (failed) { say($("cap-state"), problemText(failed.status)); return; }
     say($("cap-state"), "");
