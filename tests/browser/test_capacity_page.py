@@ -1,5 +1,6 @@
-"""The staff dashboard's Staffing section (issue 15), in Chromium at 1280 px, over a seeded
-week (Monday 2024-10-07, Pacific daylight time) of paper:en:
+"""The staff dashboard's Staffing section (issue 15), in Chromium at 1280 px, with the broker
+on SQLite and on PostgreSQL, over a seeded week (Monday 2024-10-07, Pacific daylight time)
+of paper:en:
 
 * the plan: Mondays 16:00-18:00 one tutor, Tuesdays 16:00-17:00 one tutor, and a dated
   exception taking Tuesday 2024-10-08 16:00-17:00 to nobody;
@@ -30,6 +31,8 @@ from broker.catalog_source import load_catalog
 from broker.db.engine import create_engine
 from broker.db.models import help_requests, tutoring_sessions
 from broker.identity import Scope, staff_identity
+from broker.settings import Settings
+from tests.broker.conftest import prepare_database
 from tests.broker.harness import SECRET
 from tests.browser.conftest import (
     Broker,
@@ -42,6 +45,14 @@ from tests.browser.conftest import (
 from tests.stats.seed import request_row, sec, session_row, t
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+async def broker_settings(database_url: str) -> Settings:
+    """The live broker on SQLite and on PostgreSQL (``database_url`` is parametrised)."""
+    await prepare_database(database_url)
+    return Settings(database_url=database_url, secret_key=SECRET, pseudonym_secret=SECRET,
+                    demo=True, grace_seconds=60.0)
 CATALOG = load_catalog()
 MANAGER = staff_identity("vm", Scope("vendor", "paper"), source="test")
 PLAN = {
@@ -77,8 +88,8 @@ def _rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return reqs, sessions
 
 
-async def seeded(sqlite_url: str, plan: dict[str, Any], with_demand: bool = True) -> None:
-    engine = create_engine(sqlite_url)
+async def seeded(url: str, plan: dict[str, Any], with_demand: bool = True) -> None:
+    engine = create_engine(url)
     try:
         if with_demand:
             reqs, sessions = _rows()
@@ -134,10 +145,10 @@ def _cell(page: Any, at: tuple[int, int]) -> Any:
 
 
 async def test_staffing_week_heat_table_and_what_if(live_broker: Broker, browser: Any,
-                                                   sqlite_url: str) -> None:
+                                                   database_url: str) -> None:
     from playwright.async_api import expect
 
-    await seeded(sqlite_url, PLAN)
+    await seeded(database_url, PLAN)
     watch = Watch()
     ctx, page = await _dashboard(live_broker, browser, watch)
     await _pick(page, "2024-10-09", "October 7, 2024")  # a Wednesday: its Monday's week
@@ -245,10 +256,10 @@ async def test_staffing_week_heat_table_and_what_if(live_broker: Broker, browser
 
 
 async def test_staffing_daylight_saving_weeks(live_broker: Broker, browser: Any,
-                                              sqlite_url: str) -> None:
+                                              database_url: str) -> None:
     from playwright.async_api import expect
 
-    await seeded(sqlite_url, DST_PLAN, with_demand=False)
+    await seeded(database_url, DST_PLAN, with_demand=False)
     watch = Watch()
     ctx, page = await _dashboard(live_broker, browser, watch)
     await _pick(page, "2024-11-03", "October 28, 2024")  # fall back: 01:00 twice on Sunday
@@ -266,12 +277,12 @@ async def test_staffing_daylight_saving_weeks(live_broker: Broker, browser: Any,
 
 
 async def test_vendor_manager_sees_no_unmet_demand(live_broker: Broker, browser: Any,
-                                                   sqlite_url: str) -> None:
+                                                   database_url: str) -> None:
     """Unmet requests belong to no vendor: a vendor manager's table has no unmet column or
     row (coverage answers ``unmet: null``), only their own queues, and the same marks."""
     from playwright.async_api import expect
 
-    await seeded(sqlite_url, PLAN)
+    await seeded(database_url, PLAN)
     watch = Watch()
     ctx = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     manager = tokens.Identity("staff", "vm-1", {"scope": "vendor", "scope_id": "paper"})
