@@ -61,7 +61,9 @@ function gridOf(queue, unmet) {
 // -> words. (opts.range, the history's days, is not used: the table is one chosen week.)
 export function staffCapacity(opts) {
   // report: coverage of the shown queue and week at the district's target; whatIf: null or
-  // {answer, report (coverage at the what-if's target), byPattern (weekday*48+slot -> slot)}.
+  // {answer (the what-if's queue), report (coverage at the what-if's target), needed (a
+  // half-hour's UTC start -> needed at that target), byPattern (weekday*48+slot -> the
+  // what-if's tutors, service level and wait)}; loads: a ticket, so late answers are dropped.
   const state = { queues: [], report: null, whatIf: null, week: null, focus: null, loads: 0 };
 
   async function send(url, init = {}) {
