@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker import duty
 from broker.commit import GroupCommitter, Outcome, Step, committer_for
 from broker.constants import OPEN_STATUSES
 from broker.db.models import OPEN_REQUEST, Base
@@ -422,7 +423,8 @@ class LifecycleStore:
     async def set_tutor_status(
         self, tutor_id: str, vendor: str, languages: Sequence[str], status: str, when: float
     ) -> None:
-        """Record a tutor's chosen status (and their vendor and languages as they are now)."""
+        """Record a tutor's chosen status (and their vendor and languages as they are now),
+        and open or close their time on duty (:mod:`broker.duty`) in the same transaction."""
         t = self.tutors
         stmt = _insert(t, self.engine.dialect.name)
         values = {"vendor": vendor, "languages": ",".join(languages), "status": status,
@@ -432,6 +434,7 @@ class LifecycleStore:
         )
         async with self.engine.begin() as conn:
             await conn.execute(upsert)
+            await duty.record_status(conn, tutor_id, languages, status, at(when))
 
     async def tutor_states(self) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:

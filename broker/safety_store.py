@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker import audit, outbox
+from broker import audit, duty, outbox
 from broker.db.engine import dialect_insert
 from broker.db.models import metadata
 from broker.identity import Identity
@@ -159,7 +159,7 @@ async def suspend_account(
     engine: AsyncEngine, tutor_id: str, actor: Identity, endpoint: str, now: datetime,
     notices: Sequence[Mapping[str, Any]] = (), flag_id: str | None = None,
 ) -> bool:
-    """Disable the tutor's account, set them away, and decide their open flags as
+    """Disable the tutor's account, set them away (off duty), and decide their open flags as
     ``tutor_suspended``, with the audit entry and the notices, in one transaction;
     ``False`` (nothing changed) if no account has that id."""
     async with engine.begin() as conn:
@@ -174,6 +174,7 @@ async def suspend_account(
             tutor_states.update().where(tutor_states.c.tutor_id == tutor_id)
             .values(status="away", updated_at=now)
         )
+        await duty.close_spans(conn, tutor_id, now)  # off duty with it (broker/duty.py)
         await conn.execute(
             flags.update()
             .where(flags.c.tutor_id == tutor_id, flags.c.status == OPEN)

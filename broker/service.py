@@ -47,7 +47,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
-from broker import rooms_store
+from broker import duty, rooms_store
 from broker.constants import (
     BUFFER_AFTER_END_S,
     BUFFER_SWEEP_EVERY_S,
@@ -282,6 +282,8 @@ class Broker:
                         at_head=reason == "tutor_silent",
                     )
         await self._reconcile(now, queued)
+        if judge:
+            await self._reconcile_duty(now)
         await self.rooms.reconcile()
         if now - self._safety_watched_at >= SAFETY_WATCH_EVERY_S or now < self._safety_watched_at:
             self._safety_watched_at = now
@@ -351,6 +353,21 @@ class Broker:
             self._outages.report("presence", "a presence read", exc)
             return set(subjects)
         return {s for s in subjects if now - seen.get(s, now) <= self.here_within_s}
+
+    async def _reconcile_duty(self, now: float) -> None:
+        """Close the time on duty of tutors no longer available-and-connected (at when
+        presence last saw them), open it for those who are (:func:`broker.duty.reconcile`);
+        nothing changes when presence cannot be read."""
+
+        async def last_seen(subjects: list[str]) -> dict[str, float] | None:
+            try:
+                return await self.presence.last_seen(subjects, now)
+            except Exception as exc:
+                self._presence_since = None
+                self._outages.report("presence", "a presence read", exc)
+                return None
+
+        await duty.reconcile(self.store.engine, last_seen, self.here_within_s, now)
 
     # -- presence people can see (peer:presence) ------------------------------------------
     def note_left(self, subject: str) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.db import (
     capacity_models,  # vendors' shift plans join ``metadata``
+    duty_models,  # tutors' time on duty joins ``metadata``
     media_models,  # chat images' table joins ``metadata``
     safety_models,  # chat safety's tables join ``metadata``
     scheduler_models,  # the scheduler's tables join ``metadata``
@@ -51,6 +52,7 @@ __all__ = [
     "capacity_models",
     "create_engine",
     "create_schema",
+    "duty_models",
     "media_models",
     "metadata",
     "safety_models",
