@@ -8,10 +8,14 @@ Definitions (also in ``docs/capacity.md``, "Shift plans"):
   time in the district's zone, so a spring-forward week has 334 of them and a fall-back
   week 338 (:func:`broker.capacity.shifts.expand` gives each its pattern headcount).
 * **scheduled**: the queue's plan at that half-hour (exception, else weekly pattern).
-* **observed**: a *lower bound* of the tutors available. Nothing in the database records
-  tutors' availability over time (``tutor_states`` holds only the current status), so
-  this counts the distinct tutors with an on-demand session of the queue open during the
-  half-hour; an idle tutor on shift is not seen.
+* **observed**: the distinct tutors of the queue **on duty** at some moment of the
+  half-hour: a span of ``tutor_duty`` (:mod:`broker.duty`: status ``available`` and
+  connected to some process, an open span counted until ``now``) overlapping it. Exact
+  up to one sweep of the broker (a span is opened or closed by the next sweep after a
+  connection comes or goes; a status change is exact); an idle tutor on shift counts.
+* **observed_chatting**: the distinct tutors with an on-demand session of the queue open
+  during the half-hour (a tutor may have set ``away`` while finishing a session, so this
+  is not a subset of ``observed``); what "observed" meant before duty was recorded.
 * **arrivals**: requests queued for the queue in the half-hour (test traffic excluded);
   **accepted**, **gave_up** (cancelled, abandoned, expired before any acceptance),
   **wait_mean_s** / **wait_p90_s** of those accepted, **service_level** (accepted within
@@ -43,7 +47,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from broker import csv_export
+from broker import csv_export, duty
 from broker.capacity import shifts
 from broker.capacity.erlang import tutors_needed
 from broker.capacity.shifts import HALF_HOUR, Queue
@@ -60,7 +64,7 @@ s = tutoring_sessions
 NeededFn = Callable[..., int]
 CSV_COLUMNS = (
     "vendor", "language", "start_utc", "local_day", "local_time", "scheduled", "observed",
-    "needed", "short", "under_delivered", "arrivals", "accepted", "gave_up",
+    "observed_chatting", "needed", "short", "under_delivered", "arrivals", "accepted", "gave_up",
     "wait_mean_s", "wait_p90_s", "service_level",
 )
 
@@ -99,12 +103,39 @@ def _index(at: dt.datetime, start: dt.datetime) -> int:
     return int((at - start) // HALF_HOUR)
 
 
-async def _observed(
+def _mark(
+    cells: list[set[str]], tutor: str, since: dt.datetime, until: dt.datetime,
+    start: dt.datetime,
+) -> None:
+    """Add ``tutor`` to every half-hour (of ``start``'s period, ``len(cells)`` of them)
+    that ``[since, until)`` overlaps; an empty span marks none."""
+    if until <= since:
+        return
+    last = -(-(until - start) // HALF_HOUR) - 1  # the half-hour holding until's instant
+    for i in range(max(0, _index(since, start)), min(len(cells) - 1, last) + 1):
+        cells[i].add(tutor)
+
+
+async def _on_duty(
+    conn: AsyncConnection, wanted: Sequence[Queue], start: dt.datetime, end: dt.datetime,
+    now: dt.datetime, n: int,
+) -> dict[Queue, list[set[str]]]:
+    """Per queue: the tutors on duty in each half-hour (an open span until ``now``)."""
+    cells = {q: [set[str]() for _ in range(n)] for q in wanted}
+    for vendor, language, tutor, started, ended in await duty.on_duty(
+        conn, [v for v, _ in wanted], start, end
+    ):
+        if (vendor, language) in cells:
+            _mark(cells[(vendor, language)], tutor, started, min(ended or now, end), start)
+    return cells
+
+
+async def _chatting(
     conn: AsyncConnection, wanted: Sequence[Queue], start: dt.datetime, end: dt.datetime,
     now: dt.datetime, n: int,
 ) -> tuple[dict[Queue, list[set[str]]], dict[Queue, float | None]]:
-    """Per queue: the tutors seen in each half-hour, and the mean handle time (s) of the
-    sessions accepted in the period and ended."""
+    """Per queue: the tutors with a session open in each half-hour, and the mean handle
+    time (s) of the sessions accepted in the period and ended."""
     seen = {q: [set[str]() for _ in range(n)] for q in wanted}
     handled: dict[Queue, list[float]] = {q: [] for q in wanted}
     rows = await conn.execute(
@@ -118,14 +149,9 @@ async def _observed(
         queue = (vendor, language)
         if queue not in seen:
             continue
-        until = min(ended or now, end)
         if ended is not None and accepted >= start:
             handled[queue].append((ended - accepted).total_seconds())
-        if until <= accepted:
-            continue
-        last = -(-(until - start) // HALF_HOUR) - 1  # the half-hour holding until's instant
-        for i in range(max(0, _index(accepted, start)), min(n - 1, last) + 1):
-            seen[queue][i].add(tutor)
+        _mark(seen[queue], tutor, accepted, min(ended or now, end), start)
     means = {q: (sum(v) / len(v) if v else None) for q, v in handled.items()}
     return seen, means
 
@@ -214,7 +240,8 @@ async def coverage(
     n = len(instants)
     async with engine.connect() as conn:
         plans = await shifts.load_plans(conn, wanted, start, end)
-        seen, handle = await _observed(conn, wanted, start, end, now, n)
+        chatting, handle = await _chatting(conn, wanted, start, end, now, n)
+        on_duty = await _on_duty(conn, wanted, start, end, now, n)
         cells, waits, patience = await _demand(conn, wanted, start, end, n, target)
         unmet = (await _unmet(conn, start, end, n)
                  if actor.require_scope().kind == "district" else None)
@@ -232,12 +259,13 @@ async def coverage(
             needed = memo[cell.arrivals]
             ordered = sorted(waits[queue][i])
             decided = cell.accepted + cell.gave_up
-            observed = len(seen[queue][i])
+            observed = len(on_duty[queue][i])
             slots.append({
                 "start": at.isoformat(),
                 "local": at.astimezone(tz).isoformat(),
                 "scheduled": scheduled[i],
                 "observed": observed,
+                "observed_chatting": len(chatting[queue][i]),
                 "needed": needed,
                 "short": needed is not None and needed > scheduled[i],
                 "under_delivered": observed < scheduled[i],
@@ -262,7 +290,7 @@ async def coverage(
         "half_hours": n,
         "target": {"fraction": target.fraction, "wait_s": target.wait_s},
         "needed_method": "erlang.tutors_needed" if fn is not None else None,
-        "observed_method": "distinct tutors with a session open (a lower bound)",
+        "observed_method": "distinct tutors on duty (available and connected)",
         "queues": out_queues,
         "unmet": None if unmet is None else {"total": sum(unmet), "half_hours": unmet},
     }

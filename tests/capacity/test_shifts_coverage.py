@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.capacity import coverage, shifts
 from broker.catalog_source import load_catalog
+from broker.db.duty_models import tutor_duty
 from broker.db.engine import create_engine
 from broker.db.models import help_requests, tutoring_sessions
 from broker.errors import NotAllowed
@@ -59,9 +60,21 @@ async def _seed(eng: AsyncEngine) -> None:
         session_row("e4", r4, "p1", r4["queued_at"] + sec(60), None),
         session_row("e5", r5, "p3", r5["queued_at"] + sec(10), t("2024-11-03 09:20:10")),
     ]
+    def on_duty(tutor: str, since: str, until: str | None) -> dict[str, Any]:
+        return {"tutor_id": tutor, "vendor": "paper", "language": "en",
+                "started_at": t(since), "ended_at": t(until) if until else None}
+
+    duty = [  # p4 is on duty and never chats; p5's span is still open at NOW
+        on_duty("p1", "2024-10-28 22:50:00", "2024-10-28 23:50:00"),
+        on_duty("p2", "2024-10-28 23:00:00", "2024-10-28 23:25:00"),
+        on_duty("p5", "2024-10-28 23:55:00", None),
+        on_duty("p4", "2024-11-03 08:10:00", "2024-11-03 08:20:00"),
+        on_duty("p3", "2024-11-03 09:00:00", "2024-11-03 09:20:10"),
+    ]
     async with eng.begin() as conn:
         await conn.execute(help_requests.insert(), [r1, r2, r3, r4, r5, test, other])
         await conn.execute(tutoring_sessions.insert(), sessions)
+        await conn.execute(tutor_duty.insert(), duty)
     await shifts.replace_plans(eng, PAPER, CATALOG,
                                {("paper", "en"): shifts.parse_plan(PLAN, LA)}, "test")
 
@@ -93,19 +106,24 @@ async def test_coverage_of_a_fall_back_week(engine: AsyncEngine) -> None:
     assert queue["scheduled_tutor_hours"] == 4 * 2 / 2 + 4 / 2  # Monday 2 h x 2, Sunday 4 x 30 min
     first = _slot(report, "2024-10-28 23:00:00")
     assert first["local"] == "2024-10-28T16:00:00-07:00"
-    assert {k: first[k] for k in ("scheduled", "observed", "arrivals", "accepted", "gave_up",
-                                  "wait_mean_s", "wait_p90_s", "service_level")} == {
-        "scheduled": 2, "observed": 2, "arrivals": 3, "accepted": 2, "gave_up": 1,
-        "wait_mean_s": 75.0, "wait_p90_s": 111.0, "service_level": 0.3333}
-    second = _slot(report, "2024-10-28 23:30:00")
-    assert (second["observed"], second["arrivals"], second["under_delivered"]) == (1, 1, True)
-    assert _slot(report, "2024-10-29 00:00:00")["observed"] == 0  # the open one: until now
+    assert {k: first[k] for k in ("scheduled", "observed", "observed_chatting", "arrivals",
+                                  "accepted", "gave_up", "wait_mean_s", "wait_p90_s",
+                                  "service_level")} == {
+        "scheduled": 2, "observed": 2, "observed_chatting": 2, "arrivals": 3, "accepted": 2,
+        "gave_up": 1, "wait_mean_s": 75.0, "wait_p90_s": 111.0, "service_level": 0.3333}
+    second = _slot(report, "2024-10-28 23:30:00")  # p1 until 23:50, p5 from 23:55 (open)
+    assert (second["observed"], second["observed_chatting"], second["arrivals"],
+            second["under_delivered"]) == (2, 1, 1, False)
+    midnight = _slot(report, "2024-10-29 00:00:00")  # the open ones: until now
+    assert (midnight["observed"], midnight["observed_chatting"]) == (0, 0)
     pdt, pst = _slot(report, "2024-11-03 08:00:00"), _slot(report, "2024-11-03 09:00:00")
     assert (pdt["local"], pst["local"]) == ("2024-11-03T01:00:00-07:00",
                                             "2024-11-03T01:00:00-08:00")
-    assert (pdt["scheduled"], pdt["observed"]) == (1, 0)
+    # p4: on duty, idle (no session): observed, not chatting
+    assert (pdt["scheduled"], pdt["observed"], pdt["observed_chatting"]) == (1, 1, 0)
     assert (pst["scheduled"], pst["observed"], pst["arrivals"]) == (1, 1, 1)
-    assert _slot(report, "2024-11-03 09:30:00")["observed"] == 0  # ended 09:20:10
+    after = _slot(report, "2024-11-03 09:30:00")  # ended 09:20:10
+    assert (after["observed"], after["observed_chatting"]) == (0, 0)
     fn = coverage.needed_function()
     if fn is None:
         assert report["needed_method"] is None and first["needed"] is None
@@ -214,4 +232,5 @@ async def test_http_plans_and_coverage(client: TestClient[Any, Any]) -> None:
     assert status == 200 and rows[0] == list(coverage.CSV_COLUMNS)
     assert len(rows) == 1 + 4 * 338
     mon = next(r for r in rows if r[:3] == ["paper", "en", "2024-10-28T23:00:00+00:00"])
-    assert mon[3:7] == ["2024-10-28", "16:00-0700", "2", "2"] and mon[10:13] == ["3", "2", "1"]
+    assert mon[3:8] == ["2024-10-28", "16:00-0700", "2", "2", "2"]
+    assert mon[11:14] == ["3", "2", "1"]
