@@ -36,7 +36,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -74,6 +75,8 @@ WAIT_BUCKETS: tuple[tuple[str, float, float | None], ...] = (
 PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
 DAYS: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _PARTITION = 10_000
+#: PostgreSQL's ``work_mem`` for a report's transaction (:func:`reading`).
+REPORT_WORK_MEM = "64MB"
 
 r = help_requests
 s = tutoring_sessions
@@ -118,6 +121,19 @@ def _conditions(f: Filters) -> list[sa.ColumnElement[bool]]:
     return where
 
 
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for the reports. On PostgreSQL its transaction has no JIT (compiling a
+    year's aggregate took longer than running it) and more ``work_mem`` (a year's hash
+    aggregates and sorts stay in memory instead of spilling to disk); ``SET LOCAL``, so
+    both end with it."""
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.text("SET LOCAL jit = off"))
+            await conn.execute(sa.text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
+        yield conn
+
+
 # -- portable SQL helpers -----------------------------------------------------------------
 def _seconds(dialect: str, later: Any, earlier: Any) -> sa.ColumnElement[float]:
     """``later - earlier`` in (fractional) seconds, as a float, on either database."""
@@ -127,15 +143,20 @@ def _seconds(dialect: str, later: Any, earlier: Any) -> sa.ColumnElement[float]:
     return sa.cast((sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0, sa.Float)
 
 
-def _utc_hour(dialect: str, column: Any) -> sa.ColumnElement[str]:
-    """The UTC hour a timestamp falls in, as text ``YYYY-MM-DDTHH`` (exact, no rounding)."""
+def _utc_hour(dialect: str, column: Any) -> sa.ColumnElement[Any]:
+    """The UTC hour a timestamp falls in (exact, no rounding), for :func:`_parse_utc_hour`:
+    a ``timestamp`` on PostgreSQL (``date_trunc``: grouping by it is cheaper than by
+    text), text ``YYYY-MM-DDTHH`` on SQLite."""
     if dialect == "postgresql":
-        return sa.func.to_char(sa.func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24')
+        return sa.func.date_trunc("hour", sa.func.timezone("UTC", column))
     return sa.func.strftime("%Y-%m-%dT%H", column)
 
 
-def _parse_utc_hour(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+def _parse_utc_hour(value: Any) -> dt.datetime:
+    """The aware UTC hour of a :func:`_utc_hour` value (a naive UTC datetime or text)."""
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=UTC)
+    return dt.datetime.strptime(str(value), "%Y-%m-%dT%H").replace(tzinfo=UTC)
 
 
 def _first_acceptance() -> sa.Subquery:
@@ -192,10 +213,7 @@ def histogram(values: Iterable[float]) -> list[dict[str, Any]]:
                 break
         else:  # a negative wait (clock skew between processes): count it as no wait
             counts[0] += 1
-    return [
-        {"bucket": label, "from_s": low, "to_s": high, "count": counts[i]}
-        for i, (label, low, high) in enumerate(WAIT_BUCKETS)
-    ]
+    return _histogram(counts)
 
 
 def _ranked(counter: Counter[Any]) -> list[dict[str, Any]]:
@@ -215,17 +233,36 @@ def _ranked(counter: Counter[Any]) -> list[dict[str, Any]]:
 
 # -- queued outcomes (shared by waits and service level) -------------------------------------
 @dataclass(slots=True)
+class _Spread:
+    """What the reports say about one list of seconds (rounded to ms): :func:`describe`'s
+    figures, the :data:`WAIT_BUCKETS` counts (accepted requests' waits only; else empty)
+    and how many are at most the threshold."""
+
+    described: dict[str, Any]
+    buckets: list[int]
+    within: int
+
+    @classmethod
+    def of(cls, values: list[float], threshold_s: float, buckets: bool = False) -> _Spread:
+        return cls(
+            describe(values),
+            [b["count"] for b in histogram(values)] if buckets else [],
+            sum(1 for w in values if w <= threshold_s),
+        )
+
+
+@dataclass(slots=True)
 class _Outcomes:
-    accepted: list[float]
-    gave_up: dict[str, list[float]]
+    accepted: _Spread
+    gave_up: dict[str, _Spread]
     still_waiting: int
 
 
-async def _queued_outcomes(conn: AsyncConnection, f: Filters) -> _Outcomes:
-    """Stream (status, wait, give-up time) of every queued request matching ``f``."""
-    dialect = conn.dialect.name
+def _outcome_rows(dialect: str, f: Filters) -> sa.Select[Any]:
+    """(status, wait_s, gave_up_s) of every queued request matching ``f``: the seconds to
+    its first acceptance (``None`` if never accepted) and from queued to closed."""
     first = _first_acceptance()
-    stmt = (
+    return (
         sa.select(
             r.c.status,
             _seconds(dialect, first.c.first_accepted, r.c.queued_at).label("wait_s"),
@@ -234,17 +271,102 @@ async def _queued_outcomes(conn: AsyncConnection, f: Filters) -> _Outcomes:
         .select_from(r.outerjoin(first, first.c.request_id == r.c.id))
         .where(r.c.queued_at.is_not(None), *_conditions(f))
     )
-    out = _Outcomes(accepted=[], gave_up={k: [] for k in GAVE_UP_STATUSES}, still_waiting=0)
-    result = await conn.stream(stmt)
+
+
+async def _outcomes_streamed(conn: AsyncConnection, f: Filters, threshold_s: float) -> _Outcomes:
+    """Every queued request's outcome read into Python, then described (SQLite, which has
+    no ``percentile_cont``); the reference :func:`_outcomes_in_sql` is tested against."""
+    accepted: list[float] = []
+    gave_up: dict[str, list[float]] = {k: [] for k in GAVE_UP_STATUSES}
+    still_waiting = 0
+    result = await conn.stream(_outcome_rows(conn.dialect.name, f))
     async for partition in result.partitions(_PARTITION):
         for status, wait_s, gave_up_s in partition:
             if wait_s is not None:
-                out.accepted.append(round(float(wait_s), 3))
-            elif status in out.gave_up:
-                out.gave_up[status].append(round(float(gave_up_s or 0.0), 3))
+                accepted.append(round(float(wait_s), 3))
+            elif status in gave_up:
+                gave_up[status].append(round(float(gave_up_s or 0.0), 3))
             elif status == "queued":
-                out.still_waiting += 1
-    return out
+                still_waiting += 1
+    return _Outcomes(
+        _Spread.of(accepted, threshold_s, buckets=True),
+        {k: _Spread.of(v, threshold_s) for k, v in gave_up.items()},
+        still_waiting,
+    )
+
+
+async def _outcomes_in_sql(conn: AsyncConnection, f: Filters, threshold_s: float) -> _Outcomes:
+    """The figures of :func:`_outcomes_streamed`, aggregated by PostgreSQL in one pass: a
+    row per outcome comes back instead of one per request. Each value is rounded to the
+    millisecond before it is counted, as there (``round(x * 1000) / 1000``, to even like
+    Python's ``round``); percentiles are ``percentile_cont``, :func:`percentile`'s
+    interpolation."""
+    rows = _outcome_rows("postgresql", f).subquery("outcomes")
+    kinds = ("accepted", *GAVE_UP_STATUSES)
+    code = sa.case(
+        (rows.c.wait_s.is_not(None), 0),
+        *((rows.c.status == name, i) for i, name in enumerate(GAVE_UP_STATUSES, 1)),
+        (rows.c.status == "queued", len(kinds)),
+    ).label("kind")
+    seconds = sa.func.coalesce(rows.c.wait_s, rows.c.gave_up_s, 0.0) * 1000.0
+    # MATERIALIZED: each row's kind and value computed once, not once per aggregate
+    per = (
+        sa.select(code, (sa.func.round(seconds) / 1000.0).label("v"))
+        .cte("per")
+        .prefix_with("MATERIALIZED")
+    )
+    v = per.c.v
+    fractions = sa.literal([p / 100.0 for p in PERCENTILES], sa.ARRAY(sa.Float))
+    columns: list[Any] = [sa.func.count().filter(per.c.kind == len(kinds))]
+    for i, _name in enumerate(kinds):
+        mine = per.c.kind == i
+        columns += [
+            sa.func.count().filter(mine),
+            sa.func.avg(v).filter(mine),
+            sa.func.max(v).filter(mine),
+            sa.func.percentile_cont(fractions).within_group(v).filter(mine),
+            sa.func.count().filter(mine & (v <= threshold_s)),
+        ]
+    accepted = per.c.kind == 0
+    columns += [
+        sa.func.count().filter(
+            accepted & (v >= low if low > 0.0 else sa.true()) & (v < high if high else sa.true())
+        )
+        for _label, low, high in WAIT_BUCKETS
+    ]
+    row = list((await conn.execute(sa.select(*columns))).one())
+    still_waiting = int(row.pop(0))
+    spreads: dict[str, _Spread] = {}
+    for name in kinds:
+        n, mean, top, pcts, within = row[:5]
+        del row[:5]
+        if not n:
+            spreads[name] = _Spread.of([], threshold_s, buckets=name == "accepted")
+            continue
+        described: dict[str, Any] = {"count": int(n), "mean_s": _r(float(mean))}
+        for p, value in zip(PERCENTILES, pcts, strict=True):
+            described[f"p{p}_s"] = _r(float(value))
+        described["max_s"] = _r(float(top))
+        spreads[name] = _Spread(described, [], int(within))
+    spreads["accepted"].buckets = [int(c) for c in row]
+    return _Outcomes(
+        spreads["accepted"], {k: spreads[k] for k in GAVE_UP_STATUSES}, still_waiting
+    )
+
+
+async def _queued_outcomes(conn: AsyncConnection, f: Filters, threshold_s: float) -> _Outcomes:
+    """Accepted requests' waits, give-ups' times and the still waiting, for ``f``: in
+    PostgreSQL's SQL there, streamed into Python on SQLite (the same figures)."""
+    if conn.dialect.name == "postgresql":
+        return await _outcomes_in_sql(conn, f, threshold_s)
+    return await _outcomes_streamed(conn, f, threshold_s)
+
+
+def _histogram(counts: list[int]) -> list[dict[str, Any]]:
+    return [
+        {"bucket": label, "from_s": low, "to_s": high, "count": counts[i]}
+        for i, (label, low, high) in enumerate(WAIT_BUCKETS)
+    ]
 
 
 async def waits(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
@@ -254,12 +376,12 @@ async def waits(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     requests, ``gave_up`` (per status: the same statistics of the time to give up, without
     histogram; plus ``total``) and ``still_waiting`` (queued now, excluded from the rest).
     """
-    async with engine.connect() as conn:
-        o = await _queued_outcomes(conn, f)
-    out = describe(o.accepted)
-    out["histogram"] = histogram(o.accepted)
-    gave_up: dict[str, Any] = {status: describe(v) for status, v in o.gave_up.items()}
-    gave_up["total"] = sum(len(v) for v in o.gave_up.values())
+    async with reading(engine) as conn:
+        o = await _queued_outcomes(conn, f, 60.0)
+    out = dict(o.accepted.described)
+    out["histogram"] = _histogram(o.accepted.buckets)
+    gave_up: dict[str, Any] = {status: v.described for status, v in o.gave_up.items()}
+    gave_up["total"] = sum(v.described["count"] for v in o.gave_up.values())
     out["gave_up"] = gave_up
     out["still_waiting"] = o.still_waiting
     return out
@@ -272,17 +394,18 @@ async def service_level(
 
     ``share`` is ``within / (accepted + gave_up)``; ``None`` when nothing was decided.
     """
-    async with engine.connect() as conn:
-        o = await _queued_outcomes(conn, f)
-    within = sum(1 for w in o.accepted if w <= threshold_s)
-    gave_up = sum(len(v) for v in o.gave_up.values())
-    gave_up_within = sum(1 for v in o.gave_up.values() for w in v if w <= threshold_s)
-    decided = len(o.accepted) + gave_up
+    async with reading(engine) as conn:
+        o = await _queued_outcomes(conn, f, threshold_s)
+    accepted = o.accepted.described["count"]
+    within = o.accepted.within
+    gave_up = sum(v.described["count"] for v in o.gave_up.values())
+    gave_up_within = sum(v.within for v in o.gave_up.values())
+    decided = accepted + gave_up
     return {
         "threshold_s": threshold_s,
         "within": within,
-        "accepted": len(o.accepted),
-        "accepted_later": len(o.accepted) - within,
+        "accepted": accepted,
+        "accepted_later": accepted - within,
         "gave_up": gave_up,
         "gave_up_within": gave_up_within,
         "denominator": decided,
@@ -298,7 +421,7 @@ async def _per_utc_hour(
     hour = _utc_hour(conn.dialect.name, column).label("hour")
     stmt = sa.select(hour, sa.func.count()).select_from(joined).where(*where).group_by(hour)
     rows = (await conn.execute(stmt)).all()
-    return [(_parse_utc_hour(str(h)), int(n)) for h, n in rows if h is not None]
+    return [(_parse_utc_hour(h), int(n)) for h, n in rows if h is not None]
 
 
 async def heatmap(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -> dict[str, Any]:
@@ -309,7 +432,7 @@ async def heatmap(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -
     local time, so daylight-saving changes land in the right cell.
     """
     cells = [[0] * 24 for _ in range(7)]
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:
         hours = await _per_utc_hour(
             conn, s.c.accepted_at, s.join(r, r.c.id == s.c.request_id), _conditions(f)
         )
@@ -348,7 +471,7 @@ async def unmet(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -> 
     """
     where = [*_conditions(f)]
     unmet_where = [r.c.status == "unmet", *where]
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:
         dims: dict[str, Counter[Any]] = {}
         for name, column in (
             ("by_reason", r.c.unmet_reason),
@@ -454,7 +577,7 @@ async def group_usage(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     ``students`` roster (``None`` when the roster is empty). Enrolment is today's roster,
     narrowed by school, region and grade only.
     """
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:
         rows_seen = await conn.execute(
             sa.select(r.c.student, r.c.groups, sa.func.count(s.c.id))
             .select_from(r.outerjoin(s, s.c.request_id == r.c.id))
@@ -503,7 +626,7 @@ async def vendor_capacity(
     in the data.
     """
     now = now or dt.datetime.now(UTC)
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:
         secs = _seconds(conn.dialect.name, s.c.ended_at, s.c.accepted_at)
         rows = (
             await conn.execute(
@@ -574,7 +697,7 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     """
     where = _conditions(f)
     first = _first_acceptance()
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:
         by_status_rows = await conn.execute(
             sa.select(
                 r.c.status,

@@ -31,12 +31,14 @@ from broker.stats import (
     DISTRICT_TZ,
     UTC,
     Filters,
+    _aware,
     _conditions,
     _parse_utc_hour,
     _r,
     _seconds,
     _utc_hour,
     percentile,
+    reading,
 )
 
 #: Ranges of at most this many days are drawn per day; longer ones per ISO week.
@@ -65,13 +67,9 @@ class _Tally:
         self.waits.extend(other.waits)
 
 
-async def _per_hour(conn: AsyncConnection, f: Filters) -> dict[str, _Tally]:
-    """Per UTC hour (``YYYY-MM-DDTHH``) of ``requested_at``: the requests matching ``f``,
-    the unmet ones, their sessions and the waits of the accepted ones. One streamed pass
-    over the requests, their first acceptance and their session count (grouped by
-    request), added up as it is read."""
-    dialect = conn.dialect.name
-    per_request = (
+def _per_request() -> sa.Subquery:
+    """Each accepted request's first acceptance and its number of sessions."""
+    return (
         sa.select(
             s.c.request_id,
             sa.func.min(s.c.accepted_at).label("first_accepted"),
@@ -80,6 +78,16 @@ async def _per_hour(conn: AsyncConnection, f: Filters) -> dict[str, _Tally]:
         .group_by(s.c.request_id)
         .subquery("per_request")
     )
+
+
+async def _per_hour(conn: AsyncConnection, f: Filters) -> dict[Any, _Tally]:
+    """Per UTC hour (as :func:`~broker.stats._utc_hour` gives it) of ``requested_at``: the
+    requests matching ``f``, the unmet ones, their sessions and the waits of the accepted
+    ones. One streamed pass
+    over the requests, their first acceptance and their session count (grouped by
+    request), added up as it is read."""
+    dialect = conn.dialect.name
+    per_request = _per_request()
     stmt = (
         sa.select(
             _utc_hour(dialect, r.c.requested_at),
@@ -90,7 +98,7 @@ async def _per_hour(conn: AsyncConnection, f: Filters) -> dict[str, _Tally]:
         .select_from(r.outerjoin(per_request, per_request.c.request_id == r.c.id))
         .where(*_conditions(f))
     )
-    hours: dict[str, _Tally] = {}
+    hours: dict[Any, _Tally] = {}
     result = await conn.stream(stmt)
     async for partition in result.partitions(_PARTITION):
         for hour, unmet, wait, sessions in partition:
@@ -107,6 +115,84 @@ async def _per_hour(conn: AsyncConnection, f: Filters) -> dict[str, _Tally]:
             if wait is not None:
                 tally.waits.append(float(wait))
     return hours
+
+
+#: One bucket's figures: requests, sessions, unmet, accepted, p90 wait (seconds or None).
+Point = tuple[int, int, int, int, float | None]
+
+
+async def _points_streamed(
+    conn: AsyncConnection, f: Filters, tz: ZoneInfo, now: dt.datetime
+) -> tuple[str, dt.date, dt.date, dict[dt.date, Point]] | None:
+    """(bucket, first, end, figures per bucket start) read per UTC hour into Python (SQLite:
+    no time zones in SQL); the reference :func:`_points_in_sql` is tested against."""
+    hours = await _per_hour(conn, f)
+    days: dict[dt.date, _Tally] = defaultdict(_Tally)
+    for hour, tally in hours.items():  # a few thousand hours a year, each moved once
+        days[_local_day(_parse_utc_hour(hour), tz)].add(tally)
+    span = _range(f, tz, now, list(days))
+    if span is None:
+        return None
+    first, end = span
+    bucket = _bucket(first, end)
+    buckets: dict[dt.date, _Tally] = defaultdict(_Tally)
+    for day, tally in days.items():
+        buckets[_bucket_start(day, bucket)].add(tally)
+    points: dict[dt.date, Point] = {}
+    for begins, t in buckets.items():
+        values = sorted(t.waits)
+        points[begins] = (t.requests, t.sessions, t.unmet, len(values), percentile(values, 90))
+    return bucket, first, end, points
+
+
+async def _points_in_sql(
+    conn: AsyncConnection, f: Filters, tz: ZoneInfo, now: dt.datetime
+) -> tuple[str, dt.date, dt.date, dict[dt.date, Point]] | None:
+    """The result of :func:`_points_streamed`, grouped by PostgreSQL: the range from the
+    first and last ``requested_at`` (the index on it), then one pass grouped by local day
+    or ISO week (``timezone(tz, ...)``, the same tz database rules as ``zoneinfo``), the
+    p90 by ``percentile_cont``: a row per bucket comes back instead of one per request."""
+    low, high = (
+        await conn.execute(
+            sa.select(sa.func.min(r.c.requested_at), sa.func.max(r.c.requested_at)).where(
+                *_conditions(f)
+            )
+        )
+    ).one()
+    seen = [_local_day(_aware(x), tz) for x in (low, high) if x is not None]
+    span = _range(f, tz, now, seen)
+    if span is None:
+        return None
+    first, end = span
+    bucket = _bucket(first, end)
+    per_request = _per_request()
+    starts = sa.func.date_trunc(bucket, sa.func.timezone(tz.key, r.c.requested_at)).label("b")
+    wait = _seconds("postgresql", per_request.c.first_accepted, r.c.queued_at)
+    stmt = (
+        sa.select(
+            starts,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(per_request.c.sessions), 0),
+            sa.func.count().filter(r.c.status == "unmet"),
+            sa.func.count(wait),
+            sa.func.percentile_cont(0.9).within_group(wait),
+        )
+        .select_from(r.outerjoin(per_request, per_request.c.request_id == r.c.id))
+        .where(*_conditions(f))
+        .group_by(starts)
+    )
+    points: dict[dt.date, Point] = {}
+    for begins, n, sessions, unmet, accepted, p90 in (await conn.execute(stmt)).all():
+        day = begins.date() if isinstance(begins, dt.datetime) else begins
+        points[day] = (
+            int(n), int(sessions), int(unmet), int(accepted),
+            None if p90 is None else float(p90),
+        )
+    return bucket, first, end, points
+
+
+def _bucket(first: dt.date, end: dt.date) -> str:
+    return "day" if (end - first).days <= DAY_BUCKETS_MAX else "week"
 
 
 def _local_day(when: dt.datetime, tz: ZoneInfo) -> dt.date:
@@ -144,37 +230,31 @@ async def trends(
     up to today).
     """
     now = now or dt.datetime.now(UTC)
-    async with engine.connect() as conn:
-        hours = await _per_hour(conn, f)
-    days: dict[dt.date, _Tally] = defaultdict(_Tally)
-    for hour, tally in hours.items():  # a few thousand hours a year, each moved once
-        days[_local_day(_parse_utc_hour(str(hour)), tz)].add(tally)
-    span = _range(f, tz, now, list(days))
-    if span is None:
+    async with reading(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            found = await _points_in_sql(conn, f, tz, now)
+        else:
+            found = await _points_streamed(conn, f, tz, now)
+    if found is None:
         return {"bucket": "day", "timezone": tz.key, "from": None, "to": None, "points": []}
-    first, end = span
-    bucket = "day" if (end - first).days <= DAY_BUCKETS_MAX else "week"
+    bucket, first, end, figures = found
     step = dt.timedelta(days=1 if bucket == "day" else 7)
     starts: list[dt.date] = []
     at = _bucket_start(first, bucket)
     while at < end and len(starts) < MAX_BUCKETS:
         starts.append(at)
         at += step
-    buckets: dict[dt.date, _Tally] = defaultdict(_Tally)
-    for day, tally in days.items():
-        buckets[_bucket_start(day, bucket)].add(tally)
     points = []
     for begins in starts:
-        tally = buckets.get(begins) or _Tally()
-        values = sorted(tally.waits)
+        requests, sessions, unmet, accepted, p90 = figures.get(begins, (0, 0, 0, 0, None))
         points.append(
             {
                 "start": begins.isoformat(),
-                "requests": tally.requests,
-                "sessions": tally.sessions,
-                "unmet": tally.unmet,
-                "accepted": len(values),
-                "p90_wait_s": _r(percentile(values, 90)),
+                "requests": requests,
+                "sessions": sessions,
+                "unmet": unmet,
+                "accepted": accepted,
+                "p90_wait_s": _r(p90),
             }
         )
     return {
