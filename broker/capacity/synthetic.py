@@ -48,7 +48,8 @@ from broker.capacity.demand import (
     week_slot,
 )
 from routing.catalog import Catalog
-from routing.schools import School, SchoolKind
+from routing.schools import School, SchoolKind, StudentGroup
+from routing.schools import Student as RosterStudent
 
 UTC = dt.UTC
 TIMEZONE = "America/Los_Angeles"
@@ -334,6 +335,41 @@ def usage_table(arrivals: Iterable[Arrival]) -> dict[str, dict[str, float]]:
     return out
 
 
+def enrolled_roster(year: Year, enrolled: dict[str, int] | None = None) -> list[RosterStudent]:
+    """The district's enrolment the year's users belong to: every student of ``year`` as
+    they are, plus students who never asked (``syn-enr-…``) until the roster holds
+    ``enrolled["All"]`` students with exactly ``enrolled[group]`` in each group (EL and
+    RFEP exclusive, SWD overlapping both), at the synthetic schools, grades fitting the
+    school. With it, a replayed year's usage report gives each group's % of enrolled as
+    the district's table does. Deterministic for the year's seed."""
+    wanted = dict(enrolled or ENROLLED)
+    rng = random.Random(year.seed + 1)
+    users = list(year.students)
+    have = {g: sum(1 for s in users if g in s.groups) for g in ("SWD", "EL", "RFEP")}
+    extra = wanted["All"] - len(users)
+    need = {g: wanted[g] - have[g] for g in have}
+    if extra < 0 or any(n < 0 for n in need.values()) or need["EL"] + need["RFEP"] > extra:
+        raise ValueError("the enrolment is smaller than the year's users")
+    groups: list[set[str]] = [set() for _ in range(extra)]
+    order = list(range(extra))
+    rng.shuffle(order)
+    for i in order[:need["EL"]]:
+        groups[i].add("EL")
+    for i in order[need["EL"]:need["EL"] + need["RFEP"]]:
+        groups[i].add("RFEP")
+    for i in rng.sample(range(extra), need["SWD"]):
+        groups[i].add("SWD")
+    schools = [school for kind in _schools() for school in kind]
+    roster = [RosterStudent(s.id, s.school.id, s.grade,
+                            frozenset(StudentGroup(g) for g in s.groups)) for s in users]
+    for i in range(extra):
+        school = schools[rng.randrange(len(schools))]
+        grade = rng.randint(school.low_grade, school.high_grade)
+        roster.append(RosterStudent(f"syn-enr-{i + 1:06d}", school.id, grade,
+                                    frozenset(StudentGroup(g) for g in groups[i])))
+    return roster
+
+
 def synthetic_demand(arrivals: Sequence[Arrival], start: dt.datetime, end: dt.datetime,
                      catalog: Catalog) -> Demand:
     """The demand :mod:`broker.capacity.advice` reads, as if the broker had served every
@@ -368,6 +404,6 @@ def synthetic_demand(arrivals: Sequence[Arrival], start: dt.datetime, end: dt.da
 
 
 __all__ = [
-    "SLOTS_PER_DAY", "Arrival", "Shape", "Student", "Year", "day_weight", "generate",
-    "queue_of", "synthetic_demand", "usage_table",
+    "SLOTS_PER_DAY", "Arrival", "Shape", "Student", "Year", "day_weight", "enrolled_roster",
+    "generate", "queue_of", "synthetic_demand", "usage_table",
 ]
