@@ -46,6 +46,7 @@ OPEN_REQUEST = text("status IN ('queued', 'accepted')")  # keep in step with OPE
 QUEUED = text("status = 'queued'")
 OPEN_SESSION = text("ended_at IS NULL")
 OPEN_BOOKED = text("ended_at IS NULL AND booking IS NOT NULL")
+OVERFLOWED = text("first_choice_unmet IS NOT NULL")  # staff stats' overflow (migration 0017)
 
 
 class Base(DeclarativeBase):
@@ -103,6 +104,11 @@ class HelpRequestRow(Base):
         Index(
             "ix_help_requests_queued_rank", "queue", "rank", "id",
             sqlite_where=QUEUED, postgresql_where=QUEUED,
+        ),
+        # Staff stats (migration 0017, docs/stats.md "Performance"): the few overflowed ones.
+        Index(
+            "ix_help_requests_overflowed", "first_choice_unmet",
+            sqlite_where=OVERFLOWED, postgresql_where=OVERFLOWED,
         ),
     )
 
@@ -165,6 +171,8 @@ class TutoringSessionRow(Base):
             "ix_tutoring_sessions_open_booked", "booking",
             sqlite_where=OPEN_BOOKED, postgresql_where=OPEN_BOOKED,
         ),
+        # Staff stats (migration 0017): each request's first acceptance from the index alone.
+        Index("ix_tutoring_sessions_request_accepted", "request_id", "accepted_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
