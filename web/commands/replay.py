@@ -48,7 +48,9 @@ HALF_HOUR_S = 1800.0
 #: own timers (maximum wait, the nobody-on-shift alert) fire up to this late, and none of
 #: them decides what the replay measures: simulated students cancel before they leave and
 #: give up (mean 5 min) long before the broker's maximum wait.
-SWEEP_EVERY_S = 900.0
+SWEEP_EVERY_S = 1800.0
+#: ... and while no student is waiting or chatting (nothing a sweep could close).
+IDLE_SWEEP_EVERY_S = 3600.0
 #: Virtual seconds between heartbeats of the replay's connections between sweeps.
 TOUCH_EVERY_S = 2.0
 #: Student connections opened ahead of their arrival (the handshakes overlap the replay).
@@ -119,6 +121,8 @@ class Replay:
         self.by_request: dict[str, Waiting] = {}
         self.capacity = {v.id: v.capacity for v in catalog.on_demand_vendors}
         self.last_sweep = self.last_touch = -1e18
+        self.http: Any = None
+        self.in_flight = 0  # students waiting or chatting
 
     def push(self, at: float, kind: str, data: Any) -> None:
         self.seq += 1
@@ -129,7 +133,14 @@ class Replay:
 
         from broker import tokens
 
-        sio = socketio.AsyncClient(reconnection=False)
+        if self.http is None:
+            import aiohttp
+
+            self.http = aiohttp.ClientSession()
+        # one HTTP session for every simulated person: a session each costs more than the
+        # broker's own work for a request (python-socketio leaves a shared one open)
+        sio = socketio.AsyncClient(reconnection=False, http_session=self.http,
+                                   handle_sigint=False)
         await sio.connect(self.url, namespaces=[namespace], transports=["websocket"],
                           auth={"token": tokens.issue(self.secret, identity)},
                           wait_timeout=10)
@@ -165,15 +176,19 @@ class Replay:
         for tutors in self.tutors.values():
             for tutor in tutors:
                 await tutor.client.disconnect()
+        if self.http is not None:
+            await self.http.close()
 
     async def advance(self, at: float) -> None:
-        """Move the clock to ``at``; sweep every :data:`SWEEP_EVERY_S`, and in between
+        """Move the clock to ``at``; sweep every :data:`SWEEP_EVERY_S` while a student is
+        waiting or chatting (every :data:`IDLE_SWEEP_EVERY_S` otherwise), and in between
         heartbeat this process's connections (the sweep's first step) whenever the clock
         moved :data:`TOUCH_EVERY_S`, so the broker sees the simulated people connected as
         a real clock would (wait estimates and "tutors on shift" count who was seen within
         a few seconds)."""
         self.clock.now = max(self.clock.now, at)
-        if self.clock.now - self.last_sweep >= SWEEP_EVERY_S:
+        since = self.clock.now - self.last_sweep
+        if (since >= SWEEP_EVERY_S and self.in_flight) or since >= IDLE_SWEEP_EVERY_S:
             self.last_sweep = self.last_touch = self.clock.now
             await self.broker.sweep()
             await self.broker.flush_pushes()
@@ -284,7 +299,13 @@ class Replay:
             q.expected_sum += expected
         self.waiting[name].append(w)
         self.by_request[w.request_id] = w
+        self.in_flight += 1
         self.push(self.clock.now + a.patience_s, "give_up", w)
+
+    async def leave(self, w: Waiting) -> None:
+        """The student of ``w`` closes their widget (their request or chat is over)."""
+        self.in_flight -= 1
+        await w.client.disconnect()
 
     async def on_give_up(self, w: Waiting) -> None:
         if not w.open:
@@ -296,7 +317,7 @@ class Replay:
             self.again(w.arrival, w.attempt, self.rng.expovariate(1 / RETRY_AFTER_S))
         else:
             self.refused(ack, "help:cancel")
-        await w.client.disconnect()
+        await self.leave(w)
 
     async def on_end(self, data: tuple[SimTutor, str, Waiting]) -> None:
         tutor, session_id, w = data
@@ -304,7 +325,7 @@ class Replay:
         if not ack.get("ok"):
             self.refused(ack, "session:end")
         tutor.sessions.discard(session_id)
-        await w.client.disconnect()
+        await self.leave(w)
 
     async def dispatch(self) -> None:
         """Free tutors on shift take the head of their queue (first come, first served)."""
@@ -342,7 +363,7 @@ class Replay:
         ack = await self.call(tutor.client, "/tutor", "help:accept", {"request_id": w.request_id})
         if not ack.get("ok"):
             self.refused(ack, "help:accept")
-            await w.client.disconnect()
+            await self.leave(w)
             return
         session_id = ack["session"]["session_id"]
         tutor.sessions.add(session_id)
