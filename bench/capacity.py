@@ -14,10 +14,14 @@ catalog's queues (``paper`` and ``tutorcom``, English and Spanish), then times:
 
 Each is the median of 3 runs.
 
-Then **the year replayed** (``--replay``, on by default; ``--quick`` replays one week): the
-synthetic 2023-24 year through the live broker (``homework-help simulate --period year``:
-week segments on the embedded stack in one process per CPU, the advised headcount, tutors
-taking ~20 s to accept), timed from start to the merged database; the staff usage report
+Then **the advice checked** (``--replay``, on by default): the term week of 5 February
+2024 replayed with the advised headcount, tutors taking ~20 s to accept and nobody asking
+twice (the queueing model's own assumptions), its service level per queue beside the
+advice's; and **the year replayed** (``--quick``: a few hours): the synthetic 2023-24 year
+through the live broker (``homework-help simulate --period year``: week segments on the
+embedded stack in one process per CPU, the advised headcount, tutors accepting at once and
+students who were refused or gave up asking again, so the sessions the district counted
+all happen), timed from start to the merged database; the staff usage report
 (``broker.stats.group_usage``) over the replayed database against the district's table;
 then the replayed database copied into a scratch PostgreSQL database and every staff
 report timed there (``bench.stats.time_reports``: warm, 20 runs, p50/p95), goal p95
@@ -58,7 +62,9 @@ REPLAY_SECTION = "## Capacity: a year replayed"
 GOAL_SECONDS = 2.0
 REPLAY_GOAL_S = 15 * 60
 REPORT_GOAL_P95_MS = 150.0
-REACTION_S = 20.0
+#: Tutors' mean reading time in the week that checks the advice (a realistic ~20 s).
+CHECK_REACTION_S = 20.0
+CHECK_WEEK = dt.date(2024, 2, 5)
 #: The district's 2023-24 usage table (../shared/domain.md).
 DISTRICT: dict[str, Any] = {"sessions": 103_315, "students": 25_623,
             "pct": {"All": 6.26, "SWD": 4.66, "EL": 3.91, "RFEP": 7.50}}
@@ -201,7 +207,7 @@ async def _replay(folder: Path, hours: float | None) -> dict[str, Any]:
     began = time.perf_counter()
     roster = synthetic.enrolled_roster(year)
     report = await replay_parallel(settings, year, start, end, workers=os.cpu_count() or 1,
-                                   out=out, reaction_s=REACTION_S, roster=roster)
+                                   out=out, retry=True, roster=roster)
     wall = time.perf_counter() - began
     engine = create_engine(f"sqlite+aiosqlite:///{out}")
     try:
@@ -233,13 +239,33 @@ async def _copy_to(source_url: str, target_url: str) -> float:
     return time.perf_counter() - began
 
 
+async def _check_week(folder: Path, hours: float | None) -> dict[str, Any]:
+    """The advice checked: one term week, advised headcount, ~20 s reading, no retries."""
+    from broker.capacity import synthetic
+    from web.commands.replay_parallel import replay_parallel
+    from web.commands.simulate import free_port
+
+    year = synthetic.generate(seed=2024)
+    start, end, _ = year.week(CHECK_WEEK)
+    if hours is not None:
+        end = min(end, start + dt.timedelta(hours=hours))
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{folder / 'week.db'}",
+                        port=free_port(), host="127.0.0.1", tutor_silent_s=0.0,
+                        session_idle_s=0.0)
+    report = await replay_parallel(settings, year, start, end, workers=1,
+                                   reaction_s=CHECK_REACTION_S)
+    return report.as_dict()
+
+
 def run_replay(hours: float | None) -> dict[str, Any]:
     """The year replayed (or ``hours`` of the week of 5 February 2024), its usage table and
     the staff reports' timings on SQLite and (when reachable) PostgreSQL."""
     from bench.stats import time_reports
 
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        check = asyncio.run(_check_week(Path(tmp), hours))
         out = asyncio.run(_replay(Path(tmp), hours))
+        out["check"] = check
         out["sqlite_reports"] = asyncio.run(time_reports(out["url"]))
         if pg_reachable():
             with scratch_postgres(f"bench_replay_{int(time.time())}") as pg:
@@ -262,8 +288,8 @@ def _replay_markdown(r: dict[str, Any]) -> str:
         f"2 CPUs). {scope.capitalize()} ({rep['start'][:10]} to {rep['end'][:10]}) replayed "
         "through the live broker on the embedded stack (SQLite, in-process state), "
         f"{rep['segments']} week segments on {rep['workers']} processes, the advised "
-        f"headcount, tutors taking ~{REACTION_S:.0f} s to accept, students who give up or "
-        "are refused asking again. Goal: a full year under 15 minutes; staff reports over "
+        "headcount, tutors accepting at once, students who give up or are refused asking "
+        "again. Goal: a full year under 15 minutes; staff reports over "
         f"it under {REPORT_GOAL_P95_MS:.0f} ms p95 on PostgreSQL; the usage table within 1%.",
         "",
         "| figure | measured | goal met |", "|---|---|---|",
@@ -276,6 +302,21 @@ def _replay_markdown(r: dict[str, Any]) -> str:
         f"| gave up / unmet / never served | {rep['overall']['gave_up']:,} / "
         f"{rep['unmet_total']:,} / {rep['never_served']:,} | |",
     ]
+    check = r["check"]
+    lines += [
+        "", f"The advice checked: the week of {check['start'][:10]} (UTC start), advised "
+        f"headcount, tutors reading ~{CHECK_REACTION_S:.0f} s, nobody asking twice "
+        f"({check['arrivals']:,} requests, {check['unmet_total']} unmet; wall "
+        f"{check['wall_s']} s):", "",
+        "| queue | requests | service level | advice expects | difference |",
+        "|---|---|---|---|---|",
+    ]
+    for q in [*check["queues"], check["overall"]]:
+        sl, exp = q["service_level"], q["expected_service_level"]
+        diff = "" if sl is None or exp is None else f"{100 * (sl - exp):+.1f} points"
+        lines.append(f"| {q['queue']} | {q['arrivals']:,} | "
+                     f"{'-' if sl is None else f'{100 * sl:.1f}%'} | "
+                     f"{'-' if exp is None else f'{100 * exp:.1f}%'} | {diff} |")
     if r["full_year"]:
         usage = {row["group"]: row for row in r["usage"]}
         every = usage["All"]

@@ -56,7 +56,7 @@ async def test_segments_in_processes_merge_into_one_database(
     out = tmp_path / "merged.db"
     settings = _settings(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}")
     report = await replay_parallel(settings, year, start, end, workers=2, out=out,
-                                   reaction_s=10.0)
+                                   reaction_s=10.0, retry=True)
     assert report.segments == 2 and report.workers == 2
     assert not report.errors, report.errors
     originals = len(year.between(start, end))
@@ -77,17 +77,17 @@ async def test_segments_in_processes_merge_into_one_database(
     assert sessions == overall.accepted and requests == report.arrivals - report.conflicts
 
 
-async def test_students_who_give_up_try_again_until_served(
+async def test_students_who_give_up_try_again(
     year: synthetic.Year, sqlite_url: str
 ) -> None:
     start = dt.datetime(2024, 2, 5, 18, tzinfo=TZ).astimezone(dt.UTC)
     end = start + dt.timedelta(minutes=30)
     # one tutor for the whole evening peak: most give up, then come back
-    report = await replay(_settings(sqlite_url), year, start, end, tutors=1)
+    report = await replay(_settings(sqlite_url), year, start, end, tutors=1, retry=True)
     assert report.retries > 0
     assert report.overall().gave_up > 0
     without = await replay(_settings(sqlite_url.replace(".db", "-b.db")), year, start, end,
-                           tutors=1, retry=False)
+                           tutors=1)
     assert without.retries == 0 and without.arrivals == len(year.between(start, end))
 
 

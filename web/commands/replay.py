@@ -9,7 +9,7 @@ fewer chats than the vendor's capacity (after a reading time, exponential with m
 ``reaction_s``), and send ``session:end`` after the arrival's handle time; a student not
 accepted within their patience sends ``help:cancel``.
 
-**Students try again** (``retry=True``, the default), as the district's usage table
+**Students try again** (``retry=True``), as the district's usage table
 implies (every one of its sessions happened): a student refused because no vendor speaks
 their language at their school asks again in English a minute later; one who gave up asks
 again after a break (exponential, mean :data:`RETRY_AFTER_S`); one whose earlier request is
@@ -107,7 +107,7 @@ class Replay:
 
     def __init__(self, url: str, secret: str, broker: Any, clock: VirtualClock,
                  catalog: Any, plan: Plan, report: Report, reaction_s: float = 0.0,
-                 retry: bool = True) -> None:
+                 retry: bool = False) -> None:
         self.url, self.secret, self.broker, self.clock = url, secret, broker, clock
         self.catalog, self.plan, self.report = catalog, plan, report
         self.reaction_s, self.retry = reaction_s, retry

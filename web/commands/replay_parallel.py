@@ -67,15 +67,15 @@ def _init_worker(year: Any, quiet: bool) -> None:
     overhead is a quarter of a replay's time on asyncio's)."""
     global _YEAR
     _YEAR = year
-    import logging
 
     with contextlib.suppress(ImportError):  # pragma: no cover - optional speed-up
         import uvloop
 
         uvloop.install()
     if quiet:
-        for name in ("broker", "web", "socketio", "engineio"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+        from web.commands.simulate import quiet_logs
+
+        quiet_logs()
 
 
 def _segment(settings: Settings, start: dt.datetime, end: dt.datetime,
@@ -116,7 +116,7 @@ def _school_rows(conn: Any) -> dict[str, Any]:
 async def replay_parallel(settings: Settings, year: Any, start: dt.datetime,
                           end: dt.datetime, *, workers: int, out: Path | None = None,
                           plan: PlanSpec | None = None, reaction_s: float = 0.0,
-                          retry: bool = True, quiet: bool = True,
+                          retry: bool = False, quiet: bool = True,
                           roster: Sequence[Any] | None = None) -> Report:
     """Replay ``[start, end)`` of ``year`` as week segments on ``workers`` processes;
     keep the merged database at ``out`` when given, with ``roster`` (students, e.g.

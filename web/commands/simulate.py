@@ -99,7 +99,7 @@ async def running_app(settings: Settings, schools: Sequence[Any]) -> AsyncIterat
 
 async def replay(settings: Settings, year: Any, start: dt.datetime, end: dt.datetime, *,
                  tutors: int | None = None, plan: PlanSpec | None = None,
-                 reaction_s: float = 0.0, retry: bool = True) -> Report:
+                 reaction_s: float = 0.0, retry: bool = False) -> Report:
     """Replay ``year``'s arrivals in ``[start, end)`` through one broker on ``settings``
     (``year``: a :class:`broker.capacity.synthetic.Year`, or recorded arrivals with the
     same ``students``, ``between`` and ``week``)."""
@@ -125,6 +125,14 @@ async def replay(settings: Settings, year: Any, start: dt.datetime, end: dt.date
     return report
 
 
+def quiet_logs() -> None:
+    """Only errors from the broker and the libraries: a log line per request, session or
+    alert (simulated students meet nobody-on-shift alerts) costs more than the replay and
+    buries its report."""
+    for name in ("broker", "web", "socketio", "engineio", "alembic", "aiohttp"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 # -- the command ---------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
@@ -148,8 +156,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         "synthetic year")
     p.add_argument("--reaction-s", type=float, default=0.0,
                    help="tutors' mean time to accept a request they take (exponential)")
-    p.add_argument("--no-retries", action="store_true",
-                   help="students refused or giving up do not ask again")
+    p.add_argument("--retries", choices=("auto", "on", "off"), default="auto",
+                   help="students refused or giving up ask again: on for --period year "
+                        "(the district's table counts sessions that happened), off for a "
+                        "week (the advice check) and for recorded requests (their retries "
+                        "are in the records)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes replaying weeks side by side (default: CPUs)")
     p.add_argument("--out", type=Path, default=None,
@@ -194,8 +205,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     from broker.capacity import synthetic
 
     if not args.verbose:  # a log line per request and session costs more than the replay
-        for name in ("broker", "web", "socketio", "engineio"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+        quiet_logs()
     spec = await plan_spec(args, settings)
     if args.recorded is not None:
         from broker.capacity.recorded import read_recorded
@@ -217,8 +227,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             start, end, _ = year.week(args.week)
     if args.hours is not None:
         end = min(end, start + dt.timedelta(hours=args.hours))
-    options: dict[str, Any] = {"plan": spec, "reaction_s": args.reaction_s,
-                               "retry": not args.no_retries}
+    retry = args.retries == "on" or (
+        args.retries == "auto" and args.period == "year" and args.recorded is None)
+    options: dict[str, Any] = {"plan": spec, "reaction_s": args.reaction_s, "retry": retry}
     with tempfile.TemporaryDirectory(prefix="hh-simulate-") as tmp:
         sim_settings = dataclasses.replace(
             settings, port=free_port(), host="127.0.0.1", tutor_silent_s=0.0,
