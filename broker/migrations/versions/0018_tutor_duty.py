@@ -9,17 +9,11 @@ Revises: 0017
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018"
-# TEMPORARY while 0017 (stats indexes) is being written beside this: follow it once it is
-# on disk, else 0016, so that nobody's migrations break meanwhile. Made static before commit.
-down_revision: str | None = (
-    "0017" if any(Path(__file__).parent.glob("0017_*.py")) else "0016"
-)
+down_revision: str | None = "0017"
 branch_labels = None
 depends_on = None
 
