@@ -4,6 +4,10 @@ Every figure here is computed from ``help_requests`` and ``tutoring_sessions`` w
 SQLAlchemy Core, so the same code runs on SQLite and PostgreSQL. The database does the
 filtering, joining and grouping; Python does only what SQLite cannot (percentiles, and
 converting UTC hour buckets to the district's local time), over already-narrow columns.
+On PostgreSQL the percentiles too are the database's (``percentile_cont``: waits, service
+level, trends), so a few rows come back instead of one per request; SQLite keeps the
+streamed path, and the two give the same figures (``tests/stats/test_stats_backends.py``).
+Each report reads in one transaction of :func:`reading`.
 
 Definitions (also in ``docs/stats.md``):
 
@@ -35,7 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -165,15 +169,6 @@ def _first_acceptance() -> sa.Subquery:
         sa.select(s.c.request_id, sa.func.min(s.c.accepted_at).label("first_accepted"))
         .group_by(s.c.request_id)
         .subquery("first_acceptance")
-    )
-
-
-def _sessions_per_request() -> sa.Subquery:
-    """One row per request with a session: its number of sessions."""
-    return (
-        sa.select(s.c.request_id, sa.func.count().label("sessions"))
-        .group_by(s.c.request_id)
-        .subquery("sessions_per_request")
     )
 
 
@@ -587,54 +582,26 @@ async def group_usage(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     ``students`` roster (``None`` when the roster is empty). Enrolment is today's roster,
     narrowed by school, region and grade only.
     """
-    where = _conditions(f)
     async with reading(engine) as conn:
-        # Each distinct ``groups`` text is parsed here, once; the database then counts, per
-        # student, whether some request of theirs is in a group (with a session) and the
-        # sessions of those requests, and adds the students up: one row comes back.
-        texts = (await conn.execute(sa.select(r.c.groups).where(*where).distinct())).scalars()
-        members: dict[str, list[str]] = {group: [] for group in GROUPS}
-        for text in texts:
-            for flag in _flags(text) & set(GROUPS):
-                members[flag].append(text)
-        served = s.c.id.is_not(None)
-        per_student = []
-        for group in ("All", *GROUPS):
-            in_group: sa.ColumnElement[bool] = (
-                sa.true()
-                if group == "All"
-                else r.c.groups.in_(members[group])
-                if members[group]
-                else sa.false()
-            )
-            per_student += [
-                sa.func.max(sa.case((in_group, 1), else_=0)).label(f"req_{group}"),
-                sa.func.max(sa.case((in_group & served, 1), else_=0)).label(f"use_{group}"),
-                sa.func.sum(sa.case((in_group & served, 1), else_=0)).label(f"ses_{group}"),
-            ]
-        students_rows = (
-            sa.select(*per_student)
+        rows_seen = await conn.execute(
+            sa.select(r.c.student, r.c.groups, sa.func.count(s.c.id))
             .select_from(r.outerjoin(s, s.c.request_id == r.c.id))
-            .where(*where)
-            .group_by(r.c.student)
-            .subquery("per_student")
+            .where(*_conditions(f))
+            .group_by(r.c.student, r.c.groups)
         )
-        totals = (
-            await conn.execute(
-                sa.select(*(sa.func.coalesce(sa.func.sum(c), 0) for c in students_rows.c))
-            )
-        ).one()
+        students_using: dict[str, set[str]] = defaultdict(set)
+        requesting: dict[str, set[str]] = defaultdict(set)
+        sessions: Counter[str] = Counter()
+        for student, groups, n in rows_seen:
+            for group in ("All", *(_flags(groups) & set(GROUPS))):
+                requesting[group].add(student)
+                if n:
+                    students_using[group].add(student)
+                    sessions[group] += int(n)
         enrolled = await enrolled_by_group(conn, f)
-    requesting: dict[str, int] = {}
-    students_using: dict[str, int] = {}
-    sessions: dict[str, int] = {}
-    for i, group in enumerate(("All", *GROUPS)):
-        requesting[group], students_using[group], sessions[group] = (
-            int(v) for v in totals[3 * i : 3 * i + 3]
-        )
     rows = []
     for group in ("All", *GROUPS):
-        using = students_using[group]
+        using = len(students_using[group])
         roster = enrolled[group] if enrolled["All"] else None
         rows.append(
             {
@@ -644,7 +611,7 @@ async def group_usage(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
                 "pct_of_enrolled": _r(100.0 * using / roster, 2) if roster else None,
                 "sessions": sessions[group],
                 "sessions_per_student": _r(sessions[group] / using, 2) if using else None,
-                "students_requesting": requesting[group],
+                "students_requesting": len(requesting[group]),
             }
         )
     return {"groups": rows}
@@ -666,35 +633,49 @@ async def vendor_capacity(
     now = now or dt.datetime.now(UTC)
     async with reading(engine) as conn:
         secs = _seconds(conn.dialect.name, s.c.ended_at, s.c.accepted_at)
-        # per vendor and tutor first (hashed, a few hundred rows), then per vendor: the
-        # distinct tutors are that first grouping's rows, no count(DISTINCT) sort
-        per_tutor = (
-            sa.select(
-                s.c.vendor,
-                sa.func.count().label("n"),
-                sa.func.count(s.c.ended_at).label("ended"),
-                sa.func.sum(secs).label("seconds"),
-                sa.func.min(s.c.accepted_at).label("first"),
-                sa.func.max(sa.func.coalesce(s.c.ended_at, s.c.accepted_at)).label("last"),
-            )
-            .select_from(s.join(r, r.c.id == s.c.request_id))
-            .where(*_conditions(f))
-            .group_by(s.c.vendor, s.c.tutor_id)
-            .subquery("per_tutor")
-        )
-        rows = (
-            await conn.execute(
+        joined = s.join(r, r.c.id == s.c.request_id)
+        if conn.dialect.name == "postgresql":
+            # per vendor and tutor first (hashed, a few hundred rows), then per vendor: the
+            # distinct tutors are that first grouping's rows, no count(DISTINCT) sort
+            per_tutor = (
                 sa.select(
-                    per_tutor.c.vendor,
-                    sa.func.sum(per_tutor.c.n),
-                    sa.func.sum(per_tutor.c.ended),
-                    sa.func.coalesce(sa.func.sum(per_tutor.c.seconds), 0.0),
-                    sa.func.count(),
-                    sa.func.min(per_tutor.c.first),
-                    sa.func.max(per_tutor.c.last),
-                ).group_by(per_tutor.c.vendor)
+                    s.c.vendor,
+                    sa.func.count().label("n"),
+                    sa.func.count(s.c.ended_at).label("ended"),
+                    sa.func.sum(secs).label("seconds"),
+                    sa.func.min(s.c.accepted_at).label("first"),
+                    sa.func.max(sa.func.coalesce(s.c.ended_at, s.c.accepted_at)).label("last"),
+                )
+                .select_from(joined)
+                .where(*_conditions(f))
+                .group_by(s.c.vendor, s.c.tutor_id)
+                .subquery("per_tutor")
             )
-        ).all()
+            stmt = sa.select(
+                per_tutor.c.vendor,
+                sa.func.sum(per_tutor.c.n),
+                sa.func.sum(per_tutor.c.ended),
+                sa.func.coalesce(sa.func.sum(per_tutor.c.seconds), 0.0),
+                sa.func.count(),
+                sa.func.min(per_tutor.c.first),
+                sa.func.max(per_tutor.c.last),
+            ).group_by(per_tutor.c.vendor)
+        else:  # SQLite groups by sorting: one grouping is cheaper there
+            stmt = (
+                sa.select(
+                    s.c.vendor,
+                    sa.func.count(),
+                    sa.func.count(s.c.ended_at),
+                    sa.func.coalesce(sa.func.sum(secs), 0.0),
+                    sa.func.count(sa.distinct(s.c.tutor_id)),
+                    sa.func.min(s.c.accepted_at),
+                    sa.func.max(sa.func.coalesce(s.c.ended_at, s.c.accepted_at)),
+                )
+                .select_from(joined)
+                .where(*_conditions(f))
+                .group_by(s.c.vendor)
+            )
+        rows = (await conn.execute(stmt)).all()
     first = min((_aware(row[5]) for row in rows if row[5] is not None), default=None)
     last = max((_aware(row[6]) for row in rows if row[6] is not None), default=None)
     start = f.start or first
@@ -748,8 +729,7 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     sessions each").
     """
     where = _conditions(f)
-    per_request = _sessions_per_request()
-    joined = r.outerjoin(per_request, per_request.c.request_id == r.c.id)
+    first = _first_acceptance()
     async with reading(engine) as conn:
         by_status_rows = await conn.execute(
             sa.select(
@@ -757,46 +737,41 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
                 sa.func.count(),
                 sa.func.count(r.c.queued_at),
                 sa.func.count(r.c.first_choice_unmet),
-                sa.func.count(per_request.c.request_id),
-                sa.func.coalesce(sa.func.sum(per_request.c.sessions), 0),
+                sa.func.count(first.c.request_id),
             )
-            .select_from(joined)
+            .select_from(r.outerjoin(first, first.c.request_id == r.c.id))
             .where(*where)
             .group_by(r.c.status)
         )
         by_status: Counter[str] = Counter()
-        queued = overflowed = accepted = gave_up = still_waiting = sessions = 0
-        for status, n, q, o, a, in_session in by_status_rows:
+        queued = overflowed = accepted = gave_up = still_waiting = 0
+        for status, n, q, o, a in by_status_rows:
             by_status[str(status)] += int(n)
             queued += int(q)
             overflowed += int(o)
             accepted += int(a)
-            sessions += int(in_session)
             # Less the requests a tutor accepted before they were requeued: those count as
             # accepted, whatever happened to them after.
             if status in GAVE_UP_STATUSES:
                 gave_up += int(q) - int(a)
             elif status == "queued":
                 still_waiting += int(q) - int(a)
-        # distinct students, and those of them with a session, in one grouped pass
-        per_student = (
-            sa.select(sa.func.count(s.c.id).label("served"))
-            .select_from(r.outerjoin(s, s.c.request_id == r.c.id))
-            .where(*where)
-            .group_by(r.c.student)
-            .subquery("per_student")
-        )
-        unique_students, served = (
-            int(v or 0)
-            for v in (
-                await conn.execute(
-                    sa.select(
-                        sa.func.count(),
-                        sa.func.sum(sa.case((per_student.c.served > 0, 1), else_=0)),
-                    )
+        sessions_row = (
+            await conn.execute(
+                sa.select(
+                    sa.func.count(s.c.id),
+                    sa.func.count(sa.distinct(r.c.student)),
                 )
-            ).one()
+                .select_from(s.join(r, r.c.id == s.c.request_id))
+                .where(*where)
+            )
+        ).one()
+        unique_students = int(
+            (
+                await conn.execute(sa.select(sa.func.count(sa.distinct(r.c.student))).where(*where))
+            ).scalar_one()
         )
+    sessions, served = (int(v) for v in sessions_row)
     return {
         "requests": sum(by_status.values()),
         "by_status": {status: by_status.get(status, 0) for status in STATUSES},

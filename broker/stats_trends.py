@@ -3,9 +3,12 @@ day or per week, in the district's time zone (staff ask "is it getting better" f
 
 Same definitions and filters as :mod:`broker.stats` (a request belongs to the bucket of
 its ``requested_at``; its sessions and its wait go with it; test traffic is left out).
-One pass over the requests (their first acceptance and session count grouped by request),
-streamed as :func:`broker.stats.waits` reads waits; each request's UTC hour is moved to
-its local day (once per distinct hour), so daylight-saving changes land on the right day.
+One pass over the requests (their first acceptance and session count grouped by request).
+On SQLite it is streamed as :func:`broker.stats.waits` reads waits and each request's UTC
+hour is moved to its local day (once per distinct hour), so daylight-saving changes land on
+the right day; on PostgreSQL the database groups by local day or week itself
+(``timezone()``, the same tz database rules) and computes each bucket's p90, so one row
+per bucket comes back.
 
 Guarantees: every bucket of the range is present, in order, with zeros where nothing
 happened (so a line chart shows a quiet day as zero, not as a gap); the range is cut into
