@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.capacity.demand import Queue
+from web.commands.replay_client import LeanClient
 from web.commands.replay_plans import Plan
 from web.commands.replay_report import Report
 
@@ -129,25 +130,18 @@ class Replay:
         heapq.heappush(self.events, (at, self.seq, kind, data))
 
     async def connect(self, namespace: str, identity: Any) -> Any:
-        import socketio
-
         from broker import tokens
 
         if self.http is None:
             import aiohttp
 
             self.http = aiohttp.ClientSession()
-        # one HTTP session for every simulated person: a session each costs more than the
-        # broker's own work for a request (python-socketio leaves a shared one open)
-        sio = socketio.AsyncClient(reconnection=False, http_session=self.http,
-                                   handle_sigint=False)
-        await sio.connect(self.url, namespaces=[namespace], transports=["websocket"],
-                          auth={"token": tokens.issue(self.secret, identity)},
-                          wait_timeout=10)
+        sio = LeanClient(self.http, self.url, namespace)
+        await sio.connect({"token": tokens.issue(self.secret, identity)})
         return sio
 
     async def call(self, sio: Any, namespace: str, event: str, data: Any) -> Any:
-        return await sio.call(event, data, namespace=namespace, timeout=30)
+        return await sio.call(event, data)
 
     def refused(self, ack: Any, what: str) -> None:
         code = f"{what}:{ack.get('error', {}).get('code', '?')}"
