@@ -714,6 +714,27 @@ def _aware(value: Any) -> dt.datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
+def _rows_and_students(dialect: str, joined: Any, where: Sequence[Any]) -> sa.Select[int, int]:
+    """(rows, distinct students) of ``joined`` under ``where``. PostgreSQL counts the
+    students by grouping on them (hashed) rather than ``count(DISTINCT)`` (a sort: twice
+    as long over a year); SQLite's ``count(DISTINCT)`` (an index of the values) is its
+    faster one."""
+    if dialect == "postgresql":
+        per_student = (
+            sa.select(sa.func.count().label("n"))
+            .select_from(joined)
+            .where(*where)
+            .group_by(r.c.student)
+            .subquery("per_student")
+        )
+        return sa.select(sa.func.coalesce(sa.func.sum(per_student.c.n), 0), sa.func.count())
+    return (
+        sa.select(sa.func.count(), sa.func.count(sa.distinct(r.c.student)))
+        .select_from(joined)
+        .where(*where)
+    )
+
+
 # -- summary -------------------------------------------------------------------------------------
 async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     """Totals over the period.
@@ -729,7 +750,9 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     sessions each").
     """
     where = _conditions(f)
-    first = _first_acceptance()
+    # "has a session" as membership in the sessions' request ids: PostgreSQL hashes them
+    # once (SQLite probes their index), cheaper than each request's first acceptance
+    has_session = r.c.id.in_(sa.select(s.c.request_id).where(s.c.request_id.is_not(None)))
     async with reading(engine) as conn:
         by_status_rows = await conn.execute(
             sa.select(
@@ -737,40 +760,32 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
                 sa.func.count(),
                 sa.func.count(r.c.queued_at),
                 sa.func.count(r.c.first_choice_unmet),
-                sa.func.count(first.c.request_id),
+                sa.func.sum(sa.case((has_session, 1), else_=0)),
             )
-            .select_from(r.outerjoin(first, first.c.request_id == r.c.id))
             .where(*where)
             .group_by(r.c.status)
         )
         by_status: Counter[str] = Counter()
         queued = overflowed = accepted = gave_up = still_waiting = 0
-        for status, n, q, o, a in by_status_rows:
+        for status, n, q, o, a_n in by_status_rows:
+            a = int(a_n or 0)
             by_status[str(status)] += int(n)
             queued += int(q)
             overflowed += int(o)
-            accepted += int(a)
+            accepted += a
             # Less the requests a tutor accepted before they were requeued: those count as
             # accepted, whatever happened to them after.
             if status in GAVE_UP_STATUSES:
-                gave_up += int(q) - int(a)
+                gave_up += int(q) - a
             elif status == "queued":
-                still_waiting += int(q) - int(a)
+                still_waiting += int(q) - a
+        dialect = conn.dialect.name
         sessions_row = (
             await conn.execute(
-                sa.select(
-                    sa.func.count(s.c.id),
-                    sa.func.count(sa.distinct(r.c.student)),
-                )
-                .select_from(s.join(r, r.c.id == s.c.request_id))
-                .where(*where)
+                _rows_and_students(dialect, s.join(r, r.c.id == s.c.request_id), where)
             )
         ).one()
-        unique_students = int(
-            (
-                await conn.execute(sa.select(sa.func.count(sa.distinct(r.c.student))).where(*where))
-            ).scalar_one()
-        )
+        unique_students = int((await conn.execute(_rows_and_students(dialect, r, where))).one()[1])
     sessions, served = (int(v) for v in sessions_row)
     return {
         "requests": sum(by_status.values()),
