@@ -163,10 +163,27 @@ def _parse_utc_hour(value: Any) -> dt.datetime:
     return dt.datetime.strptime(str(value), "%Y-%m-%dT%H").replace(tzinfo=UTC)
 
 
-def _first_acceptance() -> sa.Subquery:
-    """One row per accepted request: its first session's ``accepted_at``."""
+#: How much earlier than its request's ``requested_at`` a session's ``accepted_at`` may
+#: read (clocks of different processes): :func:`session_bounds` keeps this margin.
+CLOCK_MARGIN = dt.timedelta(days=1)
+
+
+def session_bounds(f: Filters) -> list[sa.ColumnElement[bool]]:
+    """Conditions on ``tutoring_sessions`` that keep every session of a request matching
+    ``f`` and leave out sessions accepted long before ``f.start`` (their requests cannot
+    match), so a range reads its own sessions through the index on ``accepted_at``
+    instead of every session. Sessions are still joined to their requests, which decide."""
+    if f.start is None:
+        return []
+    return [s.c.accepted_at >= f.start - CLOCK_MARGIN]
+
+
+def _first_acceptance(f: Filters) -> sa.Subquery:
+    """One row per accepted request (of those ``f`` may match): its first session's
+    ``accepted_at``."""
     return (
         sa.select(s.c.request_id, sa.func.min(s.c.accepted_at).label("first_accepted"))
+        .where(*session_bounds(f))
         .group_by(s.c.request_id)
         .subquery("first_acceptance")
     )
@@ -265,7 +282,7 @@ class _Outcomes:
 def _outcome_rows(dialect: str, f: Filters) -> sa.Select[Any]:
     """(status, wait_s, gave_up_s) of every queued request matching ``f``: the seconds to
     its first acceptance (``None`` if never accepted) and from queued to closed."""
-    first = _first_acceptance()
+    first = _first_acceptance(f)
     return (
         sa.select(
             r.c.status,
@@ -438,7 +455,10 @@ async def heatmap(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -
     cells = [[0] * 24 for _ in range(7)]
     async with reading(engine) as conn:
         hours = await _per_utc_hour(
-            conn, s.c.accepted_at, s.join(r, r.c.id == s.c.request_id), _conditions(f)
+            conn,
+            s.c.accepted_at,
+            s.join(r, r.c.id == s.c.request_id),
+            [*_conditions(f), *session_bounds(f)],
         )
     for when, n in hours:
         local = when.astimezone(tz)
@@ -585,7 +605,7 @@ async def group_usage(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     async with reading(engine) as conn:
         rows_seen = await conn.execute(
             sa.select(r.c.student, r.c.groups, sa.func.count(s.c.id))
-            .select_from(r.outerjoin(s, s.c.request_id == r.c.id))
+            .select_from(r.outerjoin(s, sa.and_(s.c.request_id == r.c.id, *session_bounds(f))))
             .where(*_conditions(f))
             .group_by(r.c.student, r.c.groups)
         )
@@ -633,7 +653,7 @@ async def vendor_capacity(
     now = now or dt.datetime.now(UTC)
     async with reading(engine) as conn:
         secs = _seconds(conn.dialect.name, s.c.ended_at, s.c.accepted_at)
-        joined = s.join(r, r.c.id == s.c.request_id)
+        joined = s.join(r, sa.and_(r.c.id == s.c.request_id, *session_bounds(f)))
         if conn.dialect.name == "postgresql":
             # per vendor and tutor first (hashed, a few hundred rows), then per vendor: the
             # distinct tutors are that first grouping's rows, no count(DISTINCT) sort
@@ -752,7 +772,9 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     where = _conditions(f)
     # "has a session" as membership in the sessions' request ids: PostgreSQL hashes them
     # once (SQLite probes their index), cheaper than each request's first acceptance
-    has_session = r.c.id.in_(sa.select(s.c.request_id).where(s.c.request_id.is_not(None)))
+    has_session = r.c.id.in_(
+        sa.select(s.c.request_id).where(s.c.request_id.is_not(None), *session_bounds(f))
+    )
     async with reading(engine) as conn:
         by_status_rows = await conn.execute(
             sa.select(
@@ -782,7 +804,9 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
         dialect = conn.dialect.name
         sessions_row = (
             await conn.execute(
-                _rows_and_students(dialect, s.join(r, r.c.id == s.c.request_id), where)
+                _rows_and_students(
+                    dialect, s.join(r, r.c.id == s.c.request_id), [*where, *session_bounds(f)]
+                )
             )
         ).one()
         unique_students = int((await conn.execute(_rows_and_students(dialect, r, where))).one()[1])

@@ -42,6 +42,7 @@ from broker.stats import (
     _utc_hour,
     percentile,
     reading,
+    session_bounds,
 )
 
 #: Ranges of at most this many days are drawn per day; longer ones per ISO week.
@@ -70,14 +71,16 @@ class _Tally:
         self.waits.extend(other.waits)
 
 
-def _per_request() -> sa.Subquery:
-    """Each accepted request's first acceptance and its number of sessions."""
+def _per_request(f: Filters) -> sa.Subquery:
+    """Each accepted request's first acceptance and its number of sessions (of the
+    requests ``f`` may match: :func:`~broker.stats.session_bounds`)."""
     return (
         sa.select(
             s.c.request_id,
             sa.func.min(s.c.accepted_at).label("first_accepted"),
             sa.func.count().label("sessions"),
         )
+        .where(*session_bounds(f))
         .group_by(s.c.request_id)
         .subquery("per_request")
     )
@@ -90,7 +93,7 @@ async def _per_hour(conn: AsyncConnection, f: Filters) -> dict[Any, _Tally]:
     over the requests, their first acceptance and their session count (grouped by
     request), added up as it is read."""
     dialect = conn.dialect.name
-    per_request = _per_request()
+    per_request = _per_request(f)
     stmt = (
         sa.select(
             _utc_hour(dialect, r.c.requested_at),
@@ -168,7 +171,7 @@ async def _points_in_sql(
         return None
     first, end = span
     bucket = _bucket(first, end)
-    per_request = _per_request()
+    per_request = _per_request(f)
     starts = sa.func.date_trunc(bucket, sa.func.timezone(tz.key, r.c.requested_at)).label("b")
     wait = _seconds("postgresql", per_request.c.first_accepted, r.c.queued_at)
     stmt = (

@@ -18,12 +18,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.stats import _history, _insert, _roster, _schools
 from broker import stats, stats_trends
 from broker.db.engine import create_engine
-from broker.db.models import help_requests, schools, students, tutoring_sessions
+from broker.db.models import (
+    TutoringSessionRow,
+    help_requests,
+    schools,
+    students,
+    tutoring_sessions,
+)
 from broker.stats import Filters
 from tests.broker.district import prepare_database
 
@@ -145,3 +152,28 @@ async def test_postgresql_aggregates_match_the_streamed_reference(postgres_url: 
                     assert p90 == pytest.approx(point[4], abs=1e-9), (name, start)
     finally:
         await engine.dispose()
+
+
+async def test_a_range_reads_only_its_sessions_and_still_counts_them_all(
+    both: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range's sessions are bounded by ``accepted_at`` (``session_bounds``); the figures
+    are those of every session, including one accepted a little before its request was
+    made (another process's clock)."""
+    for engine in both:
+        async with engine.begin() as conn:
+            first = (await conn.execute(
+                sa.select(tutoring_sessions.c.id, help_requests.c.requested_at)
+                .join(help_requests, help_requests.c.id == tutoring_sessions.c.request_id)
+                .where(help_requests.c.requested_at >= FILTERS["march"].start)
+                .order_by(help_requests.c.requested_at).limit(1)
+            )).one()
+            await conn.execute(
+                sa.update(TutoringSessionRow).where(TutoringSessionRow.id == first.id)
+                .values(accepted_at=first.requested_at - dt.timedelta(seconds=5))
+            )
+        for name in ("march", "autumn"):
+            bounded = await _reports(engine, FILTERS[name])
+            monkeypatch.setattr(stats, "CLOCK_MARGIN", dt.timedelta(days=100_000))
+            assert await _reports(engine, FILTERS[name]) == bounded, name
+            monkeypatch.undo()
