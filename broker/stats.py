@@ -178,6 +178,20 @@ def session_bounds(f: Filters) -> list[sa.ColumnElement[bool]]:
     return [s.c.accepted_at >= f.start - CLOCK_MARGIN]
 
 
+def sessions_of(f: Filters) -> tuple[Any, list[sa.ColumnElement[bool]]]:
+    """(FROM, WHERE) of the on-demand sessions whose request matches ``f``, for figures
+    that need only the sessions' own columns. With no filter but test traffic (the whole
+    district, all time) no join to every request is needed: the sessions are those with a
+    request that is not test traffic, an anti-join that reads only the test requests;
+    otherwise sessions are joined to their requests, which decide."""
+    if f == Filters(include_test=f.include_test):
+        if f.include_test:
+            return s, [s.c.request_id.is_not(None)]
+        test = sa.select(r.c.id).where(r.c.id == s.c.request_id, r.c.is_test == sa.true())
+        return s, [s.c.request_id.is_not(None), ~sa.exists(test)]
+    return s.join(r, r.c.id == s.c.request_id), [*_conditions(f), *session_bounds(f)]
+
+
 def _first_acceptance(f: Filters) -> sa.Subquery:
     """One row per accepted request (of those ``f`` may match): its first session's
     ``accepted_at``."""
@@ -453,13 +467,9 @@ async def heatmap(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -
     local time, so daylight-saving changes land in the right cell.
     """
     cells = [[0] * 24 for _ in range(7)]
+    joined, where = sessions_of(f)
     async with reading(engine) as conn:
-        hours = await _per_utc_hour(
-            conn,
-            s.c.accepted_at,
-            s.join(r, r.c.id == s.c.request_id),
-            [*_conditions(f), *session_bounds(f)],
-        )
+        hours = await _per_utc_hour(conn, s.c.accepted_at, joined, where)
     for when, n in hours:
         local = when.astimezone(tz)
         cells[local.weekday()][local.hour] += n
@@ -653,7 +663,7 @@ async def vendor_capacity(
     now = now or dt.datetime.now(UTC)
     async with reading(engine) as conn:
         secs = _seconds(conn.dialect.name, s.c.ended_at, s.c.accepted_at)
-        joined = s.join(r, sa.and_(r.c.id == s.c.request_id, *session_bounds(f)))
+        joined, where = sessions_of(f)
         if conn.dialect.name == "postgresql":
             # per vendor and tutor first (hashed, a few hundred rows), then per vendor: the
             # distinct tutors are that first grouping's rows, no count(DISTINCT) sort
@@ -667,7 +677,7 @@ async def vendor_capacity(
                     sa.func.max(sa.func.coalesce(s.c.ended_at, s.c.accepted_at)).label("last"),
                 )
                 .select_from(joined)
-                .where(*_conditions(f))
+                .where(*where)
                 .group_by(s.c.vendor, s.c.tutor_id)
                 .subquery("per_tutor")
             )
@@ -692,7 +702,7 @@ async def vendor_capacity(
                     sa.func.max(sa.func.coalesce(s.c.ended_at, s.c.accepted_at)),
                 )
                 .select_from(joined)
-                .where(*_conditions(f))
+                .where(*where)
                 .group_by(s.c.vendor)
             )
         rows = (await conn.execute(stmt)).all()

@@ -80,6 +80,7 @@ def _year(sessions: int, seed: int, whole_seconds: bool) -> dict[Any, list[dict[
             request.update(status="queued", closed_at=None)
         if request["vendor"] == "tutor" and n % 13 == 0:
             request["first_choice_unmet"] = "outside_hours"
+        request["is_test"] = n % 31 == 0  # test traffic, never counted
     rows = {schools: _schools(), help_requests: requests,
             tutoring_sessions: sessions_rows + extra, students: _roster(rng)[:3000]}
     if whole_seconds:
@@ -177,3 +178,29 @@ async def test_a_range_reads_only_its_sessions_and_still_counts_them_all(
             monkeypatch.setattr(stats, "CLOCK_MARGIN", dt.timedelta(days=100_000))
             assert await _reports(engine, FILTERS[name]) == bounded, name
             monkeypatch.undo()
+
+
+async def test_sessions_of_the_whole_district_leave_out_test_traffic_without_a_join(
+    both: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """``sessions_of`` with no filter (an anti-join on test requests) picks the sessions
+    the join to their requests picks."""
+    for engine in both:
+        counts = []
+        for f in (Filters(), Filters(include_test=True)):
+            joined, where = stats.sessions_of(f)
+            async with engine.connect() as conn:
+                picked = set(
+                    (await conn.execute(sa.select(tutoring_sessions.c.id).select_from(joined)
+                                        .where(*where))).scalars()
+                )
+                expected = set(
+                    (await conn.execute(
+                        sa.select(tutoring_sessions.c.id)
+                        .join(help_requests, help_requests.c.id == tutoring_sessions.c.request_id)
+                        .where(*stats._conditions(f))
+                    )).scalars()
+                )
+            assert picked == expected
+            counts.append(len(picked))
+        assert 0 < counts[0] < counts[1]  # some sessions were test traffic
