@@ -112,3 +112,36 @@ def test_the_checks_catch_what_they_are_for(template: Catalog) -> None:
     assert any(p.startswith("fuzzy") for p in found)
     catalog.delete(other.id)
     assert any(p.startswith("missing") for p in problems(catalog, template))
+
+
+# A t("...") call with a literal first argument in the pages' scripts (comments left out).
+JS_CALL = re.compile(r'(?<![\w.])t\(\s*"((?:[^"\\\n]|\\.)*)"')
+JS_COMMENT = re.compile(r"^\s*//.*$|/\*.*?\*/", re.S | re.M)
+
+
+def scripts_missing_from(template: Catalog, scripts: list[Path]) -> list[str]:
+    """Each ``t("...")`` literal of ``scripts`` that the template does not hold: Babel's
+    extractor misses a t() inside a template literal's ``${...}`` or nested in another
+    t()'s arguments, and such a text would stay English in every locale."""
+    wanted = {m.id if isinstance(m.id, str) else m.id[0] for m in template if m.id}
+    missing = []
+    for path in scripts:
+        code = JS_COMMENT.sub("", path.read_text(encoding="utf-8"))
+        for match in JS_CALL.finditer(code):
+            text = match.group(1).encode().decode("unicode_escape")
+            if text not in wanted:
+                missing.append(f"{path.name}: {text}")
+    return missing
+
+
+def test_every_script_text_is_in_the_catalog() -> None:
+    root = Path(__file__).resolve().parents[1] / "web" / "static" / "js"
+    scripts = sorted(p for p in root.glob("*.js"))
+    assert scripts
+    assert scripts_missing_from(_catalog(POT), scripts) == []
+
+
+def test_script_check_catches_a_hidden_call(tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden.js"
+    hidden.write_text('const s = `${t("A text nobody extracted")}`;\n', encoding="utf-8")
+    assert scripts_missing_from(_catalog(POT), [hidden]) == ["hidden.js: A text nobody extracted"]

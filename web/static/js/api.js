@@ -41,7 +41,8 @@ export function problemText(error) {
   const text = t("{message} (code: {code})", { message: error.message, code: error.code });
   if (!dates.length) return text;
   const shown = dates.slice(0, 5).join(", ") + (dates.length > 5 ? "…" : "");
-  return `${text} ${t("Dates: {dates}", { dates: shown })}`;
+  const listed = t("Dates: {dates}", { dates: shown }); // not inside `${...}`: see i18n.js
+  return `${text} ${listed}`;
 }
 
 // Run `work` for a form: clear its messages, show the refusal or the success text.

@@ -1,7 +1,10 @@
 // The scripts' translation layer: t("English text", {name: value}) looks the text up in the
 // locale's catalog (GET /i18n/{locale}.json, built from i18n/locales/*/messages.po) and
 // falls back to the English source. Babel extracts t("...") calls (see i18n/babel.cfg), so
-// every visible string must be a literal first argument of t(), never built by concatenation.
+// every visible string must be a literal first argument of t(), never built by concatenation,
+// and each t() call must stand on its own: Babel's extractor does not see a t() inside a
+// template literal's `${...}` nor one nested in another t()'s arguments (hoist it into a
+// const first; tests/test_catalogs_complete.py checks every t("...") is in the catalog).
 // Numbers, times and language names come from Intl, which knows every locale's plural rules.
 
 let messages = {};

@@ -80,12 +80,13 @@ async function loadRoster() {
   fillSelect($("group-language"), languages);
   fillSelect($("links-language"), languages);
   fillSelect($("group-subject"), state.offer.subjects.map((id) => ({ value: id, label: subjectName(id) })));
+  const noAccommodations = t("no accommodations"); // not nested in t(): see i18n.js
   fillSelect($("group-tutor"), state.roster.tutors.map((x) => ({
     value: x.id,
     label: t("{name} ({languages}; {accommodations})", {
       name: x.display_name || x.id,
       languages: x.languages.map(languageName).join(", "),
-      accommodations: accommodationNames(x.accommodations) || t("no accommodations"),
+      accommodations: accommodationNames(x.accommodations) || noAccommodations,
     }),
   })));
   say($("group-hint"), t("At most {limit} students per group, all enrolled, of the same language and inside the grade band.", { limit: state.offer.group_limit }));

@@ -125,9 +125,10 @@ export function staffCapacity(opts) {
     if (f.gap > 0) parts.push(t("{n} more than needed.", { n: fmtNumber(f.gap) }));
     if (f.under) parts.push(t("Fewer observed than scheduled."));
     if (f.expected) {
+      const overloaded = t("No limit: overloaded"); // not nested in t(): see i18n.js
       parts.push(t("Expected service level {sl}, average wait {wait}.", {
         sl: percent(f.expected.service_level),
-        wait: f.expected.average_wait_s === null ? t("no limit (overloaded)") : fmtDuration(f.expected.average_wait_s) }));
+        wait: f.expected.average_wait_s === null ? overloaded : fmtDuration(f.expected.average_wait_s) }));
     }
     parts.push(entry.arrivals
       ? t("{arrivals} requests, {accepted} accepted, {gave_up} gave up; p90 wait {p90}; {sl} accepted within {wait}.", {

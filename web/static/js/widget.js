@@ -267,9 +267,12 @@ function showPosition(position, eta, request) {
   let etaText;
   if (request && request.nobody_on_shift) {
     const when = request.next_expected_at ? backAround(request.next_expected_at) : null;
-    etaText = `${t("No tutors are online right now.")} ${when
+    // each t() call on its own: the catalog extractor does not look inside `${...}`
+    const none = t("No tutors are online right now.");
+    const back = when
       ? t("Tutors are usually back around {time}.", { time: when })
-      : t("We don't know yet when tutors will be back.")}`;
+      : t("We don't know yet when tutors will be back.");
+    etaText = `${none} ${back}`;
   } else if (eta === null || eta === undefined) etaText = t("We can't estimate the wait yet. A tutor will be with you as soon as one is free.");
   else if (eta < 60) etaText = t("Estimated wait: less than a minute.");
   else etaText = t("Estimated wait: about {time}.", { time: fmtWait(eta) });
