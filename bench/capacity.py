@@ -19,9 +19,9 @@ Then **the advice checked** (``--replay``, on by default): the term week of 5 Fe
 twice (the queueing model's own assumptions), its service level per queue beside the
 advice's; and **the year replayed** (``--quick``: a few hours): the synthetic 2023-24 year
 through the live broker (``homework-help simulate --period year``: week segments on the
-embedded stack in one process per CPU, the advised headcount, tutors accepting at once and
-students who were refused or gave up asking again, so the sessions the district counted
-all happen), timed from start to the merged database; the staff usage report
+embedded stack in one process per CPU and one more, the advised headcount, tutors
+accepting at once and students who were refused or gave up asking again, so the sessions
+the district counted all happen), timed from start to the merged database; the staff usage report
 (``broker.stats.group_usage``) over the replayed database against the district's table;
 then the replayed database copied into a scratch PostgreSQL database and every staff
 report timed there (``bench.stats.time_reports``: warm, 20 runs, p50/p95), goal p95
@@ -184,12 +184,11 @@ def _markdown(results: dict[str, dict[str, Any]], sessions: int) -> str:
 
 # -- the year replayed -------------------------------------------------------------------
 async def _replay(folder: Path, hours: float | None) -> dict[str, Any]:
-    import os
     from zoneinfo import ZoneInfo
 
     from broker import stats
     from broker.capacity import synthetic
-    from web.commands.replay_parallel import replay_parallel
+    from web.commands.replay_parallel import default_workers, replay_parallel
     from web.commands.simulate import free_port
 
     year = synthetic.generate(seed=2024)
@@ -206,7 +205,7 @@ async def _replay(folder: Path, hours: float | None) -> dict[str, Any]:
                         session_idle_s=0.0)
     began = time.perf_counter()
     roster = synthetic.enrolled_roster(year)
-    report = await replay_parallel(settings, year, start, end, workers=os.cpu_count() or 1,
+    report = await replay_parallel(settings, year, start, end, workers=default_workers(),
                                    out=out, retry=True, roster=roster)
     wall = time.perf_counter() - began
     engine = create_engine(f"sqlite+aiosqlite:///{out}")

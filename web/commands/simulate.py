@@ -37,7 +37,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
 import socket
 import sys
 import tempfile
@@ -162,7 +161,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         "week (the advice check) and for recorded requests (their retries "
                         "are in the records)")
     p.add_argument("--workers", type=int, default=None,
-                   help="processes replaying weeks side by side (default: CPUs)")
+                   help="processes replaying weeks side by side (default: CPUs + 1)")
     p.add_argument("--out", type=Path, default=None,
                    help="keep the replayed database (SQLite) at this path")
     p.add_argument("--database-url", default=None,
@@ -238,13 +237,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             redis_url=settings.redis_url if args.database_url else None,
         )
         if args.database_url is None:
-            from web.commands.replay_parallel import replay_parallel
+            from web.commands.replay_parallel import default_workers, replay_parallel
 
             roster = None
             if args.out is not None and args.recorded is None:  # the enrolment, for % enrolled
                 roster = await asyncio.to_thread(synthetic.enrolled_roster, year)
             report = await replay_parallel(
-                sim_settings, year, start, end, workers=args.workers or os.cpu_count() or 1,
+                sim_settings, year, start, end, workers=args.workers or default_workers(),
                 out=args.out, quiet=not args.verbose, roster=roster, **options)
         else:
             report = await replay(sim_settings, year, start, end, **options)
