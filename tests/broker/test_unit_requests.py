@@ -46,7 +46,10 @@ async def test_a_request_is_recorded_queued_and_pushed_once_flushed(rig: Rig) ->
 
 async def test_a_burst_of_changes_makes_one_push_of_what_changed(rig: Rig) -> None:
     ana, bob, cy = student("s-ana"), student("s-bob"), student("s-cy")
-    ids = [await rig.ask(who) for who in (ana, bob, cy)]
+    ids = []
+    for who in (ana, bob, cy):  # a second apart: asked at one instant, ids would order them
+        ids.append(await rig.ask(who))
+        rig.clock.advance(1)
     await rig.broker.cancel(bob, ids[1], origin="bob-tab-1")
     assert rig.notifier.sent == [
         Sent(
