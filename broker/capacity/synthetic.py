@@ -335,6 +335,11 @@ def usage_table(arrivals: Iterable[Arrival]) -> dict[str, dict[str, float]]:
     return out
 
 
+def all_schools() -> list[School]:
+    """Every synthetic school (``syn-sch-…``), of every kind."""
+    return [school for kind in _schools() for school in kind]
+
+
 def enrolled_roster(year: Year, enrolled: dict[str, int] | None = None) -> list[RosterStudent]:
     """The district's enrolment the year's users belong to: every student of ``year`` as
     they are, plus students who never asked (``syn-enr-…``) until the roster holds
@@ -359,7 +364,7 @@ def enrolled_roster(year: Year, enrolled: dict[str, int] | None = None) -> list[
         groups[i].add("RFEP")
     for i in rng.sample(range(extra), need["SWD"]):
         groups[i].add("SWD")
-    schools = [school for kind in _schools() for school in kind]
+    schools = all_schools()
     roster = [RosterStudent(s.id, s.school.id, s.grade,
                             frozenset(StudentGroup(g) for g in s.groups)) for s in users]
     for i in range(extra):
@@ -404,6 +409,7 @@ def synthetic_demand(arrivals: Sequence[Arrival], start: dt.datetime, end: dt.da
 
 
 __all__ = [
-    "SLOTS_PER_DAY", "Arrival", "Shape", "Student", "Year", "day_weight", "enrolled_roster",
+    "SLOTS_PER_DAY", "Arrival", "Shape", "Student", "Year", "all_schools", "day_weight",
+    "enrolled_roster",
     "generate", "queue_of", "synthetic_demand", "usage_table",
 ]

@@ -119,7 +119,6 @@ class Replay:
         self.seq = 0
         self.tutors: dict[Queue, list[SimTutor]] = defaultdict(list)
         self.waiting: dict[str, deque[Waiting]] = defaultdict(deque)
-        self.by_request: dict[str, Waiting] = {}
         self.capacity = {v.id: v.capacity for v in catalog.on_demand_vendors}
         self.last_sweep = self.last_touch = -1e18
         self.http: Any = None
@@ -139,9 +138,6 @@ class Replay:
         sio = LeanClient(self.http, self.url, namespace)
         await sio.connect({"token": tokens.issue(self.secret, identity)})
         return sio
-
-    async def call(self, sio: Any, namespace: str, event: str, data: Any) -> Any:
-        return await sio.call(event, data)
 
     def refused(self, ack: Any, what: str) -> None:
         code = f"{what}:{ack.get('error', {}).get('code', '?')}"
@@ -216,7 +212,7 @@ class Replay:
             if on != tutor.on_shift:
                 tutor.on_shift = on
                 status = "available" if on else "away"
-                ack = await self.call(tutor.client, "/tutor", "tutor:status", {"status": status})
+                ack = await tutor.client.call("tutor:status", {"status": status})
                 if not ack.get("ok"):
                     self.refused(ack, "tutor:status")
 
@@ -264,8 +260,7 @@ class Replay:
 
     async def ask(self, a: Any, sio: Any, attempt: int) -> None:
         self.report.arrivals += 1
-        ack = await self.call(sio, "/student", "help:request",
-                              {"subject": a.subject, "language": a.language})
+        ack = await sio.call("help:request", {"subject": a.subject, "language": a.language})
         if not ack.get("ok"):
             error = ack.get("error", {})
             if error.get("code") == "unmet":
@@ -292,7 +287,6 @@ class Replay:
             q.expected_weight += 1
             q.expected_sum += expected
         self.waiting[name].append(w)
-        self.by_request[w.request_id] = w
         self.in_flight += 1
         self.push(self.clock.now + a.patience_s, "give_up", w)
 
@@ -305,7 +299,7 @@ class Replay:
         if not w.open:
             return
         w.open = False
-        ack = await self.call(w.client, "/student", "help:cancel", {"request_id": w.request_id})
+        ack = await w.client.call("help:cancel", {"request_id": w.request_id})
         if ack.get("ok"):
             self.report.queue(w.queue).gave_up += 1
             self.again(w.arrival, w.attempt, self.rng.expovariate(1 / RETRY_AFTER_S))
@@ -315,7 +309,7 @@ class Replay:
 
     async def on_end(self, data: tuple[SimTutor, str, Waiting]) -> None:
         tutor, session_id, w = data
-        ack = await self.call(tutor.client, "/tutor", "session:end", {"session_id": session_id})
+        ack = await tutor.client.call("session:end", {"session_id": session_id})
         if not ack.get("ok"):
             self.refused(ack, "session:end")
         tutor.sessions.discard(session_id)
@@ -354,7 +348,7 @@ class Replay:
 
     async def accept(self, tutor: SimTutor, w: Waiting) -> None:
         w.open = False
-        ack = await self.call(tutor.client, "/tutor", "help:accept", {"request_id": w.request_id})
+        ack = await tutor.client.call("help:accept", {"request_id": w.request_id})
         if not ack.get("ok"):
             self.refused(ack, "help:accept")
             await self.leave(w)

@@ -94,30 +94,20 @@ def _segment(settings: Settings, start: dt.datetime, end: dt.datetime,
 
 
 async def _enrol(path: Path, year: Any, roster: Sequence[Any]) -> None:
-    """Write ``roster`` as the replayed database's students (its schools with it)."""
+    """Write ``roster`` (synthetic students) as the replayed database's students, with the
+    synthetic schools they attend."""
+    from broker.capacity.synthetic import all_schools
     from broker.db.engine import create_engine
     from broker.roster_import import write_roster
     from routing.oneroster import Roster
 
     schools = {s.school.id: s.school for s in year.students}
+    schools.update((s.id, s) for s in all_schools())
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     try:
-        async with engine.connect() as conn:
-            known = await conn.run_sync(_school_rows)
-        schools.update(known)
         await write_roster(engine, Roster(schools, list(roster)))
     finally:
         await engine.dispose()
-
-
-def _school_rows(conn: Any) -> dict[str, Any]:
-    import sqlalchemy as sa
-
-    from broker.db.models import schools
-    from routing.schools import School, SchoolKind
-
-    return {row.id: School(row.id, row.name, row.region, row.low_grade, row.high_grade,
-                           SchoolKind(row.kind)) for row in conn.execute(sa.select(schools))}
 
 
 async def replay_parallel(settings: Settings, year: Any, start: dt.datetime,
