@@ -147,7 +147,17 @@ class LifecycleStore:
                 r.c.status == "queued",
                 r.c.vendor == sa.bindparam("vendor"),
             )
-            .values(status="accepted", **_bound(r, ["accepted_at"]))
+            .values(
+                status="accepted",
+                **_bound(r, ["accepted_at"]),
+                # the staff reports' read model (broker/request_rollup.py), in this same
+                # transaction: the first acceptance is kept through requeues
+                first_accepted_at=sa.func.coalesce(
+                    r.c.first_accepted_at,
+                    sa.bindparam("v_first_accepted_at", type_=r.c.first_accepted_at.type),
+                ),
+                session_count=r.c.session_count + 1,
+            )
         )
         self._take_slot = (
             t.update()
@@ -310,7 +320,9 @@ class LifecycleStore:
         outcome = await self.writer.write([
             Step(self._ensure_tutor, {**tutor, "open_sessions": 0, "updated_at": now}),
             Step(
-                self._claim_request, {"rid": request_id, "vendor": vendor, "v_accepted_at": now},
+                self._claim_request,
+                {"rid": request_id, "vendor": vendor, "v_accepted_at": now,
+                 "v_first_accepted_at": now},
                 expect=1,
             ),
             Step(

@@ -15,7 +15,9 @@ What :func:`purge_engine` deletes, in one transaction:
 * **chat pictures** (:mod:`broker.media`) on the same terms as messages (not counted in
   the returned counts);
 * **help requests** decided before that cutoff (``requested_at``) that are closed (any
-  status but ``queued`` / ``accepted``) and no longer have a session.
+  status but ``queued`` / ``accepted``) and no longer have a session; an older request
+  that keeps a later session has its first acceptance and session count
+  (:mod:`broker.request_rollup`) set from the sessions it still has.
 
 It never deletes an open request or session, the roster, the accounts or the audit log.
 ``metadata_retention_days <= 0`` keeps metadata forever (no accidental "delete all").
@@ -30,7 +32,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker import safety_store
+from broker import request_rollup, safety_store
 from broker.constants import OPEN_STATUSES
 from broker.db.engine import create_engine
 from broker.db.models import metadata
@@ -114,6 +116,11 @@ async def purge_engine(
             )
         )
         counts["requests"] = int(result.rowcount or 0)
+        # An old request kept for a later session (it was requeued across the cutoff) has
+        # lost a session: its read model follows what its sessions now say.
+        await request_rollup.refresh(
+            conn, sa.and_(requests_t.c.requested_at < meta_cutoff, requests_t.c.session_count > 0)
+        )
     return counts
 
 

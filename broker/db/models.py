@@ -47,6 +47,7 @@ QUEUED = text("status = 'queued'")
 OPEN_SESSION = text("ended_at IS NULL")
 OPEN_BOOKED = text("ended_at IS NULL AND booking IS NOT NULL")
 OVERFLOWED = text("first_choice_unmet IS NOT NULL")  # staff stats' overflow (migration 0017)
+RESUMED = text("session_count > 1")  # requests accepted more than once (migration 0019)
 
 
 class Base(DeclarativeBase):
@@ -110,6 +111,11 @@ class HelpRequestRow(Base):
             "ix_help_requests_overflowed", "first_choice_unmet",
             sqlite_where=OVERFLOWED, postgresql_where=OVERFLOWED,
         ),
+        # Staff stats' heatmap (migration 0019): the few requests with more than one session.
+        Index(
+            "ix_help_requests_resumed", "id",
+            sqlite_where=RESUMED, postgresql_where=RESUMED,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -145,6 +151,12 @@ class HelpRequestRow(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     close_reason: Mapped[str | None] = mapped_column(String(32))
     is_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The staff reports' read model (migration 0019, broker/request_rollup.py): the first
+    # session's ``accepted_at`` (kept when the request is requeued, unlike ``accepted_at``)
+    # and how many sessions the request has had, both written by the transaction that
+    # opens a session, so they always equal what the sessions say.
+    first_accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    session_count: Mapped[int] = mapped_column(Integer, default=0, server_default=ZERO)
 
 
 class TutoringSessionRow(Base):

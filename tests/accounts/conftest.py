@@ -125,7 +125,7 @@ async def seed_history(url: str, student: str, school_id: str, *, days_ago: floa
                 id=rid, student=student, school_id=school_id, school_kind="elementary", grade=3,
                 language="en", subject="math", vendor="paper", queue="paper:en",
                 status=status, requested_at=when, queued_at=when, accepted_at=when,
-                closed_at=when if ended else None,
+                closed_at=when if ended else None, first_accepted_at=when, session_count=1,
             ))
             await conn.execute(t["tutoring_sessions"].insert().values(
                 id=sid, request_id=rid, student=student, vendor="paper", tutor_id="t-x",

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from broker import audit
+from broker import audit, request_rollup
 from broker.errors import Conflict
 from broker.retention import purge
 from broker.settings import Settings
@@ -75,6 +75,33 @@ async def test_purge_deletes_expired_metadata_and_messages_idempotently(
     assert await count(migrated, "help_requests", student="s-open") == 1
     assert await count(migrated, "audit_log") == 1  # the audit log is not retention's
     assert await purge(settings) == {"messages": 0, "sessions": 0, "requests": 0}
+
+
+async def test_purge_of_an_earlier_session_leaves_the_requests_read_model_true(
+    migrated: str, engine_of: Any
+) -> None:
+    """A request requeued across the cutoff keeps its later session; its first acceptance
+    and session count (broker/request_rollup.py) then say what its sessions say."""
+    settings = Settings(database_url=migrated, metadata_retention_days=365)
+    rid, _ = await seed_history(migrated, "s-req", "elem", days_ago=400)
+    later = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    engine = engine_of(migrated)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(
+            "update help_requests set session_count = 2 where id = :rid"), {"rid": rid})
+        await conn.execute(sa.text(
+            "insert into tutoring_sessions (id, request_id, student, vendor, tutor_id,"
+            " language, subject, school_id, school_kind, grade, queued_at, accepted_at,"
+            " ended_at, end_reason) values ('s-later', :rid, 's-req', 'paper', 't-x', 'en',"
+            " 'math', 'elem', 'elementary', 3, :at, :at, :at, 'tutor')"),
+            {"rid": rid, "at": later})
+    assert (await purge(settings))["sessions"] == 1
+    assert await count(migrated, "help_requests", id=rid) == 1
+    async with engine.connect() as conn:
+        assert await request_rollup.mismatches(conn) == []
+        row = (await conn.execute(sa.text(
+            "select session_count from help_requests where id = :rid"), {"rid": rid})).one()
+    assert row.session_count == 1
 
 
 async def test_message_retention_zero_keeps_no_messages(sqlite_db: str) -> None:

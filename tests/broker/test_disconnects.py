@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+from broker import request_rollup
+from broker.db.engine import create_engine
 from tests.broker.conftest import fetch_all
 from tests.broker.harness import forget_redis, student, tutor
 from tests.broker.unit import FakeClock
@@ -106,6 +108,48 @@ async def test_lost_tutor_puts_request_back_at_head(start_server, clients: list)
         id=sid,
     )
     assert session["end_reason"] == "tutor_lost"
+
+
+async def test_a_requeued_request_keeps_its_first_acceptance_and_counts_both_sessions(
+    start_server, clients: list
+) -> None:
+    """The staff reports' read model (broker/request_rollup.py) is written by the accepting
+    transactions: after a tutor is lost and a second one accepts, the request's
+    ``first_accepted_at`` is the first session's, ``session_count`` is 2, and nothing in
+    the database disagrees with its sessions."""
+    clock = FakeClock(time.time())
+    server = await start_server(clock=clock)
+    kid = await server.connect("/student", student("s-rm", "elem", 2))
+    first = await server.connect("/tutor", tutor("t-rm1", "paper", ["en"]))
+    clients += [kid, first]
+    rid = (await kid.call("help:request", {"subject": "math", "language": "en"}))["request"]["id"]
+    sid1 = (await first.call("help:accept", {"request_id": rid}))["session"]["session_id"]
+    await first.close()
+    await server.disconnected("tutor:t-rm1")
+    clock.advance(server.settings.grace_seconds + 1)
+    await server.sweep()
+    await kid.until("session:ended", lambda e: e["session_id"] == sid1)
+    clock.advance(30)
+    second = await server.connect("/tutor", tutor("t-rm2", "paper", ["en"]))
+    clients.append(second)
+    sid2 = (await second.call("help:accept", {"request_id": rid}))["session"]["session_id"]
+    url = server.settings.database_url
+    sessions = {
+        row["id"]: row["accepted_at"]
+        for row in await fetch_all(url, "select id, accepted_at from tutoring_sessions")
+    }
+    [row] = await fetch_all(
+        url, "select first_accepted_at, accepted_at, session_count from help_requests"
+        " where id = :id", id=rid,
+    )
+    assert row["session_count"] == 2
+    assert row["first_accepted_at"] == sessions[sid1] != sessions[sid2] == row["accepted_at"]
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            assert await request_rollup.mismatches(conn) == []
+    finally:
+        await engine.dispose()
 
 
 async def test_restart_rebuilds_queue_in_order(stack_settings, start_server, clients: list) -> None:

@@ -90,6 +90,8 @@ class Truth:
     queued: dict[str, list[dict[str, Any]]]  # queue -> requests in service order
     status: dict[str, str]  # request id -> status
     sessions: dict[str, dict[str, Any]]  # session id -> row
+    # request id -> (first_accepted_at, session_count): the staff reports' read model
+    rollup: dict[str, tuple[Any, int]] = field(default_factory=dict)
 
     @property
     def open_sessions(self) -> dict[str, dict[str, Any]]:
@@ -109,8 +111,8 @@ async def read_truth(dsn: str) -> Truth:
     try:
         requests = await conn.fetch("select * from help_requests")  # rank: since 0006
         sessions = await conn.fetch(
-            "select id, request_id, student, tutor_id, ended_at, end_reason, outcome"
-            " from tutoring_sessions"
+            "select id, request_id, student, tutor_id, accepted_at, ended_at, end_reason,"
+            " outcome from tutoring_sessions"
         )
     finally:
         await conn.close()
@@ -124,6 +126,7 @@ async def read_truth(dsn: str) -> Truth:
         queued=dict(queued),
         status={r["id"]: r["status"] for r in requests},
         sessions={s["id"]: dict(s) for s in sessions},
+        rollup={r["id"]: (r["first_accepted_at"], r["session_count"]) for r in requests},
     )
 
 
@@ -228,6 +231,20 @@ def check_sessions(report: Report, truth: Truth, people: Population, states: Sta
                     truth_is = "open" if is_open else f"ended ({row['end_reason']})"
                     screens.append(f"{p.name} shows {sid} {shows}, database {truth_is}")
     report.add("participants' screens show each session as the database has it", screens, seen)
+    derived: dict[str, tuple[Any, int]] = {}
+    for row in truth.sessions.values():
+        if row["request_id"] is not None:
+            first, n = derived.get(row["request_id"], (row["accepted_at"], 0))
+            derived[row["request_id"]] = (min(first, row["accepted_at"]), n + 1)
+    wrong = [
+        f"{rid} has {kept}, its sessions say {derived.get(rid, (None, 0))}"
+        for rid, kept in truth.rollup.items()
+        if kept != derived.get(rid, (None, 0))
+    ]
+    report.add(
+        "each request's first acceptance and session count are its sessions'",
+        wrong, len(truth.rollup),
+    )
 
 
 def check_messages(report: Report, cluster: Cluster, truth: Truth, people: Population) -> None:
