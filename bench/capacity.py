@@ -100,7 +100,7 @@ async def _bench_one(url: str, sessions: int) -> dict[str, Any]:
     catalog = load_catalog()
     try:
         requests, sessions_rows = _history(sessions, random.Random(2024))
-        _spread(requests, sessions_rows)
+        _spread(requests, sessions_rows)  # bench.stats._history filled the read model
         await _insert(engine, help_requests, requests)
         await _insert(engine, tutoring_sessions, sessions_rows)
         demand_times = []

@@ -42,6 +42,7 @@ from broker.db.engine import create_engine
 from broker.db.models import help_requests, schools, students, tutoring_sessions
 from broker.identity import Identity
 from broker.migrate import migrate
+from broker.request_rollup import fill_rows
 from broker.scheduler import reports as scheduled_reports
 from broker.settings import Settings
 
@@ -149,6 +150,7 @@ def _history(sessions: int, rng: random.Random) -> tuple[list[dict[str, Any]], l
                 }
             )
         requests.append(row)
+    fill_rows(requests, sessions_rows)
     return requests, sessions_rows
 
 

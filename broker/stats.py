@@ -142,7 +142,10 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 def _seconds(dialect: str, later: Any, earlier: Any) -> sa.ColumnElement[float]:
     """``later - earlier`` in (fractional) seconds, as a float, on either database."""
     if dialect == "postgresql":
-        return sa.cast(sa.extract("epoch", later - earlier), sa.Float)
+        # date_part is double precision; extract() is numeric since PostgreSQL 14, and
+        # sorting a year of numerics for the percentiles took three times as long (the
+        # same value: an interval's microseconds over 10^6, correctly rounded either way)
+        return sa.cast(sa.func.date_part("epoch", later - earlier), sa.Float)
     # SQLite stores UTCDateTime as naive UTC text, which julianday() reads.
     return sa.cast((sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0, sa.Float)
 
@@ -176,31 +179,6 @@ def session_bounds(f: Filters) -> list[sa.ColumnElement[bool]]:
     if f.start is None:
         return []
     return [s.c.accepted_at >= f.start - CLOCK_MARGIN]
-
-
-def sessions_of(f: Filters) -> tuple[Any, list[sa.ColumnElement[bool]]]:
-    """(FROM, WHERE) of the on-demand sessions whose request matches ``f``, for figures
-    that need only the sessions' own columns. With no filter but test traffic (the whole
-    district, all time) no join to every request is needed: the sessions are those with a
-    request that is not test traffic, an anti-join that reads only the test requests;
-    otherwise sessions are joined to their requests, which decide."""
-    if f == Filters(include_test=f.include_test):
-        if f.include_test:
-            return s, [s.c.request_id.is_not(None)]
-        test = sa.select(r.c.id).where(r.c.id == s.c.request_id, r.c.is_test == sa.true())
-        return s, [s.c.request_id.is_not(None), ~sa.exists(test)]
-    return s.join(r, r.c.id == s.c.request_id), [*_conditions(f), *session_bounds(f)]
-
-
-def _first_acceptance(f: Filters) -> sa.Subquery:
-    """One row per accepted request (of those ``f`` may match): its first session's
-    ``accepted_at``."""
-    return (
-        sa.select(s.c.request_id, sa.func.min(s.c.accepted_at).label("first_accepted"))
-        .where(*session_bounds(f))
-        .group_by(s.c.request_id)
-        .subquery("first_acceptance")
-    )
 
 
 # -- plain statistics ---------------------------------------------------------------------
@@ -295,17 +273,14 @@ class _Outcomes:
 
 def _outcome_rows(dialect: str, f: Filters) -> sa.Select[Any]:
     """(status, wait_s, gave_up_s) of every queued request matching ``f``: the seconds to
-    its first acceptance (``None`` if never accepted) and from queued to closed."""
-    first = _first_acceptance(f)
-    return (
-        sa.select(
-            r.c.status,
-            _seconds(dialect, first.c.first_accepted, r.c.queued_at).label("wait_s"),
-            _seconds(dialect, r.c.closed_at, r.c.queued_at).label("gave_up_s"),
-        )
-        .select_from(r.outerjoin(first, first.c.request_id == r.c.id))
-        .where(r.c.queued_at.is_not(None), *_conditions(f))
-    )
+    its first acceptance (``None`` if never accepted) and from queued to closed. One
+    table: the first acceptance is the request's ``first_accepted_at``
+    (:mod:`broker.request_rollup`)."""
+    return sa.select(
+        r.c.status,
+        _seconds(dialect, r.c.first_accepted_at, r.c.queued_at).label("wait_s"),
+        _seconds(dialect, r.c.closed_at, r.c.queued_at).label("gave_up_s"),
+    ).where(r.c.queued_at.is_not(None), *_conditions(f))
 
 
 async def _outcomes_streamed(conn: AsyncConnection, f: Filters, threshold_s: float) -> _Outcomes:
@@ -464,12 +439,20 @@ async def heatmap(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -
 
     ``cells[d][h]`` counts sessions whose ``accepted_at`` falls on weekday ``d`` (0 =
     Monday) at local hour ``h``. Counted per UTC hour in SQL, then each hour is moved to
-    local time, so daylight-saving changes land in the right cell.
+    local time, so daylight-saving changes land in the right cell. A request's only
+    session starts at its ``first_accepted_at`` (one pass over the requests); only the
+    few requests with more than one session (requeued) have their sessions read.
     """
     cells = [[0] * 24 for _ in range(7)]
-    joined, where = sessions_of(f)
+    where = _conditions(f)
     async with reading(engine) as conn:
-        hours = await _per_utc_hour(conn, s.c.accepted_at, joined, where)
+        hours = await _per_utc_hour(
+            conn, r.c.first_accepted_at, r, [r.c.session_count == 1, *where]
+        )
+        hours += await _per_utc_hour(
+            conn, s.c.accepted_at, s.join(r, r.c.id == s.c.request_id),
+            [r.c.session_count > 1, *where],
+        )
     for when, n in hours:
         local = when.astimezone(tz)
         cells[local.weekday()][local.hour] += n
@@ -525,9 +508,7 @@ async def unmet(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -> 
             )
         ).all()
         hours = await _per_utc_hour(conn, r.c.requested_at, r, unmet_where)
-        # whether an overflowed request got a session: a look-up in the sessions' index
-        # per overflowed request, not every request's first acceptance
-        had_session = sa.exists().where(s.c.request_id == r.c.id)
+        had_session = r.c.session_count > 0
         overflow_rows = (
             await conn.execute(
                 sa.select(
@@ -614,8 +595,7 @@ async def group_usage(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     """
     async with reading(engine) as conn:
         rows_seen = await conn.execute(
-            sa.select(r.c.student, r.c.groups, sa.func.count(s.c.id))
-            .select_from(r.outerjoin(s, sa.and_(s.c.request_id == r.c.id, *session_bounds(f))))
+            sa.select(r.c.student, r.c.groups, sa.func.sum(r.c.session_count))
             .where(*_conditions(f))
             .group_by(r.c.student, r.c.groups)
         )
@@ -746,25 +726,28 @@ def _aware(value: Any) -> dt.datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def _rows_and_students(dialect: str, joined: Any, where: Sequence[Any]) -> sa.Select[int, int]:
-    """(rows, distinct students) of ``joined`` under ``where``. PostgreSQL counts the
-    students by grouping on them (hashed) rather than ``count(DISTINCT)`` (a sort: twice
-    as long over a year); SQLite's ``count(DISTINCT)`` (an index of the values) is its
-    faster one."""
+def _students_and_sessions(dialect: str, where: Sequence[Any]) -> sa.Select[Any]:
+    """(distinct students, of them with a session, sessions) of the requests under
+    ``where``, in one pass over the requests. PostgreSQL groups by student (hashed)
+    rather than ``count(DISTINCT)`` (a sort: twice as long over a year); SQLite's
+    ``count(DISTINCT)`` (an index of the values) is its faster one."""
     if dialect == "postgresql":
         per_student = (
-            sa.select(sa.func.count().label("n"))
-            .select_from(joined)
+            sa.select(sa.func.sum(r.c.session_count).label("n"))
             .where(*where)
             .group_by(r.c.student)
             .subquery("per_student")
         )
-        return sa.select(sa.func.coalesce(sa.func.sum(per_student.c.n), 0), sa.func.count())
-    return (
-        sa.select(sa.func.count(), sa.func.count(sa.distinct(r.c.student)))
-        .select_from(joined)
-        .where(*where)
-    )
+        n = per_student.c.n
+        return sa.select(
+            sa.func.count(), sa.func.count().filter(n > 0), sa.func.coalesce(sa.func.sum(n), 0)
+        )
+    served = sa.case((r.c.session_count > 0, r.c.student))
+    return sa.select(
+        sa.func.count(sa.distinct(r.c.student)),
+        sa.func.count(sa.distinct(served)),
+        sa.func.coalesce(sa.func.sum(r.c.session_count), 0),
+    ).where(*where)
 
 
 # -- summary -------------------------------------------------------------------------------------
@@ -782,11 +765,7 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     sessions each").
     """
     where = _conditions(f)
-    # "has a session" as membership in the sessions' request ids: PostgreSQL hashes them
-    # once (SQLite probes their index), cheaper than each request's first acceptance
-    has_session = r.c.id.in_(
-        sa.select(s.c.request_id).where(s.c.request_id.is_not(None), *session_bounds(f))
-    )
+    has_session = r.c.session_count > 0
     async with reading(engine) as conn:
         by_status_rows = await conn.execute(
             sa.select(
@@ -813,16 +792,10 @@ async def summary(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
                 gave_up += int(q) - a
             elif status == "queued":
                 still_waiting += int(q) - a
-        dialect = conn.dialect.name
-        sessions_row = (
-            await conn.execute(
-                _rows_and_students(
-                    dialect, s.join(r, r.c.id == s.c.request_id), [*where, *session_bounds(f)]
-                )
-            )
+        students_row = (
+            await conn.execute(_students_and_sessions(conn.dialect.name, where))
         ).one()
-        unique_students = int((await conn.execute(_rows_and_students(dialect, r, where))).one()[1])
-    sessions, served = (int(v) for v in sessions_row)
+    unique_students, served, sessions = (int(v) for v in students_row)
     return {
         "requests": sum(by_status.values()),
         "by_status": {status: by_status.get(status, 0) for status in STATUSES},

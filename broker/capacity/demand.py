@@ -159,15 +159,6 @@ def _bucket(bucket: Any) -> dt.datetime:
     return EPOCH + HALF_HOUR * int(bucket)
 
 
-def _first_acceptance() -> sa.Subquery:
-    return (
-        sa.select(s.c.request_id, sa.func.min(s.c.accepted_at).label("first_accepted"))
-        .where(s.c.request_id.is_not(None))
-        .group_by(s.c.request_id)
-        .subquery("first_acceptance")
-    )
-
-
 def _where(start: dt.datetime, end: dt.datetime, vendor: str | None,
            language: str | None) -> list[sa.ColumnElement[bool]]:
     where = [r.c.queued_at >= start, r.c.queued_at < end, r.c.is_test == sa.false(),
@@ -181,23 +172,22 @@ def _where(start: dt.datetime, end: dt.datetime, vendor: str | None,
 
 async def _requests(conn: AsyncConnection, where: list[sa.ColumnElement[bool]]) -> list[Any]:
     dialect = conn.dialect.name
-    first = _first_acceptance()
+    first = r.c.first_accepted_at  # the request's own column: broker/request_rollup.py
     bucket = _half_hour_bucket(dialect, r.c.queued_at)
-    accepted = first.c.first_accepted.is_not(None)
-    gave_up = sa.and_(first.c.first_accepted.is_(None), r.c.status.in_(GAVE_UP_STATUSES))
+    accepted = first.is_not(None)
+    gave_up = sa.and_(first.is_(None), r.c.status.in_(GAVE_UP_STATUSES))
     stmt = (
         sa.select(
             r.c.queue, bucket, sa.func.count(),
-            sa.func.count(first.c.first_accepted),
+            sa.func.count(first),
             sa.func.sum(sa.case((gave_up, 1), else_=0)),
             sa.func.sum(sa.case(
-                (accepted, _seconds(dialect, first.c.first_accepted, r.c.queued_at)),
+                (accepted, _seconds(dialect, first, r.c.queued_at)),
                 (sa.and_(gave_up, r.c.closed_at.is_not(None)),
                  _seconds(dialect, r.c.closed_at, r.c.queued_at)),
                 else_=0.0,
             )),
         )
-        .select_from(r.outerjoin(first, first.c.request_id == r.c.id))
         .where(*where)
         .group_by(r.c.queue, bucket)
     )

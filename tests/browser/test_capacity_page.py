@@ -31,6 +31,7 @@ from broker.catalog_source import load_catalog
 from broker.db.engine import create_engine
 from broker.db.models import help_requests, tutoring_sessions
 from broker.identity import Scope, staff_identity
+from broker.request_rollup import fill_rows
 from broker.settings import Settings
 from tests.broker.conftest import prepare_database
 from tests.broker.harness import SECRET
@@ -93,6 +94,7 @@ async def seeded(url: str, plan: dict[str, Any], with_demand: bool = True) -> No
     try:
         if with_demand:
             reqs, sessions = _rows()
+            fill_rows(reqs, sessions)
             async with engine.begin() as conn:
                 await conn.execute(help_requests.insert(), reqs)
                 await conn.execute(tutoring_sessions.insert(), sessions)

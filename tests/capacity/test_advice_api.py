@@ -25,6 +25,7 @@ from broker.db.engine import create_engine
 from broker.db.models import help_requests, tutoring_sessions
 from broker.identity import Scope, staff_identity
 from broker.migrate import migrate
+from broker.request_rollup import fill_rows
 from broker.settings import Settings
 from tests.capacity.test_shifts_coverage import identify  # X-Who: district, vendor:<id>
 from tests.stats.seed import request_row, sec, session_row, t
@@ -52,6 +53,7 @@ def demand_rows() -> list[tuple[Any, list[dict[str, Any]]]]:
             reqs.append(row)
             sessions.append(session_row(f"e{day}{k}", row, f"p{k}", queued + sec(20),
                                         queued + sec(20 + 1200)))
+    fill_rows(reqs, sessions)
     return [(help_requests, reqs), (tutoring_sessions, sessions)]
 
 

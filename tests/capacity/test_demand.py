@@ -18,6 +18,7 @@ from broker.capacity.demand import observed_demand, week_slot
 from broker.catalog_source import load_catalog
 from broker.db.engine import create_engine
 from broker.db.models import HelpRequestRow, TutoringSessionRow
+from broker.request_rollup import fill_rows
 from tests.broker.district import prepare_database
 from tests.stats.seed import request_row, sec, session_row, t
 
@@ -73,6 +74,7 @@ async def _seed(engine: AsyncEngine) -> None:
     reqs.append(row)
     sess.append(session_row("Sr1a", row, "t1", q + sec(30), q + sec(150), "requeued"))
     sess.append(session_row("Sr1b", row, "t2", q + sec(200), q + sec(200 + 1680)))
+    fill_rows(reqs, sess)
     async with engine.begin() as conn:
         await conn.execute(sa.insert(HelpRequestRow), reqs)
         await conn.execute(sa.insert(TutoringSessionRow), sess)

@@ -27,6 +27,7 @@ from broker.db.models import help_requests, tutoring_sessions
 from broker.errors import NotAllowed
 from broker.identity import Identity, Scope, staff_identity
 from broker.migrate import migrate
+from broker.request_rollup import fill_rows
 from broker.settings import Settings
 from tests.stats.seed import request_row, sec, session_row, t
 from web.capacity_api import setup_capacity_api
@@ -71,6 +72,7 @@ async def _seed(eng: AsyncEngine) -> None:
         on_duty("p4", "2024-11-03 08:10:00", "2024-11-03 08:20:00"),
         on_duty("p3", "2024-11-03 09:00:00", "2024-11-03 09:20:10"),
     ]
+    fill_rows([r1, r2, r3, r4, r5, test, other], sessions)
     async with eng.begin() as conn:
         await conn.execute(help_requests.insert(), [r1, r2, r3, r4, r5, test, other])
         await conn.execute(tutoring_sessions.insert(), sessions)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.db.models import help_requests, schools, students, tutoring_sessions
+from broker.request_rollup import fill_rows
 
 UTC = dt.UTC
 EVIL_SCHOOL = "=cmd|' /C calc'!A0"
@@ -151,6 +152,7 @@ async def seed(engine: AsyncEngine) -> None:
          "school_id": ("elem", "ms", "hs", "k8")[i % 4], "grade": i % 13, "groups": g}
         for i, g in enumerate(ROSTER_GROUPS)
     ]
+    fill_rows(reqs, sess)
     async with engine.begin() as conn:
         await conn.execute(schools.insert().values(
             id="evil", name=EVIL_SCHOOL, region="East", low_grade=0, high_grade=5,
@@ -184,6 +186,7 @@ async def seed_requeued(engine: AsyncEngine) -> None:
         )
         reqs.append(row)
         sess.append(session_row(f"S{rid}", row, "t1", q + sec(40), q + sec(100), "requeued"))
+    fill_rows(reqs, sess)
     async with engine.begin() as conn:
         await conn.execute(help_requests.insert(), reqs)
         await conn.execute(tutoring_sessions.insert(), sess)

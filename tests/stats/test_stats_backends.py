@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.stats import _history, _insert, _roster, _schools
-from broker import stats, stats_trends
+from broker import request_rollup, stats, stats_trends
 from broker.db.engine import create_engine
 from broker.db.models import (
     TutoringSessionRow,
@@ -31,6 +31,7 @@ from broker.db.models import (
     students,
     tutoring_sessions,
 )
+from broker.request_rollup import fill_rows
 from broker.stats import Filters
 from tests.broker.district import prepare_database
 
@@ -81,6 +82,7 @@ def _year(sessions: int, seed: int, whole_seconds: bool) -> dict[Any, list[dict[
         if request["vendor"] == "tutor" and n % 13 == 0:
             request["first_choice_unmet"] = "outside_hours"
         request["is_test"] = n % 31 == 0  # test traffic, never counted
+    fill_rows(requests, sessions_rows + extra)  # as the accepting transactions write it
     rows = {schools: _schools(), help_requests: requests,
             tutoring_sessions: sessions_rows + extra, students: _roster(rng)[:3000]}
     if whole_seconds:
@@ -173,6 +175,7 @@ async def test_a_range_reads_only_its_sessions_and_still_counts_them_all(
                 sa.update(TutoringSessionRow).where(TutoringSessionRow.id == first.id)
                 .values(accepted_at=first.requested_at - dt.timedelta(seconds=5))
             )
+            await request_rollup.refresh(conn)  # written behind the broker's back
         for name in ("march", "autumn"):
             bounded = await _reports(engine, FILTERS[name])
             monkeypatch.setattr(stats, "CLOCK_MARGIN", dt.timedelta(days=100_000))
@@ -180,27 +183,29 @@ async def test_a_range_reads_only_its_sessions_and_still_counts_them_all(
             monkeypatch.undo()
 
 
-async def test_sessions_of_the_whole_district_leave_out_test_traffic_without_a_join(
+async def test_the_read_model_is_what_the_sessions_say_and_refresh_rebuilds_it(
     both: tuple[AsyncEngine, AsyncEngine],
 ) -> None:
-    """``sessions_of`` with no filter (an anti-join on test requests) picks the sessions
-    the join to their requests picks."""
+    """Each request's ``first_accepted_at`` and ``session_count`` (what the reports read
+    instead of joining the sessions) equal its sessions' first ``accepted_at`` and count;
+    wiped, :func:`request_rollup.refresh` rebuilds them and every report is unchanged."""
+    r = help_requests
     for engine in both:
-        counts = []
-        for f in (Filters(), Filters(include_test=True)):
-            joined, where = stats.sessions_of(f)
-            async with engine.connect() as conn:
-                picked = set(
-                    (await conn.execute(sa.select(tutoring_sessions.c.id).select_from(joined)
-                                        .where(*where))).scalars()
-                )
-                expected = set(
-                    (await conn.execute(
-                        sa.select(tutoring_sessions.c.id)
-                        .join(help_requests, help_requests.c.id == tutoring_sessions.c.request_id)
-                        .where(*stats._conditions(f))
-                    )).scalars()
-                )
-            assert picked == expected
-            counts.append(len(picked))
-        assert 0 < counts[0] < counts[1]  # some sessions were test traffic
+        async with engine.connect() as conn:
+            assert await request_rollup.mismatches(conn) == []
+            assert (await conn.execute(
+                sa.select(sa.func.count()).where(r.c.session_count > 1)
+            )).scalar_one() > 0  # requeued requests with two sessions are in the year
+        before = await _reports(engine, FILTERS["year"])
+        async with engine.begin() as conn:
+            await conn.execute(r.update().values(first_accepted_at=None, session_count=0))
+            await conn.execute(
+                r.update().where(r.c.id == "r1").values(session_count=5)  # no session
+            )
+            assert len(await request_rollup.mismatches(conn, limit=10)) == 10
+            with_sessions = await request_rollup.refresh(conn)
+            assert await request_rollup.mismatches(conn) == []
+            assert with_sessions == (await conn.execute(
+                sa.select(sa.func.count(sa.distinct(tutoring_sessions.c.request_id)))
+            )).scalar_one()
+        assert await _reports(engine, FILTERS["year"]) == before

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.catalog_source import load_catalog
 from broker.db.models import help_requests, tutoring_sessions
+from broker.request_rollup import fill_rows
 from tests.stats.seed import request_row, sec, session_row, t
 from tests.stats.test_stats_api import get, identify_async
 from web.problems import problem_middleware
@@ -153,16 +154,16 @@ async def test_short_sessions_count_as_tutor_minutes(
         )
         for i in range(2)
     ]
+    sessions = [
+        session_row(f"Sshort{i}", row, "t1", row["queued_at"] + sec(5), row["queued_at"] + sec(25))
+        for i, row in enumerate(rows)
+    ]
+    fill_rows(rows, sessions)
     async with engine.begin() as conn:
         await conn.execute(help_requests.insert(), rows)
         await conn.execute(
             tutoring_sessions.insert(),
-            [
-                session_row(
-                    f"Sshort{i}", row, "t1", row["queued_at"] + sec(5), row["queued_at"] + sec(25)
-                )
-                for i, row in enumerate(rows)
-            ],
+            sessions,
         )
     app = web.Application(middlewares=[problem_middleware])
     setup_stats_api(app, lambda: engine, identify_async)
