@@ -85,6 +85,20 @@ class StudentRow(Base):
     family_name: Mapped[str] = mapped_column(String(100), default="", server_default=EMPTY)
 
 
+class RosterCountRow(Base):
+    """How many rostered students a school has per grade and groups: derived from
+    ``students`` and rewritten with it by each roster import (migration 0020,
+    :mod:`broker.roster_counts`), so the staff usage report's enrolment reads a few
+    hundred rows instead of counting the roster."""
+
+    __tablename__ = "roster_counts"
+
+    school_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grade: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    groups: Mapped[str] = mapped_column(String(32), primary_key=True)
+    students: Mapped[int] = mapped_column(Integer)
+
+
 class HelpRequestRow(Base):
     """One help request through its lifecycle (requested, unmet | queued, accepted, ...).
 
@@ -382,6 +396,7 @@ class JobRunRow(Base):
 
 schools = SchoolRow.__table__
 students = StudentRow.__table__
+roster_counts = RosterCountRow.__table__
 help_requests = HelpRequestRow.__table__
 tutoring_sessions = TutoringSessionRow.__table__
 chat_messages = ChatMessageRow.__table__

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.db import SchoolRow, StudentRow, create_schema, session_factory
+from broker.db.models import metadata
 from broker.directory import (
     decode_groups,
     encode_groups,
@@ -187,3 +188,41 @@ def test_groups_text_round_trips() -> None:
     groups = frozenset({StudentGroup.RFEP, StudentGroup.SWD})
     assert encode_groups(groups) == "SWD,RFEP"
     assert decode_groups("SWD,RFEP") == groups and decode_groups("") == frozenset()
+
+
+async def _per_school_grade_groups(engine: AsyncEngine) -> tuple[dict[tuple[str, int, str], int],
+                                                                 dict[tuple[str, int, str], int]]:
+    """(the roster counted now, ``roster_counts``): what the staff usage report reads."""
+    t = metadata.tables
+    async with engine.connect() as conn:
+        st = t["students"]
+        counted = {
+            (school, grade, groups): int(n)
+            for school, grade, groups, n in await conn.execute(
+                select(st.c.school_id, st.c.grade, st.c.groups, func.count())
+                .group_by(st.c.school_id, st.c.grade, st.c.groups)
+            )
+        }
+        rc = t["roster_counts"]
+        kept = {
+            (school, grade, groups): int(n)
+            for school, grade, groups, n in await conn.execute(
+                select(rc.c.school_id, rc.c.grade, rc.c.groups, rc.c.students)
+            )
+        }
+    return counted, kept
+
+
+async def test_each_import_rewrites_the_roster_counts_with_the_roster(
+    schema: AsyncEngine,
+) -> None:
+    await import_roster_into(schema, DEMO_BUNDLE)
+    counted, kept = await _per_school_grade_groups(schema)
+    assert kept == counted and sum(kept.values()) > 300
+    new = School("x-1", "Extra", "North", 9, 12, SchoolKind.HIGH)
+    only = [Student(f"x-{i}", "x-1", 10, frozenset({StudentGroup.EL})) for i in range(3)]
+    await write_roster(schema, Roster({"x-1": new}, only))
+    assert await _per_school_grade_groups(schema) == ({("x-1", 10, "EL"): 3},) * 2
+    with pytest.raises(ImportFailed):  # refused: the counts stay the previous roster's
+        await write_roster(schema, Roster({}, [Student("orphan", "no-such-school", 3)]))
+    assert await _per_school_grade_groups(schema) == ({("x-1", 10, "EL"): 3},) * 2
