@@ -49,9 +49,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from broker.db.models import help_requests, schools, students, tutoring_sessions
+from broker.db.models import help_requests, roster_counts, schools, tutoring_sessions
+from broker.stats_local_time import hour_of_week_counts
 
 UTC = dt.UTC
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 DISTRICT_TZ = ZoneInfo("America/Los_Angeles")
 #: Student groups the district reports on, in its report's order ("All" comes first).
 GROUPS: tuple[str, ...] = ("SWD", "EL", "RFEP")
@@ -152,17 +154,19 @@ def _seconds(dialect: str, later: Any, earlier: Any) -> sa.ColumnElement[float]:
 
 def _utc_hour(dialect: str, column: Any) -> sa.ColumnElement[Any]:
     """The UTC hour a timestamp falls in (exact, no rounding), for :func:`_parse_utc_hour`:
-    a ``timestamp`` on PostgreSQL (``date_trunc``: grouping by it is cheaper than by
-    text), text ``YYYY-MM-DDTHH`` on SQLite."""
+    the hours since the Unix epoch on PostgreSQL (``floor(epoch / 3600)``: grouping a
+    year by a double took half the time of ``date_trunc`` on the timestamp, and an
+    instant's epoch, a whole number of microseconds, is never rounded across an hour's
+    boundary at these magnitudes), text ``YYYY-MM-DDTHH`` on SQLite."""
     if dialect == "postgresql":
-        return sa.func.date_trunc("hour", sa.func.timezone("UTC", column))
+        return sa.func.floor(sa.func.date_part("epoch", column) / 3600.0)
     return sa.func.strftime("%Y-%m-%dT%H", column)
 
 
 def _parse_utc_hour(value: Any) -> dt.datetime:
-    """The aware UTC hour of a :func:`_utc_hour` value (a naive UTC datetime or text)."""
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=UTC)
+    """The aware UTC hour of a :func:`_utc_hour` value (hours since the epoch, or text)."""
+    if isinstance(value, int | float):
+        return EPOCH + dt.timedelta(hours=int(value))
     return dt.datetime.strptime(str(value), "%Y-%m-%dT%H").replace(tzinfo=UTC)
 
 
@@ -319,46 +323,66 @@ async def _outcomes_in_sql(conn: AsyncConnection, f: Filters, threshold_s: float
         (rows.c.status == "queued", len(kinds)),
     ).label("kind")
     seconds = sa.func.coalesce(rows.c.wait_s, rows.c.gave_up_s, 0.0) * 1000.0
-    # MATERIALIZED: each row's kind and value computed once, not once per aggregate
+    # MATERIALIZED: each row's kind and value computed once and read by both branches
     per = (
         sa.select(code, (sa.func.round(seconds) / 1000.0).label("v"))
         .cte("per")
         .prefix_with("MATERIALIZED")
     )
     v = per.c.v
+    # Few aggregates per row (each costs about as much as the scan over a year): the
+    # counts, sums, maxima and within-threshold counts per outcome and histogram bucket
+    # (a hash of a few dozen cells, summed here), and one branch for the percentiles,
+    # each sorting only its own outcome's values.
+    bucket = sa.func.width_bucket(
+        v, sa.literal([high for _l, _low, high in WAIT_BUCKETS if high], sa.ARRAY(sa.Float))
+    )
     fractions = sa.literal([p / 100.0 for p in PERCENTILES], sa.ARRAY(sa.Float))
-    columns: list[Any] = [sa.func.count().filter(per.c.kind == len(kinds))]
-    for i, _name in enumerate(kinds):
-        mine = per.c.kind == i
-        columns += [
-            sa.func.count().filter(mine),
-            sa.func.avg(v).filter(mine),
-            sa.func.max(v).filter(mine),
-            sa.func.percentile_cont(fractions).within_group(v).filter(mine),
-            sa.func.count().filter(mine & (v <= threshold_s)),
-        ]
-    accepted = per.c.kind == 0
-    columns += [
-        sa.func.count().filter(
-            accepted & (v >= low if low > 0.0 else sa.true()) & (v < high if high else sa.true())
-        )
-        for _label, low, high in WAIT_BUCKETS
-    ]
-    row = list((await conn.execute(sa.select(*columns))).one())
-    still_waiting = int(row.pop(0))
+    none = sa.null().cast(sa.ARRAY(sa.Float))
+    cells = sa.select(
+        per.c.kind, bucket.label("b"), sa.func.count().label("n"), sa.func.sum(v).label("total"),
+        sa.func.max(v).label("top"), sa.func.count().filter(v <= threshold_s).label("within"),
+        *(none.label(f"p{i}") for i in range(len(kinds))),
+    ).group_by(per.c.kind, bucket)
+    spreads_row = sa.select(
+        sa.literal(-1), sa.literal(-1), sa.null(), sa.null(), sa.null(), sa.null(),
+        *(
+            sa.func.percentile_cont(fractions).within_group(v).filter(per.c.kind == i)
+            for i in range(len(kinds))
+        ),
+    )
+    count: Counter[int] = Counter()
+    total: dict[int, float] = defaultdict(float)
+    within: Counter[int] = Counter()
+    top: dict[int, float] = {}
+    histogram_counts = [0] * len(WAIT_BUCKETS)
+    pcts: list[Any] = []
+    for kind, b, n, sum_v, max_v, within_n, *kind_pcts in await conn.execute(
+        sa.union_all(cells, spreads_row)
+    ):
+        if kind == -1:
+            pcts = kind_pcts
+            continue
+        count[kind] += int(n)
+        if kind == len(kinds):
+            continue
+        total[kind] += float(sum_v)
+        within[kind] += int(within_n)
+        top[kind] = max(top.get(kind, float(max_v)), float(max_v))
+        if kind == 0:
+            histogram_counts[int(b)] += int(n)
+    still_waiting = count[len(kinds)]
     spreads: dict[str, _Spread] = {}
-    for name in kinds:
-        n, mean, top, pcts, within = row[:5]
-        del row[:5]
-        if not n:
+    for i, name in enumerate(kinds):
+        if not count[i]:
             spreads[name] = _Spread.of([], threshold_s, buckets=name == "accepted")
             continue
-        described: dict[str, Any] = {"count": int(n), "mean_s": _r(float(mean))}
-        for p, value in zip(PERCENTILES, pcts, strict=True):
+        described: dict[str, Any] = {"count": count[i], "mean_s": _r(total[i] / count[i])}
+        for p, value in zip(PERCENTILES, pcts[i], strict=True):
             described[f"p{p}_s"] = _r(float(value))
-        described["max_s"] = _r(float(top))
-        spreads[name] = _Spread(described, [], int(within))
-    spreads["accepted"].buckets = [int(c) for c in row]
+        described["max_s"] = _r(top[i])
+        spreads[name] = _Spread(described, [], within[i])
+    spreads["accepted"].buckets = histogram_counts if count[0] else spreads["accepted"].buckets
     return _Outcomes(
         spreads["accepted"], {k: spreads[k] for k in GAVE_UP_STATUSES}, still_waiting
     )
@@ -439,23 +463,30 @@ async def heatmap(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -
 
     ``cells[d][h]`` counts sessions whose ``accepted_at`` falls on weekday ``d`` (0 =
     Monday) at local hour ``h``. Counted per UTC hour in SQL, then each hour is moved to
-    local time, so daylight-saving changes land in the right cell. A request's only
+    local time (on PostgreSQL each row's local hour is found in SQL from the zone's
+    transitions), so daylight-saving changes land in the right cell. A request's only
     session starts at its ``first_accepted_at`` (one pass over the requests); only the
     few requests with more than one session (requeued) have their sessions read.
     """
     cells = [[0] * 24 for _ in range(7)]
     where = _conditions(f)
+    parts: list[tuple[Any, Any, list[Any]]] = [
+        (r.c.first_accepted_at, r, [r.c.session_count == 1, *where]),
+        (s.c.accepted_at, s.join(r, r.c.id == s.c.request_id), [r.c.session_count > 1, *where]),
+    ]
     async with reading(engine) as conn:
-        hours = await _per_utc_hour(
-            conn, r.c.first_accepted_at, r, [r.c.session_count == 1, *where]
-        )
-        hours += await _per_utc_hour(
-            conn, s.c.accepted_at, s.join(r, r.c.id == s.c.request_id),
-            [r.c.session_count > 1, *where],
-        )
-    for when, n in hours:
-        local = when.astimezone(tz)
-        cells[local.weekday()][local.hour] += n
+        if conn.dialect.name == "postgresql":  # local hours of the week counted in SQL
+            for column, joined, conditions in parts:
+                for how, n in await conn.execute(
+                    hour_of_week_counts(column, tz, joined, conditions)
+                ):
+                    if how is not None:
+                        cells[how // 24][how % 24] += int(n)
+        else:  # SQLite: per UTC hour, each moved to local time here
+            for column, joined, conditions in parts:
+                for when, n in await _per_utc_hour(conn, column, joined, conditions):
+                    local = when.astimezone(tz)
+                    cells[local.weekday()][local.hour] += n
     return {
         "timezone": tz.key,
         "days": list(DAYS),
@@ -507,7 +538,16 @@ async def unmet(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -> 
                 .group_by(r.c.school_id, schools.c.name)
             )
         ).all()
-        hours = await _per_utc_hour(conn, r.c.requested_at, r, unmet_where)
+        by_hour = [0] * 24
+        if conn.dialect.name == "postgresql":
+            for how, n in await conn.execute(
+                hour_of_week_counts(r.c.requested_at, tz, r, unmet_where)
+            ):
+                if how is not None:
+                    by_hour[how % 24] += int(n)
+        else:
+            for when, n in await _per_utc_hour(conn, r.c.requested_at, r, unmet_where):
+                by_hour[when.astimezone(tz).hour] += n
         had_session = r.c.session_count > 0
         overflow_rows = (
             await conn.execute(
@@ -522,9 +562,6 @@ async def unmet(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -> 
                 .group_by(r.c.first_choice_unmet, r.c.language, r.c.vendor)
             )
         ).all()
-    by_hour = [0] * 24
-    for when, n in hours:
-        by_hour[when.astimezone(tz).hour] += n
     names = {school_id: name for school_id, name, _n in school_rows}
     by_school = _ranked(Counter({school_id: int(n) for school_id, _name, n in school_rows}))
     for item in by_school:
@@ -562,8 +599,10 @@ def _flags(groups: str | None) -> set[str]:
 
 
 async def enrolled_by_group(conn: AsyncConnection, f: Filters) -> dict[str, int]:
-    """Rostered students per group (``All`` included), restricted by school/region/grade."""
-    st = students
+    """Rostered students per group (``All`` included), restricted by school/region/grade:
+    read from the roster's counts per school, grade and groups (:mod:`broker.roster_counts`),
+    which each roster import rewrites with the roster."""
+    st = roster_counts
     where: list[sa.ColumnElement[bool]] = []
     if f.school_id is not None:
         where.append(st.c.school_id == f.school_id)
@@ -574,7 +613,7 @@ async def enrolled_by_group(conn: AsyncConnection, f: Filters) -> dict[str, int]
     if f.grade is not None:
         where.append(st.c.grade == f.grade)
     rows = await conn.execute(
-        sa.select(st.c.groups, sa.func.count()).where(*where).group_by(st.c.groups)
+        sa.select(st.c.groups, sa.func.sum(st.c.students)).where(*where).group_by(st.c.groups)
     )
     counts = dict.fromkeys(("All", *GROUPS), 0)
     for groups, n in rows:
@@ -582,6 +621,70 @@ async def enrolled_by_group(conn: AsyncConnection, f: Filters) -> dict[str, int]
         for flag in _flags(groups) & set(GROUPS):
             counts[flag] += int(n)
     return counts
+
+
+async def _usage_by_group(
+    conn: AsyncConnection, f: Filters
+) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """(students using, students requesting, sessions) per group for ``f``.
+
+    A student counts in a group when any of their requests carried it, and a session in
+    a group when its request did. The database adds up the students whose requests all
+    carry the same groups (nearly all: one hash over the requests, then one row per
+    groups value); the few whose groups changed within the period come back one row per
+    (student, groups) and are counted here as distinct students, so nobody is counted
+    twice. (A window over the students to find them instead sorted every student: half
+    the report's time over a year.)
+    """
+    groups = sa.func.coalesce(r.c.groups, "")
+    per = (
+        sa.select(
+            r.c.student,
+            sa.func.min(groups).label("lo"),
+            sa.func.max(groups).label("hi"),
+            sa.func.sum(r.c.session_count).label("n"),
+        )
+        .where(*_conditions(f))
+        .group_by(r.c.student)
+        .cte("per")
+        .prefix_with("MATERIALIZED")
+    )
+    alike = (
+        sa.select(
+            per.c.lo, sa.null().label("student"), sa.func.count(),
+            sa.func.count().filter(per.c.n > 0), sa.func.sum(per.c.n),
+        )
+        .where(per.c.lo == per.c.hi)
+        .group_by(per.c.lo)
+    )
+    changed = (
+        sa.select(
+            groups, r.c.student, sa.literal(1), sa.literal(0), sa.func.sum(r.c.session_count)
+        )
+        .join_from(r, per, sa.and_(per.c.student == r.c.student, per.c.lo != per.c.hi))
+        .where(*_conditions(f))
+        .group_by(r.c.student, groups)
+    )
+    using: Counter[str] = Counter()
+    requesting: Counter[str] = Counter()
+    sessions: Counter[str] = Counter()
+    changed_using: dict[str, set[str]] = defaultdict(set)
+    changed_requesting: dict[str, set[str]] = defaultdict(set)
+    for groups, student, students, served, n in await conn.execute(sa.union_all(alike, changed)):
+        for group in ("All", *(_flags(groups) & set(GROUPS))):
+            sessions[group] += int(n or 0)
+            if student is None:
+                requesting[group] += int(students)
+                using[group] += int(served)
+                continue
+            changed_requesting[group].add(student)
+            if n:
+                changed_using[group].add(student)
+    for group, who in changed_requesting.items():
+        requesting[group] += len(who)
+    for group, who in changed_using.items():
+        using[group] += len(who)
+    return using, requesting, sessions
 
 
 async def group_usage(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
@@ -594,24 +697,11 @@ async def group_usage(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
     narrowed by school, region and grade only.
     """
     async with reading(engine) as conn:
-        rows_seen = await conn.execute(
-            sa.select(r.c.student, r.c.groups, sa.func.sum(r.c.session_count))
-            .where(*_conditions(f))
-            .group_by(r.c.student, r.c.groups)
-        )
-        students_using: dict[str, set[str]] = defaultdict(set)
-        requesting: dict[str, set[str]] = defaultdict(set)
-        sessions: Counter[str] = Counter()
-        for student, groups, n in rows_seen:
-            for group in ("All", *(_flags(groups) & set(GROUPS))):
-                requesting[group].add(student)
-                if n:
-                    students_using[group].add(student)
-                    sessions[group] += int(n)
+        students_using, requesting, sessions = await _usage_by_group(conn, f)
         enrolled = await enrolled_by_group(conn, f)
     rows = []
     for group in ("All", *GROUPS):
-        using = len(students_using[group])
+        using = students_using[group]
         roster = enrolled[group] if enrolled["All"] else None
         rows.append(
             {
@@ -621,7 +711,7 @@ async def group_usage(engine: AsyncEngine, f: Filters) -> dict[str, Any]:
                 "pct_of_enrolled": _r(100.0 * using / roster, 2) if roster else None,
                 "sessions": sessions[group],
                 "sessions_per_student": _r(sessions[group] / using, 2) if using else None,
-                "students_requesting": len(requesting[group]),
+                "students_requesting": requesting[group],
             }
         )
     return {"groups": rows}

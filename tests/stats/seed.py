@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker import roster_counts
 from broker.db.models import help_requests, schools, students, tutoring_sessions
 from broker.request_rollup import fill_rows
 
@@ -161,6 +162,7 @@ async def seed(engine: AsyncEngine) -> None:
         await conn.execute(help_requests.insert(), reqs)
         await conn.execute(tutoring_sessions.insert(), sess)
         await conn.execute(students.insert(), roster)
+        await roster_counts.refresh(conn)  # as the roster import does
 
 
 #: Requests a tutor accepted, then left (the request went back to its queue): ``r1`` was

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.stats import _history, _insert, _roster, _schools
-from broker import request_rollup, stats, stats_trends
+from broker import request_rollup, roster_counts, stats, stats_trends
 from broker.db.engine import create_engine
 from broker.db.models import (
     TutoringSessionRow,
@@ -82,6 +83,10 @@ def _year(sessions: int, seed: int, whole_seconds: bool) -> dict[Any, list[dict[
         if request["vendor"] == "tutor" and n % 13 == 0:
             request["first_choice_unmet"] = "outside_hours"
         request["is_test"] = n % 31 == 0  # test traffic, never counted
+        if n % 37 == 1:  # the previous request's student again, whose groups changed
+            before = requests[n - 1]
+            request["student"] = before["student"]
+            request["groups"] = "EL" if before["groups"] != "EL" else "SWD,RFEP"
     fill_rows(requests, sessions_rows + extra)  # as the accepting transactions write it
     rows = {schools: _schools(), help_requests: requests,
             tutoring_sessions: sessions_rows + extra, students: _roster(rng)[:3000]}
@@ -98,6 +103,8 @@ async def _seeded(url: str, whole_seconds: bool) -> AsyncEngine:
     engine = create_engine(url)
     for table, rows in _year(3000, 7, whole_seconds).items():
         await _insert(engine, table, rows)
+    async with engine.begin() as conn:
+        await roster_counts.refresh(conn)  # as the roster import does
     return engine
 
 
@@ -209,3 +216,37 @@ async def test_the_read_model_is_what_the_sessions_say_and_refresh_rebuilds_it(
                 sa.select(sa.func.count(sa.distinct(tutoring_sessions.c.request_id)))
             )).scalar_one()
         assert await _reports(engine, FILTERS["year"]) == before
+
+
+async def test_group_usage_counts_each_student_once_per_group(
+    both: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """Students whose groups changed during the year (``_year`` changes some) count once
+    in each group any of their requests carried, and once in All; each session counts in
+    its own request's groups; enrolment is the roster's. Computed here from the rows."""
+    rows = _year(3000, 7, True)
+    using: dict[str, set[str]] = {g: set() for g in ("All", *stats.GROUPS)}
+    requesting: dict[str, set[str]] = {g: set() for g in ("All", *stats.GROUPS)}
+    sessions = dict.fromkeys(("All", *stats.GROUPS), 0)
+    changed: dict[str, set[str]] = {}
+    for request in rows[help_requests]:
+        if request["is_test"]:
+            continue
+        changed.setdefault(request["student"], set()).add(request["groups"])
+        for group in ("All", *(stats._flags(request["groups"]) & set(stats.GROUPS))):
+            requesting[group].add(request["student"])
+            if request["session_count"]:
+                using[group].add(request["student"])
+                sessions[group] += request["session_count"]
+    assert sum(len(g) > 1 for g in changed.values()) > 10  # the case this is about
+    enrolled = Counter[str]()
+    for student in rows[students]:
+        for group in ("All", *(stats._flags(student["groups"]) & set(stats.GROUPS))):
+            enrolled[group] += 1
+    for engine in both:
+        got = {row["group"]: row for row in (await stats.group_usage(engine, Filters()))["groups"]}
+        for group in ("All", *stats.GROUPS):
+            assert got[group]["students_using"] == len(using[group]), group
+            assert got[group]["students_requesting"] == len(requesting[group]), group
+            assert got[group]["sessions"] == sessions[group], group
+            assert got[group]["enrolled"] == enrolled[group], group
