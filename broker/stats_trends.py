@@ -14,7 +14,8 @@ request placed among the buckets' first instants, local midnights turned into UT
 Guarantees: every bucket of the range is present, in order, with zeros where nothing
 happened (so a line chart shows a quiet day as zero, not as a gap); the range is cut into
 days up to :data:`DAY_BUCKETS_MAX` days and into ISO weeks (Monday to Sunday) beyond;
-``p90_wait_s`` is ``None`` for a bucket with no accepted request.
+``p90_wait_s`` is ``None`` for a bucket with no accepted request; the waits are taken to
+the millisecond before the percentile, as the waits report takes them.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from broker.stats import (
     _utc_hour,
     percentile,
     reading,
+    to_ms,
 )
 
 #: Ranges of at most this many days are drawn per day; longer ones per ISO week.
@@ -96,8 +98,8 @@ async def _per_hour(conn: AsyncConnection, f: Filters) -> dict[Any, _Tally]:
                 tally.unmet += 1
             if sessions:
                 tally.sessions += sessions
-            if wait is not None:
-                tally.waits.append(float(wait))
+            if wait is not None:  # to the millisecond, as the waits report counts it
+                tally.waits.append(to_ms(float(wait)))
     return hours
 
 
@@ -158,7 +160,9 @@ async def _points_in_sql(
         r.c.requested_at, sa.literal(edges, sa.ARRAY(sa.DateTime(timezone=True))),
         type_=sa.Integer,
     ).label("b")
-    wait = _seconds("postgresql", r.c.first_accepted_at, r.c.queued_at)
+    # the database's own seconds to the first acceptance (``decided_s``, to the
+    # millisecond: broker/db/computed.py), not date_part per row
+    wait = sa.case((r.c.first_accepted_at.is_not(None), r.c.decided_s))
     stmt = (
         sa.select(
             index,

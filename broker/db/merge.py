@@ -95,7 +95,10 @@ async def copy_database(source: AsyncEngine, target: AsyncEngine) -> dict[str, i
         if name not in src_meta.tables:
             continue
         src, dst = src_meta.tables[name], dst_meta.tables[name]
-        columns = [c.name for c in dst.columns if c.name in src.columns]
+        # a generated column is the target database's to compute
+        columns = [
+            c.name for c in dst.columns if c.name in src.columns and c.computed is None
+        ]
         copied[name] = 0
         async with source.connect() as reader:
             result = await reader.stream(sa.select(*(src.c[c] for c in columns)))
