@@ -174,16 +174,17 @@ _STAFF = Identity("staff", "bench-stats", {"scope": "district"})
 
 
 async def _one_pass(engine: AsyncEngine, f: stats.Filters) -> None:
-    """The baseline: one pass over the requests ``f`` selects, counting them and their
-    sessions (as a report's transaction: :func:`broker.stats.reading`). A report cannot
+    """The baseline: one pass over the requests ``f`` selects (their rows, not an index),
+    counting them and their sessions and finding the last time one joined a queue, in a
+    report's transaction (:func:`broker.stats.reading`). A report cannot
     cost less than its scan; this machine's speed moves by half between minutes, so each
     report is also given as a multiple of this, timed in the same run."""
     r = help_requests
     async with stats.reading(engine) as conn:
         await conn.execute(
-            sa.select(sa.func.count(), sa.func.sum(r.c.session_count)).where(
-                *stats._conditions(f)
-            )
+            sa.select(
+                sa.func.count(), sa.func.sum(r.c.session_count), sa.func.max(r.c.queued_at)
+            ).where(*stats._conditions(f))
         )
 
 
