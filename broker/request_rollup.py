@@ -65,16 +65,17 @@ def _derived() -> sa.Subquery:
 
 async def refresh(conn: AsyncConnection, among: sa.ColumnElement[bool] | None = None) -> int:
     """Set the columns of every request (or of those matching ``among``, a condition on
-    ``help_requests``) from its sessions, in the caller's transaction; return how many
-    requests have a session. Retention calls it for the old requests whose sessions it
-    deleted (broker/retention.py), seeders for the rows they wrote."""
+    ``help_requests``) from its sessions, in the caller's transaction; return how many of
+    those requests have a session (the first update's row count: no extra pass over the
+    sessions). Retention calls it for the old requests whose sessions it deleted
+    (broker/retention.py), seeders for the rows they wrote."""
     scope: sa.ColumnElement[bool] = sa.true() if among is None else among
     has_session = r.c.id.in_(sa.select(s.c.request_id).where(s.c.request_id.is_not(None)))
     first = (
         sa.select(sa.func.min(s.c.accepted_at)).where(s.c.request_id == r.c.id).scalar_subquery()
     )
     count = sa.select(sa.func.count()).where(s.c.request_id == r.c.id).scalar_subquery()
-    await conn.execute(
+    updated = await conn.execute(
         r.update().where(scope, has_session).values(first_accepted_at=first, session_count=count)
     )
     await conn.execute(
@@ -83,8 +84,7 @@ async def refresh(conn: AsyncConnection, among: sa.ColumnElement[bool] | None = 
         .where(sa.or_(r.c.session_count != 0, r.c.first_accepted_at.is_not(None)))
         .values(first_accepted_at=None, session_count=0)
     )
-    n = (await conn.execute(sa.select(sa.func.count()).select_from(_derived()))).scalar_one()
-    return int(n)
+    return int(updated.rowcount or 0)
 
 
 async def mismatches(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:
