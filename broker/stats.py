@@ -396,8 +396,9 @@ async def _outcomes_in_sql(conn: AsyncConnection, f: Filters, threshold_s: float
         for p, value in zip(PERCENTILES, pcts[i], strict=True):
             described[f"p{p}_s"] = _r(float(value))
         described["max_s"] = _r(top[i])
-        spreads[name] = _Spread(described, [], within[i])
-    spreads["accepted"].buckets = histogram_counts if count[0] else spreads["accepted"].buckets
+        spreads[name] = _Spread(
+            described, histogram_counts if name == "accepted" else [], within[i]
+        )
     return _Outcomes(
         spreads["accepted"], {k: spreads[k] for k in GAVE_UP_STATUSES}, still_waiting
     )
@@ -473,15 +474,32 @@ async def _per_utc_hour(
     return [(_parse_utc_hour(h), int(n)) for h, n in rows if h is not None]
 
 
+async def _per_local_hour_of_week(
+    conn: AsyncConnection, column: Any, tz: ZoneInfo, joined: Any, where: Sequence[Any]
+) -> list[tuple[int, int]]:
+    """(hour of the week on ``tz``'s wall clock, 0 = Monday 00:00; count) of ``column``:
+    counted per local hour by PostgreSQL (:mod:`broker.stats_local_time`), per UTC hour
+    on SQLite and each moved to local time here, so daylight-saving changes land right."""
+    if conn.dialect.name == "postgresql":
+        rows = await conn.execute(hour_of_week_counts(column, tz, joined, where))
+        return [(int(how), int(n)) for how, n in rows if how is not None]
+    out = []
+    for when, n in await _per_utc_hour(conn, column, joined, where):
+        local = when.astimezone(tz)
+        out.append((local.weekday() * 24 + local.hour, n))
+    return out
+
+
 async def heatmap(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -> dict[str, Any]:
     """Sessions started (accepted) per hour of week, in the district's local time.
 
     ``cells[d][h]`` counts sessions whose ``accepted_at`` falls on weekday ``d`` (0 =
     Monday) at local hour ``h``. Counted per UTC hour in SQL, then each hour is moved to
-    local time (on PostgreSQL each row's local hour is found in SQL from the zone's
-    transitions), so daylight-saving changes land in the right cell. A request's only
-    session starts at its ``first_accepted_at`` (one pass over the requests); only the
-    few requests with more than one session (requeued) have their sessions read.
+    local time (by PostgreSQL itself, from the zone's transitions:
+    :func:`_per_local_hour_of_week`), so daylight-saving changes land in the right cell.
+    A request's only session starts at its ``first_accepted_at`` (one pass over the
+    requests); only the few requests with more than one session (requeued) have their
+    sessions read.
     """
     cells = [[0] * 24 for _ in range(7)]
     where = _conditions(f)
@@ -490,18 +508,9 @@ async def heatmap(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -
         (s.c.accepted_at, s.join(r, r.c.id == s.c.request_id), [r.c.session_count > 1, *where]),
     ]
     async with reading(engine) as conn:
-        if conn.dialect.name == "postgresql":  # local hours of the week counted in SQL
-            for column, joined, conditions in parts:
-                for how, n in await conn.execute(
-                    hour_of_week_counts(column, tz, joined, conditions)
-                ):
-                    if how is not None:
-                        cells[how // 24][how % 24] += int(n)
-        else:  # SQLite: per UTC hour, each moved to local time here
-            for column, joined, conditions in parts:
-                for when, n in await _per_utc_hour(conn, column, joined, conditions):
-                    local = when.astimezone(tz)
-                    cells[local.weekday()][local.hour] += n
+        for column, joined, conditions in parts:
+            for how, n in await _per_local_hour_of_week(conn, column, tz, joined, conditions):
+                cells[how // 24][how % 24] += n
     return {
         "timezone": tz.key,
         "days": list(DAYS),
@@ -554,15 +563,8 @@ async def unmet(engine: AsyncEngine, f: Filters, tz: ZoneInfo = DISTRICT_TZ) -> 
             )
         ).all()
         by_hour = [0] * 24
-        if conn.dialect.name == "postgresql":
-            for how, n in await conn.execute(
-                hour_of_week_counts(r.c.requested_at, tz, r, unmet_where)
-            ):
-                if how is not None:
-                    by_hour[how % 24] += int(n)
-        else:
-            for when, n in await _per_utc_hour(conn, r.c.requested_at, r, unmet_where):
-                by_hour[when.astimezone(tz).hour] += n
+        for how, n in await _per_local_hour_of_week(conn, r.c.requested_at, tz, r, unmet_where):
+            by_hour[how % 24] += n
         had_session = r.c.session_count > 0
         overflow_rows = (
             await conn.execute(
