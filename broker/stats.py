@@ -141,9 +141,15 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     :data:`REPORT_RANDOM_PAGE_COST` of cached data; ``SET LOCAL``, so all end with it."""
     async with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
-            await conn.execute(sa.text("SET LOCAL jit = off"))
-            await conn.execute(sa.text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
-            await conn.execute(sa.text(f"SET LOCAL random_page_cost = {REPORT_RANDOM_PAGE_COST}"))
+            # one round trip; set_config(..., true) is SET LOCAL
+            await conn.execute(
+                sa.text(
+                    "SELECT set_config('jit', 'off', true),"
+                    " set_config('work_mem', :work_mem, true),"
+                    " set_config('random_page_cost', :page_cost, true)"
+                ),
+                {"work_mem": REPORT_WORK_MEM, "page_cost": str(REPORT_RANDOM_PAGE_COST)},
+            )
         yield conn
 
 

@@ -250,3 +250,21 @@ async def test_group_usage_counts_each_student_once_per_group(
             assert got[group]["students_requesting"] == len(requesting[group]), group
             assert got[group]["sessions"] == sessions[group], group
             assert got[group]["enrolled"] == enrolled[group], group
+
+
+async def test_a_reports_planner_settings_hold_in_its_transaction_only(postgres_url: str) -> None:
+    """``stats.reading`` sets JIT off, the reports' work_mem and random_page_cost for its
+    own transaction (set_config's ``is_local``): the next transaction has the server's."""
+    engine = create_engine(postgres_url)
+    names = ("jit", "work_mem", "random_page_cost")
+    try:
+        async with engine.connect() as conn:
+            defaults = [(await conn.exec_driver_sql(f"SHOW {n}")).scalar() for n in names]
+        async with stats.reading(engine) as conn:
+            inside = [(await conn.exec_driver_sql(f"SHOW {n}")).scalar() for n in names]
+        async with engine.connect() as conn:
+            after = [(await conn.exec_driver_sql(f"SHOW {n}")).scalar() for n in names]
+    finally:
+        await engine.dispose()
+    assert inside == ["off", stats.REPORT_WORK_MEM, str(stats.REPORT_RANDOM_PAGE_COST)]
+    assert after == defaults != inside
