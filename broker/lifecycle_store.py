@@ -48,6 +48,7 @@ from broker import duty
 from broker.commit import GroupCommitter, Outcome, Step, committer_for
 from broker.constants import OPEN_STATUSES
 from broker.db.models import OPEN_REQUEST, Base
+from broker.db.reader import Reader, reader_for
 
 UTC = dt.UTC
 
@@ -111,6 +112,8 @@ class LifecycleStore:
         self.engine = engine
         self.keep_text = keep_text
         self.writer: GroupCommitter = committer_for(engine)
+        #: standalone reads, one hand-off each (:mod:`broker.db.reader`)
+        self.reader: Reader = reader_for(engine)
         tables = Base.metadata.tables
         self.requests = r = tables["help_requests"]
         self.sessions = s = tables["tutoring_sessions"]
@@ -269,10 +272,52 @@ class LifecycleStore:
                 sa.and_(r.c.rank == sa.bindparam("rank"), r.c.id <= sa.bindparam("rid")),
             ),
         )
+        # built once, so each read skips building the statement and its cache key, and the
+        # SQLite reader compiles each once
+        self._request = sa.select(r).where(r.c.id == sa.bindparam("rid"))
+        self._tutor_states = sa.select(t)
+        self._tutor_state = sa.select(t).where(t.c.tutor_id == sa.bindparam("tid"))
+        in_queue = (r.c.status == "queued", r.c.queue == sa.bindparam("queue"))
+        self._queue = sa.select(r).where(*in_queue).order_by(r.c.rank, r.c.id)
+        self._queue_head = self._queue.limit(sa.bindparam("limit", type_=sa.Integer))
+        self._queue_length = sa.select(sa.func.count().label("count")).where(*in_queue)
+        self._queued = sa.select(
+            r.c.id, r.c.student, r.c.queue, r.c.queued_at, r.c.left_until
+        ).where(r.c.status == "queued")
+        self._queue_figures = (
+            sa.select(r.c.queue, sa.func.count().label("count"),
+                      sa.func.min(r.c.queued_at).label("oldest"))
+            .where(r.c.status == "queued")
+            .group_by(r.c.queue)
+        )
+        self._accepts_since = (
+            sa.select(r.c.queue, sa.func.count().label("count"))
+            .select_from(s.join(r, r.c.id == s.c.request_id))
+            .where(s.c.accepted_at >= sa.bindparam("since"))
+            .group_by(r.c.queue)
+        )
+        self._open_session_counts = sa.select(
+            sa.func.count().label("total"), sa.func.count(s.c.booking).label("booked")
+        ).where(s.c.ended_at.is_(None))
+        self._open_sessions: dict[tuple[bool, bool, bool], sa.Select[Any]] = {}
+        self._open_session_clocks = sa.select(
+            s.c.id, s.c.tutor_id, s.c.student, s.c.accepted_at, s.c.last_activity_at,
+            s.c.first_response_at,
+        ).where(s.c.ended_at.is_(None), s.c.booking.is_(None))
+        self._session = sa.select(s).where(s.c.id == sa.bindparam("sid"))
+        self._messages_after = (
+            sa.select(m.c.id, m.c.seq, m.c.sender, m.c.text, m.c.at)
+            .where(m.c.session_id == sa.bindparam("sid"), m.c.seq > sa.bindparam("after"))
+            .order_by(m.c.seq)
+        )
+        self._message_by_client_id = sa.select(m.c.seq, m.c.sender, m.c.text, m.c.at).where(
+            m.c.session_id == sa.bindparam("sid"), m.c.client_id == sa.bindparam("cid")
+        )
 
     async def close(self) -> None:
-        """Finish pending writes."""
+        """Finish pending writes; stop the reader."""
         await self.writer.close()
+        await self.reader.close()
 
     # -- requests ------------------------------------------------------------------------
     async def record_unmet(self, row: dict[str, Any]) -> None:
@@ -378,16 +423,13 @@ class LifecycleStore:
 
     async def message_by_client_id(self, session_id: str, client_id: str) -> Resent | None:
         """The session's buffered message that its client numbered ``client_id``."""
-        m = self.messages
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(
-                sa.select(m.c.seq, m.c.sender, m.c.text, m.c.at).where(
-                    m.c.session_id == session_id, m.c.client_id == client_id
-                )
-            )).first()
+        row = await self.reader.first(
+            self._message_by_client_id, {"sid": session_id, "cid": client_id}
+        )
         if row is None:
             return None
-        return Resent(int(row.seq), str(row.sender), str(row.text), epoch(row.at) or 0.0)
+        return Resent(int(row["seq"]), str(row["sender"]), str(row["text"]),
+                      epoch(row["at"]) or 0.0)
 
     # -- end -----------------------------------------------------------------------------
     async def end_session(
@@ -449,16 +491,10 @@ class LifecycleStore:
             await duty.record_status(conn, tutor_id, languages, status, at(when))
 
     async def tutor_states(self) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(sa.select(self.tutors))).mappings().all()
-        return [dict(row) for row in rows]
+        return await self.reader.all(self._tutor_states)
 
     async def tutor_state(self, tutor_id: str) -> dict[str, Any] | None:
-        t = self.tutors
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(t).where(t.c.tutor_id == tutor_id))).mappings()
-            found = row.first()
-        return dict(found) if found else None
+        return await self.reader.first(self._tutor_state, {"tid": tutor_id})
 
     # -- the tutor's account of a session, the student's rating --------------------------
     async def rate(self, session_id: str, student: str, helped: bool | None, stars: int) -> bool:
@@ -497,56 +533,33 @@ class LifecycleStore:
 
     # -- reads ---------------------------------------------------------------------------
     async def request(self, request_id: str) -> dict[str, Any] | None:
-        r = self.requests
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(r).where(r.c.id == request_id))).mappings()
-            found = row.first()
-        return dict(found) if found else None
+        return await self.reader.first(self._request, {"rid": request_id})
 
     async def open_request_of(self, student: str) -> dict[str, Any] | None:
         """The student's queued or accepted request, if any."""
-        async with self.engine.connect() as conn:
-            result = await conn.execute(self._open_request_of, {"student": student})
-            row = result.mappings().first()
-        return dict(row) if row else None
+        return await self.reader.first(self._open_request_of, {"student": student})
 
     async def position(self, queue: str, rank: float, request_id: str) -> int:
         """1-based place of a queued request in its queue (requests ahead of it + 1)."""
-        async with self.engine.connect() as conn:
-            ahead = await conn.scalar(
-                self._position, {"queue": queue, "rank": rank, "rid": request_id}
-            )
+        ahead = await self.reader.scalar(
+            self._position, {"queue": queue, "rank": rank, "rid": request_id}
+        )
         return int(ahead or 0)
 
     async def queue(self, queue: str, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
         """The queue's requests in service order (the first ``limit``), and how many wait."""
-        r = self.requests
-        query = (
-            sa.select(r)
-            .where(r.c.status == "queued", r.c.queue == queue)
-            .order_by(r.c.rank, r.c.id)
-        )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query.limit(limit) if limit else query)).mappings().all()
-            total = len(rows)
-            if limit is not None and total >= limit:
-                total = int(
-                    await conn.scalar(
-                        sa.select(sa.func.count()).where(r.c.status == "queued", r.c.queue == queue)
-                    )
-                    or 0
-                )
-        return [dict(row) for row in rows], total
+        if limit:
+            rows = await self.reader.all(self._queue_head, {"queue": queue, "limit": limit})
+        else:
+            rows = await self.reader.all(self._queue, {"queue": queue})
+        total = len(rows)
+        if limit and total >= limit:
+            total = int(await self.reader.scalar(self._queue_length, {"queue": queue}) or 0)
+        return rows, total
 
     async def queued(self) -> list[dict[str, Any]]:
         """Every queued request (id, student, queue, queued_at, left_until), for the sweep."""
-        r = self.requests
-        query = sa.select(r.c.id, r.c.student, r.c.queue, r.c.queued_at, r.c.left_until).where(
-            r.c.status == "queued"
-        )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [dict(row) for row in rows]
+        return await self.reader.all(self._queued)
 
     async def leave_question(
         self, request_id: str, student: str, topic: str | None, until: float
@@ -568,16 +581,9 @@ class LifecycleStore:
 
     async def queue_figures(self) -> dict[str, tuple[int, dt.datetime | None]]:
         """Queue name -> (requests waiting, the oldest one's queued_at), non-empty queues."""
-        r = self.requests
-        query = (
-            sa.select(r.c.queue, sa.func.count(), sa.func.min(r.c.queued_at))
-            .where(r.c.status == "queued")
-            .group_by(r.c.queue)
-        )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
         out: dict[str, tuple[int, dt.datetime | None]] = {}
-        for name, count, oldest in rows:
+        for row in await self.reader.all(self._queue_figures):
+            name, count, oldest = row["queue"], row["count"], row["oldest"]
             if isinstance(oldest, str):  # SQLite's MIN() of a text column: back to UTC
                 oldest = dt.datetime.fromisoformat(oldest).replace(tzinfo=UTC)
             out[str(name)] = (int(count), oldest)
@@ -585,25 +591,13 @@ class LifecycleStore:
 
     async def accepts_since(self, since: float) -> dict[str, int]:
         """Queue name -> accepts (sessions started) since ``since``, for wait estimates."""
-        s, r = self.sessions, self.requests
-        query = (
-            sa.select(r.c.queue, sa.func.count())
-            .select_from(s.join(r, r.c.id == s.c.request_id))
-            .where(s.c.accepted_at >= at(since))
-            .group_by(r.c.queue)
-        )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return {str(name): int(count) for name, count in rows}
+        rows = await self.reader.all(self._accepts_since, {"since": at(since)})
+        return {str(row["queue"]): int(row["count"]) for row in rows}
 
     async def open_session_counts(self) -> dict[str, int]:
         """Open sessions now by kind: ``on_demand`` (from a queue) and ``booked`` (rooms)."""
-        s = self.sessions
-        query = sa.select(sa.func.count(), sa.func.count(s.c.booking)).where(
-            s.c.ended_at.is_(None)
-        )
-        async with self.engine.connect() as conn:
-            total, booked = (await conn.execute(query)).one()
+        row = await self.reader.first(self._open_session_counts)
+        total, booked = (row["total"], row["booked"]) if row else (0, 0)
         return {"on_demand": int(total) - int(booked), "booked": int(booked)}
 
     def _open_sessions_query(self) -> sa.Select[Any]:
@@ -621,16 +615,19 @@ class LifecycleStore:
         """Open sessions (optionally one tutor's, one student's, or one by id), each with
         its request's queue, topic and first name."""
         s = self.sessions
-        query = self._open_sessions_query()
-        if tutor is not None:
-            query = query.where(s.c.tutor_id == tutor)
-        if student is not None:
-            query = query.where(s.c.student == student)
-        if session_id is not None:
-            query = query.where(s.c.id == session_id)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(s.c.accepted_at))).mappings().all()
-        return [dict(row) for row in rows]
+        shape = (tutor is not None, student is not None, session_id is not None)
+        query = self._open_sessions.get(shape)
+        if query is None:
+            query = self._open_sessions_query()
+            if tutor is not None:
+                query = query.where(s.c.tutor_id == sa.bindparam("tutor"))
+            if student is not None:
+                query = query.where(s.c.student == sa.bindparam("student"))
+            if session_id is not None:
+                query = query.where(s.c.id == sa.bindparam("sid"))
+            query = self._open_sessions[shape] = query.order_by(s.c.accepted_at)
+        params = {"tutor": tutor, "student": student, "sid": session_id}
+        return await self.reader.all(query, {k: v for k, v in params.items() if v is not None})
 
     async def open_session_clocks(
         self,
@@ -640,34 +637,19 @@ class LifecycleStore:
         costs the event loop little (the full rows, :meth:`open_sessions`, only for the few
         it ends). Booked sessions' rooms are not here: they end at their time
         (:mod:`broker.rooms`), not with presence or idleness."""
-        s = self.sessions
-        query = sa.select(
-            s.c.id, s.c.tutor_id, s.c.student, s.c.accepted_at, s.c.last_activity_at,
-            s.c.first_response_at,
-        ).where(s.c.ended_at.is_(None), s.c.booking.is_(None))
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
         return [
-            (str(i), str(t), str(st), epoch(a) or 0.0, epoch(la), epoch(fr))
-            for i, t, st, a, la, fr in rows
+            (str(row["id"]), str(row["tutor_id"]), str(row["student"]),
+             epoch(row["accepted_at"]) or 0.0, epoch(row["last_activity_at"]),
+             epoch(row["first_response_at"]))
+            for row in await self.reader.all(self._open_session_clocks)
         ]
 
     async def session(self, session_id: str) -> dict[str, Any] | None:
         """A session, open or ended."""
-        s = self.sessions
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(s).where(s.c.id == session_id))).mappings()
-            found = row.first()
-        return dict(found) if found else None
+        return await self.reader.first(self._session, {"sid": session_id})
 
     async def messages_after(self, session_id: str, after_seq: int) -> list[dict[str, Any]]:
         """The session's buffered messages with a sequence number above ``after_seq``."""
-        m = self.messages
-        query = (
-            sa.select(m.c.id, m.c.seq, m.c.sender, m.c.text, m.c.at)
-            .where(m.c.session_id == session_id, m.c.seq > after_seq)
-            .order_by(m.c.seq)
+        return await self.reader.all(
+            self._messages_after, {"sid": session_id, "after": after_seq}
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [dict(row) for row in rows]

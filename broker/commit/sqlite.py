@@ -33,6 +33,7 @@ from sqlalchemy.engine import Dialect
 from broker.commit.base import GroupCommitter, Outcome, StepResult, Unit
 from broker.commit.prepared import BoundBatch, StatementCache
 from broker.db.engine import SQLITE_BUSY_TIMEOUT_MS
+from broker.db.handoff import serve_jobs, start_thread, stop_thread
 
 WAL_AUTOCHECKPOINT_PAGES = 4000
 
@@ -50,8 +51,7 @@ class SqliteCommitter(GroupCommitter):
     async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
         batch = self.statements.bind(units)
         if self._thread is None:
-            self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
-            self._thread.start()
+            self._thread = start_thread(self._serve, "sqlite-writer")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[list[Outcome]] = loop.create_future()
         self._jobs.put((batch, loop, done))
@@ -59,29 +59,11 @@ class SqliteCommitter(GroupCommitter):
 
     async def _dispose(self) -> None:
         thread, self._thread = self._thread, None
-        if thread is not None:
-            self._jobs.put(None)
-            await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        await stop_thread(self._jobs, thread)
 
     # -- on the writer thread -----------------------------------------------------------
     def _serve(self) -> None:
-        """Take jobs until ``None``. Every job is settled, whatever happens: a connection
-        that cannot be opened fails that job and is tried again for the next one."""
-        conn: sqlite3.Connection | None = None
-        try:
-            while (job := self._jobs.get()) is not None:
-                batch, loop, done = job
-                try:
-                    if conn is None:
-                        conn = self._open()
-                    result = self._execute_batch(conn, batch)
-                except BaseException as error:  # handed to the waiting coroutine
-                    _settle_from_thread(loop, done, None, error)
-                else:
-                    _settle_from_thread(loop, done, result, None)
-        finally:
-            if conn is not None:
-                conn.close()
+        serve_jobs(self._jobs, self._open, self._execute_batch, sqlite3.Connection.close)
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -142,29 +124,3 @@ class SqliteCommitter(GroupCommitter):
             raise sa_exc.DBAPIError.instance(
                 statement, args, error, sqlite3.Error, connection_invalidated=False
             ) from error
-
-
-def _settle_from_thread(
-    loop: asyncio.AbstractEventLoop,
-    done: asyncio.Future[list[Outcome]],
-    result: list[Outcome] | None,
-    error: BaseException | None,
-) -> None:
-    try:
-        loop.call_soon_threadsafe(_settle, done, result, error)
-    except RuntimeError:  # the loop is closed: nobody is waiting any more
-        pass
-
-
-def _settle(
-    done: asyncio.Future[list[Outcome]],
-    result: list[Outcome] | None,
-    error: BaseException | None,
-) -> None:
-    if done.done():
-        return
-    if error is not None:
-        done.set_exception(error)
-    else:
-        assert result is not None
-        done.set_result(result)

@@ -1,0 +1,118 @@
+"""The hot-path reader (broker/db/reader.py): the SQLite backend gives every store read the
+same rows as SQLAlchemy does, sees what has committed, and fails a bad read alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from broker.db.reader import EngineReader, Reader, SqliteReader, reader_for
+from broker.lifecycle_store import LifecycleStore
+from tests.broker.unit import Rig, student, tutor
+
+
+async def every_read(store: LifecycleStore, ids: dict[str, str]) -> dict[str, Any]:
+    """Each of the store's standalone reads, with arguments that find rows."""
+    queue = ids["queue"]
+    return {
+        "request": await store.request(ids["waiting"]),
+        "missing request": await store.request("nope"),
+        "open_request_of": await store.open_request_of("s-bo"),
+        "position": await store.position(queue, float(ids["rank"]), ids["waiting"]),
+        "queue": await store.queue(queue),
+        "queue head": await store.queue(queue, limit=1),
+        "queued": await store.queued(),
+        "queue_figures": await store.queue_figures(),
+        "accepts_since": await store.accepts_since(0.0),
+        "open_session_counts": await store.open_session_counts(),
+        "open_sessions": await store.open_sessions(),
+        "open_sessions of tutor": await store.open_sessions(tutor="t-x"),
+        "open_sessions of student": await store.open_sessions(student="s-ana"),
+        "open_sessions by id": await store.open_sessions(session_id=ids["session"]),
+        "open_session_clocks": await store.open_session_clocks(),
+        "session": await store.session(ids["session"]),
+        "messages_after": await store.messages_after(ids["session"], 0),
+        "message_by_client_id": await store.message_by_client_id(ids["session"], "c-1"),
+        "tutor_states": await store.tutor_states(),
+        "tutor_state": await store.tutor_state("t-x"),
+    }
+
+
+async def populate(rig: Rig) -> dict[str, str]:
+    """Ana in a session with tutor x (two messages), Bo and Cy waiting."""
+    ana, bo, cy, x = student("s-ana"), student("s-bo"), student("s-cy"), tutor("t-x")
+    first = await rig.ask(ana)
+    rig.clock.advance(5)
+    waiting = await rig.ask(bo)
+    await rig.ask(cy)
+    await rig.connect(x)
+    session = str((await rig.broker.accept(x, first))["session_id"])
+    await rig.broker.send(ana, session, "hi", client_id="c-1")
+    await rig.broker.send(ana, session, "2+2?", client_id="c-2")
+    row = await rig.request_row(waiting)
+    return {"waiting": waiting, "session": session, "queue": str(row["queue"]),
+            "rank": str(row["rank"])}
+
+
+async def test_sqlite_reader_reads_as_sqlalchemy_does(rig: Rig) -> None:
+    store = rig.broker.store
+    assert isinstance(store.reader, SqliteReader)  # a SQLite file: the fast backend
+    ids = await populate(rig)
+    native = await every_read(store, ids)
+    store.reader = EngineReader(rig.engine)
+    through_engine = await every_read(store, ids)
+    for name, rows in through_engine.items():
+        assert native[name] == rows, name
+    for name in ("request", "queue", "queued", "open_sessions", "session", "messages_after",
+                 "tutor_states", "queue_figures", "open_session_clocks"):
+        assert native[name], f"{name} found nothing: the comparison would prove nothing"
+    assert len(native["queue"][0]) == 2 and native["queue"][1] == 2
+    assert len(native["queue head"][0]) == 1 and native["queue head"][1] == 2
+    for key in ("queued_at", "requested_at"):
+        when = native["request"][key]
+        assert isinstance(when, dt.datetime) and when.utcoffset() == dt.timedelta(0), key
+
+
+async def test_a_read_after_a_commit_sees_it(rig: Rig) -> None:
+    store = rig.broker.store
+    assert await store.open_request_of("s-ana") is None
+    rid = await rig.ask(student("s-ana"))  # committed by the group committer's thread
+    found = await store.open_request_of("s-ana")
+    assert found is not None and found["id"] == rid
+    await rig.broker.cancel(student("s-ana"), rid)
+    assert await store.open_request_of("s-ana") is None
+
+
+async def test_a_bad_read_fails_alone_and_the_reader_goes_on(rig: Rig) -> None:
+    reader = rig.broker.store.reader
+    missing = sa.table("no_such_table", sa.column("id"))
+    with pytest.raises(OperationalError):
+        await reader.all(sa.select(missing.c.id))
+    tutors = rig.broker.store.tutors
+    assert await reader.all(sa.select(tutors.c.tutor_id)) == []
+
+
+async def test_a_statement_expanded_at_execution_is_read_through_the_engine(rig: Rig) -> None:
+    await rig.ask(student("s-ana"))
+    r = rig.broker.store.requests
+    expanding = sa.select(r.c.student).where(r.c.student.in_(["s-ana", "s-bo"]))
+    assert await rig.broker.store.reader.all(expanding) == [{"student": "s-ana"}]
+
+
+async def test_a_closed_reader_starts_again_on_the_next_read(rig: Rig) -> None:
+    reader = rig.broker.store.reader
+    tutors = rig.broker.store.tutors
+    await reader.all(sa.select(tutors.c.tutor_id))
+    await reader.close()
+    assert await reader.all(sa.select(tutors.c.tutor_id)) == []
+
+
+def test_an_in_memory_database_is_read_through_its_engine() -> None:
+    from broker.db.engine import create_engine
+
+    picked: Reader = reader_for(create_engine("sqlite+aiosqlite:///:memory:"))
+    assert isinstance(picked, EngineReader)
