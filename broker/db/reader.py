@@ -13,7 +13,10 @@ statements, return each one's rows) and :meth:`Reader._dispose`:
 * :class:`EngineReader`, any database SQLAlchemy can reach: the batch on one connection;
 * :class:`SqliteReader`, a SQLite file: statements compiled once to the driver's SQL
   (:mod:`broker.commit.prepared`), run by one dedicated thread on its own ``sqlite3``
-  connection (read-only, the engine's busy timeout), one hand-off each way per batch.
+  connection (read-only, the engine's busy timeout), one hand-off each way per batch;
+* :class:`AsyncpgReader`, PostgreSQL: the same compiled SQL on a few asyncpg connections
+  of its own (asyncpg prepares each text once per connection), read-only, outside the
+  engine's pool, so a slow staff report never holds up a student's read.
 
 Guarantees, whatever the backend:
 
@@ -26,10 +29,14 @@ Guarantees, whatever the backend:
   fetched before the next one runs), so a read that starts after a write committed sees
   it. Statements of one batch are not one snapshot (nor were they on the engine, whose
   SQLite connections do not begin a transaction to read).
-* **Never writes**: the SQLite connection is ``query_only``.
+* **Never writes**: the SQLite connection is ``query_only``; PostgreSQL's are read-only
+  sessions (``default_transaction_read_only``).
 * **Errors as SQLAlchemy's exceptions** (``OperationalError`` ...), raised to the caller of
-  the batch. A statement the SQLite backend cannot prepare (one with a parameter expanded
-  at execution) is read through the engine instead, so every statement works on both.
+  the batch. A statement a native backend cannot prepare (one with a parameter expanded
+  at execution) is read through the engine instead, so every statement works on all.
+* **What survives a database restart**: a PostgreSQL connection that fails is dropped and
+  the failed batch raises (nothing was changed: these are reads); the next batch connects
+  afresh.
 
 Only for standalone reads: a read that must see a transaction's own uncommitted writes
 runs on that transaction's connection, as before.
@@ -45,12 +52,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
+from broker.commit.postgres import asyncpg_dsn
 from broker.commit.prepared import Prepared, PrepareError, prepare
 from broker.db.engine import SQLITE_BUSY_TIMEOUT_MS
 from broker.db.handoff import serve_jobs, start_thread, stop_thread
@@ -115,14 +125,25 @@ Processor = Callable[[Any], Any] | None
 
 @dataclass(frozen=True, slots=True)
 class PreparedRead:
-    """A statement's driver SQL, how to build its arguments, and its result columns."""
+    """A statement's driver SQL, how to build its arguments, and its result columns: their
+    keys, their types, and the types' result processors when they do not depend on the
+    type the driver reports (``None`` if one does: PostgreSQL's numbers)."""
 
     statement: Prepared
     keys: tuple[str, ...]
-    processors: tuple[Processor, ...]
+    types: tuple[TypeEngine[Any], ...]
+    processors: tuple[Processor, ...] | None
 
-    def rows(self, raw: list[tuple[Any, ...]]) -> list[Row]:
-        keys, processors = self.keys, self.processors
+    def processors_for(self, dialect: Dialect, type_codes: Sequence[Any]) -> tuple[
+            Processor, ...]:
+        """The result processors for the columns' types as the driver reports them."""
+        return tuple(kind._cached_result_processor(dialect, code)
+                     for kind, code in zip(self.types, type_codes, strict=True))
+
+    def rows(self, raw: Sequence[Sequence[Any]],
+             processors: tuple[Processor, ...] | None = None) -> list[Row]:
+        keys = self.keys
+        processors = processors or self.processors or ()
         if not any(processors):
             return [dict(zip(keys, values, strict=True)) for values in raw]
         return [
@@ -141,46 +162,74 @@ def prepare_read(stmt: Executable, dialect: Dialect) -> PreparedRead:
     compiled = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
     if not isinstance(compiled, SQLCompiler) or not compiled._result_columns:
         raise PrepareError("not a statement that returns rows")
-    keys, processors = [], []
-    for column in compiled._result_columns:
-        keys.append(column.keyname)
-        processors.append(column.type._cached_result_processor(dialect, None))
-    return PreparedRead(statement, tuple(keys), tuple(processors))
+    keys = tuple(column.keyname for column in compiled._result_columns)
+    types = tuple(column.type for column in compiled._result_columns)
+    processors: tuple[Processor, ...] | None
+    try:
+        processors = tuple(kind._cached_result_processor(dialect, None) for kind in types)
+    except (TypeError, sa_exc.InvalidRequestError):  # needs the driver's type code
+        processors = None
+    return PreparedRead(statement, keys, types, processors)
 
 
 _Job = tuple[list[tuple[PreparedRead, tuple[Any, ...]]], asyncio.AbstractEventLoop,
              asyncio.Future[list[list[Row]]]]
 
 
-class SqliteReader(Reader):
-    """One thread with its own read-only ``sqlite3`` connection to the file at ``path``."""
+Bound = list[tuple[PreparedRead, tuple[Any, ...]]]
 
-    def __init__(self, path: str, engine: AsyncEngine) -> None:
-        self.path = path
+
+class NativeReader(Reader):
+    """Statements compiled once to the driver's SQL and run without SQLAlchemy; a
+    statement that cannot be compiled once goes through ``engine``. Backends fill in
+    :meth:`_run_bound` (the batch, already bound) and :meth:`_dispose`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
         self.fallback = EngineReader(engine)
         self.dialect = engine.dialect
         # statements are kept alive by the cache, so their ids are never reused while cached
         self._cache: dict[int, tuple[Executable, PreparedRead | None]] = {}
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+
+    def _usable(self, prepared: PreparedRead) -> bool:
+        """Whether this backend can run ``prepared`` (its result processors known)."""
+        return prepared.processors is not None
 
     def _prepared(self, stmt: Executable) -> PreparedRead | None:
         hit = self._cache.get(id(stmt))
         if hit is None:
             try:
-                hit = (stmt, prepare_read(stmt, self.dialect))
+                prepared: PreparedRead | None = prepare_read(stmt, self.dialect)
             except PrepareError:
-                hit = (stmt, None)
+                prepared = None
+            if prepared is not None and not self._usable(prepared):
+                prepared = None
+            hit = (stmt, prepared)
             self._cache[id(stmt)] = hit
         return hit[1]
 
     async def _fetch(self, queries: Sequence[Query]) -> list[list[Row]]:
-        bound = []
+        bound: Bound = []
         for stmt, params in queries:
             prepared = self._prepared(stmt)
             if prepared is None:
                 return await self.fallback.batch(queries)
             bound.append((prepared, prepared.statement.args(params or {})))
+        return await self._run_bound(bound)
+
+    async def _run_bound(self, bound: Bound) -> list[list[Row]]:
+        raise NotImplementedError
+
+
+class SqliteReader(NativeReader):
+    """One thread with its own read-only ``sqlite3`` connection to the file at ``path``."""
+
+    def __init__(self, path: str, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.path = path
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    async def _run_bound(self, bound: Bound) -> list[list[Row]]:
         if self._thread is None:
             self._thread = start_thread(self._serve, "sqlite-reader")
         loop = asyncio.get_running_loop()
@@ -196,8 +245,7 @@ class SqliteReader(Reader):
     def _serve(self) -> None:
         serve_jobs(self._jobs, self._open, self._read, sqlite3.Connection.close)
 
-    def _read(self, conn: sqlite3.Connection,
-              bound: list[tuple[PreparedRead, tuple[Any, ...]]]) -> list[list[Row]]:
+    def _read(self, conn: sqlite3.Connection, bound: Bound) -> list[list[Row]]:
         return [prepared.rows(self._run(conn, prepared.statement.sql, args))
                 for prepared, args in bound]
 
@@ -223,6 +271,76 @@ class SqliteReader(Reader):
 
 
 
+READ_CONNECTIONS = 4  # asyncpg connections per process for the hot reads
+CONNECT_TIMEOUT_S = 10
+COMMAND_TIMEOUT_S = 30
+APPLICATION_NAME = "homework-help reader"  # how the connection shows in pg_stat_activity
+_BROKEN = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+class AsyncpgReader(NativeReader):
+    """Up to :data:`READ_CONNECTIONS` asyncpg connections of its own, opened as needed;
+    a batch waits for a free one."""
+
+    def _usable(self, prepared: PreparedRead) -> bool:
+        return True  # processors from the types PostgreSQL reports, at the first run
+
+    def __init__(self, dsn: str, engine: AsyncEngine,
+                 connections: int = READ_CONNECTIONS) -> None:
+        super().__init__(engine)
+        self.dsn = dsn
+        # per statement, the result processors for the types PostgreSQL reports
+        self._processors: dict[int, tuple[Processor, ...]] = {}
+        self._idle: list[asyncpg.Connection] = []
+        self._slots = asyncio.Semaphore(connections)
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self.dsn, timeout=CONNECT_TIMEOUT_S, command_timeout=COMMAND_TIMEOUT_S,
+            server_settings={"application_name": APPLICATION_NAME,
+                             "default_transaction_read_only": "on"},
+        )
+
+    async def _run_bound(self, bound: Bound) -> list[list[Row]]:
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else None
+            if conn is None or conn.is_closed():
+                try:
+                    conn = await self._connect()
+                except _BROKEN as error:
+                    raise sa_exc.DBAPIError("connect", (), error) from error
+            sql, args = "", ()
+            try:
+                result = []
+                for prepared, args in bound:
+                    sql = prepared.statement.sql
+                    processors = self._processors.get(id(prepared))
+                    if processors is None:  # the first run: ask for the columns' types
+                        ready = await conn.prepare(sql)
+                        processors = self._processors[id(prepared)] = prepared.processors_for(
+                            self.dialect, [a.type.oid for a in ready.get_attributes()])
+                        rows = await ready.fetch(*args)
+                    else:
+                        rows = await conn.fetch(sql, *args)
+                    result.append(prepared.rows(rows, processors))
+            except asyncpg.DataError as error:  # a bad value: the connection is fine
+                self._idle.append(conn)
+                raise sa_exc.DataError(sql, args, error) from error
+            except BaseException as error:  # a broken connection, or a cancelled read
+                conn.terminate()
+                if isinstance(error, Exception):  # asyncpg's errors are not all PostgresError
+                    raise sa_exc.DBAPIError(sql, args, error) from error
+                raise
+            self._idle.append(conn)
+            return result
+
+    async def _dispose(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            if not conn.is_closed():
+                await conn.close()
+
+
 def reader_for(engine: AsyncEngine) -> Reader:
     """The fastest backend that can share ``engine``'s database (an in-memory SQLite
     database cannot be opened by a second connection: the engine's own)."""
@@ -231,8 +349,10 @@ def reader_for(engine: AsyncEngine) -> Reader:
         database = url.database or ""
         if database not in ("", ":memory:") and "mode=memory" not in str(url):
             return SqliteReader(database, engine)
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "asyncpg":
+        return AsyncpgReader(asyncpg_dsn(url), engine)
     return EngineReader(engine)
 
 
-__all__ = ["EngineReader", "PreparedRead", "Reader", "SqliteReader", "prepare_read",
-           "reader_for"]
+__all__ = ["AsyncpgReader", "EngineReader", "NativeReader", "PreparedRead", "Reader",
+           "SqliteReader", "prepare_read", "reader_for"]

@@ -214,7 +214,7 @@ async def test_postgres_writer_survives_losing_its_connection(postgres_url: str)
             killed = await conn.scalar(
                 sa.text(
                     "select count(pg_terminate_backend(pid)) from pg_stat_activity "
-                    "where application_name = :name"
+                    "where application_name = :name and datname = current_database()"
                 ),
                 {"name": APPLICATION_NAME},
             )
@@ -248,7 +248,8 @@ async def test_postgres_lanes_commit_side_by_side_and_keep_each_callers_order(
         async with engine.connect() as conn:
             n = await conn.scalar(sa.text("select count(*) from schools where id like 'g%'"))
             lanes = await conn.scalar(
-                sa.text("select count(*) from pg_stat_activity where application_name = :n"),
+                sa.text("select count(*) from pg_stat_activity where application_name = :n "
+                        "and datname = current_database()"),  # not other tests' writers
                 {"n": APPLICATION_NAME},
             )
         assert n == 200 and 1 < lanes <= writer.lanes

@@ -1,18 +1,31 @@
-"""The hot-path reader (broker/db/reader.py): the SQLite backend gives every store read the
-same rows as SQLAlchemy does, sees what has committed, and fails a bad read alone."""
+"""The hot-path reader (broker/db/reader.py), on SQLite and PostgreSQL: the native backend
+(a reader thread; asyncpg connections of its own) gives every store read the same rows as
+SQLAlchemy does, sees what has committed, fails a bad read alone, and goes on after a
+broken connection."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from broker.db.reader import EngineReader, Reader, SqliteReader, reader_for
+from broker.db.reader import AsyncpgReader, EngineReader, Reader, SqliteReader, reader_for
 from broker.lifecycle_store import LifecycleStore
-from tests.broker.unit import Rig, student, tutor
+from tests.broker.conftest import prepare_database
+from tests.broker.unit import Rig, broker_rig, student, tutor
+
+
+@pytest.fixture
+async def rig(database_url: str) -> AsyncIterator[Rig]:
+    """A broker (fake clock, memory backends) on a migrated SQLite file or PostgreSQL."""
+    await prepare_database(database_url)
+    async with broker_rig(database_url) as made:
+        yield made
 
 
 async def every_read(store: LifecycleStore, ids: dict[str, str]) -> dict[str, Any]:
@@ -60,7 +73,8 @@ async def populate(rig: Rig) -> dict[str, str]:
 
 async def test_sqlite_reader_reads_as_sqlalchemy_does(rig: Rig) -> None:
     store = rig.broker.store
-    assert isinstance(store.reader, SqliteReader)  # a SQLite file: the fast backend
+    native_kind = SqliteReader if rig.engine.dialect.name == "sqlite" else AsyncpgReader
+    assert isinstance(store.reader, native_kind)
     ids = await populate(rig)
     native = await every_read(store, ids)
     store.reader = EngineReader(rig.engine)
@@ -90,7 +104,7 @@ async def test_a_read_after_a_commit_sees_it(rig: Rig) -> None:
 async def test_a_bad_read_fails_alone_and_the_reader_goes_on(rig: Rig) -> None:
     reader = rig.broker.store.reader
     missing = sa.table("no_such_table", sa.column("id"))
-    with pytest.raises(OperationalError):
+    with pytest.raises(DBAPIError):
         await reader.all(sa.select(missing.c.id))
     tutors = rig.broker.store.tutors
     assert await reader.all(sa.select(tutors.c.tutor_id)) == []
@@ -116,3 +130,36 @@ def test_an_in_memory_database_is_read_through_its_engine() -> None:
 
     picked: Reader = reader_for(create_engine("sqlite+aiosqlite:///:memory:"))
     assert isinstance(picked, EngineReader)
+
+
+async def test_a_reader_never_writes(rig: Rig) -> None:
+    r = rig.broker.store.requests
+    with pytest.raises(DBAPIError):
+        await rig.broker.store.reader.all(
+            r.delete().where(r.c.id == "x").returning(r.c.id)
+        )
+
+
+async def test_after_its_connection_is_killed_the_next_read_reconnects(
+        postgres_url: str) -> None:
+    """PostgreSQL: a read on a connection the server ended fails with a database error
+    (nothing changed) unless asyncpg already saw it close; either way the reader drops that
+    connection and the read after it works, on a new connection."""
+    await prepare_database(postgres_url)
+    async with broker_rig(postgres_url) as rig:
+        await _reconnects(rig)
+
+
+async def _reconnects(rig: Rig) -> None:
+    reader = rig.broker.store.reader
+    assert isinstance(reader, AsyncpgReader)
+    await rig.ask(student("s-ana"))
+    assert await rig.broker.store.open_request_of("s-ana")
+    ended = await reader.scalar(sa.select(sa.func.pg_backend_pid().label("pid")))
+    async with rig.engine.connect() as conn:
+        await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": ended})
+    with contextlib.suppress(DBAPIError):
+        await rig.broker.store.open_request_of("s-ana")
+    assert (await rig.broker.store.open_request_of("s-ana") or {}).get("student") == "s-ana"
+    now = await reader.scalar(sa.select(sa.func.pg_backend_pid().label("pid")))
+    assert now != ended  # read on a new connection
