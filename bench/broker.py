@@ -1009,7 +1009,15 @@ def report(
         "core). Since: the position counted in the insert's transaction, cancels as one "
         "`UPDATE ... RETURNING`, one-script throttles, background wait-estimate counts, and "
         "PostgreSQL writer lanes keyed so they never deadlock (scaled chat 139/s with p50 "
-        "1.2 s -> ~1,160/s, p99 ~0.4 s).",
+        "1.2 s -> ~1,160/s, p99 ~0.4 s). Then the hot reads (a request, a queue, open "
+        "sessions, tutors' states) left SQLAlchemy for `broker/db/reader.py`, as the writes "
+        "had: on SQLite a read-only connection in a thread of its own, on PostgreSQL "
+        "asyncpg connections of their own: scaled `help:request` 589 -> 666/s (0.13x -> "
+        "0.21x, p99 8.0x -> 4.3x), accept -> `session:started` p99 154 -> 37 ms embedded "
+        "and 135 -> 76 ms scaled. The embedded request loop itself reads little and stayed "
+        "at ~1,930/s; its ratio moved with the echo's speed in the run (4,387 -> 3,248 "
+        "cycles/s), and an alternating A/B of the chat scenario gave the same rates before "
+        "and after (2,091 and 2,365/s; 2,208 and 2,475/s).",
         "",
         "Where the time goes now (py-spy, `--profile request`): embedded, most of it is "
         "aiohttp, engine.io, socket.io and asyncio doing the same per-event work the echo "
