@@ -456,8 +456,8 @@ class Rooms:
         if tutor is None and student is None:
             return None
         now = self.now()
-        rows, nxt = await store.person_rooms(self.engine, now, now + SOON, tutor=tutor,
-                                             student=student)
+        rows, nxt = await store.person_rooms(self.engine, self.broker.store.reader, now,
+                                             now + SOON, tutor=tutor, student=student)
         if rows:
             role = "tutor" if tutor is not None else "student"
             rows.sort(key=lambda r: (_seconds(r["starts_at"]), r["id"]))

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from broker.db import scheduler_models as m
 from broker.db.engine import dialect_insert
 from broker.db.models import metadata
+from broker.db.reader import Reader
 
 Row = dict[str, Any]
 
@@ -217,37 +218,40 @@ async def _rooms(conn: AsyncConnection, wanted: list[str]) -> list[Row]:
     return out
 
 
-async def person_rooms(engine: AsyncEngine, now: datetime, until: datetime, *,
-                       tutor: str | None = None,
+async def person_rooms(engine: AsyncEngine, reader: Reader, now: datetime, until: datetime,
+                       *, tutor: str | None = None,
                        student: str | None = None) -> tuple[list[Row], Row | None]:
     """What a connecting tutor (scheduler id) or student (roster id) is told: their open
     rooms (as :func:`rooms`), or, with none, their next occurrence (scheduled, not ended by
-    ``now``, starting by ``until``, never had a room); on one connection, since a
-    connect's reads cost more in per-query overhead than in work."""
-    async with engine.connect() as conn:
-        ids = [str(i) for i in (await conn.execute(
-            _open_rooms_of(tutor=tutor, student=student))).scalars()]
-        if ids:
-            return await _rooms(conn, sorted(ids)), None
-        found = await _all(conn, _next_occurrence(now, until, tutor=tutor, student=student))
-    return [], found[0] if found else None
+    ``now``, starting by ``until``, never had a room). Every connect asks, and almost
+    nobody has a room open, so both questions go to the hot-path ``reader`` in one
+    hand-off (:mod:`broker.db.reader`: statements built once); the rooms themselves, when
+    there are some, are read through ``engine``."""
+    if tutor is None and student is None:
+        return [], None
+    role, who = ("tutor", tutor) if tutor is not None else ("student", student)
+    open_ids, upcoming = await reader.batch([
+        (_OPEN_ROOMS_OF[role], {"who": who}),
+        (_NEXT_OCCURRENCE[role], {"who": who, "now": now, "until": until}),
+    ])
+    if open_ids:
+        async with engine.connect() as conn:
+            return await _rooms(conn, sorted(str(r["id"]) for r in open_ids)), None
+    return [], upcoming[0] if upcoming else None
 
 
-def _open_rooms_of(*, tutor: str | None, student: str | None) -> sa.Select[Any]:
-    """The open rooms of a tutor (their scheduler id) or a student (roster id)."""
+def _open_rooms_of(role: str) -> sa.Select[Any]:
+    """The open rooms of a tutor (their scheduler id) or a student (roster id): ``who``."""
     query = sa.select(sessions.c.id).where(
         sessions.c.ended_at.is_(None), sessions.c.booking.is_not(None))
-    if tutor is not None:
-        query = query.where(sessions.c.tutor_id == tutor)
-    if student is not None:
-        query = query.join(participants, participants.c.session_id == sessions.c.id).where(
-            participants.c.student_id == student)
-    return query
+    if role == "tutor":
+        return query.where(sessions.c.tutor_id == sa.bindparam("who"))
+    return query.join(participants, participants.c.session_id == sessions.c.id).where(
+        participants.c.student_id == sa.bindparam("who"))
 
 
-def _next_occurrence(now: datetime, until: datetime, *, tutor: str | None,
-                     student: str | None) -> sa.Select[Any]:
-    """The person's next scheduled occurrence that has not ended by ``now``, starts by
+def _next_occurrence(role: str) -> sa.Select[Any]:
+    """The next scheduled occurrence of ``who`` that has not ended by ``now``, starts by
     ``until`` and has had no room yet (one its tutor ended early is not "next" again), with
     its series' subject and language and its offer's programme."""
     occ, ser, offer, who = m.occurrences, m.booking_series, m.programme_offers, m.booking_students
@@ -256,13 +260,17 @@ def _next_occurrence(now: datetime, until: datetime, *, tutor: str | None,
         occ.c.id, occ.c.starts_at, occ.c.ends_at, ser.c.subject, ser.c.language,
         offer.c.programme, offer.c.vendor,
     ).join(ser, ser.c.id == occ.c.series_id).join(offer, offer.c.id == ser.c.offer_id).where(
-        occ.c.status == SCHEDULED, occ.c.ends_at > now, occ.c.starts_at <= until, ~had_room,
+        occ.c.status == SCHEDULED, occ.c.ends_at > sa.bindparam("now"),
+        occ.c.starts_at <= sa.bindparam("until"), ~had_room,
     ).order_by(occ.c.starts_at).limit(1)
-    if tutor is not None:
-        query = query.where(occ.c.tutor_id == tutor)
-    if student is not None:
-        query = query.join(who, who.c.series_id == ser.c.id).where(who.c.student_id == student)
-    return query
+    if role == "tutor":
+        return query.where(occ.c.tutor_id == sa.bindparam("who"))
+    return query.join(who, who.c.series_id == ser.c.id).where(
+        who.c.student_id == sa.bindparam("who"))
+
+
+_OPEN_ROOMS_OF = {role: _open_rooms_of(role) for role in ("tutor", "student")}
+_NEXT_OCCURRENCE = {role: _next_occurrence(role) for role in ("tutor", "student")}
 
 
 async def join(engine: AsyncEngine, session_id: str, student_id: str, pseudonym: str,
