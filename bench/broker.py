@@ -1011,7 +1011,7 @@ def report(
         "PostgreSQL writer lanes keyed so they never deadlock (scaled chat 139/s with p50 "
         "1.2 s -> ~1,160/s, p99 ~0.4 s). Then the hot reads (a request, a queue, open "
         "sessions, tutors' states) left SQLAlchemy for `broker/db/reader.py`, as the writes "
-        "had: on SQLite a read-only connection in a thread of its own, on PostgreSQL "
+        "had: on SQLite a read-only connection (then read on the loop's thread), on PostgreSQL "
         "asyncpg connections of their own: scaled `help:request` 589 -> 666/s (0.13x -> "
         "0.21x, p99 8.0x -> 4.3x), accept -> `session:started` p99 154 -> 37 ms embedded "
         "and 135 -> 76 ms scaled. The embedded request loop itself reads little and stayed "

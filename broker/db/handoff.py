@@ -1,5 +1,5 @@
 """Handing work between the event loop and a dedicated database thread (the SQLite
-writer, :mod:`broker.commit.sqlite`, and reader, :mod:`broker.db.reader`).
+writer, :mod:`broker.commit.sqlite`).
 
 The loop puts a job on the thread's queue with a future; the thread settles the future
 through :meth:`asyncio.AbstractEventLoop.call_soon_threadsafe`. A job whose loop has
