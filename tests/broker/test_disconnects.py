@@ -8,6 +8,7 @@ expiry and idle periods) are tested in test_unit_sweep.py.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from broker import request_rollup
@@ -198,3 +199,22 @@ async def test_redis_losing_its_data_changes_nothing(
     assert (await server.broker.store.open_sessions(session_id=sid))[0]["id"] == sid
     sent = await kid.call("chat:send", {"session_id": sid, "text": "still here"})
     assert sent["ok"] and sent["message"]["seq"] == 1
+
+
+async def test_a_person_leaves_when_their_last_tab_here_closes(start_server, clients: list) -> None:
+    """Two tabs of one student: closing one leaves her present; closing the other is her
+    departure (the edge counts connections per person rather than scanning them all)."""
+    server = await start_server()
+    first = await server.connect("/student", student("s-a", "elem", 2))
+    second = await server.connect("/student", student("s-a", "elem", 2))
+    other = await server.connect("/student", student("s-b", "elem", 2))
+    clients += [first, second, other]
+    assert {"student:s-a", "student:s-b"} <= set(server.broker.local_subjects())
+    await first.close()
+    await asyncio.sleep(0.2)  # the disconnect reaches the server; nothing should change
+    assert "student:s-a" in server.broker.local_subjects()
+    assert "student:s-a" not in server.broker._left
+    await second.close()
+    await server.disconnected("student:s-a")
+    assert "student:s-a" in server.broker._left
+    assert "student:s-b" in server.broker.local_subjects()
