@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 
 from broker.settings import Settings
 
@@ -44,10 +45,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from web.gc_tuning import on_startup_freeze
     from web.keys import GATEWAY
     from web.lifecycle import listen_backlog, serve
+    from web.stall_watch import stall_watch_ctx, threshold_from_env
 
     changes = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = dataclasses.replace(settings, **changes)
     backlog = listen_backlog()  # a bad HH_LISTEN_BACKLOG stops us before anything starts
+    stall_s = threshold_from_env(os.environ)  # so does a bad HH_STALL_LOG_MS
     try:
         import uvloop
 
@@ -58,5 +61,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(demo_banner(settings), flush=True)
     app = init_app(settings)
     app.on_startup.append(on_startup_freeze)  # last: after the broker has started
+    # First in, last out: it also watches the broker's start-up and its last cleanup.
+    app.cleanup_ctx.insert(0, stall_watch_ctx(stall_s))
     asyncio.run(serve(app, app[GATEWAY].sio, settings.host, settings.port, backlog=backlog))
     return 0
