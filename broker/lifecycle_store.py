@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker import duty
 from broker.commit import GroupCommitter, Outcome, Step, committer_for
 from broker.constants import OPEN_STATUSES
+from broker.db.computed import epoch_us
 from broker.db.models import OPEN_REQUEST, Base
 from broker.db.reader import Reader, reader_for
 
@@ -55,6 +56,11 @@ UTC = dt.UTC
 
 def at(epoch: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, UTC)
+
+
+def _seconds(micros: int | None) -> float | None:
+    """Integer microseconds since 1970 as seconds, exactly as ``datetime.timestamp()``."""
+    return None if micros is None else micros / 1_000_000
 
 
 def epoch(value: dt.datetime | None) -> float | None:
@@ -301,8 +307,10 @@ class LifecycleStore:
         ).where(s.c.ended_at.is_(None))
         self._open_sessions: dict[tuple[bool, bool, bool], sa.Select[Any]] = {}
         self._open_session_clocks = sa.select(
-            s.c.id, s.c.tutor_id, s.c.student, s.c.accepted_at, s.c.last_activity_at,
-            s.c.first_response_at,
+            s.c.id, s.c.tutor_id, s.c.student,
+            epoch_us(s.c.accepted_at).label("accepted_at"),
+            epoch_us(s.c.last_activity_at).label("last_activity_at"),
+            epoch_us(s.c.first_response_at).label("first_response_at"),
         ).where(s.c.ended_at.is_(None), s.c.booking.is_(None))
         self._session = sa.select(s).where(s.c.id == sa.bindparam("sid"))
         self._messages_after = (
@@ -636,11 +644,12 @@ class LifecycleStore:
         last_activity_at, first_response_at), for the sweep: plain columns, so reading thousands
         costs the event loop little (the full rows, :meth:`open_sessions`, only for the few
         it ends). Booked sessions' rooms are not here: they end at their time
-        (:mod:`broker.rooms`), not with presence or idleness."""
+        (:mod:`broker.rooms`), not with presence or idleness. The database gives the
+        timestamps as integer microseconds (:class:`~broker.db.computed.epoch_us`)."""
         return [
             (str(row["id"]), str(row["tutor_id"]), str(row["student"]),
-             epoch(row["accepted_at"]) or 0.0, epoch(row["last_activity_at"]),
-             epoch(row["first_response_at"]))
+             _seconds(row["accepted_at"]) or 0.0, _seconds(row["last_activity_at"]),
+             _seconds(row["first_response_at"]))
             for row in await self.reader.all(self._open_session_clocks)
         ]
 

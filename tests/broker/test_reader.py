@@ -63,7 +63,9 @@ async def populate(rig: Rig) -> dict[str, str]:
     waiting = await rig.ask(bo)
     await rig.ask(cy)
     await rig.connect(x)
+    rig.clock.advance(0.123457)  # microseconds, for the clocks read as integers
     session = str((await rig.broker.accept(x, first))["session_id"])
+    rig.clock.advance(1.000001)
     await rig.broker.send(ana, session, "hi", client_id="c-1")
     await rig.broker.send(ana, session, "2+2?", client_id="c-2")
     row = await rig.request_row(waiting)
@@ -86,6 +88,12 @@ async def test_sqlite_reader_reads_as_sqlalchemy_does(rig: Rig) -> None:
         assert native[name], f"{name} found nothing: the comparison would prove nothing"
     assert len(native["queue"][0]) == 2 and native["queue"][1] == 2
     assert len(native["queue head"][0]) == 1 and native["queue head"][1] == 2
+    [clocks] = native["open_session_clocks"]
+    session = native["session"]
+    assert session is not None
+    assert clocks[3] == session["accepted_at"].timestamp()  # exactly, to the microsecond
+    assert clocks[4] == session["last_activity_at"].timestamp() != clocks[3]
+    assert clocks[5] is None and session["first_response_at"] is None
     for key in ("queued_at", "requested_at"):
         when = native["request"][key]
         assert isinstance(when, dt.datetime) and when.utcoffset() == dt.timedelta(0), key
