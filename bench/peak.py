@@ -76,7 +76,9 @@ EXIT_GOAL_S = 10.0
 BACK_GOAL_S = 30.0
 RELAY_P99_GOAL_S = 0.050
 RSS_GOAL = 2 * 1024**3
-SPY = os.environ.get("HH_BENCH_SPY", "")  # sample the first server ("shutdown": its stop)
+# Sample the first server with py-spy ("shutdown": its stop; "kill": the crash's survivor).
+SPY = os.environ.get("HH_BENCH_SPY", "")
+STALL_LOG_MS = os.environ.get("HH_BENCH_STALL_LOG_MS", "")  # servers' HH_STALL_LOG_MS
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,8 @@ class Run:
                 HH_HOST="127.0.0.1",
                 **self.stack.fresh(self.name),
             )
+            if STALL_LOG_MS:  # the servers' stall watch (web/stall_watch.py), finer
+                self.env["HH_STALL_LOG_MS"] = STALL_LOG_MS
         environ = env or self.env
         n = len(self.servers)
         server = Serve(f"{self.stack.kind}-{self.name}-{n}", environ, port, self.tmp)
@@ -533,9 +537,11 @@ def peak(sizes: Sizes, stack: Stack, tmp: Path, pinned: bool, servers: int) -> d
         warm = sizes.interval[1]  # every sender has sent by then
         time.sleep(max(0.0, t0 + warm - time.monotonic()))
         cpu0, w0 = [tree_cpu([p.pid]) for p in procs], time.monotonic()
+        waited0, busy0 = [runqueue_wait_s(p.pid) for p in procs], machine_busy_s()
         spy = run.spy(procs[0], min(30.0, sizes.peak_window_s))
         time.sleep(sizes.peak_window_s)
         cpu1, w1 = [tree_cpu([p.pid]) for p in procs], time.monotonic()
+        waited1, busy1 = [runqueue_wait_s(p.pid) for p in procs], machine_busy_s()
         rss = [tree_rss(p.pid) for p in procs]
         results = collect(run)
         run.report_spy(spy)
@@ -552,9 +558,29 @@ def peak(sizes: Sizes, stack: Stack, tmp: Path, pinned: bool, servers: int) -> d
         "rss_before": rss_before,
         "rss": rss,
         "cpu": [100 * (b - a) / (w1 - w0) for a, b in zip(cpu0, cpu1, strict=True)],
+        # the servers' event-loop threads ready to run but waiting for a CPU, and the
+        # machine's busy share over the window (everything on it, the load included)
+        "runqueue_wait_s": [b - a for a, b in zip(waited0, waited1, strict=True)],
+        "machine_busy": 100 * (busy1 - busy0) / ((w1 - w0) * (os.cpu_count() or 1)),
         "failed_attempts": sum(r["failed_attempts"] for r in results),
         **figures,
     }
+
+
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the process's main thread has spent runnable but waiting for a CPU
+    (``/proc/PID/schedstat``: on-CPU ns, run-queue wait ns, timeslices); 0 if unknown."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def machine_busy_s() -> float:
+    """CPU-seconds the whole machine has been busy (``/proc/stat``: all but idle, iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def two_chatting(run: Run, sizes: Sizes) -> tuple[Serve, Serve, float]:
@@ -628,9 +654,11 @@ def kill(sizes: Sizes, stack: Stack, tmp: Path) -> dict[str, Any]:
         t = time.monotonic()
         tell(run, "down", a.port)
         a.kill()
+        spy = run.spy(b, 30.0) if SPY == "kill" else None  # the survivor, taking them all
         all_back = wait_all_on(run, b.port, 120)
         time.sleep(sizes.interval[1])
         results = collect(run)
+        run.report_spy(spy)
     end = time.monotonic()
     return {
         "held": held,
@@ -802,6 +830,11 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
         row(
             "server CPU (% of one core)",
             lambda f: " + ".join(f"{c:.0f}%" for c in f["cpu"]),
+        )
+        row(
+            "server waiting for a CPU (run queue) / the machine busy",
+            lambda f: " + ".join(f"{w:.1f} s" for w in f.get("runqueue_wait_s", []))
+            + f" / {f.get('machine_busy', 0):.0f}%",
         )
         row(
             "acknowledged / delivered / lost / shown twice",
