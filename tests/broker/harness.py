@@ -171,13 +171,19 @@ class Server:
         sio.on("*", record, namespace=namespace)
         if token is None and identity is not None:
             token = tokens.issue(SECRET, identity)
-        await sio.connect(
-            self.url,
-            namespaces=[namespace],
-            transports=["websocket"],
-            auth={"token": token},
-            wait_timeout=10,
-        )
+        try:
+            await sio.connect(
+                self.url,
+                namespaces=[namespace],
+                transports=["websocket"],
+                auth={"token": token},
+                wait_timeout=10,
+            )
+        except socketio.exceptions.ConnectionError:
+            # A refused namespace leaves the engine.io websocket open; closed here, or the
+            # server's stop waits for it (aiohttp's 60 s shutdown timeout).
+            await sio.eio.disconnect(abort=True)
+            raise
         return client
 
 

@@ -26,6 +26,7 @@ The app's clock is fixed (the scheduling pages' world), so nothing depends on wa
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -55,6 +56,7 @@ pytestmark = pytest.mark.browser
 __all__ = ["contexts", "world"]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+SCREENSHOTS = os.environ.get("HH_TEST_SCREENSHOTS", "1") != "0"
 PSEUDO = "en-XA"
 SHIPPED = sorted(
     {DEFAULT_LOCALE}
@@ -231,9 +233,14 @@ async def layout_faults(page: Any) -> list[str]:
     return list(await page.evaluate(LAYOUT_JS))
 
 
-async def shot(page: Any, name: str, tag: str, width: int) -> None:
+async def shot(page: Any, name: str, tag: str, width: int, full_page: bool = True) -> None:
+    """A reviewer's screenshot under test-artifacts/ (none with HH_TEST_SCREENSHOTS=0, as
+    in CI, which keeps no artifacts: they are most of this file's time)."""
+    if not SCREENSHOTS:
+        return
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}-{tag}-{width}.png"), full_page=True)
+    path = str(ARTIFACTS / f"{name}-{tag}-{width}.png")
+    await page.screenshot(path=path, full_page=full_page)
 
 
 def with_lang(url: str, tag: str) -> str:
@@ -274,7 +281,7 @@ async def every_locale(
                 await shot(page, name, tag, w)
             await page.set_viewport_size({"width": width, "height": SIZES[0][1]})
         else:  # the viewport only: a reviewer's look, at a fraction of a full page's cost
-            await page.screenshot(path=str(ARTIFACTS / f"{name}-{tag}-{width}.png"))
+            await shot(page, name, tag, width, full_page=False)
 
 
 def visible(selector: str, attached: str = "") -> Ready:
