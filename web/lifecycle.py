@@ -40,7 +40,6 @@ on each disconnect (see :func:`index_rooms`) and aiohttp waited 60 s for the web
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import gc
 import logging
@@ -63,6 +62,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from broker.constants import LISTEN_BACKLOG
 from broker.errors import ConfigError
+from web.sio_rooms import index_rooms
 
 log = logging.getLogger(__name__)
 
@@ -322,48 +322,6 @@ class Shutdown:
         self.counts["handlers"] = len(running)
         if running:
             await asyncio.wait(running, timeout=limit)
-
-
-def index_rooms(manager: Any) -> None:
-    """From now on, a disconnect leaves its own rooms, not a scan of every room.
-
-    python-socketio's ``BaseManager.basic_disconnect`` copies and searches every room of
-    the namespace (two per student: its sid and ``s:<pseudonym>``) for each client that
-    disconnects: O(clients) each, so 18,000 clients leaving at once made O(n^2) work, and
-    a SIGTERM took more than two minutes. Here the rooms of every connected client are
-    indexed once (O(memberships)), and this manager's ``basic_disconnect`` and
-    ``basic_enter_room`` are replaced, on this instance only, by versions that use and
-    keep the index (a client unknown to it falls back to the original).
-    """
-    rooms_of: dict[tuple[str, str], list[Any]] = collections.defaultdict(list)
-    for namespace, rooms in list(manager.rooms.items()):
-        for room, members in list(rooms.items()):
-            for sid in list(members):
-                rooms_of[(namespace, sid)].append(room)
-    original_disconnect = manager.basic_disconnect
-    original_enter = manager.basic_enter_room
-
-    def basic_enter_room(sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
-        original_enter(sid, namespace, room, eio_sid=eio_sid)
-        rooms_of[(namespace, sid)].append(room)
-
-    def basic_disconnect(sid: str, namespace: str, **kwargs: Any) -> None:
-        rooms = rooms_of.pop((namespace, sid), None)
-        if rooms is None:
-            original_disconnect(sid, namespace, **kwargs)
-            return
-        for room in rooms:
-            manager.basic_leave_room(sid, namespace, room)
-        manager.callbacks.pop(sid, None)
-        for pending in (manager.pending_connect, manager.pending_disconnect):
-            waiting = pending.get(namespace)
-            if waiting and sid in waiting:
-                waiting.remove(sid)
-                if not waiting:
-                    del pending[namespace]
-
-    manager.basic_enter_room = basic_enter_room
-    manager.basic_disconnect = basic_disconnect
 
 
 TCP_ESTABLISHED = 1

@@ -52,6 +52,7 @@ from broker.settings import Settings
 from web import board_events, jsonlib
 from web import payloads as p
 from web.sio_manager import FanoutManager
+from web.sio_rooms import index_rooms
 
 log = logging.getLogger(__name__)
 outages = OutageLog(log)
@@ -142,7 +143,7 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
     manager = None
     if settings.redis_url:
         manager = FanoutManager(settings.redis_url, settings.redis_prefix)
-    return GuardedServer(
+    server = GuardedServer(
         async_mode="aiohttp",
         client_manager=manager,
         json=jsonlib,
@@ -152,6 +153,8 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
+    index_rooms(server.manager)  # a disconnect costs its own rooms, not a scan of all
+    return server
 
 
 def _subject_of(namespace: str, identity: Identity) -> str | None:
