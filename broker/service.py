@@ -1239,8 +1239,6 @@ def _grade_or_none(value: object) -> int | None:
         return None
 
 
-
-
 async def _breathe() -> None:
     """Let every ready callback of the event loop run once (a sweep between its phases)."""
     await asyncio.sleep(0)

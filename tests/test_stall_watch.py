@@ -12,6 +12,7 @@ from types import FrameType
 
 import pytest
 
+from broker.errors import ConfigError
 from web import stall_watch
 from web.stall_watch import StallWatch, stack_of, threshold_from_env, watching
 
@@ -182,7 +183,7 @@ def test_threshold_from_env() -> None:
     assert threshold_from_env({"HH_STALL_LOG_MS": "100"}) == 0.1
     assert threshold_from_env({"HH_STALL_LOG_MS": "0"}) == 0.0
     for bad in ("soon", "-5"):
-        with pytest.raises(SystemExit, match="HH_STALL_LOG_MS"):
+        with pytest.raises(ConfigError, match="HH_STALL_LOG_MS"):
             threshold_from_env({"HH_STALL_LOG_MS": bad})
 
 

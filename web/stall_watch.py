@@ -43,6 +43,8 @@ from typing import Any
 
 from aiohttp import web
 
+from broker.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD_S = 0.25
@@ -222,11 +224,11 @@ def threshold_from_env(environ: Mapping[str, str]) -> float:
         return DEFAULT_THRESHOLD_S
     try:
         ms = float(raw)
-    except ValueError:
-        msg = f"HH_STALL_LOG_MS must be a number of milliseconds, not {raw!r}"
-        raise SystemExit(msg) from None
+    except ValueError as exc:
+        msg = f"HH_STALL_LOG_MS must be a number of milliseconds, got {raw!r}"
+        raise ConfigError(msg) from exc
     if ms < 0:
-        raise SystemExit("HH_STALL_LOG_MS must not be negative")
+        raise ConfigError(f"HH_STALL_LOG_MS must not be negative, got {raw!r}")
     return ms / 1000
 
 
