@@ -313,6 +313,12 @@ class LifecycleStore:
             epoch_us(s.c.first_response_at).label("first_response_at"),
         ).where(s.c.ended_at.is_(None), s.c.booking.is_(None))
         self._session = sa.select(s).where(s.c.id == sa.bindparam("sid"))
+        self._last_session_of_request = (
+            sa.select(s)
+            .where(s.c.request_id == sa.bindparam("rid"), s.c.student == sa.bindparam("student"))
+            .order_by(s.c.accepted_at.desc())
+            .limit(1)
+        )
         self._messages_after = (
             sa.select(m.c.id, m.c.seq, m.c.sender, m.c.text, m.c.at)
             .where(m.c.session_id == sa.bindparam("sid"), m.c.seq > sa.bindparam("after"))
@@ -656,6 +662,14 @@ class LifecycleStore:
     async def session(self, session_id: str) -> dict[str, Any] | None:
         """A session, open or ended."""
         return await self.reader.first(self._session, {"sid": session_id})
+
+    async def last_session_of_request(
+        self, request_id: str, student: str
+    ) -> dict[str, Any] | None:
+        """The latest session (open or ended) made from one of the student's requests."""
+        return await self.reader.first(
+            self._last_session_of_request, {"rid": request_id, "student": student}
+        )
 
     async def messages_after(self, session_id: str, after_seq: int) -> list[dict[str, Any]]:
         """The session's buffered messages with a sequence number above ``after_seq``."""

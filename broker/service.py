@@ -97,6 +97,7 @@ from routing.schools import SchoolDirectory
 log = logging.getLogger(__name__)
 
 SNAPSHOT_LIMIT = 50  # tutors see the head of each queue, plus its total
+
 END_REASONS = frozenset({
     "student", "tutor", "timeout", "tutor_lost", "tutor_silent", "student_silent",
     "ended_by_staff", "tutor_suspended",
@@ -112,6 +113,11 @@ SAFETY_WATCH_EVERY_S = 1.0  # the rules file, suspensions and nobody-on-shift, a
 PEER_LOST_AFTER_SWEEPS = 1.5
 HERE_WITHIN_SWEEPS = 3.0
 SIGNED_OUT = "signed_out"
+
+
+def _shown(rows: list[dict[str, Any]], total: int) -> tuple[tuple[str, ...], int]:
+    """What a queue's snapshot shows its watchers: the head's ids and the total."""
+    return tuple(row["id"] for row in rows[:SNAPSHOT_LIMIT]), max(total, len(rows))
 
 
 class QueueFigures(TypedDict):
@@ -151,7 +157,8 @@ class Broker:
         # queue name -> its push, still waiting out ``push_delay_s`` (cancellable until then)
         self._pending_pushes: dict[str, asyncio.Task[Any]] = {}
         self._last_position: dict[str, tuple[int, int | None]] = {}
-        self._last_snapshot: dict[str, list[str]] = {}  # queue -> ids last reconciled here
+        # queue -> what this process's watchers were last shown of it (head ids, total)
+        self._last_snapshot: dict[str, tuple[tuple[str, ...], int]] = {}
         self._counts: tuple[float, dict[str, int], dict[str, int]] | None = None
         self._recount: asyncio.Task[Any] | None = None
         self._participants: dict[str, tuple[str, str, float]] = {}
@@ -480,10 +487,10 @@ class Broker:
             if name in self._pending_pushes:
                 continue  # a push of this queue is on its way
             rows, total = await self.store.queue(name)
-            ids = [row["id"] for row in rows]
-            if self._last_snapshot.get(name) == ids:
+            shown = _shown(rows, total)
+            if self._last_snapshot.get(name) == shown:
                 continue
-            self._last_snapshot[name] = ids
+            self._last_snapshot[name] = shown
             await self.notifier.to_queue_watchers(
                 name, "queue:snapshot", self._snapshot_of(name, rows, total, now), local=True
             )
@@ -617,10 +624,22 @@ class Broker:
         log.info("request %s %s (%s)", request_id, status, reason)
         return True
 
-    async def student_state(self, student: Identity) -> dict[str, Any]:
+    async def student_state(
+        self, student: Identity, request_id: str | None = None
+    ) -> dict[str, Any]:
         """What a (re)connecting student should see: their waiting request or open session,
-        and ``booked``: their open booked room or next booked session (or None)."""
+        and ``booked``: their open booked room or next booked session (or None).
+
+        ``request_id``: the request the student's page shows as waiting. When it waits no
+        more because a tutor took it and the session has ended already (all of it while the
+        page heard nothing: a pub/sub outage, a reconnect), ``ended`` describes that session
+        (``{"session": view, "reason"}``) so the page can fetch its messages with
+        ``session:sync`` (the buffer outlives the session by
+        :data:`~broker.constants.BUFFER_AFTER_END_S`) and say how it ended; else None."""
         state = await self._student_state(student)
+        state["ended"] = None
+        if request_id and state["request"] is None and state["session"] is None:
+            state["ended"] = await self._ended_session_of(student, request_id)
         roster_id = student.learner.roster_id if student.learner else None
         state["booked"] = await self.rooms.state(student=roster_id) if roster_id else None
         return state
@@ -657,6 +676,18 @@ class Broker:
                 view["tutor_present"] = False  # a page that reloads is told again
             return {"request": None, "session": view}
         return {"request": None, "session": None}
+
+    async def _ended_session_of(
+        self, student: Identity, request_id: str
+    ) -> dict[str, Any] | None:
+        row = await self.store.last_session_of_request(request_id, student.subject)
+        if row is None or row["ended_at"] is None:
+            return None
+        session = OpenSession.from_row(row)
+        return {
+            "session": session_view(session, self._vendor_name(session.vendor), "student"),
+            "reason": row["end_reason"],
+        }
 
     async def rate(
         self, student: Identity, session_id: str, helped: bool | None, stars: int
@@ -1069,7 +1100,7 @@ class Broker:
     async def _push_queue(self, name: str) -> None:
         now = self.clock()
         rows, total = await self.store.queue(name)
-        self._last_snapshot[name] = [row["id"] for row in rows]
+        self._last_snapshot[name] = _shown(rows, total)
         await self._push_positions(name, rows, now)
         await self.notifier.to_queue_watchers(
             name, "queue:snapshot", self._snapshot_of(name, rows, total, now)
@@ -1096,6 +1127,17 @@ class Broker:
                      **self.desk.nobody_on_shift(name, available)},
                     local=local,
                 )
+
+    def shown_elsewhere(self, snapshot: dict[str, Any]) -> None:
+        """Another process's ``queue:snapshot`` has just reached this process's watchers
+        (the edge calls this after delivering it). Pushes of two processes are not ordered
+        with each other, so it may be older than the one this process sent last: remember
+        it as what the watchers see, and the next sweep re-sends the queue if the database
+        says otherwise."""
+        name, requests = snapshot.get("queue"), snapshot.get("requests")
+        if isinstance(name, str) and isinstance(requests, list):
+            ids = tuple(str(r.get("id")) for r in requests if isinstance(r, dict))
+            self._last_snapshot[name] = (ids, int(snapshot.get("total") or 0))
 
     async def _snapshot(self, name: str, now: float) -> dict[str, Any]:
         rows, total = await self.store.queue(name, SNAPSHOT_LIMIT)

@@ -210,6 +210,7 @@ class SocketGateway:
         manager = self.sio.manager
         if isinstance(manager, FanoutManager):
             manager.on_gap = self.resync_local
+            manager.on_received = self._received
         broker.local_subjects = self.local_subjects
         broker.local_queues = self.local_queues
         self._staff_task = asyncio.create_task(self._staff_loop(), name="staff-push")
@@ -226,6 +227,11 @@ class SocketGateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._staff_task
         self.broker = None
+
+    def _received(self, event: str, data: Any) -> None:
+        """Another process's push reached this process's clients (fan-out manager)."""
+        if event == "queue:snapshot" and isinstance(data, dict) and self.broker is not None:
+            self.broker.shown_elsewhere(data)
 
     def local_subjects(self) -> list[str]:
         """The students and tutors connected to this process (presence subjects)."""
@@ -426,7 +432,8 @@ class SocketGateway:
     async def student_state(
         self, who: Identity, data: dict[str, Any], sid: str
     ) -> dict[str, Any]:
-        return await self._broker.student_state(who)
+        waiting = p.ident(data, "request_id") if data.get("request_id") is not None else None
+        return await self._broker.student_state(who, waiting)
 
     # -- tutor events -------------------------------------------------------------------
     async def tutor_status(

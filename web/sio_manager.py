@@ -53,6 +53,10 @@ What is lost, and how it is reported
   process, as after a resubscription that came later than the batch): ``on_gap`` as well.
 * **A process dies**: its buffer dies with it (its own clients are gone too).
 
+``on_received(event, data)``, if set, is called (synchronously, never raising into the
+listener) after each emit from another process has been handed to local clients, so that
+the server can note what its clients were shown (:meth:`broker.service.Broker.shown_elsewhere`).
+
 ``on_gap`` is an async callable without arguments that the server sets; it is meant to tell
 the local clients to re-fetch their state from the database (``server:resync``), so that
 nothing acknowledged is lost end to end. Calls are coalesced: gaps detected while it runs
@@ -87,6 +91,7 @@ from broker.redis_pool import open_redis
 log = logging.getLogger(__name__)
 
 GapHook = Callable[[], Awaitable[None]]
+ReceivedHook = Callable[[str, Any], None]
 
 # Publisher: first retry after RETRY_MIN_S, doubling to RETRY_MAX_S (with jitter).
 RETRY_MIN_S = 0.05
@@ -161,6 +166,7 @@ class FanoutManager(AsyncPubSubManager):  # type: ignore[misc]
         )
         self.redis_url = url
         self.on_gap: GapHook | None = on_gap
+        self.on_received: ReceivedHook | None = None
         self.max_buffer = max_buffer
         self.max_age_s = max_age_s
         self.max_batch = max_batch
@@ -262,7 +268,18 @@ class FanoutManager(AsyncPubSubManager):  # type: ignore[misc]
                 self.counters.kept_local += 1
             else:
                 self._queue(message)
+            await super()._handle_emit(message)
+            return
         await super()._handle_emit(message)
+        hook = self.on_received
+        if hook is not None:
+            data = message.get("data")
+            if isinstance(data, list) and len(data) == 1:
+                data = data[0]
+            try:
+                hook(str(message.get("event")), data)
+            except Exception:
+                log.exception("socket.io fan-out: on_received failed")
 
     def _local_sid(self, room: Any, namespace: Any) -> bool:
         return isinstance(room, str) and self.eio_sid_from_sid(room, namespace) is not None

@@ -195,6 +195,64 @@ async def test_the_sweep_resends_state_another_process_changed(unit_db: str) -> 
         assert here.notifier.sent == []
 
 
+async def test_an_older_snapshot_from_another_process_is_corrected(unit_db: str) -> None:
+    """Pushes of two processes are not ordered with each other: another process's older
+    snapshot may reach this process's tutors after this process's newer one. The edge
+    tells the broker what arrived, and the next sweep re-sends what the database says."""
+    clock = FakeClock()
+    async with broker_rig(unit_db, clock=clock) as here, broker_rig(unit_db, clock=clock) as there:
+        ms_x = tutor("t-x")
+        await here.connect(ms_x)
+        here.broker.local_queues = lambda: set(ms_x.queues())
+        ana = student("s-ana")
+        rid = await there.ask(ana)
+        await there.flush()
+        [stale] = there.notifier.of(to="queue:paper:en", event="queue:snapshot")
+        await there.broker.cancel(ana, rid)
+        await here.sweep()  # here's tutors are shown the empty queue
+        [fresh] = here.notifier.of(to="queue:paper:en", event="queue:snapshot")
+        assert fresh["requests"] == []
+        here.notifier.clear()
+        await here.sweep()
+        assert here.notifier.sent == []  # they see what the database says
+        here.broker.shown_elsewhere(stale)  # there's older push arrives after it
+        await here.sweep()
+        [again] = here.notifier.of(to="queue:paper:en", event="queue:snapshot")
+        assert again["requests"] == [] and here.notifier.sent[0].local
+        here.notifier.clear()
+        here.broker.shown_elsewhere(again)  # a push that agrees changes nothing
+        await here.sweep()
+        assert here.notifier.sent == []
+
+
+async def test_a_student_learns_of_a_session_that_ended_unseen(rig: Rig) -> None:
+    """A student's page shows a request waiting; a tutor took it, wrote, and ended the
+    session while every push to the page was lost. Asked with that request's id,
+    session:state says which session it became and how it ended, and session:sync still
+    hands over its messages; nobody else learns anything from another student's id."""
+    ana, ms_x = student("s-ana"), tutor("t-x")
+    rid = await rig.ask(ana)
+    assert (await rig.broker.student_state(ana, rid))["ended"] is None  # still waiting
+    await rig.connect(ms_x)
+    sid = str((await rig.broker.accept(ms_x, rid))["session_id"])
+    assert (await rig.broker.student_state(ana, rid))["ended"] is None  # open: shown as such
+    await rig.broker.send(as_identity(ms_x), sid, "hi, still there?")
+    await rig.broker.end(as_identity(ms_x), sid)
+    state = await rig.broker.student_state(ana, rid)
+    assert state["request"] is None and state["session"] is None
+    assert state["ended"]["reason"] == "tutor"
+    view = state["ended"]["session"]
+    assert (view["session_id"], view["request_id"], view["seq"]) == (sid, rid, 1)
+    assert "student" not in view  # the student's own view: no pseudonym, grade or school
+    missed = await rig.broker.sync(ana, sid, after_seq=0)
+    assert [m["text"] for m in missed["messages"]] == ["hi, still there?"]
+    assert (await rig.broker.student_state(ana))["ended"] is None  # not asked: not told
+    bob = student("s-bob")
+    await rig.connect(bob)
+    assert (await rig.broker.student_state(bob, rid))["ended"] is None  # not his request
+    assert (await rig.broker.student_state(ana, "no-such-request"))["ended"] is None
+
+
 async def test_wait_estimates_count_accepts_from_every_process(unit_db: str) -> None:
     """The accept rate behind an estimate is counted in the database, so a process that
     made no accepts itself estimates from the others'."""

@@ -9,7 +9,9 @@ to do, so the invariants judge what a person would see.
   holds back what comes after a gap. A gap that is still open after ``GAP_WAIT_S``, a
   reconnect and ``server:resync`` are filled with ``session:sync``; a reconnect and
   ``server:resync`` also re-ask ``session:state`` / ``tutor:state``, and sync the sessions
-  that closed within the time the server keeps an ended session's buffer. A session that
+  that closed within the time the server keeps an ended session's buffer; a student tells
+  ``session:state`` the request it shows as waiting, and syncs the session its ``ended``
+  names (taken and ended while the client heard nothing). A session that
   ends (``session:ended``, or the client's own ``session:end``) is synced once more, for
   the last messages if their push was lost.
 * Every call is recorded (:class:`Call`): its code (``ok``, an error code, or ``no_ack`` when
@@ -297,8 +299,12 @@ class Person:
         """The checker's question: the server's view, not applied to the client's model."""
         return await self.call(self.state_event, {}, record=False)
 
+    def state_payload(self) -> dict[str, Any]:
+        """What the client tells its state question (a student: the request it shows)."""
+        return {}
+
     async def refresh(self) -> None:
-        call = await self.call(self.state_event, {})
+        call = await self.call(self.state_event, self.state_payload())
         if call.ok:
             self.apply_state(call.result, asked_at=call.start)
 
@@ -442,8 +448,17 @@ class Student(Person):
         if asked_at is None or self.request_at <= asked_at:
             self.request, self.request_at = request_id, time.time()
 
+    def state_payload(self) -> dict[str, Any]:
+        return {"request_id": self.request} if self.request else {}
+
     def apply_state(self, state: dict[str, Any], asked_at: float | None = None) -> None:
         request, session = state.get("request"), state.get("session")
+        ended = (state.get("ended") or {}).get("session")
+        if ended:  # the request it waited for was taken and its session ended unseen
+            self.closed.add(ended["request_id"])
+            log = self.log(ended["session_id"], ended["request_id"])
+            if not log.ended:
+                self.spawn(self.sync(ended["session_id"]))
         self.set_request(request["id"] if request else None, asked_at)
         shown = session["session_id"] if session else None
         if session:

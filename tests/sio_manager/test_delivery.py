@@ -75,6 +75,31 @@ async def test_an_emit_to_a_connection_of_this_process_is_not_published(
     assert a.manager.counters.published == 1
 
 
+async def test_on_received_sees_what_other_processes_delivered_here(
+    redis_url: str, cluster: Cluster
+) -> None:
+    """``on_received`` is told each emit from another process once it has been handed to
+    the local clients (what the server uses to know what its clients were shown), never
+    its own emits; a hook that raises is logged and delivery goes on."""
+    a, b, local, remote = await cluster.pair(redis_url)
+    seen_on_b: list[tuple[str, object]] = []
+    seen_on_a: list[tuple[str, object]] = []
+
+    def note_on_b(event: str, data: object) -> None:
+        seen_on_b.append((event, data))
+        if data == {"i": 1}:
+            raise RuntimeError("a broken hook")
+
+    b.manager.on_received = note_on_b
+    a.manager.on_received = lambda event, data: seen_on_a.append((event, data))
+    for i in range(3):
+        await a.emit(i)
+    await remote.has(3, "three emits on the other process")
+    assert seen_on_b == [("tick", {"i": 0}), ("tick", {"i": 1}), ("tick", {"i": 2})]
+    await local.has(3, "three emits on the same process")
+    assert seen_on_a == []
+
+
 async def test_close_publishes_what_is_still_buffered(redis_url: str, cluster: Cluster) -> None:
     a, _, _, remote = await cluster.pair(redis_url)  # a listens too: close stops that as well
 

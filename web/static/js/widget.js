@@ -240,7 +240,7 @@ $("request-form").addEventListener("submit", async (event) => {
   } else if (ack.error.code === "unmet") {
     showUnmet((ack.error.detail || {}).reason, language);
   } else if (ack.error.code === "conflict") {
-    applyState(await call(socket, "session:state", {}));
+    applyState(await askState(), true);
   } else {
     say($("form-error"), errorText(ack.error));
   }
@@ -748,7 +748,7 @@ function roomEnded(room, info) {
   const text = roomEndedText(info.reason);
   room.system(text);
   if (state.view !== "view-room" || room !== shownRoom()) say($("start-notice"), text);
-  call(socket, "session:state", {}).then(applyState); // the next booked session, if any
+  askState().then((data) => applyState(data, true)); // the next booked session, if any
 }
 
 roomForm($("room-send-form"), $("room-message"), $("room-send-error"), shownRoom);
@@ -758,14 +758,28 @@ $("room-back").addEventListener("click", () => {
 });
 
 // -- the connection ------------------------------------------------------------------------
-function applyState(data) {
+// Ask what this student has open, telling the request the page shows as waiting: if a
+// tutor took it and the chat ended while the page heard nothing, the answer's `ended`
+// names that chat, so its messages and its end are shown rather than lost.
+function askState() {
+  return call(socket, "session:state", state.request ? { request_id: state.request.id } : {});
+}
+
+// `asked`: an answer to askState (a push carries no `ended`: ask before concluding).
+function applyState(data, asked = false) {
   if (!data || data.ok === false) return;
   if ("booked" in data) applyBooked(data.booked);
   if (data.session) enterChat(data.session);
   else if (data.request) enterWaiting(data.request);
   else if (state.view === "view-chat" && state.session) showRating(null);
   else if (state.view === "view-room") return;
-  else if (state.view === "view-waiting") {
+  else if (state.view === "view-waiting" && state.request && !asked) {
+    askState().then((answer) => applyState(answer, true));
+  } else if (state.view === "view-waiting" && data.ended && state.request
+             && data.ended.session.request_id === state.request.id) {
+    enterChat(data.ended.session); // its messages, then how it ended (the rating view)
+    state.sync.sync();
+  } else if (state.view === "view-waiting") {
     state.request = null;
     say($("start-notice"), t("Your request is no longer waiting. You can ask again."));
     showView("view-start");
@@ -843,7 +857,7 @@ socket.on("connect_error", (error) => {
     banner(t("Connection lost. Reconnecting…"));
   }
 });
-socket.on("session:state", applyState);
+socket.on("session:state", (data) => applyState(data));
 socket.on("queue:position", (data) => {
   if (state.request && data.request_id === state.request.id) {
     // Each push says afresh whether anyone is on shift.
@@ -916,7 +930,7 @@ function endSession(data) {
     say($("requeued-note"), why);
     state.requeued = true; // the transcript goes on with the next tutor
     attention.notify({ title: why, tag: "hh-chat" });
-    call(socket, "session:state", {}).then(applyState);
+    askState().then((data) => applyState(data, true));
     return;
   }
   showRating(data.reason);
@@ -925,7 +939,7 @@ function endSession(data) {
 // After a reconnect or a server:resync, ask again what this student has open and what the
 // open session said meanwhile (pushes may have been lost).
 function resync() {
-  call(socket, "session:state", {}).then(applyState);
+  askState().then((data) => applyState(data, true));
   if (state.sync) state.sync.sync();
 }
 socket.on("server:resync", resync);
