@@ -63,7 +63,7 @@ HANDSHAKE = (
     "Sec-WebSocket-Version: 13\r\n"
     "\r\n"
 )
-ATTEMPT_TIMEOUT_S = 20.0  # socket.io-client's default `timeout` for one connection attempt
+ATTEMPT_TIMEOUT_S = 30.0  # the pages' `timeout` for one attempt (common.js CONNECT_TIMEOUT_MS)
 ACK_TIMEOUT_S = 30.0
 
 

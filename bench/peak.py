@@ -642,6 +642,7 @@ def restart(sizes: Sizes, stack: Stack, tmp: Path) -> dict[str, Any]:
         "connected_before": before["connected"],
         "phases": phases,
         "retry_after_ms": _spread([v for r in results for v in r["retry_after_ms"]]),
+        "connect_errors": _merge(r["connect_errors"] for r in results),
         **chat_figures(results, t0, end),
     }
 
@@ -665,6 +666,7 @@ def kill(sizes: Sizes, stack: Stack, tmp: Path) -> dict[str, Any]:
         "clients": sum(r["status"]["clients"] for r in results),
         "all_back_s": all_back,
         **outages(results, t, end),
+        "connect_errors": _merge(r["connect_errors"] for r in results),
         **chat_figures(results, t0, end),
     }
 
@@ -739,7 +741,8 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
         " from HH_SECRET_KEY. Every client behaves like the pages' `connect()`"
         " (web/static/js/common.js): it follows `server:restart` (leaves, waits"
         " `retry_after_ms`, connects to the other server), reconnects after a drop with the"
-        " same jittered exponential backoff, gives up an attempt after 20 s, and after a"
+        " same jittered exponential backoff, gives up an attempt after 30 s (20 s before"
+        " 2026-12-04), and after a"
         " reconnect asks `session:sync` for what it missed. The one-process scenarios pin the"
         " server to CPU 0 and the load to CPU 1; the two-process ones pin nothing (PostgreSQL"
         " and Redis share the two cores).",
@@ -762,7 +765,7 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
             f"| until the last connected | 300 s | {BEFORE['last_s']} s (half by"
             f" {BEFORE['t50']} s, 99% by {BEFORE['t99']} s) | {sec(st['connect_s'])} (half by"
             f" {sec(st['t50'])}, 99% by {sec(st['t99'])}) | - |",
-            f"| failed connection attempts (client gave up after 20 s, or refused) | - |"
+            f"| failed connection attempts (client gave up after 20-30 s, or refused) | - |"
             f" {BEFORE['failed_attempts']:,} | {st['failed_attempts']:,} | - |",
             f"| listen-queue overflows | 121,251 | {BEFORE['overflows']:,} |"
             f" {st['overflows']:,} | - |",
@@ -892,7 +895,8 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
             f" recovered through `session:sync` after a reconnect), {rs['lost']} lost,"
             f" {rs['dupes']} shown twice; sends attempted while away (never acknowledged, the"
             f" page would retry): {json.dumps(rs['send_errors'])}. `retry_after_ms` given:"
-            f" {json.dumps(rs['retry_after_ms'])}. The servers' accounts of their stops:"
+            f" {json.dumps(rs['retry_after_ms'])}. Failed attempts by cause, the whole run:"
+            f" {json.dumps(rs.get('connect_errors') or {})}. The servers' accounts of their stops:"
             f" \"{p1['summary']}\"; \"{p2['summary']}\".",
             "",
         ]
@@ -914,6 +918,9 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
             f"| chat messages acknowledged / delivered / lost / shown twice | {kl['acked']:,} /"
             f" {kl['delivered']:,} / {kl['lost']} / {kl['dupes']} | lost 0 |"
             f" {yes(kl['lost'] == 0)} |",
+            "",
+            "Failed attempts by cause, the whole run:"
+            f" {json.dumps(kl.get('connect_errors') or {})}.",
             "",
         ]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -8,7 +8,7 @@ Listening and admitting. The listen backlog is ``HH_LISTEN_BACKLOG`` (default
 ``LISTEN_BACKLOG``, capped at the kernel's ``net.core.somaxconn``; aiohttp's default is
 128). New socket.io connections start through a :class:`Gate`: at most
 ``ADMIT_CONCURRENCY`` at a time, first come first served, so that under a storm each
-finishes in well under the 20 s a client waits, instead of thousands sharing the core and
+finishes in well under the 30 s a page waits, instead of thousands sharing the core and
 the database pool until all time out and retry. A connection whose client left while it
 waited (in the kernel's queue or at the gate) is dropped before any work (:class:`Admitted`).
 Measured (bench/peak.py, 18,000 widgets arriving at 4,000/s at one process): before, 17,945
@@ -96,9 +96,9 @@ CLEANUP_S = 2.5  # kept for the app's cleanup contexts, whatever the steps befor
 ADMIT_CONCURRENCY = 64
 ADMIT_HOLD_S = 5.0
 # A handshake request older than this (kernel queue and gate) is answered 503 rather than
-# started: a client gives up after 20 s, and under a storm the rest of its start takes
-# seconds.
-ADMIT_MAX_AGE_S = 10.0
+# started: a page gives up an attempt after 30 s (common.js CONNECT_TIMEOUT_MS), and under
+# a storm the rest of a start can take seconds (bench/RESULTS.md).
+ADMIT_MAX_AGE_S = 20.0
 
 # server:restart delays: uniform over [RETRY_MIN_MS, RETRY_MIN_MS + spread], the spread
 # long enough that this process's clients reach the others at about RECONNECT_RATE a
@@ -423,7 +423,7 @@ class Gate:
     Each new connection costs ~1.4 ms of the one core (HTTP, websocket, engine.io, the
     namespace's connect handler with its database read). Started all at once, thousands of
     them share the core and the database pool, each takes longer than the client waits
-    (20 s), and the clients' retries double the work. Through the gate, a connection waits
+    (30 s), and the clients' retries double the work. Through the gate, a connection waits
     (in memory, having cost only its HTTP parse) until one of ``limit`` slots is free; its
     slot is given back once its namespace is connected, its websocket ends, or after
     ``ADMIT_HOLD_S``. A connection whose client left while waiting is dropped unstarted.

@@ -74,8 +74,6 @@ async def test_reload_mid_chat_on_both_sides(
     assert await _texts(student, "#messages") == conversation
     await tutor.reload()
     panel = tutor.get_by_role("tabpanel")
-    await tutor.wait_for_timeout(1500)
-    print("DEBUG", await tutor.locator("#console").inner_text(), watch)
     await expect(panel.locator(".msg:not(.from-system)")).to_have_count(3)
     assert await _texts(tutor, "[role=tabpanel]") == conversation
     # this tab keeps its own copy while the session is open ...

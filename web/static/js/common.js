@@ -68,12 +68,20 @@ export const RECONNECT = Object.freeze({
   randomizationFactor: 0.9,
 });
 
+// How long one connection attempt may wait for its answer (socket.io's default is 20 s).
+// After a crash the surviving process starts the arriving pages first come, first served
+// (web/lifecycle.py's Gate, which answers 503 to any still waiting after 20 s): a page that
+// waits its turn is back sooner than one that gives up and queues again behind the rest.
+// A server that is down refuses at once, so this only lengthens waiting on a live one.
+export const CONNECT_TIMEOUT_MS = 30000;
+
 // Socket.io connection with the token asked for at every (re)connection, so short-lived
 // tokens from /api/token keep working across reconnects. After every reconnect the server
 // sends the page its state again (session:state, tutor:state, staff:live).
 export function connect(namespace, getToken) {
   const socket = window.io(namespace, {
     transports: ["websocket"],
+    timeout: CONNECT_TIMEOUT_MS,
     ...RECONNECT,
     auth: (cb) => {
       Promise.resolve(getToken()).then((token) => cb({ token }), () => cb({ token: null }));
