@@ -57,6 +57,27 @@ def _kill_children() -> None:
                 os.killpg(child.pid, signal.SIGKILL)
 
 
+def _die_with_parent() -> None:
+    """In a child, before exec: SIGKILL when the test process dies, however it dies (Linux
+    ``PR_SET_PDEATHSIG``), so a killed pytest leaves no broker or redis-server running.
+    (PostgreSQL, detached by ``pg_ctl``, outlives a SIGKILL of pytest; a SIGTERM stops it.)"""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def clean_up_on_sigterm() -> None:
+    """A SIGTERM to the test process (a CI timeout, ``pkill``) runs the exit handlers (the
+    PostgreSQL cluster, which ``pg_ctl`` detached, and the children) before it exits."""
+
+    def handler(signum: int, frame: Any) -> None:
+        atexit._run_exitfuncs()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def free_port() -> int:
     """A free port below the ephemeral range (32768-60999 on Linux), so that the outgoing
     connections of everything else on the machine cannot take it between now and bind."""
@@ -280,6 +301,7 @@ class Redis:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         _children.append(self.proc)
         deadline = time.monotonic() + 10
@@ -372,6 +394,7 @@ class Process:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         _children.append(self.proc)
 

@@ -20,7 +20,14 @@ from typing import Any
 import pytest
 
 from tests.broker.district import insert_schools
-from tests.faults.cluster import HOMEWORK_HELP, Cluster, Postgres, Redis, ServiceUnavailable
+from tests.faults.cluster import (
+    HOMEWORK_HELP,
+    Cluster,
+    Postgres,
+    Redis,
+    ServiceUnavailable,
+    clean_up_on_sigterm,
+)
 from tests.faults.workload import Population
 from tests.services import REQUIRE
 
@@ -31,6 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "faults: fault suite (own PostgreSQL, Redis and broker processes)"
     )
+    clean_up_on_sigterm()
 
 
 @pytest.hookimpl(hookwrapper=True)
