@@ -474,7 +474,9 @@ class Broker:
     async def _reconcile(self, now: float, queued: list[dict[str, Any]]) -> None:
         """Re-send this process's own connections the state of any queue they watch or wait
         in that changed since the last sweep here, so a push lost with another process or
-        in a pub/sub outage is made good within one sweep. Duplicates are harmless: a
+        in a pub/sub outage is made good within one sweep; and each of its own waiting
+        students whose position or estimate, as last shown to them (by either process:
+        :meth:`shown_elsewhere`), is not the database's. Duplicates are harmless: a
         snapshot replaces the last one, a position restates it."""
         local = set(self.local_subjects())
         watched = self.local_queues() | {
@@ -489,6 +491,7 @@ class Broker:
             rows, total = await self.store.queue(name)
             shown = _shown(rows, total)
             if self._last_snapshot.get(name) == shown:
+                await self._push_positions(name, rows, now, local=True, only_changed=True)
                 continue
             self._last_snapshot[name] = shown
             await self.notifier.to_queue_watchers(
@@ -1107,10 +1110,12 @@ class Broker:
         )
 
     async def _push_positions(
-        self, name: str, rows: list[dict[str, Any]], now: float, *, local: bool = False
+        self, name: str, rows: list[dict[str, Any]], now: float, *, local: bool = False,
+        only_changed: bool = False,
     ) -> None:
         """Tell each waiting student their position and estimate, when it changed (with
-        ``local``: this process's own students, whatever was sent before)."""
+        ``local``: this process's own students, whatever was sent before, or with
+        ``only_changed`` too, those whose last shown figures differ)."""
         rate, available = await self._queue_rates(name, now)
         students = set(self.local_subjects()) if local else set()
         for position, row in enumerate(rows, start=1):
@@ -1118,7 +1123,7 @@ class Broker:
             changed = self._last_position.get(row["id"]) != (position, eta)
             if local and student_subject(row["student"]) not in students:
                 continue
-            if changed or local:
+            if changed or (local and not only_changed):
                 self._last_position[row["id"]] = (position, eta)
                 await self.notifier.to_student(
                     row["student"],
@@ -1128,16 +1133,21 @@ class Broker:
                     local=local,
                 )
 
-    def shown_elsewhere(self, snapshot: dict[str, Any]) -> None:
-        """Another process's ``queue:snapshot`` has just reached this process's watchers
-        (the edge calls this after delivering it). Pushes of two processes are not ordered
-        with each other, so it may be older than the one this process sent last: remember
-        it as what the watchers see, and the next sweep re-sends the queue if the database
-        says otherwise."""
-        name, requests = snapshot.get("queue"), snapshot.get("requests")
-        if isinstance(name, str) and isinstance(requests, list):
-            ids = tuple(str(r.get("id")) for r in requests if isinstance(r, dict))
-            self._last_snapshot[name] = (ids, int(snapshot.get("total") or 0))
+    def shown_elsewhere(self, event: str, data: dict[str, Any]) -> None:
+        """Another process's ``queue:snapshot`` or ``queue:position`` has just reached this
+        process's connections (the edge calls this after delivering it). Pushes of two
+        processes are not ordered with each other, so it may be older than the one this
+        process sent last: remember it as what they were shown, and the next sweep re-sends
+        the queue or the position if the database says otherwise. Other events: ignored."""
+        if event == "queue:snapshot":
+            name, requests = data.get("queue"), data.get("requests")
+            if isinstance(name, str) and isinstance(requests, list):
+                ids = tuple(str(r.get("id")) for r in requests if isinstance(r, dict))
+                self._last_snapshot[name] = (ids, int(data.get("total") or 0))
+        elif event == "queue:position":
+            rid, position, eta = data.get("request_id"), data.get("position"), data.get("eta_s")
+            if isinstance(rid, str) and isinstance(position, int):
+                self._last_position[rid] = (position, eta if isinstance(eta, int) else None)
 
     async def _snapshot(self, name: str, now: float) -> dict[str, Any]:
         rows, total = await self.store.queue(name, SNAPSHOT_LIMIT)

@@ -230,8 +230,8 @@ class SocketGateway:
 
     def _received(self, event: str, data: Any) -> None:
         """Another process's push reached this process's clients (fan-out manager)."""
-        if event == "queue:snapshot" and isinstance(data, dict) and self.broker is not None:
-            self.broker.shown_elsewhere(data)
+        if isinstance(data, dict) and self.broker is not None:
+            self.broker.shown_elsewhere(event, data)
 
     def local_subjects(self) -> list[str]:
         """The students and tutors connected to this process (presence subjects)."""

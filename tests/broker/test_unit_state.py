@@ -215,14 +215,42 @@ async def test_an_older_snapshot_from_another_process_is_corrected(unit_db: str)
         here.notifier.clear()
         await here.sweep()
         assert here.notifier.sent == []  # they see what the database says
-        here.broker.shown_elsewhere(stale)  # there's older push arrives after it
+        here.broker.shown_elsewhere("queue:snapshot", stale)  # there's older push arrives after it
         await here.sweep()
         [again] = here.notifier.of(to="queue:paper:en", event="queue:snapshot")
         assert again["requests"] == [] and here.notifier.sent[0].local
         here.notifier.clear()
-        here.broker.shown_elsewhere(again)  # a push that agrees changes nothing
+        here.broker.shown_elsewhere("queue:snapshot", again)  # a push that agrees changes nothing
         await here.sweep()
         assert here.notifier.sent == []
+
+
+async def test_an_older_position_from_another_process_is_corrected(unit_db: str) -> None:
+    """The same for a waiting student: another process's older ``queue:position`` arriving
+    after this process's newer one is corrected by the next sweep, and only then."""
+    clock = FakeClock()
+    async with broker_rig(unit_db, clock=clock) as here, broker_rig(unit_db, clock=clock) as there:
+        ana, bob = student("s-ana"), student("s-bob")
+        first = await there.ask(ana)
+        rid = await here.ask(bob)
+        await here.flush()
+        await here.sweep()
+        await there.broker.cancel(ana, first)  # bob is first now
+        await here.sweep()
+        assert [p["position"] for p in here.notifier.of(
+            to="student:s-bob", event="queue:position")][-1:] == [1]
+        here.notifier.clear()
+        await here.sweep()
+        assert here.notifier.of(event="queue:position") == []  # shown what the database says
+        stale = {"request_id": rid, "position": 2, "eta_s": None}
+        here.broker.shown_elsewhere("queue:position", stale)  # there's older push arrives
+        await here.sweep()
+        [again] = here.notifier.of(to="student:s-bob", event="queue:position")
+        assert again["request_id"] == rid and again["position"] == 1
+        assert all(sent.local for sent in here.notifier.sent)
+        here.notifier.clear()
+        await here.sweep()
+        assert here.notifier.of(event="queue:position") == []
 
 
 async def test_a_student_learns_of_a_session_that_ended_unseen(rig: Rig) -> None:
