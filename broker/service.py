@@ -97,7 +97,6 @@ from routing.schools import SchoolDirectory
 log = logging.getLogger(__name__)
 
 SNAPSHOT_LIMIT = 50  # tutors see the head of each queue, plus its total
-
 END_REASONS = frozenset({
     "student", "tutor", "timeout", "tutor_lost", "tutor_silent", "student_silent",
     "ended_by_staff", "tutor_suspended",
@@ -479,9 +478,8 @@ class Broker:
         :meth:`shown_elsewhere`), is not the database's. Duplicates are harmless: a
         snapshot replaces the last one, a position restates it."""
         local = set(self.local_subjects())
-        watched = self.local_queues() | {
-            q["queue"] for q in queued if student_subject(q["student"]) in local
-        }
+        waiting_here = {q["queue"] for q in queued if student_subject(q["student"]) in local}
+        watched = self.local_queues() | waiting_here
         for name in list(self._last_snapshot):
             if name not in watched:
                 del self._last_snapshot[name]
@@ -491,13 +489,14 @@ class Broker:
             rows, total = await self.store.queue(name)
             shown = _shown(rows, total)
             if self._last_snapshot.get(name) == shown:
-                await self._push_positions(name, rows, now, local=True, only_changed=True)
+                if name in waiting_here:
+                    await self._push_positions(name, rows, now, local=local, only_changed=True)
                 continue
             self._last_snapshot[name] = shown
             await self.notifier.to_queue_watchers(
                 name, "queue:snapshot", self._snapshot_of(name, rows, total, now), local=True
             )
-            await self._push_positions(name, rows, now, local=True)
+            await self._push_positions(name, rows, now, local=local)
 
     # -- students -----------------------------------------------------------------------
     async def request_help(
@@ -1110,27 +1109,27 @@ class Broker:
         )
 
     async def _push_positions(
-        self, name: str, rows: list[dict[str, Any]], now: float, *, local: bool = False,
-        only_changed: bool = False,
+        self, name: str, rows: list[dict[str, Any]], now: float, *,
+        local: set[str] | None = None, only_changed: bool = False,
     ) -> None:
         """Tell each waiting student their position and estimate, when it changed (with
-        ``local``: this process's own students, whatever was sent before, or with
-        ``only_changed`` too, those whose last shown figures differ)."""
+        ``local``, this process's connected subjects: only those students, through this
+        process alone, whatever was sent before, or with ``only_changed`` too, those whose
+        last shown figures differ)."""
         rate, available = await self._queue_rates(name, now)
-        students = set(self.local_subjects()) if local else set()
         for position, row in enumerate(rows, start=1):
             eta = estimate_wait_s(position, rate, available)
             changed = self._last_position.get(row["id"]) != (position, eta)
-            if local and student_subject(row["student"]) not in students:
+            if local is not None and student_subject(row["student"]) not in local:
                 continue
-            if changed or (local and not only_changed):
+            if changed or (local is not None and not only_changed):
                 self._last_position[row["id"]] = (position, eta)
                 await self.notifier.to_student(
                     row["student"],
                     "queue:position",
                     {"request_id": row["id"], "position": position, "eta_s": eta,
                      **self.desk.nobody_on_shift(name, available)},
-                    local=local,
+                    local=local is not None,
                 )
 
     def shown_elsewhere(self, event: str, data: dict[str, Any]) -> None:
