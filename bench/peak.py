@@ -68,6 +68,7 @@ from bench.broker import (
     tree_rss,
 )
 from bench.results import RESULTS, write_section
+from tests.faults.cluster import die_with_parent
 
 SECTION = "## Peak and restarts"
 SECRET = "bench-peak-secret-not-for-production"
@@ -148,14 +149,6 @@ def listen_overflows() -> int:
 # -- processes -------------------------------------------------------------------------------
 
 
-def die_with_parent() -> None:
-    """In a child, before exec: SIGTERM when the orchestrator dies (Linux prctl)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class Serve(Server):
     """A ``homework-help serve`` process; SIGTERM and SIGKILL are timed."""
 
@@ -175,7 +168,7 @@ class Serve(Server):
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent(signal.SIGTERM),  # the orchestrator's death
         )
 
     def terminate(self, limit: float = 90.0) -> float | None:
@@ -219,7 +212,7 @@ class Loader(Worker):
             stdout=subprocess.PIPE,
             stderr=self._err,
             text=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent(signal.SIGTERM),  # the orchestrator's death
         )
         pin(self.proc.pid, cpu)
         self._start_reader()

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -57,14 +57,20 @@ def _kill_children() -> None:
                 os.killpg(child.pid, signal.SIGKILL)
 
 
-def _die_with_parent() -> None:
-    """In a child, before exec: SIGKILL when the test process dies, however it dies (Linux
-    ``PR_SET_PDEATHSIG``), so a killed pytest leaves no broker or redis-server running.
-    (PostgreSQL, detached by ``pg_ctl``, outlives a SIGKILL of pytest; a SIGTERM stops it.)"""
-    with contextlib.suppress(Exception):
-        import ctypes
+def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets ``sig`` when the process that started it dies,
+    however it dies (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing). Here SIGKILL, so a
+    killed pytest leaves no broker or redis-server running (PostgreSQL, detached by
+    ``pg_ctl``, outlives a SIGKILL of pytest; a SIGTERM stops it); bench/peak.py's servers
+    get SIGTERM."""
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    def arm() -> None:
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+
+    return arm
 
 
 def clean_up_on_sigterm() -> None:
@@ -301,7 +307,7 @@ class Redis:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent(),
             )
         _children.append(self.proc)
         deadline = time.monotonic() + 10
@@ -394,7 +400,7 @@ class Process:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent(),
             )
         _children.append(self.proc)
 
