@@ -32,6 +32,11 @@ Guarantees:
 * **Pushes are reconciled**: a push lost with a process or a pub/sub outage is made good by
   each process's sweep, which re-sends its own connections' queue snapshots and positions
   when they changed, and by clients re-syncing after a reconnect or a ``server:resync``.
+* **Positions come from the student's own process.** With several processes (the edge sets
+  :attr:`Broker.holds`), a queue's change is pushed as one ``queue:snapshot`` to every
+  process; each process that holds a student waiting in that queue then reads the queue
+  itself and tells its own students their new place (at most one read per queue per
+  ``push_delay_s``), instead of the changing process publishing one position per student.
 * **Booked sessions** (:mod:`broker.rooms`) are rooms the worker opens for the scheduler's
   occurrences: the same messages, sync, typing and rate limits, sent to every booked
   participant; only the booked tutor and students may enter (``not_allowed`` for anyone
@@ -155,6 +160,8 @@ class Broker:
         )
         # queue name -> its push, still waiting out ``push_delay_s`` (cancellable until then)
         self._pending_pushes: dict[str, asyncio.Task[Any]] = {}
+        self._pending_positions: dict[str, asyncio.Task[Any]] = {}
+        self._waiting_here: set[str] = set()  # queues one of this process's students waits in
         self._last_position: dict[str, tuple[int, int | None]] = {}
         # queue -> what this process's watchers were last shown of it (head ids, total)
         self._last_snapshot: dict[str, tuple[tuple[str, ...], int]] = {}
@@ -177,6 +184,9 @@ class Broker:
         # Hooks the edge sets: who this process holds connections for.
         self.local_subjects: Callable[[], list[str]] = list
         self.local_queues: Callable[[], set[str]] = set
+        # With several processes: whether this process holds a connection of a presence
+        # subject. Set, positions are told by the student's own process (module docstring).
+        self.holds: Callable[[str], bool] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, *, sweep: bool = True) -> None:
@@ -196,6 +206,7 @@ class Broker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop_task
         self._pending_pushes.clear()
+        self._pending_positions.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -479,6 +490,7 @@ class Broker:
         snapshot replaces the last one, a position restates it."""
         local = set(self.local_subjects())
         waiting_here = {q["queue"] for q in queued if student_subject(q["student"]) in local}
+        self._waiting_here = set(waiting_here)
         watched = self.local_queues() | waiting_here
         for name in list(self._last_snapshot):
             if name not in watched:
@@ -490,13 +502,15 @@ class Broker:
             shown = _shown(rows, total)
             if self._last_snapshot.get(name) == shown:
                 if name in waiting_here:
-                    await self._push_positions(name, rows, now, local=local, only_changed=True)
+                    await self._push_positions(
+                        name, rows, now, local=local.__contains__, only_changed=True
+                    )
                 continue
             self._last_snapshot[name] = shown
             await self.notifier.to_queue_watchers(
                 name, "queue:snapshot", self._snapshot_of(name, rows, total, now), local=True
             )
-            await self._push_positions(name, rows, now, local=local)
+            await self._push_positions(name, rows, now, local=local.__contains__)
 
     # -- students -----------------------------------------------------------------------
     async def request_help(
@@ -578,6 +592,7 @@ class Broker:
         rate, available = await self._queue_rates(decision.queue, now)
         eta = estimate_wait_s(position, rate, available)
         self._last_position[request_id] = (position, eta)
+        self._waiting_here.add(decision.queue)
         self.push_queue(decision.queue)
         return {
             **self.desk.nobody_on_shift(decision.queue, available),
@@ -655,6 +670,7 @@ class Broker:
             position = await self.store.position(row["queue"], row["rank"], row["id"])
             rate, available = await self._queue_rates(row["queue"], self.clock())
             eta = estimate_wait_s(position, rate, available)
+            self._waiting_here.add(row["queue"])  # tell them when another process moves it
             return {
                 "request": {
                     **self.desk.nobody_on_shift(row["queue"], available),
@@ -1084,6 +1100,28 @@ class Broker:
         self._pending_pushes.pop(name, None)  # from here on, flush_pushes waits for it
         await self._push_queue(name)
 
+    def push_positions_here(self, name: str) -> None:
+        """Schedule telling this process's own students waiting in ``name`` their places
+        (with :attr:`holds` set: another process changed the queue). Coalesced as
+        :meth:`push_queue`, and nothing if a push of the whole queue is already due."""
+        if name in self._pending_pushes or name in self._pending_positions:
+            return
+        self._pending_positions[name] = self._spawn(
+            self._push_positions_later(name), f"positions:{name}"
+        )
+
+    async def _push_positions_later(self, name: str) -> None:
+        await asyncio.sleep(self.push_delay_s)
+        self._pending_positions.pop(name, None)
+        await self._push_positions_here(name)
+
+    async def _push_positions_here(self, name: str) -> None:
+        if name in self._pending_pushes or self.holds is None:
+            return  # the whole push, due after this, tells them
+        now = self.clock()
+        rows, _ = await self.store.queue(name)
+        await self._push_positions(name, rows, now, local=self.holds, only_changed=True)
+
     async def flush_pushes(self) -> None:
         """Make every pending queue push now, and wait for the pushes under way.
 
@@ -1092,35 +1130,45 @@ class Broker:
         waiting out its delay is cancelled and made here instead, so each change is pushed
         once either way.
         """
-        while self._pending_pushes or self._tasks:
+        while self._pending_pushes or self._pending_positions or self._tasks:
             while self._pending_pushes:
                 name, task = self._pending_pushes.popitem()
                 task.cancel()  # still asleep: it has sent nothing
                 await self._push_queue(name)
+            while self._pending_positions:
+                name, task = self._pending_positions.popitem()
+                task.cancel()
+                await self._push_positions_here(name)
             await asyncio.gather(*self._tasks, return_exceptions=True)  # failures are logged
 
     async def _push_queue(self, name: str) -> None:
+        """Tell the queue's waiting students their places (with :attr:`holds` set, only
+        this process's own: the others' processes read the queue when the snapshot reaches
+        them) and every process's tutors watching it the snapshot."""
         now = self.clock()
         rows, total = await self.store.queue(name)
         self._last_snapshot[name] = _shown(rows, total)
-        await self._push_positions(name, rows, now)
+        if self.holds is None:
+            await self._push_positions(name, rows, now)
+        else:
+            await self._push_positions(name, rows, now, local=self.holds, only_changed=True)
         await self.notifier.to_queue_watchers(
             name, "queue:snapshot", self._snapshot_of(name, rows, total, now)
         )
 
     async def _push_positions(
         self, name: str, rows: list[dict[str, Any]], now: float, *,
-        local: set[str] | None = None, only_changed: bool = False,
+        local: Callable[[str], bool] | None = None, only_changed: bool = False,
     ) -> None:
         """Tell each waiting student their position and estimate, when it changed (with
-        ``local``, this process's connected subjects: only those students, through this
-        process alone, whatever was sent before, or with ``only_changed`` too, those whose
-        last shown figures differ)."""
+        ``local``, whether this process holds a subject's connection: only those students,
+        through this process alone, whatever was sent before, or with ``only_changed`` too,
+        those whose last shown figures differ)."""
         rate, available = await self._queue_rates(name, now)
         for position, row in enumerate(rows, start=1):
             eta = estimate_wait_s(position, rate, available)
             changed = self._last_position.get(row["id"]) != (position, eta)
-            if local is not None and student_subject(row["student"]) not in local:
+            if local is not None and not local(student_subject(row["student"])):
                 continue
             if changed or (local is not None and not only_changed):
                 self._last_position[row["id"]] = (position, eta)
@@ -1137,12 +1185,16 @@ class Broker:
         process's connections (the edge calls this after delivering it). Pushes of two
         processes are not ordered with each other, so it may be older than the one this
         process sent last: remember it as what they were shown, and the next sweep re-sends
-        the queue or the position if the database says otherwise. Other events: ignored."""
+        the queue or the position if the database says otherwise. A snapshot of a queue
+        one of this process's students waits in also schedules telling them their places
+        (:meth:`push_positions_here`, with :attr:`holds` set). Other events: ignored."""
         if event == "queue:snapshot":
             name, requests = data.get("queue"), data.get("requests")
             if isinstance(name, str) and isinstance(requests, list):
                 ids = tuple(str(r.get("id")) for r in requests if isinstance(r, dict))
                 self._last_snapshot[name] = (ids, int(data.get("total") or 0))
+                if self.holds is not None and name in self._waiting_here:
+                    self.push_positions_here(name)
         elif event == "queue:position":
             rid, position, eta = data.get("request_id"), data.get("position"), data.get("eta_s")
             if isinstance(rid, str) and isinstance(position, int):

@@ -211,6 +211,8 @@ class SocketGateway:
         if isinstance(manager, FanoutManager):
             manager.on_gap = self.resync_local
             manager.on_received = self._received
+            # Several processes: each tells its own waiting students their places.
+            broker.holds = self._here.__contains__
         broker.local_subjects = self.local_subjects
         broker.local_queues = self.local_queues
         self._staff_task = asyncio.create_task(self._staff_loop(), name="staff-push")

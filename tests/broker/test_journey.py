@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from broker.constants import BUFFER_AFTER_END_S
 from tests.broker.conftest import fetch_all
 from tests.broker.harness import Server, staff, student, tutor
@@ -125,6 +129,33 @@ async def test_positions_are_pushed_when_they_change(server: Server, clients: li
         server.settings.database_url, "select status from help_requests where id = :id", id=ids[0]
     )
     assert row["status"] == "cancelled"
+
+
+async def test_a_student_on_another_process_is_told_their_new_place(
+    start_server: Any, clients: list
+) -> None:
+    """Scaled stack, two processes: a cancel on one moves up students connected to the
+    other, whose own process tells them (it reads the queue when the other's snapshot
+    arrives), in order and with no place shown twice."""
+    server = await start_server()
+    if server.settings.redis_url is None:
+        pytest.skip("one process only without Redis")
+    other = await start_server()
+    first = await server.connect("/student", student("s-p1", "elem", 2))
+    behind = [await other.connect("/student", student(f"s-p{i}", "elem", 2)) for i in (2, 3)]
+    clients += [first, *behind]
+    ids = []
+    for kid in (first, *behind):
+        ack = await kid.call("help:request", {"subject": "reading", "language": "en"})
+        assert ack["ok"], ack
+        ids.append(ack["request"]["id"])
+    assert (await first.call("help:cancel", {"request_id": ids[0]}))["ok"]
+    for kid, rid, place in ((behind[0], ids[1], 1), (behind[1], ids[2], 2)):
+        told = await kid.upto("queue:position", lambda m, p=place: m["position"] == p)
+        assert [m["request_id"] for m in told] == [rid] * len(told)
+        assert [m["position"] for m in told][-1:] == [place] and len(told) == len(
+            {m["position"] for m in told}
+        )
 
 
 async def test_one_open_request_per_student(server: Server, clients: list) -> None:

@@ -253,6 +253,42 @@ async def test_an_older_position_from_another_process_is_corrected(unit_db: str)
         assert here.notifier.of(event="queue:position") == []
 
 
+async def test_positions_are_told_by_the_students_own_process(unit_db: str) -> None:
+    """With several processes (``holds`` set by the edge) each process tells its own waiting
+    students their places: a change made on another process reaches them once that
+    process's snapshot arrives, from this process's own read of the queue, and the other
+    process publishes no position for them."""
+    clock = FakeClock()
+    async with broker_rig(unit_db, clock=clock) as here, broker_rig(unit_db, clock=clock) as there:
+        for rig in (here, there):
+            rig.broker.holds = rig.connected.__contains__
+        ana, bob, cy = student("s-ana"), student("s-bob"), student("s-cy")
+        first = await there.ask(ana)
+        rid = await here.ask(bob)
+        await there.ask(cy)  # third, on there: moves up with bob
+        await here.flush()
+        await there.flush()
+        here.notifier.clear()
+        there.notifier.clear()
+        await there.broker.cancel(ana, first)
+        await there.flush()
+        assert [p["position"] for p in there.notifier.of(
+            to="student:s-cy", event="queue:position")] == [2]
+        assert there.notifier.of(to="student:s-bob") == []  # not there's student
+        [snapshot] = there.notifier.of(to="queue:paper:en", event="queue:snapshot")
+        await here.flush()
+        assert here.notifier.sent == []  # nothing reached here yet
+        here.broker.shown_elsewhere("queue:snapshot", snapshot)
+        await here.flush()
+        [told] = here.notifier.of(to="student:s-bob", event="queue:position")
+        assert told["request_id"] == rid and told["position"] == 1
+        assert [sent.local for sent in here.notifier.sent] == [True]
+        here.notifier.clear()
+        here.broker.shown_elsewhere("queue:snapshot", snapshot)  # the same again: no change
+        await here.flush()
+        assert here.notifier.sent == []
+
+
 async def test_a_student_learns_of_a_session_that_ended_unseen(rig: Rig) -> None:
     """A student's page shows a request waiting; a tutor took it, wrote, and ended the
     session while every push to the page was lost. Asked with that request's id,
