@@ -23,13 +23,16 @@ Guarantees:
 from __future__ import annotations
 
 import abc
+import asyncio
 import collections
 import math
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from broker.redis_keys import RedisKeys
 from broker.redis_pool import open_redis
@@ -125,7 +128,14 @@ return tostring(math.max(tonumber(oldest[2]) + window - now, 1.0))
 
 
 class RedisThrottle(Throttle):
-    """Counts shared by every process: one sorted set per key (member: time + random)."""
+    """Counts shared by every process: one sorted set per key (member: time + random).
+
+    ``allow`` calls made while earlier ones are on their way to Redis wait for that round
+    trip and then go together, as one pipeline of scripts (one write and one read for all
+    of them, not one each). Each script is still atomic on its own, so every key's counts
+    and answers are exactly those of the calls sent one by one, in the order they were
+    made; a failed round trip fails each call of its batch (the broker lets them through,
+    see :meth:`broker.service.Broker._throttle`)."""
 
     def __init__(
         self, name: str, limit: int, window_s: float, redis: aioredis.Redis, keys: RedisKeys,
@@ -135,14 +145,55 @@ class RedisThrottle(Throttle):
         self.redis = redis
         self.keys = keys
         self._allow = redis.register_script(_ALLOW)
+        self._waiting: list[tuple[str, tuple[str, str, int, str], asyncio.Future[Any]]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self.round_trips = 0  # pipelines sent (tests and benchmarks read it)
 
     async def allow(self, key: str) -> float:
         now = self.clock()
         member = f"{now}:{uuid.uuid4().hex[:8]}"
-        wait = await self._allow(
-            keys=[self._key(key)], args=[repr(now), repr(self.window_s), self.limit, member]
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append(
+            (self._key(key), (repr(now), repr(self.window_s), self.limit, member), done)
         )
-        return float(wait)
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send(), name=f"throttle:{self.name}")
+        return float(await done)
+
+    async def _send(self) -> None:
+        """Send what waits, one batch per round trip, until nothing does."""
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    answers = await self._run(batch)
+                except Exception as exc:  # each caller of the batch gets it
+                    answers = [exc] * len(batch)
+                for (_, _, done), answer in zip(batch, answers, strict=True):
+                    if done.done():
+                        continue  # its caller was cancelled
+                    if isinstance(answer, BaseException):
+                        done.set_exception(answer)
+                    else:
+                        done.set_result(answer)
+        finally:
+            self._sender = None
+
+    async def _run(
+        self, batch: list[tuple[str, tuple[str, str, int, str], asyncio.Future[Any]]],
+        load: bool = True,
+    ) -> list[Any]:
+        self.round_trips += 1
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, args, _ in batch:
+                pipe.evalsha(self._allow.sha, 1, key, *args)
+            answers: list[Any] = await pipe.execute(raise_on_error=False)
+        if load and any(isinstance(a, NoScriptError) for a in answers):
+            # A restarted or flushed Redis forgot the script: none of those ran. Load it
+            # and send the batch again (a refused script changed nothing).
+            await self.redis.script_load(_ALLOW)
+            return await self._run(batch, load=False)
+        return answers
 
     def _key(self, key: str) -> str:
         return self.keys.throttle(self.name, key)

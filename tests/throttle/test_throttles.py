@@ -8,11 +8,13 @@ share the counts. Time is a fake clock: nothing here sleeps.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.exceptions import RedisError
 
-from broker.throttle import MemoryThrottle, Throttle, Throttles
+from broker.throttle import MemoryThrottle, RedisThrottle, Throttle, Throttles
 
 
 class Clock:
@@ -152,3 +154,52 @@ async def test_redis_allow_is_shared_across_processes(redis_url: str, redis_pref
     finally:
         for factory in factories:
             await factory.close()
+
+
+async def test_redis_calls_made_together_share_one_round_trip(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Calls made while none is on its way go as one pipeline; each is still counted and
+    answered as if sent alone, in the order made: the first ``limit`` pass."""
+    clock = Clock()
+    factory = Throttles(redis_url, redis_prefix, clock)
+    try:
+        throttle = factory.make("test", 3, 60.0)
+        assert isinstance(throttle, RedisThrottle)
+        waits = await asyncio.gather(*(throttle.allow("k") for _ in range(10)))
+        assert waits[:3] == [0, 0, 0] and all(w == pytest.approx(60.0) for w in waits[3:])
+        assert throttle.round_trips == 1
+        assert await throttle.allow("other") == 0 and throttle.round_trips == 2
+    finally:
+        await factory.close()
+
+
+async def test_redis_that_forgot_the_script_is_given_it_again(
+    redis_url: str, redis_prefix: str
+) -> None:
+    clock = Clock()
+    factory = Throttles(redis_url, redis_prefix, clock)
+    try:
+        throttle = factory.make("test", 2, 60.0)
+        assert isinstance(throttle, RedisThrottle) and factory.redis is not None
+        assert await throttle.allow("k") == 0
+        await factory.redis.script_flush()  # as a restarted Redis would
+        assert await asyncio.gather(throttle.allow("k"), throttle.allow("k")) == [
+            0, pytest.approx(60.0)
+        ]
+    finally:
+        await factory.close()
+
+
+async def test_an_unreachable_redis_fails_every_call_of_the_batch() -> None:
+    factory = Throttles("redis://127.0.0.1:1/0", "hh", Clock())
+    try:
+        throttle = factory.make("test", 2, 60.0)
+        assert isinstance(throttle, RedisThrottle)
+        results = await asyncio.gather(
+            throttle.allow("a"), throttle.allow("b"), return_exceptions=True
+        )
+        assert all(isinstance(r, RedisError | OSError) for r in results), results
+        assert throttle._sender is None  # the next call starts a new round trip
+    finally:
+        await factory.close()
