@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -39,7 +40,7 @@ def test_serve_installs_the_freeze_after_startup(monkeypatch: pytest.MonkeyPatch
     from broker.settings import Settings
     from web import lifecycle
     from web.commands import serve
-    from web.gc_tuning import on_startup_freeze
+    from web.gc_tuning import gc_pacing_ctx, on_startup_freeze
 
     seen: list[web.Application] = []
 
@@ -52,6 +53,7 @@ def test_serve_installs_the_freeze_after_startup(monkeypatch: pytest.MonkeyPatch
     serve.run(argparse.Namespace(host="127.0.0.1", port=0), Settings.from_env({}))
     [app] = seen
     assert app.on_startup[-1] is on_startup_freeze
+    assert gc_pacing_ctx in app.cleanup_ctx
 
 
 def test_long_full_collections_are_logged_at_most_once_a_minute(
@@ -79,3 +81,65 @@ def test_long_full_collections_are_logged_at_most_once_a_minute(
     assert len(lines) == 2
     assert "400 ms" in lines[0]
     assert "2 such pauses, longest 900 ms" in lines[1]
+
+
+class FakeCollector:
+    """gc.collect and gc.get_count as CPython keeps them: a collection of generation g
+    zeroes the counts of g and younger and adds one to the next older's."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.made: list[int] = []
+
+    def collect(self, generation: int) -> int:
+        self.made.append(generation)
+        if generation < 2:
+            self.count[generation + 1] += 1
+        for g in range(generation + 1):
+            self.count[g] = 0
+        return 0
+
+    def counts(self) -> tuple[int, int, int]:
+        return self.count[0], self.count[1], self.count[2]
+
+
+def test_the_pacer_collects_the_young_each_tick_and_all_every_half_hour() -> None:
+    from web.gc_tuning import TICK_S, TICKS_PER_FULL, Pacer
+
+    fake = FakeCollector()
+    pacer = Pacer(fake.collect, fake.counts)
+    for _ in range(2 * TICKS_PER_FULL + 5):
+        pacer.tick()
+    full_at = [i for i, g in enumerate(fake.made) if g == 2]
+    assert [(i + 1) * TICK_S for i in full_at] == [pytest.approx(1800.0), pytest.approx(3600.0)]
+    assert set(fake.made) == {1, 2} and pacer.collections == [0, len(fake.made) - 2, 2]
+
+
+def test_an_automatic_collection_counts_toward_the_pacers_schedule() -> None:
+    from web.gc_tuning import TICKS_PER_FULL, Pacer
+
+    fake = FakeCollector()
+    pacer = Pacer(fake.collect, fake.counts)
+    fake.count[2] = TICKS_PER_FULL - 1  # CPython made middle collections meanwhile
+    assert pacer.tick() == 2 and pacer.tick() == 1
+
+
+def test_the_pacer_runs_real_collections_that_free_cycles(restore_gc: None) -> None:
+    from web.gc_tuning import Pacer
+
+    pacer = Pacer()
+    cycle: list[object] = []
+    cycle.append(cycle)
+    probe = weakref.ref(Marker(cycle))  # a young cycle, unreachable from here on
+    del cycle
+    gc.disable()  # only the pacer collects in this test
+    try:
+        pacer.tick()
+    finally:
+        gc.enable()
+    assert probe() is None
+
+
+class Marker:
+    def __init__(self, cycle: list[object]) -> None:
+        cycle.append(self)

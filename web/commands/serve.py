@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     from web.app import init_app
-    from web.gc_tuning import on_startup_freeze
+    from web.gc_tuning import gc_pacing_ctx, on_startup_freeze
     from web.keys import GATEWAY
     from web.lifecycle import listen_backlog, serve
     from web.stall_watch import stall_watch_ctx, threshold_from_env
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(demo_banner(settings), flush=True)
     app = init_app(settings)
     app.on_startup.append(on_startup_freeze)  # last: after the broker has started
+    app.cleanup_ctx.append(gc_pacing_ctx)
     # First in, last out: it also watches the broker's start-up and its last cleanup.
     app.cleanup_ctx.insert(0, stall_watch_ctx(stall_s))
     asyncio.run(serve(app, app[GATEWAY].sio, settings.host, settings.port, backlog=backlog))
