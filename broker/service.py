@@ -1091,29 +1091,29 @@ class Broker:
         changed, so a burst of requests and cancels costs one pass over the queue, not one
         per change.
         """
-        if name in self._pending_pushes:
-            return
-        self._pending_pushes[name] = self._spawn(self._push_queue_later(name), f"push:{name}")
-
-    async def _push_queue_later(self, name: str) -> None:
-        await asyncio.sleep(self.push_delay_s)
-        self._pending_pushes.pop(name, None)  # from here on, flush_pushes waits for it
-        await self._push_queue(name)
+        if name not in self._pending_pushes:
+            self._later(self._pending_pushes, name, self._push_queue, "push")
 
     def push_positions_here(self, name: str) -> None:
         """Schedule telling this process's own students waiting in ``name`` their places
         (with :attr:`holds` set: another process changed the queue). Coalesced as
         :meth:`push_queue`, and nothing if a push of the whole queue is already due."""
-        if name in self._pending_pushes or name in self._pending_positions:
-            return
-        self._pending_positions[name] = self._spawn(
-            self._push_positions_later(name), f"positions:{name}"
-        )
+        if name not in self._pending_pushes and name not in self._pending_positions:
+            self._later(self._pending_positions, name, self._push_positions_here, "positions")
 
-    async def _push_positions_later(self, name: str) -> None:
-        await asyncio.sleep(self.push_delay_s)
-        self._pending_positions.pop(name, None)
-        await self._push_positions_here(name)
+    def _later(
+        self, pending: dict[str, asyncio.Task[Any]], name: str,
+        push: Callable[[str], Awaitable[None]], label: str,
+    ) -> None:
+        """Run ``push(name)`` after ``push_delay_s``, registered in ``pending`` until then
+        (where :meth:`flush_pushes` can cancel it and push at once)."""
+
+        async def after_delay() -> None:
+            await asyncio.sleep(self.push_delay_s)
+            pending.pop(name, None)  # from here on, flush_pushes waits for it
+            await push(name)
+
+        pending[name] = self._spawn(after_delay(), f"{label}:{name}")
 
     async def _push_positions_here(self, name: str) -> None:
         if name in self._pending_pushes or self.holds is None:
@@ -1130,15 +1130,16 @@ class Broker:
         waiting out its delay is cancelled and made here instead, so each change is pushed
         once either way.
         """
+        pushes = (
+            (self._pending_pushes, self._push_queue),
+            (self._pending_positions, self._push_positions_here),
+        )
         while self._pending_pushes or self._pending_positions or self._tasks:
-            while self._pending_pushes:
-                name, task = self._pending_pushes.popitem()
-                task.cancel()  # still asleep: it has sent nothing
-                await self._push_queue(name)
-            while self._pending_positions:
-                name, task = self._pending_positions.popitem()
-                task.cancel()
-                await self._push_positions_here(name)
+            for pending, push in pushes:
+                while pending:
+                    name, task = pending.popitem()
+                    task.cancel()  # still asleep: it has sent nothing
+                    await push(name)
             await asyncio.gather(*self._tasks, return_exceptions=True)  # failures are logged
 
     async def _push_queue(self, name: str) -> None:
@@ -1148,10 +1149,7 @@ class Broker:
         now = self.clock()
         rows, total = await self.store.queue(name)
         self._last_snapshot[name] = _shown(rows, total)
-        if self.holds is None:
-            await self._push_positions(name, rows, now)
-        else:
-            await self._push_positions(name, rows, now, local=self.holds, only_changed=True)
+        await self._push_positions(name, rows, now, local=self.holds, only_changed=True)
         await self.notifier.to_queue_watchers(
             name, "queue:snapshot", self._snapshot_of(name, rows, total, now)
         )
@@ -1163,7 +1161,7 @@ class Broker:
         """Tell each waiting student their position and estimate, when it changed (with
         ``local``, whether this process holds a subject's connection: only those students,
         through this process alone, whatever was sent before, or with ``only_changed`` too,
-        those whose last shown figures differ)."""
+        those whose last shown figures differ; ``only_changed`` alone changes nothing)."""
         rate, available = await self._queue_rates(name, now)
         for position, row in enumerate(rows, start=1):
             eta = estimate_wait_s(position, rate, available)

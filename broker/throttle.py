@@ -127,6 +127,10 @@ return tostring(math.max(tonumber(oldest[2]) + window - now, 1.0))
 """
 
 
+# One waiting ``allow``: its Redis key, the script's arguments, the caller's answer.
+_Call = tuple[str, tuple[str, str, int, str], "asyncio.Future[Any]"]
+
+
 class RedisThrottle(Throttle):
     """Counts shared by every process: one sorted set per key (member: time + random).
 
@@ -145,9 +149,9 @@ class RedisThrottle(Throttle):
         self.redis = redis
         self.keys = keys
         self._allow = redis.register_script(_ALLOW)
-        self._waiting: list[tuple[str, tuple[str, str, int, str], asyncio.Future[Any]]] = []
+        self._waiting: list[_Call] = []
         self._sender: asyncio.Task[None] | None = None
-        self.round_trips = 0  # pipelines sent (tests and benchmarks read it)
+        self.round_trips = 0  # pipelines sent (tests read it)
 
     async def allow(self, key: str) -> float:
         now = self.clock()
@@ -179,10 +183,7 @@ class RedisThrottle(Throttle):
         finally:
             self._sender = None
 
-    async def _run(
-        self, batch: list[tuple[str, tuple[str, str, int, str], asyncio.Future[Any]]],
-        load: bool = True,
-    ) -> list[Any]:
+    async def _run(self, batch: list[_Call], load: bool = True) -> list[Any]:
         self.round_trips += 1
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, args, _ in batch:
