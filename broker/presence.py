@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 
 from broker.redis_keys import RedisKeys
 from broker.redis_pool import open_redis
+from broker.round_trips import RoundTrips
 
 FORGET_AFTER_S = 24 * 3600.0
 
@@ -51,7 +52,9 @@ class Presence(abc.ABC):
 
     @abc.abstractmethod
     async def touch(self, subjects: list[str], now: float) -> None:
-        """Record that these subjects (``role:id``) are connected at ``now``."""
+        """Record that these subjects (``role:id``) are connected at ``now``. A subject's
+        time only moves forward: a touch older than its last one changes nothing (until
+        :meth:`forget`)."""
 
     @abc.abstractmethod
     async def last_seen(self, subjects: list[str], now: float) -> dict[str, float]:
@@ -81,7 +84,7 @@ class MemoryPresence(Presence):
         if self._epoch is None:
             self._epoch = now
         for subject in subjects:
-            self._seen[subject] = now
+            self._seen[subject] = max(now, self._seen.get(subject, now))
         if len(self._seen) > 10_000 and now - self._pruned_at > 3600:
             self._pruned_at = now
             self._seen = {k: v for k, v in self._seen.items() if now - v <= FORGET_AFTER_S}
@@ -103,23 +106,47 @@ class MemoryPresence(Presence):
 
 
 class RedisPresence(Presence):
-    """Presence shared by every process through Redis."""
+    """Presence shared by every process through Redis.
+
+    Touches made while one is on its way to Redis go together as the next one
+    (:class:`~broker.round_trips.RoundTrips`): a reconnecting crowd (every client of a
+    stopped process arrives within seconds, each touched as it connects) costs one
+    pipeline per round trip, not one each. A touch returns once its subjects are stored;
+    a subject in several touches of one batch keeps the latest time."""
 
     def __init__(self, url: str, keys: RedisKeys) -> None:
         self._redis: aioredis.Redis = open_redis(url)
         self._seen_key = keys.presence_seen
         self._epoch_key = keys.presence_epoch
+        self._touches: RoundTrips[tuple[list[str], float], None] = RoundTrips(
+            "presence", self._touch_all
+        )
 
     async def close(self) -> None:
         await self._redis.aclose()
 
     async def touch(self, subjects: list[str], now: float) -> None:
+        await self._touches.call((subjects, now))
+
+    async def _touch_all(
+        self, touches: list[tuple[list[str], float]]
+    ) -> list[BaseException | None]:
+        """One pipeline for a batch of touches: the epoch (if absent) at the earliest
+        touch's time, each subject at its latest (never back), and the pruning of the
+        forgotten."""
+        seen: dict[str, float] = {}
+        for subjects, now in touches:
+            for subject in subjects:
+                seen[subject] = max(now, seen.get(subject, now))
+        earliest = min(now for _, now in touches)
+        latest = max(now for _, now in touches)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._epoch_key, repr(now), nx=True)
-            if subjects:
-                pipe.zadd(self._seen_key, {s: now for s in subjects})
-            pipe.zremrangebyscore(self._seen_key, "-inf", now - FORGET_AFTER_S)
+            pipe.set(self._epoch_key, repr(earliest), nx=True)
+            if seen:
+                pipe.zadd(self._seen_key, seen, gt=True)  # Redis >= 6.2
+            pipe.zremrangebyscore(self._seen_key, "-inf", latest - FORGET_AFTER_S)
             await pipe.execute()
+        return [None for _ in touches]
 
     async def forget(self, subjects: list[str]) -> None:
         # Score 0 (1970): gone for everyone; pruned by the next touch, after which the

@@ -23,7 +23,6 @@ Guarantees:
 from __future__ import annotations
 
 import abc
-import asyncio
 import collections
 import math
 import time
@@ -36,6 +35,7 @@ from redis.exceptions import NoScriptError
 
 from broker.redis_keys import RedisKeys
 from broker.redis_pool import open_redis
+from broker.round_trips import RoundTrips
 
 Clock = Callable[[], float]
 
@@ -127,8 +127,8 @@ return tostring(math.max(tonumber(oldest[2]) + window - now, 1.0))
 """
 
 
-# One waiting ``allow``: its Redis key, the script's arguments, the caller's answer.
-_Call = tuple[str, tuple[str, str, int, str], "asyncio.Future[Any]"]
+# One ``allow`` for Redis: its key and the script's arguments.
+_Call = tuple[str, tuple[str, str, int, str]]
 
 
 class RedisThrottle(Throttle):
@@ -149,44 +149,22 @@ class RedisThrottle(Throttle):
         self.redis = redis
         self.keys = keys
         self._allow = redis.register_script(_ALLOW)
-        self._waiting: list[_Call] = []
-        self._sender: asyncio.Task[None] | None = None
-        self.round_trips = 0  # pipelines sent (tests read it)
+        self._batches: RoundTrips[_Call, Any] = RoundTrips(f"throttle:{name}", self._run)
+
+    @property
+    def round_trips(self) -> int:
+        """Pipelines sent (tests read it)."""
+        return self._batches.sent
 
     async def allow(self, key: str) -> float:
         now = self.clock()
         member = f"{now}:{uuid.uuid4().hex[:8]}"
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append(
-            (self._key(key), (repr(now), repr(self.window_s), self.limit, member), done)
-        )
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send(), name=f"throttle:{self.name}")
-        return float(await done)
-
-    async def _send(self) -> None:
-        """Send what waits, one batch per round trip, until nothing does."""
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    answers = await self._run(batch)
-                except Exception as exc:  # each caller of the batch gets it
-                    answers = [exc] * len(batch)
-                for (_, _, done), answer in zip(batch, answers, strict=True):
-                    if done.done():
-                        continue  # its caller was cancelled
-                    if isinstance(answer, BaseException):
-                        done.set_exception(answer)
-                    else:
-                        done.set_result(answer)
-        finally:
-            self._sender = None
+        args = (repr(now), repr(self.window_s), self.limit, member)
+        return float(await self._batches.call((self._key(key), args)))
 
     async def _run(self, batch: list[_Call], load: bool = True) -> list[Any]:
-        self.round_trips += 1
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key, args, _ in batch:
+            for key, args in batch:
                 pipe.evalsha(self._allow.sha, 1, key, *args)
             answers: list[Any] = await pipe.execute(raise_on_error=False)
         if load and any(isinstance(a, NoScriptError) for a in answers):

@@ -9,6 +9,7 @@ everyone's grace instead of ending anything.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -50,6 +51,33 @@ async def test_touched_subjects_report_their_last_touch(handles: list[Presence])
     await two.touch(["student:a"], T0 + 5)
     seen = await one.last_seen(["student:a", "tutor:t"], T0 + 6)
     assert seen == {"student:a": T0 + 5, "tutor:t": T0}
+
+
+async def test_touches_made_together_each_count(handles: list[Presence]) -> None:
+    """Concurrent touches (a reconnecting crowd) all land; a subject touched twice keeps
+    its latest time."""
+    one, _ = handles
+    await asyncio.gather(
+        one.touch(["student:a"], T0 + 3),
+        one.touch(["student:a", "student:b"], T0 + 1),
+        *(one.touch([f"student:{i}"], T0 + 2) for i in range(50)),
+    )
+    seen = await one.last_seen(["student:a", "student:b", "student:49"], T0 + 9)
+    assert seen == {"student:a": T0 + 3, "student:b": T0 + 1, "student:49": T0 + 2}
+
+
+async def test_redis_touches_made_together_share_round_trips(
+    redis_url: str, redis_prefix: str
+) -> None:
+    presence = RedisPresence(redis_url, RedisKeys(prefix=redis_prefix))
+    try:
+        await asyncio.gather(*(presence.touch([f"student:{i}"], T0) for i in range(100)))
+        assert presence._touches.sent == 1
+        await presence.touch(["student:0"], T0 + 1)
+        assert presence._touches.sent == 2
+        assert await presence.last_seen(["student:99"], T0 + 1) == {"student:99": T0}
+    finally:
+        await presence.close()
 
 
 async def test_never_touched_subjects_answer_the_epoch(handles: list[Presence]) -> None:

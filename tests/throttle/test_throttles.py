@@ -200,6 +200,9 @@ async def test_an_unreachable_redis_fails_every_call_of_the_batch() -> None:
             throttle.allow("a"), throttle.allow("b"), return_exceptions=True
         )
         assert all(isinstance(r, RedisError | OSError) for r in results), results
-        assert throttle._sender is None  # the next call starts a new round trip
+        assert throttle.round_trips == 1
+        (again,) = await asyncio.gather(throttle.allow("c"), return_exceptions=True)
+        assert isinstance(again, RedisError | OSError)
+        assert throttle.round_trips == 2  # the next call started a new round trip
     finally:
         await factory.close()
