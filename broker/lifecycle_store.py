@@ -50,8 +50,10 @@ from broker.constants import OPEN_STATUSES
 from broker.db.computed import epoch_us
 from broker.db.models import OPEN_REQUEST, Base
 from broker.db.reader import Reader, reader_for
+from broker.round_trips import RoundTrips
 
 UTC = dt.UTC
+OPEN_OF_BATCH = 16  # students per statement when open requests are looked up together
 
 
 def at(epoch: float) -> dt.datetime:
@@ -269,6 +271,15 @@ class LifecycleStore:
             )
             .order_by(r.c.requested_at.desc())
             .limit(1)
+        )
+        # The same for up to OPEN_OF_BATCH students at once (a list of plain parameters,
+        # not an expanding one, so the native readers prepare it once).
+        self._open_requests_of = sa.select(r).where(
+            r.c.student.in_([sa.bindparam(f"s{i}") for i in range(OPEN_OF_BATCH)]),
+            sa.or_(*(r.c.status == status for status in OPEN_STATUSES)),
+        )
+        self._open_of: RoundTrips[str, dict[str, Any] | None] = RoundTrips(
+            "open-request-of", self._open_requests_of_all
         )
         self._position = sa.select(sa.func.count()).where(
             r.c.status == "queued",
@@ -550,8 +561,34 @@ class LifecycleStore:
         return await self.reader.first(self._request, {"rid": request_id})
 
     async def open_request_of(self, student: str) -> dict[str, Any] | None:
-        """The student's queued or accepted request, if any."""
-        return await self.reader.first(self._open_request_of, {"student": student})
+        """The student's queued or accepted request, if any, as of a moment after the call.
+
+        Calls made while others are being read go together as the next read (every
+        connecting student is looked up: a crowd reconnecting after a restart costs one
+        statement per :data:`OPEN_OF_BATCH` students, not one each); each caller gets its
+        own copy of its row."""
+        return await self._open_of.call(student)
+
+    async def _open_requests_of_all(
+        self, students: list[str]
+    ) -> list[dict[str, Any] | BaseException | None]:
+        unique = list(dict.fromkeys(students))
+        if len(unique) == 1:  # alone: the single statement, as cheap as before
+            one = await self.reader.first(self._open_request_of, {"student": unique[0]})
+            return [None if one is None else dict(one) for _ in students]
+        queries = []
+        for k in range(0, len(unique), OPEN_OF_BATCH):
+            chunk = unique[k:k + OPEN_OF_BATCH]
+            chunk += [chunk[0]] * (OPEN_OF_BATCH - len(chunk))  # pad: a repeat finds the same
+            queries.append((self._open_requests_of, {f"s{i}": x for i, x in enumerate(chunk)}))
+        latest: dict[str, dict[str, Any]] = {}
+        for rows in await self.reader.batch(queries):
+            for row in rows:  # one per student (a unique index); the latest if ever more
+                had = latest.get(row["student"])
+                if had is None or row["requested_at"] > had["requested_at"]:
+                    latest[row["student"]] = row
+        found = [latest.get(x) for x in students]
+        return [None if row is None else dict(row) for row in found]
 
     async def position(self, queue: str, rank: float, request_id: str) -> int:
         """1-based place of a queued request in its queue (requests ahead of it + 1)."""

@@ -5,6 +5,7 @@ broken connection."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
@@ -35,6 +36,9 @@ async def every_read(store: LifecycleStore, ids: dict[str, str]) -> dict[str, An
         "request": await store.request(ids["waiting"]),
         "missing request": await store.request("nope"),
         "open_request_of": await store.open_request_of("s-bo"),
+        "open_request_of, together": await asyncio.gather(
+            *(store.open_request_of(x) for x in ("s-bo", "s-cy", "s-ana", "s-bo", "nobody"))
+        ),
         "position": await store.position(queue, float(ids["rank"]), ids["waiting"]),
         "queue": await store.queue(queue),
         "queue head": await store.queue(queue, limit=1),
@@ -107,6 +111,24 @@ async def test_a_read_after_a_commit_sees_it(rig: Rig) -> None:
     assert found is not None and found["id"] == rid
     await rig.broker.cancel(student("s-ana"), rid)
     assert await store.open_request_of("s-ana") is None
+
+
+async def test_open_requests_looked_up_together_match_one_by_one(rig: Rig) -> None:
+    """Many students at once (more than one statement's worth, repeats, nobodies): each
+    gets what a lookup of their own gives, in fewer statements, and a copy of its own."""
+    store = rig.broker.store
+    names = [f"s-{i}" for i in range(40)]
+    for name in names[::2]:
+        await rig.ask(student(name))
+    asked = [*names, "s-0", "s-1", "s-0"]
+    one_by_one = [await store.open_request_of(x) for x in asked]
+    before = store._open_of.sent
+    together = await asyncio.gather(*(store.open_request_of(x) for x in asked))
+    assert together == one_by_one
+    assert [row is not None for row in together[:40]] == [i % 2 == 0 for i in range(40)]
+    assert store._open_of.sent - before == 1
+    first, again = together[0], together[40]
+    assert first is not None and again is not None and first is not again
 
 
 async def test_a_bad_read_fails_alone_and_the_reader_goes_on(rig: Rig) -> None:
