@@ -431,8 +431,12 @@ class Pair:
     # pages keep it: a gap is filled by session:sync from there, not from the newest seen)
     last_seq: dict[str, int] | None = None
     ahead: dict[str, set[int]] | None = None
+    # per side: the texts it got first from session:sync (a live copy arriving after is
+    # the expected overlap of a reconnect, which the pages drop by id, not a duplicate)
+    synced: dict[str, set[str]] | None = None
 
     def __post_init__(self) -> None:
+        self.synced = {"student": set(), "tutor": set()}
         self.sent = {"student": [], "tutor": []}
         self.got = {"student": {}, "tutor": {}}
         self.last_seq = {"student": 0, "tutor": 0}
@@ -460,6 +464,7 @@ class Load:
         self.send_errors: collections.Counter[str] = collections.Counter()
         self.dupes = 0
         self.synced = 0  # messages recovered through session:sync
+        self.overlaps = 0  # live copies of messages already recovered through session:sync
         self.sending = False
         self.tasks: set[asyncio.Task[Any]] = set()
         self.connect_started = 0.0
@@ -600,7 +605,11 @@ class Load:
             text = str(data.get("text", ""))
             seen = pair.got[side]
             if text in seen:
-                self.dupes += 1
+                assert pair.synced is not None
+                if text in pair.synced[side]:
+                    self.overlaps += 1  # synced, then live: the page keeps one (by id)
+                else:
+                    self.dupes += 1  # the server sent it live twice
                 return
             seen[text] = seq
             try:
@@ -643,7 +652,9 @@ class Load:
             text = str(message.get("text", ""))
             pair.saw(side, int(message.get("seq") or 0))
             if message.get("from") != side and text not in pair.got[side]:
+                assert pair.synced is not None
                 pair.got[side][text] = int(message.get("seq") or 0)
+                pair.synced[side].add(text)
                 self.synced += 1
 
     # -- the timed part -------------------------------------------------------------------
@@ -753,6 +764,7 @@ class Load:
             "away": away,
             "dupes": self.dupes,
             "synced": self.synced,
+            "overlaps": self.overlaps,
             "sync_supported": self.fleet.sync_supported,
             "retry_after_ms": self.fleet.retry_after_ms,
             "attempts": self.fleet.attempts,

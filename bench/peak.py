@@ -481,6 +481,7 @@ def chat_figures(results: list[dict[str, Any]], lo: float, hi: float) -> dict[st
         "away": sum(r["away"] for r in results),
         "dupes": sum(r["dupes"] for r in results),
         "synced": sum(r["synced"] for r in results),
+        "overlaps": sum(r.get("overlaps", 0) for r in results),
         "sync_supported": next(
             (r["sync_supported"] for r in results if r["sync_supported"] is not None), None
         ),
@@ -833,7 +834,7 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
             + f" / {f.get('machine_busy', 0):.0f}%",
         )
         row(
-            "acknowledged / delivered / lost / shown twice",
+            "acknowledged / delivered / lost / sent live twice",
             lambda f: f"{f['acked']:,} / {f['delivered']:,} / {f['lost']} / {f['dupes']}",
         )
         row(
@@ -886,8 +887,10 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
             f"Chat across both restarts: {rs['acked']:,} messages acknowledged,"
             f" {rs['delivered']:,} delivered to the other side ({rs['synced']:,} of them"
             f" recovered through `session:sync` after a reconnect), {rs['lost']} lost,"
-            f" {rs['dupes']} shown twice; sends attempted while away (never acknowledged, the"
-            f" page would retry): {json.dumps(rs['send_errors'])}. `retry_after_ms` given:"
+            f" {rs['dupes']} sent live twice ({rs.get('overlaps', 0)} recovered through"
+            " `session:sync` and then also live: the pages keep one, by id); sends attempted"
+            f" while away (never acknowledged, the page would retry):"
+            f" {json.dumps(rs['send_errors'])}. `retry_after_ms` given:"
             f" {json.dumps(rs['retry_after_ms'])}. Failed attempts by cause, the whole run:"
             f" {json.dumps(rs.get('connect_errors') or {})}. The servers' accounts of their stops:"
             f" \"{p1['summary']}\"; \"{p2['summary']}\".",
@@ -908,7 +911,7 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
             f" {sec(kl['back_p99'])} / {sec(kl['back_max'])} | - | - |",
             f"| clients never back | {kl['never_back']} | 0 | {yes(kl['never_back'] == 0)} |",
             f"| failed connection attempts | {kl['failed']:,} | 0 | {yes(kl['failed'] == 0)} |",
-            f"| chat messages acknowledged / delivered / lost / shown twice | {kl['acked']:,} /"
+            f"| chat messages acknowledged / delivered / lost / sent live twice | {kl['acked']:,} /"
             f" {kl['delivered']:,} / {kl['lost']} / {kl['dupes']} | lost 0 |"
             f" {yes(kl['lost'] == 0)} |",
             "",
