@@ -1,12 +1,12 @@
 """Calls that share round trips: made while one is on its way, they go together next.
 
-A Redis backend that answers many small concurrent calls (a throttle's ``allow`` per chat
-message, a presence heartbeat per connecting client) spends more of its CPU packing,
-sending and parsing one pipeline per call than doing the work. :class:`RoundTrips` queues
-the calls and sends them in batches: the first call starts a sender task; calls made while
-a batch is on its way wait for it to come back and then go together as the next batch.
-So a lone call costs one round trip as before, and a burst costs about one per round-trip
-time, whatever its size.
+A backend that answers many small concurrent calls (a Redis throttle's ``allow`` per chat
+message, a presence heartbeat and an open-request lookup per connecting client) spends
+more of its CPU packing, sending and parsing one round trip per call than doing the work.
+:class:`RoundTrips` queues the calls and sends them in batches: the first call starts a
+sender task; calls made while a batch is on its way wait for it to come back and then go
+together as the next batch. So a lone call costs one round trip as before, and a burst
+costs about one per round-trip time, whatever its size.
 
 Guarantees:
 
@@ -17,6 +17,8 @@ Guarantees:
   sent.
 * A cancelled caller's call may still be sent (it was already queued); its answer is
   dropped.
+* No caller waits forever: if the sender task itself is cancelled (the process stops),
+  every call it still held is cancelled too.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class RoundTrips(Generic[Item, Answer]):
 
     async def _run(self) -> None:
         """Send what waits, one batch per round trip, until nothing does."""
+        batch: list[tuple[Item, asyncio.Future[Answer]]] = []
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
@@ -73,3 +76,6 @@ class RoundTrips(Generic[Item, Answer]):
                         done.set_result(answer)
         finally:
             self._sender = None
+            for _, done in [*batch, *self._waiting]:
+                done.cancel()  # a no-op for the answered; only a cancelled sender leaves any
+            self._waiting = []

@@ -75,3 +75,20 @@ async def test_a_cancelled_caller_does_not_stop_the_others() -> None:
     gone.cancel()
     rec.gate.set()
     assert await kept == 20 and gone.cancelled()
+
+
+async def test_a_cancelled_sender_cancels_the_calls_it_held() -> None:
+    rec = Recorder()
+    trips: RoundTrips[int, int] = RoundTrips("t", rec.send)
+    rec.gate = asyncio.Event()
+    held = asyncio.ensure_future(trips.call(1))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    queued = asyncio.ensure_future(trips.call(2))
+    await asyncio.sleep(0)
+    assert trips._sender is not None
+    trips._sender.cancel()
+    got = await asyncio.gather(held, queued, return_exceptions=True)
+    assert all(isinstance(g, asyncio.CancelledError) for g in got)
+    rec.gate.set()
+    assert await trips.call(3) == 30  # a new sender for the next call
