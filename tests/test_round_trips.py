@@ -24,14 +24,20 @@ class Recorder:
         return [ValueError(i) if i < 0 else i * 10 for i in items]
 
 
-async def test_calls_made_while_one_is_on_its_way_go_together_in_order() -> None:
+async def on_its_way(item: int) -> tuple[Recorder, RoundTrips[int, int], asyncio.Future[int]]:
+    """A call whose batch has been sent and is held there (until ``rec.gate`` is set)."""
     rec = Recorder()
     trips: RoundTrips[int, int] = RoundTrips("t", rec.send)
     rec.gate = asyncio.Event()
-    first = asyncio.ensure_future(trips.call(1))
+    call = asyncio.ensure_future(trips.call(item))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    assert rec.batches == [[1]]
+    assert rec.batches == [[item]]
+    return rec, trips, call
+
+
+async def test_calls_made_while_one_is_on_its_way_go_together_in_order() -> None:
+    rec, trips, first = await on_its_way(1)
     rest = [asyncio.ensure_future(trips.call(i)) for i in (2, 3, 4)]
     await asyncio.sleep(0)
     rec.gate.set()
@@ -78,17 +84,13 @@ async def test_a_cancelled_caller_does_not_stop_the_others() -> None:
 
 
 async def test_a_cancelled_sender_cancels_the_calls_it_held() -> None:
-    rec = Recorder()
-    trips: RoundTrips[int, int] = RoundTrips("t", rec.send)
-    rec.gate = asyncio.Event()
-    held = asyncio.ensure_future(trips.call(1))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    rec, trips, held = await on_its_way(1)
     queued = asyncio.ensure_future(trips.call(2))
     await asyncio.sleep(0)
     assert trips._sender is not None
     trips._sender.cancel()
     got = await asyncio.gather(held, queued, return_exceptions=True)
     assert all(isinstance(g, asyncio.CancelledError) for g in got)
+    assert rec.gate is not None
     rec.gate.set()
     assert await trips.call(3) == 30  # a new sender for the next call
