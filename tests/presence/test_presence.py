@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from broker.presence import MemoryPresence, Presence, RedisPresence
+from broker.presence import TOUCH_CHUNK, MemoryPresence, Presence, RedisPresence
 from broker.redis_keys import RedisKeys
 from tests.services import forget_prefix
 
@@ -76,6 +76,25 @@ async def test_redis_touches_made_together_share_round_trips(
         await presence.touch(["student:0"], T0 + 1)
         assert presence._touches.sent == 2
         assert await presence.last_seen(["student:99"], T0 + 1) == {"student:99": T0}
+    finally:
+        await presence.close()
+
+
+async def test_redis_touch_of_many_survives_a_forgotten_script(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """More subjects than one ZADD of the script takes, after Redis forgot the script (a
+    restart); a subject with a newline is refused, not split."""
+    presence = RedisPresence(redis_url, RedisKeys(prefix=redis_prefix))
+    try:
+        many = [f"student:{i}" for i in range(3 * TOUCH_CHUNK + 7)]
+        await presence._redis.script_flush()
+        await presence.touch(many, T0)
+        seen = await presence.last_seen(many, T0 + 1)
+        assert set(seen.values()) == {T0} and len(seen) == len(many)
+        with pytest.raises(ValueError, match="newline"):
+            await presence.touch(["student:a\nstudent:b"], T0 + 2)
+        assert await presence.last_seen(["student:a"], T0 + 3) == {"student:a": T0}  # epoch
     finally:
         await presence.close()
 
