@@ -133,8 +133,8 @@ class RedisPresence(Presence):
     Touches made while one is on its way to Redis go together as the next one
     (:class:`~broker.round_trips.RoundTrips`): a reconnecting crowd (every client of a
     stopped process arrives within seconds, each touched as it connects) costs one
-    pipeline per round trip, not one each. A touch returns once its subjects are stored;
-    a subject in several touches of one batch keeps the latest time."""
+    script call per round trip, not one pipeline each. A touch returns once its subjects
+    are stored; a subject in several touches of one batch keeps the latest time."""
 
     def __init__(self, url: str, keys: RedisKeys) -> None:
         self._redis: aioredis.Redis = open_redis(url)
