@@ -232,7 +232,13 @@ class Shutdown:
         ]
 
     async def stop_listening(self) -> None:
+        """No new connections; and the access log is off from here: it writes a line per
+        websocket that ends, and every client ends theirs now. Measured: 21 us a line
+        written, 7.5 us with the logger disabled (aiohttp still formats it: a connection
+        decides whether to log when it opens), so ~0.25 s of the core saved for 18,000
+        departures; the summary counts them."""
         self.gate.accepting = False
+        logging.getLogger("aiohttp.access").disabled = True
         for site in list(self.runner.sites):
             await site.stop()
 
@@ -285,15 +291,13 @@ class Shutdown:
         """Close every connection still open, all at once: old pages that ignore
         server:restart, lost ones. engine.io's ping monitor stops; each TCP connection is
         closed once what it has to send is written; its handler then ends by itself and
-        socket.io runs the disconnect handlers. The access log is off from here: one line
-        per websocket closed (18,000 of them cost half a second); the summary counts them.
-        """
+        socket.io runs the disconnect handlers (the access log is off since
+        :meth:`stop_listening`)."""
         await self.sio.shutdown()
         server = self.runner.server
         if server is None:
             return
         self.counts["closed"] = self.open_sockets()
-        logging.getLogger("aiohttp.access").disabled = True
         for connection in server.connections:
             connection.force_close()
         # Give their handlers a moment to run socket.io's disconnect handlers.
