@@ -77,7 +77,9 @@ EXIT_GOAL_S = 10.0
 BACK_GOAL_S = 30.0
 RELAY_P99_GOAL_S = 0.050
 RSS_GOAL = 2 * 1024**3
-# Sample the first server with py-spy ("shutdown": its stop; "kill": the crash's survivor).
+# Sample a server with py-spy: "shutdown": the storm's stop; "kill": the crash's survivor;
+# "restart": the rolling restart's second stop; "restart-back": the process taking its
+# clients; anything else: the storm's and the peaks' first server.
 SPY = os.environ.get("HH_BENCH_SPY", "")
 STALL_LOG_MS = os.environ.get("HH_BENCH_STALL_LOG_MS", "")  # servers' HH_STALL_LOG_MS
 
@@ -605,10 +607,17 @@ def restart(sizes: Sizes, stack: Stack, tmp: Path) -> dict[str, Any]:
         phases = []
         for old, new_port in ((a, b.port), (b, a.port)):
             held = status(run)["by_port"].get(str(old.port), 0)
+            spy = None
+            if old is b and SPY == "restart":  # the second stop, from just before it
+                spy = run.spy(old, 12.0)
+                time.sleep(0.5)
+            elif old is b and SPY == "restart-back":  # the process taking them all
+                spy = run.spy(a, 30.0)
             t = time.monotonic()
             tell(run, "down", old.port)
             exit_s = old.terminate(60)
             all_back = wait_all_on(run, new_port, 90)
+            run.report_spy(spy)
             phases.append(
                 {
                     "server": old.name,

@@ -134,24 +134,33 @@ def watch_pauses() -> PauseWatch:
 
 
 class Pacer:
-    """Runs the collection the clock says is due (module docstring); ``collect`` and
-    ``counts`` are :func:`gc.collect` and :func:`gc.get_count`, replaceable in tests.
+    """Runs the collection the clock says is due (module docstring); ``collect``,
+    ``counts`` and ``active`` are :func:`gc.collect`, :func:`gc.get_count` and
+    :func:`gc.isenabled`, replaceable in tests.
 
     Whether a tick makes the full collection comes from CPython's own counter (middle
     collections since the last full one), which every collection updates, the automatic
-    ones included, so the two never double up."""
+    ones included, so the two never double up. While the collector is turned off (a
+    stopping process turns it off: :class:`web.lifecycle.Shutdown`) the pacer collects
+    nothing either: a stop of 18,500 connections spent 22% of its core in the pacer's
+    collections (py-spy, bench.peak's rolling restart) for objects that die with it."""
 
     def __init__(
         self,
         collect: Callable[[int], int] = gc.collect,
         counts: Callable[[], tuple[int, int, int]] = gc.get_count,
+        active: Callable[[], bool] = gc.isenabled,
     ) -> None:
         self.collect = collect
         self.counts = counts
+        self.active = active
         self.collections = [0, 0, 0]  # made by this pacer, per generation
 
     def tick(self) -> int:
-        """Collect what is due; return the oldest generation collected."""
+        """Collect what is due; return the oldest generation collected (-1: none, the
+        collector is off)."""
+        if not self.active():
+            return -1
         middle_since_full = self.counts()[2]
         generation = 2 if middle_since_full + 1 >= TICKS_PER_FULL else 1
         self.collect(generation)

@@ -166,7 +166,8 @@ class Shutdown:
 
     async def run(self) -> None:
         # Nothing started now outlives the process: a full collection over every
-        # connection's objects (seconds, with 18,000 of them) would only delay the exit.
+        # connection's objects (seconds, with 18,000 of them) would only delay the exit;
+        # the pacer's collections stop with it (web.gc_tuning.Pacer).
         gc.disable()
         started = time.monotonic()
         # The steps before the cleanup share what the watchdog leaves after CLEANUP_S: on
