@@ -59,11 +59,14 @@ class Anchored:
     anchors: frozenset[str] | None
 
     def search(self, text: str, tokens: frozenset[str] | None, start: int, end: int) -> bool:
-        """Whether the pattern matches in ``text[start:end]``; ``tokens`` (the words of
-        ``text``, or None) let it answer no at once when no anchor is among them."""
+        """Whether a match starts in ``text[start:end]``, read in the whole text (a word
+        is whole: the window's end does not cut "llamas" into the listed "llama");
+        ``tokens`` (the words of ``text``, or None) let it answer no at once when no anchor
+        is among them, with the same answer."""
         if tokens is not None and self.anchors is not None and self.anchors.isdisjoint(tokens):
             return False
-        return self.pattern.search(text, start, end) is not None
+        found = self.pattern.search(text, start)
+        return found is not None and found.start() < end
 
 
 @dataclass(frozen=True, slots=True)
