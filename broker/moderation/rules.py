@@ -41,6 +41,7 @@ _LOCALE_LISTS = (
     "number_context",
 )
 _CATEGORY = re.compile(r"[a-z][a-z_]*\Z")
+_WORD_TAIL = re.compile(r"\w*")  # the rest of a word, from a position inside it
 
 
 class Phrase(NamedTuple):
@@ -59,14 +60,16 @@ class Anchored:
     anchors: frozenset[str] | None
 
     def search(self, text: str, tokens: frozenset[str] | None, start: int, end: int) -> bool:
-        """Whether a match starts in ``text[start:end]``, read in the whole text (a word
-        is whole: the window's end does not cut "llamas" into the listed "llama");
+        """Whether the pattern matches in ``text[start:end]``, the window widened to the
+        end of the word it ends in: a word is read whole ("llamas" cut at the window's end
+        would read as the listed "llama"), and the search still stops near the window.
         ``tokens`` (the words of ``text``, or None) let it answer no at once when no anchor
         is among them, with the same answer."""
         if tokens is not None and self.anchors is not None and self.anchors.isdisjoint(tokens):
             return False
-        found = self.pattern.search(text, start)
-        return found is not None and found.start() < end
+        tail = _WORD_TAIL.match(text, end)  # always matches (perhaps nothing)
+        stop = tail.end() if tail is not None else end
+        return self.pattern.search(text, start, stop) is not None
 
 
 @dataclass(frozen=True, slots=True)
