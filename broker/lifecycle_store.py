@@ -135,6 +135,29 @@ class LifecycleStore:
         self._insert_queued = _insert(r, dialect).on_conflict_do_nothing(
             index_elements=[r.c.student], index_where=OPEN_REQUEST
         )
+        # On PostgreSQL, where each statement is a round trip, the request is inserted with
+        # its place in its queue in one statement: the requests queued ahead of it
+        # (strictly, so whether the statement sees its own row does not matter), plus one;
+        # no row comes back when the student already has an open request. SQLite runs
+        # statements in the writer's thread, where its RETURNING costs more than a second
+        # statement (25 against 10 us an insert and cancel, measured): there the place is
+        # a second statement (``_position``) of the same unit.
+        self._placed = dialect == "postgresql"
+        ahead = r.alias("ahead")
+        place = sa.select(sa.func.count()).where(
+            ahead.c.status == "queued",
+            ahead.c.queue == sa.bindparam("ahead_queue"),
+            sa.or_(
+                ahead.c.rank < sa.bindparam("ahead_rank"),
+                sa.and_(
+                    ahead.c.rank == sa.bindparam("ahead_rank"),
+                    ahead.c.id < sa.bindparam("ahead_id"),
+                ),
+            ),
+        )
+        self._insert_placed = self._insert_queued.returning(
+            (place.scalar_subquery() + 1).label("position")
+        )
         self._close_queued = (
             r.update()
             .where(r.c.id == sa.bindparam("rid"), r.c.status == "queued")
@@ -353,12 +376,18 @@ class LifecycleStore:
         """Insert a ``queued`` request; return its place in its queue, counted in the same
         transaction, or ``None`` (nothing written) if the student already has an open
         request."""
-        where = {"queue": row["queue"], "rank": row["rank"], "rid": row["id"]}
-        outcome = await self.writer.write([
-            Step(self._insert_queued, row, expect=1),
-            Step(self._position, where, returning=True),
-        ], key=row["student"])
-        return int(outcome.rows(1)[0][0]) if outcome.ok else None
+        if self._placed:
+            ahead = {"ahead_queue": row["queue"], "ahead_rank": row["rank"],
+                     "ahead_id": row["id"]}
+            unit = [Step(self._insert_placed, {**row, **ahead}, expect=1, returning=True)]
+        else:
+            where = {"queue": row["queue"], "rank": row["rank"], "rid": row["id"]}
+            unit = [
+                Step(self._insert_queued, row, expect=1),
+                Step(self._position, where, returning=True),
+            ]
+        outcome = await self.writer.write(unit, key=row["student"])
+        return int(outcome.rows(len(unit) - 1)[0][0]) if outcome.ok else None
 
     async def close_queued(
         self, request_id: str, status: str, when: float, reason: str,
