@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.commit.base import GroupCommitter, Outcome, Step, Unit
+from broker.commit.base import Fusion, GroupCommitter, Outcome, Step, Unit
 from broker.commit.engine import EngineCommitter
 from broker.commit.postgres import AsyncpgCommitter, asyncpg_dsn
 from broker.commit.sqlite import SqliteCommitter
@@ -12,6 +12,7 @@ from broker.commit.sqlite import SqliteCommitter
 __all__ = [
     "AsyncpgCommitter",
     "EngineCommitter",
+    "Fusion",
     "GroupCommitter",
     "Outcome",
     "SqliteCommitter",

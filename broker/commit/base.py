@@ -40,6 +40,15 @@ Guarantees, whatever the backend:
   every batch takes those in one global order.
 * **A unit happens whole or not at all**: a failed guard undoes the unit's own writes; an
   error fails the unit's caller with nothing of the unit written.
+
+**Fused statements.** A backend that pays a round trip per statement (PostgreSQL) sets
+:attr:`GroupCommitter.fuses`; then units of one registered statement (:meth:`~GroupCommitter.
+fuse`: a single guarded ``RETURNING`` step each, such as a cancel) in one batch run as one
+statement over arrays of their parameters, at the place of the first of them. Outcomes are
+those of running them one after another: only a unit that is the first of its ``key`` in
+the batch joins, so units of one key keep their order and fused units never touch the same
+rows, and each unit gets its own rows and guard. If the fused statement fails, the batch is
+retried unit by unit as any failed batch is, unfused.
 """
 
 from __future__ import annotations
@@ -106,11 +115,38 @@ def check(step: Step, result: StepResult) -> bool:
     return step.expect is None or count == step.expect
 
 
+@dataclass(frozen=True, slots=True)
+class Fusion:
+    """How units of one single-statement kind run as one statement.
+
+    ``stmt`` takes one array per parameter of the single statement (``arrays`` maps each
+    array parameter of ``stmt`` to the single statement's parameter it collects, in unit
+    order) and returns, per row the single statements would have returned, the unit's
+    1-based place in the arrays (``WITH ORDINALITY``) followed by the single statement's
+    ``RETURNING`` columns. ``unused`` names parameters of the single statement that the
+    fused one does without; a unit with any other parameter than these and the collected
+    ones runs on its own (nothing it was given is ever dropped)."""
+
+    stmt: Executable
+    arrays: Mapping[str, str]
+    unused: frozenset[str] = frozenset()
+
+    def takes(self, params: Mapping[str, Any]) -> bool:
+        """Whether a unit with these parameters can join (exactly the expected ones)."""
+        names = set(params)
+        return names - self.unused == set(self.arrays.values())
+
+
 @dataclass(slots=True)
 class _Pending:
     unit: Unit
     done: asyncio.Future[Outcome]
     order: str = ""
+    key: str = ""
+
+
+# A unit to run, and the batch's units it stands for (one; or, fused, two or more).
+_Run = tuple[Unit, list[int]]
 
 
 class GroupCommitter:
@@ -118,8 +154,12 @@ class GroupCommitter:
 
     ``lanes``: how many batches may run at once (each on a connection of its own)."""
 
+    #: whether units of a statement registered with :meth:`fuse` run fused
+    fuses = False
+
     def __init__(self, lanes: int = 1) -> None:
         self.lanes = max(1, lanes)
+        self._fusions: dict[int, tuple[Executable, Fusion]] = {}
         self._queues: list[asyncio.Queue[_Pending]] = [
             asyncio.Queue() for _ in range(self.lanes)
         ]
@@ -138,8 +178,14 @@ class GroupCommitter:
         if task is None or task.done():
             self._tasks[lane] = asyncio.create_task(self._run(lane), name=f"group-commit-{lane}")
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queues[lane].put_nowait(_Pending(unit, done, order))
+        self._queues[lane].put_nowait(_Pending(unit, done, order, key))
         return await done  # a cancelled caller's unit still runs; only its answer is lost
+
+    def fuse(self, single: Executable, fusion: Fusion) -> None:
+        """Run the units whose one step is ``single`` (a ``RETURNING`` statement) fused as
+        ``fusion`` when the backend :attr:`fuses` (see the module's doc); else a no-op."""
+        if self.fuses:
+            self._fusions[id(single)] = (single, fusion)  # kept: its id is never reused
 
     async def close(self) -> None:
         """Finish what was submitted, then stop the writers and release the backend."""
@@ -185,7 +231,12 @@ class GroupCommitter:
 
     async def _settle(self, batch: list[_Pending], lane: int) -> None:
         try:
-            results = await self._commit([p.unit for p in batch], lane)
+            if self._fusions and len(batch) > 1:
+                runs = self._runs(batch)
+                done = await self._commit([unit for unit, _ in runs], lane)
+                results = _unfused(batch, runs, done)
+            else:
+                results = await self._commit([p.unit for p in batch], lane)
         except Exception as error:
             if len(batch) > 1:
                 log.warning(
@@ -208,3 +259,61 @@ class GroupCommitter:
             else:
                 if not pending.done.done():
                     pending.done.set_result(counts)
+
+    def _runs(self, batch: list[_Pending]) -> list[_Run]:
+        """The batch as units to run: each registered statement's eligible units (a lone
+        ``RETURNING`` step, the first unit of its key in the batch) fused into one, at the
+        place of the first, when there are two or more; every other unit as it is."""
+        groups: dict[int, list[int]] = {}
+        seen: set[str] = set()
+        for index, pending in enumerate(batch):
+            first_of_key = pending.key not in seen
+            seen.add(pending.key)
+            unit = pending.unit
+            if first_of_key and len(unit) == 1 and isinstance(unit[0], Step):
+                step = unit[0]
+                fusion = self._fusions.get(id(step.stmt))
+                if step.returning and fusion is not None and fusion[1].takes(step.params):
+                    groups.setdefault(id(step.stmt), []).append(index)
+        fused = {group[0]: group for group in groups.values() if len(group) > 1}
+        members = {index for group in fused.values() for index in group}
+        runs: list[_Run] = []
+        for index, pending in enumerate(batch):
+            group = fused.get(index)
+            if group is not None:
+                runs.append((self._fused_unit([batch[i].unit for i in group]), group))
+            elif index not in members:
+                runs.append((pending.unit, [index]))
+        return runs
+
+    def _fused_unit(self, units: list[Unit]) -> Unit:
+        first = units[0][0]
+        assert isinstance(first, Step)
+        _, fusion = self._fusions[id(first.stmt)]
+        arrays = {
+            array: [step.params[name] for step in (u[0] for u in units)]  # type: ignore[union-attr]
+            for array, name in fusion.arrays.items()
+        }
+        return [Step(fusion.stmt, arrays, returning=True)]
+
+
+def _unfused(batch: list[_Pending], runs: list[_Run], done: list[Outcome]) -> list[Outcome]:
+    """Each unit's outcome, in batch order: a fused run's rows shared out by ordinal, each
+    unit's guard checked on its own rows."""
+    outcomes: list[Outcome | None] = [None] * len(batch)
+    for (_, indexes), outcome in zip(runs, done, strict=True):
+        if len(indexes) == 1:
+            outcomes[indexes[0]] = outcome
+            continue
+        rows: dict[int, list[tuple[Any, ...]]] = {}
+        for row in outcome.rows(0):
+            rows.setdefault(int(row[0]), []).append(tuple(row[1:]))
+        for place, index in enumerate(indexes, start=1):
+            step = steps(batch[index].unit)[0]
+            mine = rows.get(place, [])
+            share = Outcome([mine])
+            if not check(step, mine):
+                share.failed = 0
+            outcomes[index] = share
+    assert all(o is not None for o in outcomes)
+    return outcomes  # type: ignore[return-value]

@@ -34,6 +34,8 @@ def asyncpg_dsn(url: URL) -> str:
 
 
 class AsyncpgCommitter(GroupCommitter):
+    fuses = True  # a statement is a round trip: a batch's cancels go as one
+
     def __init__(self, dsn: str, dialect: Dialect, lanes: int = LANES) -> None:
         super().__init__(lanes)
         self.dsn = dsn

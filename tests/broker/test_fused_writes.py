@@ -1,0 +1,135 @@
+"""Fused statements (broker/commit/base.py): on PostgreSQL a batch's closes of queued
+requests run as one statement; each caller still gets exactly the outcome it would have
+got with the units run one after another, on SQLite (never fused) and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import broker.lifecycle_store
+from broker.commit import AsyncpgCommitter, GroupCommitter, Unit, committer_for
+from broker.lifecycle_store import at
+from tests.broker.conftest import prepare_database
+from tests.broker.unit import Rig, broker_rig, student
+
+
+def one_lane(engine: AsyncEngine) -> GroupCommitter:
+    """The native committer, on one lane, so that every write of a test shares batches."""
+    made = committer_for(engine)
+    if isinstance(made, AsyncpgCommitter):
+        return AsyncpgCommitter(made.dsn, engine.dialect, lanes=1)
+    return made
+
+
+def units_sent(writer: GroupCommitter) -> list[int]:
+    """From now on, how many units each transaction the writer commits runs."""
+    units: list[int] = []
+    commit = writer._commit
+
+    async def counting(batch: list[Unit], lane: int = 0) -> Any:
+        units.append(len(batch))
+        return await commit(batch, lane)
+
+    writer._commit = counting  # type: ignore[method-assign]
+    return units
+
+
+@pytest.fixture
+async def rig(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+    monkeypatch.setattr(broker.lifecycle_store, "committer_for", one_lane)
+    await prepare_database(database_url)
+    async with broker_rig(database_url) as made:
+        yield made
+
+
+async def test_a_batch_of_closes_answers_each_as_one_by_one(rig: Rig) -> None:
+    store = rig.broker.store
+    ids = [await rig.ask(student(f"s-{n}")) for n in range(5)]
+    rows = [await rig.request_row(i) for i in ids]
+    owner = [str(row["student"]) for row in rows]
+    queue = str(rows[0]["queue"])
+    units = units_sent(store.writer)
+    when = rig.clock() + 5
+    answers = await asyncio.gather(
+        store.close_queued(ids[0], "cancelled", when, "student", student=owner[0]),
+        store.close_queued(ids[1], "cancelled", when, "student", student=owner[2]),  # not theirs
+        store.close_queued(ids[2], "abandoned", when, "disconnected"),
+        store.close_queued(ids[0], "cancelled", when, "student", student=owner[0]),  # again
+        store.close_queued("no-such-request", "cancelled", when, "student", student=owner[3]),
+        store.close_queued(ids[3], "cancelled", when, "student", student=owner[3]),
+        store.close_queued(ids[4], "expired", when, "max_wait"),
+    )
+    assert answers == [
+        (owner[0], queue), None, (owner[2], queue), None, None, (owner[3], queue),
+        (owner[4], queue),
+    ]
+    after = [await rig.request_row(i) for i in ids]
+    assert [(r["status"], r["close_reason"]) for r in after] == [
+        ("cancelled", "student"), ("queued", None), ("abandoned", "disconnected"),
+        ("cancelled", "student"), ("expired", "max_wait"),
+    ]
+    assert {r["closed_at"] for r in after if r["status"] != "queued"} == {at(when)}
+    assert all(r["topic"] is None and r["first_name"] is None for r in after if r["closed_at"])
+    if store.writer.fuses:
+        # the five cancels' first of each key fused into one statement (four of them: the
+        # repeat of ids[0] runs after, on its own); the two sweeps' closes into another
+        assert units == [3]
+    else:
+        assert sum(units) == 7
+
+
+async def test_a_failing_fused_statement_is_retried_unit_by_unit(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A value the database refuses fails the fused statement; each close is then tried
+    alone, so only the bad one fails."""
+    store = rig.broker.store
+    ids = [await rig.ask(student(f"s-{n}")) for n in range(3)]
+    when = rig.clock() + 5
+    answers = await asyncio.gather(
+        store.close_queued(ids[0], "abandoned", when, "disconnected"),
+        store.close_queued(ids[1], "abandoned", when, "nul\x00"),  # PostgreSQL refuses a NUL
+        store.close_queued(ids[2], "abandoned", when, "disconnected"),
+        return_exceptions=True,
+    )
+    assert answers[0] is not None and answers[2] is not None
+    if store.engine.dialect.name == "postgresql":  # SQLite stores it
+        assert isinstance(answers[1], sa.exc.DBAPIError)
+        assert (await rig.request_row(ids[1]))["status"] == "queued"
+        assert "a batch of 3 writes failed" in caplog.text  # the fused one, then one by one
+
+
+async def test_a_batch_of_requests_gets_the_places_one_by_one_inserts_would(rig: Rig) -> None:
+    """Concurrent requests (one batch): each counted the requests queued before the batch
+    and those of the batch before it that are ahead of it; a student with an open request
+    (asked before, or twice in this batch) gets a conflict and holds no place."""
+    store = rig.broker.store
+    early = [await rig.ask(student(f"s-early-{n}")) for n in range(2)]
+    rig.clock.advance(1)
+    who = [student(f"s-{n}") for n in range(5)]
+    for person in who:
+        await rig.connect(person)
+    units = units_sent(store.writer)
+    asks = [*who, student("s-early-0"), who[1]]  # one already waiting; one asking twice
+    acks = await asyncio.gather(
+        *(rig.broker.request_help(p, "math", "en") for p in asks), return_exceptions=True
+    )
+    assert [type(a).__name__ for a in acks[5:]] == ["Conflict", "Conflict"]
+    made = [dict(a) for a in acks[:5] if isinstance(a, dict)]
+    assert len(made) == 5
+    rows = [await rig.request_row(i) for i in early + [str(a["id"]) for a in made]]
+    keys = [(float(r["rank"]), str(r["id"])) for r in rows]
+    # the five were inserted in the order they asked, all at one instant (one rank)
+    assert [a["position"] for a in made] == [
+        1 + sum(k < key for k in keys[: 2 + n]) for n, key in enumerate(keys[2:])
+    ]
+    _, total = await store.queue(str(rows[0]["queue"]))
+    assert total == 7
+    # fused: the five and s-early-0's second ask as one statement; the repeat on its own
+    assert sum(units) == (2 if store.writer.fuses else len(asks))
