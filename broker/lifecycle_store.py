@@ -228,7 +228,7 @@ class LifecycleStore:
         # statements in the writer's thread, where its RETURNING costs more than a second
         # statement (25 against 10 us an insert and cancel, measured): there the place is
         # a second statement (``_position``) of the same unit.
-        self._placed = dialect == "postgresql"
+        self._postgres = dialect == "postgresql"
         ahead = r.alias("ahead")
         place = sa.select(sa.func.count()).where(
             ahead.c.status == "queued",
@@ -244,7 +244,7 @@ class LifecycleStore:
         self._insert_placed = self._insert_queued.returning(
             (place.scalar_subquery() + 1).label("position")
         )
-        if self._placed:  # a batch's requests as one statement (broker.commit.base)
+        if self._postgres:  # a batch's requests as one statement (broker.commit.base)
             self.writer.fuse(self._insert_placed, _fused_enqueue(r))
         self._close_queued = (
             r.update()
@@ -327,19 +327,35 @@ class LifecycleStore:
             )
             for sender in ("student", "tutor")
         }
-        seq_text = sa.cast(s.c.seq, sa.String())
-        self._buffer_message = m.insert().from_select(
-            ["id", "session_id", "seq", "sender", "text", "at", "client_id"],
-            sa.select(
-                s.c.id.concat(".").concat(seq_text),
-                s.c.id,
-                s.c.seq,
+        def buffered(session_id: Any, seq: Any) -> sa.Select[Any]:
+            """The message row of a counted session (its id and new ``seq``)."""
+            return sa.select(
+                session_id.concat(".").concat(sa.cast(seq, sa.String())),
+                session_id,
+                seq,
                 sa.bindparam("sender", type_=m.c.sender.type),
                 sa.bindparam("text", type_=m.c.text.type),
                 sa.bindparam("at", type_=m.c.at.type),
                 sa.bindparam("cid", type_=m.c.client_id.type),
-            ).where(s.c.id == sa.bindparam("sid")),
+            )
+
+        message_columns = ["id", "session_id", "seq", "sender", "text", "at", "client_id"]
+        self._buffer_message = m.insert().from_select(
+            message_columns, buffered(s.c.id, s.c.seq).where(s.c.id == sa.bindparam("sid"))
         )
+        # On PostgreSQL (a round trip per statement) the two steps are one statement: the
+        # count as a CTE, the message inserted from the row it counted; nothing is inserted
+        # or returned when the count's guard keeps the session's row out.
+        self._message_in_one: dict[str, Any] = {}
+        if self._postgres:
+            for sender, count in self._count_message.items():
+                counted = count.returning(s.c.id).cte("counted")
+                self._message_in_one[sender] = (
+                    m.insert()
+                    .from_select(message_columns, buffered(counted.c.id, counted.c.seq))
+                    .add_cte(counted)
+                    .returning(m.c.seq)
+                )
         # -- end ---------------------------------------------------------------------------
         self._end_session = (
             s.update()
@@ -467,7 +483,7 @@ class LifecycleStore:
         """Insert a ``queued`` request; return its place in its queue, counted in the same
         transaction, or ``None`` (nothing written) if the student already has an open
         request."""
-        if self._placed:
+        if self._postgres:
             ahead = {"ahead_queue": row["queue"], "ahead_rank": row["rank"],
                      "ahead_id": row["id"]}
             unit = [Step(self._insert_placed, {**row, **ahead}, expect=1, returning=True)]
@@ -547,15 +563,18 @@ class LifecycleStore:
         }
         if sender == "tutor":
             params.update(now2=at(when), delta=max(0.0, when - accepted_at))
-        try:
-            outcome = await self.writer.write([
+        buffered = {"sender": buffered_as or sender, "text": text, "at": at(when)}
+        unit: list[Step]
+        if self._message_in_one:
+            one = self._message_in_one[sender]
+            unit = [Step(one, {**params, **buffered}, expect=1, returning=True)]
+        else:
+            unit = [
                 Step(self._count_message[sender], params, expect=1, returning=True),
-                Step(
-                    self._buffer_message,
-                    {"sid": session_id, "sender": buffered_as or sender, "text": text,
-                     "at": at(when), "cid": client_id},
-                ),
-            ], key=session_id)
+                Step(self._buffer_message, {"sid": session_id, "cid": client_id, **buffered}),
+            ]
+        try:
+            outcome = await self.writer.write(unit, key=session_id)
         except sa.exc.IntegrityError:
             if client_id is None:
                 raise

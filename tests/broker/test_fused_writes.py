@@ -1,6 +1,7 @@
-"""Fused statements (broker/commit/base.py): on PostgreSQL a batch's closes of queued
-requests run as one statement; each caller still gets exactly the outcome it would have
-got with the units run one after another, on SQLite (never fused) and PostgreSQL alike."""
+"""Fewer round trips on PostgreSQL (broker/commit/base.py, broker/lifecycle_store.py): a
+batch's closes of queued requests, and its requests, each run as one statement, and a chat
+message is counted and buffered by one; each caller still gets exactly the outcome it would
+have got with the units run one after another, on SQLite (never fused) and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import broker.lifecycle_store
 from broker.commit import AsyncpgCommitter, GroupCommitter, Unit, committer_for
-from broker.lifecycle_store import at
+from broker.lifecycle_store import Resent, at
 from tests.broker.conftest import prepare_database
-from tests.broker.unit import Rig, broker_rig, student
+from tests.broker.unit import Rig, as_identity, broker_rig, student, tutor
 
 
 def one_lane(engine: AsyncEngine) -> GroupCommitter:
@@ -133,3 +134,29 @@ async def test_a_batch_of_requests_gets_the_places_one_by_one_inserts_would(rig:
     assert total == 7
     # fused: the five and s-early-0's second ask as one statement; the repeat on its own
     assert sum(units) == (2 if store.writer.fuses else len(asks))
+
+
+async def test_a_message_is_counted_and_buffered_whole_or_not_at_all(rig: Rig) -> None:
+    """``add_message`` (on PostgreSQL one statement, the count a CTE): numbered in order,
+    the counters and the buffered row written together; a resent ``client_id`` and a
+    message to an ended session write nothing."""
+    store, ana, x = rig.broker.store, student("s-ana"), tutor("t-x")
+    request = await rig.ask(ana)
+    await rig.connect(x)
+    session = str((await rig.broker.accept(x, request))["session_id"])
+    opened = rig.clock()
+    seqs = [await store.add_message(session, "student", f"m{n}", opened + n, opened,
+                                    client_id=f"c{n}") for n in range(3)]
+    assert seqs == [1, 2, 3]
+    assert await store.add_message(session, "tutor", "hi", opened + 5, opened) == 4
+    again = await store.add_message(session, "student", "m1", opened + 6, opened,
+                                    client_id="c1")
+    assert isinstance(again, Resent) and again.seq == 2
+    row = await rig.session_row(session)
+    assert (row["seq"], row["messages_student"], row["messages_tutor"]) == (4, 3, 1)
+    assert (row["chars_student"], row["first_response_s"]) == (6, 5.0)
+    buffered = await store.messages_after(session, 0)
+    assert [(b["seq"], b["text"]) for b in buffered] == [(1, "m0"), (2, "m1"), (3, "m2"), (4, "hi")]
+    await rig.broker.end(as_identity(x), session)
+    assert await store.add_message(session, "student", "late", opened + 9, opened) is None
+    assert len(await store.messages_after(session, 0)) == 4
