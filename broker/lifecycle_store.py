@@ -45,11 +45,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import duty
-from broker.commit import Fusion, GroupCommitter, Outcome, Step, committer_for
+from broker.commit import GroupCommitter, Outcome, Step, committer_for
 from broker.constants import OPEN_STATUSES
 from broker.db.computed import epoch_us
 from broker.db.models import OPEN_REQUEST, Base
 from broker.db.reader import Reader, reader_for
+from broker.lifecycle_statements import (
+    MESSAGE_COLUMNS,
+    buffered_message,
+    count_message,
+    fused_close,
+    fused_enqueue,
+    fused_messages,
+    message_binds,
+)
 from broker.round_trips import RoundTrips
 
 UTC = dt.UTC
@@ -114,92 +123,6 @@ def _insert(table: sa.Table, dialect: str) -> Any:
     raise NotImplementedError(f"the broker supports SQLite and PostgreSQL, not {dialect}")
 
 
-def _fused_close(table: sa.Table, cleared: dict[str, Any], *, by_student: bool) -> Fusion:
-    """``close_queued`` for many requests at once (PostgreSQL): the same update over arrays
-    of its parameters, each row returned with its request's place in the arrays."""
-    r = table
-    types: dict[str, Any] = {
-        "rid": r.c.id.type, "new_status": r.c.status.type, "when": r.c.closed_at.type,
-        "reason": r.c.close_reason.type,
-    }
-    if by_student:
-        types["student"] = r.c.student.type
-    each = sa.func.unnest(
-        *(sa.bindparam(f"each_{name}", type_=postgresql.ARRAY(t)) for name, t in types.items())
-    ).table_valued(
-        *(sa.column(name, t) for name, t in types.items()), with_ordinality="i"
-    ).render_derived(name="each")
-    where = [r.c.id == each.c.rid, r.c.status == "queued"]
-    if by_student:
-        where.append(r.c.student == each.c.student)
-    stmt = (
-        r.update()
-        .where(*where)
-        .values(
-            status=each.c.new_status, closed_at=each.c.when, close_reason=each.c.reason,
-            **cleared,
-        )
-        .returning(each.c.i, r.c.student, r.c.queue)
-    )
-    return Fusion(stmt, {f"each_{name}": name for name in types})
-
-
-#: The columns a queued request is inserted with (``Broker.request_help``'s row).
-QUEUED_COLUMNS = (
-    "id", "student", "school_id", "school_kind", "grade", "groups", "language", "subject",
-    "requested_at", "is_test", "status", "vendor", "queue", "overflow",
-    "first_choice_unmet", "queued_at", "rank", "topic", "first_name",
-)
-
-
-def _fused_enqueue(table: sa.Table) -> Fusion:
-    """``enqueue`` for many students at once (PostgreSQL): their rows inserted by one
-    statement over arrays, each inserted row returned with its unit's place in the arrays
-    and its place in its queue as one-by-one inserts would have counted it: the requests
-    queued ahead of it before the statement, plus those of this statement ahead of it
-    that came before it in the arrays (the statement's own rows are not in its snapshot)."""
-    r, keys = table, QUEUED_COLUMNS
-    given = sa.func.unnest(
-        *(sa.bindparam(f"each_{k}", type_=postgresql.ARRAY(r.c[k].type)) for k in keys)
-    ).table_valued(
-        *(sa.column(k, r.c[k].type) for k in keys), with_ordinality="i"
-    ).render_derived(name="given")
-    each = sa.select(given).cte("each")
-    inserted = (
-        postgresql.insert(r)
-        .from_select(list(keys), sa.select(*(each.c[k] for k in keys)))
-        .on_conflict_do_nothing(index_elements=[r.c.student], index_where=OPEN_REQUEST)
-        .returning(r.c.id, r.c.queue, r.c.rank)
-        .cte("inserted")
-    )
-
-    def before(rank: Any, rid: Any) -> Any:
-        return sa.or_(rank < inserted.c.rank, sa.and_(rank == inserted.c.rank, rid < inserted.c.id))
-
-    ahead = r.alias("ahead")
-    queued_ahead = sa.select(sa.func.count()).where(
-        ahead.c.status == "queued", ahead.c.queue == inserted.c.queue,
-        before(ahead.c.rank, ahead.c.id),
-    ).scalar_subquery()
-    mate, mate_given = inserted.alias("mate"), each.alias("mate_given")
-    batch_ahead = (
-        sa.select(sa.func.count())
-        .select_from(mate.join(mate_given, mate_given.c.id == mate.c.id))
-        .where(
-            mate.c.queue == inserted.c.queue, mate_given.c.i < each.c.i,
-            before(mate.c.rank, mate.c.id),
-        )
-        .scalar_subquery()
-    )
-    stmt = sa.select(each.c.i, (queued_ahead + batch_ahead + 1).label("position")).select_from(
-        inserted.join(each, each.c.id == inserted.c.id)
-    )
-    return Fusion(
-        stmt, {f"each_{k}": k for k in keys},
-        unused=frozenset({"ahead_queue", "ahead_rank", "ahead_id"}),
-    )
-
-
 class LifecycleStore:
     def __init__(self, engine: AsyncEngine, *, keep_text: bool = False) -> None:
         """``keep_text``: the district keeps message bodies and topics (retention on)."""
@@ -245,7 +168,7 @@ class LifecycleStore:
             (place.scalar_subquery() + 1).label("position")
         )
         if self._postgres:  # a batch's requests as one statement (broker.commit.base)
-            self.writer.fuse(self._insert_placed, _fused_enqueue(r))
+            self.writer.fuse(self._insert_placed, fused_enqueue(r))
         self._close_queued = (
             r.update()
             .where(r.c.id == sa.bindparam("rid"), r.c.status == "queued")
@@ -258,9 +181,9 @@ class LifecycleStore:
             .returning(r.c.student, r.c.queue)
         )
         self._cancel = self._close_queued.where(r.c.student == sa.bindparam("student"))
-        if dialect == "postgresql":  # a batch's closes as one statement (broker.commit.base)
+        if self._postgres:  # a batch's closes as one statement (broker.commit.base)
             for single, by_student in ((self._close_queued, False), (self._cancel, True)):
-                self.writer.fuse(single, _fused_close(r, cleared, by_student=by_student))
+                self.writer.fuse(single, fused_close(r, cleared, by_student=by_student))
         # -- accept ------------------------------------------------------------------------
         self._ensure_tutor = _insert(t, dialect).on_conflict_do_nothing(
             index_elements=[t.c.tutor_id]
@@ -294,68 +217,32 @@ class LifecycleStore:
         )
         self._insert_session = s.insert()
         # -- messages ----------------------------------------------------------------------
-        # A resend of a message its client already got numbered (same ``client_id``) counts
-        # nothing: ``m.client_id = NULL`` is never true, so a message without one passes.
-        resent = sa.exists().where(
-            m.c.session_id == sa.bindparam("sid"),
-            m.c.client_id == sa.bindparam("cid", type_=m.c.client_id.type),
-        )
+        bound = message_binds(s, m)
         self._count_message = {
-            sender: (
-                s.update()
-                .where(s.c.id == sa.bindparam("sid"), s.c.ended_at.is_(None), ~resent)
-                .values(
-                    seq=s.c.seq + 1,
-                    **{f"messages_{sender}": s.c[f"messages_{sender}"] + 1},
-                    **{f"chars_{sender}": s.c[f"chars_{sender}"] + sa.bindparam("chars")},
-                    last_activity_at=sa.bindparam("now", type_=s.c.last_activity_at.type),
-                    **(
-                        {
-                            "first_response_at": sa.func.coalesce(
-                                s.c.first_response_at,
-                                sa.bindparam("now2", type_=s.c.first_response_at.type),
-                            ),
-                            "first_response_s": sa.func.coalesce(
-                                s.c.first_response_s, sa.bindparam("delta", type_=sa.Float())
-                            ),
-                        }
-                        if sender == "tutor"
-                        else {}
-                    ),
-                )
-                .returning(s.c.seq)
-            )
+            sender: count_message(s, m, sender, bound).returning(s.c.seq)
             for sender in ("student", "tutor")
         }
-        def buffered(session_id: Any, seq: Any) -> sa.Select[Any]:
-            """The message row of a counted session (its id and new ``seq``)."""
-            return sa.select(
-                session_id.concat(".").concat(sa.cast(seq, sa.String())),
-                session_id,
-                seq,
-                sa.bindparam("sender", type_=m.c.sender.type),
-                sa.bindparam("text", type_=m.c.text.type),
-                sa.bindparam("at", type_=m.c.at.type),
-                sa.bindparam("cid", type_=m.c.client_id.type),
-            )
-
-        message_columns = ["id", "session_id", "seq", "sender", "text", "at", "client_id"]
         self._buffer_message = m.insert().from_select(
-            message_columns, buffered(s.c.id, s.c.seq).where(s.c.id == sa.bindparam("sid"))
+            MESSAGE_COLUMNS,
+            buffered_message(s.c.id, s.c.seq, bound).where(s.c.id == sa.bindparam("sid")),
         )
         # On PostgreSQL (a round trip per statement) the two steps are one statement: the
         # count as a CTE, the message inserted from the row it counted; nothing is inserted
-        # or returned when the count's guard keeps the session's row out.
+        # or returned when the count's guard keeps the session's row out. A batch's
+        # messages to different sessions run fused, as one such statement over arrays.
         self._message_in_one: dict[str, Any] = {}
         if self._postgres:
             for sender, count in self._count_message.items():
                 counted = count.returning(s.c.id).cte("counted")
                 self._message_in_one[sender] = (
                     m.insert()
-                    .from_select(message_columns, buffered(counted.c.id, counted.c.seq))
+                    .from_select(
+                        MESSAGE_COLUMNS, buffered_message(counted.c.id, counted.c.seq, bound)
+                    )
                     .add_cte(counted)
                     .returning(m.c.seq)
                 )
+                self.writer.fuse(self._message_in_one[sender], fused_messages(s, m, sender))
         # -- end ---------------------------------------------------------------------------
         self._end_session = (
             s.update()

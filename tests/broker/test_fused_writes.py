@@ -160,3 +160,47 @@ async def test_a_message_is_counted_and_buffered_whole_or_not_at_all(rig: Rig) -
     await rig.broker.end(as_identity(x), session)
     assert await store.add_message(session, "student", "late", opened + 9, opened) is None
     assert len(await store.messages_after(session, 0)) == 4
+
+
+async def test_a_batch_of_messages_to_many_sessions_numbers_each_as_one_by_one(
+    rig: Rig,
+) -> None:
+    store = rig.broker.store
+    sessions = []
+    for n in range(4):
+        kid, x = student(f"s-{n}"), tutor(f"t-{n}")
+        request = await rig.ask(kid)
+        await rig.connect(x)
+        sessions.append(str((await rig.broker.accept(x, request))["session_id"]))
+    opened = rig.clock()
+    assert await store.add_message(sessions[1], "student", "first", opened, opened,
+                                   client_id="c-1") == 1
+    await rig.broker.end(as_identity(tutor("t-3")), sessions[3])
+    units = units_sent(store.writer)
+    when = opened + 2
+    answers = await asyncio.gather(
+        store.add_message(sessions[0], "student", "a", when, opened, client_id="a"),
+        store.add_message(sessions[1], "student", "first", when, opened, client_id="c-1"),
+        store.add_message(sessions[2], "student", "c", when, opened),
+        store.add_message(sessions[3], "student", "ended", when, opened),
+        store.add_message(sessions[0], "student", "a2", when, opened, client_id="a2"),
+        store.add_message(sessions[0], "tutor", "t0", when, opened),
+        store.add_message(sessions[2], "tutor", "t2", when, opened),
+    )
+    assert answers[0] == 1 and answers[2] == 1 and answers[3] is None
+    assert isinstance(answers[1], Resent) and answers[1].seq == 1  # the resend
+    assert answers[4:] == [2, 3, 2]  # after the session's first, in the order sent
+    texts = {sid: [(b["seq"], b["text"]) for b in await store.messages_after(sid, 0)]
+             for sid in sessions}
+    assert texts == {
+        sessions[0]: [(1, "a"), (2, "a2"), (3, "t0")],
+        sessions[1]: [(1, "first")],
+        sessions[2]: [(1, "c"), (2, "t2")],
+        sessions[3]: [],
+    }
+    rows = [await rig.session_row(sid) for sid in sessions[:3]]
+    assert [(r["messages_student"], r["messages_tutor"]) for r in rows] == [(2, 1), (1, 0), (1, 1)]
+    assert [r["first_response_s"] for r in rows] == [2.0, None, 2.0]
+    # fused: the four students' first of each session as one statement; then the repeat to
+    # session 0, and the two tutors' (session 0's after its student's) on their own
+    assert sum(units) == (4 if store.writer.fuses else len(answers))
