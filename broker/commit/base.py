@@ -281,17 +281,17 @@ class GroupCommitter:
         for index, pending in enumerate(batch):
             group = fused.get(index)
             if group is not None:
-                runs.append((self._fused_unit([batch[i].unit for i in group]), group))
+                runs.append((self._fused_unit([steps(batch[i].unit)[0] for i in group]), group))
             elif index not in members:
                 runs.append((pending.unit, [index]))
         return runs
 
-    def _fused_unit(self, units: list[Unit]) -> Unit:
-        first = units[0][0]
-        assert isinstance(first, Step)
-        _, fusion = self._fusions[id(first.stmt)]
+    def _fused_unit(self, members: list[Step]) -> Unit:
+        """One unit for the members' steps (one registered statement): its arrays hold each
+        collected parameter of every member, in the members' order."""
+        _, fusion = self._fusions[id(members[0].stmt)]
         arrays = {
-            array: [step.params[name] for step in (u[0] for u in units)]  # type: ignore[union-attr]
+            array: [step.params[name] for step in members]
             for array, name in fusion.arrays.items()
         }
         return [Step(fusion.stmt, arrays, returning=True)]

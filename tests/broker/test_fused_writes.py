@@ -14,7 +14,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import broker.lifecycle_store
-from broker.commit import AsyncpgCommitter, GroupCommitter, Unit, committer_for
+from broker.commit import (
+    AsyncpgCommitter,
+    Fusion,
+    GroupCommitter,
+    Outcome,
+    Step,
+    Unit,
+    committer_for,
+)
+from broker.commit.base import steps
 from broker.lifecycle_store import Resent, at
 from tests.broker.conftest import prepare_database
 from tests.broker.unit import Rig, as_identity, broker_rig, student, tutor
@@ -204,3 +213,51 @@ async def test_a_batch_of_messages_to_many_sessions_numbers_each_as_one_by_one(
     # fused: the four students' first of each session as one statement; then the repeat to
     # session 0, and the two tutors' (session 0's after its student's) on their own
     assert sum(units) == (4 if store.writer.fuses else len(answers))
+
+
+class Recording(GroupCommitter):
+    """A backend that fuses and runs nothing: it records the units of each transaction and
+    answers a fused unit with a row for each place whose ``ok`` is true."""
+
+    fuses = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[list[Unit]] = []
+
+    async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
+        self.runs.append(units)
+        answers = []
+        for unit in units:
+            [step] = steps(unit)
+            if "each_ok" in step.params:
+                oks = step.params["each_ok"]
+                answers.append(Outcome([[(n, f"row{n}") for n, ok in enumerate(oks, 1) if ok]]))
+            else:
+                answers.append(Outcome([[("alone",)]]))
+        return answers
+
+
+async def test_only_the_first_unit_of_a_key_with_exactly_the_collected_parameters_joins() -> None:
+    single, fused = sa.select(sa.literal(1)), sa.select(sa.literal(2))
+    writer = Recording()
+    writer.fuse(single, Fusion(fused, {"each_ok": "ok"}, unused=frozenset({"note"})))
+
+    def unit(ok: bool, **more: object) -> Unit:
+        return [Step(single, {"ok": ok, **more}, expect=1, returning=True)]
+
+    a, b, again, extra, e = await asyncio.gather(
+        writer.write(unit(True, note="unused"), key="a"),
+        writer.write(unit(False), key="b"),
+        writer.write(unit(True), key="a"),  # a's second: after a, alone
+        writer.write(unit(True, other=1), key="d"),  # a parameter the fused one drops: alone
+        writer.write(unit(True), key="e"),
+    )
+    [run] = writer.runs
+    assert len(run) == 3  # a, b and e fused at a's place; then a's second; then d's
+    assert steps(run[0])[0].params == {"each_ok": [True, False, True]}
+    assert (a.rows(0), a.ok) == ([("row1",)], True)
+    assert (b.rows(0), b.failed) == ([], 0)  # its own guard, on its own rows
+    assert (e.rows(0), e.ok) == ([("row3",)], True)
+    assert again.rows(0) == extra.rows(0) == [("alone",)]
+    await writer.close()
