@@ -78,8 +78,8 @@ def fused_enqueue(table: sa.Table) -> Fusion:
         .cte("inserted")
     )
 
-    def before(rank: Any, rid: Any) -> Any:
-        return sa.or_(rank < inserted.c.rank, sa.and_(rank == inserted.c.rank, rid < inserted.c.id))
+    def before(rank: Any, rid: Any) -> Any:  # a row comparison: a range of the queue index
+        return sa.tuple_(rank, rid) < sa.tuple_(inserted.c.rank, inserted.c.id)
 
     ahead = r.alias("ahead")
     queued_ahead = sa.select(sa.func.count()).where(
