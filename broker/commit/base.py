@@ -36,8 +36,10 @@ Guarantees, whatever the backend:
 * **No lock cycles between lanes** (PostgreSQL would break one after ``deadlock_timeout``,
   a second, and the batch would be retried unit by unit): callers give each unit the key
   of the rows it contends for first (a session, a request), so those rows are only ever
-  locked by one lane, and the ``order`` of the rows every lane shares (a tutor's row), so
-  every batch takes those in one global order.
+  locked by one lane of a process, and the ``order`` of the rows every lane shares (a
+  tutor's row), so every batch takes those in one global order. Between processes a
+  cycle can form; the PostgreSQL backend bounds how long a batch waits for a lock
+  (:mod:`broker.commit.postgres`).
 * **A unit happens whole or not at all**: a failed guard undoes the unit's own writes; an
   error fails the unit's caller with nothing of the unit written.
 
@@ -92,6 +94,16 @@ class Outcome(list[StepResult]):
     @property
     def ok(self) -> bool:
         return self.failed is None
+
+    def add(self, value: StepResult, expect: int | None) -> bool:
+        """Record the next step's result; False if it was a guard that failed (the unit
+        stops there, and ``failed`` says which step)."""
+        self.append(value)
+        count = len(value) if isinstance(value, list) else value
+        if expect is not None and count != expect:
+            self.failed = len(self) - 1
+            return False
+        return True
 
     def rows(self, index: int) -> list[tuple[Any, ...]]:
         value = self[index]

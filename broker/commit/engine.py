@@ -9,7 +9,6 @@ from broker.commit.base import (
     Outcome,
     StepResult,
     Unit,
-    check,
     needs_savepoint,
     steps,
 )
@@ -27,15 +26,13 @@ class EngineCommitter(GroupCommitter):
                 unit_steps = steps(unit)
                 nested = await conn.begin_nested() if needs_savepoint(unit_steps) else None
                 outcome = Outcome()
-                for index, step in enumerate(unit_steps):
+                for step in unit_steps:
                     result = await conn.execute(step.stmt, dict(step.params))
                     value: StepResult = (
                         [tuple(row) for row in result.fetchall()] if step.returning
                         else int(result.rowcount or 0)
                     )
-                    outcome.append(value)
-                    if not check(step, value):
-                        outcome.failed = index
+                    if not outcome.add(value, step.expect):
                         break
                 if nested is not None:
                     await (nested.rollback() if outcome.failed is not None else nested.commit())

@@ -9,6 +9,20 @@ one connection (the database serialises what must be: the guards' row locks). A
 connection that breaks (a restarted database) is dropped; the failed batch is retried unit
 by unit by the base class, each on a fresh connection.
 
+**Lock waits across processes.** Within a process, units that contend for a row share a
+lane, so two batches of one process never wait on each other in a cycle (see
+:mod:`broker.commit.base`). Across processes nothing orders them: process A's batch may
+hold a session's row (a chat message) and wait for a request's row that process B's batch
+holds (a racing accept), while B's batch waits for that session's row. PostgreSQL breaks
+such a cycle only after ``deadlock_timeout`` (a second by default, a superuser's setting),
+and the whole batch's callers wait that long; found by the SIGTERM fault test, whose
+clients wait a second for their answers before following ``server:restart``. So a batch
+of more than one unit runs with ``lock_timeout`` :data:`BATCH_LOCK_WAIT_MS` (set in the
+same round trip as its ``BEGIN``): a batch that waits longer for a row lock gives up its
+own locks, which ends any cycle it is part of, and its units are retried one by one by the
+base class, each without that limit (a unit alone waits as long as it must; two units alone
+are written to lock in one order). A lock timeout or a deadlock keeps the connection.
+
 Errors are raised as SQLAlchemy's exceptions (``IntegrityError`` for a violated
 constraint, ``DBAPIError`` otherwise), as the engine backend would raise them.
 """
@@ -26,6 +40,12 @@ CONNECT_TIMEOUT_S = 10
 COMMAND_TIMEOUT_S = 30
 APPLICATION_NAME = "homework-help writer"  # how the connection shows in pg_stat_activity
 LANES = 4  # writer connections per process
+# How long a batch of several units waits for a row lock before it gives up its own and
+# its units are retried one by one (see above). A batch's transaction lasts a few
+# milliseconds; on a starved core tens: past this, it is most likely a cycle.
+BATCH_LOCK_WAIT_MS = 200
+BEGIN_BATCH = f"BEGIN; SET LOCAL lock_timeout = {BATCH_LOCK_WAIT_MS}"
+SAVEPOINT = "unit"  # one at a time: each is released or rolled back before the next
 
 
 def asyncpg_dsn(url: URL) -> str:
@@ -56,42 +76,68 @@ class AsyncpgCommitter(GroupCommitter):
     async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
         batch = self.statements.bind(units)
         sql, args = "connect", ()
+        conn: asyncpg.Connection | None = None
         try:
             conn = await self._connection(lane)
-            sql = "BEGIN"
+            sql = BEGIN_BATCH if len(batch) > 1 else "BEGIN"
+            # The transaction by hand (asyncpg's conn.transaction() would not let the
+            # BEGIN carry the SET LOCAL): one round trip either way.
+            await conn.execute(sql)
             results = []
-            async with conn.transaction():
-                for unit in batch:
-                    savepoint = conn.transaction() if unit.savepoint else None
-                    if savepoint is not None:
-                        await savepoint.start()
-                    outcome = Outcome()
-                    for index, step in enumerate(unit.steps):
-                        sql, args = step.sql, step.args
-                        value: StepResult
-                        if step.returning:
-                            value = [tuple(r) for r in await conn.fetch(sql, *args)]
-                        else:
-                            value = _rowcount(await conn.execute(sql, *args))
-                        outcome.append(value)
-                        count = len(value) if isinstance(value, list) else value
-                        if step.expect is not None and count != step.expect:
-                            outcome.failed = index
-                            break
-                    if savepoint is not None:
-                        await (
-                            savepoint.rollback() if outcome.failed is not None
-                            else savepoint.commit()
-                        )
-                    results.append(outcome)
+            for unit in batch:
+                if unit.savepoint:
+                    await conn.execute(f"SAVEPOINT {SAVEPOINT}")
+                outcome = Outcome()
+                for step in unit.steps:
+                    sql, args = step.sql, step.args
+                    value: StepResult
+                    if step.returning:
+                        value = [tuple(r) for r in await conn.fetch(sql, *args)]
+                    else:
+                        value = _rowcount(await conn.execute(sql, *args))
+                    if not outcome.add(value, step.expect):
+                        break
+                if unit.savepoint:
+                    sql = (
+                        f"ROLLBACK TO SAVEPOINT {SAVEPOINT}" if outcome.failed is not None
+                        else f"RELEASE SAVEPOINT {SAVEPOINT}"
+                    )
+                    await conn.execute(sql)
+                results.append(outcome)
+            sql = "COMMIT"
+            await conn.execute(sql)
             return results
         except asyncpg.IntegrityConstraintViolationError as error:
+            await self._rollback(conn, lane)
             raise sa_exc.IntegrityError(sql, args, error) from error
-        except asyncpg.DataError as error:  # a bad value: the connection is fine
-            raise sa_exc.DataError(sql, args, error) from error
+        except (
+            asyncpg.DataError,  # a bad value
+            asyncpg.LockNotAvailableError,  # BATCH_LOCK_WAIT_MS passed
+            asyncpg.DeadlockDetectedError,
+        ) as error:  # the connection is fine
+            await self._rollback(conn, lane)
+            raise (
+                sa_exc.DataError(sql, args, error) if isinstance(error, asyncpg.DataError)
+                else sa_exc.OperationalError(sql, args, error)
+            ) from error
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
             self._drop(lane)  # anything else: start the next batch on a fresh connection
             raise sa_exc.DBAPIError(sql, args, error) from error
+        except Exception:  # not the database's (a bug): end the transaction, raise as is
+            await self._rollback(conn, lane)
+            raise
+        except BaseException:  # cancelled mid-round-trip: the connection's state is unknown
+            self._drop(lane)
+            raise
+
+    async def _rollback(self, conn: asyncpg.Connection | None, lane: int) -> None:
+        """End the failed transaction, keeping the connection if that works."""
+        if conn is None or conn.is_closed():
+            return
+        try:
+            await conn.execute("ROLLBACK")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+            self._drop(lane)
 
     def _drop(self, lane: int) -> None:
         conn = self._conns.pop(lane, None)

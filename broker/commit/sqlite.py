@@ -97,7 +97,7 @@ class SqliteCommitter(GroupCommitter):
                 if unit.savepoint:
                     conn.execute("SAVEPOINT unit")
                 outcome = Outcome()
-                for index, step in enumerate(unit.steps):
+                for step in unit.steps:
                     statement, args = step.sql, step.args
                     cursor = conn.execute(statement, args)
                     value: StepResult
@@ -105,10 +105,7 @@ class SqliteCommitter(GroupCommitter):
                         value = [tuple(row) for row in cursor.fetchall()]
                     else:
                         value = cursor.rowcount
-                    outcome.append(value)
-                    count = len(value) if isinstance(value, list) else value
-                    if step.expect is not None and count != step.expect:
-                        outcome.failed = index
+                    if not outcome.add(value, step.expect):
                         break
                 if unit.savepoint:
                     if outcome.failed is not None:

@@ -21,7 +21,7 @@ from broker.commit import (
     Step,
     committer_for,
 )
-from broker.commit.postgres import APPLICATION_NAME
+from broker.commit.postgres import APPLICATION_NAME, asyncpg_dsn
 from broker.commit.prepared import PrepareError, prepare
 from broker.db.engine import create_engine
 from broker.db.models import Base
@@ -291,6 +291,56 @@ async def test_postgres_lanes_take_shared_rows_in_one_order(
                 sa.text("select sum(low_grade) from schools where id like 'gshared-%'")
             )
         assert total == 600
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two processes' batches can wait for each other's rows (a chat message's session
+    row here, a racing accept's request row there). A batch of several units waits
+    BATCH_LOCK_WAIT_MS, not PostgreSQL's deadlock_timeout (a second), then gives up its
+    locks (the cycle is gone) and its units are retried one by one; the lane keeps its
+    connection, and every write happens once."""
+    await prepare_database(postgres_url)
+    engine = create_engine(postgres_url)
+    writer = AsyncpgCommitter(asyncpg_dsn(engine.url), engine.dialect, lanes=1)
+    bump = sa.text("update schools set low_grade = low_grade + 1 where id = :id")
+    waiting = sa.text(
+        "select count(*) from pg_stat_activity where application_name = :name "
+        "and datname = current_database() and wait_event_type = 'Lock'"
+    )
+    try:
+        await writer.write([(SCHOOLS.insert(), school(k)) for k in ("a", "b")])
+        conn = writer._conns[0]
+        async with engine.connect() as other, engine.connect() as probe:  # the other process
+            await other.execute(bump, {"id": "gb"})
+            with caplog.at_level("WARNING", logger="broker.commit.base"):
+                writes = [  # one batch: row a, then row b (held by the other process)
+                    asyncio.ensure_future(writer.write([Step(bump, {"id": i}, expect=1)]))
+                    for i in ("ga", "gb")
+                ]
+                for _ in range(100):  # until the batch waits for row b (or gave up)
+                    if await probe.scalar(waiting, {"name": APPLICATION_NAME}) or writes[
+                        0
+                    ].done():
+                        break
+                    await asyncio.sleep(0.02)
+                await other.execute(bump, {"id": "ga"})  # the cycle: a is the batch's
+                await other.commit()
+                assert [await asyncio.wait_for(w, 10) for w in writes] == [[1], [1]]
+        failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+        assert failures and all("lock timeout" in f for f in failures), failures
+        assert writer._conns[0] is conn
+        async with engine.connect() as check:
+            grades = dict(
+                (await check.execute(sa.text(
+                    "select id, low_grade from schools where id in ('ga', 'gb')"
+                ))).all()
+            )
+        assert grades == {"ga": 2, "gb": 2}
     finally:
         await writer.close()
         await engine.dispose()

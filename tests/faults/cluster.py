@@ -216,6 +216,10 @@ class Postgres:
             # synchronous_commit stays on, so an acknowledged commit survives `immediate`.
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c full_page_writes=off -c max_connections=300"
+            # a lock waited for past deadlock_timeout is logged: a failed scenario's report
+            # shows it (Cluster.logs), as it showed the cycle between two processes'
+            # batches that broker/commit/postgres.py now bounds
+            " -c log_lock_waits=on"
         )
         self._ctl("-l", str(self.log), "-w", "-t", "30", "-o", options, "start")
         self.up = True
@@ -563,4 +567,10 @@ class Cluster:
         for p in self.processes:
             parts.append(f"----- {p.name} ({p.tracebacks()} tracebacks; {p.log}) -----")
             parts.append(tail(p.log))
+        waits = [
+            line for line in tail(self.pg.log, 10_000).splitlines()
+            if "deadlock" in line or "lock timeout" in line or "still waiting" in line
+        ]
+        parts.append(f"----- lock waits in {self.pg.log} (every test's database) -----")
+        parts.append("\n".join(waits[-LOG_TAIL_LINES:]) or "(none)")
         return "\n".join(parts)
