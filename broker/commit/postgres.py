@@ -1,7 +1,9 @@
 """The PostgreSQL backend: dedicated asyncpg connections, without SQLAlchemy in between.
 
 Each batch is ``BEGIN``, the statements (asyncpg prepares each SQL text once per
-connection and reuses it) and ``COMMIT`` on a connection of its own, outside the engine's
+connection and reuses it) and ``COMMIT``, or, when the batch is one statement (one unit of
+one step, or every unit fused into one statement), that statement alone, its own
+transaction, committed when it returns; on a connection of its own, outside the engine's
 pool, so the hot path never waits for a pooled connection that a slow statistics query
 holds. There are :data:`LANES` such connections, each running its own batches: a batch
 costs a round trip per statement, so batches run side by side rather than queue behind
@@ -79,10 +81,13 @@ class AsyncpgCommitter(GroupCommitter):
         conn: asyncpg.Connection | None = None
         try:
             conn = await self._connection(lane)
-            sql = BEGIN_BATCH if len(batch) > 1 else "BEGIN"
-            # The transaction by hand (asyncpg's conn.transaction() would not let the
-            # BEGIN carry the SET LOCAL): one round trip either way.
-            await conn.execute(sql)
+            # One statement is a transaction by itself, committed when it returns: one
+            # round trip instead of three (BEGIN, it, COMMIT). Else the transaction by
+            # hand (asyncpg's conn.transaction() would not let BEGIN carry the SET LOCAL).
+            alone = len(batch) == 1 and len(batch[0].steps) == 1
+            if not alone:
+                sql = BEGIN_BATCH if len(batch) > 1 else "BEGIN"
+                await conn.execute(sql)
             results = []
             for unit in batch:
                 if unit.savepoint:
@@ -104,8 +109,9 @@ class AsyncpgCommitter(GroupCommitter):
                     )
                     await conn.execute(sql)
                 results.append(outcome)
-            sql = "COMMIT"
-            await conn.execute(sql)
+            if not alone:
+                sql = "COMMIT"
+                await conn.execute(sql)
             return results
         except asyncpg.IntegrityConstraintViolationError as error:
             await self._rollback(conn, lane)
@@ -132,8 +138,8 @@ class AsyncpgCommitter(GroupCommitter):
 
     async def _rollback(self, conn: asyncpg.Connection | None, lane: int) -> None:
         """End the failed transaction, keeping the connection if that works."""
-        if conn is None or conn.is_closed():
-            return
+        if conn is None or conn.is_closed() or not conn.is_in_transaction():
+            return  # a statement alone failed: nothing to end
         try:
             await conn.execute("ROLLBACK")
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):

@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -341,6 +342,47 @@ async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
                 ))).all()
             )
         assert grades == {"ga": 2, "gb": 2}
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def test_postgres_one_statement_is_sent_alone(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that is one statement goes without BEGIN and COMMIT (one round trip, its
+    own transaction, durable when it returns); several statements go in one transaction;
+    a statement alone that fails leaves nothing to roll back and the connection works."""
+    await prepare_database(postgres_url)
+    engine = create_engine(postgres_url)
+    writer = AsyncpgCommitter(asyncpg_dsn(engine.url), engine.dialect, lanes=1)
+    sent: list[str] = []
+    for name in ("execute", "fetch"):
+        real = getattr(asyncpg.Connection, name)
+
+        async def spy(self, query, *args, _real=real, **kwargs):  # type: ignore[no-untyped-def]
+            sent.append(query.split()[0].upper())
+            return await _real(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.Connection, name, spy)
+    try:
+        assert await writer.write([(SCHOOLS.insert(), school("one"))]) == [1]
+        assert sent == ["INSERT"]
+        sent.clear()
+        assert await writer.write(
+            [(SCHOOLS.insert(), school("two")), (SCHOOLS.insert(), school("three"))]
+        ) == [1, 1]
+        assert sent == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
+        sent.clear()
+        with pytest.raises(IntegrityError):
+            await writer.write([(SCHOOLS.insert(), school("one"))])
+        assert "ROLLBACK" not in sent
+        conn = writer._conns[0]
+        assert await writer.write([(SCHOOLS.insert(), school("four"))]) == [1]
+        assert writer._conns[0] is conn
+        async with engine.connect() as check:
+            ids = set(await check.scalars(sa.text("select id from schools where id like 'g%'")))
+        assert ids == {"gone", "gtwo", "gthree", "gfour"}
     finally:
         await writer.close()
         await engine.dispose()
