@@ -47,10 +47,11 @@ Guarantees, whatever the backend:
 :attr:`GroupCommitter.fuses`; then units of one registered statement (:meth:`~GroupCommitter.
 fuse`: a single guarded ``RETURNING`` step each, such as a cancel) in one batch run as one
 statement over arrays of their parameters, at the place of the first of them. Outcomes are
-those of running them one after another: only a unit that is the first of its ``key`` in
-the batch joins, so units of one key keep their order and fused units never touch the same
-rows, and each unit gets its own rows and guard. If the fused statement fails, the batch is
-retried unit by unit as any failed batch is, unfused.
+those of running them one after another in an order that keeps each key's: a key's later
+units of that statement join a later round (a second fused statement), placed after the
+key's earlier units, so fused units of one statement never touch the same rows, and each
+unit gets its own rows and guard. If a fused statement fails, the batch is retried unit by
+unit as any failed batch is, unfused.
 """
 
 from __future__ import annotations
@@ -273,28 +274,45 @@ class GroupCommitter:
                     pending.done.set_result(counts)
 
     def _runs(self, batch: list[_Pending]) -> list[_Run]:
-        """The batch as units to run: each registered statement's eligible units (a lone
-        ``RETURNING`` step, the first unit of its key in the batch) fused into one, at the
-        place of the first, when there are two or more; every other unit as it is."""
-        groups: dict[int, list[int]] = {}
-        seen: set[str] = set()
+        """The batch as units to run. Units of a registered statement (a lone
+        ``RETURNING`` step with the parameters it collects) run fused, in rounds: a unit
+        joins the first round of its statement placed after every earlier unit of its key,
+        else starts a round at its own place; a round runs at the place of its first
+        member. So a key's units keep their order (a round never holds two of one key, and
+        a key's second message runs in a later round than its first), and the units run in
+        an order one-by-one execution could have had. A round of one is its unit as it is;
+        every other unit keeps its place."""
+        rounds: dict[int, list[list[int]]] = {}
+        latest: dict[str, int] = {}  # a key's last unit so far: the place it runs at
         for index, pending in enumerate(batch):
-            first_of_key = pending.key not in seen
-            seen.add(pending.key)
+            place = index
             unit = pending.unit
-            if first_of_key and len(unit) == 1 and isinstance(unit[0], Step):
+            if len(unit) == 1 and isinstance(unit[0], Step):
                 step = unit[0]
                 fusion = self._fusions.get(id(step.stmt))
                 if step.returning and fusion is not None and fusion[1].takes(step.params):
-                    groups.setdefault(id(step.stmt), []).append(index)
-        fused = {group[0]: group for group in groups.values() if len(group) > 1}
-        members = {index for group in fused.values() for index in group}
+                    after = latest.get(pending.key, -1)
+                    kind = rounds.setdefault(id(step.stmt), [])
+                    joined = next((members for members in kind if members[0] > after), None)
+                    if joined is None:
+                        kind.append([index])
+                    else:
+                        joined.append(index)
+                        place = joined[0]
+            latest[pending.key] = place
+        fused = {
+            members[0]: members
+            for kind in rounds.values() for members in kind if len(members) > 1
+        }
+        joined_later = {index for members in fused.values() for index in members[1:]}
         runs: list[_Run] = []
         for index, pending in enumerate(batch):
-            group = fused.get(index)
-            if group is not None:
-                runs.append((self._fused_unit([steps(batch[i].unit)[0] for i in group]), group))
-            elif index not in members:
+            members = fused.get(index)
+            if members is not None:
+                runs.append(
+                    (self._fused_unit([steps(batch[i].unit)[0] for i in members]), members)
+                )
+            elif index not in joined_later:
                 runs.append((pending.unit, [index]))
         return runs
 

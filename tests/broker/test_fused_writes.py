@@ -210,9 +210,9 @@ async def test_a_batch_of_messages_to_many_sessions_numbers_each_as_one_by_one(
     rows = [await rig.session_row(sid) for sid in sessions[:3]]
     assert [(r["messages_student"], r["messages_tutor"]) for r in rows] == [(2, 1), (1, 0), (1, 1)]
     assert [r["first_response_s"] for r in rows] == [2.0, None, 2.0]
-    # fused: the four students' first of each session as one statement; then the repeat to
-    # session 0, and the two tutors' (session 0's after its student's) on their own
-    assert sum(units) == (4 if store.writer.fuses else len(answers))
+    # fused: the first message to each session as one statement; session 0's second and
+    # session 2's tutor's as a second round; session 0's third as a third, alone
+    assert sum(units) == (3 if store.writer.fuses else len(answers))
 
 
 class Recording(GroupCommitter):
@@ -238,7 +238,10 @@ class Recording(GroupCommitter):
         return answers
 
 
-async def test_only_the_first_unit_of_a_key_with_exactly_the_collected_parameters_joins() -> None:
+async def test_a_keys_units_join_rounds_after_its_earlier_units() -> None:
+    """Units with exactly the collected parameters join; a key's second unit joins a later
+    round than its first; a key's unit never runs before that key's earlier units, fused
+    or not."""
     single, fused = sa.select(sa.literal(1)), sa.select(sa.literal(2))
     writer = Recording()
     writer.fuse(single, Fusion(fused, {"each_ok": "ok"}, unused=frozenset({"note"})))
@@ -246,18 +249,25 @@ async def test_only_the_first_unit_of_a_key_with_exactly_the_collected_parameter
     def unit(ok: bool, **more: object) -> Unit:
         return [Step(single, {"ok": ok, **more}, expect=1, returning=True)]
 
-    a, b, again, extra, e = await asyncio.gather(
+    a, b, again, extra, c, e, b2 = await asyncio.gather(
         writer.write(unit(True, note="unused"), key="a"),
         writer.write(unit(False), key="b"),
-        writer.write(unit(True), key="a"),  # a's second: after a, alone
-        writer.write(unit(True, other=1), key="d"),  # a parameter the fused one drops: alone
-        writer.write(unit(True), key="e"),
+        writer.write(unit(True), key="a"),  # a's second: a second round, at its place
+        writer.write(unit(True, other=1), key="c"),  # a parameter the fused one drops: alone
+        writer.write(unit(True), key="c"),  # after c's first: a round of its own, alone
+        writer.write(unit(True), key="e"),  # the first round
+        writer.write(unit(False), key="b"),  # b's second: a's second's round
     )
     [run] = writer.runs
-    assert len(run) == 3  # a, b and e fused at a's place; then a's second; then d's
+    assert len(run) == 4  # a, b and e; a's and b's seconds; c's first; c's second
     assert steps(run[0])[0].params == {"each_ok": [True, False, True]}
+    assert steps(run[1])[0].params == {"each_ok": [True, False]}
+    assert steps(run[2])[0].params == {"ok": True, "other": 1}
+    assert steps(run[3])[0].params == {"ok": True}
     assert (a.rows(0), a.ok) == ([("row1",)], True)
     assert (b.rows(0), b.failed) == ([], 0)  # its own guard, on its own rows
     assert (e.rows(0), e.ok) == ([("row3",)], True)
-    assert again.rows(0) == extra.rows(0) == [("alone",)]
+    assert (again.rows(0), again.ok) == ([("row1",)], True)
+    assert (b2.rows(0), b2.failed) == ([], 0)
+    assert extra.rows(0) == c.rows(0) == [("alone",)]
     await writer.close()
