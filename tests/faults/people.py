@@ -41,7 +41,9 @@ CALL_TIMEOUT_S = 4.0
 SYNC_TIMEOUT_S = 2.0
 GAP_WAIT_S = 0.25  # a later message may just be overtaking an earlier one
 ENDED_BUFFER_S = BUFFER_AFTER_END_S - 10  # what the server keeps of an ended session
-DRAIN_WAIT_S = 1.0  # on server:restart, how long the answers of calls under way are awaited
+# on server:restart, how long the answers of calls under way are awaited (as the pages do:
+# RESTART_ANSWERS_MS in web/static/js/common.js)
+DRAIN_WAIT_S = 1.0
 # docs/protocol.md, "Acknowledgements and errors"
 DOCUMENTED_CODES = frozenset(
     {

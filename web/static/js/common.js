@@ -33,11 +33,35 @@ export function say(node, text) {
 
 // Every event goes with an acknowledgement; a lost ack reads as a "timeout" error.
 export async function call(socket, event, data, timeoutMs = 10000) {
+  const calls = underWay(socket);
+  calls.n += 1;
   try {
     return await socket.timeout(timeoutMs).emitWithAck(event, data || {});
   } catch (_) {
     return { ok: false, error: { code: "timeout", message: "no answer" } };
+  } finally {
+    calls.n -= 1;
+    if (!calls.n) calls.idle.splice(0).forEach((resolve) => resolve());
   }
+}
+
+// The calls of a socket still waiting for their answers ({n, idle: resolvers waiting for
+// n to reach 0}), so that a page told server:restart leaves once they are answered.
+const callsUnderWay = new WeakMap();
+function underWay(socket) {
+  let calls = callsUnderWay.get(socket);
+  if (!calls) callsUnderWay.set(socket, (calls = { n: 0, idle: [] }));
+  return calls;
+}
+
+// Resolves when every call under way on the socket is answered, or after limitMs.
+function answered(socket, limitMs) {
+  const calls = underWay(socket);
+  if (!calls.n) return Promise.resolve();
+  return new Promise((resolve) => {
+    calls.idle.push(resolve);
+    setTimeout(resolve, limitMs);
+  });
 }
 
 export function errorText(error) {
@@ -91,16 +115,24 @@ export function connect(namespace, getToken) {
 }
 
 // server:restart {retry_after_ms}: the server this page is on is stopping (a deploy). The
-// page leaves at once and comes back after the delay the server chose for it (spread over
-// its clients), when another process answers. Leaving is the page's own disconnect
-// ("io client disconnect"), so no "connection lost" banner shows; "connect" follows.
-// A disconnect the page makes itself (signing out, an expired token) cancels the return.
+// page leaves as soon as the calls it has under way are answered (for at most
+// RESTART_ANSWERS_MS: the stopping server finishes what is in flight, and leaving first
+// would lose an answer, showing "the server did not answer" for a message that was sent),
+// and comes back after the delay the server chose for it (spread over its clients), when
+// another process answers. Leaving is the page's own disconnect ("io client disconnect"),
+// so no "connection lost" banner shows; "connect" follows. A disconnect the page makes
+// itself (signing out, an expired token) cancels the leaving and the return.
+export const RESTART_ANSWERS_MS = 1000;
 export function followRestarts(socket) {
   let timer = null;
+  let notice = 0; // which server:restart is being followed; 0 after the page's disconnect
   const leave = socket.disconnect.bind(socket);
-  socket.on("server:restart", (data) => {
+  socket.on("server:restart", async (data) => {
     const wait = Math.min(60000, Math.max(0, Number(data && data.retry_after_ms) || 0));
     clearTimeout(timer);
+    const mine = ++notice;
+    await answered(socket, RESTART_ANSWERS_MS);
+    if (mine !== notice) return; // the page disconnected, or a later notice took over
     leave();
     timer = setTimeout(() => {
       timer = null;
@@ -110,6 +142,7 @@ export function followRestarts(socket) {
   socket.disconnect = () => {
     clearTimeout(timer);
     timer = null;
+    notice += 1;
     return leave();
   };
   return socket;
