@@ -22,8 +22,9 @@ clients wait a second for their answers before following ``server:restart``. So 
 of more than one unit runs with ``lock_timeout`` :data:`BATCH_LOCK_WAIT_MS` (set in the
 same round trip as its ``BEGIN``): a batch that waits longer for a row lock gives up its
 own locks, which ends any cycle it is part of, and its units are retried one by one by the
-base class, each without that limit (a unit alone waits as long as it must; two units alone
-are written to lock in one order). A lock timeout or a deadlock keeps the connection.
+base class, each without that limit (a unit alone waits as long as it must; a cycle among
+units alone is left to PostgreSQL's deadlock check). A lock timeout or a deadlock keeps
+the connection.
 
 Errors are raised as SQLAlchemy's exceptions (``IntegrityError`` for a violated
 constraint, ``DBAPIError`` otherwise), as the engine backend would raise them.

@@ -324,9 +324,7 @@ async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
                     for i in ("ga", "gb")
                 ]
                 for _ in range(100):  # until the batch waits for row b (or gave up)
-                    if await probe.scalar(waiting, {"name": APPLICATION_NAME}) or writes[
-                        0
-                    ].done():
+                    if writes[0].done() or await probe.scalar(waiting, {"name": APPLICATION_NAME}):
                         break
                     await asyncio.sleep(0.02)
                 await other.execute(bump, {"id": "ga"})  # the cycle: a is the batch's
