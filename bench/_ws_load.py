@@ -11,8 +11,9 @@ engine.io v4 and socket.io v5 text framing directly (``0{open}``, ``2``/``3`` pi
 thousands a second.
 
 Each client behaves like the pages' ``connect()`` (web/static/js/common.js): on
-``server:restart {retry_after_ms}`` it disconnects, waits ``retry_after_ms`` and connects to
-the *other* server (the way a load balancer would send it elsewhere); when its connection
+``server:restart {retry_after_ms}`` it disconnects once its calls under way are answered
+(:data:`RESTART_ANSWERS_S` at most), waits ``retry_after_ms`` and connects to the *other*
+server (the way a load balancer would send it elsewhere); when its connection
 drops without warning (the server was killed) it reconnects to the other server after a
 jittered exponential backoff (:data:`BACKOFF`, the same figures as the browser's). After
 every reconnect it connects its namespace again with its token, and a chat participant
@@ -65,6 +66,7 @@ HANDSHAKE = (
 )
 ATTEMPT_TIMEOUT_S = 30.0  # the pages' `timeout` for one attempt (common.js CONNECT_TIMEOUT_MS)
 ACK_TIMEOUT_S = 30.0
+RESTART_ANSWERS_S = 1.0  # as the pages' RESTART_ANSWERS_MS (web/static/js/common.js)
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,8 @@ class Fleet:
         self.attempts = 0
         self.connect_errors: collections.Counter[str] = collections.Counter()
         self.restarts = 0  # server:restart received
+        self.restart_waits = 0  # ... with calls under way, whose answers were awaited
+        self.tasks: set[asyncio.Task[None]] = set()  # those waits
         self.retry_after_ms: list[int] = []
         self.sync_supported: bool | None = None
         self.down: set[int] = set()
@@ -353,13 +357,30 @@ class Client:
 
     # -- leaving and coming back ----------------------------------------------------------
     def _restart(self, data: Any) -> None:
-        """``server:restart``: leave now, come back to the other server after the delay."""
+        """``server:restart``: leave once the calls under way are answered (at most
+        :data:`RESTART_ANSWERS_S`), come back to the other server after the delay."""
         self.fleet.restarts += 1
         retry_ms = int((data or {}).get("retry_after_ms", 0))
         self.fleet.retry_after_ms.append(retry_ms)
         if not self.fleet.follow_restart:
             return
         wire = self.wire
+        under_way = [fut for fut in self.acks.values() if not fut.done()]
+        if not under_way:
+            self._leave(wire, retry_ms)
+            return
+        self.fleet.restart_waits += 1
+
+        async def answered_then_leave() -> None:
+            await asyncio.wait(under_way, timeout=RESTART_ANSWERS_S)
+            if self.wire is wire and not self.closing:  # not dropped meanwhile
+                self._leave(wire, retry_ms)
+
+        task = asyncio.ensure_future(answered_then_leave())
+        self.fleet.tasks.add(task)
+        task.add_done_callback(self.fleet.tasks.discard)
+
+    def _leave(self, wire: Wire | None, retry_ms: int) -> None:
         self._down("restart")
         if wire is not None:
             wire.send(f"41{self.namespace},")
@@ -705,6 +726,7 @@ class Load:
             "connected": sum(1 for c in clients if c.connected),
             "by_port": {str(k): v for k, v in by_port.items()},
             "restarts": self.fleet.restarts,
+            "restart_waits": self.fleet.restart_waits,
             "failed_attempts": self.fleet.failed_attempts,
             "at": mono(),
         }
@@ -767,6 +789,7 @@ class Load:
             "overlaps": self.overlaps,
             "sync_supported": self.fleet.sync_supported,
             "retry_after_ms": self.fleet.retry_after_ms,
+            "restart_waits": self.fleet.restart_waits,
             "attempts": self.fleet.attempts,
             "failed_attempts": self.fleet.failed_attempts,
             "connect_errors": dict(self.fleet.connect_errors),

@@ -645,6 +645,7 @@ def restart(sizes: Sizes, stack: Stack, tmp: Path) -> dict[str, Any]:
         "connected_before": before["connected"],
         "phases": phases,
         "retry_after_ms": _spread([v for r in results for v in r["retry_after_ms"]]),
+        "restart_waits": sum(r.get("restart_waits", 0) for r in results),
         "connect_errors": _merge(r["connect_errors"] for r in results),
         **chat_figures(results, t0, end),
     }
@@ -899,7 +900,9 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
             f" {rs['dupes']} sent live twice ({rs.get('overlaps', 0)} recovered through"
             " `session:sync` and then also live: the pages keep one, by id); sends attempted"
             f" while away (never acknowledged, the page would retry):"
-            f" {json.dumps(rs['send_errors'])}. `retry_after_ms` given:"
+            f" {json.dumps(rs['send_errors'])}; clients that had calls under way when told"
+            f" `server:restart` and left once they were answered (1 s at most, as the pages"
+            f" do): {rs.get('restart_waits', 0):,}. `retry_after_ms` given:"
             f" {json.dumps(rs['retry_after_ms'])}. Failed attempts by cause, the whole run:"
             f" {json.dumps(rs.get('connect_errors') or {})}. The servers' accounts of their stops:"
             f" \"{p1['summary']}\"; \"{p2['summary']}\".",
