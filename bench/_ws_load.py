@@ -726,7 +726,6 @@ class Load:
             "connected": sum(1 for c in clients if c.connected),
             "by_port": {str(k): v for k, v in by_port.items()},
             "restarts": self.fleet.restarts,
-            "restart_waits": self.fleet.restart_waits,
             "failed_attempts": self.fleet.failed_attempts,
             "at": mono(),
         }

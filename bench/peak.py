@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench._ws_load import RESTART_ANSWERS_S
 from bench.broker import (
     ROOT,
     Server,
@@ -901,8 +902,8 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
             " `session:sync` and then also live: the pages keep one, by id); sends attempted"
             f" while away (never acknowledged, the page would retry):"
             f" {json.dumps(rs['send_errors'])}; clients that had calls under way when told"
-            f" `server:restart` and left once they were answered (1 s at most, as the pages"
-            f" do): {rs.get('restart_waits', 0):,}. `retry_after_ms` given:"
+            f" `server:restart` and left once they were answered ({RESTART_ANSWERS_S:g} s at"
+            f" most, as the pages do): {rs.get('restart_waits', 0):,}. `retry_after_ms` given:"
             f" {json.dumps(rs['retry_after_ms'])}. Failed attempts by cause, the whole run:"
             f" {json.dumps(rs.get('connect_errors') or {})}. The servers' accounts of their stops:"
             f" \"{p1['summary']}\"; \"{p2['summary']}\".",

@@ -117,16 +117,13 @@ class AsyncpgCommitter(GroupCommitter):
         except asyncpg.IntegrityConstraintViolationError as error:
             await self._rollback(conn, lane)
             raise sa_exc.IntegrityError(sql, args, error) from error
-        except (
-            asyncpg.DataError,  # a bad value
-            asyncpg.LockNotAvailableError,  # BATCH_LOCK_WAIT_MS passed
-            asyncpg.DeadlockDetectedError,
-        ) as error:  # the connection is fine
+        except asyncpg.DataError as error:  # a bad value: the connection is fine
             await self._rollback(conn, lane)
-            raise (
-                sa_exc.DataError(sql, args, error) if isinstance(error, asyncpg.DataError)
-                else sa_exc.OperationalError(sql, args, error)
-            ) from error
+            raise sa_exc.DataError(sql, args, error) from error
+        except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError) as error:
+            # BATCH_LOCK_WAIT_MS passed, or a cycle PostgreSQL broke: the connection is fine
+            await self._rollback(conn, lane)
+            raise sa_exc.OperationalError(sql, args, error) from error
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
             self._drop(lane)  # anything else: start the next batch on a fresh connection
             raise sa_exc.DBAPIError(sql, args, error) from error

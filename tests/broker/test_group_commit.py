@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.commit import (
     AsyncpgCommitter,
@@ -297,63 +298,71 @@ async def test_postgres_lanes_take_shared_rows_in_one_order(
         await engine.dispose()
 
 
+@pytest.fixture
+async def one_lane_postgres(
+    postgres_url: str,
+) -> AsyncIterator[tuple[AsyncEngine, AsyncpgCommitter]]:
+    """An engine on a migrated PostgreSQL database and its native committer on one lane,
+    so that writes made together share a batch."""
+    await prepare_database(postgres_url)
+    engine = create_engine(postgres_url)
+    writer = AsyncpgCommitter(asyncpg_dsn(engine.url), engine.dialect, lanes=1)
+    try:
+        yield engine, writer
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
 async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
-    postgres_url: str, caplog: pytest.LogCaptureFixture
+    one_lane_postgres: tuple[AsyncEngine, AsyncpgCommitter], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Two processes' batches can wait for each other's rows (a chat message's session
     row here, a racing accept's request row there). A batch of several units waits
     BATCH_LOCK_WAIT_MS, not PostgreSQL's deadlock_timeout (a second), then gives up its
     locks (the cycle is gone) and its units are retried one by one; the lane keeps its
     connection, and every write happens once."""
-    await prepare_database(postgres_url)
-    engine = create_engine(postgres_url)
-    writer = AsyncpgCommitter(asyncpg_dsn(engine.url), engine.dialect, lanes=1)
+    engine, writer = one_lane_postgres
     bump = sa.text("update schools set low_grade = low_grade + 1 where id = :id")
     waiting = sa.text(
         "select count(*) from pg_stat_activity where application_name = :name "
         "and datname = current_database() and wait_event_type = 'Lock'"
     )
-    try:
-        await writer.write([(SCHOOLS.insert(), school(k)) for k in ("a", "b")])
-        conn = writer._conns[0]
-        async with engine.connect() as other, engine.connect() as probe:  # the other process
-            await other.execute(bump, {"id": "gb"})
-            with caplog.at_level("WARNING", logger="broker.commit.base"):
-                writes = [  # one batch: row a, then row b (held by the other process)
-                    asyncio.ensure_future(writer.write([Step(bump, {"id": i}, expect=1)]))
-                    for i in ("ga", "gb")
-                ]
-                for _ in range(100):  # until the batch waits for row b (or gave up)
-                    if writes[0].done() or await probe.scalar(waiting, {"name": APPLICATION_NAME}):
-                        break
-                    await asyncio.sleep(0.02)
-                await other.execute(bump, {"id": "ga"})  # the cycle: a is the batch's
-                await other.commit()
-                assert [await asyncio.wait_for(w, 10) for w in writes] == [[1], [1]]
-        failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
-        assert failures and all("lock timeout" in f for f in failures), failures
-        assert writer._conns[0] is conn
-        async with engine.connect() as check:
-            grades = dict(
-                (await check.execute(sa.text(
-                    "select id, low_grade from schools where id in ('ga', 'gb')"
-                ))).all()
-            )
-        assert grades == {"ga": 2, "gb": 2}
-    finally:
-        await writer.close()
-        await engine.dispose()
+    await writer.write([(SCHOOLS.insert(), school(k)) for k in ("a", "b")])
+    conn = writer._conns[0]
+    async with engine.connect() as other, engine.connect() as probe:  # the other process
+        await other.execute(bump, {"id": "gb"})
+        with caplog.at_level("WARNING", logger="broker.commit.base"):
+            writes = [  # one batch: row a, then row b (held by the other process)
+                asyncio.ensure_future(writer.write([Step(bump, {"id": i}, expect=1)]))
+                for i in ("ga", "gb")
+            ]
+            for _ in range(100):  # until the batch waits for row b (or gave up)
+                if writes[0].done() or await probe.scalar(waiting, {"name": APPLICATION_NAME}):
+                    break
+                await asyncio.sleep(0.02)
+            await other.execute(bump, {"id": "ga"})  # the cycle: a is the batch's
+            await other.commit()
+            assert [await asyncio.wait_for(w, 10) for w in writes] == [[1], [1]]
+    failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert failures and all("lock timeout" in f for f in failures), failures
+    assert writer._conns[0] is conn
+    async with engine.connect() as check:
+        grades = dict(
+            (await check.execute(sa.text(
+                "select id, low_grade from schools where id in ('ga', 'gb')"
+            ))).all()
+        )
+    assert grades == {"ga": 2, "gb": 2}
 
 
 async def test_postgres_one_statement_is_sent_alone(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    one_lane_postgres: tuple[AsyncEngine, AsyncpgCommitter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A batch that is one statement goes without BEGIN and COMMIT (one round trip, its
     own transaction, durable when it returns); several statements go in one transaction;
     a statement alone that fails leaves nothing to roll back and the connection works."""
-    await prepare_database(postgres_url)
-    engine = create_engine(postgres_url)
-    writer = AsyncpgCommitter(asyncpg_dsn(engine.url), engine.dialect, lanes=1)
+    engine, writer = one_lane_postgres
     sent: list[str] = []
     for name in ("execute", "fetch"):
         real = getattr(asyncpg.Connection, name)
@@ -363,27 +372,23 @@ async def test_postgres_one_statement_is_sent_alone(
             return await _real(self, query, *args, **kwargs)
 
         monkeypatch.setattr(asyncpg.Connection, name, spy)
-    try:
-        assert await writer.write([(SCHOOLS.insert(), school("one"))]) == [1]
-        assert sent == ["INSERT"]
-        sent.clear()
-        assert await writer.write(
-            [(SCHOOLS.insert(), school("two")), (SCHOOLS.insert(), school("three"))]
-        ) == [1, 1]
-        assert sent == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
-        sent.clear()
-        with pytest.raises(IntegrityError):
-            await writer.write([(SCHOOLS.insert(), school("one"))])
-        assert "ROLLBACK" not in sent
-        conn = writer._conns[0]
-        assert await writer.write([(SCHOOLS.insert(), school("four"))]) == [1]
-        assert writer._conns[0] is conn
-        async with engine.connect() as check:
-            ids = set(await check.scalars(sa.text("select id from schools where id like 'g%'")))
-        assert ids == {"gone", "gtwo", "gthree", "gfour"}
-    finally:
-        await writer.close()
-        await engine.dispose()
+    assert await writer.write([(SCHOOLS.insert(), school("one"))]) == [1]
+    assert sent == ["INSERT"]
+    sent.clear()
+    assert await writer.write(
+        [(SCHOOLS.insert(), school("two")), (SCHOOLS.insert(), school("three"))]
+    ) == [1, 1]
+    assert sent == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
+    sent.clear()
+    with pytest.raises(IntegrityError):
+        await writer.write([(SCHOOLS.insert(), school("one"))])
+    assert "ROLLBACK" not in sent
+    conn = writer._conns[0]
+    assert await writer.write([(SCHOOLS.insert(), school("four"))]) == [1]
+    assert writer._conns[0] is conn
+    async with engine.connect() as check:
+        ids = set(await check.scalars(sa.text("select id from schools where id like 'g%'")))
+    assert ids == {"gone", "gtwo", "gthree", "gfour"}
 
 
 def test_prepare_refuses_a_missing_parameter(sqlite_url: str) -> None:
