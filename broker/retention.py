@@ -6,8 +6,11 @@ What :func:`purge_engine` deletes, in one transaction:
   default: message bodies are relayed, kept only while their session is open) every
   message of a session that is not open is deleted, so turning retention off also clears
   what an earlier setting kept. An open session's messages are its buffer (what a
-  reconnecting participant is sent again) and are never purged; a flagged session's are
-  kept until its flags' review period ends (``safety_flags.keep_until``,
+  reconnecting participant is sent again) and are never purged, nor a session's that ended
+  less than ``BUFFER_AFTER_END_S`` ago (:func:`buffered_sessions`: found by the kill -9
+  fault test, where the worker's purge at its start deleted a message acknowledged a
+  moment before the session ended, before the tutor, reconnecting, could fetch it); a
+  flagged session's are kept until its flags' review period ends (``safety_flags.keep_until``,
   ``HH_SAFETY_REVIEW_DAYS``), and a held message's words are deleted then;
 * **topics and first names** of requests that are no longer open, on the same terms as
   messages (they are the student's own words);
@@ -28,12 +31,13 @@ counts ``{"messages", "sessions", "requests"}``.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import request_rollup, safety_store
-from broker.constants import OPEN_STATUSES
+from broker.constants import BUFFER_AFTER_END_S, OPEN_STATUSES
 from broker.db.engine import create_engine
 from broker.db.models import metadata
 from broker.media import store as media_store
@@ -56,6 +60,18 @@ def cutoffs(settings: Settings, now: dt.datetime) -> tuple[dt.datetime | None, d
     return meta, messages
 
 
+def buffered_sessions(now: dt.datetime) -> sa.Select[Any]:
+    """The sessions whose messages and pictures are a buffer at ``now``, never purged here:
+    the open ones, and those that ended less than
+    :data:`~broker.constants.BUFFER_AFTER_END_S` ago (a participant who missed the end, or
+    a last message's push, fetches them with ``session:sync``; every serving process's
+    sweep drops them after that, :meth:`LifecycleStore.drop_ended_buffers`)."""
+    ended_since = now - dt.timedelta(seconds=BUFFER_AFTER_END_S)
+    return sa.select(sessions_t.c.id).where(
+        sa.or_(sessions_t.c.ended_at.is_(None), sessions_t.c.ended_at >= ended_since)
+    )
+
+
 async def purge_engine(
     engine: AsyncEngine, settings: Settings, now: dt.datetime | None = None
 ) -> dict[str, int]:
@@ -75,11 +91,11 @@ async def purge_engine(
             old_messages = old_requests = sa.true()
         if expired_sessions is not None:
             old_messages = sa.or_(old_messages, messages_t.c.session_id.in_(expired_sessions))
-        open_sessions = sa.select(sessions_t.c.id).where(sessions_t.c.ended_at.is_(None))
+        buffered = buffered_sessions(now)
         result = await conn.execute(
             messages_t.delete().where(
                 old_messages,
-                messages_t.c.session_id.not_in(open_sessions),
+                messages_t.c.session_id.not_in(buffered),
                 messages_t.c.session_id.not_in(safety_store.kept_sessions(now)),
             )
         )
@@ -89,7 +105,9 @@ async def purge_engine(
             .values(text=None)
         )
         counts["messages"] = int(result.rowcount or 0)
-        await media_store.purge(conn, now, message_cutoff, settings.message_retention_days > 0)
+        await media_store.purge(
+            conn, now, message_cutoff, settings.message_retention_days > 0, buffered
+        )
         await conn.execute(
             requests_t.update()
             .where(

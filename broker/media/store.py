@@ -168,17 +168,18 @@ class MediaStore:
 
 
 async def purge(
-    conn: AsyncConnection, now: dt.datetime, message_cutoff: dt.datetime, keep: bool
+    conn: AsyncConnection, now: dt.datetime, message_cutoff: dt.datetime, keep: bool,
+    buffered: sa.Select[Any],
 ) -> int:
     """The retention job's share (in its transaction): with message retention on
     (``keep``), pictures older than ``message_cutoff``; off, every picture of a session
-    that is not open. Never an open session's, nor a flagged session's under review."""
+    not in ``buffered`` (open, or just ended: :func:`broker.retention.buffered_sessions`).
+    Never a buffered session's, nor a flagged session's under review."""
     old: sa.ColumnElement[bool] = images.c.created_at < message_cutoff if keep else sa.true()
-    open_sessions = sa.select(sessions.c.id).where(sessions.c.ended_at.is_(None))
     result = await conn.execute(
         images.delete().where(
             old,
-            images.c.session_id.not_in(open_sessions),
+            images.c.session_id.not_in(buffered),
             images.c.session_id.not_in(safety_store.kept_sessions(now)),
         )
     )

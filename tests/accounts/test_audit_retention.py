@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from broker import audit, request_rollup
+from broker.constants import BUFFER_AFTER_END_S
 from broker.errors import Conflict
 from broker.retention import purge
 from broker.settings import Settings
@@ -105,7 +106,7 @@ async def test_purge_of_an_earlier_session_leaves_the_requests_read_model_true(
 
 
 async def test_message_retention_zero_keeps_no_messages(sqlite_db: str) -> None:
-    await seed_history(sqlite_db, "s-a", "elem", days_ago=0, messages=2)
+    await seed_history(sqlite_db, "s-a", "elem", days_ago=0.1, messages=2)
     settings = Settings(database_url=sqlite_db, message_retention_days=0)
     assert await purge(settings) == {"messages": 2, "sessions": 0, "requests": 0}
 
@@ -116,7 +117,7 @@ async def test_an_open_sessions_messages_are_its_buffer_and_never_purged(
     _, open_sid = await seed_history(
         migrated, "s-open", "elem", days_ago=0, messages=2, status="accepted", ended=False
     )
-    await seed_history(migrated, "s-done", "elem", days_ago=0, messages=3)
+    await seed_history(migrated, "s-done", "elem", days_ago=0.1, messages=3)
     engine = engine_of(migrated)
     async with engine.begin() as conn:
         await conn.execute(sa.text("update help_requests set topic = 'my words'"))
@@ -127,6 +128,30 @@ async def test_an_open_sessions_messages_are_its_buffer_and_never_purged(
         topics = dict((await conn.execute(
             sa.text("select student, topic from help_requests"))).all())
     assert topics == {"s-open": "my words", "s-done": None}
+
+
+async def test_a_just_ended_sessions_messages_stay_its_buffer_for_two_minutes(
+    migrated: str, engine_of: Any
+) -> None:
+    """With retention off, an ended session's messages stay BUFFER_AFTER_END_S (what a
+    participant who missed the end or a last push fetches with session:sync), whenever the
+    purge runs; then it deletes them. Found by the kill -9 fault test: the worker's purge,
+    run at its start, deleted a message acknowledged just before the session ended, and
+    the tutor, reconnecting a moment later, could not fetch it."""
+    _, sid = await seed_history(migrated, "s-end", "elem", days_ago=0, messages=2)
+    engine = engine_of(migrated)
+    async with engine.connect() as conn:
+        ended = (await conn.execute(sa.text(
+            "select ended_at from tutoring_sessions where id = :sid"), {"sid": sid})).scalar_one()
+    ended = ended if isinstance(ended, dt.datetime) else dt.datetime.fromisoformat(str(ended))
+    ended = ended if ended.tzinfo else ended.replace(tzinfo=dt.UTC)
+    settings = Settings(database_url=migrated, message_retention_days=0)
+    buffer = dt.timedelta(seconds=BUFFER_AFTER_END_S)
+    for after in (dt.timedelta(0), dt.timedelta(seconds=60), buffer - dt.timedelta(seconds=1)):
+        assert (await purge(settings, ended + after))["messages"] == 0
+        assert await count(migrated, "chat_messages", session_id=sid) == 2
+    assert (await purge(settings, ended + buffer + dt.timedelta(seconds=1)))["messages"] == 2
+    assert await count(migrated, "chat_messages", session_id=sid) == 0
 
 
 async def test_metadata_retention_off_keeps_everything(sqlite_db: str) -> None:
