@@ -21,10 +21,13 @@ and the whole batch's callers wait that long; found by the SIGTERM fault test, w
 clients wait a second for their answers before following ``server:restart``. So a batch
 of more than one unit runs with ``lock_timeout`` :data:`BATCH_LOCK_WAIT_MS` (set in the
 same round trip as its ``BEGIN``): a batch that waits longer for a row lock gives up its
-own locks, which ends any cycle it is part of, and its units are retried one by one by the
-base class, each without that limit (a unit alone waits as long as it must; a cycle among
-units alone is left to PostgreSQL's deadlock check). A lock timeout or a deadlock keeps
-the connection.
+own locks (rolled back whole), which ends any cycle it is part of, and runs once more,
+whole, without that limit: the other side of a cycle has gone on meanwhile, and a wait
+that was only long (another batch slow on a starved core) is waited out, rather than the
+batch's units being retried one by one, a round trip each, just when the machine is
+busiest. Only if that second run fails too (PostgreSQL's deadlock check, when both sides
+of a cycle gave up at once) are its units retried one by one by the base class; a unit
+alone waits as long as it must. A lock timeout or a deadlock keeps the connection.
 
 Errors are raised as SQLAlchemy's exceptions (``IntegrityError`` for a violated
 constraint, ``DBAPIError`` otherwise), as the engine backend would raise them.
@@ -32,19 +35,23 @@ constraint, ``DBAPIError`` otherwise), as the engine backend would raise them.
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect
 
 from broker.commit.base import GroupCommitter, Outcome, StepResult, Unit
-from broker.commit.prepared import StatementCache
+from broker.commit.prepared import BoundBatch, StatementCache
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
 COMMAND_TIMEOUT_S = 30
 APPLICATION_NAME = "homework-help writer"  # how the connection shows in pg_stat_activity
 LANES = 4  # writer connections per process
 # How long a batch of several units waits for a row lock before it gives up its own and
-# its units are retried one by one (see above). A batch's transaction lasts a few
+# runs again without the limit (see above). A batch's transaction lasts a few
 # milliseconds; on a starved core tens: past this, it is most likely a cycle.
 BATCH_LOCK_WAIT_MS = 200
 BEGIN_BATCH = f"BEGIN; SET LOCAL lock_timeout = {BATCH_LOCK_WAIT_MS}"
@@ -64,6 +71,7 @@ class AsyncpgCommitter(GroupCommitter):
         self.dsn = dsn
         self.statements = StatementCache(dialect)
         self._conns: dict[int, asyncpg.Connection] = {}
+        self.lock_give_ups = 0  # batches that gave up a lock wait and ran again
 
     async def _connection(self, lane: int) -> asyncpg.Connection:
         conn = self._conns.get(lane)
@@ -78,6 +86,22 @@ class AsyncpgCommitter(GroupCommitter):
 
     async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
         batch = self.statements.bind(units)
+        if len(batch) == 1:
+            return await self._transact(batch, lane, "BEGIN")
+        try:
+            return await self._transact(batch, lane, BEGIN_BATCH)
+        except sa_exc.OperationalError as error:  # it gave up its locks (see the module)
+            log.info(
+                "a batch of %d writes gave up waiting for a row lock (%s); running it again",
+                len(batch), str(error.orig).splitlines()[0][:200],
+            )
+            self.lock_give_ups += 1
+            return await self._transact(batch, lane, "BEGIN")
+
+    async def _transact(self, batch: BoundBatch, lane: int, begin: str) -> list[Outcome]:
+        """Run ``batch`` as one transaction (opened with ``begin``) on ``lane``'s
+        connection; ``OperationalError`` (rolled back, the connection kept) when it gave up
+        waiting for a row lock or PostgreSQL broke a cycle it was in."""
         sql, args = "connect", ()
         conn: asyncpg.Connection | None = None
         try:
@@ -87,7 +111,7 @@ class AsyncpgCommitter(GroupCommitter):
             # hand (asyncpg's conn.transaction() would not let BEGIN carry the SET LOCAL).
             alone = len(batch) == 1 and len(batch[0].steps) == 1
             if not alone:
-                sql = BEGIN_BATCH if len(batch) > 1 else "BEGIN"
+                sql = begin
                 await conn.execute(sql)
             results = []
             for unit in batch:

@@ -7,47 +7,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 import broker.lifecycle_store
 from broker.commit import (
-    AsyncpgCommitter,
     Fusion,
     GroupCommitter,
     Outcome,
     Step,
     Unit,
-    committer_for,
 )
 from broker.commit.base import steps
 from broker.lifecycle_store import Resent, at
+from tests.broker.committing import one_lane, units_sent
 from tests.broker.conftest import prepare_database
 from tests.broker.unit import Rig, as_identity, broker_rig, student, tutor
-
-
-def one_lane(engine: AsyncEngine) -> GroupCommitter:
-    """The native committer, on one lane, so that every write of a test shares batches."""
-    made = committer_for(engine)
-    if isinstance(made, AsyncpgCommitter):
-        return AsyncpgCommitter(made.dsn, engine.dialect, lanes=1)
-    return made
-
-
-def units_sent(writer: GroupCommitter) -> list[int]:
-    """From now on, how many units each transaction the writer commits runs."""
-    units: list[int] = []
-    commit = writer._commit
-
-    async def counting(batch: list[Unit], lane: int = 0) -> Any:
-        units.append(len(batch))
-        return await commit(batch, lane)
-
-    writer._commit = counting  # type: ignore[method-assign]
-    return units
 
 
 @pytest.fixture
