@@ -59,7 +59,9 @@ def _kill_children() -> None:
 
 def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
     """A ``preexec_fn``: the child gets ``sig`` when the process that started it dies,
-    however it dies (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing). Here SIGKILL, so a
+    however it dies (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing). Linux ties it to the
+    *thread* that started the child: start children from the event loop's thread, never
+    from ``asyncio.to_thread`` (whose threads end with each test's loop). Here SIGKILL, so a
     killed pytest leaves no broker or redis-server running (PostgreSQL, detached by
     ``pg_ctl``, outlives a SIGKILL of pytest; a SIGTERM stops it); bench/peak.py's servers
     get SIGTERM."""
@@ -291,6 +293,20 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> Redis:
+        """Start redis-server and wait for its PONG, here (the fixture's thread)."""
+        self._spawn()
+        return self._wait_ready()
+
+    async def launch(self) -> Redis:
+        """Start redis-server from the event loop's thread and wait for it in a worker
+        thread. Not ``to_thread(start)``: PR_SET_PDEATHSIG (:func:`die_with_parent`) is
+        tied to the thread that started the child, and the loop's worker threads end with
+        the test, so a Redis started from one died a moment after the test that started
+        it, and the next test's FLUSHALL was refused (seen once under load)."""
+        self._spawn()
+        return await asyncio.to_thread(self._wait_ready)
+
+    def _spawn(self) -> None:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [
@@ -314,6 +330,9 @@ class Redis:
                 preexec_fn=die_with_parent(),
             )
         _children.append(self.proc)
+
+    def _wait_ready(self) -> Redis:
+        assert self.proc is not None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -338,7 +357,7 @@ class Redis:
         """kill -9, stay down ``down_s``, start again on the same port with no data."""
         self.kill()
         await asyncio.sleep(down_s)
-        await asyncio.to_thread(self.start)
+        await self.launch()
 
     async def command(self, *args: str) -> Any:
         client = aioredis.Redis(host="127.0.0.1", port=self.port)

@@ -108,7 +108,7 @@ async def start_cluster(
         if not pg.up:
             await asyncio.to_thread(pg.start)
         if redis.proc is None or redis.proc.poll() is not None:
-            await asyncio.to_thread(redis.start)
+            await redis.launch()
         await redis.flushall()
         name = f"hh_faults_{uuid.uuid4().hex[:10]}"
         await pg.create_database(name, template=TEMPLATE)
