@@ -167,6 +167,7 @@ class Broker:
         self._last_snapshot: dict[str, tuple[tuple[str, ...], int]] = {}
         self._counts: tuple[float, dict[str, int], dict[str, int]] | None = None
         self._recount: asyncio.Task[Any] | None = None
+        self._counts_epoch = 0  # bumped when this process changes a tutor's status
         self._participants: dict[str, tuple[str, str, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -467,7 +468,7 @@ class Broker:
         skipped); an error leaves the rest open, and a retry ends them."""
         now = self.clock()
         await self.store.set_tutor_status(tutor.id, tutor.vendor, tutor.languages, "away", now)
-        self._counts = None
+        self._forget_counts()
         ended = 0
         for row in await self.store.open_sessions(tutor=tutor.id):
             if await self._end(
@@ -742,7 +743,7 @@ class Broker:
         await self.store.set_tutor_status(
             tutor.id, tutor.vendor, tutor.languages, status, self.clock()
         )
-        self._counts = None  # estimates from now on count this change
+        self._forget_counts()  # estimates from now on count this change
         for name in tutor.queues():
             self.push_queue(name)
         return {"status": status}
@@ -1066,7 +1067,7 @@ class Broker:
             row = await self.store.request(session.request_id)
             if row is not None and row["status"] == "queued":
                 position = await self.store.position(row["queue"], row["rank"], row["id"])
-                self._counts = None  # the tutor who left must not count in this estimate
+                self._forget_counts()  # the tutor who left must not count in this estimate
                 rate, available = await self._queue_rates(row["queue"], now)
                 eta = estimate_wait_s(position, rate, available)
                 self._last_position[row["id"]] = (position, eta)
@@ -1231,6 +1232,7 @@ class Broker:
     async def _count_rates(
         self, now: float
     ) -> tuple[float, dict[str, int], dict[str, int]]:
+        epoch = self._counts_epoch
         try:
             accepts = await self.store.accepts_since(now - ETA_WINDOW_S)
             available: dict[str, int] = {}
@@ -1244,10 +1246,18 @@ class Broker:
                 for language in filter(None, state["languages"].split(",")):
                     key = f"{state['vendor']}:{language}"
                     available[key] = available.get(key, 0) + 1
-            counted = self._counts = (now, accepts, available)
+            counted = (now, accepts, available)
+            if epoch == self._counts_epoch:  # nothing changed while it read
+                self._counts = counted
             return counted
         finally:
             self._recount = None
+
+    def _forget_counts(self) -> None:
+        """This process changed a tutor's status: the next estimate counts afresh, and a
+        count read before the change (one in the background) is not kept."""
+        self._counts = None
+        self._counts_epoch += 1
 
     def _stale_counts(self) -> None:
         """The counts changed (an accept, an end): refresh them, in the background."""
