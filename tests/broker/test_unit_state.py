@@ -7,6 +7,7 @@ A fake clock, a recording notifier and explicit sweeps (tests/broker/unit.py).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -382,3 +383,41 @@ async def test_presence_down_serves_everyone_and_judges_nobody(rig: Rig) -> None
     rig.clock.advance(rig.settings.grace_seconds + 1)
     await rig.sweep()
     assert waiting not in await rig.waiting() and await rig.is_open(sid)
+
+
+async def test_a_tutor_count_begun_before_a_sign_out_is_not_kept(unit_db: str) -> None:
+    """A background recount of the tutors behind wait estimates that read the tutors'
+    states before this process signed a tutor out, and finished after, must not be cached:
+    the next estimate would count a tutor who left (seen under load by
+    tests/presence/test_sign_out_ends_sessions_at_once: eta 120 s with nobody there, the
+    recount ending while sign_out still ended sessions, before it forgot the tutor's
+    presence: kept here by leaving presence as it was)."""
+    clock = FakeClock()
+    async with broker_rig(unit_db, clock=clock) as rig:
+        ms = tutor("t-out")
+        await rig.connect(ms)
+        await rig.broker.set_status(ms, "available")
+        broker = rig.broker
+        read = broker.store.tutor_states
+        before = await read()  # the states as the slow recount read them
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_read() -> list[dict[str, Any]]:
+            entered.set()
+            await release.wait()
+            return before
+
+        broker.store.tutor_states = slow_read  # type: ignore[method-assign]
+        recount = asyncio.ensure_future(broker._count_rates(clock()))
+        await entered.wait()
+        broker.store.tutor_states = read  # type: ignore[method-assign]
+
+        async def kept(subjects: list[str]) -> None:  # as when the recount ends first
+            return None
+
+        broker.presence.forget = kept  # type: ignore[method-assign]
+        await broker.sign_out(ms)
+        release.set()
+        await recount
+        ack = await broker.request_help(student("s-after"), "math", "en")
+        assert ack["eta_s"] is None  # nobody available: no estimate
