@@ -52,10 +52,10 @@ class Throttle(abc.ABC):
     async def retry_after(self, key: str) -> float:
         """Seconds until another event is allowed for ``key`` (0: allowed now)."""
         now = self.clock()
-        times = await self._recent(key, now - self.window_s)
-        if len(times) < self.limit:
+        count, oldest = await self._window(key, now - self.window_s)
+        if count < self.limit or oldest is None:
             return 0.0
-        return max(times[0] + self.window_s - now, 1.0)
+        return max(oldest + self.window_s - now, 1.0)
 
     async def record(self, key: str) -> None:
         await self._add(key, self.clock())
@@ -69,8 +69,10 @@ class Throttle(abc.ABC):
         return wait
 
     @abc.abstractmethod
-    async def _recent(self, key: str, horizon: float) -> list[float]:
-        """The event times of ``key`` after ``horizon``, oldest first (dropping older ones)."""
+    async def _window(self, key: str, horizon: float) -> tuple[int, float | None]:
+        """How many events of ``key`` are after ``horizon``, and the oldest one's time (None
+        if none), dropping older ones. A count and one time, not the log: a generous limit
+        (a district's, a benchmark's) must not make every check copy thousands of times."""
 
     @abc.abstractmethod
     async def _add(self, key: str, now: float) -> None:
@@ -92,13 +94,13 @@ class MemoryThrottle(Throttle):
         self.max_keys = max_keys
         self._log: dict[str, collections.deque[float]] = {}
 
-    async def _recent(self, key: str, horizon: float) -> list[float]:
+    async def _window(self, key: str, horizon: float) -> tuple[int, float | None]:
         times = self._log.get(key)
         if times is None:
-            return []
+            return 0, None
         while times and times[0] <= horizon:
             times.popleft()
-        return list(times)
+        return len(times), (times[0] if times else None)
 
     async def _add(self, key: str, now: float) -> None:
         self._log.setdefault(key, collections.deque()).append(now)
@@ -177,13 +179,14 @@ class RedisThrottle(Throttle):
     def _key(self, key: str) -> str:
         return self.keys.throttle(self.name, key)
 
-    async def _recent(self, key: str, horizon: float) -> list[float]:
+    async def _window(self, key: str, horizon: float) -> tuple[int, float | None]:
         k = self._key(key)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(k, "-inf", horizon)
-            pipe.zrange(k, 0, -1, withscores=True)
-            _, entries = await pipe.execute()
-        return [float(score) for _, score in entries]
+            pipe.zcard(k)
+            pipe.zrange(k, 0, 0, withscores=True)
+            _, count, oldest = await pipe.execute()
+        return int(count), (float(oldest[0][1]) if oldest else None)
 
     async def _add(self, key: str, now: float) -> None:
         k = self._key(key)
