@@ -55,6 +55,14 @@ def _bounded(
     return value
 
 
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    """An integer of at least 1 (a limit of events: 0 would refuse every event)."""
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value!r}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -142,11 +150,15 @@ class Settings:
             queue_max_wait_s=_float(env, "HH_QUEUE_MAX_WAIT_S", C.QUEUE_MAX_WAIT_S),
             session_idle_s=_float(env, "HH_SESSION_IDLE_S", C.SESSION_IDLE_S),
             chat_max_chars=_int(env, "HH_CHAT_MAX_CHARS", C.CHAT_MAX_CHARS),
-            chat_rate_messages=_int(env, "HH_CHAT_RATE_MESSAGES", C.CHAT_RATE_MESSAGES),
-            chat_rate_window_s=_float(env, "HH_CHAT_RATE_WINDOW_S", C.CHAT_RATE_WINDOW_S),
-            request_rate_limit=_int(env, "HH_REQUEST_RATE_LIMIT", C.REQUEST_RATE_LIMIT),
-            request_rate_window_s=_float(
-                env, "HH_REQUEST_RATE_WINDOW_S", C.REQUEST_RATE_WINDOW_S
+            chat_rate_messages=_positive_int(env, "HH_CHAT_RATE_MESSAGES", C.CHAT_RATE_MESSAGES),
+            chat_rate_window_s=_bounded(
+                env, "HH_CHAT_RATE_WINDOW_S", C.CHAT_RATE_WINDOW_S, 0.0, 86400.0
+            ),
+            request_rate_limit=_positive_int(
+                env, "HH_REQUEST_RATE_LIMIT", C.REQUEST_RATE_LIMIT
+            ),
+            request_rate_window_s=_bounded(
+                env, "HH_REQUEST_RATE_WINDOW_S", C.REQUEST_RATE_WINDOW_S, 0.0, 86400.0
             ),
             message_retention_days=_int(
                 env, "HH_MESSAGE_RETENTION_DAYS", C.MESSAGE_RETENTION_DAYS

@@ -44,6 +44,10 @@ class Throttle(abc.ABC):
     """At most ``limit`` events per key in any trailing ``window_s`` seconds."""
 
     def __init__(self, name: str, limit: int, window_s: float, clock: Clock = time.time) -> None:
+        if limit < 1 or not window_s > 0:
+            # a limit of 0 would refuse everything (Redis) or nothing (memory)
+            raise ValueError(f"throttle {name!r}: limit must be >= 1 and window_s > 0, "
+                             f"got {limit!r} and {window_s!r}")
         self.name = name
         self.limit = limit
         self.window_s = window_s

@@ -206,3 +206,27 @@ async def test_an_unreachable_redis_fails_every_call_of_the_batch() -> None:
         assert throttle.round_trips == 2  # the next call started a new round trip
     finally:
         await factory.close()
+
+
+@pytest.mark.parametrize(("limit", "window"), [(0, 60.0), (-1, 60.0), (3, 0.0), (3, -5.0)])
+async def test_a_limit_below_one_or_an_empty_window_is_refused(  # type: ignore[no-untyped-def]
+    make, limit: int, window: float,
+) -> None:
+    """A limit of 0 used to refuse nothing on memory and fail every script on Redis (which
+    the broker then let through, logging "throttle unavailable" per event)."""
+    _clock, factories = make
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        factories[0].make("test", limit, window)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("HH_CHAT_RATE_MESSAGES", "0"), ("HH_REQUEST_RATE_LIMIT", "-3"),
+    ("HH_CHAT_RATE_WINDOW_S", "0"), ("HH_REQUEST_RATE_WINDOW_S", "-1"),
+])
+def test_the_settings_refuse_a_limit_that_could_not_throttle(name: str, value: str) -> None:
+    from broker.errors import ConfigError
+    from broker.settings import Settings
+
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+    assert Settings.from_env({"HH_CHAT_RATE_MESSAGES": "1"}).chat_rate_messages == 1
