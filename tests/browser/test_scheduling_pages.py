@@ -9,6 +9,7 @@ after the autumn daylight-saving change.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -509,3 +510,25 @@ async def test_roster_and_outbox_reads_are_scoped_and_audited(world: Any) -> Non
             tables.tables["audit_log"].select())).mappings().all()
     assert [(a["actor"], a["action"]) for a in actions] == [
         ("des-hs", "scheduler.roster"), ("dist-1", "outbox.read")]
+
+
+async def test_the_desk_shows_once_the_programme_offers_are_in(browser: Any, world: Any) -> None:
+    """Someone who clicks "Show students" as soon as the desk appears has an offer to pick:
+    the desk stays hidden until the offers are loaded (held back 1 s here, as a slow
+    server would; before, the desk showed at once and such a click found no offer)."""
+    server, _ctx = world
+    context = await context_of(browser, server, DESIGNEE)
+
+    async def slow(route: Any) -> None:
+        await asyncio.sleep(1.0)
+        await route.continue_()
+
+    await context.route(re.compile(r".*/offers$"), slow)
+    watch = Watch()
+    page = await open_page(context, server.url + "/staff/scheduling", watch)
+    await page.wait_for_selector("#desk:not([hidden])")
+    assert await page.locator("#pick-offer option").count() >= 1
+    await page.click("text=Show students")
+    await page.wait_for_selector("#work:not([hidden])")
+    assert_clean(watch)
+    await context.close()

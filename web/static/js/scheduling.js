@@ -480,12 +480,14 @@ async function start(token, claims) {
     $("pick-school").value = claims.scope_id;
     $("pick-school").readOnly = true;
   }
-  $("desk").hidden = false;
+  // The desk shows once the offers are in: "Show students" clicked before then would find
+  // no offer to pick (seen as a browser test that clicked at once, on a loaded machine).
   try {
     await loadOffers();
   } catch (error) {
     say($("pick-error"), problemText(error));
   }
+  $("desk").hidden = false;
 }
 
 wire();
