@@ -34,14 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env()
-    except BrokerError as exc:  # a bad setting: its one-line message, not a traceback
-        print(f"homework-help {args.command}: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
+        settings = Settings.from_env()  # a bad setting is a ConfigError: one line, below
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         result = args.func(args, settings)
         if inspect.iscoroutine(result):
             result = asyncio.run(result)
