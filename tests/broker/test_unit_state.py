@@ -389,9 +389,9 @@ async def test_a_tutor_count_begun_before_a_sign_out_is_not_kept(unit_db: str) -
     """A background recount of the tutors behind wait estimates that read the tutors'
     states before this process signed a tutor out, and finished after, must not be cached:
     the next estimate would count a tutor who left (seen under load by
-    tests/presence/test_sign_out_ends_sessions_at_once: eta 120 s with nobody there, the
-    recount ending while sign_out still ended sessions, before it forgot the tutor's
-    presence: kept here by leaving presence as it was)."""
+    tests/presence/test_peer_presence.py::test_sign_out_ends_sessions_at_once: eta 120 s
+    with nobody there, the recount ending while sign_out still ended sessions, before it
+    forgot the tutor's presence: kept here by leaving presence as it was)."""
     clock = FakeClock()
     async with broker_rig(unit_db, clock=clock) as rig:
         ms = tutor("t-out")
