@@ -237,6 +237,10 @@ class Rooms:
         return _at(self.broker.clock())
 
     # -- lookups ----------------------------------------------------------------------
+    def cached(self, session_id: str) -> bool:
+        """Whether :meth:`room` would answer ``session_id`` from this process's cache."""
+        return session_id in self._cache
+
     async def room(self, session_id: str) -> Room | None:
         """The open room ``session_id``, or None (no such session, an on-demand one, or
         ended)."""

@@ -805,9 +805,13 @@ class Broker:
 
     # -- chat ---------------------------------------------------------------------------
     def _remember(self, session: OpenSession) -> None:
-        if len(self._participants) >= PARTICIPANTS_CACHED:
+        self._known(session.id, (session.student, session.tutor_id, session.accepted_at))
+
+    def _known(self, session_id: str, participants: tuple[str, str, float]) -> None:
+        """Cache an open on-demand session's (student, tutor id, accepted at)."""
+        if len(self._participants) >= PARTICIPANTS_CACHED and session_id not in self._participants:
             self._participants.pop(next(iter(self._participants)))
-        self._participants[session.id] = (session.student, session.tutor_id, session.accepted_at)
+        self._participants[session_id] = participants
 
     async def _participant(
         self, identity: Identity, session_id: str
@@ -818,10 +822,7 @@ class Broker:
         session is still open is checked by the write that needs it."""
         known = self._participants.get(session_id)
         if known is None:
-            row = await self.store.session(session_id)
-            if row is not None and row["ended_at"] is None:
-                known = (row["student"], row["tutor_id"], epoch(row["accepted_at"]) or 0.0)
-                self._participants[session_id] = known
+            known = self._learn(await self.store.session(session_id))
         if known is not None:
             student, tutor_id, accepted_at = known
             if identity.role == "student" and student == identity.subject:
@@ -830,10 +831,28 @@ class Broker:
                 return student, tutor_id, accepted_at, "tutor"
         raise NotFound("no such open session of yours")
 
+    def _learn(self, row: dict[str, Any] | None) -> tuple[str, str, float] | None:
+        """An open on-demand session's participants from its row, cached; else None."""
+        if row is None or row["ended_at"] is not None or row["booking"] is not None:
+            return None
+        known = (row["student"], row["tutor_id"], epoch(row["accepted_at"]) or 0.0)
+        self._known(str(row["id"]), known)
+        return known
+
     async def _room(self, session_id: str) -> Room | None:
-        """The open booked room ``session_id`` (None for an on-demand or unknown one)."""
+        """The open booked room ``session_id`` (None for an on-demand or unknown one).
+
+        An on-demand session is told apart by the participants' cache or, the first time
+        this process sees it (after a restart: every open session's first message), by its
+        row, one read on the hot path that also fills that cache; only a booked session goes
+        on to the rooms (several statements, when not cached)."""
         if session_id in self._participants:
             return None
+        if not self.rooms.cached(session_id):
+            row = await self.store.session(session_id)
+            if row is None or row["booking"] is None:
+                self._learn(row)
+                return None
         return await self.rooms.room(session_id)
 
     async def join_booked(

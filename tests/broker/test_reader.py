@@ -193,3 +193,31 @@ async def _reconnects(rig: Rig) -> None:
     assert (await rig.broker.store.open_request_of("s-ana") or {}).get("student") == "s-ana"
     now = await reader.scalar(sa.select(sa.func.pg_backend_pid().label("pid")))
     assert now != ended  # read on a new connection
+
+
+async def test_a_fresh_process_tells_an_on_demand_session_from_a_room_by_its_row(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a restart every open session's first message reaches a process that has
+    cached nothing of it: an on-demand session is told apart from a booked room by its
+    row (one hot-path read, which also caches its participants), not by the rooms'
+    queries (several statements through SQLAlchemy)."""
+    ids = await populate(rig)
+    broker = rig.broker
+    broker._participants.clear()  # as in a process that has just started
+    looked: list[object] = []
+
+    async def load(ids: object) -> list[dict[str, Any]]:
+        looked.append(ids)
+        return []
+
+    monkeypatch.setattr(broker.rooms, "_load", load)
+    ana = student("s-ana")
+    sent = await broker.send(ana, ids["session"], "3x = 9", client_id="c-3")
+    assert sent["seq"] == 3
+    await broker.typing(ana, ids["session"])
+    assert looked == []
+    assert ids["session"] in broker._participants
+    with pytest.raises(Exception, match="no such open session"):
+        await broker.send(ana, "no-such-session", "hello")
+    assert looked == []
