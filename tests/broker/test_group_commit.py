@@ -320,13 +320,22 @@ async def one_lane_postgres(
 
 
 async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
-    one_lane_postgres: tuple[AsyncEngine, AsyncpgCommitter], caplog: pytest.LogCaptureFixture
+    one_lane_postgres: tuple[AsyncEngine, AsyncpgCommitter], caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two processes' batches can wait for each other's rows (a chat message's session
     row here, a racing accept's request row there). A batch of several units waits
     BATCH_LOCK_WAIT_MS, not PostgreSQL's deadlock_timeout (a second), then gives up its
     locks (the cycle is gone) and runs again, whole (not one by one); the lane keeps its
-    connection, and every write happens once."""
+    connection, and every write happens once.
+
+    The test must close the cycle before the batch gives up: a batch that gave up first
+    runs again without a limit, and the test's row then makes a real deadlock. On a busy
+    machine the test's probe and its statement can take longer than 200 ms, so here the
+    batch's limit is 800 ms, still short of PostgreSQL's deadlock check (1 s)."""
+    monkeypatch.setattr(
+        broker.commit.postgres, "BEGIN_BATCH", "BEGIN; SET LOCAL lock_timeout = 800"
+    )
     engine, writer = one_lane_postgres
     bump = sa.text("update schools set low_grade = low_grade + 1 where id = :id")
     waiting = sa.text(
