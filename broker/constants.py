@@ -29,7 +29,7 @@ TUTOR_NOTES_MAX_CHARS = 2000  # a tutor's private notes on a session (issue 14)
 BUFFER_AFTER_END_S = 120.0
 BUFFER_SWEEP_EVERY_S = 30.0
 OPEN_STATUSES = ("queued", "accepted")  # a request in either still holds its student
-QUEUE_PUSH_COALESCE_S = 0.1  # changes to one queue within this window make one push
+QUEUE_PUSH_COALESCE_S = 0.5  # a queue is pushed at most once per this window (Broker.push_queue)
 STAFF_PUSH_INTERVAL_S = 1.0
 # Wait estimates count available tutors from a snapshot at most this old (one read of
 # every tutor's presence per second, not one per request).

@@ -6,12 +6,14 @@ waits on time, and every push is made by an explicit flush.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from broker.errors import AlreadyTaken, Conflict, NotAllowed, NotFound, OverCapacity, Unmet
 from broker.identity import Identity
 from broker.lifecycle_store import at
-from tests.broker.unit import T0, Rig, Sent, student, tutor
+from tests.broker.unit import T0, Rig, Sent, broker_rig, student, tutor
 
 
 async def test_a_request_is_recorded_queued_and_pushed_once_flushed(rig: Rig) -> None:
@@ -71,6 +73,43 @@ async def test_a_burst_of_changes_makes_one_push_of_what_changed(rig: Rig) -> No
     assert rig.notifier.of(to="student:s-ana") == []
     await rig.flush()  # nothing pending: nothing more is sent
     assert len(rig.notifier.sent) == 2
+
+
+async def _started_pushes_done(rig: Rig) -> None:
+    """The pushes already started finish; those waiting out their window keep waiting."""
+    await asyncio.sleep(0)  # a push due at once starts
+    waiting = {*rig.broker._pending_pushes.values(), *rig.broker._pending_positions.values()}
+    await asyncio.gather(*(t for t in list(rig.broker._tasks) if t not in waiting))
+
+
+async def test_a_quiet_queue_is_pushed_at_once_and_a_busy_one_once_per_window(
+    unit_db: str,
+) -> None:
+    async with broker_rig(unit_db, lead_pushes=True) as rig:  # the window: an hour
+        ana, bob, cy = student("s-ana"), student("s-bob"), student("s-cy")
+        first = await rig.ask(ana)
+        await _started_pushes_done(rig)
+        [snapshot] = rig.notifier.of(event="queue:snapshot")  # no flush: the first at once
+        assert [r["id"] for r in snapshot["requests"]] == [first]
+        rig.clock.advance(1)
+        second = await rig.ask(bob)
+        rig.clock.advance(1)
+        await rig.broker.cancel(ana, first)
+        await _started_pushes_done(rig)
+        assert len(rig.notifier.of(event="queue:snapshot")) == 1  # within the window: held
+        await rig.flush()  # the window's end, brought forward: one push of both changes
+        later = rig.notifier.of(event="queue:snapshot")
+        assert len(later) == 2 and [r["id"] for r in later[1]["requests"]] == [second]
+        assert rig.notifier.of(event="queue:position") == [
+            {"request_id": second, "position": 1, "eta_s": None,
+             "nobody_on_shift": True, "next_expected_at": None}
+        ]
+        rig.broker.push_delay_s = 0.0  # the window since that push has passed
+        rig.clock.advance(1)
+        third = await rig.ask(cy)
+        await _started_pushes_done(rig)
+        last = rig.notifier.of(event="queue:snapshot")
+        assert len(last) == 3 and [r["id"] for r in last[2]["requests"]] == [second, third]
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,10 @@ file (the one source of truth) and in-process presence and throttles, with
   all handed the broker's ``now``);
 * a :class:`RecordingNotifier` that records every push as ``(to, event, data)``;
 * no background sweep (``start(sweep=False)``): a test calls :meth:`Rig.sweep`;
-* queue pushes that wait an hour instead of 100 ms, so none is ever made behind a test's
-  back: :meth:`Rig.flush` makes the pending ones (``Broker.flush_pushes``).
+* queue pushes that wait an hour, never at once (``lead_pushes=False``), so none is ever
+  made behind a test's back: :meth:`Rig.flush` makes the pending ones
+  (``Broker.flush_pushes``). ``broker_rig(url, lead_pushes=True)`` keeps production's
+  first push at once, with the hour as the window.
 
 Reuse it from any suite: ``async with broker_rig(url) as rig`` on a database prepared
 with ``tests.broker.district.prepare_database``, or the ``rig`` fixture of tests/broker.
@@ -222,7 +224,11 @@ class Rig:
 
 @asynccontextmanager
 async def broker_rig(
-    database_url: str, clock: FakeClock | None = None, **settings: Any
+    database_url: str,
+    clock: FakeClock | None = None,
+    *,
+    lead_pushes: bool = False,
+    **settings: Any,
 ) -> AsyncIterator[Rig]:
     """A started broker (no background sweep) on fresh memory backends over a migrated
     database; a second rig on the same database is a restarted process."""
@@ -238,6 +244,7 @@ async def broker_rig(
         presence=MemoryPresence(),
         clock=clock,
         push_delay_s=PUSH_DELAY_S,
+        lead_pushes=lead_pushes,
     )
     rig = Rig(broker, clock, notifier, engine)
     broker.local_subjects = lambda: sorted(rig.connected)
