@@ -97,6 +97,8 @@ from broker.views import (
 from broker.whiteboard import Whiteboard
 from routing.catalog import Catalog
 from routing.decision import HelpRequest, Routed, route
+from routing.errors import UnknownGradeError
+from routing.grades import parse_grade
 from routing.schools import SchoolDirectory
 
 log = logging.getLogger(__name__)
@@ -1384,9 +1386,6 @@ class Broker:
 
 
 def _grade_or_none(value: object) -> int | None:
-    from routing.errors import UnknownGradeError
-    from routing.grades import parse_grade
-
     if value is None or value == "":
         return None
     try:
