@@ -1053,7 +1053,11 @@ def report(
         "of the client's CPU per pair on one quiet connection; but in the request scenario "
         "(three alternating pairs of `--only request` runs, two rounds each) 1,351 against "
         "1,335 acks/s, within the noise: PostgreSQL's extra commit costs about what the "
-        "serving process saves, on the cores they share.",
+        "serving process saves, on the cores they share. Tried and not kept (2026-12-05): "
+        "python-socketio's `async_handlers` off, so an event runs in its connection's reader "
+        "instead of a task of its own (the gateway already runs one event per connection at "
+        "a time): embedded `help:request`, four alternating runs each, 2,784-3,145 against "
+        "2,705-3,033 acks/s, no gain, and a connection's pings would wait behind its handler.",
     ]
     return "\n".join(lines) + "\n"
 
