@@ -49,9 +49,21 @@ async def test_dashboard_shows_booked_tutoring_and_its_csv(browser: Any, world: 
     next_wednesday = (await week_of(ctx, date(2026, 11, 9)))[1]
     await booking.cancel(ctx, DESIGNEE, next_wednesday, {"scope": "one", "reason": "Trip"})
     context = await context_of(browser, server, DISTRICT, viewport={"width": 1280, "height": 1000})
+    # The default period's booked-tutoring figures are held back until the chosen period's
+    # are shown: when they arrive last, the page must not show them.
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_default_period(route: Any) -> None:
+        if "2026-11-02" not in route.request.url:
+            asked.set()
+            await release.wait()
+        await route.continue_()
+
+    await context.route("**/api/stats/scheduled?*", hold_the_default_period)
     watch = Watch()
     page = await open_page(context, server.url + "/staff", watch)
     await page.wait_for_selector("#dashboard:not([hidden])")
+    await asyncio.wait_for(asked.wait(), 10)  # the page asked for its default period first
     await page.fill("#f-from", "2026-11-02")
     await page.fill("#f-last", "2026-11-15")  # the dashboard's last day is included
     await page.click("#filters button[type=submit]")
@@ -61,6 +73,14 @@ async def test_dashboard_shows_booked_tutoring_and_its_csv(browser: Any, world: 
     assert "Student-weeks booked\n4" in summary, summary  # two students, two weeks
     assert "Attendance rate\n66.7%" in summary, summary  # 2 of 3 marked
     assert "Student no-shows\n1" in summary, summary
+    async with page.expect_response(
+        lambda r: "/scheduled?" in r.url and "2026-11-02" not in r.url
+    ) as stale:
+        release.set()
+    await (await stale.value).finished()
+    await page.evaluate("() => new Promise((done) => requestAnimationFrame(() => "
+                        "requestAnimationFrame(done)))")
+    assert await page.inner_text("#scheduled-summary") == summary  # the older answer: dropped
     assert "Target" in await dosage.locator(".chart-legend").inner_text()
     await dosage.locator("summary").click()
     rows = await dosage.locator("tbody tr").all_inner_texts()

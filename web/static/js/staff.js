@@ -230,7 +230,13 @@ const percent = (share) => (share === null || share === undefined ? "–" : fmtN
 // A school's name is the district's data, not a message: marked so (bdi: any direction).
 const schoolName = (row) => el("bdi", { "data-i18n-skip": "" }, row.school_name || row.school);
 
+// Each load of the figures takes a ticket; a response whose ticket is no longer the latest
+// (the filters changed while it was on its way) is dropped, so what is shown is always
+// what the filters say, whichever response arrives last.
+const tickets = { history: 0, scheduled: 0 };
+
 async function loadScheduled() {
+  const ticket = ++tickets.scheduled;
   const stateNote = $("scheduled-state");
   say(stateNote, t("Loading…"));
   $("scheduled-charts").replaceChildren();
@@ -240,9 +246,10 @@ async function loadScheduled() {
   try {
     d = await getStats("scheduled");
   } catch (error) {
-    say(stateNote, refusalText(error));
+    if (ticket === tickets.scheduled) say(stateNote, refusalText(error));
     return;
   }
+  if (ticket !== tickets.scheduled) return; // a later choice of filters won
   say(stateNote, d.weeks.length ? "" : t("No booked tutoring for these filters."));
   const tot = d.totals;
   $("scheduled-summary").replaceChildren(
@@ -295,6 +302,7 @@ async function loadScheduled() {
 
 
 async function loadHistory() {
+  const ticket = ++tickets.history;
   if (scopeInfo.kind !== "school") capacity.load(); // Staffing follows the same days (staff-capacity.js)
   const stateNote = $("history-state");
   $("charts").replaceChildren();
@@ -305,6 +313,7 @@ async function loadHistory() {
   if ($("f-from").value && $("f-last").value && $("f-last").value < $("f-from").value) {
     say($("range-words"), "");
     say(stateNote, t("Check the filters: the last day must not be before the first day."));
+    tickets.scheduled++; // nor booked tutoring's figures for the filters before
     return;
   }
   say($("range-words"), rangeWords($("f-from").value, $("f-last").value, DISTRICT_TZ));
@@ -316,9 +325,10 @@ async function loadHistory() {
     const results = await Promise.all(names.map(getStats));
     data = Object.fromEntries(names.map((n, i) => [n, results[i]]));
   } catch (error) {
-    say(stateNote, refusalText(error));
+    if (ticket === tickets.history) say(stateNote, refusalText(error));
     return;
   }
+  if (ticket !== tickets.history) return; // a later choice of filters won
   say(stateNote, data.summary.requests ? "" : t("No requests for help in this range with these filters: nobody asked, or the filters leave everyone out."));
   const s = data.summary;
   const sl = data["service-level"];
