@@ -50,11 +50,9 @@ CONNECT_TIMEOUT_S = 10
 COMMAND_TIMEOUT_S = 30
 APPLICATION_NAME = "homework-help writer"  # how the connection shows in pg_stat_activity
 # Writer connections per process. Each lane's batch is BEGIN, its fused statements and
-# COMMIT, so more lanes means smaller batches and more round trips and commits for the same
-# writes: on PostgreSQL + Redis (bench/broker.py --scaled, alternating runs) four lanes made
-# 1,480-1,840 help:request acks/s, two 1,620-2,060, one 1,690-2,190, and chat the same or
-# better with fewer. Two, not one, so that a batch waiting for a row lock (up to
-# BATCH_LOCK_WAIT_MS) holds up only the keys of its lane.
+# COMMIT, so more lanes split the same writes into more round trips and commits (four were
+# slower than two or one; measured in bench/RESULTS.md, Broker). Two, not one, so that a
+# batch waiting for a row lock (up to BATCH_LOCK_WAIT_MS) holds up only its lane's keys.
 LANES = 2
 # How long a batch of several units waits for a row lock before it gives up its own and
 # runs again without the limit (see above). A batch's transaction lasts a few
