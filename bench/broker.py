@@ -1103,6 +1103,21 @@ def _package(frame: str) -> str:
     return stem if stem in PACKAGES else "other"
 
 
+OWN_DIRS = ("broker", "routing", "web", "i18n", "bench")
+
+
+def _ours(frame: str) -> bool:
+    """Whether a py-spy frame is the project's code. py-spy prints a file relative to the
+    ``sys.path`` entry it was found under (``web/sio.py``), or absolute when none fits."""
+    m = re.search(r"\((.*?)\)$", frame)
+    path = m.group(1) if m else frame
+    if ".venv" in path or "site-packages" in path:
+        return False
+    if path.startswith(str(ROOT) + "/"):
+        return True
+    return path.split("/", 1)[0] in OWN_DIRS and "/" in path
+
+
 def print_spy(name: str, path: Path, limit: int = 25) -> None:
     """Summarise py-spy's raw (collapsed) stacks: self time by package and by function,
     and inclusive time of the project's own functions."""
@@ -1122,7 +1137,7 @@ def print_spy(name: str, path: Path, limit: int = 25) -> None:
         leaf[frames[-1]] = leaf.get(frames[-1], 0) + n
         pkg[_package(frames[-1])] = pkg.get(_package(frames[-1]), 0) + n
         for f in {re.sub(r":\d+\)$", ")", f) for f in frames}:
-            if str(ROOT) in f and ".venv" not in f:
+            if _ours(f):
                 incl[f] = incl.get(f, 0) + n
     if not total:
         print(f"(no samples for {name})")
