@@ -1122,9 +1122,14 @@ PACKAGES = (
 )
 
 
+def _frame_path(frame: str) -> str:
+    """A py-spy frame's file, ``web/sio.py`` of ``f (web/sio.py:12)`` or ``f (web/sio.py)``."""
+    m = re.search(r"\((.*?)(?::\d+)?\)$", frame)
+    return m.group(1) if m else frame
+
+
 def _package(frame: str) -> str:
-    m = re.search(r"\((.*?):\d+\)$", frame)
-    path = m.group(1) if m else frame
+    path = _frame_path(frame)
     parts = re.split(r"[/\\]", path)
     if "site-packages" in parts:  # the installed package, not a subpackage (redis/asyncio)
         top = parts[parts.index("site-packages") + 1]
@@ -1142,8 +1147,7 @@ OWN_DIRS = ("broker", "routing", "web", "i18n", "bench")
 def _ours(frame: str) -> bool:
     """Whether a py-spy frame is the project's code. py-spy prints a file relative to the
     ``sys.path`` entry it was found under (``web/sio.py``), or absolute when none fits."""
-    m = re.search(r"\((.*?)\)$", frame)
-    path = m.group(1) if m else frame
+    path = _frame_path(frame)
     if ".venv" in path or "site-packages" in path:
         return False
     if path.startswith(str(ROOT) + "/"):
