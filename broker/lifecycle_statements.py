@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from broker.commit import Fusion
-from broker.db.models import OPEN_REQUEST
+from broker.db.models import OPEN_REQUEST, is_queued
 
 
 def each_of(types: dict[str, Any], name: str) -> Any:
@@ -46,7 +46,7 @@ def count_queued_ahead(
     1,365 us a count, measured)."""
     mine, theirs = sa.tuple_(table.c.rank, table.c.id), sa.tuple_(rank, rid)
     return sa.select(sa.func.count()).where(
-        table.c.status == "queued",
+        is_queued(table),
         table.c.queue == queue,
         mine <= theirs if including else mine < theirs,
     )
@@ -63,7 +63,7 @@ def fused_close(table: sa.Table, cleared: dict[str, Any], *, by_student: bool) -
     if by_student:
         types["student"] = r.c.student.type
     each = each_of(types, "each")
-    where = [r.c.id == each.c.rid, r.c.status == "queued"]
+    where = [r.c.id == each.c.rid, is_queued(r)]
     if by_student:
         where.append(r.c.student == each.c.student)
     stmt = (

@@ -46,9 +46,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import duty
 from broker.commit import GroupCommitter, Outcome, Step, committer_for
-from broker.constants import OPEN_STATUSES
 from broker.db.computed import epoch_us
-from broker.db.models import OPEN_REQUEST, Base
+from broker.db.models import OPEN_REQUEST, Base, is_open_request, is_queued
 from broker.db.reader import Reader, reader_for
 from broker.lifecycle_statements import (
     MESSAGE_COLUMNS,
@@ -166,7 +165,7 @@ class LifecycleStore:
             self.writer.fuse(self._insert_placed, fused_enqueue(r))
         self._close_queued = (
             r.update()
-            .where(r.c.id == sa.bindparam("rid"), r.c.status == "queued")
+            .where(r.c.id == sa.bindparam("rid"), is_queued(r))
             .values(
                 status=sa.bindparam("new_status"),
                 closed_at=sa.bindparam("when", type_=r.c.closed_at.type),
@@ -187,7 +186,7 @@ class LifecycleStore:
             r.update()
             .where(
                 r.c.id == sa.bindparam("rid"),
-                r.c.status == "queued",
+                is_queued(r),
                 r.c.vendor == sa.bindparam("vendor"),
             )
             .values(
@@ -264,7 +263,7 @@ class LifecycleStore:
                 status="queued",
                 accepted_at=None,
                 rank=sa.select(sa.func.coalesce(sa.func.min(head.c.rank), r.c.rank) - 1)
-                .where(head.c.queue == r.c.queue, head.c.status == "queued")
+                .where(head.c.queue == r.c.queue, is_queued(head))
                 .scalar_subquery(),
             )
         )
@@ -278,8 +277,9 @@ class LifecycleStore:
             sa.select(r)
             .where(
                 r.c.student == sa.bindparam("student"),
-                # or_ rather than in_: no "expanding" parameter to post-compile per call
-                sa.or_(*(r.c.status == status for status in OPEN_STATUSES)),
+                # literal values: no "expanding" parameter to post-compile per call, and
+                # the one-open-request index finds the row
+                is_open_request(r),
             )
             .order_by(r.c.requested_at.desc())
             .limit(1)
@@ -288,7 +288,7 @@ class LifecycleStore:
         # not an expanding one, so the native readers prepare it once).
         self._open_requests_of = sa.select(r).where(
             r.c.student.in_([sa.bindparam(f"s{i}") for i in range(OPEN_OF_BATCH)]),
-            sa.or_(*(r.c.status == status for status in OPEN_STATUSES)),
+            is_open_request(r),
         )
         self._open_of: RoundTrips[str, dict[str, Any] | None] = RoundTrips(
             "open-request-of", self._open_requests_of_all
@@ -305,17 +305,17 @@ class LifecycleStore:
         self._request = sa.select(r).where(r.c.id == sa.bindparam("rid"))
         self._tutor_states = sa.select(t)
         self._tutor_state = sa.select(t).where(t.c.tutor_id == sa.bindparam("tid"))
-        in_queue = (r.c.status == "queued", r.c.queue == sa.bindparam("queue"))
+        in_queue = (is_queued(r), r.c.queue == sa.bindparam("queue"))
         self._queue = sa.select(r).where(*in_queue).order_by(r.c.rank, r.c.id)
         self._queue_head = self._queue.limit(sa.bindparam("limit", type_=sa.Integer))
         self._queue_length = sa.select(sa.func.count().label("count")).where(*in_queue)
         self._queued = sa.select(
             r.c.id, r.c.student, r.c.queue, r.c.queued_at, r.c.left_until
-        ).where(r.c.status == "queued")
+        ).where(is_queued(r))
         self._queue_figures = (
             sa.select(r.c.queue, sa.func.count().label("count"),
                       sa.func.min(r.c.queued_at).label("oldest"))
-            .where(r.c.status == "queued")
+            .where(is_queued(r))
             .group_by(r.c.queue)
         )
         self._accepts_since = (
@@ -645,7 +645,7 @@ class LifecycleStore:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 r.update()
-                .where(r.c.id == request_id, r.c.student == student, r.c.status == "queued")
+                .where(r.c.id == request_id, r.c.student == student, is_queued(r))
                 .values(**values)
             )
         return bool(result.rowcount)

@@ -25,10 +25,13 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import ColumnElement, FromClause
 
+from broker.constants import OPEN_STATUSES
 from broker.db.computed import DecidedSeconds
 from broker.db.types import UTCDateTime
 
@@ -46,6 +49,22 @@ EMPTY = text("''")
 ZERO = text("0")
 OPEN_REQUEST = text("status IN ('queued', 'accepted')")  # keep in step with OPEN_STATUSES
 QUEUED = text("status = 'queued'")
+
+
+def is_queued(table: FromClause) -> ColumnElement[bool]:
+    """``status = 'queued'`` on ``table`` (or an alias of it), the value written into the SQL
+    rather than bound, as in :data:`QUEUED`: the statement then states the partial queue
+    index's predicate itself. SQLite drops the term and counts a queue from the index
+    alone; a bound value it checks against each row (26 against 12 us to count a place
+    behind 100 queued requests, measured). PostgreSQL can use the index in a prepared
+    statement's generic plan, which it cannot prove for ``status = $1``."""
+    return table.c.status == literal_column("'queued'")
+
+
+def is_open_request(table: FromClause) -> ColumnElement[bool]:
+    """:data:`OPEN_REQUEST` on ``table``, written into the SQL for the same reason as
+    :func:`is_queued` (the one-open-request index then finds a student's open request)."""
+    return table.c.status.in_([literal_column(f"'{status}'") for status in OPEN_STATUSES])
 OPEN_SESSION = text("ended_at IS NULL")
 OPEN_BOOKED = text("ended_at IS NULL AND booking IS NOT NULL")
 OVERFLOWED = text("first_choice_unmet IS NOT NULL")  # staff stats' overflow (migration 0017)
