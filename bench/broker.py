@@ -1041,7 +1041,18 @@ def report(
         " over four, mean 1,890; one 1,690-2,190/s over four, mean 2,040, and against two "
         "directly within the noise; scaled chat with one lane 2,849 and 3,242 against 2,853"
         " and 2,988/s with four). Two rather than one, so that a batch waiting for a row "
-        "lock holds up only its lane's keys.",
+        "lock holds up only its lane's keys."
+        " Then the queue statements wrote `status = 'queued'` into their SQL instead of"
+        " binding it (`is_queued` in broker/db/models.py): SQLite had read the table row"
+        " behind every index entry it counted for a request's place, to check the bound"
+        " status (the SQLite writer thread's time per request + cancel, 200 students in"
+        " one process without sockets: ~75 -> ~45 us), and PostgreSQL's generic plan"
+        " could not use the partial queue index (`tests/broker/test_queue_plans.py`)."
+        " Embedded `help:request`, 18 alternating runs each against the commit before:"
+        " mean 2,761 -> 3,038/s, ratio to the echo of the same run 0.49 -> 0.53 on"
+        " average (at least 0.5x in 6 -> 11 of 18 runs, p99 at most 2x in 5 -> 7);"
+        " scaled, 12 runs each, 1,496 and 1,418/s, within the noise (a standard"
+        " deviation of ~200/s).",
         "",
         "Where the time goes now (py-spy, `--profile request`): embedded, most of it is "
         "aiohttp, engine.io, socket.io and asyncio doing the same per-event work the echo "
