@@ -102,22 +102,29 @@ def fused_enqueue(table: sa.Table) -> Fusion:
         .cte("inserted")
     )
 
+    # each inserted row with its place in the arrays, once (a hash join), so the count of
+    # the batch's rows ahead of a row scans this, not inserted x each again per row: that
+    # nested loop made the count cubic in the batch (95 requests: 138 ms of a 163 ms
+    # statement under load, auto_explain)
+    placed = (
+        sa.select(inserted.c.id, inserted.c.queue, inserted.c.rank, each.c.i)
+        .select_from(inserted.join(each, each.c.id == inserted.c.id))
+        .cte("placed")
+    )
     queued_ahead = count_queued_ahead(
-        r.alias("ahead"), inserted.c.queue, inserted.c.rank, inserted.c.id
+        r.alias("ahead"), placed.c.queue, placed.c.rank, placed.c.id
     ).scalar_subquery()
-    mate, mate_given = inserted.alias("mate"), each.alias("mate_given")
+    mate = placed.alias("mate")
     batch_ahead = (
         sa.select(sa.func.count())
-        .select_from(mate.join(mate_given, mate_given.c.id == mate.c.id))
+        .select_from(mate)
         .where(
-            mate.c.queue == inserted.c.queue, mate_given.c.i < each.c.i,
-            sa.tuple_(mate.c.rank, mate.c.id) < sa.tuple_(inserted.c.rank, inserted.c.id),
+            mate.c.queue == placed.c.queue, mate.c.i < placed.c.i,
+            sa.tuple_(mate.c.rank, mate.c.id) < sa.tuple_(placed.c.rank, placed.c.id),
         )
         .scalar_subquery()
     )
-    stmt = sa.select(each.c.i, (queued_ahead + batch_ahead + 1).label("position")).select_from(
-        inserted.join(each, each.c.id == inserted.c.id)
-    )
+    stmt = sa.select(placed.c.i, (queued_ahead + batch_ahead + 1).label("position"))
     return Fusion(
         stmt, collecting(keys), unused=frozenset({"ahead_queue", "ahead_rank", "ahead_id"})
     )
