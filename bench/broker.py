@@ -1052,7 +1052,13 @@ def report(
         " mean 2,761 -> 3,038/s, ratio to the echo of the same run 0.49 -> 0.53 on"
         " average (at least 0.5x in 6 -> 11 of 18 runs, p99 at most 2x in 5 -> 7);"
         " scaled, 12 runs each, 1,496 and 1,418/s, within the noise (a standard"
-        " deviation of ~200/s).",
+        " deviation of ~200/s)."
+        " Then PostgreSQL's fused enqueue counted a request's batch mates over one"
+        " joined CTE instead of joining the inserted rows to the arrays again for each"
+        " row, a nested loop cubic in the batch (auto_explain under load: 95 requests,"
+        " 138 ms of a 163 ms statement): 200 students asking at once in one process,"
+        " 150-158 -> 25-27 ms a batch; scaled `help:request`, three alternating rounds"
+        " each on a slow machine (echo 2,600-4,000 cycles/s), means 879 -> 1,069/s.",
         "",
         "Where the time goes now (py-spy, `--profile request`): embedded, most of it is "
         "aiohttp, engine.io, socket.io and asyncio doing the same per-event work the echo "
