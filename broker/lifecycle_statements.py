@@ -205,10 +205,11 @@ def fused_messages(s: sa.Table, m: sa.Table, sender: str) -> Fusion:
                 counted.join(each, each.c.i == counted.c.i)
             ),
         )
-        .returning(m.c.session_id, m.c.seq)
         .cte("inserted")
     )
-    stmt = sa.select(counted.c.i, inserted.c.seq).select_from(
-        inserted.join(counted, counted.c.id == inserted.c.session_id)
-    )
+    # Each counted message is buffered by ``inserted`` or the statement fails whole, so
+    # the counted rows are the answer; ``inserted`` still runs (add_cte: PostgreSQL runs
+    # every data-modifying WITH to completion). Joining the two again was a nested loop
+    # over both, quadratic in the batch (auto_explain: ~1 ms of 5 for 52 messages).
+    stmt = sa.select(counted.c.i, counted.c.seq).add_cte(inserted)
     return Fusion(stmt, collecting(names))
