@@ -49,6 +49,10 @@ EMPTY = text("''")
 ZERO = text("0")
 OPEN_REQUEST = text("status IN ('queued', 'accepted')")  # keep in step with OPEN_STATUSES
 QUEUED = text("status = 'queued'")
+OPEN_SESSION = text("ended_at IS NULL")
+OPEN_BOOKED = text("ended_at IS NULL AND booking IS NOT NULL")
+OVERFLOWED = text("first_choice_unmet IS NOT NULL")  # staff stats' overflow (migration 0017)
+RESUMED = text("session_count > 1")  # requests accepted more than once (migration 0019)
 
 
 def is_queued(table: FromClause) -> ColumnElement[bool]:
@@ -65,10 +69,6 @@ def is_open_request(table: FromClause) -> ColumnElement[bool]:
     """:data:`OPEN_REQUEST` on ``table``, written into the SQL for the same reason as
     :func:`is_queued` (the one-open-request index then finds a student's open request)."""
     return table.c.status.in_([literal_column(f"'{status}'") for status in OPEN_STATUSES])
-OPEN_SESSION = text("ended_at IS NULL")
-OPEN_BOOKED = text("ended_at IS NULL AND booking IS NOT NULL")
-OVERFLOWED = text("first_choice_unmet IS NOT NULL")  # staff stats' overflow (migration 0017)
-RESUMED = text("session_count > 1")  # requests accepted more than once (migration 0019)
 
 
 class Base(DeclarativeBase):
