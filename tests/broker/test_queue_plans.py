@@ -22,8 +22,7 @@ from broker.db import create_engine
 from broker.lifecycle_store import LifecycleStore
 from tests.broker.conftest import prepare_database
 
-VALUES = {"queue": "paper:en", "rank": 1.0, "rid": "r-1", "student": "s-1",
-          "ahead_queue": "paper:en", "ahead_rank": 1.0, "ahead_id": "r-1", "limit": 5}
+VALUES = {"queue": "paper:en", "rank": 1.0, "rid": "r-1", "student": "s-1", "limit": 5}
 
 
 def _args(compiled: Any) -> list[Any]:
