@@ -65,6 +65,33 @@ UTC = dt.UTC
 OPEN_OF_BATCH = 16  # students per statement when open requests are looked up together
 
 
+def open_requests_of(table: sa.Table, n: int, *, lateral: bool) -> sa.Select[Any]:
+    """The open requests of up to ``n`` students (parameters ``s0`` .. ``s<n-1>``; repeat
+    one to fill the list): at most one row each, by the one-open-request index.
+
+    ``lateral`` (PostgreSQL): one index lookup per student, whatever the planner knows.
+    As ``student IN (...) AND status IN (...)``, a prepared statement's generic plan on a
+    table without statistics (never analysed: autovacuum off or not yet run) reads every
+    open request and filters them by student instead: 1.6 against 0.1 ms for 16 students
+    among 1,000 open requests (measured), and every connecting student is looked up.
+    ``LIMIT 1`` keeps the lookup a per-student subquery (without it the planner may turn it
+    back into that join). SQLite has no LATERAL and uses the index for the IN list."""
+    r = table
+    students = [sa.bindparam(f"s{i}", type_=r.c.student.type) for i in range(n)]
+    if not lateral:
+        return sa.select(r).where(r.c.student.in_(students), is_open_request(r))
+    given = sa.values(sa.column("student", r.c.student.type), name="given").data(
+        [(s,) for s in students]
+    )
+    one = (
+        sa.select(r)
+        .where(r.c.student == given.c.student, is_open_request(r))
+        .limit(sa.literal_column("1", sa.Integer))
+        .lateral("one")
+    )
+    return sa.select(one).select_from(given).join(one, sa.true())
+
+
 def at(epoch: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, UTC)
 
@@ -286,10 +313,7 @@ class LifecycleStore:
         )
         # The same for up to OPEN_OF_BATCH students at once (a list of plain parameters,
         # not an expanding one, so the native readers prepare it once).
-        self._open_requests_of = sa.select(r).where(
-            r.c.student.in_([sa.bindparam(f"s{i}") for i in range(OPEN_OF_BATCH)]),
-            is_open_request(r),
-        )
+        self._open_requests_of = open_requests_of(r, OPEN_OF_BATCH, lateral=self._postgres)
         self._open_of: RoundTrips[str, dict[str, Any] | None] = RoundTrips(
             "open-request-of", self._open_requests_of_all
         )

@@ -102,3 +102,37 @@ async def test_postgres_generic_plans_use_the_partial_indexes(postgres_url: str)
         assert "uq_help_requests_open_student" in plan, plan
         plan = await generic_plan("head", store._queue_head)
         assert "ix_help_requests_queued_rank" in plan, plan
+
+
+async def test_postgres_looks_up_connecting_students_by_index_without_statistics(
+    postgres_url: str,
+) -> None:
+    """Every connecting student's open request is looked up (:meth:`LifecycleStore.
+    open_request_of`, many at once). On a table never analysed (autovacuum off, or not yet
+    run: a fresh deploy), the generic plan of ``student IN (...) AND status IN (...)``
+    read every open request and filtered them by student; each lookup must stay an index
+    condition on the student."""
+    async with store_and_driver(postgres_url) as (store, raw):
+        dialect = store.engine.dialect
+        await raw.execute(
+            "INSERT INTO help_requests (id, student, language, subject, status, requested_at)"
+            " SELECT 'r' || g, 's-' || g, 'English', 'Math',"
+            " CASE WHEN g <= 1000 THEN 'accepted' ELSE 'ended' END, now()"
+            " FROM generate_series(1, 3000) g"
+        )
+        analysed = await raw.fetchval(
+            "SELECT coalesce(last_analyze, last_autoanalyze) FROM pg_stat_user_tables"
+            " WHERE relname = 'help_requests'"
+        )
+        assert analysed is None  # the case this is about
+        await raw.execute("SET plan_cache_mode = force_generic_plan")
+        for name, stmt in (("one", store._open_request_of), ("many", store._open_requests_of)):
+            compiled = stmt.compile(dialect=dialect)
+            await raw.execute(f"PREPARE {name} AS {compiled.string}")
+            students = ", ".join(  # students s-0, s-7, ...; a LIMIT's own value
+                repr(bind.value) if isinstance(bind.value, int) else f"'s-{7 * k}'"
+                for k, bind in enumerate(compiled.binds[n] for n in compiled.positiontup)
+            )
+            plan = "\n".join(r[0] for r in await raw.fetch(f"EXPLAIN EXECUTE {name}({students})"))
+            assert "uq_help_requests_open_student" in plan, plan
+            assert "Index Cond: ((student)::text" in plan, plan
