@@ -44,6 +44,7 @@ roster id.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from broker.errors import InvalidPayload, NotAllowed, NotFound
 from broker.identity import Identity
 from broker.ids import new_id
 from broker.lifecycle_store import Resent, epoch
+from broker.round_trips import RoundTrips
 from broker.scheduler import attendance
 from broker.scheduler.service import Scheduler
 from broker.views import iso, message_view, resent_view
@@ -219,6 +221,12 @@ class Rooms:
         # open rooms at this process's last look, with their people's key (open_people)
         self._known: dict[str, tuple[Any, ...]] | None = None
         self._looking = asyncio.Lock()  # one reconcile at a time (the watch and the sweep)
+        # what people connecting together are told, looked up together (store.people_rooms)
+        self._people = {
+            role: RoundTrips[str, tuple[list[dict[str, Any]], dict[str, Any] | None]](
+                f"rooms-of-{role}s", functools.partial(self._rooms_of, role))
+            for role in store.ROLES
+        }
 
     @property
     def engine(self) -> AsyncEngine:
@@ -235,6 +243,13 @@ class Rooms:
 
     def now(self) -> datetime:
         return _at(self.broker.clock())
+
+    async def _rooms_of(
+        self, role: str, people: list[str]
+    ) -> list[tuple[list[dict[str, Any]], dict[str, Any] | None] | BaseException]:
+        now = self.now()
+        return [*await store.people_rooms(self.engine, self.broker.store.reader, now,
+                                          now + SOON, role, people)]
 
     # -- lookups ----------------------------------------------------------------------
     def cached(self, session_id: str) -> bool:
@@ -457,13 +472,15 @@ class Rooms:
         "starts_at", "ends_at", "opens_at", "starts_in_s", "vendor_name", ...}`` for a
         countdown: ``starts_in_s`` is from the broker's clock, so a page with a wrong clock
         still counts down right), else None."""
-        if tutor is None and student is None:
+        if tutor is not None:
+            role, who = "tutor", tutor
+        elif student is not None:
+            role, who = "student", student
+        else:
             return None
         now = self.now()
-        rows, nxt = await store.person_rooms(self.engine, self.broker.store.reader, now,
-                                             now + SOON, tutor=tutor, student=student)
+        rows, nxt = await self._people[role].call(who)
         if rows:
-            role = "tutor" if tutor is not None else "student"
             rows.sort(key=lambda r: (_seconds(r["starts_at"]), r["id"]))
             views = [self.view(self._remember(Room.from_row(r)), r["people"], role,
                                int(r["seq"] or 0)) for r in rows]

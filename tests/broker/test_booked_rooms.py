@@ -12,14 +12,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from broker import rooms, rooms_store
 from broker.db import scheduler_models as m
 from broker.db.engine import create_engine
 from broker.identity import Identity, Learner, student_identity, tutor_identity
+from broker.lifecycle_store import LifecycleStore
 from broker.rooms import open_due, run_rooms
 from broker.scheduler import attendance, booking, enrolment, setup, views
 from broker.scheduler.service import Scheduler
 from broker.student_data import delete_student, export_student
 from tests.broker.conftest import fetch_all
+from tests.broker.district import prepare_database
 from tests.broker.unit import FakeClock
 from tests.scheduler.conftest import BELLS, DESIGNEE, DISTRICT, OFFER
 
@@ -430,3 +433,54 @@ async def test_a_substitute_and_a_student_added_after_the_room_opened_get_in(
     marks = await fetch_all(url, "select tutor_status from occurrences "
                             f"where id = '{first_occ}'")
     assert marks == [{"tutor_status": "present"}]
+
+
+
+async def test_people_looked_up_together_are_told_what_each_is_told_alone(
+    database_url: str,
+) -> None:
+    """What connecting people are told of their booked sessions, looked up many at once
+    (more than one statement's worth, repeats, nobodies; some in an open room, one not
+    booked): each answer equals a lookup of their own, is a copy of its own, and the
+    crowd costs two statements per PEOPLE_BATCH people (plus the open rooms' reads)."""
+    await prepare_database(database_url)
+    first_occ, second_occ, _ = await book_world(database_url)
+    engine = create_engine(database_url)
+    reader = LifecycleStore(engine).reader
+    statements: list[int] = []
+    fetch = reader.batch
+
+    async def counted(queries: Any) -> Any:
+        statements.append(len(queries))
+        return await fetch(queries)
+
+    reader.batch = counted  # type: ignore[method-assign]
+    try:
+        # before the room opens: the next session, for everyone booked in it
+        before = START - timedelta(minutes=30)
+        told = await rooms_store.people_rooms(
+            engine, reader, before, before + rooms.SOON, "student", [*GROUP, "st3"])
+        assert [nxt["id"] if nxt else None for rows, nxt in told] == [first_occ] * 3 + [None]
+        assert all(rows == [] for rows, _ in told)
+        assert await jobs(database_url, START - timedelta(minutes=2)) == [
+            {"opened": 1, "closed": 0}]
+        students = [*GROUP, "st3", *(f"nobody-{i}" for i in range(20)), "st1", "st3"]
+        tutors = ["t1", "t2", "t1", *(f"nobody-{i}" for i in range(20))]
+        for role, people in (("student", students), ("tutor", tutors)):
+            alone = [await rooms_store.person_rooms(engine, reader, START, START + rooms.SOON,
+                                                    **{role: p}) for p in people]
+            statements.clear()
+            together = await rooms_store.people_rooms(
+                engine, reader, START, START + rooms.SOON, role, people)
+            assert together == alone
+            unique = len(set(people))
+            open_now = 3 if role == "student" else 1  # the open room's people, read alone
+            batches = -(-unique // rooms_store.PEOPLE_BATCH)
+            assert statements == [2 * batches] + [2] * open_now
+            first, again = together[0], together[people.index(people[0], 1)]
+            assert first == again and first is not again and first[0] is not again[0]
+        assert together[0][0][0]["booking"] == first_occ  # t1 is in the open room
+        assert second_occ != first_occ
+    finally:
+        await reader.close()
+        await engine.dispose()
