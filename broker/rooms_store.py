@@ -286,8 +286,20 @@ def _without_who(row: Row) -> Row:
     return {k: v for k, v in row.items() if k != "who"}
 
 
-def _people_param() -> list[Any]:
-    return [sa.bindparam(f"w{i}") for i in range(PEOPLE_BATCH)]
+def _of_whom(query: sa.Select[Any], role: str, many: bool, tutor: sa.Column[Any],
+             student: sa.Column[Any], via: Any) -> sa.Select[Any]:
+    """``query`` narrowed to one person, ``who``: a tutor by the ``tutor`` column, a
+    student by the ``student`` column of its table, joined ``via``; or, ``many``, to up to
+    :data:`PEOPLE_BATCH` people (``w0``...), each row with its ``who``."""
+    if role == "tutor":
+        who = tutor
+    else:
+        query = query.join(student.table, via)
+        who = student
+    if many:
+        people: list[Any] = [sa.bindparam(f"w{i}") for i in range(PEOPLE_BATCH)]
+        return query.add_columns(who.label("who")).where(who.in_(people))
+    return query.where(who == sa.bindparam("who"))
 
 
 def _open_rooms_of(role: str, *, many: bool = False) -> sa.Select[Any]:
@@ -295,14 +307,8 @@ def _open_rooms_of(role: str, *, many: bool = False) -> sa.Select[Any]:
     ``many``: of up to :data:`PEOPLE_BATCH` people (``w0``...), each row with its ``who``."""
     query = sa.select(sessions.c.id).where(
         sessions.c.ended_at.is_(None), sessions.c.booking.is_not(None))
-    if role == "tutor":
-        who = sessions.c.tutor_id
-    else:
-        query = query.join(participants, participants.c.session_id == sessions.c.id)
-        who = participants.c.student_id
-    if many:
-        return query.add_columns(who.label("who")).where(who.in_(_people_param()))
-    return query.where(who == sa.bindparam("who"))
+    return _of_whom(query, role, many, sessions.c.tutor_id, participants.c.student_id,
+                    participants.c.session_id == sessions.c.id)
 
 
 def _next_occurrence(role: str, *, many: bool = False) -> sa.Select[Any]:
@@ -321,14 +327,9 @@ def _next_occurrence(role: str, *, many: bool = False) -> sa.Select[Any]:
         occ.c.status == SCHEDULED, occ.c.ends_at > sa.bindparam("now"),
         occ.c.starts_at <= sa.bindparam("until"), ~had_room,
     )
-    if role == "tutor":
-        who = occ.c.tutor_id
-    else:
-        query = query.join(booked, booked.c.series_id == ser.c.id)
-        who = booked.c.student_id
-    if many:
-        return query.add_columns(who.label("who")).where(who.in_(_people_param()))
-    return query.where(who == sa.bindparam("who")).order_by(occ.c.starts_at).limit(1)
+    narrowed = _of_whom(query, role, many, occ.c.tutor_id, booked.c.student_id,
+                        booked.c.series_id == ser.c.id)
+    return narrowed if many else narrowed.order_by(occ.c.starts_at).limit(1)
 
 
 ROLES = ("tutor", "student")
