@@ -59,7 +59,7 @@ from broker.lifecycle_statements import (
     fused_messages,
     message_binds,
 )
-from broker.round_trips import RoundTrips
+from broker.round_trips import RoundTrips, padded_params
 
 UTC = dt.UTC
 OPEN_OF_BATCH = 16  # students per statement when open requests are looked up together
@@ -620,11 +620,8 @@ class LifecycleStore:
         if len(unique) == 1:  # alone: the single statement, as cheap as before
             one = await self.reader.first(self._open_request_of, {"student": unique[0]})
             return [None if one is None else dict(one) for _ in students]
-        queries = []
-        for k in range(0, len(unique), OPEN_OF_BATCH):
-            chunk = unique[k:k + OPEN_OF_BATCH]
-            chunk += [chunk[0]] * (OPEN_OF_BATCH - len(chunk))  # pad: a repeat finds the same
-            queries.append((self._open_requests_of, {f"s{i}": x for i, x in enumerate(chunk)}))
+        queries = [(self._open_requests_of, given)
+                   for given in padded_params(unique, OPEN_OF_BATCH, "s")]
         latest: dict[str, dict[str, Any]] = {}
         for rows in await self.reader.batch(queries):
             for row in rows:  # one per student (a unique index); the latest if ever more

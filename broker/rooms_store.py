@@ -30,6 +30,7 @@ from broker.db import scheduler_models as m
 from broker.db.engine import dialect_insert
 from broker.db.models import metadata
 from broker.db.reader import Reader
+from broker.round_trips import padded_params
 
 Row = dict[str, Any]
 
@@ -254,10 +255,7 @@ async def people_rooms(engine: AsyncEngine, reader: Reader, now: datetime, until
         rows, nxt = await person_rooms(engine, reader, now, until, **{role: unique[0]})
         return [([dict(r) for r in rows], None if nxt is None else dict(nxt)) for _ in people]
     queries: list[tuple[Any, dict[str, Any]]] = []
-    for k in range(0, len(unique), PEOPLE_BATCH):
-        chunk = unique[k:k + PEOPLE_BATCH]
-        chunk += [chunk[0]] * (PEOPLE_BATCH - len(chunk))  # pad: a repeat finds the same
-        given = {f"w{i}": who for i, who in enumerate(chunk)}
+    for given in padded_params(unique, PEOPLE_BATCH, "w"):
         queries.append((_OPEN_ROOMS_OF_MANY[role], given))
         queries.append((_NEXT_OCCURRENCE_OF_MANY[role], {**given, "now": now, "until": until}))
     found = await reader.batch(queries)

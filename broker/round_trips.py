@@ -79,3 +79,16 @@ class RoundTrips(Generic[Item, Answer]):
             for _, done in [*batch, *self._waiting]:
                 done.cancel()  # a no-op for the answered; only a cancelled sender leaves any
             self._waiting = []
+
+
+def padded_params(items: list[str], size: int, prefix: str) -> list[dict[str, str]]:
+    """``items`` as the parameters of statements built once for ``size`` values each
+    (``<prefix>0`` .. ``<prefix><size-1>``, so a native reader prepares each statement
+    once): one dict per statement, in order, the last filled up with its first item (a
+    repeat finds the same rows again)."""
+    out = []
+    for k in range(0, len(items), size):
+        chunk = items[k:k + size]
+        chunk += [chunk[0]] * (size - len(chunk))
+        out.append({f"{prefix}{i}": x for i, x in enumerate(chunk)})
+    return out
