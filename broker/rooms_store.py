@@ -249,7 +249,7 @@ async def people_rooms(engine: AsyncEngine, reader: Reader, now: datetime, until
     go as one statement per :data:`PEOPLE_BATCH` people, in one hand-off (a crowd
     reconnecting after a restart: 2 statements per 16 people, not 2 each). Alone, the
     single statements, as cheap as before. The rooms of the few with one open are read as
-    :func:`person_rooms` reads them, one person at a time."""
+    :func:`person_rooms` reads them (one read per such person, over one connection)."""
     unique = list(dict.fromkeys(people))
     if len(unique) == 1:
         rows, nxt = await person_rooms(engine, reader, now, until, **{role: unique[0]})
@@ -259,7 +259,10 @@ async def people_rooms(engine: AsyncEngine, reader: Reader, now: datetime, until
         queries.append((_OPEN_ROOMS_OF_MANY[role], given))
         queries.append((_NEXT_OCCURRENCE_OF_MANY[role], {**given, "now": now, "until": until}))
     found = await reader.batch(queries)
-    with_open = {r["who"] for rows in found[0::2] for r in rows}
+    open_ids: dict[str, list[str]] = defaultdict(list)
+    for rows in found[0::2]:
+        for r in rows:
+            open_ids[r["who"]].append(str(r["id"]))
     soonest: dict[str, Row] = {}
     for rows in found[1::2]:
         for r in rows:  # the first to start (then by id), as the single statement's order
@@ -268,11 +271,12 @@ async def people_rooms(engine: AsyncEngine, reader: Reader, now: datetime, until
                 soonest[r["who"]] = r
     answers: dict[str, tuple[list[Row], Row | None]] = {}
     for who in unique:
-        if who in with_open:
-            answers[who] = await person_rooms(engine, reader, now, until, **{role: who})
-        else:
-            nxt = soonest.get(who)
-            answers[who] = ([], None if nxt is None else _without_who(nxt))
+        nxt = soonest.get(who)
+        answers[who] = ([], None if nxt is None else _without_who(nxt))
+    if open_ids:  # the few in a room now: their rooms, as person_rooms reads them
+        async with engine.connect() as conn:
+            for who, ids in open_ids.items():
+                answers[who] = (await _rooms(conn, sorted(set(ids))), None)
     out = []
     for who in people:
         rows, nxt = answers[who]
