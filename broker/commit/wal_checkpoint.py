@@ -37,6 +37,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from broker.db.handoff import start_thread
+
 log = logging.getLogger(__name__)
 
 EVERY_S = 0.1  # a pass at most this often, and only after a commit
@@ -72,10 +74,7 @@ class WalCheckpointer:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._serve, name="sqlite-checkpointer", daemon=True
-            )
-            self._thread.start()
+            self._thread = start_thread(self._serve, "sqlite-checkpointer")
 
     def stop(self) -> None:
         """End the thread (after the pass under way, if any) and close its connection."""
