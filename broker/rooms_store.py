@@ -252,8 +252,21 @@ async def people_rooms(engine: AsyncEngine, reader: Reader, now: datetime, until
     :func:`person_rooms` reads them (one read per such person, over one connection)."""
     unique = list(dict.fromkeys(people))
     if len(unique) == 1:
-        rows, nxt = await person_rooms(engine, reader, now, until, **{role: unique[0]})
-        return [([dict(r) for r in rows], None if nxt is None else dict(nxt)) for _ in people]
+        answers = {unique[0]: await person_rooms(engine, reader, now, until,
+                                                 **{role: unique[0]})}
+    else:
+        answers = await _answers_of_many(engine, reader, now, until, role, unique)
+    out = []
+    for who in people:
+        rows, nxt = answers[who]
+        out.append(([dict(r) for r in rows], None if nxt is None else dict(nxt)))
+    return out
+
+
+async def _answers_of_many(engine: AsyncEngine, reader: Reader, now: datetime,
+                           until: datetime, role: str,
+                           unique: list[str]) -> dict[str, tuple[list[Row], Row | None]]:
+    """:func:`people_rooms`'s answers for two or more distinct people, by person."""
     queries: list[tuple[Any, dict[str, Any]]] = []
     for given in padded_params(unique, PEOPLE_BATCH, "w"):
         queries.append((_OPEN_ROOMS_OF_MANY[role], given))
@@ -277,11 +290,7 @@ async def people_rooms(engine: AsyncEngine, reader: Reader, now: datetime, until
         async with engine.connect() as conn:
             for who, ids in open_ids.items():
                 answers[who] = (await _rooms(conn, sorted(set(ids))), None)
-    out = []
-    for who in people:
-        rows, nxt = answers[who]
-        out.append(([dict(r) for r in rows], None if nxt is None else dict(nxt)))
-    return out
+    return answers
 
 
 def _without_who(row: Row) -> Row:
