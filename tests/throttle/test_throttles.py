@@ -159,7 +159,7 @@ async def test_redis_allow_is_shared_across_processes(redis_url: str, redis_pref
 async def test_redis_calls_made_together_share_one_round_trip(
     redis_url: str, redis_prefix: str
 ) -> None:
-    """Calls made while none is on its way go as one pipeline; each is still counted and
+    """Calls made while one is on its way go as one script call; each is still counted and
     answered as if sent alone, in the order made: the first ``limit`` pass."""
     clock = Clock()
     factory = Throttles(redis_url, redis_prefix, clock)
@@ -170,6 +170,24 @@ async def test_redis_calls_made_together_share_one_round_trip(
         assert waits[:3] == [0, 0, 0] and all(w == pytest.approx(60.0) for w in waits[3:])
         assert throttle.round_trips == 1
         assert await throttle.allow("other") == 0 and throttle.round_trips == 2
+    finally:
+        await factory.close()
+
+
+async def test_redis_calls_in_one_round_trip_keep_their_own_times(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Each call of a batch is judged at the time it was made, not the batch's."""
+    times = iter([100.0, 110.0, 125.0, 130.0])
+    factory = Throttles(redis_url, redis_prefix, lambda: next(times))
+    try:
+        throttle = factory.make("test", 1, 60.0)
+        assert isinstance(throttle, RedisThrottle)
+        waits = await asyncio.gather(
+            throttle.allow("k"), throttle.allow("k"), throttle.allow("k"), throttle.allow("j")
+        )
+        assert waits == [0, pytest.approx(50.0), pytest.approx(35.0), 0]
+        assert throttle.round_trips == 1
     finally:
         await factory.close()
 
