@@ -21,14 +21,15 @@ Measured:
 Each scenario gets a fresh broker process on a fresh copy of a migrated database, so one
 scenario's leftovers (queued requests, sessions) never weigh on the next. When the machine
 has 2 or more CPUs the servers are pinned to CPU 0 and the load to CPU 1, so a server never
-has more than one core and the load never competes with it. ``--scaled`` (when PostgreSQL
-and Redis answer on 127.0.0.1) repeats the broker scenarios on PostgreSQL + Redis and adds
-a column; its databases and Redis keys are removed afterwards. ``--profile request``
-(or accept/chat) runs that scenario's broker under cProfile and prints where it spends its
-time. ``HH_BENCH_BROKER_CMD`` (e.g. ``python /tmp/patched_serve.py``) replaces the serve
-command, to measure a candidate fix without touching the application. Replaces only the
-"## Broker" section of bench/RESULTS.md (``--quick`` writes
-nothing unless ``--results PATH`` is given).
+has more than one core and the load never competes with it. ``--scaled`` repeats the
+broker scenarios on PostgreSQL + Redis and adds a column: a PostgreSQL cluster and a Redis
+server of the run's own, pinned to the load's CPU (:mod:`bench.services`), or the
+machine's on 127.0.0.1 when those cannot be started; its databases and keys are removed
+afterwards. ``--profile request`` (or accept/chat) samples that scenario's broker with
+py-spy (cProfile without it) and prints where it spends its time. ``HH_BENCH_BROKER_CMD``
+(e.g. ``python /tmp/patched_serve.py serve``) replaces the serve command, to measure a
+candidate fix without touching the application. Replaces only the "## Broker" section of
+bench/RESULTS.md (``--quick`` writes nothing unless ``--results PATH`` is given).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from typing import Any
 import psutil
 
 from bench.results import RESULTS, write_section
+from bench.services import OwnServices, ServiceUnavailable
 from tests.broker.conftest import insert_schools
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +140,33 @@ def stack_kinds(scaled: bool, say: Callable[[str], None]) -> list[str]:
         return ["embedded", "scaled"]
     say("--scaled: PostgreSQL or Redis not reachable on 127.0.0.1; embedded only")
     return ["embedded"]
+
+
+def scaled_stack(tmp: Path, cpu: int | None) -> dict[str, Stack]:
+    """The scaled stack on PostgreSQL and Redis of its own, pinned to ``cpu`` (the load's),
+    off the serving core (:mod:`bench.services`); on the machine's, unpinned, when they
+    cannot be started, or with ``HH_BENCH_SHARED_SERVICES=1`` (to compare the two); none
+    when neither answers."""
+    try:
+        if os.environ.get("HH_BENCH_SHARED_SERVICES") == "1":
+            raise ServiceUnavailable("HH_BENCH_SHARED_SERVICES=1")
+        services = OwnServices(cpu)
+    except ServiceUnavailable as exc:
+        log(f"scaled: no PostgreSQL and Redis of its own ({exc})")
+    else:
+        try:
+            services.start()
+            log(f"scaled: own PostgreSQL :{services.postgres.port} and Redis "
+                f":{services.redis.port}, pinned to CPU {cpu}")
+            return {"scaled": Stack("scaled", tmp, services)}
+        except (RuntimeError, OSError) as exc:
+            services.destroy()
+            log(f"scaled: could not start PostgreSQL and Redis of its own ({exc})")
+    if reachable(5432) and reachable(6379):
+        log("scaled: on the machine's PostgreSQL and Redis (127.0.0.1), not pinned")
+        return {"scaled": Stack("scaled", tmp)}
+    log("--scaled: PostgreSQL or Redis not reachable on 127.0.0.1; embedded only")
+    return {}
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -223,20 +252,20 @@ def pin(pid: int, cpu: int | None) -> None:
 # -- databases -----------------------------------------------------------------------------
 
 
-async def _pg(sql: str) -> None:
+async def _pg(sql: str, admin: str = PG_ADMIN) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(PG_ADMIN)
+    conn = await asyncpg.connect(admin)
     try:
         await conn.execute(sql)
     finally:
         await conn.close()
 
 
-async def _redis_delete(prefix: str) -> int:
+async def _redis_delete(prefix: str, url: str = REDIS) -> int:
     import redis.asyncio as aioredis
 
-    client = aioredis.from_url(REDIS)
+    client = aioredis.from_url(url)
     try:
         keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=500)]
         if keys:
@@ -261,11 +290,17 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class Stack:
-    """Fresh databases (and Redis prefixes) for one stack: ``embedded`` or ``scaled``."""
+    """Fresh databases (and Redis prefixes) for one stack: ``embedded`` or ``scaled``.
 
-    def __init__(self, kind: str, tmp: Path) -> None:
+    ``services``: the scaled stack's own PostgreSQL and Redis (:mod:`bench.services`);
+    without them it uses the machine's (127.0.0.1:5432 and :6379)."""
+
+    def __init__(self, kind: str, tmp: Path, services: OwnServices | None = None) -> None:
         self.kind = kind
         self.tmp = tmp
+        self.services = services
+        self.pg_admin = services.pg_admin if services else PG_ADMIN
+        self.redis_url = services.redis_url if services else REDIS
         self.tag = uuid.uuid4().hex[:8]
         self.template = ""
         self.databases: list[str] = []
@@ -278,9 +313,9 @@ class Stack:
             url = f"sqlite+aiosqlite:///{path}"
         else:
             self.template = f"hh_bench_{self.tag}_tmpl"
-            asyncio.run(_pg(f'CREATE DATABASE "{self.template}"'))
+            asyncio.run(_pg(f'CREATE DATABASE "{self.template}"', self.pg_admin))
             self.databases.append(self.template)
-            url = f"postgresql://postgres@127.0.0.1:5432/{self.template}"
+            url = self._pg_url(self.template)
         out = subprocess.run(
             [*homework_help(), "migrate"],
             env=clean_env(DATABASE_URL=url, HH_LOG_LEVEL="WARNING"),
@@ -302,23 +337,43 @@ class Stack:
             shutil.copyfile(self.tmp / "bench.db", path)
             return {"DATABASE_URL": f"sqlite+aiosqlite:///{path}"}
         db = f"hh_bench_{self.tag}_{name}"
-        asyncio.run(_pg(f'CREATE DATABASE "{db}" TEMPLATE "{self.template}"'))
+        asyncio.run(_pg(f'CREATE DATABASE "{db}" TEMPLATE "{self.template}"', self.pg_admin))
         self.databases.append(db)
         prefix = f"hhbench{self.tag}{name}"
         self.prefixes.append(prefix)
         return {
-            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{db}",
-            "REDIS_URL": REDIS,
+            "DATABASE_URL": self._pg_url(db),
+            "REDIS_URL": self.redis_url,
             "HH_REDIS_PREFIX": prefix,
         }
 
+    def describe(self) -> str:
+        """Where the scaled stack's PostgreSQL and Redis ran, for the report."""
+        if self.services is None:
+            return ("the machine's PostgreSQL and Redis (127.0.0.1:5432 and :6379), not "
+                    "pinned: they share both CPUs")
+        where = (f"pinned to CPU {self.services.cpu} with the load"
+                 if self.services.cpu is not None else "not pinned")
+        return ("PostgreSQL and Redis of the run's own (an `initdb` cluster with "
+                "PostgreSQL's durable defaults, a `redis-server`; bench/services.py), "
+                f"{where}: a district runs them on hosts of their own, and left to float "
+                "they ran on the serving core between the serving processes' turns")
+
+    def _pg_url(self, database: str) -> str:
+        if self.services:
+            return self.services.pg_url(database)
+        return f"postgresql://postgres@127.0.0.1:5432/{database}"
+
     def cleanup(self) -> None:
+        if self.services:  # its own services go whole, with every database and key
+            self.services.destroy()
+            return
         for prefix in self.prefixes:
             with contextlib.suppress(Exception):
-                asyncio.run(_redis_delete(prefix))
+                asyncio.run(_redis_delete(prefix, self.redis_url))
         for db in reversed(self.databases):
             with contextlib.suppress(Exception):
-                asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+                asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)', self.pg_admin))
 
 
 # -- processes -----------------------------------------------------------------------------
@@ -843,6 +898,7 @@ def report(
     *,
     pinned: bool,
     quick: bool,
+    services: str = "",
 ) -> str:
     names = ["embedded", "scaled"]
     flags = (" --quick" if quick else "") + (" --scaled" if "scaled" in stacks else "")
@@ -982,7 +1038,7 @@ def report(
         "students connect from separate load processes."
         + (
             " Scaled: a fresh PostgreSQL database and Redis key prefix per scenario, dropped "
-            "afterwards; PostgreSQL and Redis themselves are not pinned and share both CPUs."
+            f"afterwards; {services}."
             if "scaled" in stacks
             else ""
         ),
@@ -1268,9 +1324,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="hh-bench-broker-"))
     bench = Bench(sizes, tmp, pinned=pinned, profile=args.profile)
-    stacks = {kind: Stack(kind, tmp) for kind in stack_kinds(args.scaled, log)}
+    stacks = {"embedded": Stack("embedded", tmp)}
     figures: dict[str, dict[str, Any]] = {}
     try:
+        if args.scaled:
+            stacks.update(scaled_stack(tmp, bench.load_cpu))
         for stack in stacks.values():
             stack.prepare()
         # Baseline and broker requests alternate, best of `rounds` each, so a burst of
@@ -1318,7 +1376,10 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(tmp, ignore_errors=True)
     if args.only:
         return 0
-    body = report(sizes, base, figures, pinned=pinned, quick=args.quick)
+    body = report(
+        sizes, base, figures, pinned=pinned, quick=args.quick,
+        services=stacks["scaled"].describe() if "scaled" in stacks else "",
+    )
     print()
     print(body)
     v = {k: verdicts(base, f) for k, f in figures.items()}

@@ -147,9 +147,14 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 class Postgres:
-    """A PostgreSQL cluster of our own, in a temporary directory."""
+    """A PostgreSQL cluster of our own, in a temporary directory.
 
-    def __init__(self) -> None:
+    ``durable=False`` (the fault suite) runs without fsync, which loses nothing when only
+    PostgreSQL crashes; ``durable=True`` (the benchmarks) keeps PostgreSQL's defaults, so a
+    commit costs what it costs in production."""
+
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = find_pg_bin()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="hh-faults-pg-"))
@@ -214,10 +219,11 @@ class Postgres:
 
     def start(self) -> None:
         options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
             # fsync off: a crash of postgres (not of the machine) loses nothing with it;
             # synchronous_commit stays on, so an acknowledged commit survives `immediate`.
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c full_page_writes=off -c max_connections=300"
+            + ("" if self.durable else " -c fsync=off -c full_page_writes=off")
+            + " -c max_connections=300"
             # a lock waited for past deadlock_timeout is logged: a failed scenario's report
             # shows it (Cluster.logs), as it showed the cycle between two processes'
             # batches that broker/commit/postgres.py now bounds
