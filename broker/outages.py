@@ -10,11 +10,12 @@ still logged in full by the caller.
 from __future__ import annotations
 
 import logging
-import time
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from broker.log_pace import LogPace
 
 REPORT_EVERY_S = 10.0
 
@@ -45,18 +46,15 @@ class OutageLog:
     def __init__(self, logger: logging.Logger, every_s: float = REPORT_EVERY_S) -> None:
         self.logger = logger
         self.every_s = every_s
-        self._last: dict[str, float] = {}
-        self._quiet: dict[str, int] = {}
+        self._paces: dict[str, LogPace] = {}
 
     def report(self, kind: str, what: str, exc: BaseException) -> None:
-        now = time.monotonic()
-        if now - self._last.get(kind, -self.every_s) >= self.every_s:
-            quiet = self._quiet.pop(kind, 0)
+        pace = self._paces.get(kind)
+        if pace is None:
+            pace = self._paces[kind] = LogPace(self.every_s)
+        if pace.due():
             self.logger.warning(
                 "%s unavailable: %s failed (%s: %s); %d more such failures since the last report",
                 kind, what, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "",
-                quiet,
+                pace.skipped,
             )
-            self._last[kind] = now
-        else:
-            self._quiet[kind] = self._quiet.get(kind, 0) + 1

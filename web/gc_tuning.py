@@ -59,6 +59,8 @@ from typing import Any
 
 from aiohttp import web
 
+from broker.log_pace import LogPace
+
 log = logging.getLogger(__name__)
 
 GEN0_THRESHOLD = 10_000
@@ -98,7 +100,7 @@ class PauseWatch:
         self.started: float | None = None
         self.longest = 0.0
         self.count = 0
-        self.logged_at: float | None = None
+        self.pace = LogPace(_LOG_EVERY_S, clock)
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if info.get("generation") != 2:
@@ -114,13 +116,13 @@ class PauseWatch:
             return
         self.count += 1
         self.longest = max(self.longest, pause)
-        if self.logged_at is None or now - self.logged_at >= _LOG_EVERY_S:
+        if self.pace.due(now):
             log.warning(
                 "garbage collection paused the process %.0f ms (%d such pauses, longest "
                 "%.0f ms, since the last report; %d objects tracked)",
                 pause * 1000, self.count, self.longest * 1000, len(gc.get_objects(2)),
             )
-            self.logged_at, self.count, self.longest = now, 0, 0.0
+            self.count, self.longest = 0, 0.0
 
 
 def watch_pauses() -> PauseWatch:

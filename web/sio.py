@@ -26,7 +26,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +44,7 @@ from broker.constants import (
 )
 from broker.errors import BrokerError, NotAllowed, Unauthenticated
 from broker.identity import ACCOUNT_SOURCE, Identity, Tutor
+from broker.log_pace import LogPace
 from broker.outages import OutageLog, kind_of
 from broker.presence import student_subject, tutor_subject
 from broker.service import Broker
@@ -566,7 +566,7 @@ def engineio_frame_guard(log_every_s: float = 10.0) -> Middleware:
     one line, at most once per ``log_every_s`` (with how many were not logged), instead of
     a traceback per frame. python-socketio's engine.io raises ``ValueError`` for frames it
     cannot decode, out of the websocket handler."""
-    state = {"last": 0.0, "quiet": 0}
+    pace = LogPace(log_every_s)
 
     @web.middleware
     async def guard(
@@ -577,15 +577,11 @@ def engineio_frame_guard(log_every_s: float = 10.0) -> Middleware:
         try:
             return await handler(request)
         except (ValueError, UnicodeDecodeError) as exc:
-            now = time.monotonic()
-            if now - state["last"] >= log_every_s:
+            if pace.due():
                 log.warning(
                     "malformed engine.io frame from %s: %s (%d more since the last report)",
-                    request.remote, exc, state["quiet"],
+                    request.remote, exc, pace.skipped,
                 )
-                state["last"], state["quiet"] = now, 0
-            else:
-                state["quiet"] += 1
             return web.Response(status=400, text="malformed frame")
 
     return guard

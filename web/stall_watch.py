@@ -44,6 +44,7 @@ from typing import Any
 from aiohttp import web
 
 from broker.errors import ConfigError
+from broker.log_pace import LogPace
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class StallWatch:
     beat_at: float = 0.0
     samples: Counter[Stack] = field(default_factory=Counter)
     stalled_since: float | None = None
-    logged_at: float | None = None
+    pace: LogPace = field(init=False)
     sites: dict[str, float] = field(default_factory=dict)  # stalled seconds by site
     counts: Counter[str] = field(default_factory=Counter)  # stalls by site
     longest: Stall | None = None  # since the last report
@@ -99,6 +100,9 @@ class StallWatch:
         default_factory=lambda: deque(maxlen=256)
     )  # recent garbage collections: (start, end, generation)
     _gc_started: float | None = None
+
+    def __post_init__(self) -> None:
+        self.pace = LogPace(LOG_EVERY_S, self.clock)
 
     def beat(self) -> None:
         self.beat_at = self.clock()
@@ -150,9 +154,8 @@ class StallWatch:
         self.counts[site] += 1
         if self.longest is None or stalled_s > self.longest.seconds:
             self.longest = stall
-        if self.logged_at is not None and now - self.logged_at < LOG_EVERY_S:
-            return
-        self.report(now)
+        if self.pace.due(now):
+            self.report(now)
 
     def report(self, now: float) -> None:
         """Log the stalls since the last line: where the stalled time went, by site, and
@@ -174,7 +177,7 @@ class StallWatch:
             total, self.threshold_s * 1000, longest.seconds * 1000, _collector(longest),
             sites, where.rstrip() or "  (not sampled)",
         )
-        self.logged_at, self.longest = now, None
+        self.longest = None
         self.sites.clear()
         self.counts.clear()
 

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 
 from broker.db.handoff import start_thread
+from broker.log_pace import LogPace
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class WalCheckpointer:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
-        self._logged_at: float | None = None
+        self._log_pace = LogPace(LOG_EVERY_S, clock)
 
     def wrote(self) -> None:
         """The writer committed: a pass is due."""
@@ -100,9 +101,7 @@ class WalCheckpointer:
         except sqlite3.Error as error:
             self.failures += 1
             self._close()
-            now = self.clock()
-            if self._logged_at is None or now - self._logged_at >= LOG_EVERY_S:
-                self._logged_at = now
+            if self._log_pace.due():
                 log.warning(
                     "checkpointing %s failed (%s: %s); the writer checkpoints as before, "
                     "%d failure(s) so far", self.path, type(error).__name__, error, self.failures,
