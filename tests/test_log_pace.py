@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from broker.log_pace import LogPace
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.broker.unit import FakeClock as Clock
 
 
 def test_the_first_call_is_due_then_one_per_interval() -> None:
