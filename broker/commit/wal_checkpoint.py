@@ -60,7 +60,6 @@ class WalCheckpointer:
     ) -> None:
         self.path = path
         self.every_s = every_s
-        self.clock = clock
         self.passes = 0  # checkpoints that ran (busy or not)
         self.failures = 0
         self._wrote = threading.Event()
