@@ -156,17 +156,17 @@ def scaled_stack(tmp: Path, cpu: int | None) -> dict[str, Stack]:
     else:
         try:
             services.start()
+            where = "not pinned" if cpu is None else f"pinned to CPU {cpu}"
             log(f"scaled: own PostgreSQL :{services.postgres.port} and Redis "
-                f":{services.redis.port}, pinned to CPU {cpu}")
+                f":{services.redis.port}, {where}")
             return {"scaled": Stack("scaled", tmp, services)}
         except (RuntimeError, OSError) as exc:
             services.destroy()
             log(f"scaled: could not start PostgreSQL and Redis of its own ({exc})")
-    if reachable(5432) and reachable(6379):
-        log("scaled: on the machine's PostgreSQL and Redis (127.0.0.1), not pinned")
-        return {"scaled": Stack("scaled", tmp)}
-    log("--scaled: PostgreSQL or Redis not reachable on 127.0.0.1; embedded only")
-    return {}
+    if "scaled" not in stack_kinds(True, log):  # says why
+        return {}
+    log("scaled: on the machine's PostgreSQL and Redis (127.0.0.1), not pinned")
+    return {"scaled": Stack("scaled", tmp)}
 
 
 def percentile(values: list[float], q: float) -> float | None:
