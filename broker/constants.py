@@ -63,6 +63,8 @@ JOB_STOP_GRACE_S = 10.0  # on SIGTERM, running jobs get this long to finish
 JOB_RETRY_BASE_S = 10.0  # a failed job is retried after this, doubling, capped at its interval
 RETENTION_EVERY_S = 3600.0  # the retention purge (``homework-help worker --interval``)
 OUTBOX_EVERY_S = 30.0  # the outbox sender looks for due messages this often
+# With autovacuum off, the worker renews planner statistics this often (autovacuum_naptime)
+PLANNER_STATS_EVERY_S = 60.0
 OUTBOX_BATCH = 100  # messages claimed per round trip
 OUTBOX_CLAIM_S = 300.0  # a claimed message not marked by then is tried again (sender died)
 OUTBOX_RETRY_BASE_S = 60.0  # a failed send is retried after this, doubling ...

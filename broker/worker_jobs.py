@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker import constants as C
 from broker import rooms
 from broker.db.engine import create_engine
+from broker.db.planner_stats import analyze_stale
 from broker.jobs import Job, JobRunner
 from broker.leases import make_leases
 from broker.outbox import Sender, drain, make_sender
@@ -60,6 +61,7 @@ def registered_jobs(ctx: WorkerContext) -> list[Job]:
         Job("scheduler_parent_links", 3600.0,
             partial(scheduler_jobs.expire_parent_links, ctx.engine)),
         Job("scheduler_rooms", ROOMS_EVERY_S, partial(rooms.run_rooms, ctx.engine)),
+        Job("planner_statistics", C.PLANNER_STATS_EVERY_S, partial(analyze_stale, ctx.engine)),
     ]
 
 

@@ -64,7 +64,7 @@ async def test_worker_once_runs_the_due_jobs_once(
         assert [r.rcpt_to for r in sink.received] == [["ana@example.org"]]
         once = {name: (1, True) for name in (
             "retention_purge", "outbox_send", "scheduler_attendance", "scheduler_reminders",
-            "scheduler_parent_links", "scheduler_rooms")}
+            "scheduler_parent_links", "scheduler_rooms", "planner_statistics")}
         assert await job_rows(url) == once
         assert await run_worker(settings, once=True) == 0  # nothing due yet: nothing runs
         assert len(sink.received) == 1
