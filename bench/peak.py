@@ -32,6 +32,7 @@ load process and the whole run have watchdogs.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -279,6 +280,19 @@ class Run:
         server.wait_ready(120)
         return server
 
+    def worker_round(self) -> None:
+        """What the Procfile's worker keeps doing (a run starts no worker): its
+        ``planner_statistics`` job, which on a PostgreSQL with autovacuum off (the
+        machine's) analyzes the tables that changed, as autovacuum would within a minute.
+        Run once the sessions are open and again once every chat is under way, just before
+        measuring. Without it the planner, knowing nothing of ``tutoring_sessions``,
+        walked every open session for each chat message; and a plan made while
+        ``chat_messages`` was nearly empty (a scan of the whole table for each message's
+        resend check) stayed cached while the table grew, until an ``ANALYZE``."""
+        url = (self.env or {}).get("DATABASE_URL", "")
+        if url.startswith("postgresql"):
+            log(f"{self.name}: the worker's planner_statistics job: {_analyze(url)}")
+
     def spy(self, server: Serve, seconds: float) -> tuple[Path, subprocess.Popen[bytes]] | None:
         """With ``--spy``: sample ``server`` with py-spy for ``seconds`` (if installed)."""
         exe = pyspy()
@@ -317,6 +331,20 @@ class Run:
                 server.terminate(30)
             with contextlib.suppress(Exception):
                 server._log.close()
+
+
+def _analyze(url: str) -> dict[str, int]:
+    from broker.db import create_engine
+    from broker.db.planner_stats import analyze_stale
+
+    async def once() -> dict[str, int]:
+        engine = create_engine(url)
+        try:
+            return await analyze_stale(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(once())
 
 
 @contextlib.contextmanager
@@ -527,12 +555,14 @@ def peak(sizes: Sizes, stack: Stack, tmp: Path, pinned: bool, servers: int) -> d
             interval=sizes.interval,
         )
         fill_s = time.monotonic() - t
+        run.worker_round()
         st = status(run)
         t0 = time.monotonic() + 1.0
         for w in run.loaders:
             w.send(f"go {t0}")
         warm = sizes.interval[1]  # every sender has sent by then
         time.sleep(max(0.0, t0 + warm - time.monotonic()))
+        run.worker_round()
         cpu0, w0 = [tree_cpu([p.pid]) for p in procs], time.monotonic()
         waited0, busy0 = [runqueue_wait_s(p.pid) for p in procs], machine_busy_s()
         spy = run.spy(procs[0], min(30.0, sizes.peak_window_s))
@@ -593,10 +623,12 @@ def two_chatting(run: Run, sizes: Sizes) -> tuple[Serve, Serve, float]:
         rate=sizes.rate,
         interval=sizes.interval,
     )
+    run.worker_round()
     t0 = time.monotonic() + 1.0
     for w in run.loaders:
         w.send(f"go {t0}")
     time.sleep(max(0.0, t0 + sizes.interval[1] - time.monotonic()))
+    run.worker_round()
     return a, b, t0
 
 
@@ -750,7 +782,13 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
         " 2026-12-04), and after a"
         " reconnect asks `session:sync` for what it missed. The one-process scenarios pin the"
         " server to CPU 0 and the load to CPU 1; the two-process ones pin nothing (PostgreSQL"
-        " and Redis share the two cores).",
+        " and Redis share the two cores). The two-process ones run on the machine's"
+        " PostgreSQL, whose autovacuum is off; once their sessions are open, and again just"
+        " before measuring, the run does what the Procfile's worker keeps doing (a run"
+        " starts none): its `planner_statistics` job (broker/db/planner_stats.py), which"
+        " analyzes the tables that changed, as autovacuum would (from 2026-12-05; before,"
+        " the planner walked every open session, and then every buffered message, for each"
+        " chat message).",
         "",
     ]
     st = figures.get("storm")
