@@ -20,8 +20,9 @@ default) it does nothing: autovacuum analyzes a table once ``autovacuum_analyze_
 applies that same rule itself, to the application's tables, with ``ANALYZE`` (which reads a
 sample of rows, takes no lock that blocks reads or writes, and is idempotent). Dead rows
 are not its business: the hot updates are HOT and prune themselves; an operator who turns
-autovacuum off still owes the database its ``VACUUM``. SQLite: nothing (its planner does not
-need statistics for these look-ups, and ``bench.broker`` measures it without them).
+autovacuum off still owes the database its ``VACUUM``. SQLite: nothing (without statistics
+its planner takes an equality on a primary key or a unique index to be one row, so these
+look-ups stay on their keys).
 """
 
 from __future__ import annotations
