@@ -155,9 +155,9 @@ class StallWatch:
         if self.longest is None or stalled_s > self.longest.seconds:
             self.longest = stall
         if self.pace.due(now):
-            self.report(now)
+            self.report()
 
-    def report(self, now: float) -> None:
+    def report(self) -> None:
         """Log the stalls since the last line: where the stalled time went, by site, and
         the stack of the longest."""
         longest = self.longest
@@ -270,7 +270,7 @@ async def watching(threshold_s: float) -> AsyncIterator[StallWatch | None]:
         with contextlib.suppress(ValueError):
             gc.callbacks.remove(watch.on_gc)
         stop.set()
-        watch.report(watch.clock())  # the stalls not yet told
+        watch.report()  # the stalls not yet told
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
