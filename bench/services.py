@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
 import psutil
 
@@ -57,7 +56,7 @@ class OwnServices:
     def pids(self) -> list[int]:
         """PostgreSQL's postmaster with every process it has forked, and redis-server."""
         pids: list[int] = []
-        pidfile = Path(self.postgres.data) / "postmaster.pid"
+        pidfile = self.postgres.data / "postmaster.pid"
         with contextlib.suppress(OSError, ValueError, psutil.Error):
             master = psutil.Process(int(pidfile.read_text().split()[0]))
             pids += [master.pid, *(child.pid for child in master.children(recursive=True))]
