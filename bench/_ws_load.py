@@ -20,6 +20,16 @@ every reconnect it connects its namespace again with its token, and a chat parti
 asks ``session:sync {session_id, after_seq}`` for what it missed, when the server knows
 that event.
 
+Each client keeps one source address for its life, from ``sources`` (loopback addresses
+such as ``127.0.1.7``; every one of 127.0.0.0/8 is this machine's), as a pupil's browser
+keeps its network's address: real clients come from many addresses. From 127.0.0.1 alone,
+every socket of the run would draw on the one range of ephemeral ports (28,232 here), which
+a rolling restart's second move overfills (18,500 connections being made while the ones
+just closed wait out TIME_WAIT): the kernel then searched the range on every ``connect()``,
+at ~110% of a core of system time in the load for 5 s of that move, taken from the server
+under test (bench/RESULTS.md). Without ``sources`` a client connects from the address the
+kernel picks (127.0.0.1).
+
 Talking with the orchestrator over stdin/stdout (every wait bounded, a watchdog ends the
 process after ``max_s`` whatever happens):
 
@@ -194,6 +204,8 @@ class Fleet:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
         self.host: str = cfg.get("host", "127.0.0.1")
+        self.sources: list[str] = list(cfg.get("sources", []))
+        self.sourced = 0  # clients given a source address so far
         self.ports: list[int] = list(cfg["ports"])
         self.secret: str = cfg["secret"]
         self.backoff = Backoff(**cfg.get("backoff", {}))
@@ -210,6 +222,14 @@ class Fleet:
         self.retry_after_ms: list[int] = []
         self.sync_supported: bool | None = None
         self.down: set[int] = set()
+
+    def next_source(self) -> tuple[str, int] | None:
+        """A new client's ``local_addr``: the next of ``sources`` in turn (any port), or
+        None (the kernel's choice) without them."""
+        if not self.sources:
+            return None
+        self.sourced += 1
+        return (self.sources[self.sourced % len(self.sources)], 0)
 
     def next_port(self, last: int) -> int:
         """Where a client goes after leaving or failing on ``last``: another server that is
@@ -248,6 +268,7 @@ class Client:
         self.timer: asyncio.TimerHandle | None = None
         self.on_connected: Callable[[Client], None] | None = None
         self.connected_once = asyncio.get_running_loop().create_future()
+        self.local_addr = fleet.next_source()  # for all its connections (module docstring)
 
     # -- connecting ---------------------------------------------------------------------
     def start(self, port: int | None = None) -> None:
@@ -265,7 +286,10 @@ class Client:
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: wire, self.fleet.host, port), ATTEMPT_TIMEOUT_S
+                loop.create_connection(
+                    lambda: wire, self.fleet.host, port, local_addr=self.local_addr
+                ),
+                ATTEMPT_TIMEOUT_S,
             )
         except (TimeoutError, OSError) as exc:
             self.attempt_failed(wire, type(exc).__name__)

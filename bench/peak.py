@@ -5,7 +5,8 @@
 The servers are real ``homework-help serve`` processes on 127.0.0.1; the load is raw
 websocket clients speaking engine.io v4 + socket.io v5 framing (``bench/_ws_load.py``),
 thousands per load process, each load process holding at most 9,000 sockets (this machine
-allows 20,000 open files per process). Scenarios:
+allows 20,000 open files per process), each client from one of its load process's
+:data:`SOURCES` loopback addresses (``127.0.N.x``), as real clients come from many. Scenarios:
 
 * ``storm``: 18,000 idle widgets (students) arrive at ~4,000/s from two load processes at
   ONE embedded process (SQLite, in-process queue): how many connected and how fast, the
@@ -75,6 +76,7 @@ from tests.faults.cluster import die_with_parent
 SECTION = "## Peak and restarts"
 SECRET = "bench-peak-secret-not-for-production"
 PER_LOAD = 9000  # sockets per load process (20,000 open files per process on this machine)
+SOURCES = 64  # loopback source addresses per load process (bench/_ws_load.py's docstring)
 EXIT_GOAL_S = 10.0
 BACK_GOAL_S = 30.0
 RELAY_P99_GOAL_S = 0.050
@@ -315,8 +317,9 @@ class Run:
             print_spy(out.stem, out, limit=40)
 
     def load(self, cfg: dict[str, Any]) -> Loader:
-        cfg = {"secret": SECRET, "prefix": self.prefix, "max_s": 1500, **cfg}
         n = len(self.loaders)
+        cfg = {"secret": SECRET, "prefix": self.prefix, "max_s": 1500, **cfg}
+        cfg.setdefault("sources", source_addresses(n))
         name = f"{self.stack.kind}-{self.name}-load{n}"
         loader = Loader(cfg, self.tmp, name, 1 if self.pinned else None)
         self.loaders.append(loader)
@@ -762,6 +765,12 @@ def yes(ok: bool) -> str:
     return "yes" if ok else "NO"
 
 
+def source_addresses(n: int) -> list[str]:
+    """Load process ``n``'s client addresses: :data:`SOURCES` of 127.0.(n+1).0/24, none
+    shared with another load process (all of 127.0.0.0/8 is this machine's loopback)."""
+    return [f"127.0.{n + 1}.{i}" for i in range(1, SOURCES + 1)]
+
+
 def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
     lines = [
         SECTION,
@@ -773,7 +782,13 @@ def report(sizes: Sizes, figures: dict[str, Any], loadavg: str) -> str:
         " clients speaking engine.io v4 + socket.io v5 text framing over a minimal RFC 6455"
         " client on asyncio protocols (`bench/_ws_load.py`: one small object per connection,"
         f" so one process holds thousands), in {sizes.storm_procs} to {sizes.procs} load"
-        " processes of at most 9,000 sockets each (20,000 open files per process here)."
+        " processes of at most 9,000 sockets each (20,000 open files per process here),"
+        f" each client from one of its load process's {SOURCES} loopback addresses"
+        " (127.0.N.x), as real clients come from many addresses (from 2026-12-06; before,"
+        " every socket came from 127.0.0.1 and drew on its one range of 28,232 ephemeral"
+        " ports, which the rolling restart's second move overfilled: the kernel then"
+        " searched the range on every connect, at ~110% of a core of the load's system time"
+        " for ~5 s of that move, taken from the server taking the clients)."
         " Students are the test district's (tests/broker/conftest.py), with tokens minted"
         " from HH_SECRET_KEY. Every client behaves like the pages' `connect()`"
         " (web/static/js/common.js): it follows `server:restart` (leaves, waits"
