@@ -27,8 +27,9 @@ every socket of the run would draw on the one range of ephemeral ports (28,232 h
 a rolling restart's second move overfills (18,500 connections being made while the ones
 just closed wait out TIME_WAIT): the kernel then searched the range on every ``connect()``,
 at ~110% of a core of system time in the load for 5 s of that move, taken from the server
-under test (bench/RESULTS.md). Without ``sources`` a client connects from the address the
-kernel picks (127.0.0.1).
+under test (bench/RESULTS.md). It also slowed the load's own connects as the range filled,
+so a storm meant to arrive at 4,000/s had its last ~3,900 clients arrive at ~1,000/s.
+Without ``sources`` a client connects from the address the kernel picks (127.0.0.1).
 
 Talking with the orchestrator over stdin/stdout (every wait bounded, a watchdog ends the
 process after ``max_s`` whatever happens):
