@@ -93,9 +93,8 @@ SHUTDOWN_DEADLINE_S = 9.5  # the watchdog: the process is gone by then whatever 
 CLEANUP_S = 2.5  # kept for the app's cleanup contexts, whatever the steps before took
 
 # New connections being started at once (see Gate), and how long one may hold its place.
-# bench.peak's rolling restart (18,500 clients moving onto one process beside 1,000
-# chatting sessions), second move: 128 -> 31.6 and 32.6 s; 64 -> 29.9-31.4 s (4 runs);
-# 32 -> 25.0, 27.1 and 27.1 s. The 4,000/s storm at 32: 19.5 s, as at 64 (19.9-20.1 s).
+# 32 rather than 64 or 128: the rolling restart's second move finished sooner, the storm
+# no later (bench/RESULTS.md, "Peak and restarts").
 ADMIT_CONCURRENCY = 32
 ADMIT_HOLD_S = 5.0
 # A handshake request older than this (kernel queue and gate) is answered 503 rather than
