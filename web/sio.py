@@ -51,6 +51,7 @@ from broker.service import Broker
 from broker.settings import Settings
 from web import board_events, jsonlib
 from web import payloads as p
+from web.eio_websocket import LeanEngineServer
 from web.sio_manager import FanoutManager
 from web.sio_rooms import index_rooms
 
@@ -118,7 +119,12 @@ class SioNotifier:
 
 class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server, refusing client events named like its reserved events:
-    upstream would run the ``connect`` or ``disconnect`` handler for them."""
+    upstream would run the ``connect`` or ``disconnect`` handler for them. Its engine.io
+    server is :class:`~web.eio_websocket.LeanEngineServer` (one idle timer per websocket,
+    not two per frame)."""
+
+    def _engineio_server_class(self) -> type[LeanEngineServer]:
+        return LeanEngineServer
 
     async def _handle_event(
         self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]
