@@ -1159,7 +1159,10 @@ def report(
         " two rounds each (2026-12-06), embedded 3,334, 3,471, 3,968 and 3,497 acks/s"
         " against 3,108 and 3,080 at the commit before (and 2,853-3,350 in three runs of"
         " it earlier that morning); scaled 1,885-2,126 against 1,744-2,067, within the"
-        " noise.",
+        " noise. Four more rounds after the whole run (two `--only request` runs, commit"
+        " 4174e50): embedded 0.55, 0.59, 0.58 and 0.59x the echo of the same round, p99"
+        " 1.36, 1.23, 1.87 and 1.14x; scaled 0.32, 0.30, 0.35 and 0.30x, p99 2.33, 2.29,"
+        " 3.05 and 2.36x.",
         "",
         "Where the time goes now (py-spy, `--profile request`): embedded, most of it is "
         "aiohttp, engine.io, socket.io and asyncio doing the same per-event work the echo "
