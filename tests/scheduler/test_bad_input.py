@@ -64,7 +64,8 @@ async def test_bad_input_not_covered_elsewhere(ctx: Scheduler, world: World,
         "student": "st3", "offer": world.home_offer, "language": "en"}, "POST l")
     choice = {"tutor": "h1", "start": "16:00", "weekdays": ["tue"], "subject": "math"}
     body, mac = link["token"].split(".")
-    await refused(ParentLinkInvalid, parents.book_from_link(ctx, f"{body}.{mac[:-2]}AA", choice))
+    forged = mac[:-2] + ("BB" if mac.endswith("AA") else "AA")  # never the real signature
+    await refused(ParentLinkInvalid, parents.book_from_link(ctx, f"{body}.{forged}", choice))
     clock.advance(days=15)
     await refused(ParentLinkExpired, parents.book_from_link(ctx, link["token"], choice))
     async with ctx.engine.connect() as conn:
