@@ -45,7 +45,7 @@ class FakeLoop:
         return handle
 
     def armed(self) -> list[Handle]:
-        return [h for h in self.handles if not h.cancelled and h.callback is not None]
+        return [h for h in self.handles if not h.cancelled]
 
     def run_due(self, until: float) -> None:
         """Advance the clock to ``until``, firing each timer due by then (once)."""
