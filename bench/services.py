@@ -8,8 +8,10 @@ them there on every send (py-spy on a scaled serving process: 14-18% of its samp
 socket send to Redis, descheduled). :class:`OwnServices` starts a PostgreSQL cluster
 (``initdb`` on a free port, PostgreSQL's durable defaults: fsync and full-page writes on)
 and a ``redis-server`` (no persistence) for one benchmark run and pins both, with every
-process PostgreSQL forks later, to the load's CPU, which has room beside the load (the
-scaled load uses ~40% of it).
+process PostgreSQL forks later, to the load's CPU. That core then carries the load and
+both services: in the scaled request test ~45% load, ~35-40% PostgreSQL and ~9% Redis, so
+it is as busy as the serving core (``bench.broker`` reports each share: "the load's core";
+bench/RESULTS.md, "The two cores' budget").
 
 Nothing here touches the machine's shared PostgreSQL (5432) and Redis (6379); the fault
 suite's :mod:`tests.faults.cluster` does the starting and stopping.
@@ -56,13 +58,22 @@ class OwnServices:
     def pids(self) -> list[int]:
         """PostgreSQL's postmaster with every process it has forked, and redis-server."""
         pids: list[int] = []
-        pidfile = self.postgres.data / "postmaster.pid"
-        with contextlib.suppress(OSError, ValueError, psutil.Error):
-            master = psutil.Process(int(pidfile.read_text().split()[0]))
-            pids += [master.pid, *(child.pid for child in master.children(recursive=True))]
-        if self.redis.proc is not None:
-            pids.append(self.redis.proc.pid)
+        for root in self.roots().values():
+            with contextlib.suppress(psutil.Error):
+                master = psutil.Process(root)
+                pids += [master.pid, *(child.pid for child in master.children(recursive=True))]
         return pids
+
+    def roots(self) -> dict[str, int]:
+        """Each running service's first process (PostgreSQL's postmaster, which forks a
+        backend per connection; redis-server), by name."""
+        roots: dict[str, int] = {}
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pidfile = self.postgres.data / "postmaster.pid"
+            roots["PostgreSQL"] = int(pidfile.read_text().split()[0])
+        if self.redis.proc is not None:
+            roots["Redis"] = self.redis.proc.pid
+        return roots
 
     def pin(self) -> None:
         """Pin the services' processes to :attr:`cpu`. PostgreSQL forks a backend per

@@ -34,6 +34,7 @@ def quick_run(tmp_path: Path, args: list[str], timeout: float) -> str:
 def test_broker_benchmark_quick_mode_runs(tmp_path: Path) -> None:
     text = quick_run(tmp_path, ["bench.broker", "--quick", "--no-pin"], 240)
     assert "## Broker" in text and "`help:request` acked/s" in text
+    assert "| the load's core during the request test | load " in text
     assert "Errors seen by the load: none." in text
 
 
