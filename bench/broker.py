@@ -538,24 +538,19 @@ def drive(
             time.sleep(max(0.0, lo - time.monotonic()))
             if on_window is not None:
                 on_window(server, window[1])
-            spent = {name: tree_cpu(ps) for name, ps in (services or {}).items()}
-            s0, l0, w0 = (
-                tree_cpu(pids),
-                tree_cpu([w.proc.pid for w in workers]),
-                time.monotonic(),
-            )
+            groups = {"server": pids, "load": [w.proc.pid for w in workers], **(services or {})}
+
+            def spent() -> tuple[dict[str, float], float]:
+                """CPU seconds of each group of processes so far, and when."""
+                return {k: tree_cpu(ps) for k, ps in groups.items()}, time.monotonic()
+
+            c0, w0 = spent()
             time.sleep(max(0.0, hi - time.monotonic()))
-            s1, l1, w1 = (
-                tree_cpu(pids),
-                tree_cpu([w.proc.pid for w in workers]),
-                time.monotonic(),
-            )
-            run.server_cpu = 100 * (s1 - s0) / (w1 - w0)
-            run.load_cpu = 100 * (l1 - l0) / (w1 - w0)
-            run.services_cpu = {
-                name: 100 * (tree_cpu(ps) - spent[name]) / (w1 - w0)
-                for name, ps in (services or {}).items()
-            }
+            c1, w1 = spent()
+            used = {k: 100 * (c1[k] - c0[k]) / (w1 - w0) for k in groups}
+            run.server_cpu = used.pop("server")
+            run.load_cpu = used.pop("load")
+            run.services_cpu = used
         for w in workers:
             w.expect("done", run_s)
         run.rss_before = rss_before
