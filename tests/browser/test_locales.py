@@ -48,6 +48,7 @@ from tests.browser.test_scheduling_pages import (
     context_of,
     world,
 )
+from tests.scheduler.conftest import forged
 
 pytestmark = pytest.mark.browser
 
@@ -336,8 +337,7 @@ async def test_every_page_in_every_locale(
     parent = f"{server.url}/parent/{parent_token}"
     await every_locale(page, "parent", parent, visible("#slots input"),
                        ["Sofía", "Lucía Gómez"], problems)
-    forged = parent_token[:-2] + ("BB" if parent_token.endswith("AA") else "AA")
-    tampered = f"{server.url}/parent/{forged}"
+    tampered = f"{server.url}/parent/{forged(parent_token)}"
     await every_locale(page, "parent-error", tampered, visible("main h1"), [], problems)
     expect_refusals(watch, "400 /lti/login", "403 /parent/", "401 /api/token")
 

@@ -31,6 +31,12 @@ STUDENTS = [
 ]
 
 
+def forged(signed: str) -> str:
+    """``signed`` (a token, or its signature) with its last two characters replaced by two
+    it does not end in: a tampered signature that can never be the real one."""
+    return signed[:-2] + ("BB" if signed.endswith("AA") else "AA")
+
+
 class FakeClock:
     """A settable clock; never the wall clock."""
 
