@@ -5,11 +5,12 @@ connection and reuses it) and ``COMMIT``, or, when the batch is one statement (o
 one step, or every unit fused into one statement), that statement alone, its own
 transaction, committed when it returns; on a connection of its own, outside the engine's
 pool, so the hot path never waits for a pooled connection that a slow statistics query
-holds. There are :data:`LANES` such connections, each running its own batches: a batch
-costs a round trip per statement, so batches run side by side rather than queue behind
-one connection (the database serialises what must be: the guards' row locks). A
-connection that breaks (a restarted database) is dropped; the failed batch is retried unit
-by unit by the base class, each on a fresh connection.
+holds. There are :data:`LANES` such connections ("lanes"), each running its own batches
+(the database serialises what must be: the guards' row locks). One by default: while its
+batch is under way the next one gathers, so the writes of a busy process go as a few big
+fused statements rather than more, smaller ones on several connections. A connection
+that breaks (a restarted database) is dropped; the failed batch is retried unit by unit
+by the base class, each on a fresh connection.
 
 **Lock waits across processes.** Within a process, units that contend for a row share a
 lane, so two batches of one process never wait on each other in a cycle (see
@@ -50,10 +51,12 @@ CONNECT_TIMEOUT_S = 10
 COMMAND_TIMEOUT_S = 30
 APPLICATION_NAME = "homework-help writer"  # how the connection shows in pg_stat_activity
 # Writer connections per process. Each lane's batch is BEGIN, its fused statements and
-# COMMIT, so more lanes split the same writes into more round trips and commits (four were
-# slower than two or one; measured in bench/RESULTS.md, Broker). Two, not one, so that a
-# batch waiting for a row lock (up to BATCH_LOCK_WAIT_MS) holds up only its lane's keys.
-LANES = 2
+# COMMIT, so more lanes split the same writes into more round trips and commits: four were
+# slower than two, and two than one (bench/RESULTS.md, Broker: scaled `help:request` +15%
+# with one, PostgreSQL's CPU per request a fifth lower). The price of one: a batch waiting
+# for a row lock (up to BATCH_LOCK_WAIT_MS) holds up every write of its process, not only
+# its lane's keys; such waits are rare and short (another process's batch committing).
+LANES = 1
 # How long a batch of several units waits for a row lock before it gives up its own and
 # runs again without the limit (see above). A batch's transaction lasts a few
 # milliseconds; on a starved core tens: past this, it is most likely a cycle.

@@ -1,5 +1,5 @@
-"""Test helpers for the group committer (broker/commit): one lane, and counting what each
-transaction runs. Shared by test_group_commit and test_fused_writes."""
+"""Test helpers for the group committer (broker/commit): one lane or two, and counting what
+each transaction runs. Shared by test_group_commit and test_fused_writes."""
 
 from __future__ import annotations
 
@@ -16,6 +16,14 @@ def one_lane(engine: AsyncEngine) -> GroupCommitter:
     if isinstance(made, AsyncpgCommitter):
         return AsyncpgCommitter(made.dsn, engine.dialect, lanes=1)
     return made
+
+
+def two_lanes(engine: AsyncEngine) -> AsyncpgCommitter:
+    """The PostgreSQL committer on two lanes (the default is one), for the tests of what
+    several lanes guarantee: side by side, keyed, shared rows taken in one order."""
+    made = committer_for(engine)
+    assert isinstance(made, AsyncpgCommitter)
+    return AsyncpgCommitter(made.dsn, engine.dialect, lanes=2)
 
 
 def units_sent(writer: GroupCommitter) -> list[int]:
