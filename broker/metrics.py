@@ -4,7 +4,8 @@ Two kinds of figures, with different guarantees:
 
 * **Counted by this process** (:data:`REGISTRY`): socket.io acknowledgements by namespace,
   event and code (:func:`count_ack`), moderation decisions (:func:`count_moderation`),
-  alerts raised (:func:`count_alert`), and the process's own CPU, memory and open files.
+  alerts raised (:func:`count_alert`), the PostgreSQL writer's lock give-ups
+  (:func:`count_lock_give_up`), and the process's own CPU, memory and open files.
   They start at 0 when the process starts and count only what *this* process did, so a
   dashboard sums them over every ``web`` process (``sum by (...) (rate(...))``); a
   restart resets them, which ``rate()``/``increase()`` handle.
@@ -70,6 +71,13 @@ ALERTS_RAISED = Counter(
     registry=REGISTRY,
 )
 
+WRITER_LOCK_GIVE_UPS = Counter(
+    "hh_writer_lock_give_ups",
+    "Batches of this process's PostgreSQL writer that gave up waiting for a row lock held "
+    "by another process and ran again (each held up the process's writes for up to 200 ms).",
+    registry=REGISTRY,
+)
+
 
 # Each counter's children by label values, so that counting (on every ack and every chat
 # message) is a dict lookup and an increment, not prometheus_client's label resolution.
@@ -102,6 +110,11 @@ def count_moderation(action: str, categories: Sequence[str]) -> None:
 def count_alert(kind: str) -> None:
     """Count one alert of ``kind`` raised (e.g. ``"distress"``)."""
     ALERTS_RAISED.labels(kind=kind).inc()
+
+
+def count_lock_give_up() -> None:
+    """Count one writer batch that gave up a row lock wait (broker/commit/postgres.py)."""
+    WRITER_LOCK_GIVE_UPS.inc()
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # hashed by identity (registries key by it)

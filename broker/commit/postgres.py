@@ -44,6 +44,7 @@ from sqlalchemy.engine import URL, Dialect
 
 from broker.commit.base import GroupCommitter, Outcome, StepResult, Unit
 from broker.commit.prepared import BoundBatch, StatementCache
+from broker.metrics import count_lock_give_up
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class AsyncpgCommitter(GroupCommitter):
                 len(batch), str(error.orig).splitlines()[0][:200],
             )
             self.lock_give_ups += 1
+            count_lock_give_up()
             return await self._transact(batch, lane, "BEGIN")
 
     async def _transact(self, batch: BoundBatch, lane: int, begin: str) -> list[Outcome]:

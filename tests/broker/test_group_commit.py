@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import broker.commit.postgres
+from broker import metrics
 from broker.commit import (
     AsyncpgCommitter,
     EngineCommitter,
@@ -337,6 +338,8 @@ async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
         broker.commit.postgres, "BEGIN_BATCH", "BEGIN; SET LOCAL lock_timeout = 800"
     )
     engine, writer = one_lane_postgres
+    given_up = metrics.REGISTRY.get_sample_value("hh_writer_lock_give_ups_total")
+    assert given_up is not None
     bump = sa.text("update schools set low_grade = low_grade + 1 where id = :id")
     waiting = sa.text(
         "select count(*) from pg_stat_activity where application_name = :name "
@@ -362,6 +365,7 @@ async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
     gave_up = [m for m in said if "gave up waiting for a row lock" in m]
     assert len(gave_up) == 1 and "lock timeout" in gave_up[0], said
     assert writer.lock_give_ups == 1
+    assert metrics.REGISTRY.get_sample_value("hh_writer_lock_give_ups_total") == given_up + 1
     assert not [m for m in said if "failed" in m], said  # not retried one by one
     assert writer._conns[0] is conn
     async with engine.connect() as check:
