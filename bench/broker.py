@@ -1215,7 +1215,10 @@ def report(
         " one lane against 27.1-33.8 ms with two that morning (`bench.peak --only peak`),"
         " and the fault suite passed. The whole run above is the first with one lane"
         " (scaled 0.39x, chat 4,110 relayed/s against 3,467 in the whole run with two"
-        " that morning).",
+        " that morning). In the accept scenario, three alternating pairs of `--only accept`"
+        " runs: accept -> `session:started` p50 5.7-6.1 ms with one lane against 5.3-5.4 ms"
+        " with two, p99 22.0-23.5 against 21.3-21.9 ms: at this low load a write may wait"
+        " for the batch ahead of it, which a second lane would have run beside it.",
         "",
         "Where the time goes now (py-spy, `--profile request`): embedded, most of it is "
         "aiohttp, engine.io, socket.io and asyncio doing the same per-event work the echo "
