@@ -1,5 +1,5 @@
-"""Test helpers for the group committer (broker/commit): one lane or two, and counting what
-each transaction runs. Shared by test_group_commit and test_fused_writes."""
+"""Test helpers for the group committer (broker/commit): a chosen number of lanes, and
+counting what each transaction runs. Shared by test_group_commit and test_fused_writes."""
 
 from __future__ import annotations
 
@@ -10,20 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker.commit import AsyncpgCommitter, GroupCommitter, Unit, committer_for
 
 
-def one_lane(engine: AsyncEngine) -> GroupCommitter:
-    """The native committer, on one lane, so that every write of a test shares batches."""
+def on_lanes(engine: AsyncEngine, lanes: int) -> GroupCommitter:
+    """The native committer, on PostgreSQL with ``lanes`` lanes whatever the default (the
+    other backends have one)."""
     made = committer_for(engine)
     if isinstance(made, AsyncpgCommitter):
-        return AsyncpgCommitter(made.dsn, engine.dialect, lanes=1)
+        return AsyncpgCommitter(made.dsn, engine.dialect, lanes=lanes)
     return made
 
 
-def two_lanes(engine: AsyncEngine) -> AsyncpgCommitter:
-    """The PostgreSQL committer on two lanes (the default is one), for the tests of what
-    several lanes guarantee: side by side, keyed, shared rows taken in one order."""
-    made = committer_for(engine)
-    assert isinstance(made, AsyncpgCommitter)
-    return AsyncpgCommitter(made.dsn, engine.dialect, lanes=2)
+def one_lane(engine: AsyncEngine) -> GroupCommitter:
+    """The native committer, on one lane, so that every write of a test shares batches."""
+    return on_lanes(engine, 1)
 
 
 def units_sent(writer: GroupCommitter) -> list[int]:

@@ -29,7 +29,7 @@ from broker.commit.postgres import APPLICATION_NAME
 from broker.commit.prepared import PrepareError, prepare
 from broker.db.engine import create_engine
 from broker.db.models import Base
-from tests.broker.committing import one_lane, two_lanes, units_sent
+from tests.broker.committing import on_lanes, one_lane, units_sent
 from tests.broker.conftest import prepare_database
 
 SCHOOLS = sa.table(
@@ -231,8 +231,8 @@ async def test_postgres_lanes_commit_side_by_side_and_keep_each_callers_order(
 ) -> None:
     await prepare_database(postgres_url)
     engine = create_engine(postgres_url)
-    writer = two_lanes(engine)
-    assert writer.lanes > 1
+    writer = on_lanes(engine, 2)  # several lanes' guarantees; the default is one
+    assert isinstance(writer, AsyncpgCommitter) and writer.lanes > 1
 
     async def caller(c: int) -> list[int]:
         outcomes = []
@@ -272,8 +272,8 @@ async def test_postgres_lanes_take_shared_rows_in_one_order(
     )
     await prepare_database(postgres_url)
     engine = create_engine(postgres_url)
-    writer = two_lanes(engine)
-    assert writer.lanes > 1
+    writer = on_lanes(engine, 2)  # several lanes' guarantees; the default is one
+    assert isinstance(writer, AsyncpgCommitter) and writer.lanes > 1
     bump = sa.text("update schools set low_grade = low_grade + 1 where id = :id")
     shared = ["gshared-a", "gshared-b", "gshared-c"]
     try:
