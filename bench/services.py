@@ -9,7 +9,7 @@ socket send to Redis, descheduled). :class:`OwnServices` starts a PostgreSQL clu
 (``initdb`` on a free port, PostgreSQL's durable defaults: fsync and full-page writes on)
 and a ``redis-server`` (no persistence) for one benchmark run and pins both, with every
 process PostgreSQL forks later, to the load's CPU. That core then carries the load and
-both services: in the scaled request test ~45% load, ~35-40% PostgreSQL and ~9% Redis, so
+both services: in the scaled request test ~45% load, ~30-40% PostgreSQL and ~10% Redis, so
 it is as busy as the serving core (``bench.broker`` reports each share: "the load's core";
 bench/RESULTS.md, "The two cores' budget").
 

@@ -54,7 +54,7 @@ APPLICATION_NAME = "homework-help writer"  # how the connection shows in pg_stat
 # Writer connections per process. Each lane's batch is BEGIN, its fused statements and
 # COMMIT, so more lanes split the same writes into more round trips and commits: four were
 # slower than two, and two than one (bench/RESULTS.md, Broker: scaled `help:request` +15%
-# with one, PostgreSQL's CPU per request a fifth lower). The price of one: a batch waiting
+# with one, PostgreSQL's CPU per request ~30% lower). The price of one: a batch waiting
 # for a row lock (up to BATCH_LOCK_WAIT_MS) holds up every write of its process, not only
 # its lane's keys; such waits are rare and short (another process's batch committing).
 LANES = 1
