@@ -1331,6 +1331,33 @@ def report(
         " these two cores with neither idle. No layout reaches the goal: the request has to"
         " cost less on every process it touches (the serving process, PostgreSQL, and the"
         " load, which spends 0.14-0.17 ms per cycle here against 0.11 ms per echo cycle).",
+        "",
+        "The load's core as the limit (later still on 2026-12-06, one writer lane). Ten"
+        " rounds of the unchanged stack made 3,210-3,753 acks/s, 0.34-0.41x of the echo of"
+        " the same round (8,865-9,498 cycles/s), with the serving processes at 84-88% of"
+        " their core and the load's core at 86-91% (the load 42-48%, PostgreSQL 30-37%,"
+        " Redis 9-10%). Two upper bounds, patched servers that break the product, not"
+        " kept. First, never publishing a cancel's `request:closed` (the student's other"
+        " tabs would not hear of it): the serving processes fell to 75-77%, and the stack"
+        " made 3,335 and 3,619 acks/s (0.36 and 0.42x). Second, also not counting the"
+        " queue ahead of a new request (every position wrong): 3,640 and 3,677 (0.39 and"
+        " 0.41x). In both the load's core rose to 93-94%: with the serving core's work"
+        " gone, the load's core stops the stack at about the same rate, within the"
+        " unchanged stack's spread. Tried and not kept:"
+        " the writer yielding to the event loop once before it takes a small batch"
+        " (`asyncio.sleep(0)`, so that handlers ready in the same turn join it), one run:"
+        " 3,232 and 3,460 acks/s against 3,210-3,417 in the two runs before it. The"
+        " benchmark's request throttle window at 1 s instead of 60 s: its keys held about"
+        " 34 entries each instead of about 2,000, as small as a district's limit keeps"
+        " them. Redis rose to 11% of the load's core against 9-10%, and the stack made"
+        " 3,387-3,730 acks/s against 3,599 and 3,753 (two patched runs, one unpatched)."
+        " The request test's load from one process for both servers, as the echo's is,"
+        " instead of one process each (two alternating pairs): the load took 45-46% of its"
+        " core against 42-45%, and the stack made 3,260-3,634 acks/s against 3,477-3,591."
+        " So on this layout the load's core sets the rate. Per scaled cycle it spends"
+        " 0.23-0.28 ms: the load 0.12-0.15 ms (0.11 ms an echo cycle), PostgreSQL"
+        " 0.09-0.11 and Redis 0.03. For 0.5x of a 9,000-cycle echo, at the 93% it reached,"
+        " all three would have to fit in about 0.21 ms.",
     ]
     return "\n".join(lines) + "\n"
 
