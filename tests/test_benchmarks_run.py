@@ -7,11 +7,14 @@ against the current broker, with no errors reported by the load.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.services import PG_ADMIN_URL, need
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,3 +79,24 @@ def test_moderation_relay_benchmark_quick_mode_runs() -> None:
     assert "| messages relayed/s |" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("errors {}") == 2
 
+
+
+@pytest.mark.postgres
+def test_queue_design_benchmark_runs_both_designs(tmp_path: Path) -> None:
+    """bench.queue_design, small: in both designs every request is placed behind the ones
+    waiting (the benchmark checks each position and raises otherwise) and then cancelled,
+    the built design's statements still fit the migrated schema, and only the "## Queue
+    design" section of the results file is written."""
+    need(PG_ADMIN_URL, 5432, "PostgreSQL")
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Other\n\nkept\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.queue_design", "--cycles", "2000", "--rounds", "2",
+         "--queued", "7", "--history", "1000", "--results", str(results)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = results.read_text(encoding="utf-8")
+    assert "## Other\n\nkept" in text and "## Queue design" in text
+    assert "with 7 requests waiting ahead" in text
+    assert re.search(r"^\| median \| [0-9.]+ us \| [0-9.]+ us \| [0-9.]+x \|$", text, re.M)
