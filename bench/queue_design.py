@@ -62,6 +62,7 @@ from broker.db.models import help_requests
 from broker.lifecycle_statements import QUEUED_COLUMNS, fused_close, fused_enqueue
 from broker.migrate import migrate
 from broker.settings import Settings
+from tests.services import asyncpg_dsn
 
 SECTION = "## Queue design"
 QUEUE = "paper:elementary:en:math"
@@ -82,15 +83,14 @@ BUILT_CANCEL = _sql(
     fused_close(_REQUESTS, {"topic": None, "first_name": None}, by_student=True).stmt
 )
 
-# The prototype's statements take the built ones' parameters in the same order.
-_TYPES = (
-    "VARCHAR(32)", "VARCHAR(64)", "VARCHAR(64)", "VARCHAR(32)", "SMALLINT", "VARCHAR(32)",
-    "VARCHAR(16)", "VARCHAR(64)", "TIMESTAMPTZ", "BOOLEAN", "VARCHAR(16)", "VARCHAR(32)",
-    "VARCHAR(64)", "BOOLEAN", "VARCHAR(40)", "TIMESTAMPTZ", "FLOAT", "VARCHAR(200)",
-    "VARCHAR(40)",
-)
+# The prototype's statements take the built ones' parameters in the same order, typed
+# as the model types the columns (as the built statements' arrays are).
+def _array(column: str, place: int) -> str:
+    return f"${place}::{_REQUESTS.c[column].type.compile(dialect=_DIALECT)}[]"
+
+
 _COLS = ", ".join(QUEUED_COLUMNS)
-_ARRAYS = ", ".join(f"${3 + k}::{t}[]" for k, t in enumerate(_TYPES))
+_ARRAYS = ", ".join(_array(c, 3 + k) for k, c in enumerate(QUEUED_COLUMNS))
 TABLE_ENQUEUE = f"""
 WITH each AS (SELECT * FROM unnest({_ARRAYS}) WITH ORDINALITY AS given({_COLS}, i)),
 q AS (INSERT INTO queued (id, queue, rank, student)
@@ -109,10 +109,12 @@ SELECT placed.i,
   + $22::INTEGER
 FROM placed
 """
-TABLE_CANCEL = """
+_CANCEL_ARRAYS = ", ".join(
+    _array(c, 3 + k) for k, c in enumerate(("id", "status", "closed_at", "close_reason", "student"))
+)
+TABLE_CANCEL = f"""
 WITH each AS (
-  SELECT * FROM unnest($3::VARCHAR(32)[], $4::VARCHAR(16)[], $5::TIMESTAMPTZ[],
-                       $6::VARCHAR(32)[], $7::VARCHAR(64)[])
+  SELECT * FROM unnest({_CANCEL_ARRAYS})
   WITH ORDINALITY AS each(rid, new_status, "when", reason, student, i)),
 dq AS (DELETE FROM queued USING each
        WHERE queued.id = each.rid AND queued.student = each.student
@@ -137,10 +139,6 @@ DESIGNS = {
 }
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
 def backend_cpu_s(pid: int) -> float:
     """User + system CPU seconds of the process ``pid`` (a PostgreSQL backend)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -151,7 +149,7 @@ async def prepare(url: str, design: str, history: int, queued: int) -> None:
     """Migrate, seed ``history`` closed requests and ``queued`` waiting ones, and (for the
     prototype) reshape the schema."""
     await migrate(Settings(database_url=url))
-    conn = await asyncpg.connect(_dsn(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         common = (
             "school_id, grade, groups, language, subject, requested_at, is_test, vendor,"
@@ -208,7 +206,7 @@ async def run_design(url: str, design: str, batches: int, size: int, queued: int
     checks that every request was placed behind the ``queued`` waiting ones and then
     cancelled."""
     enqueue_sql, cancel_sql = DESIGNS[design]
-    conn = await asyncpg.connect(_dsn(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         pid = await conn.fetchval("SELECT pg_backend_pid()")
         enqueue_stmt = await conn.prepare(enqueue_sql)
@@ -246,7 +244,7 @@ async def bench(
             flush=True,
         )
         per_round.append(figures)
-    conn = await asyncpg.connect(_dsn(urls["queue table"]))
+    conn = await asyncpg.connect(asyncpg_dsn(urls["queue table"]))
     try:
         server = await conn.fetchval(
             "SELECT 'PostgreSQL ' || current_setting('server_version') || ' (fsync '"
