@@ -43,3 +43,23 @@ def test_every_benchmark_replaces_its_own_last_section() -> None:
     assert replace_section(got, "## Routing", "## Routing\n\nfaster\n") == (
         "# Benchmark results\n\n## Routing\n\nfaster\n\n## Broker\n\nnew\n"
     )
+
+
+def test_hand_kept_notes_survive_a_rewrite() -> None:
+    from bench.results import KEPT, replace_section
+
+    text = (
+        "# Benchmark results\n\n## Peak\n\nold table\n\n" + KEPT + "\n\nearlier runs: 21 ms\n\n"
+        "## Bell\n\nb\n"
+    )
+    got = replace_section(text, "## Peak", "## Peak\n\nnew table\n")
+    assert got == (
+        "# Benchmark results\n\n## Peak\n\nnew table\n\n" + KEPT + "\n\nearlier runs: 21 ms\n\n"
+        "## Bell\n\nb\n"
+    )
+    assert replace_section(got, "## Peak", "## Peak\n\nnewer\n").count("earlier runs") == 1
+    # the last section keeps its notes too; a section without them gains none
+    last = replace_section(got, "## Bell", "## Bell\n\nc\n")
+    assert last.endswith("## Bell\n\nc\n") and "earlier runs" in last
+    moved = "## Peak\n\nx\n\n" + KEPT + "\n\nrewritten notes\n"
+    assert "earlier runs" not in replace_section(got, "## Peak", moved)
