@@ -32,7 +32,7 @@ def replace_section(text: str, heading: str, body: str) -> str:
     notes = "" if KEPT in body else kept_notes(found.group(0))
     if notes:
         body = body.rstrip("\n") + "\n\n" + notes + "\n"
-    return pattern.sub(lambda _m: body + "\n", text, count=1).rstrip("\n") + "\n"
+    return (text[: found.start()] + body + "\n" + text[found.end() :]).rstrip("\n") + "\n"
 
 
 def write_section(heading: str, body: str, path: Path = RESULTS) -> None:
