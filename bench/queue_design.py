@@ -106,7 +106,7 @@ SELECT placed.i,
   + (SELECT count(*) FROM placed mate
      WHERE mate.queue = placed.queue AND mate.i < placed.i
        AND (mate.rank, mate.id) < (placed.rank, placed.id))
-  + $22::INTEGER
+  + ${3 + len(QUEUED_COLUMNS)}::INTEGER
 FROM placed
 """
 _CANCEL_ARRAYS = ", ".join(
@@ -292,10 +292,9 @@ def _markdown(
         "| round | built (baseline) | queue table (prototype) | ratio |",
         "|---|---|---|---|",
     ]
-    for k, r in enumerate(rounds, start=1):
+    for k, (r, ratio) in enumerate(zip(rounds, ratios, strict=True), start=1):
         lines.append(
-            f"| {k} | {r['built']:.1f} us | {r['queue table']:.1f} us |"
-            f" {_ratio(r):.2f}x |"
+            f"| {k} | {r['built']:.1f} us | {r['queue table']:.1f} us | {ratio:.2f}x |"
         )
     lines += [
         f"| median | {statistics.median(built):.1f} us | {statistics.median(table):.1f} us |"
