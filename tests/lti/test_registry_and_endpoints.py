@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from joserfc.jwk import RSAKey
 
 from broker.errors import ConfigError
 from broker.settings import Settings
 from tests.lti.conftest import LtiEnv
-from web.lti import frame_ancestors_middleware
+from web.lti import frame_ancestors_middleware, tool_keys
 from web.lti.errors import UnknownClient, UnknownIssuer
 from web.lti.registry import (
     SCHOOLOGY_AUTH_URL,
@@ -22,7 +26,9 @@ from web.lti.registry import (
     Registry,
     parse_platforms,
 )
-from web.lti.tool_keys import load_tool_keys
+from web.lti.tool_keys import ToolKeys, load_tool_keys
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SCHOOLOGY = {
     "name": "Schoology",
@@ -77,6 +83,65 @@ def test_tool_key_from_env_or_persisted_file(tmp_path: Path) -> None:
     assert not (tmp_path / "unused.pem").exists()
     with pytest.raises(ConfigError):
         load_tool_keys({"HH_LTI_PRIVATE_KEY": "garbage"}, path)
+
+
+def test_tool_key_made_by_another_process_meanwhile_is_the_one_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process links its key into place between this one's check and its own link
+    (two `serve` processes started at once on a fresh checkout): this one uses that key, so
+    both sign with one key, and leaves no temporary file behind."""
+    path = tmp_path / "var" / "key.pem"
+    theirs = tool_keys._generate_pem()
+    ours = tool_keys._generate_pem()
+
+    def generate_while_another_process_wins() -> bytes:
+        path.write_bytes(theirs)
+        return ours
+
+    monkeypatch.setattr(tool_keys, "_generate_pem", generate_while_another_process_wins)
+    got = load_tool_keys({}, path)
+    assert path.read_bytes() == theirs
+    assert got.kid == ToolKeys(RSAKey.import_key(theirs)).kid
+    assert got.kid != ToolKeys(RSAKey.import_key(ours)).kid
+    assert sorted(p.name for p in path.parent.iterdir()) == ["key.pem"]
+
+
+RACE = """
+import sys, time
+from pathlib import Path
+from web.lti.tool_keys import load_tool_keys
+go = Path(sys.argv[1])
+Path(sys.argv[3]).touch()
+while not go.exists():
+    time.sleep(0.001)
+print(load_tool_keys({}, Path(sys.argv[2])).kid)
+"""
+
+
+def test_processes_starting_at_once_agree_on_one_tool_key(tmp_path: Path) -> None:
+    """Four real processes, each waiting with its imports done, load the key from a fresh
+    path at the same moment: every one starts (none finds the file taken or half-written)
+    and all hold the same key."""
+    go, path = tmp_path / "go", tmp_path / "var" / "key.pem"
+    ready = [tmp_path / f"ready-{n}" for n in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(go), str(path), str(flag)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for flag in ready
+    ]
+    deadline = time.monotonic() + 60
+    while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)  # every process imported and waiting: they all look at once
+    go.touch()
+    outcomes = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 4, [err for _, err in outcomes]
+    kids = {out.strip() for out, _ in outcomes}
+    assert len(kids) == 1 and load_tool_keys({}, path).kid in kids
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["key.pem"]
 
 
 async def test_jwks_is_public_only(env: LtiEnv) -> None:

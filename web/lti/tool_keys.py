@@ -2,7 +2,10 @@
 
 Source, in order: ``HH_LTI_PRIVATE_KEY`` (a PEM private key; production), else a key generated
 once and persisted (mode 0600) at ``./var/lti_tool_key.pem`` so it survives restarts in
-development. The key id is the RFC 7638 thumbprint, so it changes only when the key does.
+development. Several processes starting at once on a fresh checkout agree on one key: each
+writes its candidate whole to a file of its own and links it into place, which fails if
+another got there first, and then reads that one; the file is never seen half-written.
+The key id is the RFC 7638 thumbprint, so it changes only when the key does.
 The launch flow does not sign anything yet; the key set is what a platform expects to find
 for later services (deep-linking responses, grade passback).
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,17 +63,40 @@ def load_tool_keys(
             raise ConfigError(f"{ENV_VAR} is not a PEM RSA private key") from exc
     path = path or DEFAULT_KEY_PATH
     if path.is_file():
-        try:
-            return ToolKeys(RSAKey.import_key(path.read_bytes()))
-        except Exception as exc:
-            raise ConfigError(f"{path} is not a PEM RSA private key") from exc
+        return _read(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = _generate_pem()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+    if not _link_new(path, data):
+        return _read(path)  # another process's key got there first: everyone uses that one
     log.warning("generated a development LTI tool key at %s; set %s in production", path, ENV_VAR)
     return ToolKeys(RSAKey.import_key(data))
+
+
+def _link_new(path: Path, data: bytes) -> bool:
+    """Put ``data`` at ``path`` whole (mode 0600) unless something is there already.
+
+    Written to a temporary file beside it and hard-linked into place, so a reader sees either
+    no file or the complete one; False when another process's file was there first."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+def _read(path: Path) -> ToolKeys:
+    try:
+        return ToolKeys(RSAKey.import_key(path.read_bytes()))
+    except Exception as exc:
+        raise ConfigError(f"{path} is not a PEM RSA private key") from exc
 
 
 def public_pem(keys: ToolKeys) -> str:
