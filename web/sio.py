@@ -142,6 +142,43 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         await super()._handle_event(eio_sid, namespace, id, data)
 
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        """An event whose JSON does not decode (a lone surrogate, which a browser sends for
+        a text cut in the middle of an emoji; ``NaN``) is answered ``invalid_payload`` when
+        it asks for an ack, instead of being dropped unanswered; nothing was changed."""
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except ValueError as exc:
+            header = event_header(data)
+            if header is None:
+                raise
+            namespace, id = header
+            log.info("undecodable event on %s: %s", namespace, exc)
+            if id is not None:
+                refusal = _error("invalid_payload", "the event's data is not valid JSON")
+                await self._send_packet(
+                    eio_sid,
+                    self.packet_class(
+                        socketio.packet.ACK, namespace=namespace, id=id, data=[refusal]
+                    ),
+                )
+
+
+def event_header(data: str | bytes) -> tuple[str, int | None] | None:
+    """The namespace and ack id of a socket.io EVENT packet (``2/ns,12[...]``), read without
+    its JSON; None for any other packet."""
+    if not isinstance(data, str) or not data.startswith("2"):
+        return None
+    rest, namespace = data[1:], "/"
+    if rest.startswith("/"):
+        namespace, comma, rest = rest.partition(",")
+        if not comma:
+            return None
+    digits = len(rest) - len(rest.lstrip("0123456789"))
+    if digits > 15:
+        return None
+    return namespace, int(rest[:digits]) if digits else None
+
 
 def create_server(settings: Settings) -> socketio.AsyncServer:
     """The socket.io server; with Redis, its emits reach other processes through

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import socketio
+from socketio.packet import Packet
 
 from broker import tokens
 from tests.broker.conftest import fetch_all
@@ -216,3 +219,35 @@ async def test_malformed_engine_io_frames_are_one_log_line_not_a_traceback(
     reports = [r for r in caplog.records if "malformed engine.io frame" in r.getMessage()]
     assert len(reports) == 1 and not any(r.exc_info for r in caplog.records)
     assert (await kid.call("help:request", {"subject": "math", "language": "en"}))["ok"]
+
+
+class BrowserJsonPacket(Packet):  # type: ignore[misc]
+    """Encodes as a browser's ``JSON.stringify`` may: a lone surrogate as an escape."""
+
+    json = json
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"subject": "math", "language": "en", "topic": "cut emoji \ud83d"},
+        {"subject": "math", "language": "en", "grade": float("nan")},
+    ],
+)
+async def test_an_event_whose_json_does_not_decode_is_answered(
+    server: Server, clients: list, payload: dict[str, object]
+) -> None:
+    sio = socketio.AsyncClient(reconnection=False, serializer=BrowserJsonPacket)
+    token = tokens.issue(SECRET, student("s-json", "elem", 3))
+    await sio.connect(server.url, namespaces=["/student"], auth={"token": token},
+                      transports=["websocket"])
+    try:
+        ack = await sio.call("help:request", payload, namespace="/student", timeout=10)
+        assert ack["ok"] is False and ack["error"]["code"] == "invalid_payload", ack
+        rows = await fetch_all(server.settings.database_url, "select status from help_requests")
+        assert rows == []
+        ok = await sio.call("help:request", {"subject": "math", "language": "en"},
+                            namespace="/student", timeout=10)
+        assert ok["ok"], ok
+    finally:
+        await sio.disconnect()
