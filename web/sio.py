@@ -131,14 +131,8 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
     ) -> None:
         if data and isinstance(data[0], str) and data[0] in RESERVED_EVENTS:
             log.info("refused a client event named %r on %s", data[0], namespace or "/")
-            if id is not None:
-                refusal = _error("invalid_payload", f"{data[0]!r} is a reserved event name")
-                await self._send_packet(
-                    eio_sid,
-                    self.packet_class(
-                        socketio.packet.ACK, namespace=namespace or "/", id=id, data=[refusal]
-                    ),
-                )
+            reason = f"{data[0]!r} is a reserved event name"
+            await self._refuse(eio_sid, namespace or "/", id, reason)
             return
         await super()._handle_event(eio_sid, namespace, id, data)
 
@@ -154,14 +148,17 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
                 raise
             namespace, id = header
             log.info("undecodable event on %s: %s", namespace, exc)
-            if id is not None:
-                refusal = _error("invalid_payload", "the event's data is not valid JSON")
-                await self._send_packet(
-                    eio_sid,
-                    self.packet_class(
-                        socketio.packet.ACK, namespace=namespace, id=id, data=[refusal]
-                    ),
-                )
+            await self._refuse(eio_sid, namespace, id, "the event's data is not valid JSON")
+
+    async def _refuse(self, eio_sid: str, namespace: str, id: int | None, message: str) -> None:
+        """Answer an event refused before any handler ran with ``invalid_payload``, if it
+        asked for an ack."""
+        if id is not None:
+            refusal = _error("invalid_payload", message)
+            await self._send_packet(
+                eio_sid,
+                self.packet_class(socketio.packet.ACK, namespace=namespace, id=id, data=[refusal]),
+            )
 
 
 def event_header(data: str | bytes) -> tuple[str, int | None] | None:
