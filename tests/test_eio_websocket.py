@@ -16,7 +16,7 @@ import socketio
 from aiohttp import web
 
 from web.eio_websocket import IdleWatch, LeanEngineServer
-from web.sio import GuardedServer
+from web.sio_guard import GuardedServer
 
 
 class Handle:

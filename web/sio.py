@@ -51,7 +51,8 @@ from broker.service import Broker
 from broker.settings import Settings
 from web import board_events, jsonlib
 from web import payloads as p
-from web.eio_websocket import LeanEngineServer
+from web.sio_guard import GuardedServer
+from web.sio_guard import error_ack as _error
 from web.sio_manager import FanoutManager
 from web.sio_rooms import index_rooms
 
@@ -68,7 +69,6 @@ NAMESPACE_ROLES = {
 Handler = Callable[[Identity, dict[str, Any], str], Awaitable[dict[str, Any] | None]]
 
 
-RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "message"})
 RESYNC_BATCH = 500
 RESYNC_PAUSE_S = 0.1
 
@@ -115,66 +115,6 @@ class SioNotifier:
                 event, student_data, to=[f"bs:{s}" for s in students], namespace="/student",
                 ignore_queue=local,
             )
-
-
-class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
-    """python-socketio's server, refusing client events named like its reserved events:
-    upstream would run the ``connect`` or ``disconnect`` handler for them. Its engine.io
-    server is :class:`~web.eio_websocket.LeanEngineServer` (one idle timer per websocket,
-    not two per frame)."""
-
-    def _engineio_server_class(self) -> type[LeanEngineServer]:
-        return LeanEngineServer
-
-    async def _handle_event(
-        self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]
-    ) -> None:
-        if data and isinstance(data[0], str) and data[0] in RESERVED_EVENTS:
-            log.info("refused a client event named %r on %s", data[0], namespace or "/")
-            reason = f"{data[0]!r} is a reserved event name"
-            await self._refuse(eio_sid, namespace or "/", id, reason)
-            return
-        await super()._handle_event(eio_sid, namespace, id, data)
-
-    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
-        """An event whose JSON does not decode (a lone surrogate, which a browser sends for
-        a text cut in the middle of an emoji; ``NaN``) is answered ``invalid_payload`` when
-        it asks for an ack, instead of being dropped unanswered; nothing was changed."""
-        try:
-            await super()._handle_eio_message(eio_sid, data)
-        except ValueError as exc:
-            header = event_header(data)
-            if header is None:
-                raise
-            namespace, id = header
-            log.info("undecodable event on %s: %s", namespace, exc)
-            await self._refuse(eio_sid, namespace, id, "the event's data is not valid JSON")
-
-    async def _refuse(self, eio_sid: str, namespace: str, id: int | None, message: str) -> None:
-        """Answer an event refused before any handler ran with ``invalid_payload``, if it
-        asked for an ack."""
-        if id is not None:
-            refusal = _error("invalid_payload", message)
-            await self._send_packet(
-                eio_sid,
-                self.packet_class(socketio.packet.ACK, namespace=namespace, id=id, data=[refusal]),
-            )
-
-
-def event_header(data: str | bytes) -> tuple[str, int | None] | None:
-    """The namespace and ack id of a socket.io EVENT packet (``2/ns,12[...]``), read without
-    its JSON; None for any other packet."""
-    if not isinstance(data, str) or not data.startswith("2"):
-        return None
-    rest, namespace = data[1:], "/"
-    if rest.startswith("/"):
-        namespace, comma, rest = rest.partition(",")
-        if not comma:
-            return None
-    digits = len(rest) - len(rest.lstrip("0123456789"))
-    if digits > 15:
-        return None
-    return namespace, int(rest[:digits]) if digits else None
 
 
 def create_server(settings: Settings) -> socketio.AsyncServer:
@@ -224,6 +164,7 @@ class SocketGateway:
         for namespace in NAMESPACE_ROLES:
             sio.on("connect", self._connect_handler(namespace), namespace=namespace)
             sio.on("disconnect", self._disconnect_handler(namespace), namespace=namespace)
+            sio.on("*", self._unknown_handler(namespace), namespace=namespace)
         self._register("/student", "help:request", self.help_request)
         self._register("/student", "help:cancel", self.help_cancel)
         self._register("/student", "help:leave", self.help_leave)
@@ -341,6 +282,17 @@ class SocketGateway:
             return {"ok": True, **(result or {})}
 
         self.sio.on(event, on_event, namespace=namespace)
+
+    def _unknown_handler(self, namespace: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+        """Answers an event this namespace does not have (a typo, or a client newer than the
+        process during a rolling deploy) ``unknown_event``, instead of no ack at all."""
+
+        async def unknown(event: str, sid: str, *_: Any) -> dict[str, Any]:
+            log.info("%s: unknown event %.64r from %s", namespace, event, sid)
+            metrics.count_ack(namespace, "*", "unknown_event")
+            return _error("unknown_event", f"{event[:64]!r} is not an event of {namespace}")
+
+        return unknown
 
     def _connect_handler(
         self, namespace: str
@@ -595,10 +547,6 @@ def _staff_vendor(identity: Identity) -> str | None:
     """The vendor a vendor manager is limited to ("" matches no queue); None: every vendor."""
     scope = identity.require_scope()
     return scope.vendor if scope.kind == "vendor" else None
-
-
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message}}
 
 
 def engineio_frame_guard(log_every_s: float = 10.0) -> Middleware:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from typing import Any
 
 import pytest
 import socketio
@@ -251,3 +254,72 @@ async def test_an_event_whose_json_does_not_decode_is_answered(
         assert ok["ok"], ok
     finally:
         await sio.disconnect()
+
+
+# Raw socket.io packets a client library would never send; ``{id}`` is the packet's ack id.
+# Each is answered with its code, or (None) dropped; either way the connection keeps working.
+MALFORMED_PACKETS = [
+    ('42/student,{id}["nope:nope",{{}}]', "unknown_event"),
+    ('42/student,{id}[5,{{}}]', "invalid_payload"),
+    ('42/student,{id}[]', "invalid_payload"),
+    ('42/student,{id}{{"a":1}}', "invalid_payload"),
+    ('42/student,{id}"help:request"', "invalid_payload"),
+    ('42/student,{id}[["help:request"],{{}}]', "invalid_payload"),
+    ('42/student,{id}["help:request",{{"subject":"math","language":NaN}}]', "invalid_payload"),
+    ('451-/student,{id}["help:request",{{"_placeholder":true,"num":0}}]', "invalid_payload"),
+    ('46/student,{id}["help:request"]', None),  # a binary ack with no attachments
+    ('47/student,{id}["x"]', None),  # no such packet type
+    ('44/student,{id}{{"message":"x"}}', None),  # CONNECT_ERROR is the server's to send
+    ('42/nowhere,{id}["help:request",{{}}]', "unauthenticated"),  # a namespace not joined
+]
+
+
+async def _acks_until(ws: Any, marker: int) -> dict[int, Any]:
+    """Every ack received, by id, up to and with the one of ``marker``."""
+    import aiohttp
+
+    acks: dict[int, Any] = {}
+    while marker not in acks:
+        msg = await asyncio.wait_for(ws.receive(), 10)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        if msg.data == "2":
+            await ws.send_str("3")
+            continue
+        head, bracket, body = msg.data.partition("[")
+        if head.startswith("43"):
+            acks[int(head.rpartition(",")[2])] = json.loads(bracket + body)[0]
+    return acks
+
+
+async def test_malformed_socket_io_packets_are_answered_or_dropped_not_wedged(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    import aiohttp
+
+    caplog.set_level(logging.INFO)
+    token = tokens.issue(SECRET, student("s-packets", "elem", 3))
+    state = '42/student,{id}["session:state",{{}}]'
+    async with aiohttp.ClientSession() as http:
+        url = server.url + "/socket.io/?EIO=4&transport=websocket"
+        async with http.ws_connect(url) as ws:
+            await ws.receive_str()  # engine.io's open
+            await ws.send_str("40/student," + json.dumps({"token": token}))
+            for n, (frame, code) in enumerate(MALFORMED_PACKETS):
+                sent, marker = 100 + n, 500 + n
+                await ws.send_str("4" + frame.format(id=sent)[1:])
+                await ws.send_str("4" + state.format(id=marker)[1:])  # is it still working?
+                acks = await _acks_until(ws, marker)
+                assert acks[marker]["ok"], (frame, acks)
+                if code is None:
+                    assert sent not in acks, (frame, acks)
+                else:
+                    assert acks[sent]["error"]["code"] == code, (frame, acks)
+            # an event after leaving the namespace is answered too
+            await ws.send_str("41/student,")
+            await ws.send_str("4" + state.format(id=900)[1:])
+            left = await _acks_until(ws, 900)
+            assert left[900]["error"]["code"] == "unauthenticated", left
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    # the three dropped packets: one line, as they came within the report interval
+    reports = [r for r in caplog.records if "malformed socket.io packet" in r.getMessage()]
+    assert len(reports) == 1, [r.getMessage() for r in reports]

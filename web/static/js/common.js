@@ -76,6 +76,7 @@ export function errorText(error) {
     case "rate_limited": return t("You are sending messages too fast. Wait a moment.");
     case "unauthenticated": return t("Your sign-in has expired. Please sign in again.");
     case "timeout": return t("The server did not answer. Check your connection and try again.");
+    case "unknown_event": return t("This page is out of date. Please reload it.");
     default: return t("Something went wrong. Please try again.");
   }
 }
