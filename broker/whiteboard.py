@@ -235,7 +235,7 @@ def stroke(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(part, bool) or not isinstance(part, int) or not 0 <= part <= 100_000:
         raise InvalidPayload("'part' must be an integer from 0 to 100000", field="part")
     tool = data.get("tool")
-    if tool not in TOOLS:
+    if not isinstance(tool, str) or tool not in TOOLS:  # a list or object is unhashable
         raise InvalidPayload(f"'tool' must be one of {sorted(TOOLS)}", field="tool")
     colour = data.get("colour", DEFAULT_COLOUR)
     if not isinstance(colour, str) or not COLOUR_PATTERN.fullmatch(colour):
