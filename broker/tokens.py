@@ -57,13 +57,25 @@ class BadSeal(ValueError):
     """A sealed token that is malformed, over the size limit or not signed by us."""
 
 
+def same_secret(given: object, expected: str) -> bool:
+    """Whether ``given`` is ``expected`` (a token's signature, a configured secret), compared
+    in constant time. Anything but an ASCII string is simply False, never an exception:
+    :func:`hmac.compare_digest` refuses a non-ASCII ``str``, and a header's or cookie's
+    undecodable bytes reach the app as lone surrogates, which cannot be encoded."""
+    return (
+        isinstance(given, str) and given.isascii()
+        and hmac.compare_digest(given.encode(), expected.encode("utf-8", "surrogateescape"))
+    )
+
+
 def unseal(secret: str, token: object, limit: int = 8192) -> Any:
     """The JSON payload of a token made by :func:`seal` with ``secret`` (signature checked
     in constant time); :class:`BadSeal` otherwise. Expiry is the caller's to check."""
-    if not isinstance(token, str) or token.count(".") != 1 or len(token) > limit:
+    if (not isinstance(token, str) or not token.isascii() or token.count(".") != 1
+            or len(token) > limit):  # the tokens made here are ASCII (base64url)
         raise BadSeal("missing or malformed token")
     body, mac = token.split(".")
-    if not hmac.compare_digest(mac, _mac(secret, body)):
+    if not same_secret(mac, _mac(secret, body)):
         raise BadSeal("bad token signature")
     try:
         return orjson.loads(_unb64(body))

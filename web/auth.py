@@ -46,6 +46,7 @@ from broker.identity import Identity
 from broker.settings import Settings
 from broker.sign_in import SignIn
 from broker.throttle import Throttles
+from web import jsonlib
 from web.keys import ACCOUNTS, BROKER, IDENTITY, SETTINGS, SIGN_IN
 from web.negotiation import page_locale
 from web.problems import problem
@@ -179,10 +180,7 @@ async def api_login(request: web.Request) -> web.StreamResponse:
     _same_origin(request)
     if request.content_type != "application/json":
         raise InvalidPayload("send JSON")
-    try:
-        data = await request.json()
-    except ValueError as exc:
-        raise InvalidPayload("body must be JSON") from exc
+    data = await jsonlib.request_json(request)
     username = data.get("username") if isinstance(data, dict) else None
     password = data.get("password") if isinstance(data, dict) else None
     if not isinstance(username, str) or not isinstance(password, str):

@@ -150,10 +150,7 @@ async def get_advice(request: web.Request) -> web.StreamResponse:
 
 async def post_what_if(request: web.Request) -> web.StreamResponse:
     who = await request.app[SOURCES].caller(request)
-    try:
-        body = await request.json(loads=jsonlib.loads)
-    except ValueError as exc:
-        raise InvalidPayload("the body must be JSON") from exc
+    body = await jsonlib.request_json(request)
     if not isinstance(body, dict):
         raise InvalidPayload("the body must be a JSON object")
     _known(body, PARAMS | {"changes"})

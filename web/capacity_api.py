@@ -134,10 +134,7 @@ async def put_plan(request: web.Request) -> web.StreamResponse:
     vendor, language = request.match_info["vendor"], request.match_info["language"]
     shifts.readable_vendor(who, vendor)  # 403 before reading a body that is not theirs
     queue = shifts.queue_of(catalog, vendor, language)
-    try:
-        body = await request.json(loads=jsonlib.loads)
-    except ValueError as exc:
-        raise InvalidPayload("the body must be JSON") from exc
+    body = await jsonlib.request_json(request)
     plan = shifts.parse_plan(body, catalog.timezone)
     await shifts.replace_plans(engine, who, catalog, {queue: plan},
                                f"PUT {request.path}"[:200], request.app[CLOCK_KEY]())

@@ -22,6 +22,7 @@ from broker.identity import (
     tutor_identity,
 )
 from broker.pseudonym import pseudonym
+from web import jsonlib
 from web import payloads as p
 from web.keys import ENGINE, SETTINGS
 
@@ -32,10 +33,7 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 async def demo_token(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    try:
-        data = p.obj(await request.json())
-    except ValueError as exc:
-        raise InvalidPayload("body must be JSON") from exc
+    data = p.obj(await jsonlib.request_json(request))
     role = p.text(data, "role", max_len=16)
     identity: Identity
     if role == "student":

@@ -16,13 +16,13 @@ place it is read.
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import Mapping
 
 from aiohttp import web
 
 from broker.metrics import CONTENT_TYPE, LiveFigures, render
+from broker.tokens import same_secret
 from web.keys import BROKER
 from web.problems import problem
 
@@ -40,9 +40,7 @@ def _allowed(request: web.Request, token: str | None) -> bool:
     if token is None:
         return True
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    )
+    return scheme.lower() == "bearer" and same_secret(given.strip(), token)
 
 
 def setup_metrics(app: web.Application, token: str | None = None) -> None:

@@ -29,6 +29,7 @@ import re
 from aiohttp import web
 
 from broker.errors import InvalidPayload
+from web import jsonlib
 from web.auth import staff_caller
 from web.keys import BROKER
 from web.media_api import IMAGE_HEADERS
@@ -73,10 +74,7 @@ async def get_flag_image(request: web.Request) -> web.StreamResponse:
 async def act_on_flag(request: web.Request) -> web.StreamResponse:
     staff = await staff_caller(request)
     flag_id = _id(request)
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise InvalidPayload("the body must be JSON") from exc
+    body = await jsonlib.request_json(request)
     action = body.get("action") if isinstance(body, dict) else None
     if not isinstance(action, str):
         raise InvalidPayload("action is required", field="action")

@@ -99,11 +99,7 @@ async def _who(request: web.Request) -> Identity:
 
 
 async def _body(request: web.Request) -> Mapping[str, Any]:
-    try:
-        data = await request.json(loads=jsonlib.loads)
-    except ValueError as exc:
-        raise InvalidPayload("the body must be JSON") from exc
-    return inputs.body(data)
+    return inputs.body(await jsonlib.request_json(request))
 
 
 _json = no_store_json

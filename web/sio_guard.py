@@ -8,6 +8,9 @@ What python-socketio itself does with each, and what :class:`GuardedServer` does
   ``JSON.stringify`` writes for a text cut in the middle of an emoji; ``NaN``): upstream
   raises and the event is dropped unanswered. Here an EVENT that asked for an ack is
   answered ``invalid_payload`` (its namespace and ack id come before the JSON).
+* **A CONNECT whose auth does not decode** (a token with a lone surrogate): upstream
+  raises and never answers, so the page waits for its connect timeout. Here it gets the
+  documented ``connect_error``, ``{code: "unauthenticated", message}``.
 * **An event that is not ``[name, ...args]``** with a string ``name`` (``[]``, an object,
   a list as the name): upstream raises ``IndexError``/``KeyError`` or, for an unhashable
   name, ``TypeError`` in a task nobody awaits. Here: ``invalid_payload``.
@@ -72,6 +75,17 @@ def event_header(data: str | bytes) -> tuple[str, int | None] | None:
     return namespace, int(rest[:digits]) if digits else None
 
 
+def connect_namespace(data: str | bytes) -> str | None:
+    """The namespace of a socket.io CONNECT packet (``0/ns,{...}``, ``0{...}``), read
+    without its JSON; None for any other packet."""
+    if not isinstance(data, str) or not data.startswith("0"):
+        return None
+    if not data.startswith("0/"):
+        return "/"
+    namespace, comma, _ = data[1:].partition(",")
+    return namespace if comma else None
+
+
 class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server with every malformed packet answered or dropped (module
     docstring). Its engine.io server is :class:`~web.eio_websocket.LeanEngineServer` (one
@@ -94,6 +108,13 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         try:
             pkt = self.packet_class(encoded_packet=data)
         except (ValueError, TypeError) as exc:
+            if (namespace := connect_namespace(data)) is not None:
+                log.info("refused a connect to %s whose auth does not decode", namespace)
+                refusal = {"message": "malformed token", "data": error_ack(
+                    "unauthenticated", "malformed token")["error"]}
+                await self._send_packet(eio_sid, self.packet_class(
+                    packet.CONNECT_ERROR, data=refusal, namespace=namespace))
+                return
             header = event_header(data)
             if header is None:
                 self._report(f"a packet that does not decode: {exc}")

@@ -171,8 +171,19 @@ async def test_a_client_disconnect_event_leaves_the_connection_working(
     assert ok["ok"], ok  # still connected and still known to the server
 
 
-async def test_connect_error_carries_the_code_and_message_as_its_data(server: Server) -> None:
-    client = socketio.AsyncClient(reconnection=False)
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage",
+        "é.é",  # not ASCII: hmac.compare_digest raised TypeError, and no answer came
+        "\ud800.x",  # a lone surrogate: the CONNECT's JSON did not decode, no answer came
+    ],
+)
+async def test_connect_error_carries_the_code_and_message_as_its_data(
+    server: Server, token: str
+) -> None:
+    # stdlib json, as a browser encodes: orjson would refuse the lone surrogate client-side
+    client = socketio.AsyncClient(reconnection=False, serializer=BrowserJsonPacket)
     errors: list[object] = []
 
     @client.on("connect_error", namespace="/student")  # type: ignore[untyped-decorator]
@@ -183,7 +194,7 @@ async def test_connect_error_carries_the_code_and_message_as_its_data(server: Se
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect(
                 server.url, namespaces=["/student"], transports=["websocket"],
-                auth={"token": "garbage"}, wait_timeout=5,
+                auth={"token": token}, wait_timeout=5,
             )
     finally:
         await client.disconnect()
@@ -191,6 +202,38 @@ async def test_connect_error_carries_the_code_and_message_as_its_data(server: Se
     assert errors and isinstance(errors[0], dict), errors
     assert isinstance(errors[0]["message"], str)
     assert errors[0]["data"]["code"] == "unauthenticated" and errors[0]["data"]["message"]
+
+
+# Credentials no browser would send, byte for byte: each is refused, never a 500.
+RAW_CREDENTIALS = [
+    (b"GET /api/me", b"Cookie: hh_session=\xc3\xa9.\xc3\xa9", b"", 401),  # not ASCII
+    (b"GET /api/me", b"Cookie: hh_session=\xff\xfe.ab", b"", 401),  # not UTF-8
+    (b"GET /api/stats/summary", b"Authorization: Bearer \xc3\xa9.\xc3\xa9", b"", 401),
+    (b"GET /api/stats/summary", b"Authorization: Bearer \xff.\xfe", b"", 401),
+    (b"GET /metrics", b"Authorization: Bearer \xff\xfe", b"", 401),
+    (b"POST /api/login", b"Content-Type: application/json",
+     b'{"username": "\\ud800", "password": "\\ud800xxxxxxxx"}', 400),  # a lone surrogate
+]
+
+
+async def test_undecodable_credentials_are_refused_not_a_500(
+    start_server: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HH_METRICS_TOKEN", "metrics-secret")
+    server = await start_server()
+    port = int(server.url.rsplit(":", 1)[1])
+    for line, header, body, status in RAW_CREDENTIALS:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            line + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header
+            + b"\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n" + body
+        )
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert answer.split(b"\r\n", 1)[0].split(b" ")[1] == str(status).encode(), (
+            line, header, answer[:300])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
 async def test_an_over_long_static_name_is_a_404(server: Server) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from broker.tokens import same_secret
 from web.lti.errors import BadState
 
 STATE_TTL_S = 600
@@ -80,10 +81,11 @@ class StateCodec:
 
     def decode(self, state: object, now: float | None = None) -> LoginState:
         """The login behind a state value; :class:`BadState` if forged, garbled or too old."""
-        if not isinstance(state, str) or not state or len(state) > 8 * MAX_STATE_FIELD:
+        if (not isinstance(state, str) or not state or not state.isascii()
+                or len(state) > 8 * MAX_STATE_FIELD):  # the states made here are ASCII
             raise BadState("missing state")
         body, _, mac = state.partition(".")
-        if not hmac.compare_digest(mac.encode(), self._mac("state", body).encode()):
+        if not same_secret(mac, self._mac("state", body)):
             raise BadState("state signature does not match")
         try:
             login = LoginState(**orjson.loads(_unb64(body)))
@@ -117,9 +119,7 @@ class StateCodec:
 
     def cookie_matches(self, request: web.Request, state: str) -> bool:
         presented = request.cookies.get(self.cookie_name(state), "")
-        return bool(presented) and hmac.compare_digest(
-            presented.encode(), self.cookie_value(state).encode()
-        )
+        return bool(presented) and same_secret(presented, self.cookie_value(state))
 
     # -- platform-storage binding ----------------------------------------------------------
     @staticmethod
@@ -130,6 +130,4 @@ class StateCodec:
         return self._mac("storage", state)
 
     def storage_matches(self, state: str, presented: object) -> bool:
-        return isinstance(presented, str) and bool(presented) and hmac.compare_digest(
-            presented.encode(), self.storage_value(state).encode()
-        )
+        return bool(presented) and same_secret(presented, self.storage_value(state))
