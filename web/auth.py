@@ -47,6 +47,7 @@ from broker.settings import Settings
 from broker.sign_in import SignIn
 from broker.throttle import Throttles
 from web import jsonlib
+from web.forms import read_form
 from web.keys import ACCOUNTS, BROKER, IDENTITY, SETTINGS, SIGN_IN
 from web.negotiation import page_locale
 from web.problems import problem
@@ -225,7 +226,7 @@ FORM_THROTTLED = N_("Too many sign-in attempts. Please wait a few minutes and tr
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     _same_origin(request)
-    form = await request.post()
+    form = await read_form(request)
     username, password = form.get("username"), form.get("password")
     next_url = _safe_next(form.get("next"))
     if not isinstance(username, str) or not isinstance(password, str) or not username:

@@ -35,6 +35,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from broker.settings import Settings
+from web.forms import read_form
 from web.lti.launch import CLAIM, LIS
 from web.lti.registry import PlatformRegistration
 from web.lti.routes import LAUNCH_PATH, LOGIN_PATH, LTI_TOOL, render
@@ -310,7 +311,8 @@ class DemoPlatform:
         """The OIDC authorization endpoint: check the request, auto-post the id_token."""
         params: dict[str, str] = dict(request.query)
         if request.method == "POST":
-            params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+            form = await read_form(request)
+            params.update({k: v for k, v in form.items() if isinstance(v, str)})
         problems = []
         if params.get("client_id") != DEMO_CLIENT_ID:
             problems.append("unknown client_id")

@@ -204,8 +204,9 @@ async def test_connect_error_carries_the_code_and_message_as_its_data(
     assert errors[0]["data"]["code"] == "unauthenticated" and errors[0]["data"]["message"]
 
 
-# Credentials no browser would send, byte for byte: each is refused, never a 500.
-RAW_CREDENTIALS = [
+# Requests no browser would send, byte for byte: each is refused, never a 500.
+MULTIPART = b"Content-Type: multipart/form-data; boundary=x"
+RAW_REQUESTS = [
     (b"GET /api/me", b"Cookie: hh_session=\xc3\xa9.\xc3\xa9", b"", 401),  # not ASCII
     (b"GET /api/me", b"Cookie: hh_session=\xff\xfe.ab", b"", 401),  # not UTF-8
     (b"GET /api/stats/summary", b"Authorization: Bearer \xc3\xa9.\xc3\xa9", b"", 401),
@@ -213,16 +214,20 @@ RAW_CREDENTIALS = [
     (b"GET /metrics", b"Authorization: Bearer \xff\xfe", b"", 401),
     (b"POST /api/login", b"Content-Type: application/json",
      b'{"username": "\\ud800", "password": "\\ud800xxxxxxxx"}', 400),  # a lone surrogate
+    # a multipart body without its boundary: aiohttp's form reader raised ValueError
+    (b"POST /login", MULTIPART, b"username=a&password=b", 400),
+    (b"POST /lti/login", MULTIPART, b"iss=x", 400),
+    (b"POST /lti/launch", MULTIPART, b"id_token=x&state=y", 400),
 ]
 
 
-async def test_undecodable_credentials_are_refused_not_a_500(
+async def test_raw_requests_no_browser_sends_are_refused_not_a_500(
     start_server: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("HH_METRICS_TOKEN", "metrics-secret")
     server = await start_server()
     port = int(server.url.rsplit(":", 1)[1])
-    for line, header, body, status in RAW_CREDENTIALS:
+    for line, header, body, status in RAW_REQUESTS:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             line + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from broker.settings import Settings
+from web.forms import read_form
 from web.lti import errors as E
 from web.lti.launch import CLAIM, LaunchData, launch_from_claims
 from web.lti.nonces import NonceStore
@@ -94,7 +95,7 @@ def refuse(
 async def _params(request: web.Request) -> dict[str, str]:
     params = {k: v for k, v in request.query.items()}
     if request.method == "POST":
-        form = await request.post()
+        form = await read_form(request)
         params.update({k: v for k, v in form.items() if isinstance(v, str)})
     return params
 
@@ -201,7 +202,7 @@ async def launch(request: web.Request) -> web.StreamResponse:
     """The OIDC redirect target: validate the id_token, then hand :class:`LaunchData` to
     ``on_launch``. Nothing is created unless every check passed."""
     tool = request.app[LTI_TOOL]
-    form: Mapping[str, Any] = await request.post()
+    form: Mapping[str, Any] = await read_form(request)
     token, state = form.get("id_token"), form.get("state")
     locale = launch_locale(token)
     new_tab: str | None = None
