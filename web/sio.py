@@ -3,9 +3,10 @@
 Every handler answers ``{"ok": true, ...}`` or ``{"ok": false, "error": {"code",
 "message"}}``; a bad payload or an unexpected exception is logged and answered, never
 propagated, so one bad event cannot break the connection or the process. An event sent
-with extra arguments is answered (the extras are ignored); a client event named like one
-of socket.io's reserved events (``connect``, ``disconnect``...) is answered
-``invalid_payload`` and changes nothing.
+with extra arguments is answered (the extras are ignored); an event name the namespace
+does not have is answered ``unknown_event``. Packets refused before any handler runs
+(reserved event names, JSON that does not decode, malformed or binary events) are
+:class:`~web.sio_guard.GuardedServer`'s to answer.
 
 **One connection's events are handled one at a time, in the order they arrived**, so a
 burst of messages from one sender is numbered, stored and relayed in the order it was
