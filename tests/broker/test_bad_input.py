@@ -345,6 +345,13 @@ async def test_malformed_socket_io_packets_are_answered_or_dropped_not_wedged(
     import aiohttp
 
     caplog.set_level(logging.INFO)
+    from broker.log_pace import LogPace
+    from web.keys import GATEWAY
+    from web.sio_guard import LOG_EVERY_S
+
+    assert server.test_server is not None
+    # a stopped clock: every report after the first falls within the interval
+    server.test_server.app[GATEWAY].sio._malformed = LogPace(LOG_EVERY_S, clock=lambda: 0.0)
     token = tokens.issue(SECRET, student("s-packets", "elem", 3))
     state = '42/student,{id}["session:state",{{}}]'
     async with aiohttp.ClientSession() as http:
