@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import io
+import json
 import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
 from aiohttp.test_utils import TestServer
+from socketio.packet import Packet
 
 from broker import tokens
 from broker.settings import Settings
@@ -205,3 +207,22 @@ def tutor(
 
 def staff(scope: str = "district", scope_id: str | None = None) -> tokens.Identity:
     return tokens.Identity("staff", "staff-1", {"scope": scope, "scope_id": scope_id})
+
+
+class BrowserJsonPacket(Packet):  # type: ignore[misc]
+    """Encodes as a browser's ``JSON.stringify`` may (stdlib json: ``NaN``, lone surrogates),
+    where python-socketio's class-level ``Packet.json`` is the server's orjson in-process."""
+
+    json = json
+
+
+async def browser_client(
+    server: Server, namespace: str, identity: tokens.Identity
+) -> socketio.AsyncClient:
+    """A connected socket.io client that encodes as a browser does (``BrowserJsonPacket``)."""
+    sio = socketio.AsyncClient(reconnection=False, serializer=BrowserJsonPacket)
+    await sio.connect(
+        server.url, namespaces=[namespace], transports=["websocket"],
+        auth={"token": tokens.issue(SECRET, identity)},
+    )
+    return sio

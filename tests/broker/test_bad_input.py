@@ -9,11 +9,17 @@ from typing import Any
 
 import pytest
 import socketio
-from socketio.packet import Packet
 
 from broker import tokens
 from tests.broker.conftest import fetch_all
-from tests.broker.harness import SECRET, Server, student, tutor
+from tests.broker.harness import (
+    SECRET,
+    BrowserJsonPacket,
+    Server,
+    browser_client,
+    student,
+    tutor,
+)
 
 HUGE = "x" * 100_000
 
@@ -272,12 +278,6 @@ async def test_malformed_engine_io_frames_are_one_log_line_not_a_traceback(
     assert (await kid.call("help:request", {"subject": "math", "language": "en"}))["ok"]
 
 
-class BrowserJsonPacket(Packet):  # type: ignore[misc]
-    """Encodes as a browser's ``JSON.stringify`` may: a lone surrogate as an escape."""
-
-    json = json
-
-
 @pytest.mark.parametrize(
     "payload",
     [
@@ -288,10 +288,7 @@ class BrowserJsonPacket(Packet):  # type: ignore[misc]
 async def test_an_event_whose_json_does_not_decode_is_answered(
     server: Server, clients: list, payload: dict[str, object]
 ) -> None:
-    sio = socketio.AsyncClient(reconnection=False, serializer=BrowserJsonPacket)
-    token = tokens.issue(SECRET, student("s-json", "elem", 3))
-    await sio.connect(server.url, namespaces=["/student"], auth={"token": token},
-                      transports=["websocket"])
+    sio = await browser_client(server, "/student", student("s-json", "elem", 3))
     try:
         ack = await sio.call("help:request", payload, namespace="/student", timeout=10)
         assert ack["ok"] is False and ack["error"]["code"] == "invalid_payload", ack

@@ -10,17 +10,13 @@ encoded as a browser's ``JSON.stringify`` would (stdlib ``json``: lone surrogate
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from typing import Any
 
 import pytest
-import socketio
-from socketio.packet import Packet
 
-from broker import tokens
-from tests.broker.harness import SECRET, Server, staff, student, tutor
+from tests.broker.harness import Server, browser_client, staff, student, tutor
 
 ACK_TIMEOUT_S = 5.0
 ROUNDS = 40  # payloads per event per seed
@@ -62,12 +58,6 @@ NUMBERS: list[Any] = [
     0, 1, -1, 2, 3, 5, 7, 40, 256, 2**31, 2**63, -(2**63), 10**30, 0.5, -0.0, 1e308,
     float("nan"), float("inf"), float("-inf"),
 ]
-
-
-class BrowserJsonPacket(Packet):  # type: ignore[misc]
-    """Encodes as a browser's ``JSON.stringify`` may (stdlib json: ``NaN``, lone surrogates)."""
-
-    json = json
 
 
 def value(rng: random.Random, depth: int = 0) -> Any:
@@ -122,15 +112,6 @@ def payload(rng: random.Random, event: str, real: dict[str, Any]) -> Any:
         else:
             out[key] = value(rng)
     return out
-
-
-async def browser_client(server: Server, namespace: str, identity: tokens.Identity) -> Any:
-    sio = socketio.AsyncClient(reconnection=False, serializer=BrowserJsonPacket)
-    await sio.connect(
-        server.url, namespaces=[namespace], transports=["websocket"],
-        auth={"token": tokens.issue(SECRET, identity)},
-    )
-    return sio
 
 
 def check(event: str, sent: Any, ack: Any) -> None:
