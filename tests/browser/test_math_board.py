@@ -109,8 +109,11 @@ async def test_math_rendered_and_whiteboard_shared(live_broker: Broker, browser:
     await expect(mine.locator(".katex")).to_have_count(2)
     await expect(mine).to_contain_text("$5 and $10")
     # KaTeX's fonts come with it, on first use
+    # (a function, not a bare expression: Playwright polls an expression with eval, which
+    # the pages' Content-Security-Policy refuses whenever the first check is false)
     await tutor.wait_for_function(
-        "[...document.fonts].some(f => f.family.includes('KaTeX_Main') && f.status === 'loaded')",
+        "() => [...document.fonts].some("
+        "f => f.family.includes('KaTeX_Main') && f.status === 'loaded')",
         timeout=5000)
     # a typo shows its source, nothing breaks; \href is not trusted
     box = panel.get_by_label("Message to the student")
