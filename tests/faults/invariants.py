@@ -31,7 +31,7 @@ from broker.constants import PRIORITY_HEAD_START_S
 from broker.settings import Settings
 from tests.faults.cluster import Cluster
 from tests.faults.people import DOCUMENTED_CODES, Call, Person, Student, Tutor
-from tests.faults.workload import Churn, Population, Timeline
+from tests.faults.workload import Churn, Fault, Population, Timeline, churn_through
 
 SNAPSHOT_LIMIT = 50  # docs/protocol.md: the first 50 of each queue
 RECOVERY_SLACK_S = 1.0  # process scheduling on a loaded 2-core machine
@@ -681,3 +681,19 @@ async def check(
     kinds = ", ".join(f"{kind} {n}" for kind, n in cluster.exceptions().most_common(4))
     report.notes.append(f"tracebacks in the logs: {counts}" + (f" ({kinds})" if kinds else ""))
     return report
+
+
+async def churn_and_check(
+    cluster: Cluster,
+    people: Population,
+    timeline: Timeline,
+    fault: Fault,
+    before_s: float,
+    after_s: float = 0.5,
+    limit_s: float = 60.0,
+) -> Report:
+    """A scenario: churn ``before_s``, run ``fault``, churn ``after_s`` more, then
+    :func:`check` everything; all of it within ``limit_s`` (a hang fails the test)."""
+    async with asyncio.timeout(limit_s):
+        churn = await churn_through(people, timeline, fault, before_s=before_s, after_s=after_s)
+        return await check(cluster, people, timeline, churn)

@@ -3,13 +3,11 @@ the checks before the server (or the server is wrong even without faults)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.faults.conftest import Populate, StartCluster
-from tests.faults.invariants import check
-from tests.faults.workload import CHURN_ENV, Churn, Timeline, churn_through
+from tests.faults.invariants import churn_and_check
+from tests.faults.workload import CHURN_ENV, Churn, Timeline
 
 pytestmark = pytest.mark.faults
 
@@ -24,7 +22,7 @@ async def test_churn_without_a_fault_keeps_every_invariant(
     async def no_fault(churn: Churn) -> None:
         pass
 
-    async with asyncio.timeout(60):
-        churn = await churn_through(people, timeline, no_fault, before_s=1.0, after_s=1.5)
-        report = await check(cluster, people, timeline, churn)
+    report = await churn_and_check(
+        cluster, people, timeline, no_fault, before_s=1.0, after_s=1.5
+    )
     assert report.ok, report.table()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 import pytest
 
 from tests.faults.conftest import Populate, StartCluster
-from tests.faults.invariants import check
-from tests.faults.workload import CHURN_ENV, Churn, Timeline, churn_through
+from tests.faults.invariants import churn_and_check
+from tests.faults.workload import CHURN_ENV, Churn, Timeline
 
 pytestmark = pytest.mark.faults
 
@@ -34,9 +33,7 @@ async def test_postgres_stopped_during_churn(
     async def fault(churn: Churn) -> None:
         await cluster.pg.outage(OUTAGE_S + timing.uniform(0, 0.5), mode)
 
-    async with asyncio.timeout(60):
-        churn = await churn_through(
-            people, timeline, fault, before_s=timing.uniform(0.8, 1.2), after_s=0.5
-        )
-        report = await check(cluster, people, timeline, churn)
+    report = await churn_and_check(
+        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    )
     assert report.ok, report.table()

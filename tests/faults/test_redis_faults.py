@@ -9,7 +9,7 @@ import random
 import pytest
 
 from tests.faults.conftest import Populate, StartCluster
-from tests.faults.invariants import check
+from tests.faults.invariants import check, churn_and_check
 from tests.faults.workload import CHURN_ENV, Churn, Timeline, churn_through, pair_up
 
 pytestmark = pytest.mark.faults
@@ -38,11 +38,9 @@ async def test_redis_loses_its_data_during_churn(
         else:
             await cluster.redis.restart_empty(down_s)
 
-    async with asyncio.timeout(60):
-        churn = await churn_through(
-            people, timeline, fault, before_s=timing.uniform(0.8, 1.2), after_s=0.5
-        )
-        report = await check(cluster, people, timeline, churn)
+    report = await churn_and_check(
+        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    )
     assert report.ok, report.table()
 
 
