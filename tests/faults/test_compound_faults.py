@@ -1,0 +1,86 @@
+"""Two faults at once, during churn and chat: what a lost host or a bad night looks like.
+
+The other files take one fault at a time. Here:
+
+* **a host lost**: one ``serve`` process killed -9 and Redis restarted empty at the same
+  moment (they shared a machine that went away), the process started again a moment
+  later. Everything in Redis is gone while half the clients are moving to the survivor.
+* **PostgreSQL crashes while a process dies**: PostgreSQL stopped ``immediate`` (a crash)
+  for two seconds, and one ``serve`` process killed -9 while it is down, started again
+  once PostgreSQL is back. The survivor answers its calls with documented errors
+  meanwhile, and the dead process's clients arrive on it during the outage.
+
+Afterwards the same invariants as every other fault must hold (``invariants.py``):
+nothing queued invisible, nobody blocked, no session open in one place and closed in
+another, no acknowledged message lost or shown twice, capacity equal to open sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from tests.faults.conftest import Populate, StartCluster
+from tests.faults.invariants import churn_and_check
+from tests.faults.workload import CHURN_ENV, Churn, Timeline
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_a_process_and_redis_lost_together_during_churn(
+    start_cluster: StartCluster, populate: Populate, seed: int
+) -> None:
+    timing = random.Random(seed)
+    cluster = await start_cluster(env=CHURN_ENV)
+    people = await populate(cluster, seed)
+    victim = seed % 2
+    down_s = timing.uniform(0.5, 1.0)
+    timeline = Timeline(
+        f"serve-{victim} killed -9 and Redis restarted empty ({down_s:.1f} s) together "
+        "during churn, then serve restarted", seed,
+    )
+
+    async def fault(churn: Churn) -> None:
+        churn.wave()  # requests, cancels, accepts, ends and messages in flight ...
+        await asyncio.sleep(timing.uniform(0.0, 0.03))
+        # ... when the host goes: the process and Redis at the same moment
+        await asyncio.gather(cluster.kill9(victim), cluster.redis.restart_empty(down_s))
+        await asyncio.sleep(timing.uniform(0.3, 0.8))
+        await cluster.restart(victim)
+
+    report = await churn_and_check(
+        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    )
+    assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_postgres_crash_while_a_process_dies_during_churn(
+    start_cluster: StartCluster, populate: Populate, seed: int
+) -> None:
+    timing = random.Random(seed)
+    cluster = await start_cluster(env=CHURN_ENV)
+    people = await populate(cluster, seed)
+    victim = (seed + 1) % 2
+    outage_s = 2.0 + timing.uniform(0, 0.5)
+    timeline = Timeline(
+        f"PostgreSQL crashed {outage_s:.1f} s and serve-{victim} killed -9 while it was "
+        "down, during churn; restarted after", seed,
+    )
+
+    async def process_dies() -> None:
+        await asyncio.sleep(timing.uniform(0.2, 0.8))  # PostgreSQL is down by now
+        await cluster.kill9(victim)
+
+    async def fault(churn: Churn) -> None:
+        churn.wave()
+        await asyncio.gather(cluster.pg.outage(outage_s, "immediate"), process_dies())
+        await cluster.restart(victim)
+
+    report = await churn_and_check(
+        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    )
+    assert report.ok, report.table()
