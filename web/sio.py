@@ -6,7 +6,10 @@ propagated, so one bad event cannot break the connection or the process. An even
 with extra arguments is answered (the extras are ignored); an event name the namespace
 does not have is answered ``unknown_event``. Packets refused before any handler runs
 (reserved event names, JSON that does not decode, malformed or binary events) are
-:class:`~web.sio_guard.GuardedServer`'s to answer.
+:class:`~web.sio_guard.GuardedServer`'s to answer. A connect is answered too: accepted,
+or refused with ``connect_error`` ``{code, message}`` (``unauthenticated``/``not_allowed``
+for who the page is; ``internal`` when its state cannot be read, e.g. while the database
+is down, and then nothing of the connection is kept and the page tries again).
 
 **One connection's events are handled one at a time, in the order they arrived**, so a
 burst of messages from one sender is numbered, stored and relayed in the order it was
@@ -136,6 +139,24 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
     )
     index_rooms(server.manager)  # a disconnect costs its own rooms, not a scan of all
     return server
+
+
+def _cannot_connect(
+    namespace: str, exc: Exception
+) -> socketio.exceptions.ConnectionRefusedError:
+    """The refusal for a connect that failed on the server's side, not the client's: a
+    dependency outage (one log line per kind every 10 s, :mod:`broker.outages`) or
+    anything unexpected (logged in full). Its data is the documented ``internal``; the
+    pages connect again after a jittered backoff (``docs/protocol.md``)."""
+    kind = kind_of(exc)
+    if kind is not None:
+        outages.report(kind, f"{namespace} connect", exc)
+    else:
+        log.error("%s connect failed", namespace, exc_info=exc)
+    error = _error("internal", "the server could not load your page's state; try again")
+    return socketio.exceptions.ConnectionRefusedError(
+        error["error"]["message"], error["error"]
+    )
 
 
 def _subject_of(namespace: str, identity: Identity) -> str | None:
@@ -316,10 +337,19 @@ class SocketGateway:
                 raise socketio.exceptions.ConnectionRefusedError(
                     exc.message, exc.as_dict()
                 ) from None
+            except Exception as exc:
+                raise _cannot_connect(namespace, exc) from None
             self.connections[sid] = Connection(namespace, identity)
             if (subject := _subject_of(namespace, identity)) is not None:
                 self._here[subject] += 1
-            await self._joined(sid, namespace, identity)
+            try:
+                await self._joined(sid, namespace, identity)
+            except Exception as exc:
+                # The page's state could not be read (the database is down, say): undo what
+                # counted this connection, and answer so that the page tries again, instead
+                # of leaving its CONNECT unanswered (socket.io-client waits for it forever).
+                self._forget(sid)
+                raise _cannot_connect(namespace, exc) from None
 
         return connect
 
@@ -331,18 +361,22 @@ class SocketGateway:
 
     def _disconnect_handler(self, namespace: str) -> Callable[..., Awaitable[None]]:
         async def disconnect(sid: str, *_: Any) -> None:
-            conn = self.connections.pop(sid, None)
-            subject = None if conn is None else _subject_of(conn.namespace, conn.identity)
-            if subject is None:
-                return
-            self._here[subject] -= 1
-            if self._here[subject] > 0:
-                return
-            del self._here[subject]  # their last connection here closed
-            if self.broker is not None:
-                self.broker.note_left(subject)
+            self._forget(sid)
 
         return disconnect
+
+    def _forget(self, sid: str) -> None:
+        """The connection ``sid`` is gone (or was refused after it was counted)."""
+        conn = self.connections.pop(sid, None)
+        subject = None if conn is None else _subject_of(conn.namespace, conn.identity)
+        if subject is None:
+            return
+        self._here[subject] -= 1
+        if self._here[subject] > 0:
+            return
+        del self._here[subject]  # their last connection here closed
+        if self.broker is not None:
+            self.broker.note_left(subject)
 
     async def _joined(self, sid: str, namespace: str, identity: Identity) -> None:
         broker = self.broker
@@ -397,8 +431,11 @@ class SocketGateway:
                         await self.sio.emit("staff:live", figures, to=sid, namespace="/staff")
                 for sid in set(self._last_staff) - {sid for sid, _ in staff}:
                     self._last_staff.pop(sid, None)
-            except Exception:
-                log.exception("staff push failed; will retry")
+            except Exception as exc:
+                if (kind := kind_of(exc)) is not None:
+                    outages.report(kind, "the staff push", exc)  # one line, not one a second
+                else:
+                    log.exception("staff push failed; will retry")
 
     # -- student events -----------------------------------------------------------------
     async def help_request(

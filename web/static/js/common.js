@@ -112,7 +112,42 @@ export function connect(namespace, getToken) {
       Promise.resolve(getToken()).then((token) => cb({ token }), () => cb({ token: null }));
     },
   });
-  return followRestarts(socket);
+  return retryRefusals(followRestarts(socket));
+}
+
+// A connection the server refused for a reason of its own is tried again after the same
+// jittered backoff as a dropped one (socket.io-client never retries a refused namespace by
+// itself): `internal`, the server could not read the page's state (its database was down,
+// say); `broker_error`, it was starting or stopping. A refusal of who the page is
+// (`unauthenticated`, `not_allowed`) is not retried: the page says so instead. A refusal
+// without our {code, message} is the transport's (no server answered): socket.io's own
+// reconnection handles that. The page's own disconnect (signing out) cancels the retry.
+const NOT_RETRIED = new Set(["unauthenticated", "not_allowed"]);
+export function retryRefusals(socket, delays = RECONNECT, random = Math.random) {
+  let attempt = 0;
+  let timer = null;
+  socket.on("connect", () => {
+    attempt = 0;
+  });
+  socket.on("connect_error", (error) => {
+    const code = error && error.data && error.data.code;
+    if (typeof code !== "string" || NOT_RETRIED.has(code)) return;
+    const base = Math.min(delays.reconnectionDelayMax, delays.reconnectionDelay * 2 ** attempt);
+    const wait = base * (1 + delays.randomizationFactor * (2 * random() - 1));
+    attempt += 1;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      if (!socket.connected) socket.connect();
+    }, wait);
+  });
+  const leave = socket.disconnect.bind(socket);
+  socket.disconnect = () => {
+    clearTimeout(timer);
+    timer = null;
+    return leave();
+  };
+  return socket;
 }
 
 // server:restart {retry_after_ms}: the server this page is on is stopping (a deploy). The
