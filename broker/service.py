@@ -77,7 +77,7 @@ from broker.ids import new_id
 from broker.lifecycle_store import LifecycleStore, Resent, at, epoch
 from broker.media import Media
 from broker.notifier import Notifier
-from broker.outages import OutageLog
+from broker.outages import OutageLog, kind_of
 from broker.presence import MemoryPresence, Presence, student_subject, tutor_subject
 from broker.rooms import ROOM_WATCH_S, Room, Rooms, check_text
 from broker.safety import Safety, Screened, Where
@@ -246,8 +246,8 @@ class Broker:
                 await self.sweep()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("sweep failed; will retry")
+            except Exception as exc:
+                self._background_failed("the sweep", exc)
 
     async def _watch_rooms(self) -> None:
         """Every :data:`~broker.rooms.ROOM_WATCH_S`, tell this process's people of rooms
@@ -259,8 +259,19 @@ class Broker:
                 await self.rooms.reconcile()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("room watch failed; will retry")
+            except Exception as exc:
+                self._background_failed("the room watch", exc)
+
+    def _background_failed(self, what: str, exc: Exception) -> None:
+        """A periodic task failed; it runs again at its next turn. A dependency outage is
+        one line per kind every 10 s (:mod:`broker.outages`: the room watch runs twice a
+        second, and a traceback each time buried the log for as long as PostgreSQL was
+        down); anything else is logged in full."""
+        kind = kind_of(exc)
+        if kind is not None:
+            self._outages.report(kind, what, exc)
+        else:
+            log.error("%s failed; will retry", what, exc_info=exc)
 
     async def sweep(self) -> None:
         """Heartbeat local connections, close what the grace and timeouts allow, and

@@ -1,0 +1,82 @@
+"""The broker's periodic tasks (the sweep, the room watch) during a database outage: they
+keep trying at their turns, and the outage is one log line per kind every 10 s, not a
+traceback per turn (the room watch runs twice a second: a 14 s outage made 28 tracebacks
+per process, the sweep 11 more). Anything that is not an outage is still logged in full."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from broker import service
+from broker.outages import OutageLog
+from tests.broker.unit import Rig
+
+TURNS = 4  # failures each task must have had before the log is judged
+
+
+def _down() -> OperationalError:
+    return OperationalError("select", {}, ConnectionRefusedError(111, "Connection refused"))
+
+
+async def _fail_turns(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> dict[str, int]:
+    broker = rig.broker
+    monkeypatch.setattr(service, "ROOM_WATCH_S", 0.01)
+    monkeypatch.setattr(type(broker), "sweep_interval", property(lambda self: 0.01))
+    monkeypatch.setattr(broker, "_outages", OutageLog(service.log))  # a fresh pace
+    turns = {"sweep": 0, "rooms": 0}
+    enough = asyncio.Event()
+
+    def failing(name: str) -> Any:
+        async def fail(*args: Any, **kwargs: Any) -> None:
+            turns[name] += 1
+            if min(turns.values()) >= TURNS:
+                enough.set()
+            raise error
+
+        return fail
+
+    monkeypatch.setattr(broker, "sweep", failing("sweep"))
+    monkeypatch.setattr(broker.rooms, "reconcile", failing("rooms"))
+    tasks = [
+        asyncio.create_task(broker._sweep_forever()),
+        asyncio.create_task(broker._watch_rooms()),
+    ]
+    try:
+        await asyncio.wait_for(enough.wait(), 10)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(task.cancelled() for task in tasks)  # neither loop died of its failures
+    return turns
+
+
+async def test_an_outage_is_one_line_not_a_traceback_per_turn(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="broker.service")
+    turns = await _fail_turns(rig, monkeypatch, _down())
+    assert min(turns.values()) >= TURNS
+    lines = [r for r in caplog.records if r.name == "broker.service"]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].levelno == logging.WARNING and lines[0].exc_info is None
+    assert "database unavailable" in lines[0].getMessage()
+
+
+async def test_a_bug_in_a_periodic_task_is_logged_in_full(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="broker.service")
+    await _fail_turns(rig, monkeypatch, KeyError("a bug"))
+    lines = [r for r in caplog.records if r.name == "broker.service"]
+    assert lines and all(r.levelno == logging.ERROR and r.exc_info for r in lines)
+    assert {r.getMessage() for r in lines} == {
+        "the sweep failed; will retry", "the room watch failed; will retry"
+    }
