@@ -697,3 +697,13 @@ async def churn_and_check(
     async with asyncio.timeout(limit_s):
         churn = await churn_through(people, timeline, fault, before_s=before_s, after_s=after_s)
         return await check(cluster, people, timeline, churn)
+
+
+def check_exit(report: Report, took_s: float, limit_s: float = 10.0) -> None:
+    """A process told SIGTERM (a deploy) was gone within ``limit_s`` (issue 10)."""
+    report.add(
+        f"the process exited within {limit_s:.0f} s of SIGTERM",
+        [f"took {took_s:.1f} s"] if took_s > limit_s else [],
+        1,
+    )
+    report.notes.append(f"exit took {took_s:.1f} s")

@@ -23,7 +23,7 @@ import random
 import pytest
 
 from tests.faults.conftest import Populate, StartCluster
-from tests.faults.invariants import churn_and_check
+from tests.faults.invariants import check_exit, churn_and_check
 from tests.faults.workload import CHURN_ENV, Churn, Timeline
 
 pytestmark = pytest.mark.faults
@@ -83,4 +83,38 @@ async def test_postgres_crash_while_a_process_dies_during_churn(
     report = await churn_and_check(
         cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
     )
+    assert report.ok, report.table()
+
+
+async def test_sigterm_while_postgres_is_down_during_churn(
+    start_cluster: StartCluster, populate: Populate
+) -> None:
+    """An operator restarts a process while PostgreSQL is down (to "fix" it): the process
+    still exits within 10 s, having answered what was in flight (with documented codes:
+    what needed the database changed nothing), and once PostgreSQL is back every
+    invariant holds."""
+    seed = 3
+    timing = random.Random(seed)
+    cluster = await start_cluster(env=CHURN_ENV, grace_s=5.0)
+    people = await populate(cluster, seed)
+    outage_s = 3.0 + timing.uniform(0, 0.5)
+    timeline = Timeline(
+        f"SIGTERM of serve-0 while PostgreSQL was down ({outage_s:.1f} s), during churn; "
+        "restarted after", seed,
+    )
+    took: list[float] = []
+
+    async def deploy() -> None:
+        await asyncio.sleep(timing.uniform(0.2, 0.6))  # PostgreSQL is down by now
+        took.append(await cluster.terminate(0))
+
+    async def fault(churn: Churn) -> None:
+        churn.wave()
+        await asyncio.gather(cluster.pg.outage(outage_s, "fast"), deploy())
+        await cluster.restart(0)
+
+    report = await churn_and_check(
+        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    )
+    check_exit(report, took[0])
     assert report.ok, report.table()
