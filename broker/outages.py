@@ -25,11 +25,21 @@ _UNAVAILABLE = (
 )
 
 
+# SQLSTATEs that say the database is not there to be used, whatever the statement:
+# class 08 (connection exception), a shutdown or start-up under way (57P01 admin_shutdown,
+# 57P02 crash_shutdown, 57P03 cannot_connect_now: "the database system is shutting down"),
+# and no connection slot left (53300 too_many_connections).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
 def kind_of(exc: BaseException) -> str | None:
     """``"database"``, ``"redis"`` or ``None`` when ``exc`` is not a dependency outage."""
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return "redis"
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return "database"
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
+    if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
         return "database"
     if isinstance(exc, _UNAVAILABLE):
         return "database" if isinstance(exc, DBAPIError) else "service"
