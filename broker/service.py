@@ -232,8 +232,9 @@ class Broker:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # a queue push or a recount: the next change or sweep does it again
+            self._background_failed(f"background task {task.get_name()}", exc, then="")
 
     @property
     def sweep_interval(self) -> float:
@@ -262,16 +263,19 @@ class Broker:
             except Exception as exc:
                 self._background_failed("the room watch", exc)
 
-    def _background_failed(self, what: str, exc: Exception) -> None:
-        """A periodic task failed; it runs again at its next turn. A dependency outage is
-        one line per kind every 10 s (:mod:`broker.outages`: the room watch runs twice a
+    def _background_failed(
+        self, what: str, exc: BaseException, then: str = "; will retry"
+    ) -> None:
+        """A periodic task failed (it runs again at its next turn), or a background one (a
+        queue push, a recount: the next change or sweep does it again). A dependency
+        outage is one line per kind every 10 s (:mod:`broker.outages`: the room watch runs twice a
         second, and a traceback each time buried the log for as long as PostgreSQL was
         down); anything else is logged in full."""
         kind = kind_of(exc)
         if kind is not None:
             self._outages.report(kind, what, exc)
         else:
-            log.error("%s failed; will retry", what, exc_info=exc)
+            log.error("%s failed%s", what, then, exc_info=exc)
 
     async def sweep(self) -> None:
         """Heartbeat local connections, close what the grace and timeouts allow, and

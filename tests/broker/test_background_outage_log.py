@@ -80,3 +80,26 @@ async def test_a_bug_in_a_periodic_task_is_logged_in_full(
     assert {r.getMessage() for r in lines} == {
         "the sweep failed; will retry", "the room watch failed; will retry"
     }
+
+
+async def test_background_tasks_failing_in_an_outage_are_one_line(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A queue push that cannot read its queue (the next change or sweep pushes again):
+    four queues' pushes in one outage were four tracebacks per process."""
+    broker = rig.broker
+    monkeypatch.setattr(broker, "_outages", OutageLog(service.log))
+    caplog.set_level(logging.INFO, logger="broker.service")
+
+    async def push(error: Exception) -> None:
+        raise error
+
+    tasks = [broker._spawn(push(_down()), f"push:queue-{i}") for i in range(4)]
+    tasks.append(broker._spawn(push(KeyError("a bug")), "push:buggy"))
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(0)  # done callbacks run on the loop's next turn
+    lines = [(r.levelno, r.getMessage(), bool(r.exc_info)) for r in caplog.records
+             if r.name == "broker.service"]
+    assert lines[0][0] == logging.WARNING and "database unavailable" in lines[0][1]
+    assert not lines[0][2]
+    assert lines[1:] == [(logging.ERROR, "background task push:buggy failed", True)]
