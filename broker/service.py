@@ -1332,8 +1332,10 @@ class Broker:
         (it is protection, not a record) and says so in the log."""
         try:
             wait = await limiter.allow(key)
-        except Exception:
-            log.warning("%s throttle unavailable; not limiting", limiter.name, exc_info=True)
+        except Exception as exc:
+            # Redis down: every event would say so (a traceback each: ~400 a process in an
+            # 8 s restart of Redis under churn); an outage is one line per 10 s instead
+            self._background_failed(f"the {limiter.name} throttle", exc, "; not limiting")
             return
         if wait > 0:
             raise RateLimited(

@@ -10,11 +10,12 @@ import logging
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 
 from broker import service
 from broker.outages import OutageLog
-from tests.broker.unit import Rig
+from tests.broker.unit import Rig, student
 
 TURNS = 4  # failures each task must have had before the log is judged
 
@@ -103,3 +104,32 @@ async def test_background_tasks_failing_in_an_outage_are_one_line(
     assert lines[0][0] == logging.WARNING and "database unavailable" in lines[0][1]
     assert not lines[0][2]
     assert lines[1:] == [(logging.ERROR, "background task push:buggy failed", True)]
+
+
+async def test_a_throttle_redis_cannot_answer_lets_events_through_with_one_line(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis down: throttles are protection, not a record, so requests and cancels go on
+    unthrottled; that was a warning with a traceback per event (~400 a process in an 8 s
+    Redis restart under the fault suite's churn), now one line per outage kind."""
+    broker = rig.broker
+    monkeypatch.setattr(broker, "_outages", OutageLog(service.log))
+    calls = 0
+
+    async def unreachable(key: str) -> float:
+        nonlocal calls
+        calls += 1
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(broker.request_limiter, "allow", unreachable)
+    caplog.set_level(logging.INFO, logger="broker.service")
+    kid = student("s-unthrottled")
+    for _ in range(5):
+        request_id = await rig.ask(kid)
+        await broker.cancel(kid, request_id)
+    assert calls == 10
+    lines = [
+        r for r in caplog.records if r.name == "broker.service" and r.levelno >= logging.WARNING
+    ]
+    assert len(lines) == 1 and not lines[0].exc_info, [r.getMessage() for r in lines]
+    assert lines[0].getMessage().startswith("redis unavailable: the request throttle failed")
