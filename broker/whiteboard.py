@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 
 from broker.errors import Conflict, InvalidPayload, NotAllowed, NotFound, RateLimited
+from broker.outages import OutageLog, kind_of
 from broker.redis_keys import RedisKeys
 from broker.throttle import MemoryThrottle
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from broker.service import Broker
 
 log = logging.getLogger(__name__)
+outages = OutageLog(log)
 
 TOOLS = frozenset({"pen", "line", "rect", "ellipse", "text", "eraser"})
 SHAPES = frozenset({"line", "rect", "ellipse"})  # two points: from, to
@@ -380,6 +382,9 @@ class Whiteboard:
         """The session ended: forget its board (a failure only leaves it to its TTL)."""
         try:
             await self.store.drop(session_id)
-        except Exception:
-            log.warning("could not drop the board of %s; it expires by itself", session_id,
-                        exc_info=True)
+        except Exception as exc:
+            if (kind := kind_of(exc)) is not None:  # Redis down: one line, not one per end
+                outages.report(kind, "dropping an ended session's board (it expires)", exc)
+            else:
+                log.warning("could not drop the board of %s; it expires by itself",
+                            session_id, exc_info=True)

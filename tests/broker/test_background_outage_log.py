@@ -133,3 +133,24 @@ async def test_a_throttle_redis_cannot_answer_lets_events_through_with_one_line(
     ]
     assert len(lines) == 1 and not lines[0].exc_info, [r.getMessage() for r in lines]
     assert lines[0].getMessage().startswith("redis unavailable: the request throttle failed")
+
+
+async def test_boards_redis_cannot_drop_are_one_line(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A session ending while Redis is down cannot drop its whiteboard (it expires by its
+    TTL): that was a warning with a traceback per ended session."""
+    from broker import whiteboard
+
+    monkeypatch.setattr(whiteboard, "outages", OutageLog(whiteboard.log))
+
+    async def unreachable(session_id: str) -> None:
+        raise RedisConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(rig.broker.board.store, "drop", unreachable)
+    caplog.set_level(logging.INFO, logger="broker.whiteboard")
+    for i in range(5):
+        await rig.broker.board.drop(f"session-{i}")
+    lines = [r for r in caplog.records if r.name == "broker.whiteboard"]
+    assert len(lines) == 1 and not lines[0].exc_info, [r.getMessage() for r in lines]
+    assert lines[0].getMessage().startswith("redis unavailable: dropping an ended session")
