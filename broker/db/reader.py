@@ -279,6 +279,20 @@ APPLICATION_NAME = "homework-help reader"  # how the connection shows in pg_stat
 _BROKEN = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
+# SQLSTATEs of a connection the server ended or cannot serve: class 08 (connection
+# exception) and 57P01-57P03 (shut down by an administrator or a crash, or starting up).
+_ENDED = ("08", "57P01", "57P02", "57P03")
+
+
+class _StaleConnection(Exception):
+    """A read failed because its connection did (closed, ended by the server, in a state
+    asyncpg cannot use), not because of the statement; ``error`` is what to raise."""
+
+    def __init__(self, error: sa_exc.DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class AsyncpgReader(NativeReader):
     """Up to :data:`READ_CONNECTIONS` asyncpg connections of its own, opened as needed;
     a batch waits for a free one."""
@@ -303,37 +317,64 @@ class AsyncpgReader(NativeReader):
         )
 
     async def _run_bound(self, bound: Bound) -> list[list[Row]]:
+        """Run ``bound`` on an idle connection (or a new one). A reused connection that
+        fails for a reason of its own, not PostgreSQL's answer to the statement, is
+        replaced and the reads run once more on a new one: an idle connection can have
+        been ended by the server (a restart, an administrator) just before it was taken,
+        before asyncpg noticed it closing, and the reads are read-only, so running them
+        twice changes nothing. A failure of the connection is raised as an invalidated
+        ``DBAPIError`` (:func:`broker.outages.kind_of`: an outage, not a bug)."""
         async with self._slots:
             conn = self._idle.pop() if self._idle else None
-            if conn is None or conn.is_closed():
+            if conn is not None and not conn.is_closed():
                 try:
-                    conn = await self._connect()
-                except _BROKEN as error:
-                    raise sa_exc.DBAPIError("connect", (), error) from error
-            sql, args = "", ()
+                    return await self._fetch_on(conn, bound)
+                except _StaleConnection:
+                    pass  # the connection is terminated; once more on a new one
             try:
-                result = []
-                for prepared, args in bound:
-                    sql = prepared.statement.sql
-                    processors = self._processors.get(id(prepared))
-                    if processors is None:  # the first run: ask for the columns' types
-                        ready = await conn.prepare(sql)
-                        processors = self._processors[id(prepared)] = prepared.processors_for(
-                            self.dialect, [a.type.oid for a in ready.get_attributes()])
-                        rows = await ready.fetch(*args)
-                    else:
-                        rows = await conn.fetch(sql, *args)
-                    result.append(prepared.rows(rows, processors))
-            except asyncpg.DataError as error:  # a bad value: the connection is fine
-                self._idle.append(conn)
-                raise sa_exc.DataError(sql, args, error) from error
-            except BaseException as error:  # a broken connection, or a cancelled read
-                conn.terminate()
-                if isinstance(error, Exception):  # asyncpg's errors are not all PostgresError
-                    raise sa_exc.DBAPIError(sql, args, error) from error
-                raise
+                conn = await self._connect()
+            except _BROKEN as error:
+                raise sa_exc.DBAPIError(
+                    "connect", (), error, connection_invalidated=True
+                ) from error
+            try:
+                return await self._fetch_on(conn, bound)
+            except _StaleConnection as stale:
+                raise stale.error from stale.error.orig
+
+    async def _fetch_on(self, conn: asyncpg.Connection, bound: Bound) -> list[list[Row]]:
+        """The reads of ``bound`` on ``conn``, which goes back to the idle ones unless it
+        failed (then it is terminated). :class:`_StaleConnection` when the connection
+        itself failed."""
+        sql, args = "", ()
+        try:
+            result = []
+            for prepared, args in bound:
+                sql = prepared.statement.sql
+                processors = self._processors.get(id(prepared))
+                if processors is None:  # the first run: ask for the columns' types
+                    ready = await conn.prepare(sql)
+                    processors = self._processors[id(prepared)] = prepared.processors_for(
+                        self.dialect, [a.type.oid for a in ready.get_attributes()])
+                    rows = await ready.fetch(*args)
+                else:
+                    rows = await conn.fetch(sql, *args)
+                result.append(prepared.rows(rows, processors))
+        except asyncpg.DataError as error:  # a bad value: the connection is fine
             self._idle.append(conn)
-            return result
+            raise sa_exc.DataError(sql, args, error) from error
+        except BaseException as error:  # a broken connection, or a cancelled read
+            conn.terminate()
+            ended = getattr(error, "sqlstate", "") or ""
+            if isinstance(error, asyncpg.PostgresError) and not ended.startswith(_ENDED):
+                raise sa_exc.DBAPIError(sql, args, error) from error  # the statement's
+            if isinstance(error, Exception):  # asyncpg's errors are not all PostgresError
+                raise _StaleConnection(
+                    sa_exc.DBAPIError(sql, args, error, connection_invalidated=True)
+                ) from error
+            raise
+        self._idle.append(conn)
+        return result
 
     async def _dispose(self) -> None:
         idle, self._idle = self._idle, []
