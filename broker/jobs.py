@@ -43,6 +43,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker import constants as C
 from broker.db.models import metadata
 from broker.leases import Leases
+from broker.outages import kind_of
 
 log = logging.getLogger("broker.jobs")
 job_runs = metadata.tables["job_runs"]
@@ -279,7 +281,10 @@ class JobRunner:
             counts = await job.run(now)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            if failures == 0:
+            if failures == 0 and (kind := kind_of(exc)) is not None:  # an outage: one line
+                log.warning("job %s failed (%s unavailable: %s); retrying after %.0f s",
+                            job.name, kind, error[:200], job.retry_after_s(1))
+            elif failures == 0:
                 log.exception("job %s failed; retrying after %.0f s", job.name,
                               job.retry_after_s(1))
             else:
@@ -318,11 +323,20 @@ class JobRunner:
                 return
 
     def _trouble(self, key: str, message: str, name: str) -> None:
+        """Log the failure being handled once until ``key`` recovers: an outage of the
+        database or Redis as one line (it is expected, and every job says the same), and
+        anything else with its traceback."""
         if key in self._troubled:
             log.debug(message, name)
             return
         self._troubled.add(key)
-        log.exception(message + " (logged once until it recovers)", name)
+        error = sys.exc_info()[1]
+        kind = None if error is None else kind_of(error)
+        if kind is not None:
+            log.warning(message + " (%s unavailable: %s; logged once until it recovers)",
+                        name, kind, str(error).splitlines()[0][:200] if str(error) else "")
+        else:
+            log.exception(message + " (logged once until it recovers)", name)
 
     def _recovered(self, key: str) -> None:
         if key in self._troubled:

@@ -13,6 +13,7 @@ import logging
 from datetime import datetime
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.jobs import Job, JobRunner, JobState
@@ -120,6 +121,25 @@ async def test_a_failure_is_recorded_logged_once_and_retried_after_backoff(
     assert len(errors) == 1, [rec.getMessage() for rec in errors]
     assert "reminders" in errors[0].getMessage() and errors[0].exc_info is not None
     assert any("recovered after 2 failures" in rec.getMessage() for rec in caplog.records)
+
+
+async def test_a_job_failing_for_an_outage_is_one_line_without_a_traceback(
+    engine: AsyncEngine, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database or Redis down under a job: expected, so one warning (the failure is
+    still recorded and retried); a RuntimeError above is a bug's traceback."""
+
+    async def down(now: datetime) -> dict[str, int]:
+        raise OperationalError("select", {}, ConnectionRefusedError(111, "Connection refused"))
+
+    job = Job("reminders", EVERY, down)
+    r = runner(job, MemoryLeases(clock.time), engine, clock, "worker-a")
+    caplog.set_level(logging.DEBUG, logger="broker.jobs")
+    assert (await r.run_due())["reminders"] == "failed"
+    assert (await state(r)).failures == 1
+    logged = [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
+    assert len(logged) == 1 and not logged[0].exc_info, [r.getMessage() for r in logged]
+    assert "database unavailable" in logged[0].getMessage()
 
 
 def test_the_backoff_doubles_and_is_capped_at_the_interval() -> None:
@@ -288,7 +308,10 @@ async def test_an_unreachable_lease_store_starts_no_job_and_is_logged_once(
     for _ in range(3):
         assert (await r.run_due())["reminders"] == "held"
     assert fn.calls == []
-    assert len([rec for rec in caplog.records if rec.levelno >= logging.ERROR]) == 1
+    # an outage: one line, without a traceback (each job would repeat the same one)
+    logged = [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
+    assert len(logged) == 1 and not logged[0].exc_info, [r.getMessage() for r in logged]
+    assert "unavailable" in logged[0].getMessage()
     leases.up = True
     assert (await r.run_due())["reminders"] == "ran"
     assert any("recovered" in rec.getMessage() for rec in caplog.records)
