@@ -41,6 +41,11 @@ def kind_of(exc: BaseException) -> str | None:
     state = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
     if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
         return "database"
+    if isinstance(exc, RuntimeError) and "handler is closed" in str(exc):
+        # uvloop, writing to a connection the other side just closed (Redis restarting):
+        # "unable to perform operation on <TCPTransport closed=True ...>; the handler is
+        # closed", raised where asyncio's own loop would raise ConnectionResetError
+        return "service"
     if isinstance(exc, _UNAVAILABLE):
         return "database" if isinstance(exc, DBAPIError) else "service"
     if isinstance(exc, DBAPIError):

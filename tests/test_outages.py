@@ -29,6 +29,10 @@ CASES = [
     (OperationalError("select", {}, ConnectionRefusedError(111, "refused")), "database"),
     (RedisConnectionError("Connection refused"), "redis"),
     (ConnectionResetError(104, "reset"), "service"),
+    # uvloop's word for a write to a connection Redis had just closed (the fault suite)
+    (RuntimeError("unable to perform operation on <TCPTransport closed=True reading=False "
+                  "0x55d8e88ce0b0>; the handler is closed"), "service"),
+    (RuntimeError("Event loop is closed"), None),
     # not outages: the statement or the data is wrong, and that is a bug to see in full
     (wrapped(pg.UniqueViolationError("duplicate key value")), None),
     (wrapped(pg.UndefinedColumnError("column x does not exist")), None),
