@@ -584,6 +584,9 @@ class Cluster:
     def tracebacks(self) -> dict[str, int]:
         return {p.name: p.tracebacks() for p in self.processes}
 
+    def log_of(self, name: str) -> Path:
+        return next(p.log for p in self.processes if p.name == name)
+
     def exceptions(self) -> Counter[str]:
         return sum((p.exceptions() for p in self.processes), Counter())
 

@@ -677,9 +677,16 @@ async def check(
         await check_not_blocked(report, truth, people.students)
         await check_capacity(report, cluster, people)
         report.notes.append(f"active checks took {time.time() - started:.1f}s")
-    counts = ", ".join(f"{name} {n}" for name, n in cluster.tracebacks().items())
+    tracebacks = cluster.tracebacks()
     kinds = ", ".join(f"{kind} {n}" for kind, n in cluster.exceptions().most_common(4))
-    report.notes.append(f"tracebacks in the logs: {counts}" + (f" ({kinds})" if kinds else ""))
+    # An outage is logged as one line per kind (broker/outages.py); a traceback is a
+    # failure nobody expected, and each process's log names it.
+    report.add(
+        "no traceback in any process's log (outages are one line each)",
+        [f"{name}: {n} ({kinds}); see {cluster.log_of(name)}"
+         for name, n in tracebacks.items() if n],
+        len(tracebacks),
+    )
     return report
 
 
