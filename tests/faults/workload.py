@@ -32,9 +32,13 @@ PROFILES = [
 ]
 TUTOR_VENDORS = ["paper", "tutorcom"]
 LANGUAGES = ["en", "es"]
-# Churn chats faster than the documented 10 messages per 10 s: lift the limit so every
-# session keeps talking through the fault (test_chat_across_processes checks the limit).
-CHURN_ENV = {"HH_CHAT_RATE_MESSAGES": "1000"}
+# Churn chats faster than the documented 10 messages per 10 s, and a busy student asks
+# and cancels faster than 30 times a minute: lift both limits so every session keeps
+# talking through the fault, and so the checks afterwards (a request and its cancel per
+# student) are never throttled: a cancel refused rate_limited left a student's request
+# open and failed the check (seed 22). The limits have tests of their own:
+# test_chat_across_processes, tests/throttle, tests/broker/test_request_throttle.py.
+CHURN_ENV = {"HH_CHAT_RATE_MESSAGES": "1000", "HH_REQUEST_RATE_LIMIT": "1000"}
 
 
 @dataclass
