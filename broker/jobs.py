@@ -57,7 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker import constants as C
 from broker.db.models import metadata
 from broker.leases import Leases
-from broker.outages import kind_of
+from broker.outages import kind_of, summary
 
 log = logging.getLogger("broker.jobs")
 job_runs = metadata.tables["job_runs"]
@@ -331,10 +331,9 @@ class JobRunner:
             return
         self._troubled.add(key)
         error = sys.exc_info()[1]
-        kind = None if error is None else kind_of(error)
-        if kind is not None:
+        if error is not None and (kind := kind_of(error)) is not None:
             log.warning(message + " (%s unavailable: %s; logged once until it recovers)",
-                        name, kind, str(error).splitlines()[0][:200] if str(error) else "")
+                        name, kind, summary(error))
         else:
             log.exception(message + " (logged once until it recovers)", name)
 

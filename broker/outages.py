@@ -4,7 +4,7 @@ While PostgreSQL or Redis cannot be reached, every event that needs it fails the
 a traceback per failure (hundreds a second) would bury everything else in the log. An
 outage is logged as one line per kind at most every :data:`REPORT_EVERY_S`, with the count
 of failures not reported since, and never with a traceback. Anything else unexpected is
-still logged in full by the caller.
+still logged in full: :meth:`OutageLog.failure` does both, for every place that meets one.
 """
 
 from __future__ import annotations
@@ -25,11 +25,19 @@ _UNAVAILABLE = (
 )
 
 
-# SQLSTATEs that say the database is not there to be used, whatever the statement:
-# class 08 (connection exception), a shutdown or start-up under way (57P01 admin_shutdown,
-# 57P02 crash_shutdown, 57P03 cannot_connect_now: "the database system is shutting down"),
-# and no connection slot left (53300 too_many_connections).
-_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+# SQLSTATEs of a connection the server ended or cannot serve, whatever the statement:
+# class 08 (connection exception) and a shutdown or start-up under way (57P01
+# admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now: "the database system is
+# shutting down"). broker/db/reader.py runs a read again on a new connection after one.
+ENDED_STATES = ("08", "57P01", "57P02", "57P03")
+# ... and, for an outage, also no connection slot left (53300 too_many_connections).
+_UNAVAILABLE_STATES = (*ENDED_STATES, "53300")
+
+
+def summary(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, at most 200 characters (a log line's worth)."""
+    text = str(exc)
+    return text.splitlines()[0][:200] if text else ""
 
 
 def kind_of(exc: BaseException) -> str | None:
@@ -70,6 +78,18 @@ class OutageLog:
         if pace.due():
             self.logger.warning(
                 "%s unavailable: %s failed (%s: %s); %d more such failures since the last report",
-                kind, what, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "",
-                pace.skipped,
+                kind, what, type(exc).__name__, summary(exc), pace.skipped,
             )
+
+    def failure(
+        self, what: str, exc: BaseException, then: str = "", level: int = logging.ERROR
+    ) -> None:
+        """Log that ``what`` failed with ``exc``: a dependency outage as :meth:`report` does
+        (one line per kind every ``every_s``: a loop that runs twice a second, or every
+        event, would otherwise log a traceback each time for as long as it lasts); anything
+        else as ``"<what> failed<then>"`` at ``level``, with its traceback."""
+        kind = kind_of(exc)
+        if kind is not None:
+            self.report(kind, what, exc)
+        else:
+            self.logger.log(level, "%s failed%s", what, then, exc_info=exc)

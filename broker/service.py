@@ -77,7 +77,7 @@ from broker.ids import new_id
 from broker.lifecycle_store import LifecycleStore, Resent, at, epoch
 from broker.media import Media
 from broker.notifier import Notifier
-from broker.outages import OutageLog, kind_of
+from broker.outages import OutageLog
 from broker.presence import MemoryPresence, Presence, student_subject, tutor_subject
 from broker.rooms import ROOM_WATCH_S, Room, Rooms, check_text
 from broker.safety import Safety, Screened, Where
@@ -234,7 +234,7 @@ class Broker:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             # a queue push or a recount: the next change or sweep does it again
-            self._background_failed(f"background task {task.get_name()}", exc, then="")
+            self._outages.failure(f"background task {task.get_name()}", exc)
 
     @property
     def sweep_interval(self) -> float:
@@ -248,7 +248,7 @@ class Broker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._background_failed("the sweep", exc)
+                self._outages.failure("the sweep", exc, "; will retry")
 
     async def _watch_rooms(self) -> None:
         """Every :data:`~broker.rooms.ROOM_WATCH_S`, tell this process's people of rooms
@@ -261,21 +261,7 @@ class Broker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._background_failed("the room watch", exc)
-
-    def _background_failed(
-        self, what: str, exc: BaseException, then: str = "; will retry"
-    ) -> None:
-        """A periodic task failed (it runs again at its next turn), or a background one (a
-        queue push, a recount: the next change or sweep does it again). A dependency
-        outage is one line per kind every 10 s (:mod:`broker.outages`: the room watch runs twice a
-        second, and a traceback each time buried the log for as long as PostgreSQL was
-        down); anything else is logged in full."""
-        kind = kind_of(exc)
-        if kind is not None:
-            self._outages.report(kind, what, exc)
-        else:
-            log.error("%s failed%s", what, then, exc_info=exc)
+                self._outages.failure("the room watch", exc, "; will retry")
 
     async def sweep(self) -> None:
         """Heartbeat local connections, close what the grace and timeouts allow, and
@@ -1335,7 +1321,9 @@ class Broker:
         except Exception as exc:
             # Redis down: every event would say so (a traceback each: ~400 a process in an
             # 8 s restart of Redis under churn); an outage is one line per 10 s instead
-            self._background_failed(f"the {limiter.name} throttle", exc, "; not limiting")
+            self._outages.failure(
+                f"the {limiter.name} throttle", exc, "; not limiting", logging.WARNING
+            )
             return
         if wait > 0:
             raise RateLimited(

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 
 from broker.errors import Conflict, InvalidPayload, NotAllowed, NotFound, RateLimited
-from broker.outages import OutageLog, kind_of
+from broker.outages import OutageLog
 from broker.redis_keys import RedisKeys
 from broker.throttle import MemoryThrottle
 
@@ -382,9 +382,6 @@ class Whiteboard:
         """The session ended: forget its board (a failure only leaves it to its TTL)."""
         try:
             await self.store.drop(session_id)
-        except Exception as exc:
-            if (kind := kind_of(exc)) is not None:  # Redis down: one line, not one per end
-                outages.report(kind, "dropping an ended session's board (it expires)", exc)
-            else:
-                log.warning("could not drop the board of %s; it expires by itself",
-                            session_id, exc_info=True)
+        except Exception as exc:  # Redis down: one line per outage, not one per end
+            outages.failure("dropping an ended session's board", exc,
+                            f" ({session_id}); it expires by itself", logging.WARNING)

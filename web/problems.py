@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from broker.errors import BrokerError
-from broker.outages import OutageLog, kind_of
+from broker.outages import OutageLog
 from routing.errors import RoutingError
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,5 @@ async def problem_middleware(
             raise
         return problem(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
     except Exception as exc:
-        kind = kind_of(exc)
-        if kind is not None:  # a dependency outage: one line, not a traceback each
-            outages.report(kind, f"{request.method} {request.path}", exc)
-        else:
-            log.exception("%s %s failed", request.method, request.path)
+        outages.failure(f"{request.method} {request.path}", exc)
         return problem(500, "internal", "something went wrong")

@@ -49,7 +49,7 @@ from broker.constants import (
 from broker.errors import BrokerError, NotAllowed, Unauthenticated
 from broker.identity import ACCOUNT_SOURCE, Identity, Tutor
 from broker.log_pace import LogPace
-from broker.outages import OutageLog, kind_of
+from broker.outages import OutageLog
 from broker.presence import student_subject, tutor_subject
 from broker.service import Broker
 from broker.settings import Settings
@@ -148,11 +148,7 @@ def _cannot_connect(
     dependency outage (one log line per kind every 10 s, :mod:`broker.outages`) or
     anything unexpected (logged in full). Its data is the documented ``internal``; the
     pages connect again after a jittered backoff (``docs/protocol.md``)."""
-    kind = kind_of(exc)
-    if kind is not None:
-        outages.report(kind, f"{namespace} connect", exc)
-    else:
-        log.error("%s connect failed", namespace, exc_info=exc)
+    outages.failure(f"{namespace} connect", exc)
     error = _error("internal", "the server could not load your page's state; try again")
     return socketio.exceptions.ConnectionRefusedError(
         error["error"]["message"], error["error"]
@@ -293,11 +289,7 @@ class SocketGateway:
                 metrics.count_ack(namespace, event, exc.code)
                 return {"ok": False, "error": exc.as_dict()}
             except Exception as exc:
-                kind = kind_of(exc)
-                if kind is not None:  # a dependency outage: one line, not a traceback each
-                    outages.report(kind, f"{namespace} {event}", exc)
-                else:
-                    log.exception("%s %s failed for %s", namespace, event, sid)
+                outages.failure(f"{namespace} {event}", exc, f" for {sid}")
                 metrics.count_ack(namespace, event, "internal")
                 return _error("internal", "something went wrong; nothing was changed; try again")
             metrics.count_ack(namespace, event)
@@ -432,10 +424,7 @@ class SocketGateway:
                 for sid in set(self._last_staff) - {sid for sid, _ in staff}:
                     self._last_staff.pop(sid, None)
             except Exception as exc:
-                if (kind := kind_of(exc)) is not None:
-                    outages.report(kind, "the staff push", exc)  # one line, not one a second
-                else:
-                    log.exception("staff push failed; will retry")
+                outages.failure("the staff push", exc, "; will retry")  # once a second
 
     # -- student events -----------------------------------------------------------------
     async def help_request(

@@ -60,6 +60,7 @@ from sqlalchemy.types import TypeEngine
 
 from broker.commit.postgres import asyncpg_dsn
 from broker.commit.prepared import Prepared, PrepareError, prepare
+from broker.outages import ENDED_STATES
 
 Row = dict[str, Any]
 Query = tuple[Executable, Mapping[str, Any] | None]
@@ -279,11 +280,6 @@ APPLICATION_NAME = "homework-help reader"  # how the connection shows in pg_stat
 _BROKEN = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
-# SQLSTATEs of a connection the server ended or cannot serve: class 08 (connection
-# exception) and 57P01-57P03 (shut down by an administrator or a crash, or starting up).
-_ENDED = ("08", "57P01", "57P02", "57P03")
-
-
 class _StaleConnection(Exception):
     """A read failed because its connection did (closed, ended by the server, in a state
     asyncpg cannot use), not because of the statement; ``error`` is what to raise."""
@@ -366,7 +362,7 @@ class AsyncpgReader(NativeReader):
         except BaseException as error:  # a broken connection, or a cancelled read
             conn.terminate()
             ended = getattr(error, "sqlstate", "") or ""
-            if isinstance(error, asyncpg.PostgresError) and not ended.startswith(_ENDED):
+            if isinstance(error, asyncpg.PostgresError) and not ended.startswith(ENDED_STATES):
                 raise sa_exc.DBAPIError(sql, args, error) from error  # the statement's
             if isinstance(error, Exception):  # asyncpg's errors are not all PostgresError
                 raise _StaleConnection(
