@@ -96,3 +96,11 @@ async def shared_handles(
     finally:
         for handle in owned:
             await handle.close()
+
+
+def database_refused() -> Exception:
+    """The error the app meets when PostgreSQL is down: SQLAlchemy's ``OperationalError``
+    around a refused connection (a dependency outage for :func:`broker.outages.kind_of`)."""
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("select", {}, ConnectionRefusedError(111, "Connection refused"))

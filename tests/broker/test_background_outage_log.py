@@ -11,17 +11,14 @@ from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy.exc import OperationalError
 
 from broker import service
 from broker.outages import OutageLog
 from tests.broker.unit import Rig, student
+from tests.services import database_refused
 
 TURNS = 4  # failures each task must have had before the log is judged
 
-
-def _down() -> OperationalError:
-    return OperationalError("select", {}, ConnectionRefusedError(111, "Connection refused"))
 
 
 async def _fail_turns(
@@ -63,7 +60,7 @@ async def test_an_outage_is_one_line_not_a_traceback_per_turn(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="broker.service")
-    turns = await _fail_turns(rig, monkeypatch, _down())
+    turns = await _fail_turns(rig, monkeypatch, database_refused())
     assert min(turns.values()) >= TURNS
     lines = [r for r in caplog.records if r.name == "broker.service"]
     assert len(lines) == 1, [r.getMessage() for r in lines]
@@ -95,7 +92,7 @@ async def test_background_tasks_failing_in_an_outage_are_one_line(
     async def push(error: Exception) -> None:
         raise error
 
-    tasks = [broker._spawn(push(_down()), f"push:queue-{i}") for i in range(4)]
+    tasks = [broker._spawn(push(database_refused()), f"push:queue-{i}") for i in range(4)]
     tasks.append(broker._spawn(push(KeyError("a bug")), "push:buggy"))
     await asyncio.gather(*tasks, return_exceptions=True)
     await asyncio.sleep(0)  # done callbacks run on the loop's next turn

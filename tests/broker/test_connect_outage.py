@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 import socketio
-from sqlalchemy.exc import OperationalError
 
 from broker import tokens
 from broker.outages import OutageLog
 from tests.broker.harness import SECRET, Server, staff, student, tutor
+from tests.services import database_refused
 from web import sio as sio_module
 from web.keys import GATEWAY
 
@@ -29,9 +29,6 @@ READS = {
     "/staff": ("live_figures", lambda: staff()),
 }
 
-
-def _down() -> OperationalError:
-    return OperationalError("select", {}, ConnectionRefusedError(111, "Connection refused"))
 
 
 async def _refused(server: Server, namespace: str, token: str) -> list[Any]:
@@ -66,7 +63,7 @@ async def test_connect_during_a_database_outage_is_refused_then_works(
 
     async def maybe_down(*args: Any, **kwargs: Any) -> Any:
         if down:
-            raise _down()
+            raise database_refused()
         return await real(*args, **kwargs)
 
     monkeypatch.setattr(broker, read, maybe_down)

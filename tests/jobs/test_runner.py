@@ -13,13 +13,13 @@ import logging
 from datetime import datetime
 
 import pytest
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.jobs import Job, JobRunner, JobState
 from broker.leases import Leases, MemoryLeases, RedisLeases
 from broker.redis_keys import RedisKeys
 from tests.jobs.conftest import FakeClock, frozen
+from tests.services import database_refused
 
 EVERY = 300.0
 TTL = 60.0
@@ -130,7 +130,7 @@ async def test_a_job_failing_for_an_outage_is_one_line_without_a_traceback(
     still recorded and retried); a RuntimeError above is a bug's traceback."""
 
     async def down(now: datetime) -> dict[str, int]:
-        raise OperationalError("select", {}, ConnectionRefusedError(111, "Connection refused"))
+        raise database_refused()
 
     job = Job("reminders", EVERY, down)
     r = runner(job, MemoryLeases(clock.time), engine, clock, "worker-a")

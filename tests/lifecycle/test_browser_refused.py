@@ -15,16 +15,13 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from tests.browser.conftest import Broker, Watch, assert_clean, open_page
+from tests.services import database_refused
 from web.keys import BROKER, GATEWAY
 
 pytestmark = pytest.mark.browser
 
-
-def _down() -> OperationalError:
-    return OperationalError("select", {}, ConnectionRefusedError(111, "Connection refused"))
 
 
 async def test_widget_connects_again_after_a_refusal_during_a_database_outage(
@@ -42,7 +39,7 @@ async def test_widget_connects_again_after_a_refusal_during_a_database_outage(
     async def outage_then_real(student: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(student.subject)
         if len(calls) == 1:
-            raise _down()  # the first connect finds the database down
+            raise database_refused()  # the first connect finds the database down
         state = await real(student, *args, **kwargs)
         answered.set()
         return state
