@@ -323,19 +323,17 @@ class SocketGateway:
                     _tutor(identity)
                 if identity.source == ACCOUNT_SOURCE and not await self._active(identity):
                     raise Unauthenticated("please sign in")
+                self.connections[sid] = Connection(namespace, identity)
+                if (subject := _subject_of(namespace, identity)) is not None:
+                    self._here[subject] += 1
+                await self._joined(sid, namespace, identity)
             except BrokerError as exc:
+                self._forget(sid)  # if it was counted already
                 log.info("refused %s connection: %s", namespace, exc.message)
                 # connect_error's data is the documented {code, message}
                 raise socketio.exceptions.ConnectionRefusedError(
                     exc.message, exc.as_dict()
                 ) from None
-            except Exception as exc:
-                raise _cannot_connect(namespace, exc) from None
-            self.connections[sid] = Connection(namespace, identity)
-            if (subject := _subject_of(namespace, identity)) is not None:
-                self._here[subject] += 1
-            try:
-                await self._joined(sid, namespace, identity)
             except Exception as exc:
                 # The page's state could not be read (the database is down, say): undo what
                 # counted this connection, and answer so that the page tries again, instead
