@@ -50,7 +50,7 @@ from web import jsonlib
 from web.forms import read_form
 from web.keys import ACCOUNTS, BROKER, IDENTITY, SETTINGS, SIGN_IN
 from web.negotiation import page_locale
-from web.problems import problem
+from web.problems import answered_as_outage, problem, retry_later
 from web.render import N_, render_page
 
 log = logging.getLogger(__name__)
@@ -222,6 +222,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 FORM_FAILED = N_("Incorrect username or password.")
 FORM_THROTTLED = N_("Too many sign-in attempts. Please wait a few minutes and try again.")
+FORM_UNAVAILABLE = N_("Sign-in is briefly unavailable. Please wait a minute and try again.")
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
@@ -243,6 +244,13 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         return _render_login(
             request, error=FORM_FAILED, status=401, next_url=next_url, username=username[:64]
         )
+    except Exception as exc:
+        if not answered_as_outage(request, exc):
+            raise
+        return retry_later(_render_login(
+            request, error=FORM_UNAVAILABLE, status=503, next_url=next_url,
+            username=username[:64],
+        ))
     response = web.Response(status=303, headers={"Location": next_url})
     set_session_cookie(response, request, identity)
     return response

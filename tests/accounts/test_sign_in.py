@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -14,11 +15,14 @@ from broker.constants import (
     LOGIN_WINDOW_S,
     SOCKET_TOKEN_TTL_S,
 )
+from broker.outages import OutageLog
 from broker.sign_in import GENERIC_FAILURE
 from i18n import negotiate
 from tests.accounts.conftest import PASSWORD, AuthServer, make_people
 from tests.broker.harness import SECRET
-from web import auth
+from tests.services import database_refused
+from web import auth, problems
+from web.keys import SIGN_IN
 
 
 async def test_form_sign_in_sets_a_signed_httponly_lax_cookie(
@@ -168,3 +172,42 @@ async def test_sign_in_page_follows_the_language(server: AuthServer, lang: str) 
         assert f'lang="{negotiate(lang)}"' in await resp.text()
         resp = await http.get(f"/login?lang={lang}")
         assert f'lang="{negotiate(lang)}"' in await resp.text()
+
+
+async def test_sign_in_during_a_database_outage_is_503_then_works(
+    server: AuthServer, accounts: Accounts, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While the accounts cannot be read the form answers its page in the reader's language
+    with a wait-a-minute message and the JSON sign-in a 503 ``unavailable`` problem, both
+    with ``Retry-After``; no cookie, no traceback; then signing in works."""
+    await make_people(accounts)
+    sign_in = server.test_server.app[SIGN_IN]  # type: ignore[union-attr]
+    real = sign_in.accounts.authenticate
+    down = True
+
+    async def maybe_down(*args: Any, **kwargs: Any) -> Any:
+        if down:
+            raise database_refused()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(sign_in.accounts, "authenticate", maybe_down)
+    monkeypatch.setattr(problems, "outages", OutageLog(problems.log))  # a fresh pace
+    caplog.set_level(logging.INFO)
+    form = {"username": "paper.tutor", "password": PASSWORD, "next": "/tutor"}
+    async with server.http() as http:
+        resp = await http.post("/login", data=form, allow_redirects=False,
+                               headers={"Accept-Language": "vi"})
+        html = await resp.text()
+        assert resp.status == 503 and resp.headers["Retry-After"] == "5"
+        assert "Tạm thời không thể đăng nhập." in html and 'value="paper.tutor"' in html
+        assert auth.COOKIE not in resp.cookies
+        resp = await http.post("/api/login", json={"username": "paper.tutor",
+                                                   "password": PASSWORD})
+        assert resp.status == 503 and resp.headers["Retry-After"] == "5"
+        assert (await resp.json(content_type=None))["code"] == "unavailable"
+        assert auth.COOKIE not in resp.cookies
+        assert not [r for r in caplog.records if r.exc_info]
+        down = False
+        resp = await http.post("/login", data=form, allow_redirects=False)
+        assert resp.status == 303 and auth.COOKIE in resp.cookies

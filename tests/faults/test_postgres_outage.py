@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
+import aiohttp
 import pytest
 
+from broker import tokens
+from tests.broker.harness import SECRET, staff
 from tests.faults.conftest import Populate, StartCluster
 from tests.faults.invariants import churn_and_check
 from tests.faults.workload import CHURN_ENV, Churn, Timeline
@@ -37,3 +41,39 @@ async def test_postgres_stopped_during_churn(
         cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
     )
     assert report.ok, report.table()
+
+
+async def test_http_during_a_postgres_outage_is_503_then_works(
+    start_cluster: StartCluster,
+) -> None:
+    """A staff read over HTTP while PostgreSQL is stopped is answered 503 ``unavailable``
+    with ``Retry-After`` by both processes (one log line, no traceback: the suite checks),
+    and the same read works once PostgreSQL is back."""
+    cluster = await start_cluster()
+    bearer = {"Authorization": "Bearer " + tokens.issue(SECRET, staff())}
+
+    async def summaries(http: aiohttp.ClientSession) -> list[tuple[int, str, str]]:
+        answers = []
+        for index in range(len(cluster.servers)):
+            url = cluster.url(index) + "/api/stats/summary"
+            async with http.get(url, headers=bearer) as response:
+                body = await response.json(content_type=None)
+                answers.append(
+                    (response.status, response.headers.get("Retry-After", ""), body.get("code"))
+                )
+        return answers
+
+    async with aiohttp.ClientSession() as http:
+        assert {status for status, _, _ in await summaries(http)} == {200}
+        await asyncio.to_thread(cluster.pg.stop, "immediate")
+        try:
+            for _ in range(3):
+                assert await summaries(http) == [(503, "5", "unavailable")] * 2
+        finally:
+            await asyncio.to_thread(cluster.pg.start)
+        for _ in range(50):  # each process's pool finds PostgreSQL again on its next read
+            answers = await summaries(http)
+            if {status for status, _, _ in answers} == {200}:
+                break
+            await asyncio.sleep(0.1)
+        assert {status for status, _, _ in answers} == {200}, answers

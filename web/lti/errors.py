@@ -180,3 +180,12 @@ class BadLoginRequest(LtiError):
     """The OIDC login initiation lacked a parameter or named a foreign target."""
 
     code = "bad_login_request"
+
+
+class Unavailable(LtiError):
+    """PostgreSQL or Redis could not be reached during the launch; nothing was created, and
+    the same launch from the course works once it is back (the page says to wait)."""
+
+    code = "unavailable"
+    http_status = 503
+    public_message = N_("Homework Help is briefly unavailable. Please wait a minute.")

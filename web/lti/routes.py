@@ -28,6 +28,7 @@ from web.lti.state import LoginState, StateCodec
 from web.lti.tool_keys import ToolKeys
 from web.lti.validate import Policy, peek, validate_id_token
 from web.negotiation import page_locale
+from web.problems import answered_as_outage, retry_later
 from web.render import render_page
 
 log = logging.getLogger("web.lti")
@@ -200,11 +201,31 @@ def launch_locale(token: object) -> str | None:
 
 async def launch(request: web.Request) -> web.StreamResponse:
     """The OIDC redirect target: validate the id_token, then hand :class:`LaunchData` to
-    ``on_launch``. Nothing is created unless every check passed."""
-    tool = request.app[LTI_TOOL]
+    ``on_launch``. Nothing is created unless every check passed. While PostgreSQL or Redis
+    cannot be reached (the nonce, the student's record) the launch creates nothing and the
+    student sees the translated error page, 503 ``unavailable`` with ``Retry-After``."""
     form: Mapping[str, Any] = await read_form(request)
+    locale = launch_locale(form.get("id_token"))
+    try:
+        return await _launch(request, form, locale)
+    except Exception as exc:
+        if not answered_as_outage(request, exc):
+            raise
+        return retry_later(render(
+            "error.html",
+            page_locale(request, locale),
+            status=E.Unavailable.http_status,
+            code=E.Unavailable.code,
+            message=E.Unavailable.public_message,
+            new_tab_url=None,
+        ))
+
+
+async def _launch(
+    request: web.Request, form: Mapping[str, Any], locale: str | None
+) -> web.StreamResponse:
+    tool = request.app[LTI_TOOL]
     token, state = form.get("id_token"), form.get("state")
-    locale = launch_locale(token)
     new_tab: str | None = None
     try:
         if form.get("error"):
