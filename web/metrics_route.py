@@ -3,7 +3,8 @@
 Each scrape first awaits the database figures (queues, tutors, open sessions: the whole
 district's, whichever process answers), then renders them with this process's counters
 (:mod:`broker.metrics`); the rendering does no I/O. A scrape whose database read fails is
-answered 500 (a problem body), so Prometheus records it as a failed scrape (``up == 0``).
+answered 503 while PostgreSQL is unreachable, else 500 (a problem body), so Prometheus
+records it as a failed scrape (``up == 0``).
 
 Who may read it: the figures name queues and count people, and carry no personal data
 (no pseudonym, name, school or message). By default anyone who reaches the bind address

@@ -46,34 +46,36 @@ async def test_postgres_stopped_during_churn(
 async def test_http_during_a_postgres_outage_is_503_then_works(
     start_cluster: StartCluster,
 ) -> None:
-    """A staff read over HTTP while PostgreSQL is stopped is answered 503 ``unavailable``
-    with ``Retry-After`` by both processes (one log line, no traceback: the suite checks),
-    and the same read works once PostgreSQL is back."""
+    """A staff read and a metrics scrape over HTTP while PostgreSQL is stopped are answered
+    503 ``unavailable`` with ``Retry-After`` by both processes (one log line, no traceback:
+    the suite checks), and the same calls work once PostgreSQL is back."""
     cluster = await start_cluster()
     bearer = {"Authorization": "Bearer " + tokens.issue(SECRET, staff())}
 
-    async def summaries(http: aiohttp.ClientSession) -> list[tuple[int, str, str]]:
-        answers = []
+    async def answers(http: aiohttp.ClientSession) -> list[tuple[int, str, str | None]]:
+        found = []
         for index in range(len(cluster.servers)):
-            url = cluster.url(index) + "/api/stats/summary"
-            async with http.get(url, headers=bearer) as response:
-                body = await response.json(content_type=None)
-                answers.append(
-                    (response.status, response.headers.get("Retry-After", ""), body.get("code"))
-                )
-        return answers
+            for path in ("/api/stats/summary", "/metrics"):
+                async with http.get(cluster.url(index) + path, headers=bearer) as response:
+                    code = None
+                    if response.status != 200:
+                        code = (await response.json(content_type=None)).get("code")
+                    found.append(
+                        (response.status, response.headers.get("Retry-After", ""), code)
+                    )
+        return found
 
     async with aiohttp.ClientSession() as http:
-        assert {status for status, _, _ in await summaries(http)} == {200}
+        assert {status for status, _, _ in await answers(http)} == {200}
         await asyncio.to_thread(cluster.pg.stop, "immediate")
         try:
             for _ in range(3):
-                assert await summaries(http) == [(503, "5", "unavailable")] * 2
+                assert await answers(http) == [(503, "5", "unavailable")] * 4
         finally:
             await asyncio.to_thread(cluster.pg.start)
         for _ in range(50):  # each process's pool finds PostgreSQL again on its next read
-            answers = await summaries(http)
-            if {status for status, _, _ in answers} == {200}:
+            found = await answers(http)
+            if {status for status, _, _ in found} == {200}:
                 break
             await asyncio.sleep(0.1)
-        assert {status for status, _, _ in answers} == {200}, answers
+        assert {status for status, _, _ in found} == {200}, found
