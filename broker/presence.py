@@ -1,10 +1,11 @@
 """Presence: who is connected, as heartbeats (after python-socketio's managers: a base with
 the logic, backends that fill in the storage hooks).
 
-Every process touches the people it holds connections for, every sweep; the broker reads
-``last_seen`` to decide who has been gone longer than the grace period. Presence is allowed
-to be lost (it is not a fact that must survive), and losing it never makes anyone look
-gone:
+Every process touches the people it holds connections for, every sweep (and, while a sweep
+waits on the database, by a heartbeat of its own: ``Broker._heartbeat_forever``); the
+broker reads ``last_seen`` to decide who has been gone longer than the grace period.
+Presence is allowed to be lost (it is not a fact that must survive), and losing it never
+makes anyone look gone:
 
 * ``last_seen`` answers, for a subject never touched, the **epoch** of the store: the moment
   it was created, or re-created after it was lost (a fresh process, a Redis that was

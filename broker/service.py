@@ -178,7 +178,9 @@ class Broker:
         self._participants: dict[str, tuple[str, str, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._room_watch: asyncio.Task[None] | None = None
+        self._heartbeat_at = float("-inf")  # when this process last touched its connections
         self._buffers_dropped_at = 0.0
         self._safety_watched_at = float("-inf")
         self._presence_since: float | None = None  # presence has answered since then
@@ -205,10 +207,13 @@ class Broker:
         await self.rooms.start()
         if sweep:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="broker-sweep")
+            self._heartbeat = asyncio.create_task(
+                self._heartbeat_forever(), name="broker-heartbeat"
+            )
             self._room_watch = asyncio.create_task(self._watch_rooms(), name="room-watch")
 
     async def stop(self) -> None:
-        for loop_task in (self._sweeper, self._room_watch):
+        for loop_task in (self._sweeper, self._heartbeat, self._room_watch):
             if loop_task is not None:
                 loop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -250,6 +255,28 @@ class Broker:
             except Exception as exc:
                 self._outages.failure("the sweep", exc, "; will retry")
 
+    async def _heartbeat_forever(self) -> None:
+        """Touch this process's connections whenever no sweep has for a sweep interval.
+
+        The sweep touches them first thing, then reads the database; a sweep held up there
+        (PostgreSQL frozen or unreachable over a black-holed network, a slow statement)
+        would otherwise stop this process's heartbeats, and the first other process whose
+        sweep got through afterwards would judge this one's people gone past the grace
+        period and end their sessions. With this, presence follows the connections
+        whatever the database does; a touch costs one Redis round trip, and is skipped
+        while the sweep keeps up."""
+        while True:
+            await asyncio.sleep(self.sweep_interval / 2)
+            now = self.clock()
+            if now - self._heartbeat_at < self.sweep_interval:
+                continue
+            try:
+                await self.heartbeat(now)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._outages.failure("the heartbeat", exc, "; will retry")
+
     async def _watch_rooms(self) -> None:
         """Every :data:`~broker.rooms.ROOM_WATCH_S`, tell this process's people of rooms
         that opened or closed or whose people changed (one indexed read of the open rooms
@@ -276,7 +303,7 @@ class Broker:
         waiting behind it. What changes in between is what the guards are for.
         """
         now = self.clock()
-        judge = await self._touch(self.local_subjects(), now) and self._presence_settled(now)
+        judge = await self.heartbeat(now) and self._presence_settled(now)
         await _breathe()
         await self._announce_departures(now, judge)
         max_wait = self.settings.queue_max_wait_s
@@ -341,6 +368,15 @@ class Broker:
         await self.desk.refresh_next_expected(now, unserved)
 
     # -- presence, which is allowed to be lost or unreachable ----------------------------
+    async def heartbeat(self, now: float) -> bool:
+        """Touch every connection this process holds at ``now`` (each sweep does, and
+        :meth:`_heartbeat_forever` whenever a sweep is held up); ``False`` when presence
+        cannot be reached."""
+        touched = await self._touch(self.local_subjects(), now)
+        if touched:
+            self._heartbeat_at = max(self._heartbeat_at, now)
+        return touched
+
     async def _touch(self, subjects: list[str], now: float) -> bool:
         """Heartbeat ``subjects``; ``False`` (logged once per outage, nothing raised) when
         presence cannot be reached: it is not needed to serve anyone."""

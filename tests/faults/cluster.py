@@ -146,6 +146,18 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _child_pids(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (from /proc: PostgreSQL's backends)."""
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = Path(stat).read_text()
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+            if int(text[text.rindex(")") + 2 :].split()[1]) == parent:
+                found.append(int(text.split()[0]))
+    return found
+
+
 class Postgres:
     """A PostgreSQL cluster of our own, in a temporary directory.
 
@@ -242,6 +254,21 @@ class Postgres:
         await asyncio.to_thread(self.stop, mode)
         await asyncio.sleep(seconds)
         await asyncio.to_thread(self.start)
+
+    async def freeze(self, seconds: float) -> None:
+        """Stop every PostgreSQL process (SIGSTOP) for ``seconds``, then let them go on
+        (SIGCONT): connections stay open and nothing answers, as over a black-holed network
+        or a server stuck on its disk."""
+        master = int((self.data / "postmaster.pid").read_text().splitlines()[0])
+        pids = [master, *_child_pids(master)]
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     def url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

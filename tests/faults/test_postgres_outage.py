@@ -1,4 +1,5 @@
-"""PostgreSQL stopped for a few seconds during churn, then started again."""
+"""PostgreSQL stopped for a few seconds during churn, then started again; frozen (no
+answer, nothing closed) for a few seconds; HTTP while it is down."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.faults.workload import CHURN_ENV, Churn, Timeline
 pytestmark = pytest.mark.faults
 
 OUTAGE_S = 2.0  # the issue's operator stopped it for 10 s; the shape is the same
+FREEZE_S = 2.2  # past the cluster's 2 s grace: presence must not wait on the database
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -79,3 +81,25 @@ async def test_http_during_a_postgres_outage_is_503_then_works(
                 break
             await asyncio.sleep(0.1)
         assert {status for status, _, _ in found} == {200}, found
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_postgres_frozen_during_churn(
+    start_cluster: StartCluster, populate: Populate, seed: int
+) -> None:
+    """PostgreSQL stops answering without closing anything (SIGSTOP, as over a black-holed
+    network) for longer than the grace period: calls wait, and when it answers again
+    nobody connected is judged gone (each process's heartbeat went on while its sweep
+    waited on the database) and every invariant holds."""
+    timing = random.Random(seed)
+    cluster = await start_cluster(env=CHURN_ENV)
+    people = await populate(cluster, seed)
+    timeline = Timeline(f"PostgreSQL frozen {FREEZE_S} s during churn", seed)
+
+    async def fault(churn: Churn) -> None:
+        await cluster.pg.freeze(FREEZE_S + timing.uniform(0, 0.5))
+
+    report = await churn_and_check(
+        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    )
+    assert report.ok, report.table()
