@@ -28,6 +28,13 @@ TUTOR_NOTES_MAX_CHARS = 2000  # a tutor's private notes on a session (issue 14)
 # every process's sweep deletes them after that, at most this often.
 BUFFER_AFTER_END_S = 120.0
 BUFFER_SWEEP_EVERY_S = 30.0
+# On shutdown, closing waits on the database at most this long: the writes already submitted
+# settle within CLOSE_SETTLE_S, and each connection closes within CLOSE_CONNECTION_S. A
+# database that does not answer (frozen, a black-holed network) is then left as it is:
+# PostgreSQL rolls back what it had not committed when the connection drops, and no caller
+# of those writes was answered.
+CLOSE_SETTLE_S = 2.0
+CLOSE_CONNECTION_S = 0.5
 OPEN_STATUSES = ("queued", "accepted")  # a request in either still holds its student
 QUEUE_PUSH_COALESCE_S = 0.5  # a queue is pushed at most once per this window (Broker.push_queue)
 STAFF_PUSH_INTERVAL_S = 1.0

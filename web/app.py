@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from broker.catalog_source import load_catalog
+from broker.db.closing import dispose_within
 from broker.db.engine import create_engine, session_factory
 from broker.directory import load_school_directory_from
 from broker.lifecycle_store import LifecycleStore
@@ -84,7 +85,7 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     await gateway.detach()
     await broker.stop()
     await gateway.close_fanout()
-    await engine.dispose()
+    await dispose_within(engine)  # a database that does not answer must not hold the exit
 
 
 def demo_base_url(settings: Settings) -> str:

@@ -66,6 +66,8 @@ from typing import Any
 
 from sqlalchemy.sql import Executable
 
+from broker.constants import CLOSE_SETTLE_S
+
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
@@ -200,15 +202,30 @@ class GroupCommitter:
         if self.fuses:
             self._fusions[id(single)] = (single, fusion)  # kept: its id is never reused
 
-    async def close(self) -> None:
-        """Finish what was submitted, then stop the writers and release the backend."""
+    async def close(self, settle_s: float = CLOSE_SETTLE_S) -> None:
+        """Finish what was submitted, then stop the writers and release the backend.
+
+        Every unit submitted is settled (committed, or failed on its own) before the
+        writers stop, unless the database has not answered within ``settle_s``: then the
+        writers stop without them (logged as a warning), their callers are never
+        answered, and a batch under way is left to the database, which rolls it back
+        when its connection drops unless it had already committed it."""
         if self._tasks:
-            # Every unit submitted is settled (committed, or failed on its own) before the
-            # writers stop.
-            with contextlib.suppress(Exception):
-                for lane, queue in enumerate(self._queues):
-                    if lane in self._tasks and not self._tasks[lane].done():
-                        await queue.join()
+            running = [
+                queue.join() for lane, queue in enumerate(self._queues)
+                if lane in self._tasks and not self._tasks[lane].done()
+            ]
+            try:
+                async with asyncio.timeout(settle_s):
+                    await asyncio.gather(*running)
+            except TimeoutError:
+                log.warning(
+                    "closing: the database did not settle the writes under way within "
+                    "%.1f s; stopping without them (%d more waiting), none of them answered",
+                    settle_s, sum(queue.qsize() for queue in self._queues),
+                )
+            except Exception:  # a writer that failed: nothing more to wait for
+                pass
             tasks, self._tasks = list(self._tasks.values()), {}
             for task in tasks:
                 task.cancel()

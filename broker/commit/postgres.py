@@ -36,6 +36,7 @@ constraint, ``DBAPIError`` otherwise), as the engine backend would raise them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
@@ -44,6 +45,7 @@ from sqlalchemy.engine import URL, Dialect
 
 from broker.commit.base import GroupCommitter, Outcome, StepResult, Unit
 from broker.commit.prepared import BoundBatch, StatementCache
+from broker.db.closing import close_within
 from broker.metrics import count_lock_give_up
 
 log = logging.getLogger(__name__)
@@ -183,9 +185,7 @@ class AsyncpgCommitter(GroupCommitter):
 
     async def _dispose(self) -> None:
         conns, self._conns = list(self._conns.values()), {}
-        for conn in conns:
-            if not conn.is_closed():
-                await conn.close()
+        await asyncio.gather(*(close_within(conn) for conn in conns))
 
 
 def _rowcount(status: str) -> int:

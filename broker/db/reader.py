@@ -60,6 +60,7 @@ from sqlalchemy.types import TypeEngine
 
 from broker.commit.postgres import asyncpg_dsn
 from broker.commit.prepared import Prepared, PrepareError, prepare
+from broker.db.closing import close_within
 from broker.outages import ENDED_STATES
 
 Row = dict[str, Any]
@@ -374,9 +375,7 @@ class AsyncpgReader(NativeReader):
 
     async def _dispose(self) -> None:
         idle, self._idle = self._idle, []
-        for conn in idle:
-            if not conn.is_closed():
-                await conn.close()
+        await asyncio.gather(*(close_within(conn) for conn in idle))
 
 
 def reader_for(engine: AsyncEngine) -> Reader:

@@ -10,6 +10,11 @@ The other files take one fault at a time. Here:
   once PostgreSQL is back. The survivor answers its calls with documented errors
   meanwhile, and the dead process's clients arrive on it during the outage.
 
+* **SIGTERM while PostgreSQL is down, or frozen**: an operator restarts a process during
+  the outage. It must exit within 10 s by itself (not by its watchdog), a frozen database
+  (nothing answered, nothing closed) included: closing waits on it only so long
+  (``broker.constants.CLOSE_SETTLE_S``, ``broker/db/closing.py``).
+
 Afterwards the same invariants as every other fault must hold (``invariants.py``):
 nothing queued invisible, nobody blocked, no session open in one place and closed in
 another, no acknowledged message lost or shown twice, capacity equal to open sessions.
@@ -86,35 +91,45 @@ async def test_postgres_crash_while_a_process_dies_during_churn(
     assert report.ok, report.table()
 
 
-async def test_sigterm_while_postgres_is_down_during_churn(
-    start_cluster: StartCluster, populate: Populate
+@pytest.mark.parametrize("how", ["down", "frozen"])
+async def test_sigterm_while_postgres_is_unavailable_during_churn(
+    start_cluster: StartCluster, populate: Populate, how: str
 ) -> None:
-    """An operator restarts a process while PostgreSQL is down (to "fix" it): the process
-    still exits within 10 s, having answered what was in flight (with documented codes:
-    what needed the database changed nothing), and once PostgreSQL is back every
-    invariant holds."""
+    """An operator restarts a process while PostgreSQL is down (to "fix" it), or while it
+    answers nothing (frozen longer than the 10 s a deploy allows): the process still exits
+    within 10 s by itself, having answered what it could (with documented codes: what
+    needed the database changed nothing), and once PostgreSQL is back every invariant
+    holds."""
     seed = 3
     timing = random.Random(seed)
     cluster = await start_cluster(env=CHURN_ENV, grace_s=5.0)
     people = await populate(cluster, seed)
-    outage_s = 3.0 + timing.uniform(0, 0.5)
+    pg = cluster.pg
+    fault_s = 3.0 + timing.uniform(0, 0.5) if how == "down" else 12.0
     timeline = Timeline(
-        f"SIGTERM of serve-0 while PostgreSQL was down ({outage_s:.1f} s), during churn; "
+        f"SIGTERM of serve-0 while PostgreSQL was {how} ({fault_s:.1f} s), during churn; "
         "restarted after", seed,
     )
     took: list[float] = []
 
     async def deploy() -> None:
-        await asyncio.sleep(timing.uniform(0.2, 0.6))  # PostgreSQL is down by now
+        await asyncio.sleep(timing.uniform(0.2, 0.6))  # PostgreSQL is unavailable by now
         took.append(await cluster.terminate(0))
 
     async def fault(churn: Churn) -> None:
         churn.wave()
-        await asyncio.gather(cluster.pg.outage(outage_s, "fast"), deploy())
+        unavailable = pg.outage(fault_s, "fast") if how == "down" else pg.freeze(fault_s)
+        await asyncio.gather(unavailable, deploy())
         await cluster.restart(0)
 
     report = await churn_and_check(
         cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
     )
     check_exit(report, took[0])
+    log = cluster.servers[0].log.read_text(errors="replace")
+    report.add(
+        "the process stopped by itself, not by its shutdown watchdog",
+        [line for line in log.splitlines() if "shutdown still running after" in line],
+        1,
+    )
     assert report.ok, report.table()
