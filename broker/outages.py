@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from asyncpg.exceptions import InternalClientError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -30,8 +31,12 @@ _UNAVAILABLE = (
 # admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now: "the database system is
 # shutting down"). broker/db/reader.py runs a read again on a new connection after one.
 ENDED_STATES = ("08", "57P01", "57P02", "57P03")
-# ... and, for an outage, also no connection slot left (53300 too_many_connections).
-_UNAVAILABLE_STATES = (*ENDED_STATES, "53300")
+# ... and, for an outage, also the server out of a resource (class 53: its disk full,
+# out of memory, no connection slot left), and a server that takes no writes (25006
+# read_only_sql_transaction: a standby, or a primary being demoted in a failover). Each
+# fails every write the same way for as long as it lasts: one paced line, not a
+# traceback per event, with the server's own words in the line.
+_UNAVAILABLE_STATES = (*ENDED_STATES, "53", "25006")
 
 
 def summary(exc: BaseException) -> str:
@@ -48,6 +53,13 @@ def kind_of(exc: BaseException) -> str | None:
         return "database"
     state = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
     if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
+        return "database"
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, InternalClientError) and "cannot switch to state" in str(cause):
+        # asyncpg, a statement sent on a connection the server had ended (a restart, an
+        # administrator's pg_terminate_backend) before the client read that it had:
+        # "cannot switch to state 15; another operation (2) is in progress". Our writer
+        # and readers never share a connection between two statements at once.
         return "database"
     if isinstance(exc, RuntimeError) and "handler is closed" in str(exc):
         # uvloop, writing to a connection the other side just closed (Redis restarting):

@@ -25,8 +25,18 @@ CASES = [
     (wrapped(pg.CrashShutdownError("terminating connection because of crash")), "database"),
     (wrapped(pg.ConnectionDoesNotExistError("connection was closed in the middle")), "database"),
     (wrapped(pg.TooManyConnectionsError("sorry, too many clients already")), "database"),
+    # the server out of a resource, or taking no writes (a failover under way)
+    (wrapped(pg.DiskFullError('could not extend file "base/16384/16385"')), "database"),
+    (wrapped(pg.OutOfMemoryError("out of memory")), "database"),
+    (wrapped(pg.ReadOnlySQLTransactionError(
+        "cannot execute INSERT in a read-only transaction")), "database"),
     (wrapped(ConnectionRefusedError(111, "Connection refused")), "database"),
     (OperationalError("select", {}, ConnectionRefusedError(111, "refused")), "database"),
+    # a statement on a connection the server had just ended, as asyncpg reports it
+    (pg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
+     "database"),
+    (wrapped(pg.InternalClientError("cannot switch to state 12; another operation (2) is in "
+                                    "progress")), "database"),
     (RedisConnectionError("Connection refused"), "redis"),
     (ConnectionResetError(104, "reset"), "service"),
     # uvloop's word for a write to a connection Redis had just closed (the fault suite)
@@ -37,6 +47,7 @@ CASES = [
     (wrapped(pg.UniqueViolationError("duplicate key value")), None),
     (wrapped(pg.UndefinedColumnError("column x does not exist")), None),
     (IntegrityError("insert", {}, Exception("UNIQUE constraint failed")), None),
+    (pg.InternalClientError("unexpected codec"), None),
     (KeyError("a bug"), None),
     (ValueError("bad"), None),
 ]

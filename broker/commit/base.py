@@ -67,8 +67,10 @@ from typing import Any
 from sqlalchemy.sql import Executable
 
 from broker.constants import CLOSE_SETTLE_S
+from broker.outages import OutageLog, kind_of
 
 log = logging.getLogger(__name__)
+_outages = OutageLog(log)
 
 MAX_BATCH = 200
 
@@ -268,11 +270,16 @@ class GroupCommitter:
             else:
                 results = await self._commit([p.unit for p in batch], lane)
         except Exception as error:
-            if len(batch) > 1:
+            kind = kind_of(error)
+            if kind is not None:  # every batch fails alike while it lasts: one paced line
+                _outages.report(kind, f"a batch of {len(batch)} writes", error)
+            elif len(batch) > 1:
                 log.warning(
                     "a batch of %d writes failed (%s); retrying each alone",
                     len(batch), str(error).splitlines()[0][:300],
                 )
+            # each alone: one bad write fails only its caller, and after a lost connection
+            # (a restart) they run on a fresh one
             await self._one_by_one(batch, lane)
             return
         for pending, counts in zip(batch, results, strict=True):

@@ -44,6 +44,12 @@ SCHOOLS = sa.table(
 REQUESTS = Base.metadata.tables["help_requests"]
 
 
+async def school_ids(engine: AsyncEngine) -> set[str]:
+    """The ids of the schools these tests wrote (``g<i>``), as committed."""
+    async with engine.connect() as conn:
+        return set(await conn.scalars(sa.text("select id from schools where id like 'g%'")))
+
+
 def school(i: int | str) -> dict[str, object]:
     return {
         "id": f"g{i}",
@@ -104,9 +110,8 @@ async def test_a_failing_unit_fails_only_its_caller(setup) -> None:  # type: ign
     )
     assert outcomes[0] == [1] and outcomes[2] == [1]
     assert isinstance(outcomes[1], IntegrityError)
-    async with engine.connect() as conn:
-        ids = set(await conn.scalars(sa.text("select id from schools where id like 'g%'")))
-    assert ids == {"gdup", "ga", "gc"}  # the failed unit left nothing behind (not gb)
+    # the failed unit left nothing behind (not gb)
+    assert await school_ids(engine) == {"gdup", "ga", "gc"}
     assert await writer.write([(SCHOOLS.insert(), school("after"))]) == [1]  # still working
 
 
@@ -129,9 +134,7 @@ async def test_a_failed_first_guard_writes_nothing_and_the_batch_commits(setup) 
     )
     assert outcomes[0].ok and outcomes[2].ok
     assert outcomes[1].failed == 0 and outcomes[1] == [0]  # stopped at the guard
-    async with engine.connect() as conn:
-        ids = set(await conn.scalars(sa.text("select id from schools where id like 'g%'")))
-    assert ids == {"gx", "gz"}
+    assert await school_ids(engine) == {"gx", "gz"}
 
 
 async def test_a_later_guard_undoes_the_units_earlier_writes(setup) -> None:  # type: ignore[no-untyped-def]
@@ -218,9 +221,7 @@ async def test_postgres_writer_survives_losing_its_connection(postgres_url: str)
             )
         assert killed >= 1  # the lanes that had connected
         assert await writer.write([(SCHOOLS.insert(), school("after"))]) == [1]
-        async with engine.connect() as conn:
-            ids = set(await conn.scalars(sa.text("select id from schools where id like 'g%'")))
-        assert ids == {"gbefore", "gafter"}
+        assert await school_ids(engine) == {"gbefore", "gafter"}
     finally:
         await writer.close()
         await engine.dispose()
@@ -407,9 +408,7 @@ async def test_postgres_one_statement_is_sent_alone(
     conn = writer._conns[0]
     assert await writer.write([(SCHOOLS.insert(), school("four"))]) == [1]
     assert writer._conns[0] is conn
-    async with engine.connect() as check:
-        ids = set(await check.scalars(sa.text("select id from schools where id like 'g%'")))
-    assert ids == {"gone", "gtwo", "gthree", "gfour"}
+    assert await school_ids(engine) == {"gone", "gtwo", "gthree", "gfour"}
 
 
 def test_prepare_refuses_a_missing_parameter(sqlite_url: str) -> None:
@@ -464,5 +463,57 @@ async def test_postgres_writer_reports_an_unreachable_database() -> None:
         with pytest.raises(sa.exc.DBAPIError):
             await asyncio.wait_for(writer.write([(SCHOOLS.insert(), school(1))]), 20)
     finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def test_postgres_taking_no_writes_is_an_outage_logged_once(
+    postgres_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that takes no writes (a standby, or a primary demoted in a failover: SQLSTATE
+    25006) fails every batch alike: each caller gets the error with nothing written, the
+    log has one paced line for the outage, not a warning per batch, and writes work again
+    once it takes them."""
+    import asyncpg
+
+    from broker.commit import base
+    from broker.outages import OutageLog, kind_of
+
+    monkeypatch.setattr(base, "_outages", OutageLog(base.log))  # a fresh pace
+    await prepare_database(postgres_url)
+    engine = create_engine(postgres_url)
+    writer = committer_for(engine)
+    database = postgres_url.rsplit("/", 1)[1]
+    # opened before the change, this session keeps taking writes (ALTER DATABASE applies to
+    # new sessions), so it can turn it back
+    admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
+
+    async def writes_taken(on: bool) -> None:
+        await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = '
+                            + ("off" if on else "on"))
+        await admin.execute(  # the writer's connections start again, under the new default
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where application_name = $1 and datname = current_database()", APPLICATION_NAME)
+
+    try:
+        assert await writer.write([(SCHOOLS.insert(), school("before"))]) == [1]
+        await writes_taken(False)
+        with caplog.at_level("INFO", logger="broker.commit"):
+            for n in range(5):
+                outcomes = await asyncio.gather(
+                    *(writer.write([(SCHOOLS.insert(), school(f"ro{n}{i}"))]) for i in range(3)),
+                    return_exceptions=True,
+                )
+                assert all(isinstance(o, Exception) and kind_of(o) == "database"
+                           for o in outcomes), outcomes
+        said = [r.getMessage() for r in caplog.records]
+        assert len([m for m in said if "database unavailable: a batch of" in m]) == 1, said
+        assert not [m for m in said if "retrying each alone" in m], said
+        assert not [r for r in caplog.records if r.exc_info]
+        await writes_taken(True)
+        assert await writer.write([(SCHOOLS.insert(), school("after"))]) == [1]
+        assert await school_ids(engine) == {"gbefore", "gafter"}
+    finally:
+        await admin.close()
         await writer.close()
         await engine.dispose()

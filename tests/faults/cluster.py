@@ -270,6 +270,25 @@ class Postgres:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGCONT)
 
+    async def read_only(self, seconds: float) -> None:
+        """Take no writes for ``seconds`` (``default_transaction_read_only`` for every session,
+        the open ones included, through the configuration file and a reload), as a standby
+        or a primary demoted in a failover answers: SQLSTATE 25006 for every write."""
+
+        async def set_to(value: str) -> None:
+            conn = await asyncpg.connect(self.url("postgres"))
+            try:
+                await conn.execute(f"ALTER SYSTEM SET default_transaction_read_only = {value}")
+                await conn.execute("SELECT pg_reload_conf()")
+            finally:
+                await conn.close()
+
+        await set_to("on")
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await set_to("off")
+
     def url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 

@@ -1,5 +1,6 @@
 """PostgreSQL stopped for a few seconds during churn, then started again; frozen (no
-answer, nothing closed) for a few seconds; HTTP while it is down."""
+answer, nothing closed) for a few seconds; taking no writes (a failover) for a few
+seconds; HTTP while it is down."""
 
 from __future__ import annotations
 
@@ -98,6 +99,30 @@ async def test_postgres_frozen_during_churn(
 
     async def fault(churn: Churn) -> None:
         await cluster.pg.freeze(FREEZE_S + timing.uniform(0, 0.5))
+
+    report = await churn_and_check(
+        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    )
+    assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_postgres_taking_no_writes_during_churn(
+    start_cluster: StartCluster, populate: Populate, seed: int
+) -> None:
+    """PostgreSQL answers but takes no writes (a failover: SQLSTATE 25006) for a few
+    seconds: every call is answered, a refused change changed nothing (a cancel leaves the
+    place), the outage is one paced line (no traceback: the suite checks), and afterwards
+    every invariant holds."""
+    timing = random.Random(seed)
+    cluster = await start_cluster(env=CHURN_ENV)
+    people = await populate(cluster, seed)
+    timeline = Timeline(
+        f"PostgreSQL taking no writes {OUTAGE_S} s during churn", seed, answers_during=True
+    )
+
+    async def fault(churn: Churn) -> None:
+        await cluster.pg.read_only(OUTAGE_S + timing.uniform(0, 0.5))
 
     report = await churn_and_check(
         cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
