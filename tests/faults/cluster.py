@@ -411,6 +411,18 @@ class Redis:
         await asyncio.sleep(down_s)
         await self.launch()
 
+    async def freeze(self, seconds: float) -> None:
+        """Stop redis-server (SIGSTOP) for ``seconds``, then let it go on: connections stay
+        open and nothing answers, as over a black-holed network."""
+        assert self.proc is not None
+        pid = self.proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     async def command(self, *args: str) -> Any:
         client = aioredis.Redis(host="127.0.0.1", port=self.port)
         try:

@@ -10,10 +10,10 @@ The other files take one fault at a time. Here:
   once PostgreSQL is back. The survivor answers its calls with documented errors
   meanwhile, and the dead process's clients arrive on it during the outage.
 
-* **SIGTERM while PostgreSQL is down, or frozen**: an operator restarts a process during
-  the outage. It must exit within 10 s by itself (not by its watchdog), a frozen database
-  (nothing answered, nothing closed) included: closing waits on it only so long
-  (``broker.constants.CLOSE_SETTLE_S``, ``broker/db/closing.py``).
+* **SIGTERM while PostgreSQL is down or frozen, or Redis frozen**: an operator restarts a
+  process during the outage. It must exit within 10 s by itself (not by its watchdog), a
+  frozen database (nothing answered, nothing closed) included: closing waits on it only
+  so long (``broker.constants.CLOSE_SETTLE_S``, ``broker/db/closing.py``).
 
 Afterwards the same invariants as every other fault must hold (``invariants.py``):
 nothing queued invisible, nobody blocked, no session open in one place and closed in
@@ -91,34 +91,39 @@ async def test_postgres_crash_while_a_process_dies_during_churn(
     assert report.ok, report.table()
 
 
-@pytest.mark.parametrize("how", ["down", "frozen"])
-async def test_sigterm_while_postgres_is_unavailable_during_churn(
+@pytest.mark.parametrize("how", ["down", "frozen", "redis-frozen"])
+async def test_sigterm_while_a_service_is_unavailable_during_churn(
     start_cluster: StartCluster, populate: Populate, how: str
 ) -> None:
     """An operator restarts a process while PostgreSQL is down (to "fix" it), or while it
-    answers nothing (frozen longer than the 10 s a deploy allows): the process still exits
-    within 10 s by itself, having answered what it could (with documented codes: what
-    needed the database changed nothing), and once PostgreSQL is back every invariant
-    holds."""
+    answers nothing (frozen longer than the 10 s a deploy allows), or while Redis does: the
+    process still exits within 10 s by itself, having answered what it could (with
+    documented codes: what needed the database changed nothing), and once the service is
+    back every invariant holds."""
     seed = 3
     timing = random.Random(seed)
     cluster = await start_cluster(env=CHURN_ENV, grace_s=5.0)
     people = await populate(cluster, seed)
     pg = cluster.pg
     fault_s = 3.0 + timing.uniform(0, 0.5) if how == "down" else 12.0
+    service = "Redis was frozen" if how == "redis-frozen" else f"PostgreSQL was {how}"
     timeline = Timeline(
-        f"SIGTERM of serve-0 while PostgreSQL was {how} ({fault_s:.1f} s), during churn; "
+        f"SIGTERM of serve-0 while {service} ({fault_s:.1f} s), during churn; "
         "restarted after", seed,
     )
     took: list[float] = []
 
     async def deploy() -> None:
-        await asyncio.sleep(timing.uniform(0.2, 0.6))  # PostgreSQL is unavailable by now
+        await asyncio.sleep(timing.uniform(0.2, 0.6))  # the service is unavailable by now
         took.append(await cluster.terminate(0))
 
     async def fault(churn: Churn) -> None:
         churn.wave()
-        unavailable = pg.outage(fault_s, "fast") if how == "down" else pg.freeze(fault_s)
+        unavailable = {
+            "down": lambda: pg.outage(fault_s, "fast"),
+            "frozen": lambda: pg.freeze(fault_s),
+            "redis-frozen": lambda: cluster.redis.freeze(fault_s),
+        }[how]()
         await asyncio.gather(unavailable, deploy())
         await cluster.restart(0)
 

@@ -1,5 +1,6 @@
 """Redis losing its data (FLUSHALL, or a restart with nothing saved) during churn and chat,
-and Redis dropping its pub/sub connections during chat."""
+Redis frozen (nothing answered, nothing closed), and Redis dropping its pub/sub connections
+during chat."""
 
 from __future__ import annotations
 
@@ -37,6 +38,30 @@ async def test_redis_loses_its_data_during_churn(
             await cluster.redis.flushall()
         else:
             await cluster.redis.restart_empty(down_s)
+
+    report = await churn_and_check(
+        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    )
+    assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_redis_frozen_during_churn(
+    start_cluster: StartCluster, populate: Populate, seed: int
+) -> None:
+    """Redis answers nothing for longer than the grace period (frozen: connections open,
+    nothing closed): the fan-out, presence and the throttles wait or give up; nobody is
+    judged gone for it, nothing acknowledged is lost, and afterwards every invariant
+    holds."""
+    timing = random.Random(seed)
+    cluster = await start_cluster(env=CHURN_ENV)
+    people = await populate(cluster, seed)
+    freeze_s = 2.2 + timing.uniform(0, 0.5)
+    timeline = Timeline(f"Redis frozen {freeze_s:.1f} s during churn and chat", seed)
+
+    async def fault(churn: Churn) -> None:
+        churn.wave()
+        await cluster.redis.freeze(freeze_s)
 
     report = await churn_and_check(
         cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
