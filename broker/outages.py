@@ -42,6 +42,8 @@ _UNAVAILABLE_STATES = (*ENDED_STATES, "53", "25006")
 def summary(exc: BaseException) -> str:
     """The first line of ``exc``'s message, at most 200 characters (a log line's worth)."""
     text = str(exc)
+    if not text and isinstance(exc, TimeoutError):  # asyncio.timeout's: no message of its own
+        return "no answer in time"
     return text.splitlines()[0][:200] if text else ""
 
 

@@ -58,6 +58,7 @@ from broker.constants import (
     BUFFER_SWEEP_EVERY_S,
     ETA_WINDOW_S,
     QUEUE_PUSH_COALESCE_S,
+    REDIS_WAIT_S,
     TOPIC_MAX_CHARS,
     TUTOR_COUNT_MAX_AGE_S,
 )
@@ -379,9 +380,11 @@ class Broker:
 
     async def _touch(self, subjects: list[str], now: float) -> bool:
         """Heartbeat ``subjects``; ``False`` (logged once per outage, nothing raised) when
-        presence cannot be reached: it is not needed to serve anyone."""
+        presence cannot be reached, or does not answer within
+        :data:`~broker.constants.REDIS_WAIT_S`: it is not needed to serve anyone."""
         try:
-            await self.presence.touch(subjects, now)
+            async with asyncio.timeout(REDIS_WAIT_S):  # a Redis that answers nothing
+                await self.presence.touch(subjects, now)
         except Exception as exc:
             self._presence_since = None
             self._outages.report("presence", "a heartbeat", exc)
@@ -402,7 +405,8 @@ class Broker:
         if not judge or not subjects:
             return set()
         try:
-            return await self.presence.gone(subjects, now, self.settings.grace_seconds)
+            async with asyncio.timeout(REDIS_WAIT_S):
+                return await self.presence.gone(subjects, now, self.settings.grace_seconds)
         except Exception as exc:
             self._presence_since = None
             self._outages.report("presence", "a presence read", exc)
@@ -419,7 +423,8 @@ class Broker:
         if not subjects:
             return set()
         try:
-            seen = await self.presence.last_seen(subjects, now)
+            async with asyncio.timeout(REDIS_WAIT_S):
+                seen = await self.presence.last_seen(subjects, now)
         except Exception as exc:
             self._presence_since = None
             self._outages.report("presence", "a presence read", exc)
@@ -433,7 +438,8 @@ class Broker:
 
         async def last_seen(subjects: list[str]) -> dict[str, float] | None:
             try:
-                return await self.presence.last_seen(subjects, now)
+                async with asyncio.timeout(REDIS_WAIT_S):
+                    return await self.presence.last_seen(subjects, now)
             except Exception as exc:
                 self._presence_since = None
                 self._outages.report("presence", "a presence read", exc)
@@ -464,7 +470,8 @@ class Broker:
         if not subjects:
             return
         try:
-            seen = await self.presence.last_seen(subjects, now)
+            async with asyncio.timeout(REDIS_WAIT_S):
+                seen = await self.presence.last_seen(subjects, now)
         except Exception as exc:
             self._outages.report("presence", "a presence read", exc)
             return
@@ -520,7 +527,8 @@ class Broker:
             ):
                 ended += 1
         with contextlib.suppress(Exception):  # presence may be lost; the grace still ends it
-            await self.presence.forget([tutor_subject(tutor.id)])
+            async with asyncio.timeout(REDIS_WAIT_S):
+                await self.presence.forget([tutor_subject(tutor.id)])
         self._left.pop(tutor_subject(tutor.id), None)
         for name in tutor.queues():
             self.push_queue(name)
@@ -1350,10 +1358,12 @@ class Broker:
 
     async def _throttle(self, limiter: Throttle, key: str, message: str | None = None) -> None:
         """Count one event of ``key``; :class:`RateLimited` (nothing counted, nothing
-        changed) past the limit. A throttle that cannot be reached lets the event through
-        (it is protection, not a record) and says so in the log."""
+        changed) past the limit. A throttle that cannot be reached, or does not answer
+        within :data:`~broker.constants.REDIS_WAIT_S`, lets the event through (it is
+        protection, not a record) and says so in the log."""
         try:
-            wait = await limiter.allow(key)
+            async with asyncio.timeout(REDIS_WAIT_S):  # a Redis that answers nothing
+                wait = await limiter.allow(key)
         except Exception as exc:
             # Redis down: every event would say so (a traceback each: ~400 a process in an
             # 8 s restart of Redis under churn); an outage is one line per 10 s instead

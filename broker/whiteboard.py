@@ -34,6 +34,7 @@ strokes to draw, which ``board:sync`` returns.
 from __future__ import annotations
 
 import abc
+import asyncio
 import json
 import logging
 import math
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
+from broker.constants import REDIS_WAIT_S
 from broker.errors import Conflict, InvalidPayload, NotAllowed, NotFound, RateLimited
 from broker.outages import OutageLog
 from broker.redis_keys import RedisKeys
@@ -381,7 +383,8 @@ class Whiteboard:
     async def drop(self, session_id: str) -> None:
         """The session ended: forget its board (a failure only leaves it to its TTL)."""
         try:
-            await self.store.drop(session_id)
+            async with asyncio.timeout(REDIS_WAIT_S):  # the session's end does not wait on it
+                await self.store.drop(session_id)
         except Exception as exc:  # Redis down: one line per outage, not one per end
             outages.failure("dropping an ended session's board", exc,
                             f" ({session_id}); it expires by itself", logging.WARNING)
