@@ -10,16 +10,20 @@ Guarantees:
   :data:`~broker.constants.LOGIN_WINDOW_S`, further attempts are refused with
   :class:`~broker.errors.RateLimited` without checking the password. The counts are shared
   by every process when Redis is configured (:mod:`broker.throttle`).
+* The counts are protection that must hold, so a sign-in whose counts cannot be read
+  (Redis refused, or no answer within :data:`~broker.constants.REDIS_WAIT_S`) is refused
+  as an outage (the pages answer 503 ``unavailable``), not let through.
 * :meth:`SignIn.still_active` re-checks that an account-made identity's account exists and
   is enabled, so disabling an account ends its access at the next request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from broker.accounts import Accounts
-from broker.constants import LOGIN_IP_FAILURES, LOGIN_USER_FAILURES, LOGIN_WINDOW_S
+from broker.constants import LOGIN_IP_FAILURES, LOGIN_USER_FAILURES, LOGIN_WINDOW_S, REDIS_WAIT_S
 from broker.errors import RateLimited, Unauthenticated
 from broker.identity import ACCOUNT_SOURCE, Identity
 from broker.throttle import Throttles
@@ -40,17 +44,22 @@ class SignIn:
         """The account's identity; raise :class:`RateLimited` or :class:`Unauthenticated`."""
         username = username[:MAX_USERNAME]
         user_key, ip_key = f"u:{username.strip().lower()}", f"ip:{client_ip}"
-        wait = max(await self.by_user.retry_after(user_key), await self.by_ip.retry_after(ip_key))
+        async with asyncio.timeout(REDIS_WAIT_S):  # a Redis that answers nothing: an outage
+            wait = max(
+                await self.by_user.retry_after(user_key), await self.by_ip.retry_after(ip_key)
+            )
         if wait > 0:
             log.warning("sign-in throttled for %s", client_ip)
             raise RateLimited("too many sign-in attempts; try again later", retry_after=int(wait))
         account = await self.accounts.authenticate(username, password)
         if account is None:
-            await self.by_user.record(user_key)
-            await self.by_ip.record(ip_key)
+            async with asyncio.timeout(REDIS_WAIT_S):
+                await self.by_user.record(user_key)
+                await self.by_ip.record(ip_key)
             log.info("sign-in failed from %s", client_ip)
             raise Unauthenticated(GENERIC_FAILURE)
-        await self.by_user.clear(user_key)
+        async with asyncio.timeout(REDIS_WAIT_S):
+            await self.by_user.clear(user_key)
         log.info("signed in %s %s", account.role, account.id)
         return account.identity()
 

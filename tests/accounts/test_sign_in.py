@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import pytest
 
+from broker import sign_in as sign_in_module
 from broker import tokens
 from broker.accounts import Accounts
 from broker.constants import (
@@ -211,3 +213,26 @@ async def test_sign_in_during_a_database_outage_is_503_then_works(
         down = False
         resp = await http.post("/login", data=form, allow_redirects=False)
         assert resp.status == 303 and auth.COOKIE in resp.cookies
+
+
+async def test_sign_in_whose_counts_do_not_answer_is_503_not_let_through(
+    server: AuthServer, accounts: Accounts, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sign-in counts are protection that must hold: when they do not answer (Redis
+    frozen) the form answers its wait-a-minute page after ``REDIS_WAIT_S``, 503, and no
+    cookie; it neither lets the attempt through unchecked nor holds it."""
+    await make_people(accounts)
+    sign_in = server.test_server.app[SIGN_IN]  # type: ignore[union-attr]
+    never = asyncio.Event()
+
+    async def unanswered(*args: Any, **kwargs: Any) -> Any:
+        await never.wait()
+
+    monkeypatch.setattr(sign_in_module, "REDIS_WAIT_S", 0.2)
+    monkeypatch.setattr(sign_in.by_user, "retry_after", unanswered)
+    form = {"username": "paper.tutor", "password": PASSWORD, "next": "/tutor"}
+    async with server.http() as http:
+        resp = await asyncio.wait_for(http.post("/login", data=form, allow_redirects=False), 10)
+        assert resp.status == 503 and resp.headers["Retry-After"] == "5"
+        assert "Sign-in is briefly unavailable" in await resp.text()
+        assert auth.COOKIE not in resp.cookies

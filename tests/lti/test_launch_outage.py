@@ -8,8 +8,10 @@ Before, the outage's exception left the launch for the app's problem middleware:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -19,6 +21,7 @@ from tests.lti.conftest import LtiEnv, accept
 from tests.services import database_refused
 from web import problems
 from web.lti import LaunchData
+from web.lti import nonces as nonces_module
 from web.lti.nonces import RedisNonceStore
 
 MakeEnv = Callable[..., Awaitable[LtiEnv]]
@@ -97,3 +100,29 @@ async def test_a_failure_that_is_not_an_outage_is_not_called_one(make_env: MakeE
     # `internal`); never called an outage
     assert status == 500 and "Retry-After" not in headers
 
+
+
+async def test_a_nonce_store_that_answers_nothing_is_a_503_page(
+    make_env: MakeEnv, redis_url: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis frozen (connected, nothing answered): the launch waits ``REDIS_WAIT_S`` for
+    the nonce, then answers the outage page, instead of holding the student's launch."""
+    monkeypatch.setattr(nonces_module, "REDIS_WAIT_S", 0.2)
+    nonces = RedisNonceStore(redis_url, "hh-test")
+    never = asyncio.Event()
+
+    async def unanswered(*args: Any, **kwargs: Any) -> Any:
+        await never.wait()
+
+    monkeypatch.setattr(nonces._client, "set", unanswered)
+    env = await make_env(nonces=nonces)
+    caplog.set_level(logging.INFO)
+    try:
+        status, headers, html = await asyncio.wait_for(_launch(env, locale="es"), 10)
+    finally:
+        await nonces.close()
+    assert status == 503 and headers["Retry-After"] == "5"
+    assert "Homework Help no está disponible por un momento." in html
+    assert env.launches == []
+    assert len(_outage_lines(caplog)) == 1

@@ -12,12 +12,14 @@ The in-memory store is per process: fine for tests and a single-process deployme
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
 from collections.abc import Callable
 from typing import Protocol
 
+from broker.constants import REDIS_WAIT_S
 from broker.redis_keys import RedisKeys
 from broker.redis_pool import open_redis
 from broker.settings import Settings
@@ -77,7 +79,8 @@ class RedisNonceStore:
 
     async def use(self, nonce: str, ttl_s: float) -> bool:
         ttl = max(1, math.ceil(ttl_s))
-        stored = await self._client.set(self._keys.lti_nonce(nonce), b"1", nx=True, ex=ttl)
+        async with asyncio.timeout(REDIS_WAIT_S):  # no answer: an outage (the launch's 503)
+            stored = await self._client.set(self._keys.lti_nonce(nonce), b"1", nx=True, ex=ttl)
         return bool(stored)
 
     async def close(self) -> None:
