@@ -28,6 +28,7 @@ from broker.scheduler import inputs, parents
 from broker.scheduler.errors import ParentLinkExpired, ParentLinkInvalid
 from web.negotiation import page_locale
 from web.pages import signin_config, subjects_of
+from web.problems import answered_as_outage, retry_later
 from web.render import N_, render_page
 from web.responses import no_store_json
 from web.scheduler_api import IDENTIFY, SCHEDULER
@@ -58,6 +59,10 @@ LINK_PROBLEMS = {
 }
 
 
+UNAVAILABLE = (N_("This page is briefly unavailable"),
+               N_("Please try again in a minute. Your link still works."))
+
+
 async def parent_page(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     try:
@@ -66,6 +71,12 @@ async def parent_page(request: web.Request) -> web.Response:
         status, title, text = LINK_PROBLEMS[type(exc)]
         return render_page("parent_error.html", page_locale(request), status=status,
                            title=title, text=text)
+    except Exception as exc:  # the database unavailable: a page a parent can read, not JSON
+        if not answered_as_outage(request, exc):
+            raise
+        title, text = UNAVAILABLE
+        return retry_later(render_page("parent_error.html", page_locale(request), status=503,
+                                       title=title, text=text))
     config = {"book_url": f"/api/parent/{token}/book", "view": view,
               "subjects": subjects_of(request.app)}
     return render_page("parent.html", page_locale(request, view["language"]), config=config,

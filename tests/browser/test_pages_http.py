@@ -154,3 +154,26 @@ async def test_scripts_and_catalogs_are_gzipped_when_accepted(live_broker: Broke
         async with http.get(live_broker.url + "/static/js/nope.js",
                             headers={"Accept-Encoding": "gzip"}) as missing:
             assert missing.status == 404
+
+
+async def test_a_parent_link_during_a_database_outage_is_a_translated_503_page(
+    live_broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parent opening their link while the database is down reads a page in their
+    language that says to try again in a minute (503, ``Retry-After``), not a JSON body."""
+    from tests.services import database_refused
+    from web import scheduling_pages
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        raise database_refused()
+
+    monkeypatch.setattr(scheduling_pages.parents, "open_link", refused)
+    url = live_broker.url + "/parent/any-link"
+    async with aiohttp.ClientSession() as http, http.get(
+        url, headers={"Accept-Language": "es-MX,es;q=0.9"}
+    ) as resp:
+        html = await resp.text()
+        assert resp.status == 503 and resp.headers["Retry-After"] == "5"
+        assert resp.headers["Content-Type"].startswith("text/html")
+    assert '<html lang="es" dir="ltr">' in html
+    assert "Vuelva a intentarlo en un minuto. Su enlace sigue funcionando." in html
