@@ -264,6 +264,29 @@ async def test_outbox_page_shows_the_notices(browser: Any, world: Any) -> None:
     await context.close()
 
 
+async def test_a_page_says_an_outage_in_the_readers_language(
+    browser: Any, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read the database cannot answer is 503 ``unavailable``; the page says so in its
+    reader's language (here French), not the server's English text."""
+    from tests.services import database_refused
+    from web import scheduling_pages
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        raise database_refused()
+
+    server, _ = world
+    monkeypatch.setattr(scheduling_pages.outbox_view, "latest", refused)
+    context = await context_of(browser, server, DISTRICT, locale="fr-FR")
+    page = await open_page(context, server.url + "/staff/outbox", Watch())
+    await page.wait_for_function(
+        "() => /indisponible/.test(document.getElementById('outbox-state').innerText)")
+    assert (await page.inner_text("#outbox-state")) == (
+        "Le service est momentanément indisponible. Rien n'a été modifié. "
+        "Veuillez réessayer dans une minute.")
+    await context.close()
+
+
 async def _booked_group(ctx: Scheduler) -> str:
     offer = (await setup.list_offers(ctx, DISTRICT))[0]["id"]
     await enrolment.enrol(ctx, DESIGNEE, offer, {"students": [

@@ -37,6 +37,8 @@ export async function api(url, { method = "GET", body, token } = {}) {
 // "the message (code)", with the first refused dates when the rule names them.
 export function problemText(error) {
   if (!(error instanceof Problem)) return t("Something went wrong. Please try again.");
+  // a database or Redis outage (503): nothing was changed; said in the reader's language
+  if (error.code === "unavailable") return t("The service is briefly unavailable. Nothing was changed. Please try again in a minute.");
   const dates = Array.isArray(error.body.dates) ? error.body.dates : [];
   const text = t("{message} (code: {code})", { message: error.message, code: error.code });
   if (!dates.length) return text;
