@@ -1,5 +1,5 @@
 """Real pieces for the fan-out tests: private redis-servers, a TCP proxy that can cut one
-process off Redis, socket.io servers on real ports with their own manager, real clients.
+process off Redis (:class:`tests.tcp_link.Link`, here ``Proxy``), socket.io servers on real ports with their own manager, real clients.
 
 Nothing here sleeps to decide an outcome: :func:`eventually` polls a condition until a
 generous deadline and fails with what it was waiting for.
@@ -8,7 +8,6 @@ generous deadline and fails with what it was waiting for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import socket
 import time
@@ -23,6 +22,7 @@ import socketio
 from aiohttp import web
 
 from tests.services import REQUIRE
+from tests.tcp_link import Link as Proxy  # noqa: F401 - the fan-out tests' name for it
 from web import jsonlib
 from web.sio_manager import FanoutManager
 
@@ -102,65 +102,6 @@ class RedisServer:
             return await client.execute_command(*args)
         finally:
             await client.aclose()
-
-
-class Proxy:
-    """A TCP proxy in front of Redis: :meth:`cut` closes every connection through it and
-    refuses new ones (Redis unreachable for whoever uses it), :meth:`restore` undoes that.
-    ``stall=True`` accepts connections and never answers (a Redis that hangs)."""
-
-    def __init__(self, target_port: int, stall: bool = False) -> None:
-        self.target_port = target_port
-        self.stall = stall
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        if self.stall:
-            with contextlib.suppress(Exception):
-                while await reader.read(65536):
-                    pass
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.add(up_writer)
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        dst.transport.abort()
-
-    async def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def restore(self) -> None:
-        await self.start()
 
 
 @dataclass
