@@ -67,6 +67,8 @@ def tutor_subject(tutor_id: str) -> str:
 
 
 class Presence(abc.ABC):
+    shared = False  # whether several processes touch and read the same store
+
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect. Called once before use."""
 
@@ -136,6 +138,8 @@ class RedisPresence(Presence):
     stopped process arrives within seconds, each touched as it connects) costs one
     script call per round trip, not one pipeline each. A touch returns once its subjects
     are stored; a subject in several touches of one batch keeps the latest time."""
+
+    shared = True
 
     def __init__(self, url: str, keys: RedisKeys) -> None:
         self._redis: aioredis.Redis = open_redis(url)

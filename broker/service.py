@@ -80,6 +80,7 @@ from broker.media import Media
 from broker.notifier import Notifier
 from broker.outages import OutageLog
 from broker.presence import MemoryPresence, Presence, student_subject, tutor_subject
+from broker.presence_judge import PresenceJudge
 from broker.rooms import ROOM_WATCH_S, Room, Rooms, check_text
 from broker.safety import Safety, Screened, Where
 from broker.safety_desk import SafetyDesk
@@ -152,7 +153,12 @@ class Broker:
         self.directory = directory
         self.store = store
         self.notifier = notifier
-        self.presence = presence or MemoryPresence()
+        self._outages = OutageLog(log)
+        # every read and touch of presence: bounded, outage-aware, heeding blind processes
+        self.judge = PresenceJudge(
+            presence or MemoryPresence(), store.engine, settings.grace_seconds,
+            lambda: self.sweep_interval, self._outages,
+        )
         self.throttles = throttles or Throttles(None, settings.redis_prefix, clock)
         self.clock = clock
         self.push_delay_s = push_delay_s
@@ -184,9 +190,7 @@ class Broker:
         self._heartbeat_at = float("-inf")  # when this process last touched its connections
         self._buffers_dropped_at = 0.0
         self._safety_watched_at = float("-inf")
-        self._presence_since: float | None = None  # presence has answered since then
         self._left: dict[str, float] = {}  # subject -> when its last connection here closed
-        self._outages = OutageLog(log)
         self.rooms = Rooms(self)
         self.safety = Safety(store.engine, settings)
         self.desk = SafetyDesk(self)
@@ -199,12 +203,22 @@ class Broker:
         # subject. Set, positions are told by the student's own process (module docstring).
         self.holds: Callable[[str], bool] | None = None
 
+    @property
+    def presence(self) -> Presence:
+        """Who is connected (:mod:`broker.presence`), read and touched through
+        :attr:`judge`; settable (tests share one between two brokers, as Redis does)."""
+        return self.judge.presence
+
+    @presence.setter
+    def presence(self, store: Presence) -> None:
+        self.judge.presence = store
+
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, *, sweep: bool = True) -> None:
         await self.presence.start()
         # A presence store that starts (or restarts) empty gives everyone a grace period
         # from now: nobody who was connected before a restart is gone at once.
-        await self._touch([], self.clock())
+        await self.judge.touch([], self.clock(), probe=True)
         await self.rooms.start()
         if sweep:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="broker-sweep")
@@ -304,12 +318,14 @@ class Broker:
         waiting behind it. What changes in between is what the guards are for.
         """
         now = self.clock()
-        judge = await self.heartbeat(now) and self._presence_settled(now)
+        touched = await self.heartbeat(now)
+        await self.judge.vouch(now, touched)
+        judge = touched and self.judge.can_judge(now)
         await _breathe()
         await self._announce_departures(now, judge)
         max_wait = self.settings.queue_max_wait_s
         queued = await self.store.queued()
-        gone = await self._gone([student_subject(q["student"]) for q in queued], now, judge)
+        gone = await self.judge.gone([student_subject(q["student"]) for q in queued], now, judge)
         for q in queued:
             if (epoch(q["left_until"]) or 0.0) > now:
                 continue  # a question left for the next tutor keeps its place
@@ -323,7 +339,7 @@ class Broker:
         if clocks:
             subjects = [tutor_subject(clock[1]) for clock in clocks]
             subjects += [student_subject(clock[2]) for clock in clocks]
-            gone = await self._gone(subjects, now, judge)
+            gone = await self.judge.gone(subjects, now, judge)
             idle = self.settings.session_idle_s
             silent = self.settings.tutor_silent_s
             for session_id, tutor, student, accepted_at, last_activity_at, answered in clocks:
@@ -368,49 +384,15 @@ class Broker:
         await self.desk.watch_queues(now, unserved)
         await self.desk.refresh_next_expected(now, unserved)
 
-    # -- presence, which is allowed to be lost or unreachable ----------------------------
+    # -- presence, which is allowed to be lost or unreachable (broker/presence_judge.py) --
     async def heartbeat(self, now: float) -> bool:
         """Touch every connection this process holds at ``now`` (each sweep does, and
         :meth:`_heartbeat_forever` whenever a sweep is held up); ``False`` when presence
         cannot be reached."""
-        touched = await self._touch(self.local_subjects(), now)
+        touched = await self.judge.touch(self.local_subjects(), now, probe=True)
         if touched:
             self._heartbeat_at = max(self._heartbeat_at, now)
         return touched
-
-    async def _touch(self, subjects: list[str], now: float) -> bool:
-        """Heartbeat ``subjects``; ``False`` (logged once per outage, nothing raised) when
-        presence cannot be reached, or does not answer within
-        :data:`~broker.constants.REDIS_WAIT_S`: it is not needed to serve anyone."""
-        try:
-            async with asyncio.timeout(REDIS_WAIT_S):  # a Redis that answers nothing
-                await self.presence.touch(subjects, now)
-        except Exception as exc:
-            self._presence_since = None
-            self._outages.report("presence", "a heartbeat", exc)
-            return False
-        if self._presence_since is None:
-            self._presence_since = now
-        return True
-
-    def _presence_settled(self, now: float) -> bool:
-        """Whether presence has answered long enough for every process to have touched its
-        own connections since it last failed (three sweeps): before that, someone who was
-        not touched during an outage would look gone."""
-        since = self._presence_since
-        return since is not None and now - since >= 3 * self.sweep_interval
-
-    async def _gone(self, subjects: list[str], now: float, judge: bool = True) -> set[str]:
-        """Who has been gone past the grace period; nobody when presence cannot tell."""
-        if not judge or not subjects:
-            return set()
-        try:
-            async with asyncio.timeout(REDIS_WAIT_S):
-                return await self.presence.gone(subjects, now, self.settings.grace_seconds)
-        except Exception as exc:
-            self._presence_since = None
-            self._outages.report("presence", "a presence read", exc)
-            return set()
 
     @property
     def here_within_s(self) -> float:
@@ -420,16 +402,7 @@ class Broker:
     async def _here(self, subjects: list[str], now: float) -> set[str]:
         """Who is connected to some process now (touched within :attr:`here_within_s`);
         everyone when presence cannot tell (it is not needed to serve anyone)."""
-        if not subjects:
-            return set()
-        try:
-            async with asyncio.timeout(REDIS_WAIT_S):
-                seen = await self.presence.last_seen(subjects, now)
-        except Exception as exc:
-            self._presence_since = None
-            self._outages.report("presence", "a presence read", exc)
-            return set(subjects)
-        return {s for s in subjects if now - seen.get(s, now) <= self.here_within_s}
+        return await self.judge.here(subjects, now, self.here_within_s)
 
     async def _reconcile_duty(self, now: float) -> None:
         """Close the time on duty of tutors no longer available-and-connected (at when
@@ -437,13 +410,7 @@ class Broker:
         nothing changes when presence cannot be read."""
 
         async def last_seen(subjects: list[str]) -> dict[str, float] | None:
-            try:
-                async with asyncio.timeout(REDIS_WAIT_S):
-                    return await self.presence.last_seen(subjects, now)
-            except Exception as exc:
-                self._presence_since = None
-                self._outages.report("presence", "a presence read", exc)
-                return None
+            return await self.judge.last_seen(subjects, now)
 
         await duty.reconcile(self.store.engine, last_seen, self.here_within_s, now)
 
@@ -469,11 +436,8 @@ class Broker:
         subjects = [s for s in due if s not in local]
         if not subjects:
             return
-        try:
-            async with asyncio.timeout(REDIS_WAIT_S):
-                seen = await self.presence.last_seen(subjects, now)
-        except Exception as exc:
-            self._outages.report("presence", "a presence read", exc)
+        seen = await self.judge.last_seen(subjects, now)
+        if seen is None:
             return
         for subject in subjects:
             last = seen.get(subject, now)
@@ -526,9 +490,7 @@ class Broker:
                 OpenSession.from_row(row), "tutor_lost", now, requeue=True, detail=SIGNED_OUT
             ):
                 ended += 1
-        with contextlib.suppress(Exception):  # presence may be lost; the grace still ends it
-            async with asyncio.timeout(REDIS_WAIT_S):
-                await self.presence.forget([tutor_subject(tutor.id)])
+        await self.judge.forget([tutor_subject(tutor.id)])  # lost: the grace still ends it
         self._left.pop(tutor_subject(tutor.id), None)
         for name in tutor.queues():
             self.push_queue(name)
@@ -715,7 +677,7 @@ class Broker:
         return state
 
     async def _student_state(self, student: Identity) -> dict[str, Any]:
-        await self._touch([student_subject(student.subject)], self.clock())
+        await self.judge.touch([student_subject(student.subject)], self.clock())
         row = await self.store.open_request_of(student.subject)
         if row is None:
             return {"request": None, "session": None}
@@ -769,7 +731,7 @@ class Broker:
     # -- tutors -------------------------------------------------------------------------
     async def tutor_state(self, tutor: Tutor) -> dict[str, Any]:
         now = self.clock()
-        await self._touch([tutor_subject(tutor.id)], now)
+        await self.judge.touch([tutor_subject(tutor.id)], now)
         sessions = [
             session_view(OpenSession.from_row(row), self._vendor_name(row["vendor"]), "tutor")
             for row in await self.store.open_sessions(tutor=tutor.id)
@@ -1395,7 +1357,7 @@ class Broker:
             if vendor is None or state["vendor"] == vendor
         ]
         subjects = [tutor_subject(state["tutor_id"]) for state in states]
-        gone = await self._gone(subjects, now)
+        gone = await self.judge.gone(subjects, now, self.judge.can_judge(now))
         here = await self._here(subjects, now)
         # busy: a session is open (its tutor may be reconnecting, within the grace period);
         # available and away: connected now, so a closed browser stops counting at once

@@ -13,6 +13,7 @@ from broker.db import (
     capacity_models,  # vendors' shift plans join ``metadata``
     duty_models,  # tutors' time on duty joins ``metadata``
     media_models,  # chat images' table joins ``metadata``
+    presence_blind_models,  # processes cut off from presence join ``metadata``
     safety_models,  # chat safety's tables join ``metadata``
     scheduler_models,  # the scheduler's tables join ``metadata``
 )
@@ -55,6 +56,7 @@ __all__ = [
     "duty_models",
     "media_models",
     "metadata",
+    "presence_blind_models",
     "safety_models",
     "scheduler_models",
     "session_factory",

@@ -63,9 +63,9 @@ async def test_heartbeats_go_on_while_the_sweep_waits_on_the_database(
         now = clock.advance(10 * GRACE_S)
         for subject in subjects:
             assert await _touched_at(held, subject, now) == now, subject
-        assert await held.broker._gone(subjects, now) == set()
+        assert await held.broker.judge.gone(subjects, now) == set()
         if stack[1] is not None:  # another process, on the same Redis, judges the same
             judge = await start_server(clock=clock, grace_seconds=GRACE_S)
-            assert await judge.broker._gone(subjects, now) == set()
+            assert await judge.broker.judge.gone(subjects, now) == set()
     finally:
         release.set()

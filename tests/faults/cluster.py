@@ -33,13 +33,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 
 from tests.broker.harness import SECRET
+
+if TYPE_CHECKING:
+    from tests.tcp_link import Link
 
 HOMEWORK_HELP = Path(sys.executable).with_name("homework-help")
 LOG_TAIL_LINES = 120
@@ -591,6 +594,7 @@ class Cluster:
             )
             for i, port in enumerate(free_port() for _ in range(servers))
         ]
+        self.redis_links: dict[int, Link] = {}  # set by the start_cluster fixture
         self.worker = Process(
             "worker", [str(HOMEWORK_HELP), "worker"], base, root / "worker.log", None
         )

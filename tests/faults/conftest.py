@@ -13,7 +13,7 @@ import os
 import random
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from tests.faults.cluster import (
 )
 from tests.faults.workload import Population
 from tests.services import REQUIRE
+from tests.tcp_link import Link
 
 TEMPLATE = "hh_faults_template"
 
@@ -98,13 +99,19 @@ StartCluster = Callable[..., Awaitable[Cluster]]
 async def start_cluster(
     fault_services: tuple[Postgres, Redis], tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[StartCluster]:
-    """``await start_cluster(grace_s=2, env={...})``: a fresh database and an empty Redis,
-    two serve processes and a worker on them."""
+    """``await start_cluster(grace_s=2, env={...}, redis_links=[0])``: a fresh database and
+    an empty Redis, two serve processes and a worker on them; each server named in
+    ``redis_links`` reaches Redis through a :class:`~tests.tcp_link.Link` of its own
+    (``cluster.redis_links[index]``), which the test can cut or hold."""
     pg, redis = fault_services
     made: list[Cluster] = []
     request.node.fault_clusters = made
 
-    async def start(grace_s: float = 2.0, env: Mapping[str, str] | None = None) -> Cluster:
+    async def start(
+        grace_s: float = 2.0,
+        env: Mapping[str, str] | None = None,
+        redis_links: Sequence[int] = (),
+    ) -> Cluster:
         if not pg.up:
             await asyncio.to_thread(pg.start)
         if redis.proc is None or redis.proc.poll() is not None:
@@ -114,6 +121,9 @@ async def start_cluster(
         await pg.create_database(name, template=TEMPLATE)
         cluster = Cluster(pg, redis, name, tmp_path, grace_s=grace_s, env=env)
         made.append(cluster)
+        for index in redis_links:
+            cluster.redis_links[index] = link = await Link(redis.port).start()
+            cluster.servers[index].env["REDIS_URL"] = link.url
         await cluster.start()
         return cluster
 
@@ -123,6 +133,8 @@ async def start_cluster(
         if not pg.up:
             await asyncio.to_thread(pg.start)
         await pg.drop_database(cluster.database)
+        for link in cluster.redis_links.values():
+            await link.close()
 
 
 Populate = Callable[..., Awaitable[Population]]

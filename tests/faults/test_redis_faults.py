@@ -105,3 +105,34 @@ async def test_pubsub_connections_killed_during_chat(
         )
         report = await check(cluster, people, timeline)
     assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("how", ["cut", "hold"])
+async def test_one_process_cut_off_from_redis(
+    start_cluster: StartCluster, populate: Populate, how: str, seed: int
+) -> None:
+    """One process alone loses its route to Redis for three grace periods during churn and
+    chat, while the other reaches Redis as usual (a partition, not an outage: ``cut``
+    resets its connections and refuses new ones, ``hold`` answers nothing): every call is
+    still answered, the other process judges nobody gone who is connected to the cut-off
+    one, nothing acknowledged is lost, and afterwards every invariant holds."""
+    timing = random.Random(seed)
+    cluster = await start_cluster(env=CHURN_ENV, redis_links=[0])
+    link = cluster.redis_links[0]
+    people = await populate(cluster, seed)
+    seconds = 3 * cluster.grace_s + timing.uniform(0, 0.5)
+    timeline = Timeline(
+        f"serve-0 alone cut off from Redis ({how}) {seconds:.1f} s during churn and chat",
+        seed,
+        answers_during=True,
+    )
+
+    async def fault(churn: Churn) -> None:
+        churn.wave()
+        await (link.cut_for(seconds) if how == "cut" else link.hold_for(seconds))
+
+    report = await churn_and_check(
+        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    )
+    assert report.ok, report.table()

@@ -1,0 +1,98 @@
+"""Processes that cannot vouch for their own connections: a partition of one process from
+the shared presence store, told to the others through the database.
+
+Presence (:mod:`broker.presence`) is a heartbeat every process gives its own connections;
+another process judges someone gone once nobody has touched them for the grace period.
+When Redis is unreachable for *every* process, nobody is judged (each sees its own
+heartbeat fail). But when one process alone loses its route to Redis (a partition: its
+host's network, a firewall, a proxy), the others still read presence and see that
+process's people age: past the grace period they would end those people's sessions and
+drop their places while they are connected and chatting (found by the fault suite,
+``test_one_process_cut_off_from_redis``). The database is the one store every process
+still shares, so the blind process says so there:
+
+* **Declared while blind.** Each sweep whose heartbeat fails upserts the process's row
+  (``presence_blind``, one statement) with the sweep's time; the first keeps ``since``.
+* **Withdrawn after a touch.** The first sweep whose heartbeat succeeds deletes the row,
+  after that heartbeat touched every connection of the process, so no other process
+  can judge its people by a touch older than the row's withdrawal.
+* **Heeded by the others.** A process judges nobody gone (nor closes a tutor's time on
+  duty, nor announces a departure, nor counts a tutor as away) while another process's
+  row is fresh: seen within :func:`fresh_within_s` of a sweep interval. A row goes stale
+  by itself when its process dies or is cut off from the database too, and then the
+  others judge by presence again (a dead process's people are gone indeed; a process cut
+  off from both stores cannot serve its people anyway).
+* **Old rows are pruned** by the withdrawal of any process (a row a day old is a
+  process that died blind).
+
+Times are the processes' clocks, as for presence (docs/operations.md: keep them
+synchronised). The embedded stack has one process and presence in its memory: it
+neither declares nor reads anything here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broker.constants import REDIS_WAIT_S
+from broker.db.presence_blind_models import presence_blind
+
+UTC = dt.UTC
+PRUNE_AFTER_S = 24 * 3600.0
+SWEEPS_FRESH = 3  # a blind process re-declares every sweep; missing three is stale
+
+b = presence_blind
+_UPSERT = {
+    name: dialect.insert(b)
+    .values(process=sa.bindparam("process"), since=sa.bindparam("at"), seen_at=sa.bindparam("at"))
+    .on_conflict_do_update(index_elements=[b.c.process], set_={"seen_at": sa.bindparam("at")})
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_WITHDRAW = b.delete().where(
+    sa.or_(b.c.process == sa.bindparam("process"), b.c.seen_at < sa.bindparam("old"))
+)
+_OTHERS = (
+    sa.select(b.c.process)
+    .where(b.c.seen_at >= sa.bindparam("fresh"), b.c.process != sa.bindparam("process"))
+    .limit(1)
+)
+
+
+def _at(epoch_s: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch_s, UTC)
+
+
+def fresh_within_s(sweep_interval: float) -> float:
+    """How recently a row must have been declared to count: three sweeps of its process,
+    each of which may wait :data:`~broker.constants.REDIS_WAIT_S` on a Redis that answers
+    nothing before it declares."""
+    return SWEEPS_FRESH * (sweep_interval + REDIS_WAIT_S)
+
+
+async def declare(engine: AsyncEngine, process: str, now: float) -> None:
+    """``process`` cannot touch its connections as of ``now`` (one statement)."""
+    statement: Any = _UPSERT[engine.dialect.name]
+    async with engine.begin() as conn:
+        await conn.execute(statement, {"process": process, "at": _at(now)})
+
+
+async def withdraw(engine: AsyncEngine, process: str, now: float) -> None:
+    """``process`` has touched its connections again (call only after that touch); rows a
+    day old go with it."""
+    async with engine.begin() as conn:
+        await conn.execute(_WITHDRAW, {"process": process, "old": _at(now - PRUNE_AFTER_S)})
+
+
+async def others_blind(engine: AsyncEngine, process: str, now: float, within_s: float) -> bool:
+    """Whether a process other than ``process`` declared itself blind within ``within_s``
+    of ``now``."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(_OTHERS, {"process": process, "fresh": _at(now - within_s)})
+        ).first()
+    return row is not None

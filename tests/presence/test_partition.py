@@ -1,0 +1,115 @@
+"""Presence that one process cannot reach (broker/presence_judge.py, broker/presence_blind.py).
+
+A process cut off from Redis alone (a partition: the other processes reach it) cannot touch
+its people; the fault suite's ``test_one_process_cut_off_from_redis`` found the other
+process then ending their sessions past the grace period while they chatted. Here the
+partition is made exact (the cut-off process's presence refuses every call), the fake
+clock moves far past the grace, and both processes sweep. And once presence has failed,
+events stop asking it until the heartbeat gets an answer, on both stacks.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from broker import presence_blind
+from tests.broker.conftest import clients, stack, stack_settings, start_server
+from tests.broker.harness import Client, Server
+from tests.broker.unit import FakeClock
+from tests.presence.test_peer_presence import _chat  # both of a session, on one process
+
+__all__ = ["clients", "stack", "stack_settings", "start_server"]  # the fixtures used here
+
+
+class Refusing:
+    """Stands in for a presence store's calls: refuses each, and counts them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        raise ConnectionError("presence unreachable (test)")
+
+
+def cut_off(server: Server, monkeypatch: pytest.MonkeyPatch) -> Refusing:
+    refusing = Refusing()
+    for name in ("touch", "last_seen", "forget"):
+        monkeypatch.setattr(server.broker.presence, name, refusing)
+    return refusing
+
+
+async def _open(server: Server, session_id: str) -> bool:
+    return bool(await server.broker.store.open_sessions(session_id=session_id))
+
+
+async def test_a_process_cut_off_from_presence_alone_keeps_its_people(
+    start_server: Any, stack: tuple[str, str | None, str], clients: list[Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if stack[1] is None:
+        pytest.skip("one process only without Redis")
+    clock = FakeClock(time.time())
+    cut = await start_server(clock=clock)
+    other = await start_server(clock=clock)
+    grace = cut.settings.grace_seconds
+    kid, tut, sid = await _chat(cut, clients, "cut")  # both connected to the cut-off one
+    clock.advance(4 * other.broker.sweep_interval)  # presence settled on both
+    await cut.sweep()
+    await other.sweep()
+
+    refusing = cut_off(cut, monkeypatch)
+    for _ in range(3):  # each sweep of the cut-off process says so, past the grace
+        clock.advance(grace)
+        await cut.sweep()
+        await other.sweep()
+        assert await _open(other, sid), "ended while both were connected to the cut-off one"
+        assert other.broker.judge.others_blind and not cut.broker.judge.others_blind
+    assert refusing.calls >= 3
+
+    monkeypatch.undo()  # the route is back: touched, then the declaration withdrawn
+    clock.advance(other.broker.sweep_interval)
+    await cut.sweep()
+    await other.sweep()
+    assert not other.broker.judge.others_blind
+    assert await _open(other, sid)
+
+    # A process that dies blind: its declaration goes stale, its people are judged again.
+    cut_off(cut, monkeypatch)
+    for loop in (cut.broker._sweeper, cut.broker._heartbeat):
+        loop.cancel()  # nothing of it sweeps any more
+    await cut.broker.judge.vouch(clock(), touched=False)
+    await kid.close()
+    await tut.close()
+    clock.advance(grace + presence_blind.fresh_within_s(other.broker.sweep_interval) + 1)
+    await other.sweep()
+    assert not other.broker.judge.others_blind
+    assert not await _open(other, sid), "a stale declaration still held the judgement"
+
+
+async def test_events_stop_asking_presence_once_it_failed(
+    start_server: Any, clients: list[Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock(time.time())
+    server = await start_server(clock=clock)
+    kid, tut, sid = await _chat(server, clients, "breaker")
+    refusing = cut_off(server, monkeypatch)
+    assert not await server.broker.heartbeat(clock())
+    assert refusing.calls == 1
+
+    for _ in range(3):  # answered at once, from the database, without presence
+        state = await kid.call("session:state", {})
+        assert state["ok"] and state["session"]["session_id"] == sid
+        assert "tutor_present" not in state["session"]  # cannot tell: not said gone
+        assert (await tut.call("tutor:state", {}))["ok"]
+        assert (await kid.call("chat:send", {"session_id": sid, "text": "hi"}))["ok"]
+    assert refusing.calls == 1, "an event asked presence while it was failing"
+
+    await server.sweep()  # the heartbeat keeps asking
+    assert refusing.calls == 2
+    monkeypatch.undo()
+    assert await server.broker.heartbeat(clock())
+    assert server.broker.judge.answering
