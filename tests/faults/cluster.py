@@ -595,6 +595,7 @@ class Cluster:
             for i, port in enumerate(free_port() for _ in range(servers))
         ]
         self.redis_links: dict[int, Link] = {}  # set by the start_cluster fixture
+        self.db_links: dict[int, Link] = {}  # set by the start_cluster fixture
         self.worker = Process(
             "worker", [str(HOMEWORK_HELP), "worker"], base, root / "worker.log", None
         )

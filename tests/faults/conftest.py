@@ -102,7 +102,8 @@ async def start_cluster(
     """``await start_cluster(grace_s=2, env={...}, redis_links=[0])``: a fresh database and
     an empty Redis, two serve processes and a worker on them; each server named in
     ``redis_links`` reaches Redis through a :class:`~tests.tcp_link.Link` of its own
-    (``cluster.redis_links[index]``), which the test can cut or hold."""
+    (``cluster.redis_links[index]``), which the test can cut or hold, and each named in
+    ``db_links`` PostgreSQL (``cluster.db_links[index]``)."""
     pg, redis = fault_services
     made: list[Cluster] = []
     request.node.fault_clusters = made
@@ -111,6 +112,7 @@ async def start_cluster(
         grace_s: float = 2.0,
         env: Mapping[str, str] | None = None,
         redis_links: Sequence[int] = (),
+        db_links: Sequence[int] = (),
     ) -> Cluster:
         if not pg.up:
             await asyncio.to_thread(pg.start)
@@ -124,6 +126,11 @@ async def start_cluster(
         for index in redis_links:
             cluster.redis_links[index] = link = await Link(redis.port).start()
             cluster.servers[index].env["REDIS_URL"] = link.url
+        for index in db_links:
+            cluster.db_links[index] = link = await Link(pg.port, scheme="postgresql").start()
+            cluster.servers[index].env["DATABASE_URL"] = cluster.dsn.replace(
+                f":{pg.port}/", f":{link.port}/"
+            )
         await cluster.start()
         return cluster
 
@@ -133,7 +140,7 @@ async def start_cluster(
         if not pg.up:
             await asyncio.to_thread(pg.start)
         await pg.drop_database(cluster.database)
-        for link in cluster.redis_links.values():
+        for link in [*cluster.redis_links.values(), *cluster.db_links.values()]:
             await link.close()
 
 

@@ -128,3 +128,33 @@ async def test_postgres_taking_no_writes_during_churn(
         cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
     )
     assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("how", ["cut", "hold"])
+async def test_one_process_cut_off_from_postgres(
+    start_cluster: StartCluster, populate: Populate, how: str, seed: int
+) -> None:
+    """One process alone loses its route to PostgreSQL (``cut``: connections reset, new ones
+    refused; ``hold``: nothing answered) for longer than the grace period during churn,
+    while the other works as usual: the cut-off process's people are not judged gone (their
+    heartbeats go on through Redis), a change it could not make changed nothing (``cut``:
+    answered with a documented code meanwhile), and afterwards every invariant holds."""
+    timing = random.Random(seed)
+    cluster = await start_cluster(env=CHURN_ENV, db_links=[0])
+    link = cluster.db_links[0]
+    people = await populate(cluster, seed)
+    seconds = FREEZE_S + timing.uniform(0, 0.5)
+    timeline = Timeline(
+        f"serve-0 alone cut off from PostgreSQL ({how}) {seconds:.1f} s during churn",
+        seed,
+        answers_during=how == "cut",
+    )
+
+    async def fault(churn: Churn) -> None:
+        await (link.cut_for(seconds) if how == "cut" else link.hold_for(seconds))
+
+    report = await churn_and_check(
+        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    )
+    assert report.ok, report.table()
