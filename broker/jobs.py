@@ -32,8 +32,11 @@ Guarantees:
   DEBUG, and the recovery at INFO. ``runs`` counts starts.
 * A late finisher does not overwrite a newer run's record: the end is written only where
   the row still shows this worker's start.
-* When the lease store is unreachable no job starts on this worker (logged once per
-  outage); the jobs catch up from the database when it is back.
+* When the lease store is unreachable, or does not answer within
+  :data:`~broker.constants.REDIS_WAIT_S` (a frozen Redis, a black-holed route), no job
+  starts on this worker (logged once per outage) and the worker's round is not held up;
+  the jobs catch up from the database when it is back. A renewal or release that does
+  not answer in time is given up the same way (the lease expires by itself).
 """
 
 from __future__ import annotations
@@ -250,7 +253,8 @@ class JobRunner:
             return "error"
         owner = f"{self.worker_id}:{uuid.uuid4().hex[:12]}"
         try:
-            acquired = await self.leases.acquire(job.name, owner, self.lease_ttl_s)
+            async with asyncio.timeout(C.REDIS_WAIT_S):
+                acquired = await self.leases.acquire(job.name, owner, self.lease_ttl_s)
         except Exception:
             self._trouble(f"{job.name}:lease", "job %s: the lease store is unreachable", job.name)
             return "held"
@@ -261,7 +265,8 @@ class JobRunner:
             return await self._run_leased(job, now, owner)
         finally:
             with contextlib.suppress(Exception):  # it expires anyway
-                await self.leases.release(job.name, owner)
+                async with asyncio.timeout(C.REDIS_WAIT_S):
+                    await self.leases.release(job.name, owner)
 
     async def _run_leased(self, job: Job, now: datetime, owner: str) -> Outcome:
         try:
@@ -312,7 +317,8 @@ class JobRunner:
         while True:
             await self.sleep(self.renew_every_s)
             try:
-                kept = await self.leases.renew(name, owner, self.lease_ttl_s)
+                async with asyncio.timeout(C.REDIS_WAIT_S):
+                    kept = await self.leases.renew(name, owner, self.lease_ttl_s)
             except Exception:
                 log.warning("job %s: could not renew its lease (will try again)", name)
                 continue

@@ -15,6 +15,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker import constants as C
 from broker.jobs import Job, JobRunner, JobState
 from broker.leases import Leases, MemoryLeases, RedisLeases
 from broker.redis_keys import RedisKeys
@@ -315,3 +316,26 @@ async def test_an_unreachable_lease_store_starts_no_job_and_is_logged_once(
     leases.up = True
     assert (await r.run_due())["reminders"] == "ran"
     assert any("recovered" in rec.getMessage() for rec in caplog.records)
+
+
+class Silent(MemoryLeases):
+    """A lease store that answers nothing (a frozen Redis, a black-holed route)."""
+
+    async def _acquire(self, name: str, owner: str, ttl_ms: int) -> bool:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_lease_store_that_answers_nothing_holds_no_round(
+    engine: AsyncEngine, clock: FakeClock, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(C, "REDIS_WAIT_S", 0.05)
+    fn = Counting()
+    r = runner(Job("reminders", EVERY, fn), Silent(clock.time), engine, clock, "w")
+    caplog.set_level(logging.INFO, logger="broker.jobs")
+    for _ in range(2):
+        assert (await asyncio.wait_for(r.run_due(), 5))["reminders"] == "held"
+    assert fn.calls == []
+    logged = [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
+    assert len(logged) == 1 and "unavailable" in logged[0].getMessage(), logged
