@@ -88,11 +88,13 @@ async def withdraw(engine: AsyncEngine, process: str, now: float) -> None:
         await conn.execute(_WITHDRAW, {"process": process, "old": _at(now - PRUNE_AFTER_S)})
 
 
-async def others_blind(engine: AsyncEngine, process: str, now: float, within_s: float) -> bool:
-    """Whether a process other than ``process`` declared itself blind within ``within_s``
-    of ``now``."""
+async def blind_other(
+    engine: AsyncEngine, process: str, now: float, within_s: float
+) -> str | None:
+    """A process other than ``process`` that declared itself blind within ``within_s`` of
+    ``now`` (its name), or None."""
     async with engine.connect() as conn:
         row = (
             await conn.execute(_OTHERS, {"process": process, "fresh": _at(now - within_s)})
         ).first()
-    return row is not None
+    return None if row is None else str(row.process)

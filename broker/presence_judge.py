@@ -29,6 +29,7 @@ Times are the caller's clock (the broker's, so tests use a fake clock).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import socket
@@ -40,6 +41,8 @@ from broker import presence_blind
 from broker.constants import REDIS_WAIT_S
 from broker.outages import OutageLog
 from broker.presence import Presence
+
+log = logging.getLogger(__name__)
 
 SETTLE_SWEEPS = 3  # presence answering this many sweeps again: every process touched its own
 
@@ -128,9 +131,16 @@ class PresenceJudge:
         elif self._declared:
             await presence_blind.withdraw(self.engine, self.process, now)
             self._declared = False
-        self.others_blind = await presence_blind.others_blind(
+        blind = await presence_blind.blind_other(
             self.engine, self.process, now, presence_blind.fresh_within_s(self.sweep_s())
         )
+        if (blind is not None) != self.others_blind:  # once per change, for the operators
+            if blind is not None:
+                log.warning("process %s cannot reach presence: judging nobody gone until it "
+                            "can (broker/presence_blind.py)", blind)
+            else:
+                log.info("every process reaches presence again: judging absences again")
+        self.others_blind = blind is not None
 
     # -- reads ---------------------------------------------------------------------------
     async def last_seen(self, subjects: list[str], now: float) -> dict[str, float] | None:

@@ -10,6 +10,7 @@ events stop asking it until the heartbeat gets an answer, on both stacks.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -48,8 +49,9 @@ async def _open(server: Server, session_id: str) -> bool:
 
 async def test_a_process_cut_off_from_presence_alone_keeps_its_people(
     start_server: Any, stack: tuple[str, str | None, str], clients: list[Client],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="broker.presence_judge")
     if stack[1] is None:
         pytest.skip("one process only without Redis")
     clock = FakeClock(time.time())
@@ -76,6 +78,10 @@ async def test_a_process_cut_off_from_presence_alone_keeps_its_people(
     await other.sweep()
     assert not other.broker.judge.others_blind
     assert await _open(other, sid)
+    said = [(r.levelno, r.getMessage()) for r in caplog.records
+            if r.name == "broker.presence_judge"]
+    assert [level for level, _ in said] == [logging.WARNING, logging.INFO], said  # once each
+    assert cut.broker.judge.process in said[0][1]
 
     # A process that dies blind: its declaration goes stale, its people are judged again.
     cut_off(cut, monkeypatch)
