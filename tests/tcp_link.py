@@ -11,6 +11,8 @@ service, in the test's event loop (one hop of latency for whoever uses it):
   ones accepted, until :meth:`Link.release`, which delivers what it held, in order (a
   black-holed route: TCP's retransmissions deliver it all once the route is back).
   ``Link(port, stall=True)`` holds from the start and never releases (a hung service).
+* :attr:`Link.delay_s` adds that much latency each way to every byte (a distant or
+  congested route), order kept; 0 by default.
 * :meth:`Link.cut_for` and :meth:`Link.hold_for` do either for a number of seconds.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 
 CHUNK = 65536
 
@@ -36,6 +39,7 @@ class Link:
         self.target_port = target_port
         self.port = _free_port()
         self.url = f"{scheme}://127.0.0.1:{self.port}/0"
+        self.delay_s = 0.0
         self.flowing = asyncio.Event()
         if not stall:
             self.flowing.set()
@@ -61,8 +65,25 @@ class Link:
             task.add_done_callback(self._tasks.discard)
 
     async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        """Read from ``src``; a second task writes each chunk to ``dst`` once it is due
+        (read time + :attr:`delay_s`) and the link flows, so latency adds no throttling."""
+        chunks: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+        writer = asyncio.ensure_future(self._deliver(chunks, dst))
+        self._tasks.add(writer)
+        writer.add_done_callback(self._tasks.discard)
         with contextlib.suppress(Exception):
             while data := await src.read(CHUNK):
+                chunks.put_nowait((time.monotonic() + self.delay_s, data))
+        chunks.put_nowait(None)
+
+    async def _deliver(
+        self, chunks: asyncio.Queue[tuple[float, bytes] | None], dst: asyncio.StreamWriter
+    ) -> None:
+        with contextlib.suppress(Exception):
+            while (item := await chunks.get()) is not None:
+                due, data = item
+                if (wait := due - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
                 await self.flowing.wait()
                 dst.write(data)
                 await dst.drain()

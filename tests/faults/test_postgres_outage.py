@@ -20,6 +20,7 @@ pytestmark = pytest.mark.faults
 
 OUTAGE_S = 2.0  # the issue's operator stopped it for 10 s; the shape is the same
 FREEZE_S = 2.2  # past the cluster's 2 s grace: presence must not wait on the database
+SLOW_ROUTE_S = 0.02  # added each way on a slow route to PostgreSQL (40 ms more a round trip)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -131,15 +132,16 @@ async def test_postgres_taking_no_writes_during_churn(
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("how", ["cut", "hold"])
+@pytest.mark.parametrize("how", ["cut", "hold", "slow"])
 async def test_one_process_cut_off_from_postgres(
     start_cluster: StartCluster, populate: Populate, how: str, seed: int
 ) -> None:
     """One process alone loses its route to PostgreSQL (``cut``: connections reset, new ones
-    refused; ``hold``: nothing answered) for longer than the grace period during churn,
-    while the other works as usual: the cut-off process's people are not judged gone (their
-    heartbeats go on through Redis), a change it could not make changed nothing (``cut``:
-    answered with a documented code meanwhile), and afterwards every invariant holds."""
+    refused; ``hold``: nothing answered; ``slow``: 20 ms more each way, a distant or
+    congested route) for longer than the grace period during churn, while the other works
+    as usual: the cut-off process's people are not judged gone (their heartbeats go on
+    through Redis), a change it could not make changed nothing (``cut`` and ``slow``:
+    every call answered meanwhile), and afterwards every invariant holds."""
     timing = random.Random(seed)
     cluster = await start_cluster(env=CHURN_ENV, db_links=[0])
     link = cluster.db_links[0]
@@ -148,11 +150,16 @@ async def test_one_process_cut_off_from_postgres(
     timeline = Timeline(
         f"serve-0 alone cut off from PostgreSQL ({how}) {seconds:.1f} s during churn",
         seed,
-        answers_during=how == "cut",
+        answers_during=how != "hold",
     )
 
     async def fault(churn: Churn) -> None:
-        await (link.cut_for(seconds) if how == "cut" else link.hold_for(seconds))
+        if how == "slow":
+            link.delay_s = SLOW_ROUTE_S
+            await asyncio.sleep(seconds)
+            link.delay_s = 0.0
+        else:
+            await (link.cut_for(seconds) if how == "cut" else link.hold_for(seconds))
 
     report = await churn_and_check(
         cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
