@@ -13,6 +13,13 @@ still shares, so the blind process says so there:
 
 * **Declared while blind.** Each sweep whose heartbeat fails upserts the process's row
   (``presence_blind``, one statement) with the sweep's time; the first keeps ``since``.
+  So a process is declared within a sweep interval plus
+  :data:`~broker.constants.REDIS_WAIT_S` of losing presence (its first heartbeat after
+  the loss, waiting out the bound), and its people were touched at most a sweep interval
+  before the loss: the grace period must exceed two sweeps and the bound for no one to
+  be judged in between. It does by far (120 s against 5 s by default; the sweep interval
+  is a quarter of the grace period, at most 2 s); the fault suite's partition runs with a
+  3 s grace, against the 2.5 s it needs.
 * **Withdrawn after a touch.** The first sweep whose heartbeat succeeds deletes the row,
   after that heartbeat touched every connection of the process, so no other process
   can judge its people by a touch older than the row's withdrawal.
