@@ -1,5 +1,6 @@
 """Real pieces for the fan-out tests: private redis-servers, a TCP proxy that can cut one
-process off Redis (:class:`tests.tcp_link.Link`, here ``Proxy``), socket.io servers on real ports with their own manager, real clients.
+process off Redis (:class:`tests.tcp_link.Link`, here ``Proxy``), socket.io servers on
+real ports with their own manager, real clients.
 
 Nothing here sleeps to decide an outcome: :func:`eventually` polls a condition until a
 generous deadline and fails with what it was waiting for.
