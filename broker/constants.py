@@ -34,12 +34,12 @@ BUFFER_SWEEP_EVERY_S = 30.0
 # PostgreSQL rolls back what it had not committed when the connection drops, and no caller
 # of those writes was answered.
 CLOSE_SETTLE_S = 2.0
+CLOSE_CONNECTION_S = 0.5
 # How long an event waits on Redis for what it can do without (a throttle's count, a
 # presence touch) before going on without it, as when Redis refuses: a Redis that answers
 # nothing (frozen, a black-holed network) must not hold every help request and chat message.
 # Far above a round trip under load (a few ms).
 REDIS_WAIT_S = 1.0
-CLOSE_CONNECTION_S = 0.5
 OPEN_STATUSES = ("queued", "accepted")  # a request in either still holds its student
 QUEUE_PUSH_COALESCE_S = 0.5  # a queue is pushed at most once per this window (Broker.push_queue)
 STAFF_PUSH_INTERVAL_S = 1.0

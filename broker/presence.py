@@ -66,6 +66,14 @@ def tutor_subject(tutor_id: str) -> str:
     return f"tutor:{tutor_id}"
 
 
+def gone_past(
+    seen: dict[str, float], subjects: list[str], now: float, grace_s: float
+) -> set[str]:
+    """Of ``subjects``, those whose last touch in ``seen`` is more than ``grace_s`` before
+    ``now`` (one missing from ``seen`` counts as touched now): the one rule of "gone"."""
+    return {s for s in subjects if now - seen.get(s, now) > grace_s}
+
+
 class Presence(abc.ABC):
     shared = False  # whether several processes touch and read the same store
 
@@ -93,8 +101,7 @@ class Presence(abc.ABC):
 
     async def gone(self, subjects: list[str], now: float, grace_s: float) -> set[str]:
         """The subjects nobody has touched for longer than ``grace_s``."""
-        seen = await self.last_seen(subjects, now)
-        return {s for s in subjects if now - seen.get(s, now) > grace_s}
+        return gone_past(await self.last_seen(subjects, now), subjects, now, grace_s)
 
 
 class MemoryPresence(Presence):

@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker import presence_blind
 from broker.constants import REDIS_WAIT_S
 from broker.outages import OutageLog
-from broker.presence import Presence
+from broker.presence import Presence, gone_past
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +163,7 @@ class PresenceJudge:
         if not judge or not subjects:
             return set()
         seen = await self.last_seen(subjects, now)
-        if seen is None:
-            return set()
-        return {s for s in subjects if now - seen.get(s, now) > self.grace_s}
+        return set() if seen is None else gone_past(seen, subjects, now, self.grace_s)
 
     async def here(self, subjects: list[str], now: float, within_s: float) -> set[str]:
         """Who is connected to some process now (touched within ``within_s``); everyone
