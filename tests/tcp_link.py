@@ -13,7 +13,8 @@ service, in the test's event loop (one hop of latency for whoever uses it):
   ``Link(port, stall=True)`` holds from the start and never releases (a hung service).
 * :attr:`Link.delay_s` adds that much latency each way to every byte (a distant or
   congested route), order kept; 0 by default.
-* :meth:`Link.cut_for` and :meth:`Link.hold_for` do either for a number of seconds.
+* :meth:`Link.cut_for`, :meth:`Link.hold_for` and :meth:`Link.slow_for` do one of those
+  for a number of seconds; :meth:`Link.fail_for` picks one by name (a test's parameter).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import socket
 import time
 
 CHUNK = 65536
+SLOW_ROUTE_S = 0.02  # slow_for's default: 40 ms more a round trip (a distant route)
+FAULTS = ("cut", "hold", "slow")
 
 
 def _free_port() -> int:
@@ -129,6 +132,18 @@ class Link:
             await asyncio.sleep(seconds)
         finally:
             self.release()
+
+    async def slow_for(self, seconds: float, delay_s: float = SLOW_ROUTE_S) -> None:
+        self.delay_s = delay_s
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.delay_s = 0.0
+
+    async def fail_for(self, how: str, seconds: float) -> None:
+        """One of :data:`FAULTS` for ``seconds``: ``cut``, ``hold`` or ``slow``."""
+        faults = {"cut": self.cut_for, "hold": self.hold_for, "slow": self.slow_for}
+        await faults[how](seconds)
 
     async def close(self) -> None:
         self.release()

@@ -15,12 +15,12 @@ from tests.broker.harness import SECRET, staff
 from tests.faults.conftest import Populate, StartCluster
 from tests.faults.invariants import churn_and_check
 from tests.faults.workload import CHURN_ENV, Churn, Timeline
+from tests.tcp_link import FAULTS
 
 pytestmark = pytest.mark.faults
 
 OUTAGE_S = 2.0  # the operator stopped it for 10 s; the shape is the same
 FREEZE_S = 2.2  # past the cluster's 2 s grace: presence must not wait on the database
-SLOW_ROUTE_S = 0.02  # added each way on a slow route to PostgreSQL (40 ms more a round trip)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -132,7 +132,7 @@ async def test_postgres_taking_no_writes_during_churn(
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("how", ["cut", "hold", "slow"])
+@pytest.mark.parametrize("how", FAULTS)
 async def test_one_process_cut_off_from_postgres(
     start_cluster: StartCluster, populate: Populate, how: str, seed: int
 ) -> None:
@@ -154,12 +154,7 @@ async def test_one_process_cut_off_from_postgres(
     )
 
     async def fault(churn: Churn) -> None:
-        if how == "slow":
-            link.delay_s = SLOW_ROUTE_S
-            await asyncio.sleep(seconds)
-            link.delay_s = 0.0
-        else:
-            await (link.cut_for(seconds) if how == "cut" else link.hold_for(seconds))
+        await link.fail_for(how, seconds)
 
     report = await churn_and_check(
         cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)

@@ -12,12 +12,11 @@ import pytest
 from tests.faults.conftest import Populate, StartCluster
 from tests.faults.invariants import check, churn_and_check
 from tests.faults.workload import CHURN_ENV, Churn, Timeline, churn_through, pair_up
+from tests.tcp_link import FAULTS
 
 pytestmark = pytest.mark.faults
 
 PARTITION_GRACE_S = 3.0
-SLOW_ROUTE_S = 0.02  # added each way on a slow route to Redis (40 ms more a round trip)
-
 
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("how", ["flushall", "restart-empty"])
@@ -111,16 +110,16 @@ async def test_pubsub_connections_killed_during_chat(
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("how", ["cut", "hold", "slow"])
+@pytest.mark.parametrize("how", FAULTS)
 async def test_one_process_cut_off_from_redis(
     start_cluster: StartCluster, populate: Populate, how: str, seed: int
 ) -> None:
     """One process alone loses its route to Redis for two grace periods during churn and
     chat, while the other reaches Redis as usual (a partition, not an outage: ``cut``
     resets its connections and refuses new ones, ``hold`` answers nothing; or ``slow``, 20
-    ms more each way): every call is
-    still answered, the other process judges nobody gone who is connected to the cut-off
-    one, nothing acknowledged is lost, and afterwards every invariant holds."""
+    ms more each way): every call is still answered, the other process judges nobody gone
+    who is connected to the cut-off one, nothing acknowledged is lost, and afterwards
+    every invariant holds."""
     timing = random.Random(seed)
     # A 3 s grace: the cut-off process's people were last touched at most a sweep (0.75 s)
     # before the cut, and it declares itself within a sweep and the bound (1 s) after it,
@@ -137,12 +136,7 @@ async def test_one_process_cut_off_from_redis(
 
     async def fault(churn: Churn) -> None:
         churn.wave()
-        if how == "slow":
-            link.delay_s = SLOW_ROUTE_S
-            await asyncio.sleep(seconds)
-            link.delay_s = 0.0
-        else:
-            await (link.cut_for(seconds) if how == "cut" else link.hold_for(seconds))
+        await link.fail_for(how, seconds)
 
     report = await churn_and_check(
         cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
