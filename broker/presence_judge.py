@@ -76,7 +76,8 @@ class PresenceJudge:
         self.process = process_name()
         self._since: float | None = None  # presence has answered since then
         self._declared = False  # this process has a row in presence_blind
-        self.others_blind = False  # as of this process's last sweep
+        self.others_blind = False  # as of this process's latest sweep
+        self._vouched_at = float("-inf")  # the time of the sweep others_blind is from
 
     # -- this process's own view ----------------------------------------------------------
     def _failed(self, what: str, exc: BaseException) -> None:
@@ -122,7 +123,11 @@ class PresenceJudge:
         """Once per sweep, after its heartbeat (``touched``: whether it reached presence):
         declare this process blind or withdraw the declaration, and learn whether another
         process is blind (:mod:`broker.presence_blind`). Does nothing with presence in
-        memory (one process). A database error propagates (the sweep reports it)."""
+        memory (one process). A database error propagates (the sweep reports it).
+
+        The newest sweep's answer stands: the process's loop runs its sweeps one after
+        another, but a sweep run beside it (tests, ``replay``) may overtake one waiting
+        on the database, whose answer, about an earlier time, is then dropped."""
         if not self.presence.shared:
             return
         if not touched:
@@ -134,6 +139,9 @@ class PresenceJudge:
         blind = await presence_blind.blind_other(
             self.engine, self.process, now, presence_blind.fresh_within_s(self.sweep_s())
         )
+        if now < self._vouched_at:
+            return
+        self._vouched_at = now
         if (blind is not None) != self.others_blind:  # once per change, for the operators
             if blind is not None:
                 log.warning("process %s cannot reach presence: judging nobody gone until it "

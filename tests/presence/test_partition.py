@@ -10,6 +10,7 @@ events stop asking it until the heartbeat gets an answer, on both stacks.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 
 from broker import presence_blind
+from broker.outages import OutageLog
+from broker.presence_judge import PresenceJudge
 from tests.broker.conftest import clients, stack, stack_settings, start_server
 from tests.broker.harness import Client, Server
 from tests.broker.unit import FakeClock
@@ -119,3 +122,35 @@ async def test_events_stop_asking_presence_once_it_failed(
     monkeypatch.undo()
     assert await server.broker.heartbeat(clock())
     assert server.broker.judge.answering
+
+
+async def test_an_older_sweeps_late_answer_does_not_undo_a_newer_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two sweeps of one process overlap (the loop's, held up on a slow read, and one run
+    beside it): the newer one learns that nobody is blind any more; the older one's
+    answer, about an earlier time, arrives after it and is dropped. Found by this file's
+    first test on a slow machine, where the test's sweep and the loop's overlapped."""
+
+    class Shared:
+        shared = True
+
+    gates: dict[float, asyncio.Event] = {10.0: asyncio.Event(), 20.0: asyncio.Event()}
+    answers = {10.0: "serve-0 (blind at 10)", 20.0: None}
+
+    async def blind_other(engine: Any, process: str, now: float, within_s: float) -> Any:
+        await gates[now].wait()
+        return answers[now]
+
+    monkeypatch.setattr(presence_blind, "blind_other", blind_other)
+    judge = PresenceJudge(
+        Shared(), None, 4.0, lambda: 1.0, OutageLog(logging.getLogger("test"))  # type: ignore[arg-type]
+    )
+    older = asyncio.create_task(judge.vouch(10.0, touched=True))
+    newer = asyncio.create_task(judge.vouch(20.0, touched=True))
+    gates[20.0].set()
+    await newer
+    assert not judge.others_blind
+    gates[10.0].set()
+    await older
+    assert not judge.others_blind, "the older sweep's answer undid the newer one's"
