@@ -13,6 +13,7 @@ import pytest
 from tests.faults.conftest import Populate, StartCluster
 from tests.faults.invariants import check
 from tests.faults.people import Tutor
+from tests.faults.seeds import seeds
 from tests.faults.workload import Timeline, pair_up, wait_for
 
 pytestmark = pytest.mark.faults
@@ -22,7 +23,7 @@ TUTOR_TRIES = 25
 LIMIT = 10  # docs/protocol.md: 10 messages per 10 s per sender
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", seeds(1, 2))
 async def test_burst_from_a_student_reaches_the_tutor_in_order_once(
     start_cluster: StartCluster, populate: Populate, seed: int
 ) -> None:
@@ -68,7 +69,7 @@ async def test_burst_from_a_student_reaches_the_tutor_in_order_once(
     assert report.ok, report.table()
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", seeds(1, 2))
 async def test_tutor_on_both_processes_is_limited_once(
     start_cluster: StartCluster, populate: Populate, seed: int
 ) -> None:

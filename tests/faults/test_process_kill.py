@@ -10,12 +10,13 @@ import pytest
 
 from tests.faults.conftest import Populate, StartCluster
 from tests.faults.invariants import check_exit, churn_and_check
+from tests.faults.seeds import seeds
 from tests.faults.workload import CHURN_ENV, Churn, Timeline
 
 pytestmark = pytest.mark.faults
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", seeds(1, 2))
 async def test_kill_9_one_process_during_churn(
     start_cluster: StartCluster, populate: Populate, seed: int
 ) -> None:

@@ -11,15 +11,17 @@ import pytest
 
 from tests.faults.conftest import Populate, StartCluster
 from tests.faults.invariants import check, churn_and_check
+from tests.faults.seeds import kinds, seeds
 from tests.faults.workload import CHURN_ENV, Churn, Timeline, churn_through, pair_up
-from tests.tcp_link import FAULTS
 
 pytestmark = pytest.mark.faults
 
 PARTITION_GRACE_S = 3.0
 
-@pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("how", ["flushall", "restart-empty"])
+@pytest.mark.parametrize(
+    ("how", "seed"),
+    kinds([("flushall", 1), ("flushall", 2), ("restart-empty", 1), ("restart-empty", 2)]),
+)
 async def test_redis_loses_its_data_during_churn(
     start_cluster: StartCluster, populate: Populate, how: str, seed: int
 ) -> None:
@@ -47,7 +49,7 @@ async def test_redis_loses_its_data_during_churn(
     assert report.ok, report.table()
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", seeds(2))
 async def test_redis_frozen_during_churn(
     start_cluster: StartCluster, populate: Populate, seed: int
 ) -> None:
@@ -74,7 +76,7 @@ async def test_redis_frozen_during_churn(
     assert report.ok, report.table()
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", seeds(1, 2))
 async def test_pubsub_connections_killed_during_chat(
     start_cluster: StartCluster, populate: Populate, seed: int
 ) -> None:
@@ -109,8 +111,7 @@ async def test_pubsub_connections_killed_during_chat(
     assert report.ok, report.table()
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("how", FAULTS)
+@pytest.mark.parametrize(("how", "seed"), kinds([("cut", 1), ("hold", 2), ("slow", 1)]))
 async def test_one_process_cut_off_from_redis(
     start_cluster: StartCluster, populate: Populate, how: str, seed: int
 ) -> None:
