@@ -9,6 +9,7 @@ and ``docs/moderation.md``.
 
 from __future__ import annotations
 
+import functools
 import re
 import re._constants as _C
 import re._parser as _sre_parser
@@ -119,6 +120,11 @@ def load_rules(path: Path | None = None) -> Rules:
     Raises :class:`ConfigError` naming the file and the culprit when the file cannot be
     read, is not TOML, or breaks a rule of its shape (unknown action, a category without an
     action, a pattern that does not compile, a word with a space...).
+
+    The file is read on every call; what it compiles to is kept per process by its path and
+    text (:class:`Rules` is immutable), so an unchanged file is not compiled again: the
+    shipped file's thousands of patterns took ~0.4 s, paid by every broker started in one
+    process (the test suite starts hundreds). A changed file is compiled afresh.
     """
     chosen = path or SHIPPED_RULES
     try:
@@ -127,6 +133,12 @@ def load_rules(path: Path | None = None) -> Rules:
         raise ConfigError(f"cannot read the moderation rules {chosen}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"moderation rules {chosen}: not UTF-8 text ({exc.reason})") from exc
+    return _compiled(text, chosen)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(text: str, chosen: Path) -> Rules:
+    """:func:`load_rules` after the read (only a result is kept, never an error)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

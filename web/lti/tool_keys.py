@@ -12,6 +12,7 @@ for later services (deep-linking responses, grade passback).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -58,7 +59,7 @@ def load_tool_keys(
     pem = env.get(ENV_VAR, "").strip()
     if pem:
         try:
-            return ToolKeys(RSAKey.import_key(pem.replace("\\n", "\n")))
+            return _keys_from_pem(pem.replace("\\n", "\n").encode())
         except Exception as exc:
             raise ConfigError(f"{ENV_VAR} is not a PEM RSA private key") from exc
     path = path or DEFAULT_KEY_PATH
@@ -94,9 +95,17 @@ def _link_new(path: Path, data: bytes) -> bool:
 
 def _read(path: Path) -> ToolKeys:
     try:
-        return ToolKeys(RSAKey.import_key(path.read_bytes()))
+        return _keys_from_pem(path.read_bytes())
     except Exception as exc:
         raise ConfigError(f"{path} is not a PEM RSA private key") from exc
+
+
+@functools.lru_cache(maxsize=4)
+def _keys_from_pem(data: bytes) -> ToolKeys:
+    """The keys of a PEM, kept per process by its bytes (importing and checking an RSA key
+    twice costs ~60 ms, paid by every app built in one process: the test suite builds
+    hundreds). The keys are only read once made; a different PEM is imported afresh."""
+    return ToolKeys(RSAKey.import_key(data))
 
 
 def public_pem(keys: ToolKeys) -> str:
