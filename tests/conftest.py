@@ -17,6 +17,14 @@ from tests.services import PG_ADMIN_URL, REDIS_URL, asyncpg_dsn, forget_prefix, 
 schema_cache.install()  # per-test databases at head from this run's migrated dump
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (the benchmarks' smoke runs, the longest browser journeys: tens
+    of seconds each) run first, in their usual order, then the rest. With ``-n 2 --dist
+    worksteal`` the workers then end together on short tests, instead of one worker
+    starting a minute-long test while the other has nothing left (CI's last minutes)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 async def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'hh.db'}"

@@ -80,7 +80,7 @@ def test_moderation_relay_benchmark_quick_mode_runs() -> None:
     assert done.stdout.count("errors {}") == 2
 
 
-
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_queue_design_benchmark_runs_both_designs(tmp_path: Path) -> None:
     """bench.queue_design, small: in both designs every request is placed behind the ones

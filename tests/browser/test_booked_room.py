@@ -159,6 +159,7 @@ async def senders(page: Any) -> list[tuple[str, str]]:
     return [(who, text) for who, text in rows]
 
 
+@pytest.mark.slow
 async def test_a_booked_group_session_in_the_widget_and_the_console(
     browser: Any, world: Any, contexts: list[Any]
 ) -> None:

@@ -42,6 +42,7 @@ async def no_serious_axe(page: Any, where: str) -> None:
     assert violations == [], f"axe on {where}: {violations}"
 
 
+@pytest.mark.slow
 async def test_student_tutor_staff_journey(
     live_broker: Broker, browser: Any, sqlite_url: str
 ) -> None:

@@ -312,6 +312,7 @@ def expect_refusals(watch: Watch, *prefixes: str) -> None:
     watch.failed[:] = [f for f in watch.failed if not f.startswith(prefixes)]
 
 
+@pytest.mark.slow
 async def test_every_page_in_every_locale(
     pseudo_locale: None, browser: Any, world: Any, contexts: list[Any]
 ) -> None:

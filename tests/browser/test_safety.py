@@ -108,6 +108,7 @@ async def start_chat(student: Any, tutor: Any, asked: bool = False) -> Any:
     return tutor.get_by_role("tabpanel")
 
 
+@pytest.mark.slow
 async def test_masked_held_distress_report_and_a_silent_student(
     server: Broker, browser: Any, contexts: list[Any], sqlite_url: str
 ) -> None:

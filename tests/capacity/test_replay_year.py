@@ -47,6 +47,7 @@ def test_week_segments_cut_at_local_monday_midnight() -> None:
         (start, start + dt.timedelta(hours=5))]
 
 
+@pytest.mark.slow
 async def test_segments_in_processes_merge_into_one_database(
     year: synthetic.Year, tmp_path: Path
 ) -> None:
