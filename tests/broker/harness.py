@@ -22,6 +22,11 @@ from web.app import init_app
 from web.keys import BROKER
 
 STOP_LIMIT_S = 60.0
+# How long a stop waits for request handlers still running (aiohttp's default is 60 s,
+# the same as STOP_LIMIT_S, so that limit could never fire): a test's clients are closed
+# by then, and a handler left (a refused socket.io connect's websocket, seen on a slow
+# machine) is cancelled after this instead of holding the suite for a minute.
+HANDLERS_WAIT_S = 5.0
 SECRET = "test-secret"
 
 
@@ -103,7 +108,7 @@ class Server:
         self.test_server = TestServer(
             init_app(self.settings), host="127.0.0.1", port=self.settings.port
         )
-        await self.test_server.start_server()
+        await self.test_server.start_server(shutdown_timeout=HANDLERS_WAIT_S)
         if self.clock is not None:
             self.broker.clock = self.clock
         return self
