@@ -176,10 +176,18 @@ class PresenceJudge:
     async def here(self, subjects: list[str], now: float, within_s: float) -> set[str]:
         """Who is connected to some process now (touched within ``within_s``); everyone
         when presence cannot tell."""
+        return (await self.gone_and_here(subjects, now, within_s, judge=False))[1]
+
+    async def gone_and_here(
+        self, subjects: list[str], now: float, within_s: float, judge: bool
+    ) -> tuple[set[str], set[str]]:
+        """:meth:`gone` and :meth:`here` of the same ``subjects`` from one read of presence
+        (the staff figures ask both of every tutor)."""
         seen = await self.last_seen(subjects, now)
         if seen is None:
-            return set(subjects)
-        return {s for s in subjects if now - seen.get(s, now) <= within_s}
+            return set(), set(subjects)
+        gone = gone_past(seen, subjects, now, self.grace_s) if judge else set()
+        return gone, set(subjects) - gone_past(seen, subjects, now, within_s)
 
     async def forget(self, subjects: list[str]) -> None:
         """The subjects left on purpose (:meth:`Presence.forget`); when presence cannot be

@@ -1357,8 +1357,9 @@ class Broker:
             if vendor is None or state["vendor"] == vendor
         ]
         subjects = [tutor_subject(state["tutor_id"]) for state in states]
-        gone = await self.judge.gone(subjects, now, self.judge.can_judge(now))
-        here = await self._here(subjects, now)
+        gone, here = await self.judge.gone_and_here(
+            subjects, now, self.here_within_s, self.judge.can_judge(now)
+        )
         # busy: a session is open (its tutor may be reconnecting, within the grace period);
         # available and away: connected now, so a closed browser stops counting at once
         present = [state for state in states if tutor_subject(state["tutor_id"]) not in gone]

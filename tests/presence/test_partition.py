@@ -19,6 +19,7 @@ import pytest
 
 from broker import presence_blind
 from broker.outages import OutageLog
+from broker.presence import MemoryPresence
 from broker.presence_judge import PresenceJudge
 from tests.broker.conftest import clients, stack, stack_settings, start_server
 from tests.broker.harness import Client, Server
@@ -154,3 +155,25 @@ async def test_an_older_sweeps_late_answer_does_not_undo_a_newer_one(
     gates[10.0].set()
     await older
     assert not judge.others_blind, "the older sweep's answer undid the newer one's"
+
+
+async def test_gone_and_here_come_from_one_read_as_each_would() -> None:
+    """The staff figures' one read: gone past the grace (only when judging), here within
+    the bound, each as its own method says; nobody gone and everyone here when presence
+    cannot tell."""
+    judge = PresenceJudge(
+        MemoryPresence(), None, 10.0, lambda: 1.0, OutageLog(logging.getLogger("test"))  # type: ignore[arg-type]
+    )
+    assert await judge.touch(["student:old"], 80.0, probe=True)
+    assert await judge.touch(["student:near"], 97.0)
+    assert await judge.touch(["student:away"], 94.0)
+    subjects = ["student:old", "student:near", "student:away"]
+    gone, here = await judge.gone_and_here(subjects, 100.0, 4.0, judge=True)
+    assert gone == {"student:old"}
+    assert here == {"student:near"}
+    assert gone == await judge.gone(subjects, 100.0)
+    assert here == await judge.here(subjects, 100.0, 4.0)
+    assert (await judge.gone_and_here(subjects, 100.0, 4.0, judge=False))[0] == set()
+
+    judge._failed("a test", ConnectionError("presence unreachable (test)"))
+    assert await judge.gone_and_here(subjects, 100.0, 4.0, judge=True) == (set(), set(subjects))
