@@ -75,6 +75,7 @@ SOON = timedelta(hours=12)  # a connecting person is told of their next session 
 OPEN_BATCH = 500
 ROOM_WATCH_S = 0.5  # how often each broker process looks for rooms opened or closed
 ROOMS_CACHED = 20_000
+SYNC_TRIES = 3  # how many times a load brings a lagging room's people up to date
 
 
 def _at(seconds: float) -> datetime:
@@ -271,13 +272,18 @@ class Rooms:
         """The rooms' rows, those whose session row lagged its occurrence's people (a
         substitute, a student added) first brought up to date (:func:`store.sync_people`),
         so a new student's join has its participant row and a substitute's connect finds
-        the room."""
+        the room. A row may still lag (:func:`store.drifted`) only if the people changed
+        again during each of :data:`SYNC_TRIES` tries."""
         rows = await store.rooms(self.engine, ids)
-        lagging = [r for r in rows if store.drifted(r)]
-        if not lagging:
-            return rows
-        await store.sync_people(self.engine, lagging)
-        return await store.rooms(self.engine, ids)
+        for _ in range(SYNC_TRIES):
+            lagging = [r for r in rows if store.drifted(r)]
+            if not lagging:
+                break
+            await store.sync_people(self.engine, lagging)
+            # a student added or a substitute recorded between the sync and this read
+            # leaves the row lagging again: bring it up again, a few times at most
+            rows = await store.rooms(self.engine, ids)
+        return rows
 
     def _remember(self, room: Room) -> Room:
         if len(self._cache) >= ROOMS_CACHED:
@@ -500,24 +506,34 @@ class Rooms:
     # -- the sweep --------------------------------------------------------------------
     async def reconcile(self) -> None:
         """Tell this process's connected participants of every room that opened or closed
-        since the last sweep here (pushed to the rooms' people with ``local=True``: each
-        process tells its own connections). A sweep only learns what is open when
-        :meth:`start` could not read it."""
+        or whose people changed since the last look here (pushed to the rooms' people with
+        ``local=True``: each process tells its own connections). A look only learns what is
+        open when :meth:`start` could not read it.
+
+        What a look told is what it read whole: this process's notion of what is open
+        (``_known``) moves on only once the look's reads succeeded, so a read that fails is
+        retried by the next look rather than its change never being told; and a room read
+        while its people were still changing (:func:`store.drifted` after the load) is not
+        remembered as told, so the next look tells it again as it settled."""
         async with self._looking:
             await self._reconcile()
 
     async def _reconcile(self) -> None:
         now_open = await store.open_people(self.engine)
-        known, self._known = self._known, now_open
+        known = self._known
         if known is None:
+            self._known = now_open
             return
         opened = now_open.keys() - known.keys()
         closed = known.keys() - now_open.keys()
         changed = {i for i in now_open.keys() & known.keys() if now_open[i] != known[i]}
         if not opened and not closed and not changed:
+            self._known = now_open
             return
+        rows = await self._load(opened | closed | changed)
+        self._known = now_open
         before = {i: self._cache.get(i) for i in changed}
-        for row in await self._load(opened | closed | changed):
+        for row in rows:
             room = Room.from_row(row)
             if row["ended_at"] is not None:
                 self.forget(room.id)
@@ -525,7 +541,12 @@ class Rooms:
                          "booking": room.booking}
                 await self._tell(room, "session:ended", event, event, local=True)
                 continue
-            self._remember(room)
+            settled = not store.drifted(row)
+            if settled:
+                self._remember(room)
+            else:  # its people changed while it was read: look again next time
+                self.forget(room.id)
+                now_open[room.id] = (*now_open.get(room.id, ()), "unsettled")
             was = before.get(room.id)
             if was is not None and was.tutor != room.tutor:
                 # the replaced tutor: out of the room, for their view only

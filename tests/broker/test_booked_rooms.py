@@ -10,6 +10,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from broker import rooms, rooms_store
@@ -433,6 +434,93 @@ async def test_a_substitute_and_a_student_added_after_the_room_opened_get_in(
     marks = await fetch_all(url, "select tutor_status from occurrences "
                             f"where id = '{first_occ}'")
     assert marks == [{"tutor_status": "present"}]
+
+
+@pytest.mark.parametrize("tries", [1, rooms.SYNC_TRIES])
+async def test_a_student_added_while_a_look_reads_the_room_is_told_when_it_settles(
+    stack_settings, start_server, clients: list, monkeypatch, tries: int,
+) -> None:
+    """A student added between a look's bringing the room's people up to date and its
+    reading them again (found by CI) is in the tutor's ``booked:open`` at that look (the
+    load syncs again) or, once the load's tries are spent, at the next: the look does not
+    remember as told a room whose people were still changing."""
+    monkeypatch.setattr(rooms, "SYNC_TRIES", tries)
+    url = stack_settings.database_url
+    first_occ, _, _ = await book_world(url)
+    clock = FakeClock((START - timedelta(minutes=4)).timestamp())
+    server = await start_server(clock)
+    sub = await server.connect("/tutor", teacher("t2"))
+    clients.append(sub)
+    assert await jobs(url, START - timedelta(minutes=4)) == [{"opened": 1, "closed": 0}]
+    await server.sweep()
+    engine = create_engine(url)
+    ctx = Scheduler(engine, "s" * 32, clock=lambda: START - timedelta(minutes=3))
+    async with engine.connect() as conn:
+        group = (await conn.execute(sa.select(m.tutoring_groups.c.id))).scalar_one()
+    real_rooms, real_sync = rooms_store.rooms, rooms_store.sync_people
+    synced = asyncio.Event()
+    added: list[str] = []
+
+    async def sync_then_note(*args: Any) -> None:
+        await real_sync(*args)
+        synced.set()
+
+    async def adds_once_synced(*args: Any) -> Any:
+        if synced.is_set() and not added:  # the read right after the first sync
+            added.append("st3")
+            await enrolment.add_to_group(ctx, DESIGNEE, group, {"student": "st3"})
+        return await real_rooms(*args)
+
+    monkeypatch.setattr(rooms_store, "sync_people", sync_then_note)
+    monkeypatch.setattr(rooms_store, "rooms", adds_once_synced)
+    try:
+        await booking.substitute(ctx, DESIGNEE, first_occ, {"tutor": "t2", "reason": "sick"})
+        for _ in range(2):  # this look and the next
+            await server.broker.rooms.reconcile()
+    finally:
+        await engine.dispose()
+    assert added == ["st3"]
+    told = await sub.upto("booked:open", lambda e: len(e["students"]) == 4)
+    assert all(t["tutor"] == {"display_name": "Tutor t2"} for t in told), told
+
+
+async def test_a_look_whose_read_fails_is_done_again_by_the_next(
+    stack_settings, start_server, clients: list, monkeypatch,
+) -> None:
+    """A look that saw a substitute but could not read the room (a database blip) leaves
+    this process's notion of what is open as it was, so the next look tells the change."""
+    url = stack_settings.database_url
+    first_occ, _, _ = await book_world(url)
+    clock = FakeClock((START - timedelta(minutes=4)).timestamp())
+    server = await start_server(clock)
+    old = await server.connect("/tutor", teacher("t1"))
+    sub = await server.connect("/tutor", teacher("t2"))
+    clients += [old, sub]
+    assert await jobs(url, START - timedelta(minutes=4)) == [{"opened": 1, "closed": 0}]
+    await server.sweep()
+    room = (await old.next("booked:open"))["session_id"]
+    real_rooms = rooms_store.rooms
+    failed: list[bool] = []
+
+    async def fails_once(*args: Any) -> Any:
+        if not failed:
+            failed.append(True)
+            raise ConnectionResetError("the database went away")
+        return await real_rooms(*args)
+
+    engine = create_engine(url)
+    ctx = Scheduler(engine, "s" * 32, clock=lambda: START - timedelta(minutes=3))
+    try:
+        await booking.substitute(ctx, DESIGNEE, first_occ, {"tutor": "t2", "reason": "sick"})
+    finally:
+        await engine.dispose()
+    async with server.broker.rooms._looking:  # no look of the process's own in between
+        monkeypatch.setattr(rooms_store, "rooms", fails_once)
+    with pytest.raises(ConnectionResetError):
+        await server.broker.rooms.reconcile()
+    await server.broker.rooms.reconcile()
+    assert (await old.next("session:ended"))["reason"] == "substituted"
+    assert (await sub.next("booked:open"))["session_id"] == room
 
 
 
