@@ -98,6 +98,7 @@ RETRY_MIN_S = 0.05
 RETRY_MAX_S = 1.0
 # Listener: first resubscription after RETRY_MIN_S, doubling to RESUBSCRIBE_MAX_S.
 RESUBSCRIBE_MAX_S = 2.0
+TASKS_STOP_S = 2.0  # how long close() waits for its cancelled tasks to end
 # Sequence numbers are remembered for this many publishing processes (oldest forgotten).
 KNOWN_HOSTS = 1024
 
@@ -239,18 +240,24 @@ class FanoutManager(AsyncPubSubManager):  # type: ignore[misc]
                 )
         self._closed = True
         self._signal_progress()
-        tasks = [self._sender, self._gap_task, getattr(self, "thread", None)]
+        tasks = [t for t in (self._sender, self._gap_task, getattr(self, "thread", None))
+                 if isinstance(t, asyncio.Future) and not t.done()]
         for task in tasks:
-            if isinstance(task, asyncio.Future) and not task.done():
-                task.cancel()
-        for task in tasks:
-            if isinstance(task, asyncio.Future):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            task.cancel()
+        # Closing the connections too ends a read from Redis whose cancellation was lost:
+        # redis-py's read with a timeout has been seen to swallow it (under load, 2 stops
+        # in 8), and the listener then went on reading, PINGing and being answered, and the
+        # wait for it held the stop for a minute. The waits here are bounded, and they do
+        # not swallow the caller's own cancellation.
         for client in (self._publisher, self._subscriber):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.aclose()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=TASKS_STOP_S)
+            if pending:
+                log.warning("socket.io fan-out: %d tasks still running %.1f s after close",
+                            len(pending), TASKS_STOP_S)
         self._publisher = self._subscriber = None
         self._listening = self._subscribed = False
 
@@ -451,6 +458,8 @@ class FanoutManager(AsyncPubSubManager):  # type: ignore[misc]
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._closed:
+                    break
                 if self._subscribed or not lost:  # it was working, or this is the first try
                     log.warning(
                         "socket.io fan-out: cannot receive from Redis (%s); resubscribing",
@@ -465,8 +474,14 @@ class FanoutManager(AsyncPubSubManager):  # type: ignore[misc]
                     await pubsub.aclose()
                 with contextlib.suppress(Exception):
                     await client.aclose()
+            if self._closed:
+                break
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, RESUBSCRIBE_MAX_S)
+        # Closed (its cancellation lost, see close()): end as a cancelled listener does,
+        # which upstream's _thread takes quietly (a listener that returns is logged as an
+        # error).
+        raise asyncio.CancelledError
 
     async def _receive(
         self, pubsub: Any, lost: bool, since: float
@@ -474,7 +489,7 @@ class FanoutManager(AsyncPubSubManager):  # type: ignore[misc]
         """Read one subscription until it breaks (raises); PINGs it when it is quiet."""
         heard = time.monotonic()
         pinged = False
-        while True:
+        while not self._closed:
             reply = await pubsub.get_message(timeout=self.ping_interval_s)
             now = time.monotonic()
             if reply is None:

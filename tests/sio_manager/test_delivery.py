@@ -111,6 +111,39 @@ async def test_close_publishes_what_is_still_buffered(redis_url: str, cluster: C
     assert remote.got == list(range(300))
 
 
+async def test_close_ends_a_listener_whose_cancellation_a_read_swallowed(
+    redis_url: str, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py's read with a timeout was seen to swallow the listener's cancellation (a
+    test's stop then waited a minute for it): close() still ends it, within its bound."""
+    from redis.asyncio.client import PubSub
+
+    from web import sio_manager
+
+    real = PubSub.get_message
+    swallowed: list[bool] = []
+
+    async def swallows_one_cancel(self: PubSub, *args: object, **kwargs: object) -> object:
+        try:
+            return await real(self, *args, **kwargs)  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed.append(True)
+            return None
+
+    monkeypatch.setattr(PubSub, "get_message", swallows_one_cancel)
+    a, _, _, _ = await cluster.pair(redis_url)
+    await eventually(lambda: a.manager._subscribed, "a's subscription")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(10):  # before the fix: the listener went on, close waited on
+        await a.manager.close()
+    assert swallowed == [True]
+    assert a.manager.thread.done()
+    assert loop.time() - started < sio_manager.TASKS_STOP_S
+
+
 async def test_an_upstream_write_only_emitter_still_reaches_clients(
     redis_url: str, cluster: Cluster
 ) -> None:
