@@ -6,13 +6,14 @@ asserts identical behaviour on each.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests import schema_cache
-from tests.services import PG_ADMIN_URL, REDIS_URL, asyncpg_dsn, forget_prefix, need, unique
+from tests import pg_pool, schema_cache
+from tests.services import PG_ADMIN_URL, REDIS_URL, forget_prefix, need, unique
 
 schema_cache.install()  # per-test databases at head from this run's migrated dump
 
@@ -31,24 +32,20 @@ async def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A throw-away PostgreSQL database, created for this test and dropped after it."""
+async def postgres_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A PostgreSQL database of this test's own: new, or one an earlier test of this process
+    used, made again what a new one at head is (tests/pg_pool.py). Marked ``new_database``,
+    a new empty one."""
     need(PG_ADMIN_URL, 5432, "PostgreSQL")
-    import asyncpg
+    name = await pg_pool.take(new=request.node.get_closest_marker("new_database") is not None)
+    yield pg_pool.url_of(name)
+    await pg_pool.give_back(name)
 
-    name = unique("hh_test")
-    admin = await asyncpg.connect(asyncpg_dsn(PG_ADMIN_URL))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = asyncpg_dsn(PG_ADMIN_URL).rsplit("/", 1)[0]
-    yield f"postgresql+asyncpg://{base.split('://', 1)[1]}/{name}"
-    admin = await asyncpg.connect(asyncpg_dsn(PG_ADMIN_URL))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the databases this process kept for reuse."""
+    if pg_pool.keeps_any():
+        asyncio.run(pg_pool.drop_all())
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

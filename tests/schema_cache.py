@@ -11,6 +11,8 @@ SQL; every later empty database at head replays that script instead, in one tran
 So each test database is still exactly what the migrations produce (the script is their
 output, made in this run), and a test that asks for another revision, or a database that is
 not empty, gets the real migrations (``tests/db/test_migrations.py`` runs them for real).
+A PostgreSQL database recycled by :mod:`tests.pg_pool` is at head already: bringing it to
+head does nothing, as the real migrations would (they are not asked, saving Alembic's look).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import broker.migrate as migrate_module
+from tests import pg_pool
 
 _real = migrate_module.migrate_engine
 _scripts: dict[str, Any] = {}  # dialect -> this run's dump (tests run one at a time)
@@ -99,6 +102,8 @@ async def migrate_engine(engine: AsyncEngine, revision: str = "head") -> None:
     """:func:`broker.migrate.migrate_engine`, replaying this run's dump for an empty
     database brought to head."""
     dialect = engine.dialect.name
+    if revision == "head" and dialect == "postgresql" and await _recycled_at_head(engine):
+        return  # what the real migrations would find: nothing to do
     if revision != "head" or dialect not in ("sqlite", "postgresql") or not await _is_empty(
         engine
     ):
@@ -114,8 +119,19 @@ async def migrate_engine(engine: AsyncEngine, revision: str = "head") -> None:
             for statement in script:
                 await conn.exec_driver_sql(statement)
         else:
-            raw = await conn.get_raw_connection()
-            await raw.driver_connection.execute(script)  # type: ignore[union-attr]
+            raw = (await conn.get_raw_connection()).driver_connection
+            await raw.execute(script)  # type: ignore[union-attr]
+            await pg_pool.learn_head(raw, script)
+
+
+async def _recycled_at_head(engine: AsyncEngine) -> bool:
+    """Whether ``engine``'s database is one :mod:`tests.pg_pool` recycled, still at head."""
+    name = engine.url.database
+    if name is None or not pg_pool.handed_out_recycled(name):
+        return False
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        return await pg_pool.at_head(raw, name)
 
 
 def install() -> None:

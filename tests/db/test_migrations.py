@@ -26,6 +26,8 @@ from broker.migrate import (
 )
 from broker.settings import Settings
 
+pytestmark = pytest.mark.new_database  # migrations that start from an empty database
+
 
 @pytest.fixture(autouse=True)
 def real_migrations(monkeypatch: pytest.MonkeyPatch) -> None:
