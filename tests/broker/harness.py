@@ -21,7 +21,10 @@ from tests.services import forget_prefix
 from web.app import init_app
 from web.keys import BROKER
 
-STOP_LIMIT_S = 60.0
+# A stop over this fails the test with every pending task's stack. It could not fire while
+# the fan-out's close() swallowed cancellation (the rare 60 s teardowns: a listener whose
+# own cancellation redis-py had swallowed, web/sio_manager.py); a stop takes ~1 s.
+STOP_LIMIT_S = 30.0
 # How long a stop waits for request handlers still running (aiohttp's default is 60 s,
 # the same as STOP_LIMIT_S, so that limit could never fire): a test's clients are closed
 # by then, and a handler left (a refused socket.io connect's websocket, seen on a slow
@@ -138,8 +141,8 @@ class Server:
 
     async def stop(self) -> None:
         """Stop the process; a stop that takes over :data:`STOP_LIMIT_S` fails the test with
-        every pending task's stack, rather than hanging the suite (a rare hang in a
-        scaled-stack teardown was seen twice; this names the step it waits on)."""
+        every pending task's stack, rather than hanging the suite (it names the step a
+        stop waits on)."""
         if self.test_server is not None:
             server, self.test_server = self.test_server, None
             try:
