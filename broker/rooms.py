@@ -541,12 +541,11 @@ class Rooms:
                          "booking": room.booking}
                 await self._tell(room, "session:ended", event, event, local=True)
                 continue
-            settled = not store.drifted(row)
-            if settled:
+            if store.drifted(row):  # its people changed while it was read: the next look
+                self.forget(room.id)  # takes it as newly open and tells it again
+                now_open.pop(room.id, None)
+            else:
                 self._remember(room)
-            else:  # its people changed while it was read: look again next time
-                self.forget(room.id)
-                now_open[room.id] = (*now_open.get(room.id, ()), "unsettled")
             was = before.get(room.id)
             if was is not None and was.tutor != room.tutor:
                 # the replaced tutor: out of the room, for their view only
