@@ -21,7 +21,7 @@ new database brought to head is; otherwise it is dropped, as before:
   database at head has, so plans and the ``planner_statistics`` job see a new database.
 
 Dead rows stay on disk; a database is dropped instead after :data:`MAX_USES` tests or
-beyond :data:`MAX_BYTES`. A recycled database is at head: :func:`at_head` lets
+beyond :data:`MAX_BYTES`. A recycled database is at head: :func:`recycled_at_head` lets
 :func:`tests.schema_cache.migrate_engine` skip bringing it there. A test marked
 ``new_database`` gets a new one (its migrations start from nothing). ``HH_TEST_DB_RECYCLE=0``
 turns recycling off (every test a new database, as before), to rule it out or compare.
@@ -33,6 +33,8 @@ import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.services import PG_ADMIN_URL, asyncpg_dsn, unique
 
@@ -138,17 +140,15 @@ async def learn_head(conn: Any, script: str) -> None:
     )
 
 
-def handed_out_recycled(name: str) -> bool:
-    """Whether the test running now got ``name`` recycled (at head when handed out)."""
-    return name in _pool.recycled
-
-
-async def at_head(conn: Any, name: str) -> bool:
-    """Whether database ``name`` (``conn``, asyncpg, on it) was handed out recycled and
-    is still at this run's head revision."""
+async def recycled_at_head(engine: AsyncEngine) -> bool:
+    """Whether ``engine``'s database was handed out recycled to the test running now and
+    is still at this run's head revision (no connection is opened for any other)."""
+    name = engine.url.database
     if name not in _pool.recycled or _pool.head is None:
         return False
-    version = await conn.fetchval("SELECT version_num FROM alembic_version LIMIT 1")
+    async with engine.connect() as conn:
+        version = (await conn.exec_driver_sql(
+            "SELECT version_num FROM alembic_version LIMIT 1")).scalar()
     return bool(version == _pool.head.version)
 
 

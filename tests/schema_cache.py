@@ -102,7 +102,7 @@ async def migrate_engine(engine: AsyncEngine, revision: str = "head") -> None:
     """:func:`broker.migrate.migrate_engine`, replaying this run's dump for an empty
     database brought to head."""
     dialect = engine.dialect.name
-    if revision == "head" and dialect == "postgresql" and await _recycled_at_head(engine):
+    if revision == "head" and dialect == "postgresql" and await pg_pool.recycled_at_head(engine):
         return  # what the real migrations would find: nothing to do
     if revision != "head" or dialect not in ("sqlite", "postgresql") or not await _is_empty(
         engine
@@ -122,16 +122,6 @@ async def migrate_engine(engine: AsyncEngine, revision: str = "head") -> None:
             raw = (await conn.get_raw_connection()).driver_connection
             await raw.execute(script)  # type: ignore[union-attr]
             await pg_pool.learn_head(raw, script)
-
-
-async def _recycled_at_head(engine: AsyncEngine) -> bool:
-    """Whether ``engine``'s database is one :mod:`tests.pg_pool` recycled, still at head."""
-    name = engine.url.database
-    if name is None or not pg_pool.handed_out_recycled(name):
-        return False
-    async with engine.connect() as conn:
-        raw = (await conn.get_raw_connection()).driver_connection
-        return await pg_pool.at_head(raw, name)
 
 
 def install() -> None:

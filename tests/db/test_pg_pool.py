@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from broker.db import create_engine
 from broker.migrate import migrate_engine
 from tests import pg_pool
-from tests.services import PG_ADMIN_URL, need
+from tests.services import PG_ADMIN_URL, asyncpg_dsn, need
 
 pytestmark = pytest.mark.postgres
 
@@ -37,7 +37,7 @@ async def _dirty(conn: asyncpg.Connection, name: str) -> None:
 
 
 async def _state(name: str) -> dict[str, object]:
-    conn = await asyncpg.connect(pg_pool.url_of(name).replace("postgresql+asyncpg", "postgresql"))
+    conn = await asyncpg.connect(asyncpg_dsn(pg_pool.url_of(name)))
     try:
         tables = [r[0] for r in await conn.fetch(
             "SELECT quote_ident(relname) FROM pg_class WHERE relnamespace = "
@@ -64,7 +64,7 @@ async def test_a_used_database_comes_back_as_a_new_one_at_head() -> None:
     fresh = await pg_pool.take(new=True)
     await _at_head_now(fresh)
     new_state = await _state(fresh)
-    url = pg_pool.url_of(fresh).replace("postgresql+asyncpg", "postgresql")
+    url = asyncpg_dsn(pg_pool.url_of(fresh))
     left_open = await asyncpg.connect(url)
     await _dirty(left_open, fresh)
     await pg_pool.give_back(fresh)
@@ -101,14 +101,14 @@ async def test_a_database_whose_schema_changed_is_dropped_not_recycled() -> None
     need(PG_ADMIN_URL, 5432, "PostgreSQL")
     name = await pg_pool.take(new=True)
     await _at_head_now(name)
-    conn = await asyncpg.connect(pg_pool.url_of(name).replace("postgresql+asyncpg", "postgresql"))
+    conn = await asyncpg.connect(asyncpg_dsn(pg_pool.url_of(name)))
     try:
         await conn.execute("CREATE INDEX extra ON schools (name)")
     finally:
         await conn.close()
     await pg_pool.give_back(name)
     assert name not in pg_pool._pool.free
-    admin = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql+asyncpg", "postgresql"))
+    admin = await asyncpg.connect(asyncpg_dsn(PG_ADMIN_URL))
     try:
         assert await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1",
                                     name) == 0
