@@ -66,6 +66,14 @@ SOCKET_TOKEN_TTL_S = 300  # socket.io tokens handed to signed-in pages
 # below it.
 REQUEST_RATE_LIMIT = 30
 REQUEST_RATE_WINDOW_S = 60.0
+# A Redis throttle lends a process a key's next events ahead (broker/throttle.py): a key
+# used again within THROTTLE_LEASE_S of its last round trip gets twice as many events
+# as then, spendable without Redis for THROTTLE_LEASE_S, up to THROTTLE_LEASE_MAX and
+# to a THROTTLE_LEASE_SHARE-th of the limit (so a limit under 2 * THROTTLE_LEASE_SHARE
+# is asked event by event, exactly as without leases).
+THROTTLE_LEASE_S = 1.0
+THROTTLE_LEASE_MAX = 64
+THROTTLE_LEASE_SHARE = 8
 
 # Background jobs (broker/jobs.py) and the outbox (broker/outbox.py)
 JOB_LEASE_TTL_S = 60.0  # a job's lease lasts this long unless renewed ...

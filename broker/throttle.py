@@ -14,6 +14,19 @@ Guarantees:
 * With Redis every process shares the counts (one sorted set per key, which expires one
   window after its last event), so a limit holds per person, not per process. Losing
   Redis loses the counts, which is allowed: a throttle is protection, not a record.
+* Busy keys cost Redis little. A key that comes back within a second of its last round
+  trip is lent its next events ahead (a *lease*: 2, 4, ... up to
+  :data:`~broker.constants.THROTTLE_LEASE_MAX` and an eighth of the limit), which its
+  process spends without asking Redis for :data:`~broker.constants.THROTTLE_LEASE_S`. Lent
+  events are counted in Redis at once, timed at the lease's end, so Redis always counts
+  at least every event a process has let through and never more than the limit in any
+  trailing window get through, as above. The price is paid in refusals that come early:
+  a lent event leaves the window up to ``THROTTLE_LEASE_S`` after it happened, and what
+  another process's lease has not spent yet counts (an eighth of the limit at most). A
+  lapsed lease's rest is given back by the key's next round trip; only the last lease
+  of a person who stopped, or moved to another process, keeps its rest counted until it
+  leaves the window. A limit under 16 is never lent (each event is asked for, as
+  before), nor is a key used now and then (one event a second or less).
 * Keys are hashed before they are stored (:func:`broker.redis_keys.digest`): usernames and
   addresses do not appear in Redis.
 * Memory is bounded: the memory backend forgets keys idle for a whole window once it
@@ -28,11 +41,13 @@ import math
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from broker.constants import THROTTLE_LEASE_MAX, THROTTLE_LEASE_S, THROTTLE_LEASE_SHARE
 from broker.redis_keys import RedisKeys
 from broker.redis_pool import open_redis
 from broker.round_trips import RoundTrips
@@ -121,27 +136,52 @@ class MemoryThrottle(Throttle):
 
 
 _ALLOW = """
-local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-local ttl = math.ceil(window) + 1
+local window, limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local answers = {}
 for i, key in ipairs(KEYS) do
-  local now, member = tonumber(ARGV[1 + 2 * i]), ARGV[2 + 2 * i]
+  local at = 7 * i - 3
+  local now, score = tonumber(ARGV[at]), ARGV[at + 1]
+  local want, member = tonumber(ARGV[at + 2]), ARGV[at + 3]
+  local back, first, last = ARGV[at + 4], tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6])
+  for j = first, last do
+    redis.call('ZREM', key, back .. ':' .. j)
+  end
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  if redis.call('ZCARD', key) < limit then
-    redis.call('ZADD', key, now, member)
+  local free = limit - redis.call('ZCARD', key)
+  if free > 0 then
+    local n = math.min(want, free)
+    local add = {}
+    for j = 1, n do
+      add[2 * j - 1] = score
+      add[2 * j] = member .. ':' .. j
+    end
+    redis.call('ZADD', key, unpack(add))
     redis.call('EXPIRE', key, ttl)
-    answers[i] = '0'
+    answers[i] = {n, '0'}
   else
     local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-    answers[i] = tostring(math.max(tonumber(oldest[2]) + window - now, 1.0))
+    answers[i] = {0, tostring(math.max(tonumber(oldest[2]) + window - now, 1.0))}
   end
 end
 return answers
 """
 
 
-# One ``allow`` for Redis: its key, the time it was made and its sorted-set member.
-_Call = tuple[str, str, str]
+# One ``allow`` for Redis: its key, the time it was made, the time its events are counted
+# at (the lease's end), how many events it asks for, its sorted-set members' prefix, and
+# the members of a lapsed lease to give back (prefix, first and last number; none: 1, 0).
+_Call = tuple[str, str, str, int, str, str, int, int]
+
+
+@dataclass(slots=True)
+class _Lease:
+    """Events of one key this process may still let through without asking Redis."""
+
+    left: int  # events still to spend ...
+    until: float  # ... until this time (Redis counts them at it)
+    size: int  # events the round trip was granted (members ``member:1`` to ``member:size``)
+    asked: float  # when that round trip was made
+    member: str
 
 
 class RedisThrottle(Throttle):
@@ -156,35 +196,81 @@ class RedisThrottle(Throttle):
     atomically, so no other process's call lands between two of a batch. A failed round
     trip fails each call of its batch (the broker lets them through, see
     :meth:`broker.service.Broker._throttle`). One script over many keys assumes a single
-    Redis, not a cluster (whose keys of one script must share a slot)."""
+    Redis, not a cluster (whose keys of one script must share a slot).
+
+    A busy key is lent events ahead (the module's doc): a call that finds its key's lease
+    unspent and unexpired is answered at once, without Redis. Each call asks for one event,
+    or for twice the last grant when its key's last lease was spent within ``lease_s`` of
+    its round trip; the script grants what the limit leaves (at least one, or refuses),
+    each event a member timed at ``now + lease_s`` (at ``now`` for a single event). Leases
+    live in this process's memory (losing them loses nothing: their events stay counted);
+    a newer grant replaces an older one's rest. A lapsed lease's rest is given back by its
+    key's next round trip (removed before the count), so that what a person paused
+    between bursts did not spend does not count against them; only the last lease of a
+    person who stopped, or moved to another process, stays counted until it leaves the
+    window."""
 
     def __init__(
         self, name: str, limit: int, window_s: float, redis: aioredis.Redis, keys: RedisKeys,
-        clock: Clock = time.time,
+        clock: Clock = time.time, lease_s: float = THROTTLE_LEASE_S,
+        lease_max: int = THROTTLE_LEASE_MAX, max_keys: int = 50_000,
     ) -> None:
         super().__init__(name, limit, window_s, clock)
         self.redis = redis
         self.keys = keys
+        self.lease_s = lease_s
+        self.lease_max = max(1, min(lease_max, limit // THROTTLE_LEASE_SHARE))
+        self.max_keys = max_keys
+        self.lent = 0  # calls answered from a lease, without Redis (tests read it)
+        self._leases: dict[str, _Lease] = {}
+        self._ttl = math.ceil(window_s + lease_s) + 1  # outlives a lease's last member
         self._allow = redis.register_script(_ALLOW)
         self._batches: RoundTrips[_Call, Any] = RoundTrips(f"throttle:{name}", self._run)
 
     @property
     def round_trips(self) -> int:
-        """Pipelines sent (tests read it)."""
+        """Script calls sent (tests read it)."""
         return self._batches.sent
 
     async def allow(self, key: str) -> float:
-        now = repr(self.clock())
-        member = f"{now}:{uuid.uuid4().hex[:8]}"
-        return float(await self._batches.call((self._key(key), now, member)))
+        now = self.clock()
+        lease = self._leases.get(key)
+        if lease is not None and lease.left > 0 and now <= lease.until:
+            lease.left -= 1
+            self.lent += 1
+            return 0.0
+        size = 1
+        if lease is not None and lease.left == 0 and now - lease.asked <= self.lease_s:
+            size = min(2 * lease.size, self.lease_max)
+        until = now + self.lease_s if size > 1 else now
+        member = f"{now!r}:{uuid.uuid4().hex[:8]}"
+        back, first, last = "", 1, 0  # the lapsed lease's unspent members, given back
+        if lease is not None and lease.left > 0:
+            back, first, last = lease.member, lease.size - lease.left + 1, lease.size
+        granted, wait = await self._batches.call(
+            (self._key(key), repr(now), repr(until), size, member, back, first, last)
+        )
+        if int(granted) == 0:
+            self._leases.pop(key, None)
+            return float(wait)
+        lent = _Lease(int(granted) - 1, until, int(granted), now, member)
+        self._remember(key, lent, now)
+        return 0.0
+
+    def _remember(self, key: str, lease: _Lease, now: float) -> None:
+        self._leases[key] = lease
+        if len(self._leases) > self.max_keys:  # bound memory under a spray of keys
+            old = now - self.lease_s
+            for stale in [k for k, v in self._leases.items() if v.asked < old]:
+                del self._leases[stale]
 
     async def _run(self, batch: list[_Call], load: bool = True) -> list[Any]:
-        args: list[str | float | int] = [self.window_s, self.limit]
-        for _, now, member in batch:
-            args += (now, member)
+        args: list[str | float | int] = [self.window_s, self.limit, self._ttl]
+        for _, now, until, size, member, back, first, last in batch:
+            args += (now, until, size, member, back, first, last)
         try:
             answers: list[Any] = await self.redis.evalsha(
-                self._allow.sha, len(batch), *(key for key, _, _ in batch), *args
+                self._allow.sha, len(batch), *(call[0] for call in batch), *args
             )
         except NoScriptError:
             if not load:
@@ -211,10 +297,11 @@ class RedisThrottle(Throttle):
         k = self._key(key)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(k, {f"{now}:{uuid.uuid4().hex[:8]}": now})
-            pipe.expire(k, math.ceil(self.window_s) + 1)
+            pipe.expire(k, self._ttl)
             await pipe.execute()
 
     async def clear(self, key: str) -> None:
+        self._leases.pop(key, None)
         await self.redis.delete(self._key(key))
 
 

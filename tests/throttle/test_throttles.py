@@ -9,6 +9,7 @@ share the counts. Time is a fake clock: nothing here sleeps.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 
 import pytest
@@ -248,3 +249,120 @@ def test_the_settings_refuse_a_limit_that_could_not_throttle(name: str, value: s
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
     assert Settings.from_env({"HH_CHAT_RATE_MESSAGES": "1"}).chat_rate_messages == 1
+
+
+# -- leases: a busy key's next events lent ahead (RedisThrottle) ------------------------------
+
+
+async def test_an_occasional_user_is_asked_for_event_by_event(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """One event every few seconds never gets a lease: each is its own round trip."""
+    clock = Clock()
+    factory = Throttles(redis_url, redis_prefix, clock)
+    try:
+        throttle = factory.make("test", 1000, 60.0)
+        assert isinstance(throttle, RedisThrottle)
+        for _ in range(5):
+            assert await throttle.allow("k") == 0
+            clock.now += 1.5
+        assert throttle.round_trips == 5 and throttle.lent == 0
+    finally:
+        await factory.close()
+
+
+async def test_a_busy_key_is_lent_its_next_events_and_asks_again_when_they_lapse(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Events within a second of each other: grants of 1, 2, 4, 8 (the cap: 64 // 8), the
+    lent ones answered without Redis; a lease unspent past ``lease_s`` is not used."""
+    clock = Clock()
+    factory = Throttles(redis_url, redis_prefix, clock)
+    try:
+        throttle = factory.make("test", 64, 60.0)
+        assert isinstance(throttle, RedisThrottle) and throttle.lease_max == 8
+        for _ in range(1 + 2 + 4 + 8 + 8):
+            assert await throttle.allow("k") == 0
+            clock.now += 0.01
+        assert throttle.round_trips == 5 and throttle.lent == 23 - 5
+        assert await throttle.allow("k") == 0  # a sixth grant of 8: 7 left
+        assert throttle.round_trips == 6
+        clock.now += 1.01  # past the lease's end: its rest may not be spent
+        assert await throttle.allow("k") == 0
+        assert throttle.round_trips == 7
+        # Redis counts the events spent (24) and the new one; the lapsed 7 were given back
+        assert factory.redis is not None
+        assert await factory.redis.zcard(factory.keys.throttle("test", "k")) == 25
+    finally:
+        await factory.close()
+
+
+async def test_a_limit_under_sixteen_is_never_lent(redis_url: str, redis_prefix: str) -> None:
+    clock = Clock()
+    factory = Throttles(redis_url, redis_prefix, clock)
+    try:
+        throttle = factory.make("test", 15, 60.0)
+        assert isinstance(throttle, RedisThrottle)
+        waits = []
+        for _ in range(16):
+            waits.append(await throttle.allow("k"))
+            clock.now += 0.01
+        assert waits[:15] == [0] * 15 and waits[15] > 0
+        assert throttle.round_trips == 16 and throttle.lent == 0
+    finally:
+        await factory.close()
+
+
+async def test_a_grant_is_what_the_limit_leaves_and_an_unspent_lease_holds_its_events(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Two processes: one is lent events the other then cannot have; the lender's unspent
+    events count until they leave the window (refused early, never late)."""
+    clock = Clock()
+    factories = [Throttles(redis_url, redis_prefix, clock) for _ in range(2)]
+    try:
+        one, two = (f.make("test", 16, 60.0) for f in factories)  # leases of at most 2
+        assert await one.allow("k") == 0  # 1 counted
+        assert await one.allow("k") == 0  # a lease of 2: 3 counted, 1 left on `one`
+        for _ in range(13):
+            assert await two.allow("k") == 0
+        assert await two.allow("k") > 0  # 16 counted: the lent one holds the last place
+        assert await one.allow("k") == 0  # which `one` still spends, without Redis
+        clock.now += 61.5  # everything, the lease's events included, left the window
+        assert await two.allow("k") == 0
+    finally:
+        for factory in factories:
+            await factory.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_leases_never_let_more_than_the_limit_through_in_any_window(
+    redis_url: str, redis_prefix: str, seed: int
+) -> None:
+    """Two processes calling one key at random moments, some bursts and some pauses: the
+    events let through in every trailing window are at most the limit, and a caller is
+    refused only near it: a lent event counts from when it was lent to the window's length
+    after the lease's end (``lease_s`` later than it happened, at most), and what the other
+    process's lease has not spent yet counts too."""
+    rng = random.Random(seed)
+    clock = Clock()
+    factories = [Throttles(redis_url, redis_prefix, clock) for _ in range(2)]
+    limit, window = 48, 10.0  # leases of at most 6
+    try:
+        throttles = [f.make("test", limit, window) for f in factories]
+        allowed: list[float] = []
+        refused: list[float] = []
+        for _ in range(1500):
+            clock.now += rng.choice([0.0, 0.005, 0.02, 0.05, 0.3, 1.2])
+            throttle = rng.choice(throttles)
+            (allowed if await throttle.allow("k") == 0 else refused).append(clock.now)
+        for i, t in enumerate(allowed):
+            inside = sum(1 for u in allowed[: i + 1] if u > t - window)
+            assert inside <= limit, (t, inside)
+        for t in refused:  # refused only with the window nearly full of real events
+            inside = sum(1 for u in allowed if t - window - 1.0 < u <= t)
+            assert inside >= limit - 6, (t, inside)
+        assert sum(t.lent for t in throttles if isinstance(t, RedisThrottle)) > 0
+    finally:
+        for factory in factories:
+            await factory.close()
