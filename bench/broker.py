@@ -1398,6 +1398,22 @@ def report(
         "theirs to 80-84%: the machine's CPU per cycle 0.538-0.549 -> 0.502-0.521 ms. "
         "Both cores now have room (the load's core at 82-85%), so what holds the rate is "
         "no longer only CPU.",
+        "",
+        "One-statement units committed alone (2026-12-07, broker/commit/postgres.py: a "
+        "batch whose units are one statement each, after fusion the usual one, sends each "
+        "as its own transaction instead of BEGIN, the statements and COMMIT; a unit "
+        "failing after others of its batch committed fails alone, `PartialCommit` in "
+        "broker/commit/base.py). Timed inside a serving process under the request "
+        "scenario (asyncpg's calls wrapped): every round trip of the writer took 2.1-2.7 "
+        "ms at the median, BEGIN as long as the statements, most of it the busy event "
+        "loop coming back to the writer, and the one lane was never idle (batches of ~37 "
+        "units every ~11 ms): four round trips a batch were what held the rate, not "
+        "PostgreSQL. Three alternating pairs of `--only request` runs (two rounds each) "
+        "against the commit before (944eafd): scaled 3,648-4,061 acks/s, 0.405-0.459x of "
+        "the echo of the same round (mean 0.427), against 3,383-3,904, 0.370-0.432x (mean "
+        "0.395); p99 44.5-50.1 against 44.8-52.6 ms. (Tried on 2026-12-04, when the "
+        "throttle's round trips and four lanes held the rate, the same change made no "
+        "difference.)",
     ]
     return "\n".join(lines) + "\n"
 

@@ -24,8 +24,10 @@ Guarantees, whatever the backend:
 
 * **Durable before acknowledged**: a caller's ``await write(...)`` returns only after the
   transaction holding its statements committed.
-* **Isolation of failures**: if a batch fails, each unit is retried alone in its own
-  transaction, so one bad write fails only its own caller.
+* **Isolation of failures**: if a batch fails, each unit of it not committed is retried
+  alone in its own transaction, so one bad write fails only its own caller (a backend may
+  commit a batch's units one by one, and report the ones committed before a failure:
+  :class:`PartialCommit`; those are answered, never run twice).
 * **Order**: units with the same ``key`` go to the same lane and run in the order they were
   submitted, except that a batch runs its units sorted by ``order`` (stable). With one lane
   (SQLite, which has one writer anyway) that is every unit. With several lanes
@@ -154,6 +156,18 @@ class Fusion:
         return names - self.unused == set(self.arrays.values())
 
 
+class PartialCommit(Exception):
+    """Raised by a backend that commits a batch's units one after another, each its own
+    transaction (:mod:`broker.commit.postgres`), when one failed part way: the first
+    ``len(done)`` units committed with these outcomes, the next one failed with ``error``
+    (nothing of it written) and the rest were not run."""
+
+    def __init__(self, done: list[Outcome], error: Exception) -> None:
+        super().__init__(f"{len(done)} units committed before: {error}")
+        self.done = done
+        self.error = error
+
+
 @dataclass(slots=True)
 class _Pending:
     unit: Unit
@@ -240,7 +254,9 @@ class GroupCommitter:
     async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
         """Run ``units`` in order in one transaction and commit; return each unit's
         :class:`Outcome`, undoing a unit whose guard failed (:func:`needs_savepoint`).
-        Raise (having rolled back) if any statement fails."""
+        Raise (having rolled back) if any statement fails. A backend may instead commit
+        each unit as a transaction of its own, in order; one that fails after others
+        committed then raises :class:`PartialCommit` with what committed."""
         raise NotImplementedError
 
     async def _dispose(self) -> None:
@@ -262,29 +278,50 @@ class GroupCommitter:
                     queue.task_done()
 
     async def _settle(self, batch: list[_Pending], lane: int) -> None:
+        runs: list[_Run] | None = None
         try:
             if self._fusions and len(batch) > 1:
                 runs = self._runs(batch)
                 done = await self._commit([unit for unit, _ in runs], lane)
-                results = _unfused(batch, runs, done)
+                if len(done) != len(runs):
+                    raise RuntimeError(f"{len(done)} outcomes for {len(runs)} runs")
+                results: Sequence[Outcome | None] = _unfused(batch, runs, done)
             else:
                 results = await self._commit([p.unit for p in batch], lane)
+        except PartialCommit as partial:  # the first runs committed: answer those
+            if runs is None:
+                runs = [(pending.unit, [index]) for index, pending in enumerate(batch)]
+            results = _unfused(batch, runs, partial.done)
+            await self._failed(batch, results, partial.error, lane)
+            return
         except Exception as error:
-            kind = kind_of(error)
-            if kind is not None:  # every batch fails alike while it lasts: one paced line
-                _outages.report(kind, f"a batch of {len(batch)} writes", error)
-            elif len(batch) > 1:
-                log.warning(
-                    "a batch of %d writes failed (%s); retrying each alone",
-                    len(batch), str(error).splitlines()[0][:300],
-                )
-            # each alone: one bad write fails only its caller, and after a lost connection
-            # (a restart) they run on a fresh one
-            await self._one_by_one(batch, lane)
+            await self._failed(batch, [None] * len(batch), error, lane)
             return
         for pending, counts in zip(batch, results, strict=True):
             if not pending.done.done():
+                pending.done.set_result(counts)  # type: ignore[arg-type]  # all committed
+
+    async def _failed(
+        self, batch: list[_Pending], results: list[Outcome | None], error: Exception, lane: int
+    ) -> None:
+        """Answer the units that committed (``results``); retry the others alone."""
+        rest = []
+        for pending, counts in zip(batch, results, strict=True):
+            if counts is None:
+                rest.append(pending)
+            elif not pending.done.done():
                 pending.done.set_result(counts)
+        kind = kind_of(error)
+        if kind is not None:  # every batch fails alike while it lasts: one paced line
+            _outages.report(kind, f"a batch of {len(rest)} writes", error)
+        elif len(rest) > 1:
+            log.warning(
+                "a batch of %d writes failed (%s); retrying each alone",
+                len(rest), str(error).splitlines()[0][:300],
+            )
+        # each alone: one bad write fails only its caller, and after a lost connection
+        # (a restart) they run on a fresh one
+        await self._one_by_one(rest, lane)
 
     async def _one_by_one(self, batch: list[_Pending], lane: int) -> None:
         for pending in batch:
@@ -351,11 +388,14 @@ class GroupCommitter:
         return [Step(fusion.stmt, arrays, returning=True)]
 
 
-def _unfused(batch: list[_Pending], runs: list[_Run], done: list[Outcome]) -> list[Outcome]:
+def _unfused(
+    batch: list[_Pending], runs: list[_Run], done: list[Outcome]
+) -> list[Outcome | None]:
     """Each unit's outcome, in batch order: a fused run's rows shared out by ordinal, each
-    unit's guard checked on its own rows."""
+    unit's guard checked on its own rows. ``done`` may cover only the first runs (a
+    :class:`PartialCommit`): the units of the others get None."""
     outcomes: list[Outcome | None] = [None] * len(batch)
-    for (_, indexes), outcome in zip(runs, done, strict=True):
+    for (_, indexes), outcome in zip(runs[: len(done)], done, strict=True):
         if len(indexes) == 1:
             outcomes[indexes[0]] = outcome
             continue
@@ -369,5 +409,4 @@ def _unfused(batch: list[_Pending], runs: list[_Run], done: list[Outcome]) -> li
             if not check(step, mine):
                 share.failed = 0
             outcomes[index] = share
-    assert all(o is not None for o in outcomes)
-    return outcomes  # type: ignore[return-value]
+    return outcomes

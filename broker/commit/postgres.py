@@ -1,34 +1,48 @@
 """The PostgreSQL backend: dedicated asyncpg connections, without SQLAlchemy in between.
 
-Each batch is ``BEGIN``, the statements (asyncpg prepares each SQL text once per
-connection and reuses it) and ``COMMIT``, or, when the batch is one statement (one unit of
-one step, or every unit fused into one statement), that statement alone, its own
-transaction, committed when it returns; on a connection of its own, outside the engine's
-pool, so the hot path never waits for a pooled connection that a slow statistics query
-holds. There are :data:`LANES` such connections ("lanes"), each running its own batches
-(the database serialises what must be: the guards' row locks). One by default: while its
-batch is under way the next one gathers, so the writes of a busy process go as a few big
-fused statements rather than more, smaller ones on several connections. A connection
-that breaks (a restarted database) is dropped; the failed batch is retried unit by unit
-by the base class, each on a fresh connection.
+A batch whose units are each one statement (after fusion, the usual batch: the fused
+requests and the fused cancels, or a session's fused messages) runs each statement as its
+own transaction, committed when it returns, one after another: one round trip each. Any
+other batch (a unit of several statements: an accept, an end) is ``BEGIN``, the
+statements and ``COMMIT``. asyncpg prepares each SQL text once per connection and reuses
+it. Each unit still happens whole or not at all; what no longer holds is that a batch's
+units commit together, which nothing relied on: they were submitted concurrently and none
+was answered, so any order that keeps each key's is one they could have run in. A unit
+that fails after others of its batch committed fails alone
+(:class:`~broker.commit.base.PartialCommit`): those committed are answered, those after it
+run alone. Measured (bench/RESULTS.md, Broker): under the request scenario a round trip
+cost ~2 ms of a busy event loop's time, ``BEGIN`` and ``COMMIT`` included, so a batch of
+two fused statements took four; now it takes two.
+
+The connections are outside the engine's pool, so the hot path never waits for a pooled
+connection that a slow statistics query holds. There are :data:`LANES` such connections
+("lanes"), each running its own batches (the database serialises what must be: the
+guards' row locks). One by default: while its batch is under way the next one gathers, so
+the writes of a busy process go as a few big fused statements rather than more, smaller
+ones on several connections. A connection that breaks (a restarted database) is dropped;
+the failed units are retried one by one by the base class, each on a fresh connection.
 
 **Lock waits across processes.** Within a process, units that contend for a row share a
 lane, so two batches of one process never wait on each other in a cycle (see
-:mod:`broker.commit.base`). Across processes nothing orders them: process A's batch may
-hold a session's row (a chat message) and wait for a request's row that process B's batch
-holds (a racing accept), while B's batch waits for that session's row. PostgreSQL breaks
-such a cycle only after ``deadlock_timeout`` (a second by default, a superuser's setting),
-and the whole batch's callers wait that long; found by the SIGTERM fault test, whose
-clients wait a second for their answers before following ``server:restart``. So a batch
-of more than one unit runs with ``lock_timeout`` :data:`BATCH_LOCK_WAIT_MS` (set in the
-same round trip as its ``BEGIN``): a batch that waits longer for a row lock gives up its
-own locks (rolled back whole), which ends any cycle it is part of, and runs once more,
-whole, without that limit: the other side of a cycle has gone on meanwhile, and a wait
-that was only long (another batch slow on a starved core) is waited out, rather than the
-batch's units being retried one by one, a round trip each, just when the machine is
+:mod:`broker.commit.base`). Across processes nothing orders them: a transaction of
+process A may hold a row (a session's, for a unit's first statement or a fused statement's
+first rows) and wait for one that process B's holds (a racing accept's request), while B
+waits for A's. Statements committed alone hold nothing once they return, so a batch of
+them is never half of such a cycle across its statements; but one multi-row statement, or
+a unit of several, can be. PostgreSQL breaks a cycle only after ``deadlock_timeout`` (a
+second by default, a superuser's setting), and every caller of the batch waits that long;
+found by the SIGTERM fault test, whose clients wait a second for their answers before
+following ``server:restart``. So every transaction the writer runs waits for a row lock
+at most :data:`BATCH_LOCK_WAIT_MS` (``lock_timeout``: the connection's setting for a
+statement alone, set with ``BEGIN`` for a transaction): one that waits longer gives up
+its own locks (rolled back whole), which ends any cycle it is part of, and runs once
+more, whole, without that limit: the other side of a cycle has gone on meanwhile, and a
+wait that was only long (another batch slow on a starved core) is waited out, rather than
+the batch's units being retried one by one, a round trip each, just when the machine is
 busiest. Only if that second run fails too (PostgreSQL's deadlock check, when both sides
-of a cycle gave up at once) are its units retried one by one by the base class; a unit
-alone waits as long as it must. A lock timeout or a deadlock keeps the connection.
+of a cycle gave up at once) are its units retried one by one by the base class, each
+giving up and running again in the same way: a unit alone waits as long as it must. A
+lock timeout or a deadlock keeps the connection.
 
 Errors are raised as SQLAlchemy's exceptions (``IntegrityError`` for a violated
 constraint, ``DBAPIError`` otherwise), as the engine backend would raise them.
@@ -43,7 +57,7 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect
 
-from broker.commit.base import GroupCommitter, Outcome, StepResult, Unit
+from broker.commit.base import GroupCommitter, Outcome, PartialCommit, StepResult, Unit
 from broker.commit.prepared import BoundBatch, StatementCache
 from broker.db.closing import close_within
 from broker.metrics import count_lock_give_up
@@ -53,18 +67,20 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10
 COMMAND_TIMEOUT_S = 30
 APPLICATION_NAME = "homework-help writer"  # how the connection shows in pg_stat_activity
-# Writer connections per process. Each lane's batch is BEGIN, its fused statements and
-# COMMIT, so more lanes split the same writes into more round trips and commits: four were
-# slower than two, and two than one (bench/RESULTS.md, Broker: scaled `help:request` +15%
-# with one, PostgreSQL's CPU per request ~30% lower). The price of one: a batch waiting
-# for a row lock (up to BATCH_LOCK_WAIT_MS) holds up every write of its process, not only
-# its lane's keys; such waits are rare and short (another process's batch committing).
+# Writer connections per process. More lanes split the same writes into more, smaller
+# fused statements and commits: four were slower than two, and two than one (when each
+# batch was BEGIN, its statements and COMMIT; bench/RESULTS.md, Broker: scaled
+# `help:request` +15% with one, PostgreSQL's CPU per request ~30% lower). The price of
+# one: a statement waiting for a row lock (up to BATCH_LOCK_WAIT_MS) holds up every write
+# of its process, not only its lane's keys; such waits are rare and short (another
+# process's transaction committing).
 LANES = 1
-# How long a batch of several units waits for a row lock before it gives up its own and
+# How long a transaction of the writer waits for a row lock before it gives up its own and
 # runs again without the limit (see above). A batch's transaction lasts a few
 # milliseconds; on a starved core tens: past this, it is most likely a cycle.
 BATCH_LOCK_WAIT_MS = 200
 BEGIN_BATCH = f"BEGIN; SET LOCAL lock_timeout = {BATCH_LOCK_WAIT_MS}"
+BEGIN_UNLIMITED = "BEGIN; SET LOCAL lock_timeout = 0"  # a run again after giving up
 SAVEPOINT = "unit"  # one at a time: each is released or rolled back before the next
 
 
@@ -90,29 +106,57 @@ class AsyncpgCommitter(GroupCommitter):
                 self.dsn,
                 timeout=CONNECT_TIMEOUT_S,
                 command_timeout=COMMAND_TIMEOUT_S,
-                server_settings={"application_name": APPLICATION_NAME},
+                server_settings={
+                    "application_name": APPLICATION_NAME,
+                    # a statement alone gives up a lock wait as a batch does
+                    "lock_timeout": str(BATCH_LOCK_WAIT_MS),
+                },
             )
         return conn
 
     async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
         batch = self.statements.bind(units)
-        if len(batch) == 1:
-            return await self._transact(batch, lane, "BEGIN")
+        if all(len(unit.steps) == 1 for unit in batch):  # no savepoint either: one step
+            return await self._each_alone(batch, lane)
         try:
             return await self._transact(batch, lane, BEGIN_BATCH)
         except sa_exc.OperationalError as error:  # it gave up its locks (see the module)
-            log.info(
-                "a batch of %d writes gave up waiting for a row lock (%s); running it again",
-                len(batch), str(error.orig).splitlines()[0][:200],
-            )
-            self.lock_give_ups += 1
-            count_lock_give_up()
-            return await self._transact(batch, lane, "BEGIN")
+            self._gave_up(len(batch), error)
+            return await self._transact(batch, lane, BEGIN_UNLIMITED)
 
-    async def _transact(self, batch: BoundBatch, lane: int, begin: str) -> list[Outcome]:
-        """Run ``batch`` as one transaction (opened with ``begin``) on ``lane``'s
-        connection; ``OperationalError`` (rolled back, the connection kept) when it gave up
-        waiting for a row lock or PostgreSQL broke a cycle it was in."""
+    async def _each_alone(self, batch: BoundBatch, lane: int) -> list[Outcome]:
+        """Each unit (one statement) as its own transaction, in order; a statement that
+        gave up a lock wait runs again without the limit. :class:`PartialCommit` when one
+        fails after others committed."""
+        done: list[Outcome] = []
+        for unit in batch:
+            try:
+                try:
+                    done += await self._transact([unit], lane, None)
+                except sa_exc.OperationalError as error:  # gave up a lock wait
+                    self._gave_up(1, error)
+                    done += await self._transact([unit], lane, BEGIN_UNLIMITED)
+            except Exception as error:
+                if not done:
+                    raise
+                raise PartialCommit(done, error) from error
+        return done
+
+    def _gave_up(self, units: int, error: sa_exc.OperationalError) -> None:
+        log.info(
+            "a batch of %d writes gave up waiting for a row lock (%s); running it again",
+            units, str(error.orig).splitlines()[0][:200],
+        )
+        self.lock_give_ups += 1
+        count_lock_give_up()
+
+    async def _transact(
+        self, batch: BoundBatch, lane: int, begin: str | None
+    ) -> list[Outcome]:
+        """Run ``batch`` as one transaction (opened with ``begin``; None: ``batch`` is one
+        statement, its own transaction) on ``lane``'s connection; ``OperationalError``
+        (rolled back, the connection kept) when it gave up waiting for a row lock or
+        PostgreSQL broke a cycle it was in."""
         sql, args = "connect", ()
         conn: asyncpg.Connection | None = None
         try:
@@ -120,8 +164,7 @@ class AsyncpgCommitter(GroupCommitter):
             # One statement is a transaction by itself, committed when it returns: one
             # round trip instead of three (BEGIN, it, COMMIT). Else the transaction by
             # hand (asyncpg's conn.transaction() would not let BEGIN carry the SET LOCAL).
-            alone = len(batch) == 1 and len(batch[0].steps) == 1
-            if not alone:
+            if begin is not None:
                 sql = begin
                 await conn.execute(sql)
             results = []
@@ -145,7 +188,7 @@ class AsyncpgCommitter(GroupCommitter):
                     )
                     await conn.execute(sql)
                 results.append(outcome)
-            if not alone:
+            if begin is not None:
                 sql = "COMMIT"
                 await conn.execute(sql)
             return results

@@ -325,8 +325,8 @@ async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
     one_lane_postgres: tuple[AsyncEngine, AsyncpgCommitter], caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Two processes' batches can wait for each other's rows (a chat message's session
-    row here, a racing accept's request row there). A batch of several units waits
+    """Two processes' transactions can wait for each other's rows (a unit's two rows
+    here, a racing accept's request row there). A batch's transaction waits
     BATCH_LOCK_WAIT_MS, not PostgreSQL's deadlock_timeout (a second), then gives up its
     locks (the cycle is gone) and runs again, whole (not one by one); the lane keeps its
     connection, and every write happens once.
@@ -351,9 +351,10 @@ async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
     async with engine.connect() as other, engine.connect() as probe:  # the other process
         await other.execute(bump, {"id": "gb"})
         with caplog.at_level("INFO", logger="broker.commit"):
-            writes = [  # one batch: row a, then row b (held by the other process)
-                asyncio.ensure_future(writer.write([Step(bump, {"id": i}, expect=1)]))
-                for i in ("ga", "gb")
+            writes = [  # one unit: row a, then row b (held by the other process)
+                asyncio.ensure_future(writer.write(
+                    [Step(bump, {"id": "ga"}, expect=1), Step(bump, {"id": "gb"}, expect=1)]
+                ))
             ]
             for _ in range(100):  # until the batch waits for row b (or gave up)
                 if writes[0].done() or await probe.scalar(waiting, {"name": APPLICATION_NAME}):
@@ -361,7 +362,7 @@ async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
                 await asyncio.sleep(0.02)
             await other.execute(bump, {"id": "ga"})  # the cycle: a is the batch's
             await other.commit()
-            assert [await asyncio.wait_for(w, 10) for w in writes] == [[1], [1]]
+            assert [await asyncio.wait_for(w, 10) for w in writes] == [[1, 1]]
     said = [r.getMessage() for r in caplog.records]
     gave_up = [m for m in said if "gave up waiting for a row lock" in m]
     assert len(gave_up) == 1 and "lock timeout" in gave_up[0], said
@@ -381,9 +382,10 @@ async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
 async def test_postgres_one_statement_is_sent_alone(
     one_lane_postgres: tuple[AsyncEngine, AsyncpgCommitter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch that is one statement goes without BEGIN and COMMIT (one round trip, its
-    own transaction, durable when it returns); several statements go in one transaction;
-    a statement alone that fails leaves nothing to roll back and the connection works."""
+    """A unit of one statement goes without BEGIN and COMMIT (one round trip, its own
+    transaction, durable when it returns), also when its batch holds others like it; a
+    unit of several statements goes in one transaction; a statement alone that fails
+    leaves nothing to roll back and the connection works."""
     engine, writer = one_lane_postgres
     sent: list[str] = []
     for name in ("execute", "fetch"):
@@ -400,7 +402,13 @@ async def test_postgres_one_statement_is_sent_alone(
     assert await writer.write(
         [(SCHOOLS.insert(), school("two")), (SCHOOLS.insert(), school("three"))]
     ) == [1, 1]
-    assert sent == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
+    assert sent == ["BEGIN;", "INSERT", "INSERT", "COMMIT"]
+    sent.clear()
+    assert await asyncio.gather(
+        writer.write([(SCHOOLS.insert(), school("five"))]),
+        writer.write([(SCHOOLS.insert(), school("six"))]),
+    ) == [[1], [1]]
+    assert sent == ["INSERT", "INSERT"]
     sent.clear()
     with pytest.raises(IntegrityError):
         await writer.write([(SCHOOLS.insert(), school("one"))])
@@ -408,7 +416,7 @@ async def test_postgres_one_statement_is_sent_alone(
     conn = writer._conns[0]
     assert await writer.write([(SCHOOLS.insert(), school("four"))]) == [1]
     assert writer._conns[0] is conn
-    assert await school_ids(engine) == {"gone", "gtwo", "gthree", "gfour"}
+    assert await school_ids(engine) == {"gone", "gtwo", "gthree", "gfour", "gfive", "gsix"}
 
 
 def test_prepare_refuses_a_missing_parameter(sqlite_url: str) -> None:
@@ -517,3 +525,90 @@ async def test_postgres_taking_no_writes_is_an_outage_logged_once(
         await admin.close()
         await writer.close()
         await engine.dispose()
+
+
+async def test_postgres_units_of_one_statement_hold_no_lock_for_each_other(
+    one_lane_postgres: tuple[AsyncEngine, AsyncpgCommitter], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch of one-statement units commits each as it goes: while the batch waits for a
+    row another process holds (b), the row its earlier unit wrote (a) is free, so the
+    other process's write to it goes through and no cycle forms (before, the batch held a
+    until its COMMIT, and the two waited for each other until one gave up)."""
+    engine, writer = one_lane_postgres
+    bump = sa.text("update schools set low_grade = low_grade + 1 where id = :id")
+    await writer.write([(SCHOOLS.insert(), school(k)) for k in ("a", "b")])
+    async with engine.connect() as other:
+        await other.execute(bump, {"id": "gb"})
+        with caplog.at_level("INFO", logger="broker.commit"):
+            writes = [
+                asyncio.ensure_future(writer.write([Step(bump, {"id": i}, expect=1)]))
+                for i in ("ga", "gb")
+            ]
+            grade = sa.text("select low_grade from schools where id = 'ga'")
+            async with engine.connect() as probe:
+                for _ in range(500):  # a committed while b waits (answered with the batch)
+                    if await probe.scalar(grade) == 1:
+                        break
+                    await probe.rollback()
+                    await asyncio.sleep(0.01)
+                assert await probe.scalar(grade) == 1
+            async with asyncio.timeout(5):  # a held: this would wait for the batch
+                await other.execute(bump, {"id": "ga"})
+            await other.commit()
+            assert [await asyncio.wait_for(w, 10) for w in writes] == [[1], [1]]
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+    async with engine.connect() as check:
+        grades = dict((await check.execute(sa.text(
+            "select id, low_grade from schools where id in ('ga', 'gb')"
+        ))).all())
+    assert grades == {"ga": 2, "gb": 2}
+
+
+async def test_postgres_a_statement_alone_gives_up_a_long_lock_wait_then_waits(
+    one_lane_postgres: tuple[AsyncEngine, AsyncpgCommitter], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A statement alone waits BATCH_LOCK_WAIT_MS for a row lock (a fused statement can
+    be half of a cycle too), then runs again without a limit: it is answered once the
+    other transaction ends, and happens once."""
+    engine, writer = one_lane_postgres
+    bump = sa.text("update schools set low_grade = low_grade + 1 where id = :id")
+    await writer.write([(SCHOOLS.insert(), school("a"))])
+    async with engine.connect() as other:
+        await other.execute(bump, {"id": "ga"})
+        with caplog.at_level("INFO", logger="broker.commit"):
+            write = asyncio.ensure_future(writer.write([Step(bump, {"id": "ga"}, expect=1)]))
+            for _ in range(500):  # until it gave up once (a fake clock cannot hold a lock)
+                if writer.lock_give_ups:
+                    break
+                await asyncio.sleep(0.01)
+            assert writer.lock_give_ups == 1 and not write.done()
+            await other.commit()
+            assert await asyncio.wait_for(write, 10) == [1]
+    assert [r for r in caplog.records if "gave up waiting" in r.getMessage()]
+    async with engine.connect() as check:
+        assert await check.scalar(
+            sa.text("select low_grade from schools where id = 'ga'")
+        ) == 2
+
+
+async def test_postgres_a_batch_failing_part_way_answers_what_committed(
+    one_lane_postgres: tuple[AsyncEngine, AsyncpgCommitter], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Units of one statement commit one by one: when one fails (a duplicate here), those
+    before it already committed and are answered as such, not run again (a second insert
+    would fail as a duplicate); it fails alone, and those after it run alone."""
+    engine, writer = one_lane_postgres
+    await writer.write([(SCHOOLS.insert(), school("dup"))])
+    with caplog.at_level("WARNING", logger="broker.commit"):
+        outcomes = await asyncio.gather(
+            writer.write([(SCHOOLS.insert(), school("x"))]),
+            writer.write([(SCHOOLS.insert(), school("dup"))]),
+            writer.write([(SCHOOLS.insert(), school("y"))]),
+            writer.write([(SCHOOLS.insert(), school("z"))]),
+            return_exceptions=True,
+        )
+    assert outcomes[0] == [1] and outcomes[2] == [1] and outcomes[3] == [1]
+    assert isinstance(outcomes[1], IntegrityError)
+    assert await school_ids(engine) == {"gdup", "gx", "gy", "gz"}
+    retried = [r.getMessage() for r in caplog.records if "retrying each alone" in r.getMessage()]
+    assert retried and retried[0].startswith("a batch of 3 writes failed"), retried
