@@ -1414,6 +1414,15 @@ def report(
         "0.395); p99 44.5-50.1 against 44.8-52.6 ms. (Tried on 2026-12-04, when the "
         "throttle's round trips and four lanes held the rate, the same change made no "
         "difference.)",
+        "",
+        "Tried and not kept (2026-12-07, on top of the above): a batch's one-statement "
+        "units of different keys run two at a time, each on a connection of the lane (the "
+        "fused requests beside the fused cancels, one round trip's wait for both; a unit "
+        "with an `order` or no key alone). Three alternating pairs against the commit "
+        "with the units committed one after another: 0.396-0.437x of the echo of the same "
+        "round (mean 0.417) against 0.415-0.452x (mean 0.438), the serving processes at "
+        "79-82% of their core against 82-86%: two tasks and two connections' wake-ups a "
+        "batch cost more than the round trip they saved.",
     ]
     return "\n".join(lines) + "\n"
 
