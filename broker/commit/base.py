@@ -23,7 +23,8 @@ transaction however many rows it touches:
 Guarantees, whatever the backend:
 
 * **Durable before acknowledged**: a caller's ``await write(...)`` returns only after the
-  transaction holding its statements committed.
+  transaction holding its statements committed (with a backend that commits a batch's
+  units one by one, as soon as its own did, before the rest of its batch).
 * **Isolation of failures**: if a batch fails, each unit of it not committed is retried
   alone in its own transaction, so one bad write fails only its own caller (a backend may
   commit a batch's units one by one, and report the ones committed before a failure:
@@ -62,7 +63,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,6 +179,8 @@ class _Pending:
 
 # A unit to run, and the batch's units it stands for (one; or, fused, two or more).
 _Run = tuple[Unit, list[int]]
+# Told by a backend that unit ``i`` of the units it was given committed with this outcome.
+Answer = Callable[[int, "Outcome"], None]
 
 
 class GroupCommitter:
@@ -251,12 +254,16 @@ class GroupCommitter:
         await self._dispose()
 
     # -- the backend's hooks ------------------------------------------------------------
-    async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
+    async def _commit(
+        self, units: list[Unit], lane: int = 0, answer: Answer | None = None
+    ) -> list[Outcome]:
         """Run ``units`` in order in one transaction and commit; return each unit's
         :class:`Outcome`, undoing a unit whose guard failed (:func:`needs_savepoint`).
         Raise (having rolled back) if any statement fails. A backend may instead commit
         each unit as a transaction of its own, in order; one that fails after others
-        committed then raises :class:`PartialCommit` with what committed."""
+        committed then raises :class:`PartialCommit` with what committed. Such a backend
+        may call ``answer(i, outcome)`` as soon as unit ``i`` committed: its callers are
+        answered then, not once the whole batch is done."""
         raise NotImplementedError
 
     async def _dispose(self) -> None:
@@ -282,12 +289,23 @@ class GroupCommitter:
         try:
             if self._fusions and len(batch) > 1:
                 runs = self._runs(batch)
-                done = await self._commit([unit for unit, _ in runs], lane)
+
+                def answer(run: int, outcome: Outcome, runs: list[_Run] = runs) -> None:
+                    for index, share in _shares(batch, runs[run][1], outcome):
+                        if not batch[index].done.done():
+                            batch[index].done.set_result(share)
+
+                done = await self._commit([unit for unit, _ in runs], lane, answer)
                 if len(done) != len(runs):
                     raise RuntimeError(f"{len(done)} outcomes for {len(runs)} runs")
                 results: Sequence[Outcome | None] = _unfused(batch, runs, done)
             else:
-                results = await self._commit([p.unit for p in batch], lane)
+
+                def answer_unit(index: int, outcome: Outcome) -> None:
+                    if not batch[index].done.done():
+                        batch[index].done.set_result(outcome)
+
+                results = await self._commit([p.unit for p in batch], lane, answer_unit)
         except PartialCommit as partial:  # the first runs committed: answer those
             if runs is None:
                 runs = [(pending.unit, [index]) for index, pending in enumerate(batch)]
@@ -396,17 +414,27 @@ def _unfused(
     :class:`PartialCommit`): the units of the others get None."""
     outcomes: list[Outcome | None] = [None] * len(batch)
     for (_, indexes), outcome in zip(runs[: len(done)], done, strict=True):
-        if len(indexes) == 1:
-            outcomes[indexes[0]] = outcome
-            continue
-        rows: dict[int, list[tuple[Any, ...]]] = {}
-        for row in outcome.rows(0):
-            rows.setdefault(int(row[0]), []).append(tuple(row[1:]))
-        for place, index in enumerate(indexes, start=1):
-            step = steps(batch[index].unit)[0]
-            mine = rows.get(place, [])
-            share = Outcome([mine])
-            if not check(step, mine):
-                share.failed = 0
+        for index, share in _shares(batch, indexes, outcome):
             outcomes[index] = share
     return outcomes
+
+
+def _shares(
+    batch: list[_Pending], indexes: list[int], outcome: Outcome
+) -> list[tuple[int, Outcome]]:
+    """One run's outcome as its units' (``indexes`` in the batch): a fused run's rows
+    shared out by ordinal, each unit's guard checked on its own rows."""
+    if len(indexes) == 1:
+        return [(indexes[0], outcome)]
+    rows: dict[int, list[tuple[Any, ...]]] = {}
+    for row in outcome.rows(0):
+        rows.setdefault(int(row[0]), []).append(tuple(row[1:]))
+    shares = []
+    for place, index in enumerate(indexes, start=1):
+        step = steps(batch[index].unit)[0]
+        mine = rows.get(place, [])
+        share = Outcome([mine])
+        if not check(step, mine):
+            share.failed = 0
+        shares.append((index, share))
+    return shares

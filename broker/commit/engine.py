@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.commit.base import (
+    Answer,
     GroupCommitter,
     Outcome,
     StepResult,
@@ -19,7 +20,9 @@ class EngineCommitter(GroupCommitter):
         super().__init__()
         self.engine = engine
 
-    async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
+    async def _commit(
+        self, units: list[Unit], lane: int = 0, answer: Answer | None = None
+    ) -> list[Outcome]:
         async with self.engine.begin() as conn:
             results = []
             for unit in units:

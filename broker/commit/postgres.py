@@ -10,9 +10,11 @@ units commit together, which nothing relied on: they were submitted concurrently
 was answered, so any order that keeps each key's is one they could have run in. A unit
 that fails after others of its batch committed fails alone
 (:class:`~broker.commit.base.PartialCommit`): those committed are answered, those after it
-run alone. Measured (bench/RESULTS.md, Broker): under the request scenario a round trip
+run alone. Each unit's callers are answered as soon as its statement committed, not when
+the batch's last one has (the fused requests' callers one round trip before the fused
+cancels'). Measured (bench/RESULTS.md, Broker): under the request scenario a round trip
 cost ~2 ms of a busy event loop's time, ``BEGIN`` and ``COMMIT`` included, so a batch of
-two fused statements took four; now it takes two.
+two fused statements took four; now it takes two, and half its callers wait one.
 
 The connections are outside the engine's pool, so the hot path never waits for a pooled
 connection that a slow statistics query holds. There are :data:`LANES` such connections
@@ -57,7 +59,14 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect
 
-from broker.commit.base import GroupCommitter, Outcome, PartialCommit, StepResult, Unit
+from broker.commit.base import (
+    Answer,
+    GroupCommitter,
+    Outcome,
+    PartialCommit,
+    StepResult,
+    Unit,
+)
 from broker.commit.prepared import BoundBatch, StatementCache
 from broker.db.closing import close_within
 from broker.metrics import count_lock_give_up
@@ -114,32 +123,39 @@ class AsyncpgCommitter(GroupCommitter):
             )
         return conn
 
-    async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
+    async def _commit(
+        self, units: list[Unit], lane: int = 0, answer: Answer | None = None
+    ) -> list[Outcome]:
         batch = self.statements.bind(units)
         if all(len(unit.steps) == 1 for unit in batch):  # no savepoint either: one step
-            return await self._each_alone(batch, lane)
+            return await self._each_alone(batch, lane, answer)
         try:
             return await self._transact(batch, lane, BEGIN_BATCH)
         except sa_exc.OperationalError as error:  # it gave up its locks (see the module)
             self._gave_up(len(batch), error)
             return await self._transact(batch, lane, BEGIN_UNLIMITED)
 
-    async def _each_alone(self, batch: BoundBatch, lane: int) -> list[Outcome]:
-        """Each unit (one statement) as its own transaction, in order; a statement that
-        gave up a lock wait runs again without the limit. :class:`PartialCommit` when one
-        fails after others committed."""
+    async def _each_alone(
+        self, batch: BoundBatch, lane: int, answer: Answer | None
+    ) -> list[Outcome]:
+        """Each unit (one statement) as its own transaction, in order, each answered
+        (``answer``) once it committed; a statement that gave up a lock wait runs again
+        without the limit. :class:`PartialCommit` when one fails after others committed."""
         done: list[Outcome] = []
-        for unit in batch:
+        for index, unit in enumerate(batch):
             try:
                 try:
-                    done += await self._transact([unit], lane, None)
+                    [outcome] = await self._transact([unit], lane, None)
                 except sa_exc.OperationalError as error:  # gave up a lock wait
                     self._gave_up(1, error)
-                    done += await self._transact([unit], lane, BEGIN_UNLIMITED)
+                    [outcome] = await self._transact([unit], lane, BEGIN_UNLIMITED)
             except Exception as error:
                 if not done:
                     raise
                 raise PartialCommit(done, error) from error
+            done.append(outcome)
+            if answer is not None and index < len(batch) - 1:  # the last: with the batch
+                answer(index, outcome)
         return done
 
     def _gave_up(self, units: int, error: sa_exc.OperationalError) -> None:

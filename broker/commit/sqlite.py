@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 
-from broker.commit.base import GroupCommitter, Outcome, StepResult, Unit
+from broker.commit.base import Answer, GroupCommitter, Outcome, StepResult, Unit
 from broker.commit.prepared import BoundBatch, StatementCache
 from broker.commit.wal_checkpoint import WalCheckpointer
 from broker.db.engine import SQLITE_BUSY_TIMEOUT_MS
@@ -53,7 +53,9 @@ class SqliteCommitter(GroupCommitter):
         self._thread: threading.Thread | None = None
         self.checkpointer = WalCheckpointer(path)
 
-    async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
+    async def _commit(
+        self, units: list[Unit], lane: int = 0, answer: Answer | None = None
+    ) -> list[Outcome]:
         batch = self.statements.bind(units)
         if self._thread is None:
             self._thread = start_thread(self._serve, "sqlite-writer")

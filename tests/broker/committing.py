@@ -30,9 +30,9 @@ def units_sent(writer: GroupCommitter) -> list[int]:
     units: list[int] = []
     commit = writer._commit
 
-    async def counting(batch: list[Unit], lane: int = 0) -> Any:
+    async def counting(batch: list[Unit], lane: int = 0, answer: Any = None) -> Any:
         units.append(len(batch))
-        return await commit(batch, lane)
+        return await commit(batch, lane, answer)
 
     writer._commit = counting  # type: ignore[method-assign]
     return units

@@ -201,7 +201,9 @@ class Recording(GroupCommitter):
         super().__init__()
         self.runs: list[list[Unit]] = []
 
-    async def _commit(self, units: list[Unit], lane: int = 0) -> list[Outcome]:
+    async def _commit(
+        self, units: list[Unit], lane: int = 0, answer: object = None
+    ) -> list[Outcome]:
         self.runs.append(units)
         answers = []
         for unit in units:

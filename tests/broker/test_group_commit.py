@@ -533,7 +533,8 @@ async def test_postgres_units_of_one_statement_hold_no_lock_for_each_other(
     """A batch of one-statement units commits each as it goes: while the batch waits for a
     row another process holds (b), the row its earlier unit wrote (a) is free, so the
     other process's write to it goes through and no cycle forms (before, the batch held a
-    until its COMMIT, and the two waited for each other until one gave up)."""
+    until its COMMIT, and the two waited for each other until one gave up); and a's caller
+    is answered once a committed, not when the batch ends."""
     engine, writer = one_lane_postgres
     bump = sa.text("update schools set low_grade = low_grade + 1 where id = :id")
     await writer.write([(SCHOOLS.insert(), school(k)) for k in ("a", "b")])
@@ -552,6 +553,8 @@ async def test_postgres_units_of_one_statement_hold_no_lock_for_each_other(
                     await probe.rollback()
                     await asyncio.sleep(0.01)
                 assert await probe.scalar(grade) == 1
+            assert await asyncio.wait_for(writes[0], 5) == [1]  # while b still waits
+            assert not writes[1].done()
             async with asyncio.timeout(5):  # a held: this would wait for the batch
                 await other.execute(bump, {"id": "ga"})
             await other.commit()
