@@ -1436,7 +1436,7 @@ def report(
         "The scaled chat scenario, two alternating pairs of `--only chat` runs against "
         "the same commit: 4,406 and 5,419 relayed/s (p99 73 and 50 ms) against 4,272 and "
         "4,034 (p99 71 and 84 ms), no writer lock give-ups in any (counted by a wrapped "
-        "server); the whole run's 3,550/s below was a low round.",
+        "server); the whole run's 3,550/s in the table above was a low round.",
     ]
     return "\n".join(lines) + "\n"
 
