@@ -286,26 +286,23 @@ class GroupCommitter:
 
     async def _settle(self, batch: list[_Pending], lane: int) -> None:
         runs: list[_Run] | None = None
+
+        def answer(run: int, outcome: Outcome) -> None:
+            """The backend's word that unit (or fused run) ``run`` committed."""
+            indexes = [run] if runs is None else runs[run][1]
+            for index, share in _shares(batch, indexes, outcome):
+                if not batch[index].done.done():
+                    batch[index].done.set_result(share)
+
         try:
             if self._fusions and len(batch) > 1:
                 runs = self._runs(batch)
-
-                def answer(run: int, outcome: Outcome, runs: list[_Run] = runs) -> None:
-                    for index, share in _shares(batch, runs[run][1], outcome):
-                        if not batch[index].done.done():
-                            batch[index].done.set_result(share)
-
                 done = await self._commit([unit for unit, _ in runs], lane, answer)
                 if len(done) != len(runs):
                     raise RuntimeError(f"{len(done)} outcomes for {len(runs)} runs")
                 results: Sequence[Outcome | None] = _unfused(batch, runs, done)
             else:
-
-                def answer_unit(index: int, outcome: Outcome) -> None:
-                    if not batch[index].done.done():
-                        batch[index].done.set_result(outcome)
-
-                results = await self._commit([p.unit for p in batch], lane, answer_unit)
+                results = await self._commit([p.unit for p in batch], lane, answer)
         except PartialCommit as partial:  # the first runs committed: answer those
             if runs is None:
                 runs = [(pending.unit, [index]) for index, pending in enumerate(batch)]

@@ -106,7 +106,7 @@ class AsyncpgCommitter(GroupCommitter):
         self.dsn = dsn
         self.statements = StatementCache(dialect)
         self._conns: dict[int, asyncpg.Connection] = {}
-        self.lock_give_ups = 0  # batches that gave up a lock wait and ran again
+        self.lock_give_ups = 0  # transactions that gave up a lock wait and ran again
 
     async def _connection(self, lane: int) -> asyncpg.Connection:
         conn = self._conns.get(lane)
@@ -129,11 +129,7 @@ class AsyncpgCommitter(GroupCommitter):
         batch = self.statements.bind(units)
         if all(len(unit.steps) == 1 for unit in batch):  # no savepoint either: one step
             return await self._each_alone(batch, lane, answer)
-        try:
-            return await self._transact(batch, lane, BEGIN_BATCH)
-        except sa_exc.OperationalError as error:  # it gave up its locks (see the module)
-            self._gave_up(len(batch), error)
-            return await self._transact(batch, lane, BEGIN_UNLIMITED)
+        return await self._transact_or_wait(batch, lane, BEGIN_BATCH)
 
     async def _each_alone(
         self, batch: BoundBatch, lane: int, answer: Answer | None
@@ -144,11 +140,7 @@ class AsyncpgCommitter(GroupCommitter):
         done: list[Outcome] = []
         for index, unit in enumerate(batch):
             try:
-                try:
-                    [outcome] = await self._transact([unit], lane, None)
-                except sa_exc.OperationalError as error:  # gave up a lock wait
-                    self._gave_up(1, error)
-                    [outcome] = await self._transact([unit], lane, BEGIN_UNLIMITED)
+                [outcome] = await self._transact_or_wait([unit], lane, None)
             except Exception as error:
                 if not done:
                     raise
@@ -158,13 +150,21 @@ class AsyncpgCommitter(GroupCommitter):
                 answer(index, outcome)
         return done
 
-    def _gave_up(self, units: int, error: sa_exc.OperationalError) -> None:
-        log.info(
-            "a batch of %d writes gave up waiting for a row lock (%s); running it again",
-            units, str(error.orig).splitlines()[0][:200],
-        )
-        self.lock_give_ups += 1
-        count_lock_give_up()
+    async def _transact_or_wait(
+        self, batch: BoundBatch, lane: int, begin: str | None
+    ) -> list[Outcome]:
+        """:meth:`_transact` under the lock limit; if it gave up a lock wait (see the
+        module), once more without the limit."""
+        try:
+            return await self._transact(batch, lane, begin)
+        except sa_exc.OperationalError as error:  # it gave up its locks
+            log.info(
+                "a batch of %d writes gave up waiting for a row lock (%s); running it again",
+                len(batch), str(error.orig).splitlines()[0][:200],
+            )
+            self.lock_give_ups += 1
+            count_lock_give_up()
+            return await self._transact(batch, lane, BEGIN_UNLIMITED)
 
     async def _transact(
         self, batch: BoundBatch, lane: int, begin: str | None
