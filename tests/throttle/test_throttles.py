@@ -33,15 +33,29 @@ def backend(request: pytest.FixtureRequest) -> tuple[str | None, str]:
     return str(request.getfixturevalue("redis_url")), str(request.getfixturevalue("redis_prefix"))
 
 
-@pytest.fixture
-async def make(backend: tuple[str | None, str]) -> AsyncIterator[tuple[Clock, list[Throttles]]]:
-    url, prefix = backend
+Factories = tuple[Clock, list[Throttles]]
+
+
+async def _two_factories(url: str | None, prefix: str) -> AsyncIterator[Factories]:
     clock = Clock()
     # Two factories over the same store: for Redis, two clients, as two processes have.
     factories = [Throttles(url, prefix, clock), Throttles(url, prefix, clock)]
     yield clock, factories
     for factory in factories:
         await factory.close()
+
+
+@pytest.fixture
+async def make(backend: tuple[str | None, str]) -> AsyncIterator[Factories]:
+    async for made in _two_factories(*backend):
+        yield made
+
+
+@pytest.fixture
+async def on_redis(redis_url: str, redis_prefix: str) -> AsyncIterator[Factories]:
+    """Two Redis factories (two processes' clients) on one fake clock."""
+    async for made in _two_factories(redis_url, redis_prefix):
+        yield made
 
 
 def _pair(factories: list[Throttles], limit: int = 3, window: float = 60.0) -> list[Throttle]:
@@ -98,30 +112,22 @@ async def test_clear_forgets_the_key(make) -> None:  # type: ignore[no-untyped-d
     assert await throttle.retry_after("k") == 0
 
 
-async def test_redis_handles_share_counts_across_processes(
-    redis_url: str, redis_prefix: str
-) -> None:
-    clock = Clock()
-    factories = [Throttles(redis_url, redis_prefix, clock) for _ in range(2)]
+async def test_redis_handles_share_counts_across_processes(on_redis: Factories) -> None:
+    _, factories = on_redis
     one, two = _pair(factories, limit=2)
     await one.record("u:x")
     await two.record("u:x")
     assert await one.retry_after("u:x") > 0 and await two.retry_after("u:x") > 0
     await two.clear("u:x")
     assert await one.retry_after("u:x") == 0
-    for factory in factories:
-        await factory.close()
 
 
-async def test_keys_are_hashed_in_redis(redis_url: str, redis_prefix: str) -> None:
-    factory = Throttles(redis_url, redis_prefix, Clock())
-    try:
-        await factory.make("login", 1, 60.0).record("u:someone@example.org")
-        assert factory.redis is not None
-        keys = [k.decode() async for k in factory.redis.scan_iter(match=f"{redis_prefix}:*")]
-        assert keys and not any("someone" in k for k in keys)
-    finally:
-        await factory.close()
+async def test_keys_are_hashed_in_redis(on_redis: Factories, redis_prefix: str) -> None:
+    _, (factory, _) = on_redis
+    await factory.make("login", 1, 60.0).record("u:someone@example.org")
+    assert factory.redis is not None
+    keys = [k.decode() async for k in factory.redis.scan_iter(match=f"{redis_prefix}:*")]
+    assert keys and not any("someone" in k for k in keys)
 
 
 async def test_memory_backend_forgets_idle_keys_past_its_bound() -> None:
@@ -145,34 +151,23 @@ async def test_allow_counts_within_the_limit_and_refuses_past_it(make) -> None: 
     assert await throttle.allow("k") == 0
 
 
-async def test_redis_allow_is_shared_across_processes(redis_url: str, redis_prefix: str) -> None:
-    clock = Clock()
-    factories = [Throttles(redis_url, redis_prefix, clock) for _ in range(2)]
+async def test_redis_allow_is_shared_across_processes(on_redis: Factories) -> None:
+    _, factories = on_redis
     one, two = _pair(factories, limit=2)
-    try:
-        assert await one.allow("k") == 0 and await two.allow("k") == 0
-        assert await one.allow("k") > 0 and await two.allow("k") > 0
-    finally:
-        for factory in factories:
-            await factory.close()
+    assert await one.allow("k") == 0 and await two.allow("k") == 0
+    assert await one.allow("k") > 0 and await two.allow("k") > 0
 
 
-async def test_redis_calls_made_together_share_one_round_trip(
-    redis_url: str, redis_prefix: str
-) -> None:
+async def test_redis_calls_made_together_share_one_round_trip(on_redis: Factories) -> None:
     """Calls made while one is on its way go as one script call; each is still counted and
     answered as if sent alone, in the order made: the first ``limit`` pass."""
-    clock = Clock()
-    factory = Throttles(redis_url, redis_prefix, clock)
-    try:
-        throttle = factory.make("test", 3, 60.0)
-        assert isinstance(throttle, RedisThrottle)
-        waits = await asyncio.gather(*(throttle.allow("k") for _ in range(10)))
-        assert waits[:3] == [0, 0, 0] and all(w == pytest.approx(60.0) for w in waits[3:])
-        assert throttle.round_trips == 1
-        assert await throttle.allow("other") == 0 and throttle.round_trips == 2
-    finally:
-        await factory.close()
+    _, (factory, _) = on_redis
+    throttle = factory.make("test", 3, 60.0)
+    assert isinstance(throttle, RedisThrottle)
+    waits = await asyncio.gather(*(throttle.allow("k") for _ in range(10)))
+    assert waits[:3] == [0, 0, 0] and all(w == pytest.approx(60.0) for w in waits[3:])
+    assert throttle.round_trips == 1
+    assert await throttle.allow("other") == 0 and throttle.round_trips == 2
 
 
 async def test_redis_calls_in_one_round_trip_keep_their_own_times(
@@ -193,21 +188,15 @@ async def test_redis_calls_in_one_round_trip_keep_their_own_times(
         await factory.close()
 
 
-async def test_redis_that_forgot_the_script_is_given_it_again(
-    redis_url: str, redis_prefix: str
-) -> None:
-    clock = Clock()
-    factory = Throttles(redis_url, redis_prefix, clock)
-    try:
-        throttle = factory.make("test", 2, 60.0)
-        assert isinstance(throttle, RedisThrottle) and factory.redis is not None
-        assert await throttle.allow("k") == 0
-        await factory.redis.script_flush()  # as a restarted Redis would
-        assert await asyncio.gather(throttle.allow("k"), throttle.allow("k")) == [
-            0, pytest.approx(60.0)
-        ]
-    finally:
-        await factory.close()
+async def test_redis_that_forgot_the_script_is_given_it_again(on_redis: Factories) -> None:
+    _, (factory, _) = on_redis
+    throttle = factory.make("test", 2, 60.0)
+    assert isinstance(throttle, RedisThrottle) and factory.redis is not None
+    assert await throttle.allow("k") == 0
+    await factory.redis.script_flush()  # as a restarted Redis would
+    assert await asyncio.gather(throttle.allow("k"), throttle.allow("k")) == [
+        0, pytest.approx(60.0)
+    ]
 
 
 async def test_an_unreachable_redis_fails_every_call_of_the_batch() -> None:
@@ -233,7 +222,7 @@ async def test_a_limit_below_one_or_an_empty_window_is_refused(  # type: ignore[
 ) -> None:
     """A limit of 0 used to refuse nothing on memory and fail every script on Redis (which
     the broker then let through, logging "throttle unavailable" per event)."""
-    _clock, factories = make
+    _, factories = make
     with pytest.raises(ValueError, match="limit must be >= 1"):
         factories[0].make("test", limit, window)
 
@@ -254,90 +243,71 @@ def test_the_settings_refuse_a_limit_that_could_not_throttle(name: str, value: s
 # -- leases: a busy key's next events lent ahead (RedisThrottle) ------------------------------
 
 
-async def test_an_occasional_user_is_asked_for_event_by_event(
-    redis_url: str, redis_prefix: str
-) -> None:
+async def test_an_occasional_user_is_asked_for_event_by_event(on_redis: Factories) -> None:
     """One event every few seconds never gets a lease: each is its own round trip."""
-    clock = Clock()
-    factory = Throttles(redis_url, redis_prefix, clock)
-    try:
-        throttle = factory.make("test", 1000, 60.0)
-        assert isinstance(throttle, RedisThrottle)
-        for _ in range(5):
-            assert await throttle.allow("k") == 0
-            clock.now += 1.5
-        assert throttle.round_trips == 5 and throttle.lent == 0
-    finally:
-        await factory.close()
+    clock, (factory, _) = on_redis
+    throttle = factory.make("test", 1000, 60.0)
+    assert isinstance(throttle, RedisThrottle)
+    for _ in range(5):
+        assert await throttle.allow("k") == 0
+        clock.now += 1.5
+    assert throttle.round_trips == 5 and throttle.lent == 0
 
 
 async def test_a_busy_key_is_lent_its_next_events_and_asks_again_when_they_lapse(
-    redis_url: str, redis_prefix: str
+    on_redis: Factories
 ) -> None:
     """Events within a second of each other: grants of 1, 2, 4, 8 (the cap: 64 // 8), the
     lent ones answered without Redis; a lease unspent past ``lease_s`` is not used."""
-    clock = Clock()
-    factory = Throttles(redis_url, redis_prefix, clock)
-    try:
-        throttle = factory.make("test", 64, 60.0)
-        assert isinstance(throttle, RedisThrottle) and throttle.lease_max == 8
-        for _ in range(1 + 2 + 4 + 8 + 8):
-            assert await throttle.allow("k") == 0
-            clock.now += 0.01
-        assert throttle.round_trips == 5 and throttle.lent == 23 - 5
-        assert await throttle.allow("k") == 0  # a sixth grant of 8: 7 left
-        assert throttle.round_trips == 6
-        clock.now += 1.01  # past the lease's end: its rest may not be spent
+    clock, (factory, _) = on_redis
+    throttle = factory.make("test", 64, 60.0)
+    assert isinstance(throttle, RedisThrottle) and throttle.lease_max == 8
+    for _ in range(1 + 2 + 4 + 8 + 8):
         assert await throttle.allow("k") == 0
-        assert throttle.round_trips == 7
-        # Redis counts the events spent (24) and the new one; the lapsed 7 were given back
-        assert factory.redis is not None
-        assert await factory.redis.zcard(factory.keys.throttle("test", "k")) == 25
-    finally:
-        await factory.close()
+        clock.now += 0.01
+    assert throttle.round_trips == 5 and throttle.lent == 23 - 5
+    assert await throttle.allow("k") == 0  # a sixth grant of 8: 7 left
+    assert throttle.round_trips == 6
+    clock.now += 1.01  # past the lease's end: its rest may not be spent
+    assert await throttle.allow("k") == 0
+    assert throttle.round_trips == 7
+    # Redis counts the events spent (24) and the new one; the lapsed 7 were given back
+    assert factory.redis is not None
+    assert await factory.redis.zcard(factory.keys.throttle("test", "k")) == 25
 
 
-async def test_a_limit_under_sixteen_is_never_lent(redis_url: str, redis_prefix: str) -> None:
-    clock = Clock()
-    factory = Throttles(redis_url, redis_prefix, clock)
-    try:
-        throttle = factory.make("test", 15, 60.0)
-        assert isinstance(throttle, RedisThrottle)
-        waits = []
-        for _ in range(16):
-            waits.append(await throttle.allow("k"))
-            clock.now += 0.01
-        assert waits[:15] == [0] * 15 and waits[15] > 0
-        assert throttle.round_trips == 16 and throttle.lent == 0
-    finally:
-        await factory.close()
+async def test_a_limit_under_sixteen_is_never_lent(on_redis: Factories) -> None:
+    clock, (factory, _) = on_redis
+    throttle = factory.make("test", 15, 60.0)
+    assert isinstance(throttle, RedisThrottle)
+    waits = []
+    for _ in range(16):
+        waits.append(await throttle.allow("k"))
+        clock.now += 0.01
+    assert waits[:15] == [0] * 15 and waits[15] > 0
+    assert throttle.round_trips == 16 and throttle.lent == 0
 
 
 async def test_a_grant_is_what_the_limit_leaves_and_an_unspent_lease_holds_its_events(
-    redis_url: str, redis_prefix: str
+    on_redis: Factories
 ) -> None:
     """Two processes: one is lent events the other then cannot have; the lender's unspent
     events count until they leave the window (refused early, never late)."""
-    clock = Clock()
-    factories = [Throttles(redis_url, redis_prefix, clock) for _ in range(2)]
-    try:
-        one, two = (f.make("test", 16, 60.0) for f in factories)  # leases of at most 2
-        assert await one.allow("k") == 0  # 1 counted
-        assert await one.allow("k") == 0  # a lease of 2: 3 counted, 1 left on `one`
-        for _ in range(13):
-            assert await two.allow("k") == 0
-        assert await two.allow("k") > 0  # 16 counted: the lent one holds the last place
-        assert await one.allow("k") == 0  # which `one` still spends, without Redis
-        clock.now += 61.5  # everything, the lease's events included, left the window
+    clock, factories = on_redis
+    one, two = (f.make("test", 16, 60.0) for f in factories)  # leases of at most 2
+    assert await one.allow("k") == 0  # 1 counted
+    assert await one.allow("k") == 0  # a lease of 2: 3 counted, 1 left on `one`
+    for _ in range(13):
         assert await two.allow("k") == 0
-    finally:
-        for factory in factories:
-            await factory.close()
+    assert await two.allow("k") > 0  # 16 counted: the lent one holds the last place
+    assert await one.allow("k") == 0  # which `one` still spends, without Redis
+    clock.now += 61.5  # everything, the lease's events included, left the window
+    assert await two.allow("k") == 0
 
 
 @pytest.mark.parametrize("seed", range(6))
 async def test_leases_never_let_more_than_the_limit_through_in_any_window(
-    redis_url: str, redis_prefix: str, seed: int
+    on_redis: Factories, seed: int
 ) -> None:
     """Two processes calling one key at random moments, some bursts and some pauses: the
     events let through in every trailing window are at most the limit, and a caller is
@@ -345,24 +315,19 @@ async def test_leases_never_let_more_than_the_limit_through_in_any_window(
     after the lease's end (``lease_s`` later than it happened, at most), and what the other
     process's lease has not spent yet counts too."""
     rng = random.Random(seed)
-    clock = Clock()
-    factories = [Throttles(redis_url, redis_prefix, clock) for _ in range(2)]
+    clock, factories = on_redis
     limit, window = 48, 10.0  # leases of at most 6
-    try:
-        throttles = [f.make("test", limit, window) for f in factories]
-        allowed: list[float] = []
-        refused: list[float] = []
-        for _ in range(1500):
-            clock.now += rng.choice([0.0, 0.005, 0.02, 0.05, 0.3, 1.2])
-            throttle = rng.choice(throttles)
-            (allowed if await throttle.allow("k") == 0 else refused).append(clock.now)
-        for i, t in enumerate(allowed):
-            inside = sum(1 for u in allowed[: i + 1] if u > t - window)
-            assert inside <= limit, (t, inside)
-        for t in refused:  # refused only with the window nearly full of real events
-            inside = sum(1 for u in allowed if t - window - 1.0 < u <= t)
-            assert inside >= limit - 6, (t, inside)
-        assert sum(t.lent for t in throttles if isinstance(t, RedisThrottle)) > 0
-    finally:
-        for factory in factories:
-            await factory.close()
+    throttles = [f.make("test", limit, window) for f in factories]
+    allowed: list[float] = []
+    refused: list[float] = []
+    for _ in range(1500):
+        clock.now += rng.choice([0.0, 0.005, 0.02, 0.05, 0.3, 1.2])
+        throttle = rng.choice(throttles)
+        (allowed if await throttle.allow("k") == 0 else refused).append(clock.now)
+    for i, t in enumerate(allowed):
+        inside = sum(1 for u in allowed[: i + 1] if u > t - window)
+        assert inside <= limit, (t, inside)
+    for t in refused:  # refused only with the window nearly full of real events
+        inside = sum(1 for u in allowed if t - window - 1.0 < u <= t)
+        assert inside >= limit - 6, (t, inside)
+    assert sum(t.lent for t in throttles if isinstance(t, RedisThrottle)) > 0
