@@ -333,12 +333,19 @@ async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
 
     The test must close the cycle before the batch gives up: a batch that gave up first
     runs again without a limit, and the test's row then makes a real deadlock. On a busy
-    machine the test's probe and its statement can take longer than 200 ms, so here the
-    batch's limit is 800 ms, still short of PostgreSQL's deadlock check (1 s)."""
+    machine the test's probe and its statement can take longer than 200 ms (with a limit
+    of 800 ms against PostgreSQL's 1 s deadlock check, CI once took longer than that), so
+    here this database's deadlock check waits 30 s (a superuser's setting; the test pool
+    resets it) and the batch's limit is 3 s, still well short of it."""
     monkeypatch.setattr(
-        broker.commit.postgres, "BEGIN_BATCH", "BEGIN; SET LOCAL lock_timeout = 800"
+        broker.commit.postgres, "BEGIN_BATCH", "BEGIN; SET LOCAL lock_timeout = 3000"
     )
     engine, writer = one_lane_postgres
+    async with engine.connect() as admin:  # before any connection below is made
+        database = await admin.scalar(sa.text("select current_database()"))
+        await admin.execute(sa.text(f'ALTER DATABASE "{database}" SET deadlock_timeout = \'30s\''))
+        await admin.commit()
+    await engine.dispose()  # the pool's connections predate the setting
     given_up = metrics.REGISTRY.get_sample_value("hh_writer_lock_give_ups_total")
     assert given_up is not None
     bump = sa.text("update schools set low_grade = low_grade + 1 where id = :id")
@@ -348,7 +355,9 @@ async def test_postgres_batch_gives_up_a_lock_cycle_with_another_process(
     )
     await writer.write([(SCHOOLS.insert(), school(k)) for k in ("a", "b")])
     conn = writer._conns[0]
+    assert await conn.fetchval("SHOW deadlock_timeout") == "30s"
     async with engine.connect() as other, engine.connect() as probe:  # the other process
+        assert await other.scalar(sa.text("SHOW deadlock_timeout")) == "30s"
         await other.execute(bump, {"id": "gb"})
         with caplog.at_level("INFO", logger="broker.commit"):
             writes = [  # one unit: row a, then row b (held by the other process)
