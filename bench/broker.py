@@ -1437,6 +1437,18 @@ def report(
         "the same commit: 4,406 and 5,419 relayed/s (p99 73 and 50 ms) against 4,272 and "
         "4,034 (p99 71 and 84 ms), no writer lock give-ups in any (counted by a wrapped "
         "server); the whole run's 3,550/s in the table above was a low round.",
+        "",
+        "Tried and not kept (2026-12-07, after the above): a batch's fused requests and "
+        "its fused student cancels as one statement (a UNION ALL of the two over one "
+        "snapshot, joined only when no cancel is of a request or a student of the same "
+        "batch), one round trip a batch instead of two. Seven alternating pairs of "
+        "`--only request` runs (two rounds each) against 457f215, on a noisy morning "
+        "(the echo at 4,669-10,700 cycles/s): scaled 0.303-0.625x of the echo of the "
+        "same round (mean 0.417) against 0.346-0.606x (mean 0.460), 3,469 against 3,589 "
+        "acks/s on average; the scaled rate over the embedded rate of the same round, "
+        "which the change does not touch, 0.694 against 0.767 on average. The requests' "
+        "callers now waited for the cancels' part too, one round trip later than when "
+        "each statement's callers are answered as it commits.",
     ]
     return "\n".join(lines) + "\n"
 
