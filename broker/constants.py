@@ -40,6 +40,11 @@ CLOSE_CONNECTION_S = 0.5
 # nothing (frozen, a black-holed network) must not hold every help request and chat message.
 # Far above a round trip under load (a few ms).
 REDIS_WAIT_S = 1.0
+# A serving process whose heartbeats have not reached Redis for this long, while another
+# process's do, hands its clients over to the others (broker/presence_judge.py,
+# web/hand_over.py). Far above a blip, and above the few seconds in which every process
+# finds out when Redis is down for all (a sweep and REDIS_WAIT_S), when nobody moves.
+HAND_OVER_AFTER_S = 10.0
 OPEN_STATUSES = ("queued", "accepted")  # a request in either still holds its student
 QUEUE_PUSH_COALESCE_S = 0.5  # a queue is pushed at most once per this window (Broker.push_queue)
 STAFF_PUSH_INTERVAL_S = 1.0

@@ -20,17 +20,23 @@ still shares, so the blind process says so there:
   be judged in between. It does by far (120 s against 5 s by default; the sweep interval
   is a quarter of the grace period, at most 2 s); the fault suite's partition runs with a
   3 s grace, against the 2.5 s it needs.
-* **Withdrawn after a touch.** The first sweep whose heartbeat succeeds deletes the row,
-  after that heartbeat touched every connection of the process, so no other process
-  can judge its people by a touch older than the row's withdrawal.
+* **Withdrawn after a touch.** A sweep whose heartbeat succeeds marks the row not blind
+  (every sweep, so the others know the process sees presence: see below), after that
+  heartbeat touched every connection of the process, so no other process can judge its
+  people by a touch older than the row's withdrawal.
 * **Heeded by the others.** A process judges nobody gone (nor closes a tutor's time on
   duty, nor announces a departure, nor counts a tutor as away) while another process's
   row is fresh: seen within :func:`fresh_within_s` of a sweep interval. A row goes stale
   by itself when its process dies or is cut off from the database too, and then the
   others judge by presence again (a dead process's people are gone indeed; a process cut
   off from both stores cannot serve its people anyway).
-* **Old rows are pruned** by the withdrawal of any process (a row a day old is a
-  process that died blind).
+* **Old rows are pruned** by every sweep that sees (a row a day old is a process that
+  died).
+* **Handed over.** A process blind for a while, while another process's fresh row says
+  it sees, hands its clients over to the processes that see (web/hand_over.py): its
+  people's pushes from the others come late while it is cut off. Only then: when every
+  process is blind (Redis down for all) every row says so within a sweep and the bound,
+  and nobody moves.
 
 Times are the processes' clocks, as for presence (docs/operations.md: keep them
 synchronised). The embedded stack has one process and presence in its memory: it
@@ -40,6 +46,7 @@ neither declares nor reads anything here.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,19 +61,34 @@ PRUNE_AFTER_S = 24 * 3600.0
 SWEEPS_FRESH = 3  # a blind process re-declares every sweep; missing three is stale
 
 b = presence_blind
+
+
+def _upsert(dialect: Any, blind: bool) -> Any:
+    """This process's row, blind or not, as of ``at``; ``since`` moves only on a change."""
+    stmt = dialect.insert(b).values(
+        process=sa.bindparam("process"), since=sa.bindparam("at"),
+        seen_at=sa.bindparam("at"), blind=blind,
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[b.c.process],
+        set_={
+            "seen_at": sa.bindparam("at"),
+            "blind": blind,
+            "since": sa.case((b.c.blind == blind, b.c.since), else_=sa.bindparam("at")),
+        },
+    )
+
+
 _UPSERT = {
-    name: dialect.insert(b)
-    .values(process=sa.bindparam("process"), since=sa.bindparam("at"), seen_at=sa.bindparam("at"))
-    .on_conflict_do_update(index_elements=[b.c.process], set_={"seen_at": sa.bindparam("at")})
+    (name, blind): _upsert(dialect, blind)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+    for blind in (True, False)
 }
-_WITHDRAW = b.delete().where(
-    sa.or_(b.c.process == sa.bindparam("process"), b.c.seen_at < sa.bindparam("old"))
-)
+_PRUNE = b.delete().where(b.c.seen_at < sa.bindparam("old"))
 _OTHERS = (
-    sa.select(b.c.process)
+    sa.select(b.c.process, b.c.blind)
     .where(b.c.seen_at >= sa.bindparam("fresh"), b.c.process != sa.bindparam("process"))
-    .limit(1)
+    .order_by(b.c.process)
 )
 
 
@@ -83,25 +105,35 @@ def fresh_within_s(sweep_interval: float) -> float:
 
 async def declare(engine: AsyncEngine, process: str, now: float) -> None:
     """``process`` cannot touch its connections as of ``now`` (one statement)."""
-    statement: Any = _UPSERT[engine.dialect.name]
+    statement: Any = _UPSERT[(engine.dialect.name, True)]
     async with engine.begin() as conn:
         await conn.execute(statement, {"process": process, "at": _at(now)})
 
 
 async def withdraw(engine: AsyncEngine, process: str, now: float) -> None:
-    """``process`` has touched its connections again (call only after that touch); rows a
-    day old go with it."""
+    """``process`` has touched its connections as of ``now`` (call only after that touch):
+    its row says it sees; rows a day old are pruned (one transaction)."""
+    statement: Any = _UPSERT[(engine.dialect.name, False)]
     async with engine.begin() as conn:
-        await conn.execute(_WITHDRAW, {"process": process, "old": _at(now - PRUNE_AFTER_S)})
+        await conn.execute(statement, {"process": process, "at": _at(now)})
+        await conn.execute(_PRUNE, {"old": _at(now - PRUNE_AFTER_S)})
 
 
-async def blind_other(
-    engine: AsyncEngine, process: str, now: float, within_s: float
-) -> str | None:
-    """A process other than ``process`` that declared itself blind within ``within_s`` of
-    ``now`` (its name), or None."""
+@dataclass(frozen=True, slots=True)
+class Peers:
+    """What the other processes' fresh rows say: the first blind one (its name), and
+    whether any sees presence."""
+
+    blind: str | None = None
+    seeing: bool = False
+
+
+async def peers(engine: AsyncEngine, process: str, now: float, within_s: float) -> Peers:
+    """The processes other than ``process`` whose rows are fresh within ``within_s`` of
+    ``now`` (one read)."""
     async with engine.connect() as conn:
-        row = (
+        rows = (
             await conn.execute(_OTHERS, {"process": process, "fresh": _at(now - within_s)})
-        ).first()
-    return None if row is None else str(row.process)
+        ).all()
+    blind = next((str(row.process) for row in rows if row.blind), None)
+    return Peers(blind, any(not row.blind for row in rows))

@@ -22,6 +22,10 @@ to read it must never make anyone look gone. Every read and touch of it goes thr
   (:mod:`broker.presence_blind`, :meth:`vouch`); while one has, every other process
   treats presence as it would its own outage, since that process's people are connected
   but untouched.
+* **Handing over when alone in the dark.** A process blind for ``hand_over_after_s``
+  while another process sees presence is better left by its clients
+  (:meth:`hand_over`; the edge tells them to reconnect elsewhere and turns new ones away,
+  web/hand_over.py): their pushes from the other processes reach them late meanwhile.
 
 Times are the caller's clock (the broker's, so tests use a fake clock).
 """
@@ -38,7 +42,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import presence_blind
-from broker.constants import REDIS_WAIT_S
+from broker.constants import HAND_OVER_AFTER_S, REDIS_WAIT_S
 from broker.outages import OutageLog
 from broker.presence import Presence, gone_past
 
@@ -67,6 +71,7 @@ class PresenceJudge:
         grace_s: float,
         sweep_s: Callable[[], float],
         outages: OutageLog,
+        hand_over_after_s: float = HAND_OVER_AFTER_S,
     ) -> None:
         self.presence = presence
         self.engine = engine
@@ -75,9 +80,11 @@ class PresenceJudge:
         self.outages = outages
         self.process = process_name()
         self._since: float | None = None  # presence has answered since then
-        self._declared = False  # this process has a row in presence_blind
         self.others_blind = False  # as of this process's latest sweep
         self._vouched_at = float("-inf")  # the time of the sweep others_blind is from
+        self.hand_over_after_s = hand_over_after_s
+        self.blind_since: float | None = None  # this process's sweeps have not touched since
+        self.others_see = False  # another process sees presence, as of the latest sweep
 
     # -- this process's own view ----------------------------------------------------------
     def _failed(self, what: str, exc: BaseException) -> None:
@@ -121,8 +128,9 @@ class PresenceJudge:
     # -- the other processes (shared presence only) ---------------------------------------
     async def vouch(self, now: float, touched: bool) -> None:
         """Once per sweep, after its heartbeat (``touched``: whether it reached presence):
-        declare this process blind or withdraw the declaration, and learn whether another
-        process is blind (:mod:`broker.presence_blind`). Does nothing with presence in
+        declare this process blind or seeing, and learn whether another process is blind
+        and whether one sees (:mod:`broker.presence_blind`; this process's own blindness
+        and the latter are what :meth:`hand_over` goes by). Does nothing with presence in
         memory (one process). A database error propagates (the sweep reports it).
 
         The newest sweep's answer stands: the process's loop runs its sweeps one after
@@ -132,16 +140,20 @@ class PresenceJudge:
             return
         if not touched:
             await presence_blind.declare(self.engine, self.process, now)
-            self._declared = True
-        elif self._declared:
+        else:  # every sweep: the others learn that this one sees (see hand_over)
             await presence_blind.withdraw(self.engine, self.process, now)
-            self._declared = False
-        blind = await presence_blind.blind_other(
+        others = await presence_blind.peers(
             self.engine, self.process, now, presence_blind.fresh_within_s(self.sweep_s())
         )
         if now < self._vouched_at:
             return
         self._vouched_at = now
+        if touched:
+            self.blind_since = None
+        elif self.blind_since is None:
+            self.blind_since = now
+        self.others_see = others.seeing
+        blind = others.blind
         if (blind is not None) != self.others_blind:  # once per change, for the operators
             if blind is not None:
                 log.warning("process %s cannot reach presence: judging nobody gone until it "
@@ -149,6 +161,13 @@ class PresenceJudge:
             else:
                 log.info("every process reaches presence again: judging absences again")
         self.others_blind = blind is not None
+
+    def hand_over(self, now: float) -> bool:
+        """Whether this process's clients are better served elsewhere: its sweeps have not
+        reached presence for ``hand_over_after_s`` while another process's do (as of the
+        latest sweep). Never with presence in memory, nor when every process is blind."""
+        since = self.blind_since
+        return since is not None and now - since >= self.hand_over_after_s and self.others_see
 
     # -- reads ---------------------------------------------------------------------------
     async def last_seen(self, subjects: list[str], now: float) -> dict[str, float] | None:

@@ -157,7 +157,7 @@ class Broker:
         # every read and touch of presence: bounded, outage-aware, heeding blind processes
         self.judge = PresenceJudge(
             presence or MemoryPresence(), store.engine, settings.grace_seconds,
-            lambda: self.sweep_interval, self._outages,
+            lambda: self.sweep_interval, self._outages, settings.hand_over_after_s,
         )
         self.throttles = throttles or Throttles(None, settings.redis_prefix, clock)
         self.clock = clock

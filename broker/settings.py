@@ -88,6 +88,7 @@ class Settings:
     demo: bool = False
     log_level: str = "INFO"
     grace_seconds: float = C.GRACE_SECONDS
+    hand_over_after_s: float = C.HAND_OVER_AFTER_S
     queue_max_wait_s: float = C.QUEUE_MAX_WAIT_S
     session_idle_s: float = C.SESSION_IDLE_S
     chat_max_chars: int = C.CHAT_MAX_CHARS
@@ -147,6 +148,9 @@ class Settings:
             demo=_bool(env, "HH_DEMO", False),
             log_level=env.get("HH_LOG_LEVEL", "INFO").upper(),
             grace_seconds=_float(env, "HH_GRACE_SECONDS", C.GRACE_SECONDS),
+            hand_over_after_s=_bounded(
+                env, "HH_HAND_OVER_AFTER_S", C.HAND_OVER_AFTER_S, 0.0, 86400.0
+            ),
             queue_max_wait_s=_float(env, "HH_QUEUE_MAX_WAIT_S", C.QUEUE_MAX_WAIT_S),
             session_idle_s=_float(env, "HH_SESSION_IDLE_S", C.SESSION_IDLE_S),
             chat_max_chars=_int(env, "HH_CHAT_MAX_CHARS", C.CHAT_MAX_CHARS),

@@ -28,6 +28,7 @@ from web.capacity_advice_api import setup_capacity_advice_api
 from web.capacity_api import setup_capacity_api
 from web.catalog_api import setup_catalog_api
 from web.compression import compress
+from web.hand_over import hand_over_ctx
 from web.keys import BROKER, ENGINE, GATEWAY, SETTINGS
 from web.launch import on_launch
 from web.lti import frame_ancestors_middleware, setup_lti
@@ -112,6 +113,7 @@ def init_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get("/healthz", health)
     setup_metrics(app)  # GET /metrics; HH_METRICS_TOKEN guards it when set
     app.cleanup_ctx.append(broker_ctx)  # first: the routes below need the broker's engine
+    app.cleanup_ctx.append(hand_over_ctx)  # a process cut off from Redis alone moves clients
     setup_lti(app, settings, on_launch)
     setup_auth(app, settings)  # after broker_ctx: its start-up needs the broker's engine
     setup_staff_api(app)

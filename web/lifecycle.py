@@ -143,6 +143,50 @@ def raise_open_files() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def local_clients(sio: socketio.AsyncServer) -> list[tuple[str, str, str]]:
+    """``(namespace, sid, engine.io sid)`` of every client connected to this process."""
+    manager = sio.manager
+    return [
+        (namespace, sid, eio_sid)
+        for namespace in list(manager.get_namespaces())
+        for sid, eio_sid in manager.get_participants(namespace, None)
+    ]
+
+
+async def tell_to_reconnect(
+    sio: socketio.AsyncServer, counts: dict[str, int] | None = None
+) -> int:
+    """Send every client of *this* process ``server:restart {retry_after_ms}``, straight to
+    its engine.io socket (nothing through the Redis manager, which may be what is down),
+    the delays spread by :func:`restart_delays`; return how many were told (also kept in
+    ``counts["notified"]`` as it goes, for a caller that may cut it short)."""
+    from socketio import packet
+
+    clients = local_clients(sio)
+    encoded: dict[tuple[str, int], Any] = {}
+    sent = 0
+    for (namespace, _sid, eio_sid), delay in zip(
+        clients, restart_delays(len(clients)), strict=True
+    ):
+        data = encoded.get((namespace, delay))
+        if data is None:
+            pkt = sio.packet_class(
+                packet.EVENT,
+                namespace=namespace,
+                data=[RESTART_EVENT, {"retry_after_ms": delay}],
+            )
+            data = encoded[(namespace, delay)] = pkt.encode()
+        # Queued, not yet written: this loop does not yield (~20 us a client), so every
+        # client is told before the departures of the first ones compete with it; the
+        # writers send while the clients drain.
+        with contextlib.suppress(Exception):  # a client that left meanwhile
+            await sio.eio.send(eio_sid, data)
+            sent += 1
+            if counts is not None:
+                counts["notified"] = sent
+    return sent
+
+
 def restart_delays(n: int, rng: random.Random | None = None) -> Iterable[int]:
     """``n`` jittered ``retry_after_ms`` values (see RETRY_* above)."""
     rng = rng or random.Random()
@@ -225,15 +269,6 @@ class Shutdown:
             log.exception("shutdown: %s failed; going on", name)
         self.steps[name] = time.monotonic() - t
 
-    def clients(self) -> list[tuple[str, str, str]]:
-        """``(namespace, sid, engine.io sid)`` of every client connected to this process."""
-        manager = self.sio.manager
-        return [
-            (namespace, sid, eio_sid)
-            for namespace in list(manager.get_namespaces())
-            for sid, eio_sid in manager.get_participants(namespace, None)
-        ]
-
     async def stop_listening(self) -> None:
         """No new connections; and the access log is off from here: it writes a line per
         websocket that ends, and every client ends theirs now. Measured: 21 us a line
@@ -246,29 +281,7 @@ class Shutdown:
             await site.stop()
 
     async def notify(self) -> None:
-        from socketio import packet
-
-        clients = self.clients()
-        encoded: dict[tuple[str, int], Any] = {}
-        sent = 0
-        for (namespace, _sid, eio_sid), delay in zip(
-            clients, restart_delays(len(clients)), strict=True
-        ):
-            data = encoded.get((namespace, delay))
-            if data is None:
-                pkt = self.sio.packet_class(
-                    packet.EVENT,
-                    namespace=namespace,
-                    data=[RESTART_EVENT, {"retry_after_ms": delay}],
-                )
-                data = encoded[(namespace, delay)] = pkt.encode()
-            # Queued, not yet written: this loop does not yield (~20 us a client), so every
-            # client is told before the departures of the first ones compete with it; the
-            # writers send while the clients drain.
-            with contextlib.suppress(Exception):  # a client that left meanwhile
-                await self.sio.eio.send(eio_sid, data)
-                sent += 1
-                self.counts["notified"] = sent  # as we go: the step may be cut short
+        await tell_to_reconnect(self.sio, self.counts)
 
     def open_sockets(self) -> int:
         """engine.io sockets still open (each leaves the table when its websocket ends)."""
@@ -439,10 +452,16 @@ class Gate:
 
     def __init__(self, limit: int = ADMIT_CONCURRENCY) -> None:
         self.slots = asyncio.Semaphore(limit)
-        self.accepting = True
+        self.accepting = True  # False from a shutdown's first step on
+        self.handing_over = False  # while this process hands its clients over (hand_over.py)
         self.waiting = 0
         self.abandoned = 0
         self.too_old = 0
+
+    @property
+    def open(self) -> bool:
+        """New connections are started (not stopping, not handing over)."""
+        return self.accepting and not self.handing_over
 
     async def enter(self, request: web.Request) -> Slot | None:
         self.waiting += 1
@@ -452,7 +471,7 @@ class Gate:
             self.waiting -= 1
         transport = request.transport
         if (
-            not self.accepting
+            not self.open
             or transport is None
             or transport.is_closing()
             or tcp_state(transport) not in (None, TCP_ESTABLISHED)
@@ -493,17 +512,19 @@ class Gate:
 async def admission(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """New socket.io connections pass the :class:`Gate`; while stopping, ``/healthz``
-    answers 503 (a load balancer's check on a kept-alive connection stops sending clients
-    here); anything else goes straight on."""
+    """New socket.io connections pass the :class:`Gate`; while stopping or handing its
+    clients over, ``/healthz`` answers 503 (a load balancer's check on a kept-alive
+    connection stops sending clients here) and new socket.io connections are refused
+    (503, ``Retry-After``); anything else goes straight on."""
     gate = request.app.get(GATE)
     if gate is None:
         return await handler(request)
-    if request.path == "/healthz" and not gate.accepting:
-        return web.json_response({"ok": False, "stopping": True}, status=503)
+    if request.path == "/healthz" and not gate.open:
+        why = "stopping" if not gate.accepting else "handing_over"
+        return web.json_response({"ok": False, why: True}, status=503)
     if not request.path.startswith("/socket.io"):
         return await handler(request)
-    if not gate.accepting:
+    if not gate.open:
         return restarting()
     slot = await gate.enter(request)
     if slot is None:

@@ -19,7 +19,8 @@ from broker.settings import Settings
 from tests.broker.unit import FakeClock
 from tests.services import forget_prefix
 from web.app import init_app
-from web.keys import BROKER
+from web.keys import BROKER, GATEWAY
+from web.lifecycle import GATE, Gate, admission
 
 # A stop over this fails the test with every pending task's stack. It could not fire while
 # the fan-out's close() swallowed cancellation (the rare 60 s teardowns: a listener whose
@@ -100,17 +101,25 @@ class Server:
     nothing until the clock moves.
     """
 
-    def __init__(self, settings: Settings, clock: FakeClock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, clock: FakeClock | None = None, *, gated: bool = False
+    ) -> None:
+        """``gated``: new connections pass the admission gate, as under ``serve``
+        (web/lifecycle.py: ``/healthz`` and socket.io refused while it is closed)."""
         self.settings = settings.with_(port=free_port())
         self.clock = clock
+        self.gated = gated
         self.test_server: TestServer | None = None
 
     async def start(self) -> Server:
         # The demo platform's keys are fetched over HTTP from settings.port, so the server
         # listens exactly there.
-        self.test_server = TestServer(
-            init_app(self.settings), host="127.0.0.1", port=self.settings.port
-        )
+        app = init_app(self.settings)
+        if self.gated:
+            gate = app[GATE] = Gate()
+            gate.watch(app[GATEWAY].sio.manager)
+            app.middlewares.append(admission)
+        self.test_server = TestServer(app, host="127.0.0.1", port=self.settings.port)
         await self.test_server.start_server(shutdown_timeout=HANDLERS_WAIT_S)
         if self.clock is not None:
             self.broker.clock = self.clock

@@ -5,10 +5,15 @@ during chat."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import re
+import time
 
+import aiohttp
 import pytest
 
+from tests.faults.cluster import tail
 from tests.faults.conftest import Populate, StartCluster
 from tests.faults.invariants import check, churn_and_check
 from tests.faults.seeds import kinds, seeds
@@ -141,5 +146,79 @@ async def test_one_process_cut_off_from_redis(
 
     report = await churn_and_check(
         cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    )
+    assert report.ok, report.table()
+
+
+HAND_OVER_ENV = {**CHURN_ENV, "HH_HAND_OVER_AFTER_S": "2"}
+
+
+@pytest.mark.parametrize("seed", seeds(3))
+async def test_a_process_cut_off_from_redis_hands_its_clients_over(
+    start_cluster: StartCluster, populate: Populate, seed: int
+) -> None:
+    """One process alone cut off from Redis for longer than ``HH_HAND_OVER_AFTER_S``
+    (here 2 s), behind a load balancer that checks ``/healthz``: it tells its clients
+    ``server:restart`` and turns new ones away, so that before the route is back every
+    client is on the process that reaches Redis, nothing acknowledged is lost, nobody is
+    judged gone for the move, and afterwards every invariant holds and the cut-off
+    process is in rotation again."""
+    timing = random.Random(seed)
+    # A 5 s grace, as for a deploy: a told client comes back after up to ~3 s.
+    cluster = await start_cluster(grace_s=5.0, env=HAND_OVER_ENV, redis_links=[0])
+    link, cut = cluster.redis_links[0], cluster.servers[0]
+    people = await populate(cluster, seed)
+    homed = [p.name for p in people.everyone if p.server == 0]
+    seconds = 10.0 + timing.uniform(0, 0.5)
+    timeline = Timeline(
+        f"serve-0 alone cut off from Redis {seconds:.1f} s, its clients handed over",
+        seed,
+        answers_during=True,
+    )
+    during: dict[str, list[str]] = {}
+    health: list[tuple[float, int]] = []
+
+    async def balancer() -> None:
+        """A load balancer's health check of serve-0: in rotation while it answers 200."""
+        async with aiohttp.ClientSession() as http:
+            while True:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(
+                        f"{cut.url}/healthz", timeout=aiohttp.ClientTimeout(total=1)
+                    ) as resp:
+                        health.append((time.time(), resp.status))
+                        cut.up = resp.status == 200
+                await asyncio.sleep(0.2)
+
+    async def fault(churn: Churn) -> None:
+        churn.wave()
+        cutting = asyncio.create_task(link.fail_for("cut", seconds))
+        await asyncio.sleep(seconds - 1.0)  # before the route is back: who is where
+        during["on serve-0"] = [p.name for p in people.everyone if p.server == 0]
+        during["offline"] = [p.name for p in people.everyone if p.server is None]
+        await cutting
+
+    checks = asyncio.create_task(balancer())
+    try:
+        report = await churn_and_check(
+            cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+        )
+        await asyncio.sleep(0.5)
+        back = cut.up
+    finally:
+        checks.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checks
+    report.add("clients still on the cut-off process 1 s before the route came back",
+               during["on serve-0"], len(people.everyone))
+    report.add("clients offline then", during["offline"], len(people.everyone))
+    refused = [at for at, status in health if status == 503]
+    report.add("/healthz answered 503 while handing over", [] if refused else ["never"], 1)
+    report.add("in rotation again once the route was back", [] if back else ["not"], 1)
+    told = re.search(r"told its (\d+) clients to reconnect elsewhere", tail(cut.log, 400))
+    report.add("the cut-off process told its clients", [] if told else ["no log line"], 1)
+    report.notes.append(
+        f"{len(homed)} clients on serve-0 at the start; told {told.group(1) if told else 0}; "
+        f"503 for {len(refused) * 0.2:.1f} s"
     )
     assert report.ok, report.table()

@@ -137,13 +137,17 @@ async def test_an_older_sweeps_late_answer_does_not_undo_a_newer_one(
         shared = True
 
     gates: dict[float, asyncio.Event] = {10.0: asyncio.Event(), 20.0: asyncio.Event()}
-    answers = {10.0: "serve-0 (blind at 10)", 20.0: None}
+    answers = {10.0: presence_blind.Peers("serve-0 (blind at 10)"), 20.0: presence_blind.Peers()}
 
-    async def blind_other(engine: Any, process: str, now: float, within_s: float) -> Any:
+    async def peers(engine: Any, process: str, now: float, within_s: float) -> Any:
         await gates[now].wait()
         return answers[now]
 
-    monkeypatch.setattr(presence_blind, "blind_other", blind_other)
+    async def written(engine: Any, process: str, now: float) -> None:
+        """This process's own row (the test has no database)."""
+
+    monkeypatch.setattr(presence_blind, "peers", peers)
+    monkeypatch.setattr(presence_blind, "withdraw", written)
     judge = PresenceJudge(
         Shared(), None, 4.0, lambda: 1.0, OutageLog(logging.getLogger("test"))  # type: ignore[arg-type]
     )

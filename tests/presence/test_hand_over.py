@@ -1,0 +1,92 @@
+"""A process cut off from Redis alone hands its clients over (broker/presence_judge.py
+``hand_over``, web/hand_over.py): once blind for ``hand_over_after_s`` while another
+process sees presence, it tells its clients ``server:restart`` and turns new ones away
+(``/healthz`` 503, socket.io refused), until it sees again or nobody does. Real socket.io
+clients, two processes on Redis and the database, a fake clock and explicit sweeps; the
+cut is exact (the cut-off process's presence refuses every call, as in test_partition)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from broker.presence_judge import PresenceJudge
+from tests.broker.conftest import clients, stack, stack_settings, start_server
+from tests.broker.harness import Client, Server
+from tests.broker.unit import FakeClock, student
+from tests.presence.test_partition import cut_off
+from tests.presence.test_peer_presence import _chat
+from web.hand_over import HAND_OVER
+
+__all__ = ["clients", "stack", "stack_settings", "start_server"]  # the fixtures used here
+
+
+async def _health(server: Server) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/healthz") as resp:
+        return resp.status, await resp.json()
+
+
+async def _sweep(*servers: Server) -> None:
+    for server in servers:
+        await server.sweep()
+
+
+async def test_a_process_blind_alone_hands_its_clients_over_until_it_sees(
+    start_server: Any, stack: tuple[str, str | None, str], stack_settings: Any,
+    clients: list[Client], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if stack[1] is None:
+        pytest.skip("one process only without Redis")
+    clock = FakeClock(time.time())
+    cut = await Server(stack_settings, clock, gated=True).start()
+    try:
+        other = await start_server(clock=clock)
+        judge: PresenceJudge = cut.broker.judge
+        watch = cut.test_server.app[HAND_OVER]  # type: ignore[union-attr]
+        kid, tut, _ = await _chat(cut, clients, "handed")
+        clock.advance(4 * other.broker.sweep_interval)
+        await _sweep(cut, other)
+
+        cut_off(cut, monkeypatch)
+        clock.advance(other.broker.sweep_interval)
+        await _sweep(cut, other, cut)
+        await watch.check()
+        assert not watch.handing_over, "handed over at the first blind sweep"
+        assert (await _health(cut))[0] == 200
+
+        clock.advance(judge.hand_over_after_s)  # blind long enough, the other one sees
+        await _sweep(other, cut)
+        assert judge.hand_over(clock()) and not other.broker.judge.hand_over(clock())
+        await watch.check()
+        for client in (kid, tut):
+            told = await client.next("server:restart")
+            assert 0 < told["retry_after_ms"] <= 20_000
+        assert await _health(cut) == (503, {"ok": False, "handing_over": True})
+        with pytest.raises(socketio.exceptions.ConnectionError):  # turned away: 503
+            await cut.connect("/student", student("s-new", "elem", 2))
+        assert (await _health(other))[0] == 200
+        # where they come back: the other process serves them
+        moved = await other.connect("/student", student("s-handed", "elem", 2))
+        clients.append(moved)
+        assert (await moved.call("session:state", {}))["ok"]
+
+        cut_off(other, monkeypatch)  # now Redis is gone for both: nobody is better elsewhere
+        clock.advance(other.broker.sweep_interval)
+        await _sweep(other, cut)
+        assert not judge.hand_over(clock())
+        await watch.check()
+        assert not watch.handing_over and (await _health(cut))[0] == 200
+
+        monkeypatch.undo()  # both see again: the cut one is not blind any more
+        clock.advance(other.broker.sweep_interval)
+        await _sweep(other, cut)
+        assert judge.blind_since is None and not judge.hand_over(clock())
+        assert watch.episodes == 1
+    finally:  # its clients first: the server's stop would wait for their websockets
+        for client in clients:
+            await client.close()
+        await cut.stop()
