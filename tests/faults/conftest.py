@@ -28,7 +28,8 @@ from tests.faults.cluster import (
     ServiceUnavailable,
     clean_up_on_sigterm,
 )
-from tests.faults.workload import Population
+from tests.faults.invariants import Scenario
+from tests.faults.workload import CHURN_ENV, Population
 from tests.services import REQUIRE
 from tests.tcp_link import Link
 
@@ -168,3 +169,21 @@ async def populate(
     for people in made:
         await people.close()
     random.setstate(state)  # the global generator as the rest of the run had it
+
+
+StartScenario = Callable[..., Awaitable[Scenario]]
+
+
+@pytest.fixture
+def scenario(start_cluster: StartCluster, populate: Populate) -> StartScenario:
+    """``await scenario(seed, grace_s=..., env=..., redis_links=...)``: a cluster started
+    with these (``env`` by default :data:`~tests.faults.workload.CHURN_ENV`), its people
+    connected, and the seed's timing, for :meth:`Scenario.churn`."""
+
+    async def start(seed: int, **cluster: Any) -> Scenario:
+        timing = random.Random(seed)
+        cluster.setdefault("env", CHURN_ENV)
+        made = await start_cluster(**cluster)
+        return Scenario(made, await populate(made, seed), seed, timing)
+
+    return start

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -707,6 +708,27 @@ async def churn_and_check(
     async with asyncio.timeout(limit_s):
         churn = await churn_through(people, timeline, fault, before_s=before_s, after_s=after_s)
         return await check(cluster, people, timeline, churn)
+
+
+@dataclass
+class Scenario:
+    """What every churn scenario starts from: a cluster, its people connected, and the
+    scenario's seeded timing (``tests/faults/conftest.py``, the ``scenario`` fixture)."""
+
+    cluster: Cluster
+    people: Population
+    seed: int
+    timing: random.Random
+
+    async def churn(
+        self, title: str, fault: Fault, *, answers_during: bool = False, prompt: bool = False
+    ) -> Report:
+        """Churn 0.8-1.2 s (drawn now, after the scenario's own draws), run ``fault``,
+        churn 0.5 s more, then check every invariant (:func:`churn_and_check`)."""
+        timeline = Timeline(title, self.seed, answers_during=answers_during, prompt=prompt)
+        return await churn_and_check(
+            self.cluster, self.people, timeline, fault, before_s=self.timing.uniform(0.8, 1.2)
+        )
 
 
 def check_exit(report: Report, took_s: float, limit_s: float = 10.0) -> None:

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 
 import pytest
 
-from tests.faults.conftest import Populate, StartCluster
-from tests.faults.invariants import check_exit, churn_and_check
+from tests.faults.conftest import StartScenario
+from tests.faults.invariants import check_exit
 from tests.faults.seeds import kinds, seeds
-from tests.faults.workload import CHURN_ENV, Churn, Timeline
+from tests.faults.workload import Churn
 
 pytestmark = pytest.mark.faults
 
@@ -41,17 +40,11 @@ FROZEN_AT_MOST_S = 12.0
 
 @pytest.mark.parametrize("seed", seeds(1))
 async def test_a_process_and_redis_lost_together_during_churn(
-    start_cluster: StartCluster, populate: Populate, seed: int
+    scenario: StartScenario, seed: int
 ) -> None:
-    timing = random.Random(seed)
-    cluster = await start_cluster(env=CHURN_ENV)
-    people = await populate(cluster, seed)
-    victim = seed % 2
+    run = await scenario(seed)
+    cluster, timing, victim = run.cluster, run.timing, seed % 2
     down_s = timing.uniform(0.5, 1.0)
-    timeline = Timeline(
-        f"serve-{victim} killed -9 and Redis restarted empty ({down_s:.1f} s) together "
-        "during churn, then serve restarted", seed,
-    )
 
     async def fault(churn: Churn) -> None:
         churn.wave()  # requests, cancels, accepts, ends and messages in flight ...
@@ -61,25 +54,20 @@ async def test_a_process_and_redis_lost_together_during_churn(
         await asyncio.sleep(timing.uniform(0.3, 0.8))
         await cluster.restart(victim)
 
-    report = await churn_and_check(
-        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    report = await run.churn(
+        f"serve-{victim} killed -9 and Redis restarted empty ({down_s:.1f} s) together "
+        "during churn, then serve restarted", fault,
     )
     assert report.ok, report.table()
 
 
 @pytest.mark.parametrize("seed", seeds(1))
 async def test_postgres_crash_while_a_process_dies_during_churn(
-    start_cluster: StartCluster, populate: Populate, seed: int
+    scenario: StartScenario, seed: int
 ) -> None:
-    timing = random.Random(seed)
-    cluster = await start_cluster(env=CHURN_ENV)
-    people = await populate(cluster, seed)
-    victim = (seed + 1) % 2
+    run = await scenario(seed)
+    cluster, timing, victim = run.cluster, run.timing, (seed + 1) % 2
     outage_s = 2.0 + timing.uniform(0, 0.5)
-    timeline = Timeline(
-        f"PostgreSQL crashed {outage_s:.1f} s and serve-{victim} killed -9 while it was "
-        "down, during churn; restarted after", seed,
-    )
 
     async def process_dies() -> None:
         await asyncio.sleep(timing.uniform(0.2, 0.8))  # PostgreSQL is down by now
@@ -90,8 +78,9 @@ async def test_postgres_crash_while_a_process_dies_during_churn(
         await asyncio.gather(cluster.pg.outage(outage_s, "immediate"), process_dies())
         await cluster.restart(victim)
 
-    report = await churn_and_check(
-        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    report = await run.churn(
+        f"PostgreSQL crashed {outage_s:.1f} s and serve-{victim} killed -9 while it was "
+        "down, during churn; restarted after", fault,
     )
     assert report.ok, report.table()
 
@@ -100,23 +89,18 @@ async def test_postgres_crash_while_a_process_dies_during_churn(
     ("how", "seed"), kinds([("down", 3), ("frozen", 3), ("redis-frozen", 3)])
 )
 async def test_sigterm_while_a_service_is_unavailable_during_churn(
-    start_cluster: StartCluster, populate: Populate, how: str, seed: int
+    scenario: StartScenario, how: str, seed: int
 ) -> None:
     """An operator restarts a process while PostgreSQL is down (to "fix" it), or while it
     answers nothing, or while Redis does (frozen until the process has gone, and at most
     12 s, longer than the 10 s a deploy allows): the process still exits within 10 s by
     itself, having answered what it could (with documented codes: what needed the
     database changed nothing), and once the service is back every invariant holds."""
-    timing = random.Random(seed)
-    cluster = await start_cluster(env=CHURN_ENV, grace_s=5.0)
-    people = await populate(cluster, seed)
+    run = await scenario(seed, grace_s=5.0)
+    cluster, timing = run.cluster, run.timing
     pg = cluster.pg
     fault_s = 3.0 + timing.uniform(0, 0.5) if how == "down" else FROZEN_AT_MOST_S
     service = "Redis was frozen" if how == "redis-frozen" else f"PostgreSQL was {how}"
-    timeline = Timeline(
-        f"SIGTERM of serve-0 while {service} ({fault_s:.1f} s at most), during churn; "
-        "restarted after", seed,
-    )
     took: list[float] = []
 
     async def deploy() -> None:
@@ -139,8 +123,9 @@ async def test_sigterm_while_a_service_is_unavailable_during_churn(
                 await frozen
         await cluster.restart(0)
 
-    report = await churn_and_check(
-        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    report = await run.churn(
+        f"SIGTERM of serve-0 while {service} ({fault_s:.1f} s at most), during churn; "
+        "restarted after", fault,
     )
     check_exit(report, took[0])
     log = cluster.servers[0].log.read_text(errors="replace")

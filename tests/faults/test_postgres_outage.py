@@ -5,17 +5,15 @@ seconds; HTTP while it is down."""
 from __future__ import annotations
 
 import asyncio
-import random
 
 import aiohttp
 import pytest
 
 from broker import tokens
 from tests.broker.harness import SECRET, staff
-from tests.faults.conftest import Populate, StartCluster
-from tests.faults.invariants import churn_and_check
+from tests.faults.conftest import StartCluster, StartScenario
 from tests.faults.seeds import kinds, seeds
-from tests.faults.workload import CHURN_ENV, Churn, Timeline
+from tests.faults.workload import Churn
 
 pytestmark = pytest.mark.faults
 
@@ -24,25 +22,18 @@ FREEZE_S = 2.2  # past the cluster's 2 s grace: presence must not wait on the da
 
 
 @pytest.mark.parametrize("seed", seeds(1, 2))
-async def test_postgres_stopped_during_churn(
-    start_cluster: StartCluster, populate: Populate, seed: int
-) -> None:
+async def test_postgres_stopped_during_churn(scenario: StartScenario, seed: int) -> None:
     """While it is down every call is answered, with a documented code; a cancel answered
     with an error leaves the request queued (the student keeps their place, tutors see it);
     afterwards every invariant holds again."""
-    timing = random.Random(seed)
-    cluster = await start_cluster(env=CHURN_ENV)
-    people = await populate(cluster, seed)
+    run = await scenario(seed)
     mode = ("fast", "immediate")[seed % 2]  # an operator's stop, or a crash
-    timeline = Timeline(
-        f"PostgreSQL stopped ({mode}) {OUTAGE_S} s during churn", seed, answers_during=True
-    )
 
     async def fault(churn: Churn) -> None:
-        await cluster.pg.outage(OUTAGE_S + timing.uniform(0, 0.5), mode)
+        await run.cluster.pg.outage(OUTAGE_S + run.timing.uniform(0, 0.5), mode)
 
-    report = await churn_and_check(
-        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    report = await run.churn(
+        f"PostgreSQL stopped ({mode}) {OUTAGE_S} s during churn", fault, answers_during=True
     )
     assert report.ok, report.table()
 
@@ -86,54 +77,42 @@ async def test_http_during_a_postgres_outage_is_503_then_works(
 
 
 @pytest.mark.parametrize("seed", seeds(1))
-async def test_postgres_frozen_during_churn(
-    start_cluster: StartCluster, populate: Populate, seed: int
-) -> None:
+async def test_postgres_frozen_during_churn(scenario: StartScenario, seed: int) -> None:
     """PostgreSQL stops answering without closing anything (SIGSTOP, as over a black-holed
     network) for longer than the grace period: calls wait, and when it answers again
     nobody connected is judged gone (each process's heartbeat went on while its sweep
     waited on the database) and every invariant holds."""
-    timing = random.Random(seed)
-    cluster = await start_cluster(env=CHURN_ENV)
-    people = await populate(cluster, seed)
-    timeline = Timeline(f"PostgreSQL frozen {FREEZE_S} s during churn", seed)
+    run = await scenario(seed)
 
     async def fault(churn: Churn) -> None:
-        await cluster.pg.freeze(FREEZE_S + timing.uniform(0, 0.5))
+        await run.cluster.pg.freeze(FREEZE_S + run.timing.uniform(0, 0.5))
 
-    report = await churn_and_check(
-        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
-    )
+    report = await run.churn(f"PostgreSQL frozen {FREEZE_S} s during churn", fault)
     assert report.ok, report.table()
 
 
 @pytest.mark.parametrize("seed", seeds(2))
 async def test_postgres_taking_no_writes_during_churn(
-    start_cluster: StartCluster, populate: Populate, seed: int
+    scenario: StartScenario, seed: int
 ) -> None:
     """PostgreSQL answers but takes no writes (a failover: SQLSTATE 25006) for a few
     seconds: every call is answered, a refused change changed nothing (a cancel leaves the
     place), the outage is one paced line (no traceback: the suite checks), and afterwards
     every invariant holds."""
-    timing = random.Random(seed)
-    cluster = await start_cluster(env=CHURN_ENV)
-    people = await populate(cluster, seed)
-    timeline = Timeline(
-        f"PostgreSQL taking no writes {OUTAGE_S} s during churn", seed, answers_during=True
-    )
+    run = await scenario(seed)
 
     async def fault(churn: Churn) -> None:
-        await cluster.pg.read_only(OUTAGE_S + timing.uniform(0, 0.5))
+        await run.cluster.pg.read_only(OUTAGE_S + run.timing.uniform(0, 0.5))
 
-    report = await churn_and_check(
-        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    report = await run.churn(
+        f"PostgreSQL taking no writes {OUTAGE_S} s during churn", fault, answers_during=True
     )
     assert report.ok, report.table()
 
 
 @pytest.mark.parametrize(("how", "seed"), kinds([("cut", 2), ("hold", 1), ("slow", 2)]))
 async def test_one_process_cut_off_from_postgres(
-    start_cluster: StartCluster, populate: Populate, how: str, seed: int
+    scenario: StartScenario, how: str, seed: int
 ) -> None:
     """One process alone loses its route to PostgreSQL (``cut``: connections reset, new ones
     refused; ``hold``: nothing answered; ``slow``: 20 ms more each way, a distant or
@@ -141,21 +120,16 @@ async def test_one_process_cut_off_from_postgres(
     as usual: the cut-off process's people are not judged gone (their heartbeats go on
     through Redis), a change it could not make changed nothing (``cut`` and ``slow``:
     every call answered meanwhile), and afterwards every invariant holds."""
-    timing = random.Random(seed)
-    cluster = await start_cluster(env=CHURN_ENV, db_links=[0])
-    link = cluster.db_links[0]
-    people = await populate(cluster, seed)
-    seconds = FREEZE_S + timing.uniform(0, 0.5)
-    timeline = Timeline(
-        f"serve-0 alone cut off from PostgreSQL ({how}) {seconds:.1f} s during churn",
-        seed,
-        answers_during=how != "hold",
-    )
+    run = await scenario(seed, db_links=[0])
+    link = run.cluster.db_links[0]
+    seconds = FREEZE_S + run.timing.uniform(0, 0.5)
 
     async def fault(churn: Churn) -> None:
         await link.fail_for(how, seconds)
 
-    report = await churn_and_check(
-        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    report = await run.churn(
+        f"serve-0 alone cut off from PostgreSQL ({how}) {seconds:.1f} s during churn",
+        fault,
+        answers_during=how != "hold",
     )
     assert report.ok, report.table()

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 
 from tests.faults.cluster import tail
-from tests.faults.conftest import Populate, StartCluster
-from tests.faults.invariants import check, churn_and_check
+from tests.faults.conftest import Populate, StartCluster, StartScenario
+from tests.faults.invariants import check
 from tests.faults.seeds import kinds, seeds
 from tests.faults.workload import CHURN_ENV, Churn, Timeline, churn_through, pair_up
 
@@ -28,17 +28,15 @@ PARTITION_GRACE_S = 3.0
     kinds([("flushall", 1), ("flushall", 2), ("restart-empty", 1), ("restart-empty", 2)]),
 )
 async def test_redis_loses_its_data_during_churn(
-    start_cluster: StartCluster, populate: Populate, how: str, seed: int
+    scenario: StartScenario, how: str, seed: int
 ) -> None:
     """Sessions and queues come back from the database; no session whose participants are
     connected is ended, no tutor loses their status, no message id is reused, nobody is
     blocked by a stale one-open-request lock."""
-    timing = random.Random(seed)
-    cluster = await start_cluster(env=CHURN_ENV)
-    people = await populate(cluster, seed)
+    run = await scenario(seed)
+    cluster, timing = run.cluster, run.timing
     down_s = timing.uniform(0.5, 1.0)
     what = "FLUSHALL" if how == "flushall" else f"restarted empty ({down_s:.1f} s down)"
-    timeline = Timeline(f"Redis {what} during churn and chat", seed)
 
     async def fault(churn: Churn) -> None:
         churn.wave()
@@ -48,35 +46,26 @@ async def test_redis_loses_its_data_during_churn(
         else:
             await cluster.redis.restart_empty(down_s)
 
-    report = await churn_and_check(
-        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
-    )
+    report = await run.churn(f"Redis {what} during churn and chat", fault)
     assert report.ok, report.table()
 
 
 @pytest.mark.parametrize("seed", seeds(2))
-async def test_redis_frozen_during_churn(
-    start_cluster: StartCluster, populate: Populate, seed: int
-) -> None:
+async def test_redis_frozen_during_churn(scenario: StartScenario, seed: int) -> None:
     """Redis answers nothing for longer than the grace period and a client's wait
     (frozen: connections open, nothing closed): every call is still answered meanwhile
     (the throttles and presence give up after ``REDIS_WAIT_S``, the fan-out buffers),
     nobody is judged gone for it, nothing acknowledged is lost, and afterwards every
     invariant holds."""
-    timing = random.Random(seed)
-    cluster = await start_cluster(env=CHURN_ENV)
-    people = await populate(cluster, seed)
-    freeze_s = 5.0 + timing.uniform(0, 0.5)
-    timeline = Timeline(
-        f"Redis frozen {freeze_s:.1f} s during churn and chat", seed, answers_during=True
-    )
+    run = await scenario(seed)
+    freeze_s = 5.0 + run.timing.uniform(0, 0.5)
 
     async def fault(churn: Churn) -> None:
         churn.wave()
-        await cluster.redis.freeze(freeze_s)
+        await run.cluster.redis.freeze(freeze_s)
 
-    report = await churn_and_check(
-        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    report = await run.churn(
+        f"Redis frozen {freeze_s:.1f} s during churn and chat", fault, answers_during=True
     )
     assert report.ok, report.table()
 
@@ -118,7 +107,7 @@ async def test_pubsub_connections_killed_during_chat(
 
 @pytest.mark.parametrize(("how", "seed"), kinds([("cut", 1), ("hold", 2), ("slow", 1)]))
 async def test_one_process_cut_off_from_redis(
-    start_cluster: StartCluster, populate: Populate, how: str, seed: int
+    scenario: StartScenario, how: str, seed: int
 ) -> None:
     """One process alone loses its route to Redis for two grace periods during churn and
     chat, while the other reaches Redis as usual (a partition, not an outage: ``cut``
@@ -126,26 +115,21 @@ async def test_one_process_cut_off_from_redis(
     ms more each way): every call is still answered, the other process judges nobody gone
     who is connected to the cut-off one, nothing acknowledged is lost, and afterwards
     every invariant holds."""
-    timing = random.Random(seed)
     # A 3 s grace: the cut-off process's people were last touched at most a sweep (0.75 s)
     # before the cut, and it declares itself within a sweep and the bound (1 s) after it,
     # so the grace must exceed 2.5 s (broker/presence_blind.py).
-    cluster = await start_cluster(grace_s=PARTITION_GRACE_S, env=CHURN_ENV, redis_links=[0])
-    link = cluster.redis_links[0]
-    people = await populate(cluster, seed)
-    seconds = 2 * cluster.grace_s + timing.uniform(0, 0.5)
-    timeline = Timeline(
-        f"serve-0 alone cut off from Redis ({how}) {seconds:.1f} s during churn and chat",
-        seed,
-        answers_during=True,
-    )
+    run = await scenario(seed, grace_s=PARTITION_GRACE_S, redis_links=[0])
+    link = run.cluster.redis_links[0]
+    seconds = 2 * run.cluster.grace_s + run.timing.uniform(0, 0.5)
 
     async def fault(churn: Churn) -> None:
         churn.wave()
         await link.fail_for(how, seconds)
 
-    report = await churn_and_check(
-        cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+    report = await run.churn(
+        f"serve-0 alone cut off from Redis ({how}) {seconds:.1f} s during churn and chat",
+        fault,
+        answers_during=True,
     )
     assert report.ok, report.table()
 
@@ -155,7 +139,7 @@ HAND_OVER_ENV = {**CHURN_ENV, "HH_HAND_OVER_AFTER_S": "2"}
 
 @pytest.mark.parametrize("seed", seeds(3))
 async def test_a_process_cut_off_from_redis_hands_its_clients_over(
-    start_cluster: StartCluster, populate: Populate, seed: int
+    scenario: StartScenario, seed: int
 ) -> None:
     """One process alone cut off from Redis for longer than ``HH_HAND_OVER_AFTER_S``
     (here 2 s), behind a load balancer that checks ``/healthz``: it tells its clients
@@ -163,18 +147,12 @@ async def test_a_process_cut_off_from_redis_hands_its_clients_over(
     client is on the process that reaches Redis, nothing acknowledged is lost, nobody is
     judged gone for the move, and afterwards every invariant holds and the cut-off
     process is in rotation again."""
-    timing = random.Random(seed)
     # A 5 s grace, as for a deploy: a told client comes back after up to ~3 s.
-    cluster = await start_cluster(grace_s=5.0, env=HAND_OVER_ENV, redis_links=[0])
-    link, cut = cluster.redis_links[0], cluster.servers[0]
-    people = await populate(cluster, seed)
+    run = await scenario(seed, grace_s=5.0, env=HAND_OVER_ENV, redis_links=[0])
+    people = run.people
+    link, cut = run.cluster.redis_links[0], run.cluster.servers[0]
     homed = [p.name for p in people.everyone if p.server == 0]
-    seconds = 10.0 + timing.uniform(0, 0.5)
-    timeline = Timeline(
-        f"serve-0 alone cut off from Redis {seconds:.1f} s, its clients handed over",
-        seed,
-        answers_during=True,
-    )
+    seconds = 10.0 + run.timing.uniform(0, 0.5)
     during: dict[str, list[str]] = {}
     health: list[tuple[float, int]] = []
 
@@ -200,8 +178,10 @@ async def test_a_process_cut_off_from_redis_hands_its_clients_over(
 
     checks = asyncio.create_task(balancer())
     try:
-        report = await churn_and_check(
-            cluster, people, timeline, fault, before_s=timing.uniform(0.8, 1.2)
+        report = await run.churn(
+            f"serve-0 alone cut off from Redis {seconds:.1f} s, its clients handed over",
+            fault,
+            answers_during=True,
         )
         await asyncio.sleep(0.5)
         back = cut.up
