@@ -31,7 +31,7 @@ still shares, so the blind process says so there:
   others judge by presence again (a dead process's people are gone indeed; a process cut
   off from both stores cannot serve its people anyway).
 * **Old rows are pruned** by every sweep that sees (a row a day old is a process that
-  died).
+  died); a process that stops while it sees deletes its own (:func:`leave`).
 * **Handed over.** A process blind for a while, while another process's fresh row says
   it sees, hands its clients over to the processes that see (web/hand_over.py): its
   people's pushes from the others come late while it is cut off. Only then: when every
@@ -85,6 +85,7 @@ _UPSERT = {
     for blind in (True, False)
 }
 _PRUNE = b.delete().where(b.c.seen_at < sa.bindparam("old"))
+_LEAVE = b.delete().where(b.c.process == sa.bindparam("process"), b.c.blind.is_(False))
 _OTHERS = (
     sa.select(b.c.process, b.c.blind)
     .where(b.c.seen_at >= sa.bindparam("fresh"), b.c.process != sa.bindparam("process"))
@@ -117,6 +118,15 @@ async def withdraw(engine: AsyncEngine, process: str, now: float) -> None:
     async with engine.begin() as conn:
         await conn.execute(statement, {"process": process, "at": _at(now)})
         await conn.execute(_PRUNE, {"old": _at(now - PRUNE_AFTER_S)})
+
+
+async def leave(engine: AsyncEngine, process: str) -> None:
+    """``process`` stops: its row goes if it says it sees, so that no blind process hands
+    its clients over to it (the row would stay fresh for three sweeps). A blind row stays
+    until it goes stale: its people were not touched while it was blind, and the others
+    must not judge them by presence before they have reconnected elsewhere."""
+    async with engine.begin() as conn:
+        await conn.execute(_LEAVE, {"process": process})
 
 
 @dataclass(frozen=True, slots=True)

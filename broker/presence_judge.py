@@ -48,6 +48,7 @@ from broker.presence import Presence, gone_past
 
 log = logging.getLogger(__name__)
 
+LEAVE_WAIT_S = 1.0  # a stopping process waits this long at most to remove its row
 SETTLE_SWEEPS = 3  # presence answering this many sweeps again: every process touched its own
 
 
@@ -161,6 +162,17 @@ class PresenceJudge:
             else:
                 log.info("every process reaches presence again: judging absences again")
         self.others_blind = blind is not None
+
+    async def leave(self) -> None:
+        """The process stops (:func:`presence_blind.leave`); bounded, and a database that
+        does not answer is logged, not raised: stopping must not wait on it."""
+        if not self.presence.shared:
+            return
+        try:
+            async with asyncio.timeout(LEAVE_WAIT_S):
+                await presence_blind.leave(self.engine, self.process)
+        except Exception as exc:
+            self.outages.report("database", "removing this process's presence row", exc)
 
     def hand_over(self, now: float) -> bool:
         """Whether this process's clients are better served elsewhere: its sweeps have not

@@ -16,7 +16,10 @@ while another process's sweeps reach Redis), this watch, once per episode:
   missed is synced from the database on reconnect.
 
 It opens again as soon as the broker no longer says so (its sweeps reach Redis again, or no
-other process does any more: then nobody is better served elsewhere). Nothing here holds
+other process does any more: then nobody is better served elsewhere). A process that stops
+while it reaches Redis removes its row at once; one killed still counts as reaching it
+until its row goes stale (three sweeps and bounds, ~9 s by default), and a blind process
+may hand over meanwhile to nobody: its clients are then refused for those seconds. Nothing here holds
 state that must survive: a restarted process starts open and decides again.
 """
 

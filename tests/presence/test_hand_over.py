@@ -90,3 +90,27 @@ async def test_a_process_blind_alone_hands_its_clients_over_until_it_sees(
         for client in clients:
             await client.close()
         await cut.stop()
+
+
+async def test_a_process_that_stops_while_it_sees_is_no_longer_a_peer_that_sees(
+    start_server: Any, stack: tuple[str, str | None, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stopping, a process that sees presence removes its row at once (else a blind one
+    could hand its clients over to it for three sweeps more); a blind one keeps its row
+    (its people were not touched: nobody may judge them before it goes stale)."""
+    if stack[1] is None:
+        pytest.skip("one process only without Redis")
+    clock = FakeClock(time.time())
+    stays, seeing, blind = [await start_server(clock=clock) for _ in range(3)]
+    cut_off(blind, monkeypatch)
+    await _sweep(seeing, blind, stays)
+    judge: PresenceJudge = stays.broker.judge
+    assert judge.others_see and judge.others_blind
+
+    for gone in (seeing, blind):  # stopping: their loops end, then they leave
+        for loop in (gone.broker._sweeper, gone.broker._heartbeat):
+            loop.cancel()
+        await gone.broker.judge.leave()
+    await _sweep(stays)
+    assert not judge.others_see, "a stopped process still counted as one that sees"
+    assert judge.others_blind, "a blind process's row went when it stopped"
