@@ -6,6 +6,9 @@ managers: the base holds the logic, backends fill in the storage hooks).
 window (at least 1). ``record(key)`` counts an event; ``clear(key)`` forgets the key.
 ``allow(key)`` does both at once: it counts the event and answers 0 if it is within the
 limit, else answers the wait and counts nothing (one round trip to Redis, atomic).
+``allow_now(key)`` is the same answer when it needs no waiting (the memory backend always;
+an event of a lease on Redis), else None: the caller then awaits ``allow`` (under its own
+time bound), and an event answered at once pays no coroutine, timer or bound.
 
 Guarantees:
 
@@ -72,9 +75,18 @@ class Throttle(abc.ABC):
         """Seconds until another event is allowed for ``key`` (0: allowed now)."""
         now = self.clock()
         count, oldest = await self._window(key, now - self.window_s)
+        return self._wait(count, oldest, now)
+
+    def _wait(self, count: int, oldest: float | None, now: float) -> float:
+        """The wait for a window of ``count`` events, the oldest at ``oldest``."""
         if count < self.limit or oldest is None:
             return 0.0
         return max(oldest + self.window_s - now, 1.0)
+
+    def allow_now(self, key: str) -> float | None:
+        """:meth:`allow`'s answer (the event counted as it counts it) when it can be given
+        without waiting on a store; None when only :meth:`allow` can answer."""
+        return None
 
     async def record(self, key: str) -> None:
         await self._add(key, self.clock())
@@ -113,7 +125,18 @@ class MemoryThrottle(Throttle):
         self.max_keys = max_keys
         self._log: dict[str, collections.deque[float]] = {}
 
+    def allow_now(self, key: str) -> float:
+        """Always answered at once: the counts are this process's memory."""
+        now = self.clock()
+        wait = self._wait(*self._window_now(key, now - self.window_s), now)
+        if wait <= 0:
+            self._add_now(key, now)
+        return wait
+
     async def _window(self, key: str, horizon: float) -> tuple[int, float | None]:
+        return self._window_now(key, horizon)
+
+    def _window_now(self, key: str, horizon: float) -> tuple[int, float | None]:
         times = self._log.get(key)
         if times is None:
             return 0, None
@@ -122,6 +145,9 @@ class MemoryThrottle(Throttle):
         return len(times), (times[0] if times else None)
 
     async def _add(self, key: str, now: float) -> None:
+        self._add_now(key, now)
+
+    def _add_now(self, key: str, now: float) -> None:
         self._log.setdefault(key, collections.deque()).append(now)
         if len(self._log) > self.max_keys:  # bound memory under a spray of keys
             horizon = now - self.window_s
@@ -232,13 +258,21 @@ class RedisThrottle(Throttle):
         """Script calls sent (tests read it)."""
         return self._batches.sent
 
-    async def allow(self, key: str) -> float:
-        now = self.clock()
+    def allow_now(self, key: str) -> float | None:
+        """An event of the key's lease, spent at once; None when the lease has none left
+        or has lapsed (:meth:`allow` asks Redis)."""
         lease = self._leases.get(key)
-        if lease is not None and lease.left > 0 and now <= lease.until:
+        if lease is not None and lease.left > 0 and self.clock() <= lease.until:
             lease.left -= 1
             self.lent += 1
             return 0.0
+        return None
+
+    async def allow(self, key: str) -> float:
+        if (at_once := self.allow_now(key)) is not None:
+            return at_once
+        now = self.clock()
+        lease = self._leases.get(key)
         size = 1
         if lease is not None and lease.left == 0 and now - lease.asked <= self.lease_s:
             size = min(2 * lease.size, self.lease_max)

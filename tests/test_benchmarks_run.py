@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import PG_ADMIN_URL, need
+from tests.services import PG_ADMIN_URL, REDIS_URL, need
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +46,19 @@ def test_bell_benchmark_quick_mode_runs(tmp_path: Path) -> None:
     """bench.bell at 20 rooms (100 people): the rooms open and everyone is told."""
     text = quick_run(tmp_path, ["bench.bell", "--quick"], 180)
     assert "## The bell" in text and "| 100 / 100 |" in text
+
+
+def test_throttle_benchmark_runs(tmp_path: Path) -> None:
+    """bench.throttle, a few events on both backends: its section and every path."""
+    need(REDIS_URL, 6379, "Redis")
+    text = quick_run(
+        tmp_path,
+        ["bench.throttle", "--events", "2000", "--passes", "1", "--redis-url", REDIS_URL],
+        120,
+    )
+    assert "## Throttle" in text
+    for backend in ("memory", "redis"):
+        assert f"| {backend} | as the broker asks now |" in text
 
 
 def test_scheduler_benchmark_quick_mode_runs(tmp_path: Path) -> None:

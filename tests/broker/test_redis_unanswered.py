@@ -51,6 +51,7 @@ async def test_events_go_on_when_the_throttles_and_presence_do_not_answer(
         raise AssertionError("unreachable")
 
     for limiter in (broker.request_limiter, broker.chat_limiter):
+        monkeypatch.setattr(limiter, "allow_now", lambda key: None)  # no lease: ask the store
         monkeypatch.setattr(limiter, "allow", never)
     for call in ("touch", "last_seen", "gone", "forget"):
         monkeypatch.setattr(broker.presence, call, never)

@@ -151,6 +151,30 @@ async def test_allow_counts_within_the_limit_and_refuses_past_it(make) -> None: 
     assert await throttle.allow("k") == 0
 
 
+async def test_allow_now_answers_as_allow_would_or_says_it_cannot(make) -> None:  # type: ignore[no-untyped-def]
+    """In memory every event is answered at once, counted and refused as ``allow`` does;
+    on Redis only an event of a lease is (None: ``allow`` must ask Redis), and it counts
+    against the limit like any other."""
+    clock, factories = make
+    throttle = factories[0].make("test", 16, 60.0)
+    if isinstance(throttle, RedisThrottle):
+        assert throttle.allow_now("k") is None  # nothing lent yet
+        assert await throttle.allow("k") == 0  # a grant of 1
+        clock.now += 0.01
+        assert await throttle.allow("k") == 0  # a grant of 2 (the cap: 16 // 8): 1 lent
+        assert throttle.allow_now("k") == 0 and throttle.allow_now("k") is None
+        assert throttle.lent == 1
+        for _ in range(13):
+            assert await throttle.allow("k") == 0
+        assert await throttle.allow("k") > 0  # the 17th within the window: refused
+        return
+    answers = [throttle.allow_now("k") for _ in range(17)]
+    assert answers[:16] == [0.0] * 16 and answers[16] == pytest.approx(60.0)
+    assert await throttle.allow("k") == pytest.approx(60.0)  # the same count underneath
+    clock.now += 60.5
+    assert throttle.allow_now("k") == 0
+
+
 async def test_redis_allow_is_shared_across_processes(on_redis: Factories) -> None:
     _, factories = on_redis
     one, two = _pair(factories, limit=2)
