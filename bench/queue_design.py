@@ -56,7 +56,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ClauseElement, Executable
 
-from bench.results import RESULTS, write_section
+from bench.results import RESULTS, publish
 from bench.scratch_db import pg_reachable, scratch_postgres
 from broker.db.models import help_requests
 from broker.lifecycle_statements import QUEUED_COLUMNS, fused_close, fused_enqueue
@@ -334,10 +334,7 @@ def main(argv: list[str] | None = None) -> int:
                   args.batch, args.queued, args.history)
         )
     text = _markdown(result, args.cycles, args.batch, args.queued, args.history)
-    print(text)
-    if not args.no_write:
-        write_section(SECTION, text, args.results)
-    return 0
+    return publish(SECTION, text, write=not args.no_write, path=args.results)
 
 
 if __name__ == "__main__":

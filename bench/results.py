@@ -35,6 +35,15 @@ def replace_section(text: str, heading: str, body: str) -> str:
     return (text[: found.start()] + body + "\n" + text[found.end() :]).rstrip("\n") + "\n"
 
 
+def publish(heading: str, body: str, *, write: bool, path: Path = RESULTS) -> int:
+    """A benchmark's last step: print its section and, if ``write``, put it in the results
+    file at ``path`` (:func:`write_section`); the exit status (0)."""
+    print(body)
+    if write:
+        write_section(heading, body, path)
+    return 0
+
+
 def write_section(heading: str, body: str, path: Path = RESULTS) -> None:
     """Replace (or append) the section under ``heading`` of the results file at ``path``,
     keeping its hand-kept notes."""

@@ -32,7 +32,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bench.results import RESULTS, write_section
+from bench.results import RESULTS, publish
 from broker.constants import REDIS_WAIT_S
 from broker.outages import OutageLog
 from broker.service import Broker
@@ -130,10 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     figures = asyncio.run(measure(args.events, args.passes, args.redis_url or None))
     text = markdown(figures, args.events, args.passes)
-    print(text)
-    if not args.no_write:
-        write_section(SECTION, text, args.results)
-    return 0
+    return publish(SECTION, text, write=not args.no_write, path=args.results)
 
 
 if __name__ == "__main__":
