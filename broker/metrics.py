@@ -77,6 +77,12 @@ WRITER_LOCK_GIVE_UPS = Counter(
     "by another process and ran again (each held up the process's writes for up to 200 ms).",
     registry=REGISTRY,
 )
+HAND_OVERS = Counter(
+    "hh_hand_overs",
+    "Times this process, cut off from Redis while another process reached it, told its "
+    "clients to reconnect elsewhere and turned new ones away (web/hand_over.py).",
+    registry=REGISTRY,
+)
 
 
 # Each counter's children by label values, so that counting (on every ack and every chat
@@ -115,6 +121,11 @@ def count_alert(kind: str) -> None:
 def count_lock_give_up() -> None:
     """Count one writer batch that gave up a row lock wait (broker/commit/postgres.py)."""
     WRITER_LOCK_GIVE_UPS.inc()
+
+
+def count_hand_over() -> None:
+    """Count one hand-over of this process's clients (web/hand_over.py)."""
+    HAND_OVERS.inc()
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # hashed by identity (registries key by it)

@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from broker.metrics import count_hand_over
 from web.keys import BROKER, GATEWAY
 from web.lifecycle import GATE, tell_to_reconnect
 
@@ -62,6 +63,7 @@ class HandOver:
             gate.handing_over = now_handing
         if now_handing:
             self.episodes += 1
+            count_hand_over()
             told = await tell_to_reconnect(self.app[GATEWAY].sio)
             log.warning(
                 "this process has not reached Redis for %.0f s while another process does: "

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 import socketio
 
+from broker.metrics import REGISTRY
 from broker.presence_judge import PresenceJudge
 from tests.broker.conftest import clients, stack, stack_settings, start_server
 from tests.broker.harness import Client, Server
@@ -61,7 +62,9 @@ async def test_a_process_blind_alone_hands_its_clients_over_until_it_sees(
         clock.advance(judge.hand_over_after_s)  # blind long enough, the other one sees
         await _sweep(other, cut)
         assert judge.hand_over(clock()) and not other.broker.judge.hand_over(clock())
+        handed = REGISTRY.get_sample_value("hh_hand_overs_total") or 0.0
         await watch.check()
+        assert REGISTRY.get_sample_value("hh_hand_overs_total") == handed + 1
         for client in (kid, tut):
             told = await client.next("server:restart")
             assert 0 < told["retry_after_ms"] <= 20_000
