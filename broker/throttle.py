@@ -125,6 +125,9 @@ class MemoryThrottle(Throttle):
         self.max_keys = max_keys
         self._log: dict[str, collections.deque[float]] = {}
 
+    async def allow(self, key: str) -> float:
+        return self.allow_now(key)
+
     def allow_now(self, key: str) -> float:
         """Always answered at once: the counts are this process's memory."""
         now = self.clock()

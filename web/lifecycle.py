@@ -535,6 +535,15 @@ async def admission(
         slot.release()
 
 
+def install_gate(app: web.Application, sio: socketio.AsyncServer) -> Gate:
+    """Put new connections of ``app`` (not yet started) through a :class:`Gate` of its
+    own: the :func:`admission` middleware, and slots given back as ``sio`` connects."""
+    gate = app[GATE] = Gate()
+    gate.watch(sio.manager)
+    app.middlewares.append(admission)
+    return gate
+
+
 def restarting() -> web.Response:
     return web.Response(status=503, headers={"Retry-After": "1"}, text="try another server")
 
@@ -576,7 +585,7 @@ async def serve(
     (status 0) instead of returning."""
     raise_open_files()
     backlog = listen_backlog() if backlog is None else backlog
-    app.middlewares.append(admission)
+    gate = install_gate(app, sio)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SERVER_SHUTDOWN_S)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -592,9 +601,6 @@ async def serve(
 
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
-    gate = Gate()
-    gate.watch(sio.manager)
-    app[GATE] = gate
     shutdown = Shutdown(app, runner, sio, gate, hard_exit)
     try:
         await runner.setup()

@@ -20,7 +20,7 @@ from tests.broker.unit import FakeClock
 from tests.services import forget_prefix
 from web.app import init_app
 from web.keys import BROKER, GATEWAY
-from web.lifecycle import GATE, Gate, admission
+from web.lifecycle import install_gate
 
 # A stop over this fails the test with every pending task's stack. It could not fire while
 # the fan-out's close() swallowed cancellation (the rare 60 s teardowns: a listener whose
@@ -116,9 +116,7 @@ class Server:
         # listens exactly there.
         app = init_app(self.settings)
         if self.gated:
-            gate = app[GATE] = Gate()
-            gate.watch(app[GATEWAY].sio.manager)
-            app.middlewares.append(admission)
+            install_gate(app, app[GATEWAY].sio)
         self.test_server = TestServer(app, host="127.0.0.1", port=self.settings.port)
         await self.test_server.start_server(shutdown_timeout=HANDLERS_WAIT_S)
         if self.clock is not None:
