@@ -32,11 +32,12 @@ still shares, so the blind process says so there:
   off from both stores cannot serve its people anyway).
 * **Old rows are pruned** by every sweep that sees (a row a day old is a process that
   died); a process that stops while it sees deletes its own (:func:`leave`).
-* **Handed over.** A process blind for a while, while another process's fresh row says
-  it sees, hands its clients over to the processes that see (web/hand_over.py): its
-  people's pushes from the others come late while it is cut off. Only then: when every
-  process is blind (Redis down for all) every row says so within a sweep and the bound,
-  and nobody moves.
+* **Handed over.** A process blind for a while, while another process's row says it
+  sees and was written within :func:`seeing_within_s` (two sweeps, shorter than a blind
+  row's freshness: a process killed outright stops counting sooner), hands its clients
+  over to the processes that see (web/hand_over.py): its people's pushes from the others
+  come late while it is cut off. Only then: when every process is blind (Redis down for
+  all) every row says so within a sweep and the bound, and nobody moves.
 
 Times are the processes' clocks, as for presence (docs/operations.md: keep them
 synchronised). The embedded stack has one process and presence in its memory: it
@@ -59,6 +60,7 @@ from broker.db.presence_blind_models import presence_blind
 UTC = dt.UTC
 PRUNE_AFTER_S = 24 * 3600.0
 SWEEPS_FRESH = 3  # a blind process re-declares every sweep; missing three is stale
+SWEEPS_SEEING = 2  # a process that sees writes its row every sweep; missing two: not a peer
 
 b = presence_blind
 
@@ -87,7 +89,7 @@ _UPSERT = {
 _PRUNE = b.delete().where(b.c.seen_at < sa.bindparam("old"))
 _LEAVE = b.delete().where(b.c.process == sa.bindparam("process"), b.c.blind.is_(False))
 _OTHERS = (
-    sa.select(b.c.process, b.c.blind)
+    sa.select(b.c.process, b.c.blind, b.c.seen_at)
     .where(b.c.seen_at >= sa.bindparam("fresh"), b.c.process != sa.bindparam("process"))
     .order_by(b.c.process)
 )
@@ -102,6 +104,18 @@ def fresh_within_s(sweep_interval: float) -> float:
     each of which may wait :data:`~broker.constants.REDIS_WAIT_S` on a Redis that answers
     nothing before it declares."""
     return SWEEPS_FRESH * (sweep_interval + REDIS_WAIT_S)
+
+
+def seeing_within_s(sweep_interval: float) -> float:
+    """How recently a row saying "sees" must have been written for its process to count as
+    one that sees, a peer to hand clients over to: two sweeps and one bound (a process that
+    sees waits on Redis at most once a sweep, and its heartbeat succeeded). Shorter than
+    :func:`fresh_within_s` because the two err in opposite directions: a blind row
+    forgotten too soon would let the others judge connected people gone, so it is kept
+    long; a seeing row kept too long makes a process killed outright look like a peer that
+    sees (~5 s by default against ~9 s), and one forgotten a sweep too soon only delays a
+    hand-over by a sweep."""
+    return SWEEPS_SEEING * sweep_interval + REDIS_WAIT_S
 
 
 async def declare(engine: AsyncEngine, process: str, now: float) -> None:
@@ -138,12 +152,16 @@ class Peers:
     seeing: bool = False
 
 
-async def peers(engine: AsyncEngine, process: str, now: float, within_s: float) -> Peers:
-    """The processes other than ``process`` whose rows are fresh within ``within_s`` of
-    ``now`` (one read)."""
+async def peers(
+    engine: AsyncEngine, process: str, now: float, within_s: float, seeing_within_s: float
+) -> Peers:
+    """What the processes other than ``process`` say (one read): the first whose row is
+    blind and fresh within ``within_s`` of ``now``, and whether one's row says it sees and
+    was written within ``seeing_within_s`` (at most ``within_s``)."""
     async with engine.connect() as conn:
         rows = (
             await conn.execute(_OTHERS, {"process": process, "fresh": _at(now - within_s)})
         ).all()
     blind = next((str(row.process) for row in rows if row.blind), None)
-    return Peers(blind, any(not row.blind for row in rows))
+    recent = _at(now - seeing_within_s)
+    return Peers(blind, any(not row.blind and row.seen_at >= recent for row in rows))

@@ -143,8 +143,10 @@ class PresenceJudge:
             await presence_blind.declare(self.engine, self.process, now)
         else:  # every sweep: the others learn that this one sees (see hand_over)
             await presence_blind.withdraw(self.engine, self.process, now)
+        sweep_s = self.sweep_s()
         others = await presence_blind.peers(
-            self.engine, self.process, now, presence_blind.fresh_within_s(self.sweep_s())
+            self.engine, self.process, now, presence_blind.fresh_within_s(sweep_s),
+            presence_blind.seeing_within_s(sweep_s),
         )
         if now < self._vouched_at:
             return

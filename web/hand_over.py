@@ -18,8 +18,9 @@ while another process's sweeps reach Redis), this watch, once per episode:
 It opens again as soon as the broker no longer says so (its sweeps reach Redis again, or no
 other process does any more: then nobody is better served elsewhere). A process that stops
 while it reaches Redis removes its row at once; one killed still counts as reaching it
-until its row goes stale (three sweeps and bounds, ~9 s by default), and a blind process
-may hand over meanwhile to nobody: its clients are then refused for those seconds.
+for two sweeps and a bound (~5 s by default, :func:`broker.presence_blind.seeing_within_s`),
+and a blind process may hand over meanwhile to nobody: its clients are then refused for
+those seconds.
 Nothing here holds state that must survive: a restarted process starts open and decides
 again.
 """

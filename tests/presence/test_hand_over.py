@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 import socketio
 
+from broker import presence_blind
 from broker.metrics import REGISTRY
 from broker.presence_judge import PresenceJudge
 from tests.broker.conftest import clients, stack, stack_settings, start_server
@@ -34,6 +35,27 @@ async def _health(server: Server) -> tuple[int, dict[str, Any]]:
 async def _sweep(*servers: Server) -> None:
     for server in servers:
         await server.sweep()
+
+
+async def _seeing_and_blind_peers_end(
+    start_server: Any, monkeypatch: pytest.MonkeyPatch, *, leave: bool
+) -> tuple[Server, FakeClock]:
+    """Three processes, one cut off from Redis; once the one that stays has learnt that
+    another sees and another is blind, those two end: their loops stop, and they remove
+    their rows as a stopping process does (``leave``) or not (killed outright). Returns
+    the one that stays and the clock."""
+    clock = FakeClock(time.time())
+    stays, seeing, blind = [await start_server(clock=clock) for _ in range(3)]
+    cut_off(blind, monkeypatch)
+    await _sweep(seeing, blind, stays)
+    judge: PresenceJudge = stays.broker.judge
+    assert judge.others_see and judge.others_blind
+    for gone in (seeing, blind):
+        for loop in (gone.broker._sweeper, gone.broker._heartbeat):
+            loop.cancel()
+        if leave:
+            await gone.broker.judge.leave()
+    return stays, clock
 
 
 async def test_a_process_blind_alone_hands_its_clients_over_until_it_sees(
@@ -103,17 +125,35 @@ async def test_a_process_that_stops_while_it_sees_is_no_longer_a_peer_that_sees(
     (its people were not touched: nobody may judge them before it goes stale)."""
     if stack[1] is None:
         pytest.skip("one process only without Redis")
-    clock = FakeClock(time.time())
-    stays, seeing, blind = [await start_server(clock=clock) for _ in range(3)]
-    cut_off(blind, monkeypatch)
-    await _sweep(seeing, blind, stays)
+    stays, _ = await _seeing_and_blind_peers_end(start_server, monkeypatch, leave=True)
     judge: PresenceJudge = stays.broker.judge
-    assert judge.others_see and judge.others_blind
-
-    for gone in (seeing, blind):  # stopping: their loops end, then they leave
-        for loop in (gone.broker._sweeper, gone.broker._heartbeat):
-            loop.cancel()
-        await gone.broker.judge.leave()
     await _sweep(stays)
     assert not judge.others_see, "a stopped process still counted as one that sees"
     assert judge.others_blind, "a blind process's row went when it stopped"
+
+
+async def test_a_killed_process_stops_counting_as_one_that_sees_before_a_blind_one_goes_stale(
+    start_server: Any, stack: tuple[str, str | None, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed outright (no row removed), a process that saw presence stops counting as a
+    peer to hand clients over to after ``seeing_within_s``; a killed blind one still keeps
+    everyone from being judged until its row is stale (``fresh_within_s``, longer)."""
+    if stack[1] is None:
+        pytest.skip("one process only without Redis")
+    stays, clock = await _seeing_and_blind_peers_end(start_server, monkeypatch, leave=False)
+    judge: PresenceJudge = stays.broker.judge
+
+    sweep_s = stays.broker.sweep_interval
+    seeing_s = presence_blind.seeing_within_s(sweep_s)
+    fresh_s = presence_blind.fresh_within_s(sweep_s)
+    assert seeing_s < fresh_s
+    clock.advance(seeing_s - 0.5)
+    await _sweep(stays)
+    assert judge.others_see, "a peer that saw a sweep ago no longer counted"
+    clock.advance(1.0)
+    await _sweep(stays)
+    assert not judge.others_see, "a killed process still counted as one that sees"
+    assert judge.others_blind, "a killed blind process's row went stale too soon"
+    clock.advance(fresh_s - seeing_s)
+    await _sweep(stays)
+    assert not judge.others_blind

@@ -139,7 +139,7 @@ async def test_an_older_sweeps_late_answer_does_not_undo_a_newer_one(
     gates: dict[float, asyncio.Event] = {10.0: asyncio.Event(), 20.0: asyncio.Event()}
     answers = {10.0: presence_blind.Peers("serve-0 (blind at 10)"), 20.0: presence_blind.Peers()}
 
-    async def peers(engine: Any, process: str, now: float, within_s: float) -> Any:
+    async def peers(engine: Any, process: str, now: float, *within: float) -> Any:
         await gates[now].wait()
         return answers[now]
 
