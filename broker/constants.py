@@ -35,6 +35,11 @@ BUFFER_SWEEP_EVERY_S = 30.0
 # of those writes was answered.
 CLOSE_SETTLE_S = 2.0
 CLOSE_CONNECTION_S = 0.5
+# A background task told to stop (cancelled) and still running after this long is
+# cancelled again: SQLAlchemy closes a connection that a cancellation interrupted under
+# asyncio.shield, waiting up to 2 s on a database that may not answer, until cancelled again
+# (broker/db/closing.py, stop_task).
+CANCEL_AGAIN_S = 0.1
 # How long an event waits on Redis for what it can do without (a throttle's count, a
 # presence touch) before going on without it, as when Redis refuses: a Redis that answers
 # nothing (frozen, a black-holed network) must not hold every help request and chat message.

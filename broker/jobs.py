@@ -58,6 +58,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import constants as C
+from broker.db.closing import stop_task
 from broker.db.models import metadata
 from broker.leases import Leases
 from broker.outages import kind_of, summary
@@ -366,10 +367,8 @@ class JobRunner:
             if running:
                 log.warning("stopping with %d job(s) still running; they will run again",
                             len(running))
-        finally:
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+        finally:  # each cancelled until it has ended, however long its database takes
+            await asyncio.gather(*(stop_task(task) for task in loops))
 
     async def _loop(self, job: Job, stop: asyncio.Event) -> None:
         while not stop.is_set():

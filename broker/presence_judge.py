@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import presence_blind
 from broker.constants import HAND_OVER_AFTER_S, REDIS_WAIT_S
+from broker.db.closing import finish_within
 from broker.outages import OutageLog
 from broker.presence import Presence, gone_past
 
@@ -171,8 +172,7 @@ class PresenceJudge:
         if not self.presence.shared:
             return
         try:
-            async with asyncio.timeout(LEAVE_WAIT_S):
-                await presence_blind.leave(self.engine, self.process)
+            await finish_within(presence_blind.leave(self.engine, self.process), LEAVE_WAIT_S)
         except Exception as exc:
             self.outages.report("database", "removing this process's presence row", exc)
 

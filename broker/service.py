@@ -46,7 +46,6 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -62,6 +61,7 @@ from broker.constants import (
     TOPIC_MAX_CHARS,
     TUTOR_COUNT_MAX_AGE_S,
 )
+from broker.db.closing import stop_task
 from broker.errors import (
     AlreadyTaken,
     Conflict,
@@ -228,16 +228,15 @@ class Broker:
             self._room_watch = asyncio.create_task(self._watch_rooms(), name="room-watch")
 
     async def stop(self) -> None:
-        for loop_task in (self._sweeper, self._heartbeat, self._room_watch):
-            if loop_task is not None:
-                loop_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await loop_task
+        """Stop the loops and background tasks (each cancelled until it has ended, however
+        long its database takes: :func:`broker.db.closing.stop_task`), then the writer
+        and the stores, each bounded: a database or Redis that answers nothing holds a
+        stop a few seconds at most."""
+        loops = [t for t in (self._sweeper, self._heartbeat, self._room_watch) if t is not None]
+        await asyncio.gather(*(stop_task(loop_task) for loop_task in loops))
         self._pending_pushes.clear()
         self._pending_positions.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(stop_task(task) for task in list(self._tasks)))
         # beside the writer's last batch, so that it adds nothing to a stop's time: no
         # blind process hands its clients over to this one
         await asyncio.gather(self.judge.leave(), self.store.close())

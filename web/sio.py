@@ -46,6 +46,7 @@ from broker.constants import (
     TOPIC_MAX_CHARS,
     TUTOR_NOTES_MAX_CHARS,
 )
+from broker.db.closing import stop_task
 from broker.errors import BrokerError, NotAllowed, Unauthenticated
 from broker.identity import ACCOUNT_SOURCE, Identity, Tutor
 from broker.log_pace import LogPace
@@ -223,10 +224,8 @@ class SocketGateway:
             await manager.close()
 
     async def detach(self) -> None:
-        if self._staff_task is not None:
-            self._staff_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._staff_task
+        if self._staff_task is not None:  # its reads may wait on a database that is frozen
+            await stop_task(self._staff_task)
         self.broker = None
 
     def _received(self, event: str, data: Any) -> None:
