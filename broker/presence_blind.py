@@ -136,9 +136,9 @@ async def withdraw(engine: AsyncEngine, process: str, now: float) -> None:
 
 async def leave(engine: AsyncEngine, process: str) -> None:
     """``process`` stops: its row goes if it says it sees, so that no blind process hands
-    its clients over to it (the row would stay fresh for three sweeps). A blind row stays
-    until it goes stale: its people were not touched while it was blind, and the others
-    must not judge them by presence before they have reconnected elsewhere."""
+    its clients over to it (it would count as one that sees for two sweeps more). A blind
+    row stays until it goes stale: its people were not touched while it was blind, and the
+    others must not judge them by presence before they have reconnected elsewhere."""
     async with engine.begin() as conn:
         await conn.execute(_LEAVE, {"process": process})
 

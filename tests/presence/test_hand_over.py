@@ -121,7 +121,7 @@ async def test_a_process_that_stops_while_it_sees_is_no_longer_a_peer_that_sees(
     start_server: Any, stack: tuple[str, str | None, str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Stopping, a process that sees presence removes its row at once (else a blind one
-    could hand its clients over to it for three sweeps more); a blind one keeps its row
+    could hand its clients over to it for two sweeps more); a blind one keeps its row
     (its people were not touched: nobody may judge them before it goes stale)."""
     if stack[1] is None:
         pytest.skip("one process only without Redis")
