@@ -135,6 +135,10 @@ async def test_one_process_cut_off_from_redis(
 
 
 HAND_OVER_ENV = {**CHURN_ENV, "HH_HAND_OVER_AFTER_S": "2"}
+# Back in rotation this long at most after the route is back: Redis reached again (the
+# client's reconnection), a sweep that touches presence (every 1.25 s with a 5 s grace),
+# then the hand-over watch's next look (every 0.5 s), with room for a slow machine.
+BACK_IN_ROTATION_S = 5.0
 
 
 @pytest.mark.parametrize("seed", seeds(3))
@@ -155,6 +159,8 @@ async def test_a_process_cut_off_from_redis_hands_its_clients_over(
     seconds = 10.0 + run.timing.uniform(0, 0.5)
     during: dict[str, list[str]] = {}
     health: list[tuple[float, int]] = []
+    route_back: list[float] = []
+    in_rotation = asyncio.Event()
 
     async def balancer() -> None:
         """A load balancer's health check of serve-0: in rotation while it answers 200."""
@@ -166,6 +172,7 @@ async def test_a_process_cut_off_from_redis_hands_its_clients_over(
                     ) as resp:
                         health.append((time.time(), resp.status))
                         cut.up = resp.status == 200
+                        (in_rotation.set if cut.up else in_rotation.clear)()
                 await asyncio.sleep(0.2)
 
     async def fault(churn: Churn) -> None:
@@ -175,6 +182,7 @@ async def test_a_process_cut_off_from_redis_hands_its_clients_over(
         during["on serve-0"] = [p.name for p in people.everyone if p.server == 0]
         during["offline"] = [p.name for p in people.everyone if p.server is None]
         await cutting
+        route_back.append(time.time())
 
     checks = asyncio.create_task(balancer())
     try:
@@ -183,7 +191,9 @@ async def test_a_process_cut_off_from_redis_hands_its_clients_over(
             fault,
             answers_during=True,
         )
-        await asyncio.sleep(0.5)
+        left = route_back[0] + BACK_IN_ROTATION_S - time.time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(in_rotation.wait(), max(0.0, left))
         back = cut.up
     finally:
         checks.cancel()
@@ -194,11 +204,14 @@ async def test_a_process_cut_off_from_redis_hands_its_clients_over(
     report.add("clients offline then", during["offline"], len(people.everyone))
     refused = [at for at, status in health if status == 503]
     report.add("/healthz answered 503 while handing over", [] if refused else ["never"], 1)
-    report.add("in rotation again once the route was back", [] if back else ["not"], 1)
+    report.add(f"in rotation again within {BACK_IN_ROTATION_S:.0f} s of the route's return",
+               [] if back else ["not"], 1)
+    again = [at - route_back[0] for at, status in health if status == 200 and at > route_back[0]]
     told = re.search(r"told its (\d+) clients to reconnect elsewhere", tail(cut.log, 400))
     report.add("the cut-off process told its clients", [] if told else ["no log line"], 1)
     report.notes.append(
         f"{len(homed)} clients on serve-0 at the start; told {told.group(1) if told else 0}; "
-        f"503 for {len(refused) * 0.2:.1f} s"
+        f"503 for {len(refused) * 0.2:.1f} s; 200 again "
+        + (f"{again[0]:.1f} s after the route's return" if again else "never")
     )
     assert report.ok, report.table()
