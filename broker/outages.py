@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from asyncpg.exceptions import InterfaceError as PgInterfaceError
 from asyncpg.exceptions import InternalClientError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -62,6 +63,11 @@ def kind_of(exc: BaseException) -> str | None:
         # administrator's pg_terminate_backend) before the client read that it had:
         # "cannot switch to state 15; another operation (2) is in progress". Our writer
         # and readers never share a connection between two statements at once.
+        return "database"
+    if isinstance(cause, PgInterfaceError) and "connection is closed" in str(cause):
+        # asyncpg, unwrapped: a connection PostgreSQL closed while SQLAlchemy was still
+        # setting it up (its type codecs, on connect), as a stopping server does (the
+        # fault suite's PostgreSQL stopped during churn, seed 16, in the worker)
         return "database"
     if isinstance(exc, RuntimeError) and "handler is closed" in str(exc):
         # uvloop, writing to a connection the other side just closed (Redis restarting):

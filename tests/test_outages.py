@@ -37,6 +37,8 @@ CASES = [
      "database"),
     (wrapped(pg.InternalClientError("cannot switch to state 12; another operation (2) is in "
                                     "progress")), "database"),
+    # asyncpg, unwrapped, when PostgreSQL stops while SQLAlchemy sets a new connection up
+    (pg.InterfaceError("connection is closed"), "database"),
     (RedisConnectionError("Connection refused"), "redis"),
     (ConnectionResetError(104, "reset"), "service"),
     # uvloop's word for a write to a connection Redis had just closed (the fault suite)
@@ -48,6 +50,8 @@ CASES = [
     (wrapped(pg.UndefinedColumnError("column x does not exist")), None),
     (IntegrityError("insert", {}, Exception("UNIQUE constraint failed")), None),
     (pg.InternalClientError("unexpected codec"), None),
+    (pg.InterfaceError("cannot call Connection.fetch(): connection has been released back "
+                       "to the pool"), None),
     (KeyError("a bug"), None),
     (ValueError("bad"), None),
 ]
