@@ -11,7 +11,9 @@ to do, so the invariants judge what a person would see.
   ``server:resync`` also re-ask ``session:state`` / ``tutor:state``, and sync the sessions
   that closed within the time the server keeps an ended session's buffer; a student tells
   ``session:state`` the request it shows as waiting, and syncs the session its ``ended``
-  names (taken and ended while the client heard nothing). A session that
+  names (taken and ended while the client heard nothing); a pushed ``session:state``
+  that shows neither a request nor a session while it shows one waiting makes it ask so
+  (a push carries no ``ended``), as the widget does. A session that
   ends (``session:ended``, or the client's own ``session:end``) is synced once more, for
   the last messages if their push was lost.
 * Every call is recorded (:class:`Call`): its code (``ok``, an error code, or ``no_ack`` when
@@ -455,6 +457,12 @@ class Student(Person):
 
     def apply_state(self, state: dict[str, Any], asked_at: float | None = None) -> None:
         request, session = state.get("request"), state.get("session")
+        if asked_at is None and request is None and session is None and self.request:
+            # A push (the one each connect sends) carries no ``ended``: while the widget
+            # shows a request waiting it asks, telling that request, before concluding
+            # that it waits no more (web/static/js/widget.js, applyState).
+            self.spawn(self.refresh())
+            return
         ended = (state.get("ended") or {}).get("session")
         if ended:  # the request it waited for was taken and its session ended unseen
             self.closed.add(ended["request_id"])

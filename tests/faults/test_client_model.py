@@ -3,12 +3,15 @@ the fault suite blame the broker for the client's mistakes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import pytest
 
+from tests.broker.harness import student
 from tests.faults.invariants import offline_at, online_during
-from tests.faults.people import SessionLog
+from tests.faults.people import Call, SessionLog, Student
 
 pytestmark = pytest.mark.faults
 
@@ -60,3 +63,37 @@ def test_presence_follows_the_offline_intervals() -> None:
     assert offline_at(person, 111) == (110.0, 112.0)  # type: ignore[arg-type]
     assert offline_at(person, 115) is None  # type: ignore[arg-type]
     assert offline_at(person, 112.5, slack=1.0) == (110.0, 112.0)  # type: ignore[arg-type]
+
+
+async def test_a_pushed_empty_state_makes_a_waiting_student_ask_with_its_request() -> None:
+    """The state each connect pushes carries no ``ended``. A student whose request a tutor
+    took, and whose chat ended, while it heard nothing (its process cut off from Redis,
+    then a hand-over) must not take that push as "waits no more" and forget the request:
+    it asks with the request's id, learns the ended chat and syncs its messages. Before,
+    the model forgot the request, and the fault suite blamed the broker for the chat's
+    messages it never asked for (seeds 19 and 53 of the hand-over scenario)."""
+    asked: list[tuple[str, Any]] = []
+    ended = {"session_id": "s1", "request_id": "r1"}
+    answers = {
+        "session:state": {"ok": True, "request": None, "session": None,
+                          "ended": {"session": ended, "reason": "tutor"}},
+        "session:sync": {"ok": True, "session": None, "messages": [msg(1)],
+                         "ended": {"session_id": "s1", "reason": "tutor"}},
+    }
+
+    async def call(event: str, payload: Any = None, *_: Any, **__: Any) -> Call:
+        asked.append((event, payload))
+        return Call("st", event, payload, time.time(), code="ok", result=answers[event])
+
+    s = Student(student("st", "elem", 3), None, 0, "en", "q")  # type: ignore[arg-type]
+    s.call = call  # type: ignore[method-assign]
+    s.set_request("r1")
+    s.apply_state({"request": None, "session": None, "ended": None, "booked": None})
+    assert s.request == "r1"  # not concluded from a push
+    while s._tasks:
+        await asyncio.gather(*list(s._tasks))
+    assert asked == [("session:state", {"request_id": "r1"}),
+                     ("session:sync", {"session_id": "s1", "after_seq": 0})]
+    log = s.sessions["s1"]
+    assert [m["id"] for m in log.delivered] == ["s1.1"] and not log.open and log.ended
+    assert s.request is None
