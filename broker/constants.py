@@ -40,6 +40,14 @@ CLOSE_CONNECTION_S = 0.5
 # asyncio.shield, waiting up to 2 s on a database that may not answer, until cancelled again
 # (broker/db/closing.py, stop_task).
 CANCEL_AGAIN_S = 0.1
+# A write whose connection broke while its statement was on the way to the database, or its
+# answer on the way back, may have committed: it is retried alone (its guards make a second
+# run harmless), for up to this long while the database cannot be reached, so that its
+# caller hears what happened rather than an `internal` that would claim nothing did. Above
+# a short cut or a failover's restart; below a page's patience (10 s) and the fault suite's
+# clients' (4 s). Once per outage: later writes fail before anything is sent.
+IN_DOUBT_WAIT_S = 3.0
+IN_DOUBT_PAUSE_S = 0.1  # the first pause between its tries, doubling up to 0.5 s
 # How long an event waits on Redis for what it can do without (a throttle's count, a
 # presence touch) before going on without it, as when Redis refuses: a Redis that answers
 # nothing (frozen, a black-holed network) must not hold every help request and chat message.

@@ -28,7 +28,11 @@ Guarantees, whatever the backend:
 * **Isolation of failures**: if a batch fails, each unit of it not committed is retried
   alone in its own transaction, so one bad write fails only its own caller (a backend may
   commit a batch's units one by one, and report the ones committed before a failure:
-  :class:`PartialCommit`; those are answered, never run twice).
+  :class:`PartialCommit`; those are answered, never run twice). A batch whose connection
+  broke while a statement was under way may have committed (:meth:`GroupCommitter.
+  _in_doubt`): its units are retried beside the lane, waiting up to ``IN_DOUBT_WAIT_S``
+  for the database, and their guards answer what the first run did; past that, its
+  callers get the error.
 * **Order**: units with the same ``key`` go to the same lane and run in the order they were
   submitted, except that a batch runs its units sorted by ``order`` (stable). With one lane
   (SQLite, which has one writer anyway) that is every unit. With several lanes
@@ -62,14 +66,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.sql import Executable
 
-from broker.constants import CLOSE_SETTLE_S
+from broker.constants import CLOSE_SETTLE_S, IN_DOUBT_PAUSE_S, IN_DOUBT_WAIT_S
 from broker.outages import OutageLog, kind_of
 
 log = logging.getLogger(__name__)
@@ -198,6 +203,8 @@ class GroupCommitter:
             asyncio.Queue() for _ in range(self.lanes)
         ]
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._aside: set[asyncio.Task[None]] = set()  # retries of batches in doubt
+        self._aside_lock = asyncio.Lock()  # one such batch at a time (one connection)
 
     def lane(self, key: str) -> int:
         """The lane of units with this key (always the same one)."""
@@ -230,10 +237,11 @@ class GroupCommitter:
         answered, and a batch under way is left to the database, which rolls it back
         when its connection drops unless it had already committed it."""
         if self._tasks:
-            running = [
+            running: list[Awaitable[Any]] = [
                 queue.join() for lane, queue in enumerate(self._queues)
                 if lane in self._tasks and not self._tasks[lane].done()
             ]
+            running += self._aside
             try:
                 async with asyncio.timeout(settle_s):
                     await asyncio.gather(*running)
@@ -245,7 +253,7 @@ class GroupCommitter:
                 )
             except Exception:  # a writer that failed: nothing more to wait for
                 pass
-            tasks, self._tasks = list(self._tasks.values()), {}
+            tasks, self._tasks = [*self._tasks.values(), *self._aside], {}
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -268,6 +276,14 @@ class GroupCommitter:
 
     async def _dispose(self) -> None:
         """Release the backend's connections (pending writes are already done)."""
+
+    def _in_doubt(self, error: Exception) -> bool:
+        """Whether ``error`` may have come after the database committed: the connection
+        broke while a statement or ``COMMIT`` was sent and its answer not yet back. Such
+        a batch's units are retried alone for up to :data:`IN_DOUBT_WAIT_S` while the
+        database cannot be reached (:meth:`_retry_in_doubt`). False by default (an embedded
+        database has no connection to lose)."""
+        return False
 
     # -- the protocol -------------------------------------------------------------------
     async def _run(self, lane: int) -> None:
@@ -334,20 +350,50 @@ class GroupCommitter:
                 "a batch of %d writes failed (%s); retrying each alone",
                 len(rest), str(error).splitlines()[0][:300],
             )
+        if rest and self._in_doubt(error):
+            task = asyncio.create_task(self._retry_in_doubt(rest, lane), name="in-doubt")
+            self._aside.add(task)
+            task.add_done_callback(self._aside.discard)
+            return
         # each alone: one bad write fails only its caller, and after a lost connection
         # (a restart) they run on a fresh one
         await self._one_by_one(rest, lane)
 
-    async def _one_by_one(self, batch: list[_Pending], lane: int) -> None:
+    async def _retry_in_doubt(self, batch: list[_Pending], lane: int) -> None:
+        """A batch whose outcome is in doubt (:meth:`_in_doubt`), retried unit by unit
+        beside its lane, on a connection of its own (lane ``-1 - lane``), for up to
+        :data:`IN_DOUBT_WAIT_S` while the database cannot be reached: a unit that did
+        commit is answered by its retry, whose guards see the first run's rows
+        (``already_taken``, ``not_found``, a repeat), not with an error that would say
+        nothing changed. The lane goes on meanwhile (while the database cannot be reached
+        its batches fail before anything is sent, so they are not in doubt), and its
+        callers are not held up. A later unit of the same key may so commit first; its
+        caller was answered after this unit's was submitted but before this unit's
+        caller was answered, an order the two could have had."""
+        async with self._aside_lock:
+            await self._one_by_one(batch, -1 - lane, IN_DOUBT_WAIT_S)
+
+    async def _one_by_one(self, batch: list[_Pending], lane: int, wait_s: float = 0.0) -> None:
+        """Run each unit alone, in order, on ``lane``'s connection. ``wait_s``: a unit
+        that fails because the database cannot be reached is tried again after a pause
+        (``IN_DOUBT_PAUSE_S``, doubling up to 0.5 s) until that long has passed."""
+        deadline = time.monotonic() + wait_s
         for pending in batch:
-            try:
-                [counts] = await self._commit([pending.unit], lane)
-            except Exception as exc:
-                if not pending.done.done():
-                    pending.done.set_exception(exc)
-            else:
-                if not pending.done.done():
-                    pending.done.set_result(counts)
+            pause = IN_DOUBT_PAUSE_S
+            while True:
+                try:
+                    [counts] = await self._commit([pending.unit], lane)
+                except Exception as exc:
+                    if kind_of(exc) == "database" and time.monotonic() + pause < deadline:
+                        await asyncio.sleep(pause)
+                        pause = min(2 * pause, 0.5)
+                        continue
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+                else:
+                    if not pending.done.done():
+                        pending.done.set_result(counts)
+                break
 
     def _runs(self, batch: list[_Pending]) -> list[_Run]:
         """The batch as units to run. Units of a registered statement (a lone

@@ -22,7 +22,9 @@ connection that a slow statistics query holds. There are :data:`LANES` such conn
 guards' row locks). One by default: while its batch is under way the next one gathers, so
 the writes of a busy process go as a few big fused statements rather than more, smaller
 ones on several connections. A connection that breaks (a restarted database) is dropped;
-the failed units are retried one by one by the base class, each on a fresh connection.
+the failed units are retried one by one by the base class, each on a fresh connection. One
+that broke while a statement or ``COMMIT`` was under way may have committed (its answer
+lost): then the retries wait for the database (:meth:`AsyncpgCommitter._in_doubt`).
 
 **Lock waits across processes.** Within a process, units that contend for a row share a
 lane, so two batches of one process never wait on each other in a cycle (see
@@ -227,6 +229,18 @@ class AsyncpgCommitter(GroupCommitter):
         except BaseException:  # cancelled mid-round-trip: the connection's state is unknown
             self._drop(lane)
             raise
+
+    def _in_doubt(self, error: Exception) -> bool:
+        """The connection was lost while a statement (or ``COMMIT``) was under way: it
+        may have committed. Not a failure to connect (nothing was sent), an error the
+        server answered (it rolled back), or a timeout (a frozen server: retrying would
+        hold the lane on it)."""
+        orig = getattr(error, "orig", None)
+        return (
+            isinstance(error, sa_exc.DBAPIError)
+            and error.statement != "connect"
+            and isinstance(orig, (asyncpg.ConnectionDoesNotExistError, ConnectionResetError))
+        )
 
     async def _rollback(self, conn: asyncpg.Connection | None, lane: int) -> None:
         """End the failed transaction, keeping the connection if that works."""

@@ -25,12 +25,13 @@ from broker.commit import (
     Step,
     committer_for,
 )
-from broker.commit.postgres import APPLICATION_NAME
+from broker.commit.postgres import APPLICATION_NAME, asyncpg_dsn
 from broker.commit.prepared import PrepareError, prepare
 from broker.db.engine import create_engine
 from broker.db.models import Base
 from tests.broker.committing import on_lanes, one_lane, units_sent
 from tests.broker.conftest import prepare_database
+from tests.tcp_link import Link
 
 SCHOOLS = sa.table(
     "schools",
@@ -624,3 +625,55 @@ async def test_postgres_a_batch_failing_part_way_answers_what_committed(
     assert await school_ids(engine) == {"gdup", "gx", "gy", "gz"}
     retried = [r.getMessage() for r in caplog.records if "retrying each alone" in r.getMessage()]
     assert retried and retried[0].startswith("a batch of 3 writes failed"), retried
+
+
+async def test_postgres_a_write_whose_answer_was_lost_is_answered_by_its_retry(
+    postgres_url: str,
+) -> None:
+    """The connection breaks after PostgreSQL committed a guarded write and before its
+    answer came back, and PostgreSQL cannot be reached for a moment (one process cut off
+    from it: the fault suite's ``test_one_process_cut_off_from_postgres``, seed 25, where a
+    cancel so cut was answered ``internal`` though it had happened). The write's outcome is
+    in doubt; its retry waits for the database and answers what is now true (the guard sees
+    the first run's change), never an error that would say nothing changed."""
+    await prepare_database(postgres_url)
+    engine = create_engine(postgres_url)
+    parts = sa.engine.make_url(postgres_url)
+    link = await Link(parts.port or 5432).start()
+    writer = AsyncpgCommitter(
+        asyncpg_dsn(parts.set(host="127.0.0.1", port=link.port)), engine.dialect, lanes=1
+    )
+    try:
+        await writer.write([(SCHOOLS.insert(), school("a"))])  # connected through the link
+        link.delay_s = 0.5  # each way: the answer comes back 0.5 s after the commit
+
+        async def renamed() -> bool:
+            async with engine.connect() as conn:
+                name = await conn.scalar(sa.text("select name from schools where id = 'ga'"))
+            return bool(name == "first")
+
+        once = Step(  # guarded by the name it changes: a second run changes nothing
+            SCHOOLS.update()
+            .where(SCHOOLS.c.id == "ga", SCHOOLS.c.name == "G")
+            .values(name="first"),
+            {},
+            expect=1,
+        )
+        writing = asyncio.ensure_future(writer.write([once]))
+        for _ in range(200):  # committed, its answer still in the link
+            if await renamed():
+                break
+            await asyncio.sleep(0.01)
+        assert not writing.done()
+        await link.cut()  # the answer is lost; new connections are refused
+        link.delay_s = 0.0
+        await asyncio.sleep(0.5)
+        assert not writing.done(), "answered while the database could not be asked"
+        await link.restore()
+        outcome = await asyncio.wait_for(writing, 5)
+        assert outcome.failed == 0 and outcome == [0]  # the retry's guard: already renamed
+        assert await renamed()
+    finally:
+        await writer.close()
+        await engine.dispose()
+        await link.close()

@@ -40,7 +40,10 @@ from tests.broker.harness import SECRET
 from tests.faults.cluster import Cluster
 
 CALL_TIMEOUT_S = 4.0
-SYNC_TIMEOUT_S = 2.0
+# A connection's events are answered in turn, so a sync may wait behind the connection's
+# own write whose outcome is in doubt (its retry waits up to IN_DOUBT_WAIT_S, 3 s,
+# broker/commit/base.py); the pages wait 10 s for every answer.
+SYNC_TIMEOUT_S = CALL_TIMEOUT_S
 GAP_WAIT_S = 0.25  # a later message may just be overtaking an earlier one
 ENDED_BUFFER_S = BUFFER_AFTER_END_S - 10  # what the server keeps of an ended session
 # on server:restart, how long the answers of calls under way are awaited (as the pages do:
