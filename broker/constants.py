@@ -47,7 +47,8 @@ CANCEL_AGAIN_S = 0.1
 # a short cut or a failover's restart; below a page's patience (10 s) and the fault suite's
 # clients' (4 s). Once per outage: later writes fail before anything is sent.
 IN_DOUBT_WAIT_S = 3.0
-IN_DOUBT_PAUSE_S = 0.1  # the first pause between its tries, doubling up to 0.5 s
+IN_DOUBT_PAUSE_S = 0.1  # the first pause between its tries, doubling up to
+IN_DOUBT_PAUSE_MAX_S = 0.5
 # How long an event waits on Redis for what it can do without (a throttle's count, a
 # presence touch) before going on without it, as when Redis refuses: a Redis that answers
 # nothing (frozen, a black-holed network) must not hold every help request and chat message.

@@ -74,10 +74,19 @@ from typing import Any
 
 from sqlalchemy.sql import Executable
 
-from broker.constants import CLOSE_SETTLE_S, IN_DOUBT_PAUSE_S, IN_DOUBT_WAIT_S
+from broker.constants import (
+    CLOSE_SETTLE_S,
+    IN_DOUBT_PAUSE_MAX_S,
+    IN_DOUBT_PAUSE_S,
+    IN_DOUBT_WAIT_S,
+)
 from broker.outages import OutageLog, kind_of
 
 log = logging.getLogger(__name__)
+
+# The lane number of the connection batches in doubt are retried on, beside the lanes
+# (one batch at a time, whatever its lane: GroupCommitter._retry_in_doubt).
+ASIDE_LANE = -1
 _outages = OutageLog(log)
 
 MAX_BATCH = 200
@@ -204,7 +213,7 @@ class GroupCommitter:
         ]
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._aside: set[asyncio.Task[None]] = set()  # retries of batches in doubt
-        self._aside_lock = asyncio.Lock()  # one such batch at a time (one connection)
+        self._aside_lock = asyncio.Lock()  # one such batch at a time, on ASIDE_LANE
 
     def lane(self, key: str) -> int:
         """The lane of units with this key (always the same one)."""
@@ -351,7 +360,7 @@ class GroupCommitter:
                 len(rest), str(error).splitlines()[0][:300],
             )
         if rest and self._in_doubt(error):
-            task = asyncio.create_task(self._retry_in_doubt(rest, lane), name="in-doubt")
+            task = asyncio.create_task(self._retry_in_doubt(rest), name="in-doubt")
             self._aside.add(task)
             task.add_done_callback(self._aside.discard)
             return
@@ -359,9 +368,9 @@ class GroupCommitter:
         # (a restart) they run on a fresh one
         await self._one_by_one(rest, lane)
 
-    async def _retry_in_doubt(self, batch: list[_Pending], lane: int) -> None:
+    async def _retry_in_doubt(self, batch: list[_Pending]) -> None:
         """A batch whose outcome is in doubt (:meth:`_in_doubt`), retried unit by unit
-        beside its lane, on a connection of its own (lane ``-1 - lane``), for up to
+        beside its lane, on a connection of its own (:data:`ASIDE_LANE`), for up to
         :data:`IN_DOUBT_WAIT_S` while the database cannot be reached: a unit that did
         commit is answered by its retry, whose guards see the first run's rows
         (``already_taken``, ``not_found``, a repeat), not with an error that would say
@@ -371,12 +380,13 @@ class GroupCommitter:
         caller was answered after this unit's was submitted but before this unit's
         caller was answered, an order the two could have had."""
         async with self._aside_lock:
-            await self._one_by_one(batch, -1 - lane, IN_DOUBT_WAIT_S)
+            await self._one_by_one(batch, ASIDE_LANE, IN_DOUBT_WAIT_S)
 
     async def _one_by_one(self, batch: list[_Pending], lane: int, wait_s: float = 0.0) -> None:
         """Run each unit alone, in order, on ``lane``'s connection. ``wait_s``: a unit
         that fails because the database cannot be reached is tried again after a pause
-        (``IN_DOUBT_PAUSE_S``, doubling up to 0.5 s) until that long has passed."""
+        (``IN_DOUBT_PAUSE_S``, doubling up to ``IN_DOUBT_PAUSE_MAX_S``) until that long
+        has passed."""
         deadline = time.monotonic() + wait_s
         for pending in batch:
             pause = IN_DOUBT_PAUSE_S
@@ -386,7 +396,7 @@ class GroupCommitter:
                 except Exception as exc:
                     if kind_of(exc) == "database" and time.monotonic() + pause < deadline:
                         await asyncio.sleep(pause)
-                        pause = min(2 * pause, 0.5)
+                        pause = min(2 * pause, IN_DOUBT_PAUSE_MAX_S)
                         continue
                     if not pending.done.done():
                         pending.done.set_exception(exc)
