@@ -286,6 +286,10 @@ class GroupCommitter:
     async def _dispose(self) -> None:
         """Release the backend's connections (pending writes are already done)."""
 
+    async def _release(self, lane: int) -> None:
+        """Close ``lane``'s connection, if the backend keeps one; the next write on the
+        lane opens another. Never raises."""
+
     def _in_doubt(self, error: Exception) -> bool:
         """Whether ``error`` may have come after the database committed: the connection
         broke while a statement or ``COMMIT`` was sent and its answer not yet back. Such
@@ -380,7 +384,10 @@ class GroupCommitter:
         caller was answered after this unit's was submitted but before this unit's
         caller was answered, an order the two could have had."""
         async with self._aside_lock:
-            await self._one_by_one(batch, ASIDE_LANE, IN_DOUBT_WAIT_S)
+            try:
+                await self._one_by_one(batch, ASIDE_LANE, IN_DOUBT_WAIT_S)
+            finally:  # an outage is rare: its connection is not kept idle until shutdown
+                await self._release(ASIDE_LANE)
 
     async def _one_by_one(self, batch: list[_Pending], lane: int, wait_s: float = 0.0) -> None:
         """Run each unit alone, in order, on ``lane``'s connection. ``wait_s``: a unit

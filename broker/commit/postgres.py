@@ -256,6 +256,11 @@ class AsyncpgCommitter(GroupCommitter):
         if conn is not None and not conn.is_closed():
             conn.terminate()
 
+    async def _release(self, lane: int) -> None:
+        conn = self._conns.pop(lane, None)
+        if conn is not None:
+            await close_within(conn)
+
     async def _dispose(self) -> None:
         conns, self._conns = list(self._conns.values()), {}
         await asyncio.gather(*(close_within(conn) for conn in conns))

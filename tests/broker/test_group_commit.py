@@ -673,6 +673,21 @@ async def test_postgres_a_write_whose_answer_was_lost_is_answered_by_its_retry(
         outcome = await asyncio.wait_for(writing, 5)
         assert outcome.failed == 0 and outcome == [0]  # the retry's guard: already renamed
         assert await renamed()
+
+        async def writers() -> int:
+            async with engine.connect() as conn:
+                return int(await conn.scalar(
+                    sa.text("select count(*) from pg_stat_activity where application_name = :n "
+                            "and datname = current_database()"),
+                    {"n": APPLICATION_NAME},
+                ) or 0)
+
+        for _ in range(200):  # the retry's connection is closed once it is done, not kept
+            if await writers() == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert await writers() == 0
+        assert await writer.write([(SCHOOLS.insert(), school("b"))]) == [1]  # the lane again
     finally:
         await writer.close()
         await engine.dispose()
