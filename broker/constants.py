@@ -98,7 +98,9 @@ THROTTLE_LEASE_SHARE = 8
 JOB_LEASE_TTL_S = 60.0  # a job's lease lasts this long unless renewed ...
 JOB_LEASE_RENEW_S = 20.0  # ... and is renewed this often while the job runs
 JOB_POLL_S = 15.0  # a worker looks at a job's state at least this often
-JOB_STOP_GRACE_S = 10.0  # on SIGTERM, running jobs get this long to finish
+# On SIGTERM, running jobs get this long to finish; with closing the pool (0.5 s at most)
+# the worker exits within 10 s, as `serve` does, inside a platform's usual stop timeout.
+JOB_STOP_GRACE_S = 8.0
 JOB_RETRY_BASE_S = 10.0  # a failed job is retried after this, doubling, capped at its interval
 RETENTION_EVERY_S = 3600.0  # the retention purge (``homework-help worker --interval``)
 OUTBOX_EVERY_S = 30.0  # the outbox sender looks for due messages this often
