@@ -49,6 +49,7 @@ from broker.commit import GroupCommitter, Outcome, Step, committer_for
 from broker.db.computed import epoch_us
 from broker.db.models import OPEN_REQUEST, Base, is_open_request, is_queued
 from broker.db.reader import Reader, reader_for
+from broker.ids import new_id
 from broker.lifecycle_statements import (
     MESSAGE_COLUMNS,
     buffered_message,
@@ -121,6 +122,11 @@ class Accepted:
     ok: bool
     taken: bool = False  # the request was no longer queued
     over_capacity: bool = False
+
+
+# A ``client_id`` the store gives a message sent without one: ``~`` is not among the
+# characters a client's may hold (docs/protocol.md), so the two never collide.
+OWN_CLIENT_ID = "~"
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,7 +468,16 @@ class LifecycleStore:
         written and the earlier message is returned as a :class:`Resent`, whether the two
         sends raced on one process (one lane: the second sees the first's row) or on two
         (PostgreSQL: the second waited on the session row's lock, then the unique index
-        refuses its insert; its unit, retried alone, finds the first's row)."""
+        refuses its insert; its unit, retried alone, finds the first's row).
+
+        A message sent without a ``client_id`` is given one here (:data:`OWN_CLIENT_ID`
+        and a new id, which no client can send), so that when the write's outcome was in
+        doubt and the writer ran it again (:meth:`broker.commit.GroupCommitter._retry_in_doubt`)
+        the second run finds the first's row and the message is stored once; it is then
+        answered as new (its number), since nobody was told of it."""
+        own = client_id is None
+        if client_id is None:
+            client_id = OWN_CLIENT_ID + new_id()
         params: dict[str, Any] = {
             "sid": session_id, "chars": len(text), "now": at(when), "cid": client_id,
         }
@@ -481,14 +496,14 @@ class LifecycleStore:
         try:
             outcome = await self.writer.write(unit, key=session_id)
         except sa.exc.IntegrityError:
-            if client_id is None:
-                raise
-            return await self.message_by_client_id(session_id, client_id)
-        if not outcome.ok:
-            if client_id is not None:
-                return await self.message_by_client_id(session_id, client_id)
-            return None
-        return int(outcome.rows(0)[0][0])
+            made = await self.message_by_client_id(session_id, client_id)
+            if own and made is None:
+                raise  # not the message's own row: a fault of its own
+        else:
+            if outcome.ok:
+                return int(outcome.rows(0)[0][0])
+            made = await self.message_by_client_id(session_id, client_id)
+        return made.seq if own and made is not None else made
 
     async def message_by_client_id(self, session_id: str, client_id: str) -> Resent | None:
         """The session's buffered message that its client numbered ``client_id``."""

@@ -313,8 +313,9 @@ class ChatMessageRow(Base):
     sender: Mapped[str] = mapped_column(String(8))
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    # The sender's ``client_id`` on ``chat:send`` (``None`` when it gave none): never sent
-    # to anyone, only compared (broker.lifecycle_store.LifecycleStore.add_message).
+    # The sender's ``client_id`` on ``chat:send``, or one the store made when it gave none
+    # (``~`` and an id; ``None`` on rows written before): never sent to anyone, only
+    # compared (broker.lifecycle_store.LifecycleStore.add_message).
     client_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 

@@ -147,6 +147,40 @@ async def test_a_message_is_counted_and_buffered_whole_or_not_at_all(rig: Rig) -
     assert len(await store.messages_after(session, 0)) == 4
 
 
+async def test_a_message_without_client_id_is_stored_once_when_its_write_was_in_doubt(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The message's write committed and its answer was lost (the connection broke during
+    ``COMMIT``); the writer runs it again (``_retry_in_doubt``). A message sent without a
+    ``client_id`` is given one by the store, so the second run finds the first's row: the
+    message is stored and counted once, and its sender gets its number as for a new one."""
+    store, ana, x = rig.broker.store, student("s-doubt"), tutor("t-doubt")
+    request = await rig.ask(ana)
+    await rig.connect(x)
+    session = str((await rig.broker.accept(x, request))["session_id"])
+    opened = rig.clock()
+    writer = store.writer
+    commit = writer._commit
+    lost: list[int] = []
+
+    async def answer_lost(units: list[Unit], lane: int = 0, answer: object = None) -> list[Outcome]:
+        outcomes = await commit(units, lane)  # committed, and nobody is answered yet
+        if not lost:
+            lost.append(len(units))
+            raise sa.exc.DBAPIError("COMMIT", {}, ConnectionResetError("connection lost"))
+        return outcomes
+
+    monkeypatch.setattr(writer, "_commit", answer_lost)
+    monkeypatch.setattr(writer, "_in_doubt", lambda error: True)
+    assert await store.add_message(session, "student", "2x = 8", opened + 1, opened) == 1
+    assert lost == [1]
+    buffered = await store.messages_after(session, 0)
+    assert [(b["seq"], b["text"]) for b in buffered] == [(1, "2x = 8")]
+    row = await rig.session_row(session)
+    assert (row["seq"], row["messages_student"]) == (1, 1)
+    assert await store.add_message(session, "student", "x = 4", opened + 2, opened) == 2
+
+
 async def test_a_batch_of_messages_to_many_sessions_numbers_each_as_one_by_one(
     rig: Rig,
 ) -> None:
