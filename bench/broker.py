@@ -1473,6 +1473,17 @@ def report(
         "indexes or not counting the place ahead stayed within the noise (72-132 us). The "
         "test's batches already hold ~20 requests; bigger ones would mean holding acks "
         "back on purpose.",
+        "",
+        "A chat message without a `client_id` given one by the store (2026-12-07, aa46708: "
+        "so that a write whose answer was lost, run again, stores it once; the benchmark's "
+        "chat clients send none, the pages always send one). Four alternating pairs of "
+        "`--only chat` runs against e4892c3 on a slow afternoon (the echo at 3,300-5,050 "
+        "cycles/s): scaled 2,359, 2,089, 1,952 (a test ran beside it) and 2,795 relayed/s "
+        "against 2,495, 1,792, 2,214 and 1,924; embedded 3,015, 3,283, 2,525 and 2,844 "
+        "against 2,970, 2,166, 2,846 and 2,842: within the noise. The same afternoon's "
+        "`--only request` (a1f9e38, two rounds, the echo at 3,899 and 3,783 cycles/s): "
+        "scaled 1,805 and 1,819 acks/s, 0.46x and 0.48x, p99 104.9 and 99.1 ms (2.49x and "
+        "2.08x the echo's); embedded 0.68x and 0.79x.",
     ]
     return "\n".join(lines) + "\n"
 
