@@ -432,7 +432,12 @@ class LifecycleStore:
         session: dict[str, Any],
     ) -> Accepted:
         """Claim the queued request for the tutor, take one of their slots and open the
-        session, in one transaction; nothing changes unless all three happen."""
+        session, in one transaction; nothing changes unless all three happen.
+
+        When the writer ran the accept again because its first run's answer was lost
+        (:attr:`broker.commit.Outcome.in_doubt`), a claim refused because the request was no
+        longer queued is checked once more: if the session ``session`` names exists, this
+        very accept made it (its id is new), and it is answered as done."""
         now = session["accepted_at"]
         outcome = await self.writer.write([
             Step(self._ensure_tutor, {**tutor, "open_sessions": 0, "updated_at": now}),
@@ -451,6 +456,11 @@ class LifecycleStore:
         ], key=request_id, order=tutor["tutor_id"])
         if outcome.ok:
             return Accepted(True)
+        if (
+            outcome.failed == 1 and outcome.in_doubt
+            and await self.session(session["id"]) is not None
+        ):
+            return Accepted(True)  # made by this accept's first run (its answer was lost)
         return Accepted(False, taken=outcome.failed == 1, over_capacity=outcome.failed == 2)
 
     # -- messages ------------------------------------------------------------------------
@@ -523,7 +533,13 @@ class LifecycleStore:
         """End the open session with ``values`` (:data:`SESSION_END_FIELDS`); its request
         ends too, or goes back to ``queued`` (keeping its rank, so its place). ``False``
         (nothing changed) if the session had already ended. With ``at_head`` a requeued
-        request goes before every request waiting in its queue."""
+        request goes before every request waiting in its queue.
+
+        When the writer ran the end again because its first run's answer was lost
+        (:attr:`broker.commit.Outcome.in_doubt`), a refusal because the session had ended
+        is checked once more: if it ended at this end's ``ended_at`` and for its
+        ``end_reason``, this end did it (another end at the same microsecond, for the same
+        reason, would be taken for it), and it is answered as done."""
         when = values["ended_at"]
         steps: list[Step] = [
             Step(self._end_session, {"sid": session_id, **_params(values)}, expect=1)
@@ -536,7 +552,14 @@ class LifecycleStore:
             steps.append(Step(self._end_request, {"rid": request_id, **_params(closed)}))
         steps.append(Step(self._free_slot, {"tid": tutor_id, "v_updated_at": when}))
         outcome: Outcome = await self.writer.write(steps, key=session_id, order=tutor_id)
-        return outcome.ok
+        if outcome.ok:
+            return True
+        if not outcome.in_doubt:
+            return False
+        row = await self.session(session_id)  # ended by this end's first run?
+        return row is not None and row["end_reason"] == values["end_reason"] and (
+            epoch(row["ended_at"]) == epoch(when)
+        )
 
     async def drop_ended_buffers(self, ended_before: float) -> int:
         """Delete the messages of sessions that ended before ``ended_before`` (retention

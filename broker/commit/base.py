@@ -112,6 +112,10 @@ class Outcome(list[StepResult]):
     undone), or ``None`` when every step ran."""
 
     failed: int | None = None
+    # True when the unit ran again because its first run's outcome was in doubt
+    # (:meth:`GroupCommitter._retry_in_doubt`): a guard that failed may have been failed by
+    # the first run's own change, which the caller can then look for.
+    in_doubt: bool = False
 
     @property
     def ok(self) -> bool:
@@ -385,15 +389,17 @@ class GroupCommitter:
         caller was answered, an order the two could have had."""
         async with self._aside_lock:
             try:
-                await self._one_by_one(batch, ASIDE_LANE, IN_DOUBT_WAIT_S)
+                await self._one_by_one(batch, ASIDE_LANE, IN_DOUBT_WAIT_S, in_doubt=True)
             finally:  # an outage is rare: its connection is not kept idle until shutdown
                 await self._release(ASIDE_LANE)
 
-    async def _one_by_one(self, batch: list[_Pending], lane: int, wait_s: float = 0.0) -> None:
+    async def _one_by_one(
+        self, batch: list[_Pending], lane: int, wait_s: float = 0.0, *, in_doubt: bool = False
+    ) -> None:
         """Run each unit alone, in order, on ``lane``'s connection. ``wait_s``: a unit
         that fails because the database cannot be reached is tried again after a pause
         (``IN_DOUBT_PAUSE_S``, doubling up to ``IN_DOUBT_PAUSE_MAX_S``) until that long
-        has passed."""
+        has passed. ``in_doubt``: each outcome says so (:attr:`Outcome.in_doubt`)."""
         deadline = time.monotonic() + wait_s
         for pending in batch:
             pause = IN_DOUBT_PAUSE_S
@@ -408,6 +414,7 @@ class GroupCommitter:
                     if not pending.done.done():
                         pending.done.set_exception(exc)
                 else:
+                    counts.in_doubt = in_doubt
                     if not pending.done.done():
                         pending.done.set_result(counts)
                 break

@@ -20,6 +20,7 @@ from broker.commit import (
     Unit,
 )
 from broker.commit.base import steps
+from broker.errors import NotFound
 from broker.lifecycle_store import Resent, at
 from tests.broker.committing import one_lane, units_sent
 from tests.broker.conftest import prepare_database
@@ -147,19 +148,10 @@ async def test_a_message_is_counted_and_buffered_whole_or_not_at_all(rig: Rig) -
     assert len(await store.messages_after(session, 0)) == 4
 
 
-async def test_a_message_without_client_id_is_stored_once_when_its_write_was_in_doubt(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The message's write committed and its answer was lost (the connection broke during
-    ``COMMIT``); the writer runs it again (``_retry_in_doubt``). A message sent without a
-    ``client_id`` is given one by the store, so the second run finds the first's row: the
-    message is stored and counted once, and its sender gets its number as for a new one."""
-    store, ana, x = rig.broker.store, student("s-doubt"), tutor("t-doubt")
-    request = await rig.ask(ana)
-    await rig.connect(x)
-    session = str((await rig.broker.accept(x, request))["session_id"])
-    opened = rig.clock()
-    writer = store.writer
+def lose_next_answer(writer: GroupCommitter, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The writer's next batch commits and its answer is lost (the connection broke during
+    ``COMMIT``): the writer runs its units again (``_retry_in_doubt``). Returns a list that
+    holds the lost batch's size once that has happened."""
     commit = writer._commit
     lost: list[int] = []
 
@@ -172,6 +164,21 @@ async def test_a_message_without_client_id_is_stored_once_when_its_write_was_in_
 
     monkeypatch.setattr(writer, "_commit", answer_lost)
     monkeypatch.setattr(writer, "_in_doubt", lambda error: True)
+    return lost
+
+
+async def test_a_message_without_client_id_is_stored_once_when_its_write_was_in_doubt(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A message sent without a ``client_id`` is given one by the store, so the second run
+    of a write in doubt finds the first's row: the message is stored and counted once, and
+    its sender gets its number as for a new one."""
+    store, ana, x = rig.broker.store, student("s-doubt"), tutor("t-doubt")
+    request = await rig.ask(ana)
+    await rig.connect(x)
+    session = str((await rig.broker.accept(x, request))["session_id"])
+    opened = rig.clock()
+    lost = lose_next_answer(store.writer, monkeypatch)
     assert await store.add_message(session, "student", "2x = 8", opened + 1, opened) == 1
     assert lost == [1]
     buffered = await store.messages_after(session, 0)
@@ -179,6 +186,39 @@ async def test_a_message_without_client_id_is_stored_once_when_its_write_was_in_
     row = await rig.session_row(session)
     assert (row["seq"], row["messages_student"]) == (1, 1)
     assert await store.add_message(session, "student", "x = 4", opened + 2, opened) == 2
+
+
+async def test_an_accept_and_an_end_whose_writes_were_in_doubt_are_answered_as_done(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An accept whose first run committed is refused by its second run's claim (the
+    request is no longer queued), and an end by its guard (the session is no longer open).
+    Each is recognised as its own (the session it made; the end's own time and reason)
+    and answered as done, with its pushes: the student is told the session started, and
+    then ended; the tutor's slot is taken once and given back once."""
+    broker, ana, x = rig.broker, student("s-doubt2"), tutor("t-doubt2")
+    request = await rig.ask(ana)
+    await rig.connect(x)
+    lost = lose_next_answer(broker.store.writer, monkeypatch)
+    view = await broker.accept(x, request)
+    assert lost == [1]
+    session = str(view["session_id"])
+    assert [s["session_id"] for s in rig.notifier.of(event="session:started")] == [session]
+    assert (await rig.session_row(session))["ended_at"] is None
+    slots = "select open_sessions from tutor_states where tutor_id = :t"
+    async with rig.engine.connect() as conn:
+        assert await conn.scalar(sa.text(slots), {"t": x.id}) == 1
+
+    lost = lose_next_answer(broker.store.writer, monkeypatch)
+    await broker.end(as_identity(x), session)
+    assert lost == [1]
+    assert (await rig.session_row(session))["ended_at"] is not None
+    ended = [(s.to, s.data["session_id"]) for s in rig.notifier.sent if s.event == "session:ended"]
+    assert sorted(ended) == [("student:s-doubt2", session), ("tutor:t-doubt2", session)]
+    async with rig.engine.connect() as conn:
+        assert await conn.scalar(sa.text(slots), {"t": x.id}) == 0
+    with pytest.raises(NotFound):  # a second end is still refused: it is not this one
+        await broker.end(as_identity(x), session)
 
 
 async def test_a_batch_of_messages_to_many_sessions_numbers_each_as_one_by_one(
