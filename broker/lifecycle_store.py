@@ -393,7 +393,11 @@ class LifecycleStore:
     async def enqueue(self, row: dict[str, Any]) -> int | None:
         """Insert a ``queued`` request; return its place in its queue, counted in the same
         transaction, or ``None`` (nothing written) if the student already has an open
-        request."""
+        request.
+
+        When the writer ran the insert again because its first run's answer was lost
+        (:attr:`broker.commit.Outcome.in_doubt`), the second run is refused by the first's
+        row; if that row, this request's (its id is new), is there, its place is answered."""
         if self._postgres:
             ahead = {"ahead_queue": row["queue"], "ahead_rank": row["rank"],
                      "ahead_id": row["id"]}
@@ -405,7 +409,11 @@ class LifecycleStore:
                 Step(self._position, where, returning=True),
             ]
         outcome = await self.writer.write(unit, key=row["student"])
-        return int(outcome.rows(len(unit) - 1)[0][0]) if outcome.ok else None
+        if outcome.ok:
+            return int(outcome.rows(len(unit) - 1)[0][0])
+        if outcome.in_doubt and await self.request(row["id"]) is not None:
+            return await self.position(row["queue"], row["rank"], row["id"])
+        return None
 
     async def close_queued(
         self, request_id: str, status: str, when: float, reason: str,
@@ -413,7 +421,12 @@ class LifecycleStore:
     ) -> tuple[str, str] | None:
         """Move a queued request to cancelled / abandoned / expired (with ``student``: only
         that student's); return its (student, queue), or ``None`` (nothing changed) if it
-        was not queued (or not theirs)."""
+        was not queued (or not theirs).
+
+        When the writer ran the close again because its first run's answer was lost
+        (:attr:`broker.commit.Outcome.in_doubt`), a refusal is checked once more: a request
+        closed with this close's status, reason and ``closed_at`` was closed by it, and is
+        answered as closed."""
         params = {"rid": request_id, "new_status": status, "when": at(when), "reason": reason}
         stmt = self._close_queued
         if student is not None:
@@ -421,10 +434,18 @@ class LifecycleStore:
         outcome = await self.writer.write(
             [Step(stmt, params, expect=1, returning=True)], key=request_id
         )
-        if not outcome.ok:
+        if outcome.ok:
+            [(owner, queue)] = outcome.rows(0)
+            return str(owner), str(queue)
+        if not outcome.in_doubt:
             return None
-        [(owner, queue)] = outcome.rows(0)
-        return str(owner), str(queue)
+        row = await self.request(request_id)  # closed by this close's first run?
+        if row is None or (student is not None and row["student"] != student):
+            return None
+        mine = (row["status"], row["close_reason"], epoch(row["closed_at"])) == (
+            status, reason, epoch(at(when))
+        )
+        return (str(row["student"]), str(row["queue"])) if mine else None
 
     # -- accept --------------------------------------------------------------------------
     async def accept(

@@ -221,6 +221,33 @@ async def test_an_accept_and_an_end_whose_writes_were_in_doubt_are_answered_as_d
         await broker.end(as_identity(x), session)
 
 
+async def test_a_request_and_a_cancel_whose_writes_were_in_doubt_are_answered_as_done(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request whose first run committed is refused by its second run (the student's
+    open request, its own), and a cancel by its guard (the request is no longer queued).
+    Each is recognised as its own (the request's new id; the close's own status, reason
+    and time) and answered as done: a place in the queue, then a cancel that happened."""
+    broker, ana, bo = rig.broker, student("s-doubt3"), student("s-doubt4")
+    ahead = await rig.ask(bo)
+    await rig.connect(ana)
+    lost = lose_next_answer(broker.store.writer, monkeypatch)
+    made = await broker.request_help(ana, "math", "en")
+    assert lost == [1]
+    assert made["position"] == 2  # behind bo's
+    row = await rig.request_row(str(made["id"]))
+    assert row["status"] == "queued"
+
+    lost = lose_next_answer(broker.store.writer, monkeypatch)
+    await broker.cancel(ana, str(made["id"]))
+    assert lost == [1]
+    row = await rig.request_row(str(made["id"]))
+    assert (row["status"], row["close_reason"]) == ("cancelled", "student")
+    with pytest.raises(NotFound):  # a second cancel is still refused: it is not this one
+        await broker.cancel(ana, str(made["id"]))
+    assert (await rig.request_row(ahead))["status"] == "queued"
+
+
 async def test_a_batch_of_messages_to_many_sessions_numbers_each_as_one_by_one(
     rig: Rig,
 ) -> None:
