@@ -371,9 +371,10 @@ class Person:
     async def say(self, session_id: str, text: str | None = None) -> Call:
         self._said += 1
         order = self._said  # emits leave in the order of this counter
-        call = await self.call(
-            "chat:send", {"session_id": session_id, "text": text or f"{self.name}#{order}"}
-        )
+        data = {"session_id": session_id, "text": text or f"{self.name}#{order}"}
+        if order % 2:  # as the pages do; the others as a client that gives none
+            data["client_id"] = f"{self.name}-{order}"
+        call = await self.call("chat:send", data)
         if call.ok:
             message = call.result["message"]
             self.sent.append((order, message))
