@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -168,6 +169,9 @@ class Person:
     def __init__(self, identity: tokens.Identity, cluster: Cluster, home: int) -> None:
         self.identity = identity
         self.name = identity.subject
+        # what this client's client_ids start with: unique per client (per tab), as a
+        # page's random ones are; two tabs of one person must never share one
+        self.client_ids = f"{self.name}-{secrets.token_hex(4)}"
         self.cluster = cluster
         self.home = home
         self.target = home  # the server of the current (or next) connection
@@ -373,7 +377,7 @@ class Person:
         order = self._said  # emits leave in the order of this counter
         data = {"session_id": session_id, "text": text or f"{self.name}#{order}"}
         if order % 2:  # as the pages do; the others as a client that gives none
-            data["client_id"] = f"{self.name}-{order}"
+            data["client_id"] = f"{self.client_ids}-{order}"
         call = await self.call("chat:send", data)
         if call.ok:
             message = call.result["message"]
