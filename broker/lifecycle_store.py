@@ -110,6 +110,14 @@ def epoch(value: dt.datetime | None) -> float | None:
     return value.timestamp()
 
 
+def _closed_as(
+    row: dict[str, Any], at_column: str, reason_column: str, when: dt.datetime, reason: str
+) -> bool:
+    """Whether ``row`` was closed at ``when`` (to the microsecond) for ``reason``: how a
+    close or an end whose write ran in doubt recognises its own first run's change."""
+    return bool(row[reason_column] == reason and epoch(row[at_column]) == epoch(when))
+
+
 SESSION_END_FIELDS = (
     "ended_at", "end_reason", "outcome", "tutored_subject", "resolved", "tutor_notes",
 )
@@ -427,7 +435,8 @@ class LifecycleStore:
         (:attr:`broker.commit.Outcome.in_doubt`), a refusal is checked once more: a request
         closed with this close's status, reason and ``closed_at`` was closed by it, and is
         answered as closed."""
-        params = {"rid": request_id, "new_status": status, "when": at(when), "reason": reason}
+        closed_at = at(when)
+        params = {"rid": request_id, "new_status": status, "when": closed_at, "reason": reason}
         stmt = self._close_queued
         if student is not None:
             stmt, params = self._cancel, {**params, "student": student}
@@ -442,8 +451,8 @@ class LifecycleStore:
         row = await self.request(request_id)  # closed by this close's first run?
         if row is None or (student is not None and row["student"] != student):
             return None
-        mine = (row["status"], row["close_reason"], epoch(row["closed_at"])) == (
-            status, reason, epoch(at(when))
+        mine = row["status"] == status and _closed_as(
+            row, "closed_at", "close_reason", closed_at, reason
         )
         return (str(row["student"]), str(row["queue"])) if mine else None
 
@@ -578,8 +587,8 @@ class LifecycleStore:
         if not outcome.in_doubt:
             return False
         row = await self.session(session_id)  # ended by this end's first run?
-        return row is not None and row["end_reason"] == values["end_reason"] and (
-            epoch(row["ended_at"]) == epoch(when)
+        return row is not None and _closed_as(
+            row, "ended_at", "end_reason", when, values["end_reason"]
         )
 
     async def drop_ended_buffers(self, ended_before: float) -> int:

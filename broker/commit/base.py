@@ -380,27 +380,29 @@ class GroupCommitter:
         """A batch whose outcome is in doubt (:meth:`_in_doubt`), retried unit by unit
         beside its lane, on a connection of its own (:data:`ASIDE_LANE`), for up to
         :data:`IN_DOUBT_WAIT_S` while the database cannot be reached: a unit that did
-        commit is answered by its retry, whose guards see the first run's rows
-        (``already_taken``, ``not_found``, a repeat), not with an error that would say
-        nothing changed. The lane goes on meanwhile (while the database cannot be reached
+        commit is answered by its retry, whose guards see the first run's rows, not with
+        an error that would say nothing changed; its outcome says it ran in doubt
+        (:attr:`Outcome.in_doubt`), so that a caller whose guard failed can look for its
+        own first run's change. The lane goes on meanwhile (while the database cannot be reached
         its batches fail before anything is sent, so they are not in doubt), and its
         callers are not held up. A later unit of the same key may so commit first; its
         caller was answered after this unit's was submitted but before this unit's
         caller was answered, an order the two could have had."""
         async with self._aside_lock:
             try:
-                await self._one_by_one(batch, ASIDE_LANE, IN_DOUBT_WAIT_S, in_doubt=True)
+                await self._one_by_one(batch, ASIDE_LANE, in_doubt=True)
             finally:  # an outage is rare: its connection is not kept idle until shutdown
                 await self._release(ASIDE_LANE)
 
     async def _one_by_one(
-        self, batch: list[_Pending], lane: int, wait_s: float = 0.0, *, in_doubt: bool = False
+        self, batch: list[_Pending], lane: int, *, in_doubt: bool = False
     ) -> None:
-        """Run each unit alone, in order, on ``lane``'s connection. ``wait_s``: a unit
-        that fails because the database cannot be reached is tried again after a pause
-        (``IN_DOUBT_PAUSE_S``, doubling up to ``IN_DOUBT_PAUSE_MAX_S``) until that long
-        has passed. ``in_doubt``: each outcome says so (:attr:`Outcome.in_doubt`)."""
-        deadline = time.monotonic() + wait_s
+        """Run each unit alone, in order, on ``lane``'s connection. ``in_doubt`` (the
+        batch's outcome was in doubt): each outcome says so (:attr:`Outcome.in_doubt`),
+        and a unit that fails because the database cannot be reached is tried again after
+        a pause (``IN_DOUBT_PAUSE_S``, doubling up to ``IN_DOUBT_PAUSE_MAX_S``) until
+        :data:`IN_DOUBT_WAIT_S` has passed."""
+        deadline = time.monotonic() + (IN_DOUBT_WAIT_S if in_doubt else 0.0)
         for pending in batch:
             pause = IN_DOUBT_PAUSE_S
             while True:
